@@ -1,0 +1,184 @@
+using CamEngine.Kernels;
+using CamEngine.Tensors;
+
+namespace CamEngine.Model;
+
+/// <summary>
+/// Checks a graph read from an untrusted file against its weights before anything runs: unique names,
+/// inputs defined before use, known operators, sane attributes, every parameter present with the right
+/// shape, and every stored output shape equal to the one inferred here. A model that passes cannot make a
+/// kernel index out of bounds.
+/// </summary>
+public static class GraphValidator
+{
+    /// <summary>Validates <paramref name="graph"/>; throws <see cref="InvalidModelFileException"/> or
+    /// <see cref="UnsupportedModelException"/> naming the node and the problem.</summary>
+    public static void Validate(ModelGraph graph, IReadOnlyDictionary<string, HostTensor> weights)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(weights);
+        if (graph.InputShape.Length != 3 || graph.InputShape.Any(d => d < 1))
+            throw new InvalidModelFileException($"input shape {TensorShape.Format(graph.InputShape)} must be (C, H, W) with positive sides");
+        if (graph.Nodes.Count == 0)
+            throw new InvalidModelFileException("the graph has no nodes");
+        var p = graph.Preprocessing;
+        int c = graph.InputShape[0];
+        if (p.Mean.Length != c || p.Std.Length != c || p.Std.Any(s => !(s > 0) || float.IsInfinity(s))
+            || p.Mean.Any(m => !float.IsFinite(m)))
+            throw new InvalidModelFileException($"preprocessing needs {c} finite means and {c} positive standard deviations");
+        if (p.Height != graph.InputShape[1] || p.Width != graph.InputShape[2] || p.ResizeShorter < Math.Min(p.Height, p.Width)
+            || p.ResizeShorter > 65536)
+            throw new InvalidModelFileException("preprocessing size does not match the input shape");
+
+        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal) { [graph.InputName] = graph.InputShape };
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes)
+        {
+            if (!names.Add(node.Name))
+                throw new InvalidModelFileException($"duplicate node name '{node.Name}'");
+            if (!Ops.All.Contains(node.Op))
+                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
+            var ins = new int[node.Inputs.Length][];
+            for (int i = 0; i < ins.Length; i++)
+            {
+                if (!shapes.TryGetValue(node.Inputs[i], out var s))
+                    throw new InvalidModelFileException($"node '{node.Name}': input '{node.Inputs[i]}' is not defined before it");
+                ins[i] = s;
+            }
+            int[] inferred;
+            try
+            {
+                inferred = InferShape(node, ins, weights);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidModelFileException($"node '{node.Name}' ({node.Op}): {e.Message}", e);
+            }
+            if (!TensorShape.Equal(inferred, node.Shape))
+                throw new InvalidModelFileException(
+                    $"node '{node.Name}': stored shape {TensorShape.Format(node.Shape)} differs from inferred {TensorShape.Format(inferred)}");
+            if (shapes.ContainsKey(node.Output))
+                throw new InvalidModelFileException($"node '{node.Name}': tensor '{node.Output}' is produced twice");
+            shapes[node.Output] = inferred;
+        }
+        if (!shapes.ContainsKey(graph.OutputName) || graph.OutputName == graph.InputName)
+            throw new InvalidModelFileException($"graph output '{graph.OutputName}' is not produced by any node");
+        if (graph.Labels != null && graph.Labels.Length != TensorShape.CheckedLength(graph.OutputShape))
+            throw new InvalidModelFileException($"{graph.Labels.Length} labels for {TensorShape.CheckedLength(graph.OutputShape)} outputs");
+    }
+
+    private static void Arity(GraphNode n, int[][] ins, int count)
+    {
+        if (ins.Length != count)
+            throw new ArgumentException($"needs {count} input(s), has {ins.Length}");
+    }
+
+    private static int[] Spatial(int[] s) =>
+        s.Length == 3 ? s : throw new ArgumentException($"needs a (C, H, W) input, got {TensorShape.Format(s)}");
+
+    private static HostTensor Weight(GraphNode n, string role, IReadOnlyDictionary<string, HostTensor> weights, int[] shape)
+    {
+        string name = n.Param(role) ?? throw new ArgumentException($"missing '{role}' parameter");
+        if (!weights.TryGetValue(name, out var t))
+            throw new ArgumentException($"parameter tensor '{name}' is not in the file");
+        if (!TensorShape.Equal(t.Shape, shape))
+            throw new ArgumentException($"parameter '{name}' has shape {t.ShapeText}, expected {TensorShape.Format(shape)}");
+        return t;
+    }
+
+    /// <summary>Infers a node's output shape (no batch) from its input shapes, validating attributes and parameters.</summary>
+    public static int[] InferShape(GraphNode node, int[][] ins, IReadOnlyDictionary<string, HostTensor> weights)
+    {
+        switch (node.Op)
+        {
+            case Ops.Conv:
+            {
+                Arity(node, ins, 1);
+                var g = NodeGeometry.Conv(node, Spatial(ins[0]), 1);
+                g.Validate();
+                Weight(node, "weight", weights, [g.K, g.CPerGroup, g.KH, g.KW]);
+                if (node.Param("bias") != null)
+                    Weight(node, "bias", weights, [g.K]);
+                return [g.K, g.OH, g.OW];
+            }
+            case Ops.Relu:
+                Arity(node, ins, 1);
+                return ins[0];
+            case Ops.MaxPool:
+            case Ops.AvgPool:
+            {
+                Arity(node, ins, 1);
+                var g = NodeGeometry.Pool(node, Spatial(ins[0]), 1);
+                g.Validate();
+                return [g.C, g.OH, g.OW];
+            }
+            case Ops.GlobalAvgPool:
+                Arity(node, ins, 1);
+                return [Spatial(ins[0])[0], 1, 1];
+            case Ops.Flatten:
+                Arity(node, ins, 1);
+                if (node.Int("axis", 1) != 1)
+                    throw new ArgumentException("only axis=1 is supported");
+                return [checked((int)TensorShape.CheckedLength(ins[0]))];
+            case Ops.Gemm:
+            {
+                Arity(node, ins, 1);
+                if (ins[0].Length != 1)
+                    throw new ArgumentException($"needs a flat (K) input, got {TensorShape.Format(ins[0])}");
+                string wn = node.Param("weight") ?? throw new ArgumentException("missing 'weight' parameter");
+                if (!weights.TryGetValue(wn, out var w) || w.Shape.Length != 2)
+                    throw new ArgumentException($"weight '{wn}' is missing or not 2-D");
+                var g = NodeGeometry.Gemm(node, ins[0][0], w.Shape, 1);
+                g.Validate();
+                if (node.Param("bias") != null)
+                    Weight(node, "bias", weights, [g.N]);
+                return [g.N];
+            }
+            case Ops.Add:
+                Arity(node, ins, 2);
+                if (!TensorShape.Equal(ins[0], ins[1]))
+                    throw new ArgumentException($"operand shapes differ: {TensorShape.Format(ins[0])} and {TensorShape.Format(ins[1])}");
+                return ins[0];
+            default:
+                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
+        }
+    }
+}
+
+/// <summary>Builds kernel geometries from graph nodes and input shapes (batch given separately).</summary>
+public static class NodeGeometry
+{
+    /// <summary>Conv geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
+    public static ConvShape Conv(GraphNode node, int[] x, int n)
+    {
+        var k = node.Ints("kernel", 2, [0, 0]);
+        var s = node.Ints("strides", 2, [1, 1]);
+        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
+        var d = node.Ints("dilations", 2, [1, 1]);
+        int kOut = node.Int("out_channels", 0);
+        return new ConvShape(n, x[0], x[1], x[2], kOut, k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1],
+            node.Int("group", 1));
+    }
+
+    /// <summary>Pool geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
+    public static PoolShape Pool(GraphNode node, int[] x, int n)
+    {
+        var k = node.Ints("kernel", 2, [0, 0]);
+        var s = node.Ints("strides", 2, [1, 1]);
+        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
+        var d = node.Ints("dilations", 2, [1, 1]);
+        return new PoolShape(n, x[0], x[1], x[2], k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1],
+            node.Int("ceil_mode", 0) != 0, node.Int("count_include_pad", 0) != 0);
+    }
+
+    /// <summary>Gemm geometry for a flat input of <paramref name="k"/> features and a weight of shape <paramref name="w"/>.</summary>
+    public static GemmShape Gemm(GraphNode node, int k, int[] w, int m)
+    {
+        bool transB = node.Int("transB", 1) != 0;
+        int wk = transB ? w[1] : w[0];
+        int wn = transB ? w[0] : w[1];
+        if (wk != k)
+            throw new ArgumentException($"weight shape {TensorShape.Format(w)} does not take {k} input features (transB={transB})");
+        return new GemmShape(m, k, wn, transB, node.Float("alpha", 1f), node.Float("beta", 1f));
+    }
+}

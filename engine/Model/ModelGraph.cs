@@ -1,0 +1,239 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace CamEngine.Model;
+
+/// <summary>
+/// A model's static DAG: one input (N, C, H, W), nodes in topological order, one output. Serialized as JSON
+/// into the safetensors header's <c>__metadata__["engine.graph"]</c> (see <c>models/README.md</c>).
+/// </summary>
+public sealed class ModelGraph
+{
+    /// <summary>Version of the graph JSON this engine writes and reads.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>Graph JSON documents deeper than this are refused.</summary>
+    public const int MaxJsonDepth = 16;
+
+    /// <summary>Name of the input tensor.</summary>
+    public required string InputName { get; init; }
+
+    /// <summary>Input shape without the batch dimension (C, H, W).</summary>
+    public required int[] InputShape { get; init; }
+
+    /// <summary>Name of the output tensor (the logits or embedding).</summary>
+    public required string OutputName { get; init; }
+
+    /// <summary>The nodes in topological order.</summary>
+    public required IReadOnlyList<GraphNode> Nodes { get; init; }
+
+    /// <summary>How images become input tensors.</summary>
+    public required Preprocessing Preprocessing { get; init; }
+
+    /// <summary>Optional class labels, one per output index.</summary>
+    public string[]? Labels { get; init; }
+
+    /// <summary>Output shape without the batch dimension.</summary>
+    public int[] OutputShape => Nodes.Count == 0 ? InputShape : FindByOutput(OutputName)!.Shape;
+
+    /// <summary>The node producing tensor <paramref name="tensor"/>, or null.</summary>
+    public GraphNode? FindByOutput(string tensor)
+    {
+        foreach (var n in Nodes)
+        {
+            if (n.Output == tensor)
+                return n;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Resolves a user's layer name to a node: an output tensor name (<c>/layer4/Relu_output_0</c>), a node
+    /// name (<c>/layer4/Relu</c>), or a PyTorch module path (<c>layer4</c>, <c>block2.relu2</c>), which
+    /// selects the last node exported under that module, i.e. the module's output as a forward hook sees it.
+    /// </summary>
+    /// <exception cref="CamEngineException">No node matches; the message lists suggestions.</exception>
+    public GraphNode ResolveLayer(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var byOutput = FindByOutput(name);
+        if (byOutput != null)
+            return byOutput;
+        foreach (var n in Nodes)
+        {
+            if (n.Name == name)
+                return n;
+        }
+        string prefix = "/" + name.Trim('/').Replace('.', '/') + "/";
+        GraphNode? last = null;
+        foreach (var n in Nodes)
+        {
+            if (n.Name.StartsWith(prefix, StringComparison.Ordinal))
+                last = n;
+        }
+        if (last != null)
+            return last;
+        throw new CamEngineException(
+            $"unknown layer '{name}'; try one of: {string.Join(", ", SuggestedLayers().Take(6))} (see `cam info`)");
+    }
+
+    /// <summary>Layers that make good CAM targets: the last spatial (4-D, h*w &gt; 1) node outputs, deepest first.</summary>
+    public IEnumerable<string> SuggestedLayers()
+    {
+        for (int i = Nodes.Count - 1; i >= 0; i--)
+        {
+            var n = Nodes[i];
+            if (n.Shape.Length == 3 && n.Shape[1] * n.Shape[2] > 1)
+                yield return n.Output;
+        }
+    }
+
+    /// <summary>The default CAM target layer: the deepest node whose output is still a spatial map.</summary>
+    public GraphNode DefaultTargetLayer()
+    {
+        string? name = SuggestedLayers().FirstOrDefault();
+        return name == null
+            ? throw new CamEngineException("the model has no spatial layer to explain")
+            : FindByOutput(name)!;
+    }
+
+    /// <summary>Serializes the graph to its JSON form.</summary>
+    public string ToJson()
+    {
+        var nodes = new JsonArray();
+        foreach (var n in Nodes)
+        {
+            var attrs = new JsonObject();
+            foreach (var (k, v) in n.Attrs.OrderBy(p => p.Key, StringComparer.Ordinal))
+                attrs[k] = new JsonArray(v.Select(d => (JsonNode)JsonValue.Create(d)!).ToArray());
+            var pars = new JsonObject();
+            foreach (var (k, v) in n.Params.OrderBy(p => p.Key, StringComparer.Ordinal))
+                pars[k] = v;
+            nodes.Add(new JsonObject
+            {
+                ["name"] = n.Name,
+                ["op"] = n.Op,
+                ["inputs"] = new JsonArray(n.Inputs.Select(s => (JsonNode)JsonValue.Create(s)!).ToArray()),
+                ["output"] = n.Output,
+                ["params"] = pars,
+                ["attrs"] = attrs,
+                ["shape"] = IntArray(n.Shape),
+            });
+        }
+        var p = Preprocessing;
+        var root = new JsonObject
+        {
+            ["format"] = FormatVersion,
+            ["input"] = new JsonObject { ["name"] = InputName, ["shape"] = IntArray(InputShape) },
+            ["output"] = OutputName,
+            ["preprocessing"] = new JsonObject
+            {
+                ["height"] = p.Height,
+                ["width"] = p.Width,
+                ["resize_shorter"] = p.ResizeShorter,
+                ["mean"] = new JsonArray(p.Mean.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
+                ["std"] = new JsonArray(p.Std.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
+            },
+            ["nodes"] = nodes,
+        };
+        if (Labels != null)
+            root["labels"] = new JsonArray(Labels.Select(s => (JsonNode)JsonValue.Create(s)!).ToArray());
+        return root.ToJsonString();
+    }
+
+    private static JsonArray IntArray(int[] v) => new(v.Select(d => (JsonNode)JsonValue.Create(d)!).ToArray());
+
+    /// <summary>
+    /// Parses graph JSON from an untrusted file. Rejects duplicate keys, deep nesting, unknown format versions,
+    /// missing fields and values of the wrong type with <see cref="InvalidModelFileException"/>.
+    /// </summary>
+    public static ModelGraph FromJson(string json)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions
+            {
+                MaxDepth = MaxJsonDepth,
+                AllowDuplicateProperties = false,
+            });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidModelFileException($"graph JSON is malformed: {e.Message}", e);
+        }
+        using (doc)
+        {
+            try
+            {
+                return Parse(doc.RootElement);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or KeyNotFoundException
+                                          or OverflowException or ArgumentException)
+            {
+                throw new InvalidModelFileException($"graph JSON is invalid: {e.Message}", e);
+            }
+        }
+    }
+
+    private static ModelGraph Parse(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new InvalidModelFileException("graph JSON must be an object");
+        int format = root.GetProperty("format").GetInt32();
+        if (format != FormatVersion)
+            throw new InvalidModelFileException($"graph format version {format} is not supported (this engine reads {FormatVersion})");
+        var input = root.GetProperty("input");
+        var pre = root.GetProperty("preprocessing");
+        var nodes = new List<GraphNode>();
+        foreach (var e in root.GetProperty("nodes").EnumerateArray())
+        {
+            var pars = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (e.TryGetProperty("params", out var pe))
+            {
+                foreach (var p in pe.EnumerateObject())
+                    pars[p.Name] = p.Value.GetString() ?? throw new InvalidModelFileException("null parameter name");
+            }
+            var attrs = new Dictionary<string, double[]>(StringComparer.Ordinal);
+            if (e.TryGetProperty("attrs", out var ae))
+            {
+                foreach (var a in ae.EnumerateObject())
+                    attrs[a.Name] = a.Value.EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            }
+            nodes.Add(new GraphNode
+            {
+                Name = Str(e, "name"),
+                Op = Str(e, "op"),
+                Inputs = e.GetProperty("inputs").EnumerateArray().Select(v => v.GetString() ?? "").ToArray(),
+                Output = Str(e, "output"),
+                Params = pars,
+                Attrs = attrs,
+                Shape = Ints(e.GetProperty("shape")),
+            });
+        }
+        string[]? labels = null;
+        if (root.TryGetProperty("labels", out var le))
+            labels = le.EnumerateArray().Select(v => v.GetString() ?? "").ToArray();
+        return new ModelGraph
+        {
+            InputName = Str(input, "name"),
+            InputShape = Ints(input.GetProperty("shape")),
+            OutputName = Str(root, "output"),
+            Nodes = nodes,
+            Labels = labels,
+            Preprocessing = new Preprocessing
+            {
+                Height = pre.GetProperty("height").GetInt32(),
+                Width = pre.GetProperty("width").GetInt32(),
+                ResizeShorter = pre.GetProperty("resize_shorter").GetInt32(),
+                Mean = pre.GetProperty("mean").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+                Std = pre.GetProperty("std").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+            },
+        };
+    }
+
+    private static string Str(JsonElement e, string name) =>
+        e.GetProperty(name).GetString() ?? throw new InvalidModelFileException($"'{name}' must be a string");
+
+    private static int[] Ints(JsonElement e) => e.EnumerateArray().Select(v => v.GetInt32()).ToArray();
+}
