@@ -57,6 +57,16 @@ public readonly record struct PoolShape(
     int DilationH, int DilationW,
     bool CeilMode, bool CountIncludePad)
 {
+    // ILGPU kernel parameters must be blittable, and bool is not: the flags are stored as ints.
+    private readonly int _ceilMode = CeilMode ? 1 : 0;
+    private readonly int _countIncludePad = CountIncludePad ? 1 : 0;
+
+    /// <summary>Output size rounds up (the last window may start in the trailing padding).</summary>
+    public bool CeilMode { get => _ceilMode != 0; init => _ceilMode = value ? 1 : 0; }
+
+    /// <summary>Average pooling divides by the window area including padding.</summary>
+    public bool CountIncludePad { get => _countIncludePad != 0; init => _countIncludePad = value ? 1 : 0; }
+
     /// <summary>Output height.</summary>
     public int OH => OutSize(H, KH, StrideH, PadTop, PadBottom, DilationH, CeilMode);
 
@@ -98,6 +108,12 @@ public readonly record struct PoolShape(
 /// </summary>
 public readonly record struct GemmShape(int M, int K, int N, bool TransB, float Alpha, float Beta)
 {
+    // Stored as an int: ILGPU kernel parameters must be blittable.
+    private readonly int _transB = TransB ? 1 : 0;
+
+    /// <summary>W is stored (N, K).</summary>
+    public bool TransB { get => _transB != 0; init => _transB = value ? 1 : 0; }
+
     /// <summary>Throws <see cref="ArgumentException"/> when a dimension is not positive.</summary>
     public void Validate()
     {

@@ -1,0 +1,337 @@
+using CamEngine.Kernels;
+using CamEngine.Tensors;
+
+namespace CamEngine.Backends;
+
+/// <summary>
+/// The operator-level line between the engine and the hardware (DESIGN.md section 7). The graph executor,
+/// autodiff and CAM methods call only these operations on <see cref="Tensor"/> handles, so a backend
+/// (ILGPU for CUDA/OpenCL/CPU, the double-precision reference, a managed SIMD CPU backend) drops in without
+/// touching anything above it. Every public operation validates shapes and buffer lengths here, once, before
+/// the backend's implementation runs: an out-of-bounds kernel access on ILGPU's CPU accelerator would abort
+/// the process.
+/// </summary>
+public abstract class Backend : IDisposable
+{
+    /// <summary>Short name, e.g. <c>ilgpu-cpu</c>, <c>cuda</c>, <c>reference</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Human-readable description of the device that runs the kernels.</summary>
+    public abstract string DeviceDescription { get; }
+
+    // ---- memory ----
+
+    /// <summary>A zero-filled float tensor.</summary>
+    public Tensor Allocate(params int[] shape) =>
+        new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+
+    /// <summary>A zero-filled int32 tensor.</summary>
+    public Tensor AllocateIndices(params int[] shape) =>
+        new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+
+    /// <summary>Copies host data (row-major) into a new tensor.</summary>
+    public Tensor Upload(ReadOnlySpan<float> data, params int[] shape)
+    {
+        int n = Count(shape);
+        if (data.Length != n)
+            throw new ArgumentException($"upload: {data.Length} values for shape {TensorShape.Format(shape)}");
+        var t = Allocate(shape);
+        try
+        {
+            Write(t.Storage, data);
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
+        return t;
+    }
+
+    /// <summary>Copies a host tensor into a new tensor.</summary>
+    public Tensor Upload(HostTensor host) => Upload(host.Data, host.Shape);
+
+    /// <summary>Copies a float tensor back to the host, row-major.</summary>
+    public float[] Download(Tensor t)
+    {
+        Check(t, ElementType.Float32, nameof(t));
+        return Read(t.Storage, t.Length);
+    }
+
+    /// <summary>Copies a float tensor back to the host with its shape.</summary>
+    public HostTensor DownloadHost(Tensor t) => new(t.Shape, Download(t));
+
+    /// <summary>Waits until every queued operation has finished.</summary>
+    public virtual void Synchronize() { }
+
+    // ---- convolution ----
+
+    /// <summary><c>y = conv(x, w) + b</c>. x: (N,C,H,W), w: (K,C/G,KH,KW), b: (K) or null, y: (N,K,OH,OW).</summary>
+    public void Conv2d(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckLength(w, s.WeightLength, nameof(w));
+        if (b != null)
+            CheckLength(b, s.K, nameof(b));
+        CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
+        Conv2dCore(x, w, b, y, s);
+    }
+
+    /// <summary>dx from dy. dy: (N,K,OH,OW), w: (K,C/G,KH,KW), dx: (N,C,H,W).</summary>
+    public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, ConvShape s)
+    {
+        s.Validate();
+        CheckShape(dy, [s.N, s.K, s.OH, s.OW], nameof(dy));
+        CheckLength(w, s.WeightLength, nameof(w));
+        CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
+        Conv2dBackwardDataCore(dy, w, dx, s);
+    }
+
+    /// <summary>dw from x and dy. dw: (K,C/G,KH,KW).</summary>
+    public void Conv2dBackwardWeights(Tensor x, Tensor dy, Tensor dw, ConvShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(dy, [s.N, s.K, s.OH, s.OW], nameof(dy));
+        CheckLength(dw, s.WeightLength, nameof(dw));
+        Conv2dBackwardWeightsCore(x, dy, dw, s);
+    }
+
+    /// <summary>db from dy. db: (K).</summary>
+    public void Conv2dBackwardBias(Tensor dy, Tensor db, ConvShape s)
+    {
+        s.Validate();
+        CheckShape(dy, [s.N, s.K, s.OH, s.OW], nameof(dy));
+        CheckLength(db, s.K, nameof(db));
+        Conv2dBackwardBiasCore(dy, db, s);
+    }
+
+    // ---- ReLU ----
+
+    /// <summary><c>y = max(x, 0)</c>.</summary>
+    public void Relu(Tensor x, Tensor y)
+    {
+        CheckSame(x, y);
+        ReluCore(x, y);
+    }
+
+    /// <summary>ReLU backward under <paramref name="rule"/>.</summary>
+    public void ReluBackward(Tensor x, Tensor dy, Tensor dx, ReluRule rule)
+    {
+        CheckSame(x, dy);
+        CheckSame(x, dx);
+        ReluBackwardCore(x, dy, dx, rule);
+    }
+
+    // ---- pooling ----
+
+    /// <summary>Max-pool with argmax routing. x: (N,C,H,W), y and argmax: (N,C,OH,OW).</summary>
+    public void MaxPool(Tensor x, Tensor y, Tensor argmax, PoolShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
+        MaxPoolCore(x, y, argmax, s);
+    }
+
+    /// <summary>Max-pool backward through the argmax routing.</summary>
+    public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx, PoolShape s)
+    {
+        s.Validate();
+        CheckShape(dy, [s.N, s.C, s.OH, s.OW], nameof(dy));
+        CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
+        CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
+        MaxPoolBackwardCore(dy, argmax, dx, s);
+    }
+
+    /// <summary>Average pool. x: (N,C,H,W), y: (N,C,OH,OW). Dilation must be 1.</summary>
+    public void AvgPool(Tensor x, Tensor y, PoolShape s)
+    {
+        CheckAvg(s);
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        AvgPoolCore(x, y, s);
+    }
+
+    /// <summary>Average-pool backward.</summary>
+    public void AvgPoolBackward(Tensor dy, Tensor dx, PoolShape s)
+    {
+        CheckAvg(s);
+        CheckShape(dy, [s.N, s.C, s.OH, s.OW], nameof(dy));
+        CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
+        AvgPoolBackwardCore(dy, dx, s);
+    }
+
+    /// <summary>Global average pool. x: (N,C,H,W), y: (N,C,1,1).</summary>
+    public void GlobalAvgPool(Tensor x, Tensor y)
+    {
+        CheckGap(x, y);
+        GlobalAvgPoolCore(x, y, x.Shape[2] * x.Shape[3]);
+    }
+
+    /// <summary>Global average pool backward. dy: (N,C,1,1), dx: (N,C,H,W).</summary>
+    public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
+    {
+        CheckGap(dx, dy);
+        GlobalAvgPoolBackwardCore(dy, dx, dx.Shape[2] * dx.Shape[3]);
+    }
+
+    // ---- dense ----
+
+    /// <summary><c>y = alpha x op(w) + beta b</c>. x: (M,K), w: (N,K) or (K,N), b: (N) or null, y: (M,N).</summary>
+    public void Gemm(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        s.Validate();
+        CheckLength(x, (long)s.M * s.K, nameof(x));
+        CheckLength(w, (long)s.K * s.N, nameof(w));
+        if (b != null)
+            CheckLength(b, s.N, nameof(b));
+        CheckLength(y, (long)s.M * s.N, nameof(y));
+        GemmCore(x, w, b, y, s);
+    }
+
+    /// <summary>dx (M,K) from dy (M,N).</summary>
+    public void GemmBackwardData(Tensor dy, Tensor w, Tensor dx, GemmShape s)
+    {
+        s.Validate();
+        CheckLength(dy, (long)s.M * s.N, nameof(dy));
+        CheckLength(w, (long)s.K * s.N, nameof(w));
+        CheckLength(dx, (long)s.M * s.K, nameof(dx));
+        GemmBackwardDataCore(dy, w, dx, s);
+    }
+
+    /// <summary>dw (in w's layout) from x and dy.</summary>
+    public void GemmBackwardWeights(Tensor x, Tensor dy, Tensor dw, GemmShape s)
+    {
+        s.Validate();
+        CheckLength(x, (long)s.M * s.K, nameof(x));
+        CheckLength(dy, (long)s.M * s.N, nameof(dy));
+        CheckLength(dw, (long)s.K * s.N, nameof(dw));
+        GemmBackwardWeightsCore(x, dy, dw, s);
+    }
+
+    /// <summary>db (N) from dy.</summary>
+    public void GemmBackwardBias(Tensor dy, Tensor db, GemmShape s)
+    {
+        s.Validate();
+        CheckLength(dy, (long)s.M * s.N, nameof(dy));
+        CheckLength(db, s.N, nameof(db));
+        GemmBackwardBiasCore(dy, db, s);
+    }
+
+    // ---- element-wise ----
+
+    /// <summary><c>y = a + b</c>, all of the same length.</summary>
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        CheckSame(a, b);
+        CheckSame(a, y);
+        AddCore(a, b, y);
+    }
+
+    /// <summary><c>y = x * scale</c>.</summary>
+    public void Scale(Tensor x, Tensor y, float scale)
+    {
+        CheckSame(x, y);
+        ScaleCore(x, y, scale);
+    }
+
+    /// <summary>Releases the device.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the device.</summary>
+    protected virtual void Dispose(bool disposing) { }
+
+    // ---- what a backend implements ----
+
+    /// <summary>Allocates zero-filled storage for <paramref name="length"/> elements.</summary>
+    protected abstract TensorStorage AllocateStorage(int length, ElementType type);
+
+    /// <summary>Writes float data (length already checked).</summary>
+    protected abstract void Write(TensorStorage storage, ReadOnlySpan<float> data);
+
+    /// <summary>Reads <paramref name="length"/> floats.</summary>
+    protected abstract float[] Read(TensorStorage storage, int length);
+
+#pragma warning disable CS1591 // the Core methods are documented by their public counterparts above
+    protected abstract void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s);
+    protected abstract void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s);
+    protected abstract void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s);
+    protected abstract void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s);
+    protected abstract void ReluCore(Tensor x, Tensor y);
+    protected abstract void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule);
+    protected abstract void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s);
+    protected abstract void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s);
+    protected abstract void AvgPoolCore(Tensor x, Tensor y, PoolShape s);
+    protected abstract void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s);
+    protected abstract void GlobalAvgPoolCore(Tensor x, Tensor y, int plane);
+    protected abstract void GlobalAvgPoolBackwardCore(Tensor dy, Tensor dx, int plane);
+    protected abstract void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s);
+    protected abstract void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s);
+    protected abstract void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s);
+    protected abstract void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s);
+    protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
+#pragma warning restore CS1591
+
+    // ---- checks ----
+
+    private static int Count(int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return checked((int)TensorShape.CheckedLength(shape));
+    }
+
+    private void Check(Tensor t, ElementType type, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        ObjectDisposedException.ThrowIf(t.IsDisposed, t);
+        if (!ReferenceEquals(t.Backend, this))
+            throw new ArgumentException($"{name} lives on backend '{t.Backend.Name}', not '{Name}'");
+        if (t.Type != type)
+            throw new ArgumentException($"{name} must be {type}, is {t.Type}");
+    }
+
+    private void CheckShape(Tensor t, int[] shape, string name, ElementType type = ElementType.Float32)
+    {
+        Check(t, type, name);
+        if (!TensorShape.Equal(t.Shape, shape))
+            throw new ArgumentException($"{name} has shape {t.ShapeText}, expected {TensorShape.Format(shape)}");
+    }
+
+    private void CheckLength(Tensor t, long length, string name)
+    {
+        Check(t, ElementType.Float32, name);
+        if (t.Length != length)
+            throw new ArgumentException($"{name} has {t.Length} elements ({t.ShapeText}), expected {length}");
+    }
+
+    private void CheckSame(Tensor a, Tensor b)
+    {
+        Check(a, ElementType.Float32, "a");
+        Check(b, ElementType.Float32, "b");
+        if (a.Length != b.Length)
+            throw new ArgumentException($"operand lengths differ: {a.ShapeText} and {b.ShapeText}");
+    }
+
+    private static void CheckAvg(PoolShape s)
+    {
+        s.Validate();
+        if (s.DilationH != 1 || s.DilationW != 1)
+            throw new ArgumentException("average pooling does not take dilation");
+    }
+
+    private void CheckGap(Tensor x, Tensor y)
+    {
+        Check(x, ElementType.Float32, "x");
+        if (x.Shape.Length != 4)
+            throw new ArgumentException($"global average pool needs (N,C,H,W), got {x.ShapeText}");
+        CheckShape(y, [x.Shape[0], x.Shape[1], 1, 1], "y");
+    }
+}

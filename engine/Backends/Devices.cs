@@ -1,0 +1,32 @@
+namespace CamEngine.Backends;
+
+/// <summary>
+/// Picks the backend that runs a job. Request values: <c>auto</c> (CUDA, then OpenCL, then ILGPU's CPU
+/// accelerator), <c>cuda</c>, <c>opencl</c>, <c>ilgpu-cpu</c>, <c>cpu</c> and <c>reference</c> (the
+/// double-precision oracle; slow). Until the managed SIMD CPU backend lands, <c>cpu</c> means ILGPU's CPU
+/// accelerator. When no request is given, the environment variable <see cref="EnvironmentVariable"/> decides,
+/// then <c>auto</c>.
+/// </summary>
+public static class Devices
+{
+    /// <summary>Environment variable consulted when no device is requested explicitly.</summary>
+    public const string EnvironmentVariable = "CAMENGINE_DEVICE";
+
+    /// <summary>Every accepted request value.</summary>
+    public static readonly IReadOnlyList<string> Kinds = ["auto", "cpu", "ilgpu-cpu", "cuda", "opencl", "reference"];
+
+    /// <summary>Opens the requested backend; throws <see cref="CamEngineException"/> when that device is absent.</summary>
+    public static Backend Open(string? request = null)
+    {
+        string kind = (request ?? Environment.GetEnvironmentVariable(EnvironmentVariable) ?? "auto").Trim().ToLowerInvariant();
+        if (kind.Length == 0)
+            kind = "auto";
+        if (!Kinds.Contains(kind))
+            throw new CamEngineException($"unknown device '{kind}'; use one of: {string.Join(", ", Kinds)}");
+        if (kind == "reference")
+            return new ReferenceBackend();
+        string ilgpuKind = kind == "cpu" ? "ilgpu-cpu" : kind;
+        return IlgpuBackend.TryCreate(ilgpuKind)
+               ?? throw new CamEngineException($"no {kind} device found (see `cam devices`)");
+    }
+}

@@ -1,0 +1,310 @@
+using CamEngine.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace CamEngine.Backends;
+
+/// <summary>
+/// Runs the kernels in <c>kernels/</c> through ILGPU on CUDA, OpenCL or ILGPU's CPU accelerator.
+/// Kernels compile on first use (each 4–150 ms), so a model compiles only the kernels it needs.
+/// The CPU accelerator is configured as DESIGN.md section 8 measured best: warps of 2 simulated threads,
+/// one multiprocessor per core, and implicitly grouped launches of group size 1.
+/// </summary>
+public sealed class IlgpuBackend : Backend
+{
+    private readonly Context _context;
+    private readonly Accelerator _accelerator;
+    private readonly bool _isCpu;
+    private readonly Dictionary<Delegate, Delegate> _kernels = [];
+    private readonly Lock _kernelLock = new();
+
+    private IlgpuBackend(Context context, Accelerator accelerator, string name)
+    {
+        _context = context;
+        _accelerator = accelerator;
+        _isCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        Name = name;
+        DeviceDescription = _isCpu
+            ? $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)"
+            : $"{accelerator.AcceleratorType} {accelerator.Name} ({accelerator.MemorySize / (1 << 20)} MiB)";
+    }
+
+    /// <inheritdoc/>
+    public override string Name { get; }
+
+    /// <inheritdoc/>
+    public override string DeviceDescription { get; }
+
+    /// <summary>The ILGPU accelerator (for benchmarks and diagnostics).</summary>
+    public Accelerator Accelerator => _accelerator;
+
+    /// <summary>The CPU device configuration used for ILGPU's CPU accelerator.</summary>
+    public static CPUDevice CpuDevice() => new(2, 1, Environment.ProcessorCount);
+
+    /// <summary>Creates a context that sees CUDA, OpenCL and the configured CPU device.</summary>
+    internal static Context CreateContext(bool gpus) =>
+        Context.Create(b =>
+        {
+            if (gpus)
+                b.Cuda().OpenCL();
+            b.CPU(CpuDevice()).EnableAlgorithms().Math(MathMode.Default);
+        });
+
+    /// <summary>
+    /// Opens an ILGPU backend of the given kind: <c>cuda</c>, <c>opencl</c>, <c>ilgpu-cpu</c>, or <c>auto</c>
+    /// (CUDA, then OpenCL, then the CPU accelerator). Returns null when the kind has no device here.
+    /// </summary>
+    public static IlgpuBackend? TryCreate(string kind)
+    {
+        bool cpuOnly = kind == "ilgpu-cpu";
+        var context = CreateContext(!cpuOnly);
+        try
+        {
+            Device? device = kind switch
+            {
+                "cuda" => First(context, AcceleratorType.Cuda),
+                "opencl" => First(context, AcceleratorType.OpenCL),
+                "ilgpu-cpu" => First(context, AcceleratorType.CPU),
+                "auto" => First(context, AcceleratorType.Cuda) ?? First(context, AcceleratorType.OpenCL)
+                          ?? First(context, AcceleratorType.CPU),
+                _ => throw new ArgumentException($"unknown ILGPU device kind '{kind}'"),
+            };
+            if (device == null)
+            {
+                context.Dispose();
+                return null;
+            }
+            var accelerator = device.CreateAccelerator(context);
+            string name = accelerator.AcceleratorType switch
+            {
+                AcceleratorType.Cuda => "cuda",
+                AcceleratorType.OpenCL => "opencl",
+                _ => "ilgpu-cpu",
+            };
+            return new IlgpuBackend(context, accelerator, name);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    private static Device? First(Context context, AcceleratorType type)
+    {
+        foreach (var d in context.Devices)
+        {
+            if (d.AcceleratorType == type)
+                return d;
+        }
+        return null;
+    }
+
+    /// <summary>Every device ILGPU sees on this machine, one line each.</summary>
+    public static IReadOnlyList<string> ListDevices()
+    {
+        using var context = CreateContext(true);
+        return context.Devices.Select(d => $"{d.AcceleratorType}: {d.Name} ({d.MemorySize / (1 << 20)} MiB)").ToList();
+    }
+
+    private sealed class Storage<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) : TensorStorage
+        where T : unmanaged
+    {
+        public MemoryBuffer1D<T, Stride1D.Dense> Buffer { get; } = buffer;
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                Buffer.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    private static ArrayView<float> F(Tensor t) => ((Storage<float>)t.Storage).Buffer.View;
+
+    private static ArrayView<int> I(Tensor t) => ((Storage<int>)t.Storage).Buffer.View;
+
+    /// <summary>A 1-element stand-in for an absent optional operand (the kernel ignores it).</summary>
+    private static ArrayView<float> F(Tensor? t, Tensor fallback) => t == null ? F(fallback) : F(t);
+
+    /// <inheritdoc/>
+    protected override TensorStorage AllocateStorage(int length, ElementType type)
+    {
+        int n = Math.Max(length, 1);
+        try
+        {
+            if (type == ElementType.Int32)
+            {
+                var b = _accelerator.Allocate1D<int>(n);
+                b.MemSetToZero();
+                return new Storage<int>(b);
+            }
+            var f = _accelerator.Allocate1D<float>(n);
+            f.MemSetToZero();
+            return new Storage<float>(f);
+        }
+        catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
+        {
+            throw new CamEngineException(
+                $"out of memory on {DeviceDescription} allocating {length} {type} elements ({(long)length * 4 / (1 << 20)} MiB)", e);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void Write(TensorStorage storage, ReadOnlySpan<float> data)
+    {
+        var buffer = ((Storage<float>)storage).Buffer;
+        buffer.View.SubView(0, data.Length).CopyFromCPU(data.ToArray());
+    }
+
+    /// <inheritdoc/>
+    protected override float[] Read(TensorStorage storage, int length)
+    {
+        var buffer = ((Storage<float>)storage).Buffer;
+        var r = new float[length];
+        if (length > 0)
+            buffer.View.SubView(0, length).CopyToCPU(r);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override void Synchronize() => _accelerator.Synchronize();
+
+    // ---- kernel loading: one compiled launcher per kernel method, on first use ----
+
+    private TLauncher Get<TLauncher>(Delegate kernel, Func<TLauncher> load) where TLauncher : Delegate
+    {
+        lock (_kernelLock)
+        {
+            if (_kernels.TryGetValue(kernel, out var d))
+                return (TLauncher)d;
+            var launcher = load();
+            _kernels[kernel] = launcher;
+            return launcher;
+        }
+    }
+
+    private void Launch<T1, T2>(Action<Index1D, T1, T2> k, int extent, T1 a, T2 b)
+        where T1 : struct where T2 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b);
+    }
+
+    private void Launch<T1, T2, T3>(Action<Index1D, T1, T2, T3> k, int extent, T1 a, T2 b, T3 c)
+        where T1 : struct where T2 : struct where T3 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b, c);
+    }
+
+    private void Launch<T1, T2, T3, T4>(Action<Index1D, T1, T2, T3, T4> k, int extent, T1 a, T2 b, T3 c, T4 d)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b, c, d);
+    }
+
+    private void Launch<T1, T2, T3, T4, T5, T6>(
+        Action<Index1D, T1, T2, T3, T4, T5, T6> k, int extent, T1 a, T2 b, T3 c, T4 d, T5 e, T6 f)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b, c, d, e, f);
+    }
+
+    // ---- operations ----
+
+    /// <inheritdoc/>
+    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) =>
+        Launch(Kernels.Conv2d.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s) =>
+        Launch(Kernels.Conv2d.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s) =>
+        Launch(Kernels.Conv2d.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s) =>
+        Launch(Kernels.Conv2d.BackwardBias, db.Length, F(dy), F(db), s);
+
+    /// <inheritdoc/>
+    protected override void ReluCore(Tensor x, Tensor y) => Launch(Kernels.Relu.Forward, y.Length, F(x), F(y));
+
+    /// <inheritdoc/>
+    protected override void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule) =>
+        Launch(Kernels.Relu.Backward, dx.Length, F(x), F(dy), F(dx), (int)rule);
+
+    /// <inheritdoc/>
+    protected override void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s) =>
+        Launch(Kernels.Pooling.MaxForward, y.Length, F(x), F(y), I(argmax), s);
+
+    /// <inheritdoc/>
+    protected override void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s) =>
+        Launch(Kernels.Pooling.MaxBackward, dx.Length, F(dy), I(argmax), F(dx), s);
+
+    /// <inheritdoc/>
+    protected override void AvgPoolCore(Tensor x, Tensor y, PoolShape s) =>
+        Launch(Kernels.Pooling.AvgForward, y.Length, F(x), F(y), s);
+
+    /// <inheritdoc/>
+    protected override void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s) =>
+        Launch(Kernels.Pooling.AvgBackward, dx.Length, F(dy), F(dx), s);
+
+    /// <inheritdoc/>
+    protected override void GlobalAvgPoolCore(Tensor x, Tensor y, int plane) =>
+        Launch(Kernels.GlobalAvgPool.Forward, y.Length, F(x), F(y), plane);
+
+    /// <inheritdoc/>
+    protected override void GlobalAvgPoolBackwardCore(Tensor dy, Tensor dx, int plane) =>
+        Launch(Kernels.GlobalAvgPool.Backward, dx.Length, F(dy), F(dx), plane);
+
+    /// <inheritdoc/>
+    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s) =>
+        Launch(Kernels.Gemm.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s) =>
+        Launch(Kernels.Gemm.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s) =>
+        Launch(Kernels.Gemm.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s) =>
+        Launch(Kernels.Gemm.BackwardBias, db.Length, F(dy), F(db), s);
+
+    /// <inheritdoc/>
+    protected override void AddCore(Tensor a, Tensor b, Tensor y) =>
+        Launch(Kernels.Elementwise.Add, y.Length, F(a), F(b), F(y));
+
+    /// <inheritdoc/>
+    protected override void ScaleCore(Tensor x, Tensor y, float scale) =>
+        Launch(Kernels.Elementwise.Scale, y.Length, F(x), F(y), scale);
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _accelerator.Dispose();
+            _context.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,318 @@
+using CamEngine.Backends;
+using CamEngine.Kernels;
+using CamEngine.Model;
+
+namespace CamEngine.Graph;
+
+/// <summary>
+/// A validated model whose weights live on a backend: runs the graph forward for a batch and differentiates
+/// it in reverse. Node by node it calls only <see cref="Backend"/> operations, so it works unchanged on every
+/// backend.
+/// </summary>
+public sealed class DeviceModel : IDisposable
+{
+    private readonly Dictionary<string, Tensor> _params;
+
+    private DeviceModel(ModelGraph graph, Backend backend, Dictionary<string, Tensor> parameters)
+    {
+        Graph = graph;
+        Backend = backend;
+        _params = parameters;
+    }
+
+    /// <summary>The graph.</summary>
+    public ModelGraph Graph { get; }
+
+    /// <summary>The backend holding the weights.</summary>
+    public Backend Backend { get; }
+
+    /// <summary>Validates <paramref name="file"/> and uploads the weights its graph uses.</summary>
+    public static DeviceModel Load(ModelFile file, Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(backend);
+        file.Validate();
+        var uploaded = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var node in file.Graph.Nodes)
+            {
+                foreach (var name in node.Params.Values)
+                {
+                    if (!uploaded.ContainsKey(name))
+                        uploaded[name] = backend.Upload(file.Weights[name]);
+                }
+            }
+        }
+        catch
+        {
+            foreach (var t in uploaded.Values)
+                t.Dispose();
+            throw;
+        }
+        return new DeviceModel(file.Graph, backend, uploaded);
+    }
+
+    /// <summary>A parameter tensor by its file name.</summary>
+    public Tensor Parameter(string name) => _params[name];
+
+    private Tensor? OptionalParam(GraphNode node, string role) =>
+        node.Param(role) is { } name ? _params[name] : null;
+
+    private static int[] Batched(int n, int[] shape) => [n, .. shape];
+
+    /// <summary>
+    /// Runs the graph on <paramref name="input"/> (N, C, H, W) and keeps every node's output (the reverse pass
+    /// and layer capture need them). The result owns those tensors; the input stays the caller's.
+    /// </summary>
+    public ForwardPass Forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var g = Graph;
+        if (input.Shape.Length != 4 || !input.Shape.AsSpan(1).SequenceEqual(g.InputShape))
+            throw new CamEngineException(
+                $"input has shape {input.ShapeText}; the model takes (N,{string.Join(",", g.InputShape)})");
+        int n = input.Shape[0];
+        var pass = new ForwardPass(this, input, n);
+        try
+        {
+            foreach (var node in g.Nodes)
+                RunNode(pass, node, n);
+        }
+        catch
+        {
+            pass.Dispose();
+            throw;
+        }
+        return pass;
+    }
+
+    private void RunNode(ForwardPass pass, GraphNode node, int n)
+    {
+        var b = Backend;
+        var x = pass[node.Inputs[0]];
+        Tensor y;
+        switch (node.Op)
+        {
+            case Ops.Conv:
+            {
+                var s = NodeGeometry.Conv(node, x.Shape[1..], n);
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.Conv2d(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
+                break;
+            }
+            case Ops.Relu:
+                y = pass.Own(b.Allocate(x.Shape));
+                b.Relu(x, y);
+                break;
+            case Ops.MaxPool:
+            {
+                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                var argmax = pass.Own(b.AllocateIndices(y.Shape));
+                b.MaxPool(x, y, argmax, s);
+                pass.Argmax[node.Name] = argmax;
+                break;
+            }
+            case Ops.AvgPool:
+            {
+                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.AvgPool(x, y, s);
+                break;
+            }
+            case Ops.GlobalAvgPool:
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.GlobalAvgPool(x, y);
+                break;
+            case Ops.Flatten:
+                y = pass.Own(x.Reshape(Batched(n, node.Shape)));
+                break;
+            case Ops.Gemm:
+            {
+                var w = _params[node.Param("weight")!];
+                var s = NodeGeometry.Gemm(node, x.Length / n, w.Shape, n);
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.Gemm(x, w, OptionalParam(node, "bias"), y, s);
+                break;
+            }
+            case Ops.Add:
+                y = pass.Own(b.Allocate(x.Shape));
+                b.Add(x, pass[node.Inputs[1]], y);
+                break;
+            default:
+                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
+        }
+        pass.Set(node.Output, y);
+    }
+
+    /// <summary>
+    /// Reverse pass (vector-Jacobian products) from <paramref name="seed"/> = dL/d(output), shape (N, outputs...).
+    /// Gradients sum where an activation feeds several nodes (residual connections). Nodes before the earliest
+    /// requested layer are skipped unless the input or parameter gradients are requested.
+    /// </summary>
+    public Gradients Backward(ForwardPass pass, Tensor seed, BackwardRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(pass);
+        ArgumentNullException.ThrowIfNull(seed);
+        ArgumentNullException.ThrowIfNull(request);
+        var g = Graph;
+        var output = pass[g.OutputName];
+        if (seed.Length != output.Length)
+            throw new CamEngineException($"gradient seed has shape {seed.ShapeText}, the output is {output.ShapeText}");
+
+        int stop = -1;
+        if (!request.Input && !request.Parameters)
+        {
+            stop = g.Nodes.Count;
+            foreach (var layer in request.Layers)
+            {
+                int at = IndexOfOutput(layer);
+                stop = Math.Min(stop, at);
+            }
+        }
+
+        var grads = new Gradients(this);
+        try
+        {
+            grads.Set(g.OutputName, seed.Reshape(output.Shape));
+            for (int i = g.Nodes.Count - 1; i > stop; i--)
+            {
+                var node = g.Nodes[i];
+                if (!grads.TryGet(node.Output, out var dy))
+                    continue;
+                BackwardNode(pass, grads, node, dy, request);
+            }
+            foreach (var layer in request.Layers)
+            {
+                if (!grads.TryGet(layer, out var t))
+                    grads.Set(layer, grads.Own(Backend.Allocate(pass[layer].Shape)));
+                grads.Layers[layer] = grads[layer];
+            }
+            if (request.Input)
+            {
+                grads.Input = grads.TryGet(g.InputName, out var dx)
+                    ? dx
+                    : grads.Own(Backend.Allocate(pass.Input.Shape));
+            }
+        }
+        catch
+        {
+            grads.Dispose();
+            throw;
+        }
+        return grads;
+    }
+
+    private int IndexOfOutput(string tensor)
+    {
+        for (int i = 0; i < Graph.Nodes.Count; i++)
+        {
+            if (Graph.Nodes[i].Output == tensor)
+                return i;
+        }
+        if (tensor == Graph.InputName)
+            return -1;
+        throw new CamEngineException($"no layer produces tensor '{tensor}'");
+    }
+
+    private void BackwardNode(ForwardPass pass, Gradients grads, GraphNode node, Tensor dy, BackwardRequest request)
+    {
+        var b = Backend;
+        var x = pass[node.Inputs[0]];
+        int n = pass.Batch;
+        switch (node.Op)
+        {
+            case Ops.Conv:
+            {
+                var s = NodeGeometry.Conv(node, x.Shape[1..], n);
+                var w = _params[node.Param("weight")!];
+                if (request.Parameters)
+                {
+                    var dw = grads.Own(b.Allocate(w.Shape));
+                    b.Conv2dBackwardWeights(x, dy, dw, s);
+                    grads.AddParameter(node.Param("weight")!, dw);
+                    if (node.Param("bias") is { } bias)
+                    {
+                        var db = grads.Own(b.Allocate(s.K));
+                        b.Conv2dBackwardBias(dy, db, s);
+                        grads.AddParameter(bias, db);
+                    }
+                }
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.Conv2dBackwardData(dy, w, dx, s);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.Relu:
+            {
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.ReluBackward(x, dy, dx, request.ReluRule);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.MaxPool:
+            {
+                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.MaxPoolBackward(dy, pass.Argmax[node.Name], dx, s);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.AvgPool:
+            {
+                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.AvgPoolBackward(dy, dx, s);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.GlobalAvgPool:
+            {
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.GlobalAvgPoolBackward(dy, dx);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.Flatten:
+                grads.Accumulate(node.Inputs[0], grads.Own(dy.Reshape(x.Shape)));
+                break;
+            case Ops.Gemm:
+            {
+                var w = _params[node.Param("weight")!];
+                var s = NodeGeometry.Gemm(node, x.Length / n, w.Shape, n);
+                if (request.Parameters)
+                {
+                    var dw = grads.Own(b.Allocate(w.Shape));
+                    b.GemmBackwardWeights(x, dy, dw, s);
+                    grads.AddParameter(node.Param("weight")!, dw);
+                    if (node.Param("bias") is { } bias)
+                    {
+                        var db = grads.Own(b.Allocate(s.N));
+                        b.GemmBackwardBias(dy, db, s);
+                        grads.AddParameter(bias, db);
+                    }
+                }
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.GemmBackwardData(dy, w, dx, s);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.Add:
+                // y = a + b: dy flows to both operands unchanged.
+                grads.Accumulate(node.Inputs[0], dy);
+                grads.Accumulate(node.Inputs[1], dy);
+                break;
+            default:
+                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
+        }
+    }
+
+    /// <summary>Frees the uploaded weights.</summary>
+    public void Dispose()
+    {
+        foreach (var t in _params.Values)
+            t.Dispose();
+        _params.Clear();
+    }
+}
