@@ -100,10 +100,16 @@ public static class GraphValidator
         if (k > MaxWindowAttr || stride > MaxWindowAttr || dilation > MaxWindowAttr || padBefore > MaxWindowAttr
             || padAfter > MaxWindowAttr)
             throw new ArgumentException($"kernel, stride, pad and dilation values above {MaxWindowAttr} are not supported");
+        // Checked here because ConvShape/PoolShape.Validate format their message with ToString, which
+        // evaluates OH/OW and would divide by a zero stride.
+        if (k < 1 || stride < 1 || dilation < 1)
+            throw new ArgumentException($"kernel ({k}), stride ({stride}) and dilation ({dilation}) must be positive");
+        if (padBefore < 0 || padAfter < 0)
+            throw new ArgumentException($"pads ({padBefore}, {padAfter}) must be non-negative");
         long padded = (long)size + padBefore + padAfter;
         if (padded > int.MaxValue / 2)
             throw new ArgumentException($"padded input side {padded} is too large");
-        if (k >= 1 && dilation >= 1 && (long)dilation * (k - 1) + 1 > padded)
+        if ((long)dilation * (k - 1) + 1 > padded)
             throw new ArgumentException($"the window (kernel {k}, dilation {dilation}) does not fit the padded input side {padded}");
     }
 

@@ -63,8 +63,10 @@ public static class Safetensors
                 AllowDuplicateProperties = false,
             });
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // The duplicate-key check decodes property names and throws InvalidOperationException on an
+            // escaped lone surrogate ("\udc00").
             throw new InvalidModelFileException($"safetensors header is not valid JSON: {OneLine(e.Message)}", e);
         }
 
