@@ -96,7 +96,8 @@ public static class Safetensors
     /// with spaces to a multiple of 8 bytes so the buffer stays aligned. Output is byte-for-byte
     /// deterministic for equal inputs.
     /// </summary>
-    /// <exception cref="ArgumentException">A tensor name is empty or <c>__metadata__</c>.</exception>
+    /// <exception cref="ArgumentException">A tensor name is empty or <c>__metadata__</c>, or the header
+    /// would exceed <see cref="DefaultMaxHeaderBytes"/> (the file could not be read back).</exception>
     public static void Write(Stream stream, IReadOnlyDictionary<string, string> metadata,
         IReadOnlyDictionary<string, HostTensor> tensors)
     {
@@ -144,6 +145,10 @@ public static class Safetensors
         }
         while (json.Length % 8 != 0)
             json.WriteByte((byte)' ');
+        if (json.Length > DefaultMaxHeaderBytes)
+            throw new ArgumentException(
+                $"the header would be {json.Length} bytes, more than the {DefaultMaxHeaderBytes} this reader accepts",
+                nameof(metadata));
 
         Span<byte> len = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)json.Length);

@@ -407,6 +407,7 @@ public class ModelFileTests
             }
         }
         Assert.That(rejected, Is.GreaterThan(300));
+        Assert.That(loaded, Is.GreaterThan(0), "flips inside the weight data still load");
         Assert.That(loaded + rejected, Is.EqualTo(600));
     }
 

@@ -76,6 +76,14 @@ public class SafetensorsTests
     }
 
     [Test]
+    public void WriteRefusesHeaderItCouldNotReadBack()
+    {
+        var meta = new Dictionary<string, string> { ["big"] = new string('x', (int)Safetensors.DefaultMaxHeaderBytes) };
+        var e = Assert.Throws<ArgumentException>(() => Write(meta, new Dictionary<string, HostTensor>()))!;
+        Assert.That(e.Message, Does.Contain("header would be"));
+    }
+
+    [Test]
     public void ReadsF16()
     {
         // 1, -2, 0.5, 65504 (largest half), 2^-24 (smallest subnormal), -inf
