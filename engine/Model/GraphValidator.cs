@@ -19,6 +19,8 @@ public static class GraphValidator
         ArgumentNullException.ThrowIfNull(weights);
         if (graph.InputShape.Length != 3 || graph.InputShape.Any(d => d < 1))
             throw new InvalidModelFileException($"input shape {TensorShape.Format(graph.InputShape)} must be (C, H, W) with positive sides");
+        if (graph.InputShape[0] * (long)graph.InputShape[1] * graph.InputShape[2] > TensorShape.MaxElements)
+            throw new InvalidModelFileException($"input shape {TensorShape.Format(graph.InputShape)} has more than {TensorShape.MaxElements} elements");
         if (graph.Nodes.Count == 0)
             throw new InvalidModelFileException("the graph has no nodes");
         var p = graph.Preprocessing;
@@ -49,6 +51,7 @@ public static class GraphValidator
             try
             {
                 inferred = InferShape(node, ins, weights);
+                TensorShape.CheckedLength(inferred);
             }
             catch (ArgumentException e)
             {
@@ -86,6 +89,30 @@ public static class GraphValidator
         return t;
     }
 
+    /// <summary>Largest kernel, stride, pad or dilation accepted; keeps the int arithmetic of
+    /// <see cref="ConvShape"/> and <see cref="PoolShape"/> free of overflow.</summary>
+    private const int MaxWindowAttr = 1 << 16;
+
+    /// <summary>Rejects window attributes whose output-size arithmetic would overflow an int (a hostile
+    /// dilation * (kernel - 1) can wrap around to a plausible output size).</summary>
+    private static void CheckWindow(int size, int k, int stride, int padBefore, int padAfter, int dilation)
+    {
+        if (k > MaxWindowAttr || stride > MaxWindowAttr || dilation > MaxWindowAttr || padBefore > MaxWindowAttr
+            || padAfter > MaxWindowAttr)
+            throw new ArgumentException($"kernel, stride, pad and dilation values above {MaxWindowAttr} are not supported");
+        // Checked here because ConvShape/PoolShape.Validate format their message with ToString, which
+        // evaluates OH/OW and would divide by a zero stride.
+        if (k < 1 || stride < 1 || dilation < 1)
+            throw new ArgumentException($"kernel ({k}), stride ({stride}) and dilation ({dilation}) must be positive");
+        if (padBefore < 0 || padAfter < 0)
+            throw new ArgumentException($"pads ({padBefore}, {padAfter}) must be non-negative");
+        long padded = (long)size + padBefore + padAfter;
+        if (padded > int.MaxValue / 2)
+            throw new ArgumentException($"padded input side {padded} is too large");
+        if ((long)dilation * (k - 1) + 1 > padded)
+            throw new ArgumentException($"the window (kernel {k}, dilation {dilation}) does not fit the padded input side {padded}");
+    }
+
     /// <summary>Infers a node's output shape (no batch) from its input shapes, validating attributes and parameters.</summary>
     public static int[] InferShape(GraphNode node, int[][] ins, IReadOnlyDictionary<string, HostTensor> weights)
     {
@@ -95,6 +122,8 @@ public static class GraphValidator
             {
                 Arity(node, ins, 1);
                 var g = NodeGeometry.Conv(node, Spatial(ins[0]), 1);
+                CheckWindow(g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
+                CheckWindow(g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
                 g.Validate();
                 Weight(node, "weight", weights, [g.K, g.CPerGroup, g.KH, g.KW]);
                 if (node.Param("bias") != null)
@@ -109,6 +138,8 @@ public static class GraphValidator
             {
                 Arity(node, ins, 1);
                 var g = NodeGeometry.Pool(node, Spatial(ins[0]), 1);
+                CheckWindow(g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
+                CheckWindow(g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
                 g.Validate();
                 return [g.C, g.OH, g.OW];
             }

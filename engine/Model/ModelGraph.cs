@@ -158,9 +158,10 @@ public sealed class ModelGraph
                 AllowDuplicateProperties = false,
             });
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            throw new InvalidModelFileException($"graph JSON is malformed: {e.Message}", e);
+            // InvalidOperationException: the duplicate-key check meets a property name with a lone surrogate escape.
+            throw new InvalidModelFileException($"graph JSON is malformed: {e.Message.ReplaceLineEndings(" ")}", e);
         }
         using (doc)
         {

@@ -1,0 +1,192 @@
+namespace CamEngine.Model;
+
+/// <summary>Loading and saving: a safetensors file whose <c>__metadata__</c> carries the graph.</summary>
+public sealed partial class ModelFile
+{
+    /// <summary>Metadata key holding the model format version.</summary>
+    public const string FormatKey = "engine.format";
+
+    /// <summary>Metadata key holding the graph JSON (<see cref="ModelGraph.ToJson"/>).</summary>
+    public const string GraphKey = "engine.graph";
+
+    /// <summary>The only model format version this engine reads and writes.</summary>
+    public const string FormatValue = "1";
+
+    /// <summary>Largest model file accepted: the whole file is parsed from one span, so it must fit
+    /// <see cref="Array.MaxLength"/> bytes (just under 2 GiB).</summary>
+    public static long MaxFileBytes => Array.MaxLength;
+
+    /// <summary>Loads and validates a model file.</summary>
+    /// <exception cref="CamEngineException">The file does not exist or cannot be read.</exception>
+    /// <exception cref="InvalidModelFileException">The file is corrupt, hostile or inconsistent; the
+    /// message starts with the path.</exception>
+    /// <exception cref="UnsupportedModelException">The graph uses an operator this engine lacks.</exception>
+    public static ModelFile Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        byte[] bytes;
+        int length;
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
+                FileOptions.SequentialScan);
+            (bytes, length) = ReadBounded(fs, fs.Length);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new CamEngineException($"model file '{path}' does not exist", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CamEngineException($"cannot read model file '{path}': {e.Message}", e);
+        }
+        catch (InvalidModelFileException e)
+        {
+            throw new InvalidModelFileException($"{path}: {e.Message}", e);
+        }
+
+        try
+        {
+            return FromBytes(bytes.AsSpan(0, length));
+        }
+        catch (InvalidModelFileException e)
+        {
+            throw new InvalidModelFileException($"{path}: {e.Message}", e);
+        }
+        catch (UnsupportedModelException e)
+        {
+            throw new UnsupportedModelException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads a model from a stream (at most <see cref="MaxFileBytes"/> bytes, to its end) and validates it.</summary>
+    /// <exception cref="InvalidModelFileException">The stream holds no valid model, or too many bytes.</exception>
+    /// <exception cref="UnsupportedModelException">The graph uses an operator this engine lacks.</exception>
+    public static ModelFile Load(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        long hint = stream.CanSeek ? Math.Max(0, stream.Length - stream.Position) : 0;
+        var (bytes, length) = ReadBounded(stream, hint);
+        return FromBytes(bytes.AsSpan(0, length));
+    }
+
+    /// <summary>Parses and validates a model from the complete file contents.</summary>
+    /// <exception cref="InvalidModelFileException">The bytes hold no valid model; the message names the problem.</exception>
+    /// <exception cref="UnsupportedModelException">The graph uses an operator this engine lacks.</exception>
+    public static ModelFile FromBytes(ReadOnlySpan<byte> file)
+    {
+        var contents = Safetensors.Read(file);
+        var meta = contents.Metadata;
+        if (!meta.TryGetValue(GraphKey, out var graphJson))
+            throw new InvalidModelFileException(
+                $"not a CamEngine model: the safetensors header has no {GraphKey} metadata; "
+                + "convert the ONNX model with `cam convert`");
+        if (!meta.TryGetValue(FormatKey, out var format))
+            throw new InvalidModelFileException($"the safetensors header has {GraphKey} but no {FormatKey} metadata");
+        if (format != FormatValue)
+            throw new InvalidModelFileException(
+                $"model format '{(format.Length <= 16 ? format : format[..16] + "...")}' is not supported "
+                + $"(this engine reads format {FormatValue}); convert the model again with this version's `cam convert`");
+        var graph = ModelGraph.FromJson(graphJson);
+        var model = new ModelFile(graph, contents.Tensors);
+        model.Validate();
+        return model;
+    }
+
+    /// <summary>
+    /// Validates, then writes the model to <paramref name="path"/> atomically: the bytes go to a temporary
+    /// file in the same folder, which then replaces the target, so a failure never leaves a half-written model.
+    /// </summary>
+    /// <exception cref="CamEngineException">The folder does not exist or the file cannot be written.</exception>
+    /// <exception cref="InvalidModelFileException">The model does not validate.</exception>
+    public void Save(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        Validate();
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full) ?? throw new CamEngineException($"'{path}' is not a file path");
+        if (!Directory.Exists(dir))
+            throw new CamEngineException($"cannot save model to '{path}': folder '{dir}' does not exist");
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                Write(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new CamEngineException($"cannot save model to '{path}': {e.Message}", e);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Validates, then writes the model in safetensors form to <paramref name="stream"/>.</summary>
+    /// <exception cref="InvalidModelFileException">The model does not validate.</exception>
+    public void Save(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        Validate();
+        Write(stream);
+    }
+
+    private void Write(Stream stream)
+    {
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [FormatKey] = FormatValue,
+            [GraphKey] = Graph.ToJson(),
+        };
+        Safetensors.Write(stream, meta, Weights);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: the original error matters more than a leftover temporary file.
+        }
+    }
+
+    /// <summary>Reads <paramref name="stream"/> to its end, refusing more than <see cref="MaxFileBytes"/>.
+    /// Returns the buffer and the number of bytes in it.</summary>
+    private static (byte[] Buffer, int Length) ReadBounded(Stream stream, long expected)
+    {
+        if (expected > MaxFileBytes)
+            throw new InvalidModelFileException(
+                $"model file is {expected} bytes; the largest this engine reads is {MaxFileBytes} bytes");
+        var buffer = new byte[Math.Max(expected, 4096)];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                // Full (usually at the expected size): probe for one more byte before growing.
+                int next = stream.ReadByte();
+                if (next < 0)
+                    return (buffer, length);
+                if (buffer.Length >= MaxFileBytes)
+                    throw new InvalidModelFileException(
+                        $"model stream is longer than {MaxFileBytes} bytes, the largest this engine reads");
+                Array.Resize(ref buffer, (int)Math.Min(MaxFileBytes, 2L * buffer.Length));
+                buffer[length++] = (byte)next;
+            }
+            int read = stream.Read(buffer, length, buffer.Length - length);
+            if (read == 0)
+                return (buffer, length);
+            length += read;
+        }
+    }
+}
