@@ -1,0 +1,112 @@
+using StbImageSharp;
+
+namespace CamEngine.Imaging;
+
+/// <summary>
+/// Decodes PNG, JPEG and BMP files to 8-bit RGB with StbImageSharp, treating every file as hostile:
+/// the format is sniffed from the magic bytes (anything else is refused), the decoder reads from a stream that
+/// clamps seeks to the data (StbImageSharp otherwise spins forever on some truncated JPEGs), the dimensions are
+/// read first and checked against a pixel budget and <see cref="MaxSide"/> before any pixel is decoded (crafted
+/// BMP headers declare hundreds of megapixels), and decoder failures become <see cref="InvalidInputException"/>
+/// naming the file. Alpha is dropped; 16-bit PNGs are reduced to 8 bits by the decoder.
+/// </summary>
+public static class ImageDecoder
+{
+    /// <summary>Default pixel budget: 50 megapixels (150 MB as RGB).</summary>
+    public const long DefaultMaxPixels = 50_000_000;
+
+    /// <summary>Longest side accepted, in pixels.</summary>
+    public const int MaxSide = 16384;
+
+    /// <summary>Largest encoded file read, in bytes.</summary>
+    public const long MaxFileBytes = 512L << 20;
+
+    /// <summary>Reads and decodes the image file at <paramref name="path"/>.</summary>
+    public static RgbImage Load(string path, long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > MaxFileBytes)
+                throw new InvalidInputException($"{path}: file of {info.Length} bytes exceeds the limit of {MaxFileBytes}");
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidInputException($"{path}: cannot read: {e.Message}", e);
+        }
+        return Decode(bytes, path, maxPixels);
+    }
+
+    /// <summary>Reads <paramref name="stream"/> to its end (at most <see cref="MaxFileBytes"/>) and decodes it;
+    /// <paramref name="name"/> names the source in error messages.</summary>
+    public static RgbImage Decode(Stream stream, string name = "stream", long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var ms = new MemoryStream();
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            if (ms.Length + n > MaxFileBytes)
+                throw new InvalidInputException($"{name}: image data exceeds the limit of {MaxFileBytes} bytes");
+            ms.Write(buffer, 0, n);
+        }
+        return Decode(ms.ToArray(), name, maxPixels);
+    }
+
+    /// <summary>Decodes an encoded PNG, JPEG or BMP image held in <paramref name="data"/>.</summary>
+    public static RgbImage Decode(byte[] data, string name = "image", long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (Sniff(data) == ImageFormat.Unknown)
+            throw new InvalidInputException($"not a PNG, JPEG or BMP image: {name}");
+
+        ImageInfo? info;
+        try
+        {
+            info = ImageInfo.FromStream(new ClampedReadOnlyStream(data));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidInputException($"corrupt image: {name}: {e.Message}", e);
+        }
+        if (info is not { } i || i.Width <= 0 || i.Height <= 0)
+            throw new InvalidInputException($"corrupt or truncated image: {name}");
+        if (i.Width > MaxSide || i.Height > MaxSide)
+            throw new InvalidInputException(
+                $"image too large: {name}: {i.Width}x{i.Height} has a side over {MaxSide} pixels");
+        if ((long)i.Width * i.Height > maxPixels)
+            throw new InvalidInputException(
+                $"image too large: {name}: {i.Width}x{i.Height} exceeds the budget of {maxPixels} pixels");
+
+        ImageResult result;
+        try
+        {
+            result = ImageResult.FromStream(new ClampedReadOnlyStream(data), ColorComponents.RedGreenBlue);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidInputException($"cannot decode image: {name}: {e.Message}", e);
+        }
+        if (result.Width != i.Width || result.Height != i.Height || result.Data.Length != i.Width * i.Height * 3)
+            throw new InvalidInputException(
+                $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
+        return new RgbImage(result.Width, result.Height, result.Data);
+    }
+
+    /// <summary>The format named by the first bytes: PNG <c>89 50 4E 47 0D 0A 1A 0A</c>, JPEG <c>FF D8 FF</c>,
+    /// BMP <c>42 4D</c> ("BM").</summary>
+    public static ImageFormat Sniff(ReadOnlySpan<byte> data)
+    {
+        if (data.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+            return ImageFormat.Png;
+        if (data.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]))
+            return ImageFormat.Jpeg;
+        if (data.StartsWith((ReadOnlySpan<byte>)[0x42, 0x4D]))
+            return ImageFormat.Bmp;
+        return ImageFormat.Unknown;
+    }
+}

@@ -1,0 +1,103 @@
+using CamEngine.Model;
+using CamEngine.Tensors;
+
+namespace CamEngine.Imaging;
+
+/// <summary>
+/// Turns a decoded image into a model input following <see cref="Preprocessing"/>, as torchvision's
+/// <c>Resize(s)</c> + <c>CenterCrop((H, W))</c> + <c>ToTensor()</c> + <c>Normalize(mean, std)</c> do on a PIL
+/// image: the shorter side becomes <see cref="Preprocessing.ResizeShorter"/> and the longer
+/// <c>floor(ResizeShorter * long / short)</c> (PIL bilinear, see <see cref="Resize.ImageBilinear"/>); the crop
+/// starts at left = (w - W) / 2, top = (h - H) / 2 (integer division); values are byte / 255 then
+/// (x - mean) / std, in float32, laid out (1, 3, H, W).
+/// </summary>
+public static class ImagePreprocessor
+{
+    /// <summary>The model input for <paramref name="image"/>, shape (1, 3, p.Height, p.Width).</summary>
+    public static HostTensor ToInput(RgbImage image, Preprocessing p) => Prepare(image, p).Input;
+
+    /// <summary>The model input and the resized, cropped RGB image it was made from (for overlays).</summary>
+    public static PreparedImage Prepare(RgbImage image, Preprocessing p)
+    {
+        var cropped = ResizeAndCrop(image, p);
+        return new PreparedImage(Normalize(cropped, p.Mean, p.Std), cropped);
+    }
+
+    /// <summary>Resizes the shorter side of <paramref name="image"/> to p.ResizeShorter and centre-crops
+    /// p.Height x p.Width.</summary>
+    public static RgbImage ResizeAndCrop(RgbImage image, Preprocessing p)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(p);
+        if (p.ResizeShorter <= 0 || p.Height <= 0 || p.Width <= 0)
+            throw new CamEngineException(
+                $"invalid preprocessing: resize {p.ResizeShorter}, crop {p.Height}x{p.Width}");
+        int w = image.Width, h = image.Height;
+        int newW, newH;
+        // torchvision: new_long = int(size * long / short), computed exactly here with integers.
+        if (w <= h)
+        {
+            newW = p.ResizeShorter;
+            newH = (int)Math.Max(1, (long)p.ResizeShorter * h / w);
+        }
+        else
+        {
+            newH = p.ResizeShorter;
+            newW = (int)Math.Max(1, (long)p.ResizeShorter * w / h);
+        }
+        var resized = Resize.ImageBilinear(image, newW, newH);
+        if (newW < p.Width || newH < p.Height)
+            throw new InvalidInputException(
+                $"image resized to {newW}x{newH} is smaller than the {p.Width}x{p.Height} crop");
+        return resized.Crop((newW - p.Width) / 2, (newH - p.Height) / 2, p.Width, p.Height);
+    }
+
+    /// <summary>(byte / 255 - mean[c]) / std[c] per channel, float32, shape (1, 3, H, W).</summary>
+    public static HostTensor Normalize(RgbImage image, float[] mean, float[] std)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        CheckChannels(mean, std);
+        int hw = image.Width * image.Height;
+        var t = new HostTensor(1, 3, image.Height, image.Width);
+        var src = image.Data;
+        var dst = t.Data;
+        for (int c = 0; c < 3; c++)
+        {
+            float m = mean[c], s = std[c];
+            for (int i = 0; i < hw; i++)
+                dst[c * hw + i] = (src[3 * i + c] / 255f - m) / s;
+        }
+        return t;
+    }
+
+    /// <summary>The inverse of <see cref="Normalize"/> for showing an already-preprocessed input (a .npy file):
+    /// <c>round(255 * (x * std + mean))</c> clamped to [0, 255]. Accepts (3, H, W) or (1, 3, H, W).</summary>
+    public static RgbImage FromNormalizedTensor(HostTensor chw, float[] mean, float[] std)
+    {
+        ArgumentNullException.ThrowIfNull(chw);
+        CheckChannels(mean, std);
+        var shape = chw.Shape;
+        bool ok = (shape.Length == 3 && shape[0] == 3) || (shape.Length == 4 && shape[0] == 1 && shape[1] == 3);
+        if (!ok || shape[^1] <= 0 || shape[^2] <= 0)
+            throw new InvalidInputException($"expected a (3, H, W) or (1, 3, H, W) image tensor, got {chw.ShapeText}");
+        int h = shape[^2], w = shape[^1], hw = h * w;
+        var dst = new byte[hw * 3];
+        for (int c = 0; c < 3; c++)
+        {
+            for (int i = 0; i < hw; i++)
+            {
+                float v = (chw.Data[c * hw + i] * std[c] + mean[c]) * 255f;
+                dst[3 * i + c] = float.IsNaN(v) ? (byte)0 : (byte)Math.Clamp(MathF.Round(v, MidpointRounding.AwayFromZero), 0f, 255f);
+            }
+        }
+        return new RgbImage(w, h, dst);
+    }
+
+    private static void CheckChannels(float[] mean, float[] std)
+    {
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(std);
+        if (mean.Length != 3 || std.Length != 3)
+            throw new CamEngineException($"mean and std need 3 channels, got {mean.Length} and {std.Length}");
+    }
+}
