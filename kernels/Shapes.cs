@@ -31,10 +31,11 @@ public readonly record struct ConvShape(
     /// <summary>Throws <see cref="ArgumentException"/> when the geometry cannot be evaluated safely.</summary>
     public void Validate()
     {
+        // Checked first, and without formatting `this`: ToString evaluates OH/OW, which divide by the stride.
+        if (StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1)
+            throw new ArgumentException($"conv: strides ({StrideH},{StrideW}) and dilations ({DilationH},{DilationW}) must be positive");
         if (N < 1 || C < 1 || H < 1 || W < 1 || K < 1 || KH < 1 || KW < 1)
             throw new ArgumentException($"conv: every dimension must be positive ({this})");
-        if (StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1)
-            throw new ArgumentException($"conv: strides and dilations must be positive ({this})");
         if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0)
             throw new ArgumentException($"conv: pads must be non-negative ({this})");
         if (Groups < 1 || C % Groups != 0 || K % Groups != 0)
@@ -88,10 +89,11 @@ public readonly record struct PoolShape(
     /// <summary>Throws <see cref="ArgumentException"/> when the geometry cannot be evaluated safely.</summary>
     public void Validate()
     {
+        // Checked first, and without formatting `this`: ToString evaluates OH/OW, which divide by the stride.
+        if (StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1)
+            throw new ArgumentException($"pool: strides ({StrideH},{StrideW}) and dilations ({DilationH},{DilationW}) must be positive");
         if (N < 1 || C < 1 || H < 1 || W < 1 || KH < 1 || KW < 1)
             throw new ArgumentException($"pool: every dimension must be positive ({this})");
-        if (StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1)
-            throw new ArgumentException($"pool: strides and dilations must be positive ({this})");
         if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0)
             throw new ArgumentException($"pool: pads must be non-negative ({this})");
         if (PadTop >= KH * DilationH || PadBottom >= KH * DilationH || PadLeft >= KW * DilationW

@@ -1,0 +1,70 @@
+using CamEngine.IO;
+using CamEngine.Model;
+using CamEngine.Tensors;
+
+namespace CamEngine.Imaging;
+
+/// <summary>One model input from a file: its output-file stem, the (1, C, H, W) tensor, and the RGB picture
+/// to draw overlays on (null when the input has no displayable RGB form).</summary>
+public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display);
+
+/// <summary>
+/// Reads command-line inputs: PNG/JPEG/BMP files are decoded and preprocessed with the model's
+/// <see cref="Preprocessing"/>; <c>.npy</c> files hold float32 tensors (C, H, W) or (N, C, H, W) already
+/// preprocessed, used as they are (an N-image file yields stems <c>name_0</c>, <c>name_1</c>, ...).
+/// </summary>
+public static class InputLoader
+{
+    /// <summary>Loads every image in <paramref name="path"/> for <paramref name="graph"/>.</summary>
+    public static IReadOnlyList<InputImage> Load(string path, ModelGraph graph)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(graph);
+        string stem = Path.GetFileNameWithoutExtension(path);
+        var p = graph.Preprocessing;
+        if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+        {
+            var prepared = ImagePreprocessor.Prepare(ImageDecoder.Load(path), p);
+            if (graph.InputShape[0] != 3)
+                throw new InvalidInputException($"{path}: the model takes {graph.InputShape[0]} channels; pass a preprocessed .npy");
+            return [new InputImage(stem, prepared.Input, prepared.Cropped)];
+        }
+        var t = Npy.Read(path);
+        var s = t.Shape;
+        var want = graph.InputShape;
+        bool chw = s.Length == 3 && s.AsSpan().SequenceEqual(want);
+        bool nchw = s.Length == 4 && s.AsSpan(1).SequenceEqual(want) && s[0] >= 1;
+        if (!chw && !nchw)
+            throw new InvalidInputException(
+                $"{path}: array shape {t.ShapeText} does not match the model input (C,H,W) = {TensorShape.Format(want)} or (N,C,H,W)");
+        int n = chw ? 1 : s[0];
+        int size = want[0] * want[1] * want[2];
+        var result = new List<InputImage>(n);
+        for (int i = 0; i < n; i++)
+        {
+            var one = new HostTensor([1, .. want], t.Data.AsSpan(i * size, size).ToArray());
+            for (int j = 0; j < size; j++)
+            {
+                if (!float.IsFinite(one.Data[j]))
+                    throw new InvalidInputException($"{path}: non-finite value {one.Data[j]} in image {i} at element {j}");
+            }
+            var display = want[0] == 3 ? ImagePreprocessor.FromNormalizedTensor(one, p.Mean, p.Std) : null;
+            result.Add(new InputImage(n == 1 ? stem : $"{stem}_{i}", one, display));
+        }
+        return result;
+    }
+
+    /// <summary>Stacks (1, C, H, W) inputs into one (N, C, H, W) batch.</summary>
+    public static HostTensor Stack(IReadOnlyList<InputImage> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Count == 0)
+            throw new ArgumentException("no images to stack", nameof(images));
+        var one = images[0].Input.Shape;
+        int size = images[0].Input.Length;
+        var data = new float[checked(size * images.Count)];
+        for (int i = 0; i < images.Count; i++)
+            images[i].Input.Data.CopyTo(data, i * size);
+        return new HostTensor([images.Count, one[1], one[2], one[3]], data);
+    }
+}

@@ -1,0 +1,56 @@
+using CamEngine.Backends;
+using CamEngine.Graph;
+using CamEngine.Model;
+
+namespace CamEngine.Methods;
+
+/// <summary>
+/// Base of every explanation method. The shared machinery (forward pass, target selection, reverse pass,
+/// capture, post-processing) lives in <see cref="Explainer"/> and the intermediate bases; a method overrides
+/// only what makes it different (pytorch-grad-cam's <c>get_cam_weights</c> pattern).
+/// </summary>
+public abstract class CamMethod
+{
+    /// <summary>Command-line name, e.g. <c>gradcam</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>One line for <c>cam methods</c>.</summary>
+    public abstract string Summary { get; }
+
+    /// <summary>The paper that defines it.</summary>
+    public abstract string Paper { get; }
+
+    /// <summary>True when the method works at a layer (needs <c>--layer</c>, or the default layer).</summary>
+    public abstract bool UsesLayers { get; }
+
+    internal abstract IReadOnlyList<Explanation> Run(ExplainContext context);
+}
+
+/// <summary>Everything a method needs about one batch: the model, the forward pass and the targets.</summary>
+internal sealed class ExplainContext
+{
+    public required DeviceModel Model { get; init; }
+
+    public required ForwardPass Forward { get; init; }
+
+    public required int[] Classes { get; init; }
+
+    public required float[] Scores { get; init; }
+
+    public required IReadOnlyList<GraphNode> Layers { get; init; }
+
+    public int Batch => Forward.Batch;
+
+    public Backend Backend => Model.Backend;
+
+    /// <summary>dL/d(output) = one-hot at each image's target class: L = sum_i y_i[c_i].</summary>
+    public Tensor Seed()
+    {
+        var output = Forward.Output;
+        int k = output.Length / Batch;
+        var seed = new float[output.Length];
+        for (int i = 0; i < Batch; i++)
+            seed[i * k + Classes[i]] = 1f;
+        return Backend.Upload(seed, output.Shape);
+    }
+}

@@ -1,0 +1,31 @@
+using CamEngine.Tensors;
+
+namespace CamEngine.Methods;
+
+/// <summary>One method's explanation of one image.</summary>
+public sealed class Explanation
+{
+    /// <summary>Index of the image in the batch.</summary>
+    public required int Image { get; init; }
+
+    /// <summary>The method's command-line name.</summary>
+    public required string Method { get; init; }
+
+    /// <summary>The class explained.</summary>
+    public required int TargetClass { get; init; }
+
+    /// <summary>The explained score: the class's raw logit.</summary>
+    public required float Score { get; init; }
+
+    /// <summary>Layers the map was computed at (tensor names); empty for pixel-space methods.</summary>
+    public required IReadOnlyList<string> Layers { get; init; }
+
+    /// <summary>The final map (H, W) at input resolution, normalized to [0, 1].</summary>
+    public required HostTensor Map { get; init; }
+
+    /// <summary>
+    /// The map before ReLU and normalization: (h, w) at the first layer's resolution for CAM methods, or the
+    /// signed attribution (C, H, W) for pixel-space methods.
+    /// </summary>
+    public required HostTensor Raw { get; init; }
+}

@@ -1,0 +1,94 @@
+using CamEngine.Graph;
+using CamEngine.Imaging;
+using CamEngine.Kernels;
+using CamEngine.Tensors;
+
+namespace CamEngine.Methods;
+
+/// <summary>
+/// Base of the pixel-space methods: the gradient of the target score with respect to the input image under
+/// a ReLU backward rule. Raw output: the signed attribution (C, H, W). Map: <c>max_c |g_c|</c>, min-max
+/// normalized (Simonyan's saliency reduction).
+/// </summary>
+public abstract class InputGradientMethod : CamMethod
+{
+    /// <inheritdoc/>
+    public override bool UsesLayers => false;
+
+    /// <summary>The ReLU backward rule of the pass.</summary>
+    protected abstract ReluRule Rule { get; }
+
+    internal override IReadOnlyList<Explanation> Run(ExplainContext context)
+    {
+        var model = context.Model;
+        using var seed = context.Seed();
+        using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Input = true, ReluRule = Rule });
+        var g = model.Backend.Download(grads.Input!);
+        var shape = model.Graph.InputShape;
+        int c = shape[0], h = shape[1], w = shape[2], plane = h * w, size = c * plane;
+        var result = new List<Explanation>();
+        for (int i = 0; i < context.Batch; i++)
+        {
+            var raw = g.AsSpan(i * size, size).ToArray();
+            MapOps.EnsureFinite(raw, $"{Name} gradient of image {i}");
+            var map = new float[plane];
+            for (int j = 0; j < plane; j++)
+            {
+                float m = 0;
+                for (int k = 0; k < c; k++)
+                    m = Math.Max(m, Math.Abs(raw[k * plane + j]));
+                map[j] = m;
+            }
+            MapOps.MinMaxNormalize(map);
+            result.Add(new Explanation
+            {
+                Image = i,
+                Method = Name,
+                TargetClass = context.Classes[i],
+                Score = context.Scores[i],
+                Layers = [],
+                Raw = new HostTensor([c, h, w], raw),
+                Map = new HostTensor([h, w], map),
+            });
+        }
+        return result;
+    }
+}
+
+/// <summary>
+/// Vanilla saliency (Simonyan, Vedaldi, Zisserman, 2014, arXiv:1312.6034): <c>M = max_c |dy/dx_c|</c>.
+/// </summary>
+public sealed class Saliency : InputGradientMethod
+{
+    /// <inheritdoc/>
+    public override string Name => "saliency";
+
+    /// <inheritdoc/>
+    public override string Summary => "Vanilla saliency: max over colour channels of |d score / d pixel|";
+
+    /// <inheritdoc/>
+    public override string Paper => "Simonyan et al., Deep Inside Convolutional Networks, ICLR 2014 workshop (arXiv:1312.6034)";
+
+    /// <inheritdoc/>
+    protected override ReluRule Rule => ReluRule.Standard;
+}
+
+/// <summary>
+/// Guided backpropagation (Springenberg et al., 2015, arXiv:1412.6806): every ReLU passes the gradient only
+/// where its input and the incoming gradient are both positive. Raw: the signed (C, H, W) attribution, as
+/// pytorch-grad-cam's <c>GuidedBackpropReLUModel</c> returns it.
+/// </summary>
+public sealed class GuidedBackprop : InputGradientMethod
+{
+    /// <inheritdoc/>
+    public override string Name => "guided-backprop";
+
+    /// <inheritdoc/>
+    public override string Summary => "Guided backpropagation: input gradient through ReLUs that pass only positive signals";
+
+    /// <inheritdoc/>
+    public override string Paper => "Springenberg et al., Striving for Simplicity, ICLR 2015 workshop (arXiv:1412.6806)";
+
+    /// <inheritdoc/>
+    protected override ReluRule Rule => ReluRule.Guided;
+}

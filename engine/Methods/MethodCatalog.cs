@@ -1,0 +1,17 @@
+namespace CamEngine.Methods;
+
+/// <summary>The methods this version implements, by command-line name.</summary>
+public static class MethodCatalog
+{
+    /// <summary>Every implemented method.</summary>
+    public static IReadOnlyList<CamMethod> All { get; } = [new GradCam(), new GuidedBackprop(), new Saliency()];
+
+    /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>
+    public static CamMethod Get(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return All.FirstOrDefault(m => string.Equals(m.Name, name.Trim(), StringComparison.OrdinalIgnoreCase))
+               ?? throw new CamEngineException(
+                   $"unknown method '{name}'; implemented: {string.Join(", ", All.Select(m => m.Name))} (see `cam methods`)");
+    }
+}

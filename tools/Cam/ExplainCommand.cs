@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Globalization;
+using CamEngine.Backends;
+using CamEngine.Graph;
+using CamEngine.Imaging;
+using CamEngine.IO;
+using CamEngine.Methods;
+using CamEngine.Model;
+
+namespace CamEngine.Cli;
+
+internal static class ExplainCommand
+{
+    private const string Help = """
+        usage: cam explain MODEL IMAGE... --method NAME[,NAME...]|all [options]
+
+        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap) and, with
+        --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
+        STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
+        methods the signed (C,H,W) attribution).
+
+        options:
+          --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
+          --layer NAMES         layer(s) to explain: output tensor, node name or module path (e.g. layer4);
+                                several layers are fused by the mean of their normalized maps.
+                                Default: the deepest spatial layer (see `cam info`)
+          --target T            top1 (default) or a class index
+          --out DIR             output folder (default: the current folder), created if missing
+          --npy                 also write the maps as .npy files
+          --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
+          --batch N             images per forward pass (default 8)
+          --labels FILE         class labels, one per line (default: the labels stored in the model)
+        """;
+
+    public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    {
+        var a = Args.Parse(argv, ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels"], ["--npy"]);
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine(Help);
+            return 0;
+        }
+        if (a.Positionals.Count < 2)
+            throw new UsageException("expected a model file and at least one image");
+        var methodNames = Args.List(a.Get("--method", "gradcam"));
+        var methods = methodNames.Count == 1 && methodNames[0] == "all"
+            ? MethodCatalog.All.ToList()
+            : methodNames.Select(MethodCatalog.Get).DistinctBy(m => m.Name).ToList();
+        if (methods.Count == 0)
+            throw new UsageException("--method is empty");
+        var target = Target.Parse(a.Get("--target", "top1"));
+        int batch = a.GetInt("--batch", 8, 1, 4096);
+        string outDir = a.Get("--out", ".");
+        bool npy = a.Has("--npy");
+        var options = new ExplainOptions { Layers = Args.List(a.Get("--layer")), Target = target };
+
+        var clock = Stopwatch.StartNew();
+        var file = ModelFile.Load(a.Positionals[0]);
+        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf) : file.Graph.Labels;
+        var images = a.Positionals.Skip(1).SelectMany(p => InputLoader.Load(p, file.Graph)).ToList();
+        var stems = images.GroupBy(i => i.Stem).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        if (stems.Count > 0)
+            throw new CamEngineException($"two inputs share the output name '{stems[0]}'; rename one of them");
+        Directory.CreateDirectory(outDir);
+
+        using var backend = Devices.Open(a.Get("--device"));
+        using var model = DeviceModel.Load(file, backend);
+        var explainer = new Explainer(model);
+        var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(options.Layers) : [];
+        stdout.WriteLine($"device: {backend.Name} ({backend.DeviceDescription})");
+        if (layers.Count > 0)
+            stdout.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", layers.Select(l => l.Output))}");
+
+        int done = 0;
+        for (int start = 0; start < images.Count; start += batch)
+        {
+            var chunk = images.Skip(start).Take(batch).ToList();
+            var results = explainer.Explain(InputLoader.Stack(chunk), methods, options);
+            foreach (var method in methods)
+            {
+                foreach (var e in results[method.Name])
+                {
+                    var img = chunk[e.Image];
+                    string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}");
+                    var picture = img.Display is null ? Overlay.Heatmap(e.Map) : Overlay.Blend(img.Display, e.Map);
+                    Overlay.WritePng(picture, baseName + ".png");
+                    if (npy)
+                    {
+                        Npy.Write(baseName + ".npy", e.Map);
+                        Npy.Write(baseName + ".raw.npy", e.Raw);
+                    }
+                }
+            }
+            foreach (var e in results[methods[0].Name])
+            {
+                done++;
+                string label = labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "";
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"[{done}/{images.Count}] {chunk[e.Image].Stem}: class {e.TargetClass}{label}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{{{string.Join(",", methods.Select(m => m.Name))}}}.png"));
+            }
+        }
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{images.Count} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s"));
+        return 0;
+    }
+}
+
+internal static class PredictCommand
+{
+    private const string Help = """
+        usage: cam predict MODEL IMAGE... [--top K] [--labels FILE] [--device D]
+
+        Prints the K highest raw scores (logits) and softmax probabilities per image.
+        """;
+
+    public static int Run(string[] argv, TextWriter stdout)
+    {
+        var a = Args.Parse(argv, ["--top", "--labels", "--device", "--batch"], []);
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine(Help);
+            return 0;
+        }
+        if (a.Positionals.Count < 2)
+            throw new UsageException("expected a model file and at least one image");
+        int top = a.GetInt("--top", 5, 1, 1_000_000);
+        int batch = a.GetInt("--batch", 8, 1, 4096);
+        var file = ModelFile.Load(a.Positionals[0]);
+        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf) : file.Graph.Labels;
+        var images = a.Positionals.Skip(1).SelectMany(p => InputLoader.Load(p, file.Graph)).ToList();
+        using var backend = Devices.Open(a.Get("--device"));
+        using var model = DeviceModel.Load(file, backend);
+        for (int start = 0; start < images.Count; start += batch)
+        {
+            var chunk = images.Skip(start).Take(batch).ToList();
+            using var x = backend.Upload(InputLoader.Stack(chunk));
+            using var pass = model.Forward(x);
+            var y = backend.Download(pass.Output);
+            int k = y.Length / chunk.Count;
+            for (int i = 0; i < chunk.Count; i++)
+            {
+                var row = y.AsSpan(i * k, k).ToArray();
+                double max = row.Max(), sum = row.Sum(v => Math.Exp(v - max));
+                stdout.WriteLine(chunk[i].Stem);
+                foreach (int c in Enumerable.Range(0, k).OrderByDescending(c => row[c]).Take(top))
+                {
+                    string label = labels != null && c < labels.Length ? $" {labels[c]}" : "";
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {c,5}{label}: logit {row[c]:G5}, p {Math.Exp(row[c] - max) / sum:F4}"));
+                }
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Globalization;
+using CamEngine.Backends;
+using CamEngine.Methods;
+using CamEngine.Model;
+using CamEngine.Onnx;
+using CamEngine.Tensors;
+
+namespace CamEngine.Cli;
+
+internal static class ConvertCommand
+{
+    private const string Help = """
+        usage: cam convert MODEL.onnx -o MODEL.safetensors [options]
+
+        Reads an ONNX model with CamEngine's own bounded protobuf reader, folds BatchNormalization into the
+        preceding convolutions, and writes a CamEngine model (safetensors with the graph in its metadata).
+        Unsupported operators are refused with the operator and node name (see models/README.md).
+
+        options:
+          -o, --out FILE        output file (required); written atomically
+          --mean R,G,B          input normalization mean (default ImageNet 0.485,0.456,0.406)
+          --std R,G,B           input normalization std (default ImageNet 0.229,0.224,0.225)
+          --resize N            resize the shorter image side to N before the centre crop
+                                (default floor(size * 256 / 224))
+          --labels FILE         class labels, one per line, stored in the model
+        """;
+
+    public static int Run(string[] argv, TextWriter stdout)
+    {
+        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels"], [],
+            new Dictionary<string, string> { ["-o"] = "--out" });
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine(Help);
+            return 0;
+        }
+        if (a.Positionals.Count != 1)
+            throw new UsageException("expected exactly one ONNX file");
+        string output = a.Get("--out") ?? throw new UsageException("missing -o OUTPUT.safetensors");
+        string input = a.Positionals[0];
+        if (!File.Exists(input))
+            throw new CamEngineException($"no such file: {input}");
+        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf).Where(l => l.Length > 0).ToArray() : null;
+        var options = new OnnxConvertOptions
+        {
+            Mean = a.GetFloats("--mean", 3),
+            Std = a.GetFloats("--std", 3),
+            ResizeShorter = a.Has("--resize") ? a.GetInt("--resize", 0, 1, 65536) : null,
+            Labels = labels,
+        };
+        var model = OnnxConverter.Convert(ReadBounded(input), options);
+        model.Save(output);
+        var g = model.Graph;
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"wrote {output}: {g.Nodes.Count} nodes, {model.ParameterCount:N0} parameters, input {TensorShape.Format(g.InputShape)}, output {TensorShape.Format(g.OutputShape)}"));
+        stdout.WriteLine($"suggested CAM layer: {g.DefaultTargetLayer().Output}");
+        return 0;
+    }
+
+    private static byte[] ReadBounded(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.Length > Array.MaxLength)
+            throw new CamEngineException($"{path}: ONNX files above 2 GiB need external data, which is not supported");
+        return File.ReadAllBytes(path);
+    }
+}
+
+internal static class InfoCommand
+{
+    private const string Help = """
+        usage: cam info MODEL.safetensors
+
+        Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the
+        layers that make good CAM targets (the last spatial layers).
+        """;
+
+    public static int Run(string[] argv, TextWriter stdout)
+    {
+        var a = Args.Parse(argv, [], []);
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine(Help);
+            return 0;
+        }
+        if (a.Positionals.Count != 1)
+            throw new UsageException("expected exactly one model file");
+        var model = ModelFile.Load(a.Positionals[0]);
+        var g = model.Graph;
+        var p = g.Preprocessing;
+        stdout.WriteLine($"model {a.Positionals[0]}");
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"input {g.InputName} (N,{string.Join(",", g.InputShape)}); output {g.OutputName} {TensorShape.Format(g.OutputShape)}; {model.ParameterCount:N0} parameters"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"preprocessing: resize shorter side to {p.ResizeShorter}, centre crop {p.Height}x{p.Width}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}]"));
+        int width = Math.Max(10, g.Nodes.Max(n => n.Output.Length));
+        stdout.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
+        foreach (var n in g.Nodes)
+            stdout.WriteLine($"{n.Output.PadRight(width)}  {n.Op,-8}  {TensorShape.Format(n.Shape)}");
+        stdout.WriteLine($"suggested CAM layers: {string.Join(", ", g.SuggestedLayers().Take(3))}");
+        return 0;
+    }
+}
+
+internal static class MethodsCommand
+{
+    public static int Run(string[] argv, TextWriter stdout)
+    {
+        var a = Args.Parse(argv, [], []);
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine("usage: cam methods\n\nLists every explanation method with its paper.");
+            return 0;
+        }
+        int width = MethodCatalog.All.Max(m => m.Name.Length);
+        foreach (var m in MethodCatalog.All)
+            stdout.WriteLine($"{m.Name.PadRight(width)}  {m.Summary}. {m.Paper}");
+        return 0;
+    }
+}
+
+internal static class DevicesCommand
+{
+    public static int Run(string[] argv, TextWriter stdout)
+    {
+        var a = Args.Parse(argv, [], []);
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine("usage: cam devices\n\nLists every accelerator ILGPU sees and the one `--device auto` picks.");
+            return 0;
+        }
+        foreach (var d in Program.SafeDevices())
+            stdout.WriteLine(d);
+        using var backend = Devices.Open("auto");
+        stdout.WriteLine($"auto selects: {backend.Name} ({backend.DeviceDescription})");
+        return 0;
+    }
+}
