@@ -37,11 +37,10 @@ internal sealed class OnnxGraphBuilder
     public ModelFile Build()
     {
         var g = _model.Graph;
-        foreach (var op in _model.Opsets)
-        {
-            if (op.Domain is "" or "ai.onnx" && op.Version < 7)
-                throw new UnsupportedModelException($"ONNX opset {op.Version} is older than 7; re-export with opset 7 or newer");
-        }
+        var opset = _model.Opsets.FirstOrDefault(o => o.Domain is "" or "ai.onnx")
+            ?? throw new InvalidModelFileException("ONNX model declares no opset for the default operator domain");
+        if (opset.Version < 7)
+            throw new UnsupportedModelException($"ONNX opset {opset.Version} is older than 7; re-export with opset 7 or newer");
         foreach (var t in g.Initializers)
         {
             if (!_inits.TryAdd(t.Name, t))
