@@ -86,6 +86,23 @@ public static class GraphValidator
         return t;
     }
 
+    /// <summary>Largest padded input side and stride a conv or pool window may have. With these bounds and the
+    /// window inside the padded input, the int arithmetic of <see cref="ConvShape"/> and <see cref="PoolShape"/>
+    /// cannot overflow.</summary>
+    public const int MaxWindowExtent = 1 << 24;
+
+    // ConvShape/PoolShape compute sizes in int: dilation * (k - 1) can wrap into a plausible output size, and a
+    // window larger than the padded input gives (negative) / stride + 1 = 1 by truncation. Recheck in 64 bits.
+    private static void Window(string axis, int size, int k, int stride, int padBefore, int padAfter, int dilation)
+    {
+        long padded = (long)size + padBefore + padAfter;
+        long extent = (long)dilation * (k - 1) + 1;
+        if (padded > MaxWindowExtent || stride > MaxWindowExtent)
+            throw new ArgumentException($"{axis}: padded size {padded} or stride {stride} exceeds {MaxWindowExtent}");
+        if (extent > padded)
+            throw new ArgumentException($"{axis}: the window spans {extent} pixels but the padded input has {padded}");
+    }
+
     /// <summary>Infers a node's output shape (no batch) from its input shapes, validating attributes and parameters.</summary>
     public static int[] InferShape(GraphNode node, int[][] ins, IReadOnlyDictionary<string, HostTensor> weights)
     {
@@ -96,6 +113,8 @@ public static class GraphValidator
                 Arity(node, ins, 1);
                 var g = NodeGeometry.Conv(node, Spatial(ins[0]), 1);
                 g.Validate();
+                Window("height", g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
+                Window("width", g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
                 Weight(node, "weight", weights, [g.K, g.CPerGroup, g.KH, g.KW]);
                 if (node.Param("bias") != null)
                     Weight(node, "bias", weights, [g.K]);
@@ -110,6 +129,8 @@ public static class GraphValidator
                 Arity(node, ins, 1);
                 var g = NodeGeometry.Pool(node, Spatial(ins[0]), 1);
                 g.Validate();
+                Window("height", g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
+                Window("width", g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
                 return [g.C, g.OH, g.OW];
             }
             case Ops.GlobalAvgPool:
