@@ -72,11 +72,12 @@ internal enum OnnxDataType
     Float = 1,
     Int32 = 6,
     Int64 = 7,
+    Bool = 9,
     Double = 11,
 }
 
 /// <summary>
-/// A decoded TensorProto: FLOAT and DOUBLE become <see cref="Floats"/>, INT32 and INT64 become <see cref="Ints"/>.
+/// A decoded TensorProto: FLOAT and DOUBLE become <see cref="Floats"/>, INT32, INT64 and BOOL become <see cref="Ints"/>.
 /// Other data types keep neither; using such a tensor is reported as unsupported.
 /// </summary>
 internal sealed record OnnxTensor(string Name, long[] Dims, int DataType, float[]? Floats, long[]? Ints)

@@ -438,6 +438,11 @@ internal static class OnnxParser
                 ints = hasRaw ? DecodeRaw(raw, count, 4, Bad, static (s, i) => (long)BinaryPrimitives.ReadInt32LittleEndian(s[(4 * i)..]))
                     : Exact(int32Data, count, Bad).Select(v => (long)unchecked((int)v)).ToArray();
                 break;
+            case OnnxDataType.Bool:
+                // One byte per value in raw_data; int32_data otherwise.
+                ints = hasRaw ? DecodeRaw(raw, count, 1, Bad, static (s, i) => (long)(s[i] != 0 ? 1 : 0))
+                    : Exact(int32Data, count, Bad).Select(v => v != 0 ? 1L : 0L).ToArray();
+                break;
         }
         return new OnnxTensor(name, shape, dataType, floats, ints) { Count = count };
     }

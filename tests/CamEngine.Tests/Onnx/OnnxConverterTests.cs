@@ -285,6 +285,33 @@ public class OnnxConverterTests
         Assert.That(m.Graph.Nodes[1].Inputs, Is.EqualTo(new[] { "a" }));
     }
 
+    [TestCase(0, true)]
+    [TestCase(1, false)]
+    public void Dropout12_TrainingModeInput_MustBeFalse(int trainingMode, bool converts)
+    {
+        // BOOL (9) tensor, value in raw_data (one byte).
+        var flag = new ProtoWriter().Int(2, 9).Bytes(9, [(byte)trainingMode]).String(8, "training_mode");
+        var bytes = OnnxBuild.Model(
+            [Node("Relu", "r1", ["x"], ["a"]), Node("Dropout", "drop", ["a", "", "training_mode"], ["y"], AttrInt("seed", 0))],
+            [flag], ValueInfo("x", 1, 3, 4, 4), ValueInfo("y"), opset: 13);
+        if (converts)
+            Assert.That(OnnxConverter.Convert(bytes).Graph.OutputName, Is.EqualTo("a"));
+        else
+            Assert.Throws<UnsupportedModelException>(() => OnnxConverter.Convert(bytes));
+    }
+
+    [Test]
+    public void ConstantNode_CanSupplyAConvWeight()
+    {
+        var value = new ProtoWriter().String(1, "value").Message(5, Tensor("", [1, 3, 1, 1], [1f, 2f, 3f])).Int(20, 4);
+        var bytes = OnnxBuild.Model(
+            [Node("Constant", "const", [], ["k"], value), Node("Conv", "conv", ["x", "k"], ["y"])],
+            [], ValueInfo("x", 1, 3, 4, 4), ValueInfo("y"));
+        var m = OnnxConverter.Convert(bytes);
+        Assert.That(m.Weights[m.Graph.Nodes[0].Param("weight")!].Data, Is.EqualTo(new[] { 1f, 2f, 3f }));
+        Assert.That(m.Graph.Nodes[0].Shape, Is.EqualTo(new[] { 1, 4, 4 }));
+    }
+
     [Test]
     public void GemmScalarBias_IsBroadcast_OtherBiasShapesRefused()
     {
