@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using StbImageSharp;
 
 namespace CamEngine.Imaging;
@@ -82,6 +83,9 @@ public static class ImageDecoder
             throw new InvalidInputException(
                 $"image too large: {name}: {i.Width}x{i.Height} exceeds the budget of {maxPixels} pixels");
 
+        if (Sniff(data) == ImageFormat.Bmp)
+            CheckBmpLength(data, i.Width, i.Height, name);
+
         ImageResult result;
         try
         {
@@ -95,6 +99,27 @@ public static class ImageDecoder
             throw new InvalidInputException(
                 $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
         return new RgbImage(result.Width, result.Height, result.Data);
+    }
+
+    /// <summary>stb_image fills missing BMP pixel data with zeros instead of failing; for uncompressed BMPs the
+    /// needed length is known from the header, so a short file is refused here.</summary>
+    private static void CheckBmpLength(byte[] data, int width, int height, string name)
+    {
+        if (data.Length < 34)
+            throw new InvalidInputException($"truncated BMP image: {name}");
+        long offset = BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(10));
+        int dibSize = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(14));
+        if (dibSize < 40)
+            return; // OS/2 BITMAPCOREHEADER: leave to the decoder
+        int bpp = BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(28));
+        int compression = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(30));
+        if (compression != 0 || bpp is not (1 or 4 or 8 or 16 or 24 or 32))
+            return; // RLE and bitfield layouts have no fixed size
+        long stride = ((long)width * bpp + 31) / 32 * 4;
+        long needed = offset + stride * height;
+        if (data.Length < needed)
+            throw new InvalidInputException(
+                $"truncated BMP image: {name}: {width}x{height} at {bpp} bpp needs {needed} bytes, file has {data.Length}");
     }
 
     /// <summary>The format named by the first bytes: PNG <c>89 50 4E 47 0D 0A 1A 0A</c>, JPEG <c>FF D8 FF</c>,
