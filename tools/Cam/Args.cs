@@ -42,7 +42,8 @@ internal sealed class Args
                 r._positionals.Add(a);
                 continue;
             }
-            string name = a, ? value = null;
+            string name = a;
+            string? value = null;
             int eq = a.IndexOf('=', StringComparison.Ordinal);
             if (eq > 0)
             {
