@@ -107,7 +107,9 @@ public sealed class IlgpuBackend : Backend
     public static IReadOnlyList<string> ListDevices()
     {
         using var context = CreateContext(true);
-        return context.Devices.Select(d => $"{d.AcceleratorType}: {d.Name} ({d.MemorySize / (1 << 20)} MiB)").ToList();
+        return context.Devices.Select(d => d.AcceleratorType == AcceleratorType.CPU
+            ? $"CPU: ILGPU CPU accelerator ({Environment.ProcessorCount} cores, host memory)"
+            : $"{d.AcceleratorType}: {d.Name} ({d.MemorySize / (1 << 20)} MiB)").ToList();
     }
 
     private sealed class Storage<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) : TensorStorage

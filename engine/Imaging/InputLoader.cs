@@ -5,7 +5,9 @@ using CamEngine.Tensors;
 namespace CamEngine.Imaging;
 
 /// <summary>One model input from a file: its output-file stem, the (1, C, H, W) tensor, and the RGB picture
-/// to draw overlays on (null when the input has no displayable RGB form).</summary>
+/// to draw overlays on (null when the input has no displayable RGB form). For a photo the picture is the
+/// region the model sees (its centre crop) at the photo's own resolution, up to
+/// <see cref="InputLoader.MaxDisplaySide"/> pixels a side; for a .npy input it is the denormalized input.</summary>
 public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display);
 
 /// <summary>
@@ -15,6 +17,9 @@ public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display
 /// </summary>
 public static class InputLoader
 {
+    /// <summary>Longest side of an overlay picture; larger crops are scaled down.</summary>
+    public const int MaxDisplaySide = 1024;
+
     /// <summary>Loads every image in <paramref name="path"/> for <paramref name="graph"/>.</summary>
     public static IReadOnlyList<InputImage> Load(string path, ModelGraph graph)
     {
@@ -24,10 +29,11 @@ public static class InputLoader
         var p = graph.Preprocessing;
         if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
-            var prepared = ImagePreprocessor.Prepare(ImageDecoder.Load(path), p);
             if (graph.InputShape[0] != 3)
                 throw new InvalidInputException($"{path}: the model takes {graph.InputShape[0]} channels; pass a preprocessed .npy");
-            return [new InputImage(stem, prepared.Input, prepared.Cropped)];
+            var photo = ImageDecoder.Load(path);
+            var prepared = ImagePreprocessor.Prepare(photo, p);
+            return [new InputImage(stem, prepared.Input, DisplayCrop(photo, p))];
         }
         var t = Npy.Read(path);
         var s = t.Shape;
@@ -52,6 +58,26 @@ public static class InputLoader
             result.Add(new InputImage(n == 1 ? stem : $"{stem}_{i}", one, display));
         }
         return result;
+    }
+
+    /// <summary>
+    /// The part of <paramref name="photo"/> that the preprocessing's centre crop keeps, at the photo's resolution:
+    /// the crop window of the resized image mapped back through the resize scale.
+    /// </summary>
+    public static RgbImage DisplayCrop(RgbImage photo, Preprocessing p)
+    {
+        ArgumentNullException.ThrowIfNull(photo);
+        ArgumentNullException.ThrowIfNull(p);
+        int w = photo.Width, h = photo.Height;
+        double scale = (double)Math.Min(w, h) / p.ResizeShorter;  // photo pixels per resized pixel
+        int cw = Math.Clamp((int)Math.Round(p.Width * scale), 1, w);
+        int ch = Math.Clamp((int)Math.Round(p.Height * scale), 1, h);
+        var crop = photo.Crop((w - cw) / 2, (h - ch) / 2, cw, ch);
+        int longest = Math.Max(cw, ch);
+        if (longest <= MaxDisplaySide)
+            return crop;
+        double shrink = (double)MaxDisplaySide / longest;
+        return Resize.ImageBilinear(crop, Math.Max(1, (int)(cw * shrink)), Math.Max(1, (int)(ch * shrink)));
     }
 
     /// <summary>Stacks (1, C, H, W) inputs into one (N, C, H, W) batch.</summary>

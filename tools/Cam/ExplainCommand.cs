@@ -82,7 +82,9 @@ internal static class ExplainCommand
                 {
                     var img = chunk[e.Image];
                     string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}");
-                    var picture = img.Display is null ? Overlay.Heatmap(e.Map) : Overlay.Blend(img.Display, e.Map);
+                    var picture = img.Display is null
+                        ? Overlay.Heatmap(e.Map)
+                        : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
                     Overlay.WritePng(picture, baseName + ".png");
                     if (npy)
                     {
@@ -91,12 +93,13 @@ internal static class ExplainCommand
                     }
                 }
             }
+            string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
             foreach (var e in results[methods[0].Name])
             {
                 done++;
                 string label = labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "";
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[{done}/{images.Count}] {chunk[e.Image].Stem}: class {e.TargetClass}{label}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{{{string.Join(",", methods.Select(m => m.Name))}}}.png"));
+                    $"[{done}/{images.Count}] {chunk[e.Image].Stem}: class {e.TargetClass}{label}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}.png"));
             }
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
