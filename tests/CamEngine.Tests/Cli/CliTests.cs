@@ -1,0 +1,168 @@
+using CamEngine.Cli;
+using CamEngine.IO;
+using CamEngine.Model;
+using NUnit.Framework;
+
+namespace CamEngine.Tests.Cli;
+
+/// <summary>The `cam` command line, run in process: exit codes, one-line errors, files written.</summary>
+[TestFixture]
+public sealed class CliTests
+{
+    private string _dir = "";
+
+    private static string Device => Environment.GetEnvironmentVariable("CAMENGINE_TEST_DEVICE") ?? "ilgpu-cpu";
+
+    [SetUp]
+    public void CreateFolder()
+    {
+        _dir = Path.Combine(Path.GetTempPath(), "cam-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_dir);
+    }
+
+    [TearDown]
+    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Cam(params string[] args)
+    {
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        int code = Program.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static void AssertOneLineError((int Code, string Out, string Err) r, string contains)
+    {
+        Assert.That(r.Code, Is.EqualTo(2), r.Err);
+        Assert.That(r.Err.TrimEnd('\n', '\r').Split('\n'), Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.Contain(contains));
+    }
+
+    [Test]
+    public void Convert_writes_a_model_that_loads()
+    {
+        string output = Path.Combine(_dir, "m.safetensors");
+        var r = Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("24,234 parameters"));
+        var model = ModelFile.Load(output);
+        Assert.That(model.Graph.Nodes, Has.Count.EqualTo(12));
+    }
+
+    [Test]
+    public void Convert_refuses_a_truncated_onnx_file_with_exit_code_2_and_writes_nothing()
+    {
+        var bytes = File.ReadAllBytes(FixturePaths.Onnx("tiny_resnet"));
+        string truncated = Path.Combine(_dir, "t.onnx");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        string output = Path.Combine(_dir, "t.safetensors");
+        AssertOneLineError(Cam("convert", truncated, "-o", output), "truncated or corrupt");
+        Assert.That(Directory.GetFiles(_dir), Is.EqualTo(new[] { truncated }));
+    }
+
+    [Test]
+    public void A_corrupted_safetensors_header_is_refused_with_exit_code_2()
+    {
+        string model = Path.Combine(_dir, "bad.safetensors");
+        var bytes = File.ReadAllBytes(Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors"));
+        bytes[8] = (byte)'['; // the JSON header must start with '{'
+        File.WriteAllBytes(model, bytes);
+        AssertOneLineError(Cam("info", model), "bad.safetensors");
+        AssertOneLineError(Cam("explain", model, FixturePaths.Input("chelsea"), "--out", _dir), "bad.safetensors");
+        // The converter reads ONNX only: a safetensors file handed to it is refused as ONNX, in one line.
+        AssertOneLineError(Cam("convert", model, "-o", Path.Combine(_dir, "x.safetensors")), "ONNX");
+        Assert.That(File.Exists(Path.Combine(_dir, "x.safetensors")), Is.False);
+    }
+
+    [Test]
+    public void Explain_writes_the_documented_files_and_they_match_pytorch_grad_cam()
+    {
+        string model = Path.Combine(_dir, "m.safetensors");
+        Assert.That(Cam("convert", FixturePaths.Onnx("tiny_resnet"), "-o", model).Code, Is.Zero);
+        var r = Cam("explain", model, FixturePaths.Input("coffee"), "--method", "gradcam,guided-backprop",
+            "--layer", "/block2/relu2/Relu_output_0", "--out", _dir, "--npy", "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        string stem = Path.Combine(_dir, "coffee_32_imagenet");
+        foreach (var suffix in new[] { ".gradcam.png", ".gradcam.npy", ".gradcam.raw.npy", ".guided-backprop.png",
+                                       ".guided-backprop.npy", ".guided-backprop.raw.npy" })
+            Assert.That(File.Exists(stem + suffix), Is.True, suffix);
+        var reference = Npz.Read(FixturePaths.Refs("tiny_resnet", "coffee"));
+        var map = Npy.Read(stem + ".gradcam.npy");
+        Assert.That(map.Shape, Is.EqualTo(new[] { 32, 32 }));
+        var expected = (float[])reference["L0.pgc.gradcam.cam"].Data.Clone();
+        CamEngine.Imaging.MapOps.MinMaxNormalize(expected);
+        TensorAssert.Close(map.Data, expected, 1e-3, 0, "final map from the .npy file");
+        var raw = Npy.Read(stem + ".gradcam.raw.npy");
+        Assert.That(raw.Shape, Is.EqualTo(new[] { 16, 16 }));
+        TensorAssert.Close(raw.Data, reference["L0.pgc.gradcam.raw"].Data, 1e-6, 1e-3, "raw map from the .npy file");
+        Assert.That(Npy.Read(stem + ".guided-backprop.raw.npy").Shape, Is.EqualTo(new[] { 3, 32, 32 }));
+        var png = CamEngine.Imaging.ImageDecoder.Load(stem + ".gradcam.png");
+        Assert.That((png.Width, png.Height), Is.EqualTo((32, 32)));
+    }
+
+    [Test]
+    public void Explain_on_a_photo_draws_over_the_crop_at_photo_resolution()
+    {
+        string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
+        var r = Cam("explain", model, photo, "--out", _dir, "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("[1/1] chelsea: class 4"));
+        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "chelsea.gradcam.png"));
+        // 451x300 photo, shorter side resized to 36 and cropped to 32: the crop is 32 * 300 / 36 = 267 pixels.
+        Assert.That((png.Width, png.Height), Is.EqualTo((267, 267)));
+    }
+
+    [Test]
+    public void Bad_usage_and_bad_names_give_exit_code_2_with_one_line()
+    {
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
+        string input = FixturePaths.Input("rocket");
+        AssertOneLineError(Cam("explain", model, input, "--method", "nosuch", "--out", _dir), "unknown method 'nosuch'");
+        AssertOneLineError(Cam("explain", model, input, "--layer", "layer9", "--out", _dir, "--device", Device),
+            "unknown layer 'layer9'");
+        AssertOneLineError(Cam("explain", model, input, "--colour", "x"), "unknown option '--colour'");
+        AssertOneLineError(Cam("explain", model, input, "--target", "10", "--out", _dir, "--device", Device), "out of range");
+        AssertOneLineError(Cam("explain", model, Path.Combine(_dir, "missing.png")), "missing.png");
+        AssertOneLineError(Cam("frobnicate"), "unknown command 'frobnicate'");
+        AssertOneLineError(Cam("explain", model, input, "--device", "tpu"), "unknown device 'tpu'");
+        string notImage = Path.Combine(_dir, "notes.png");
+        File.WriteAllText(notImage, "hello");
+        AssertOneLineError(Cam("explain", model, notImage, "--device", Device), "not a PNG, JPEG or BMP image");
+    }
+
+    [Test]
+    public void Module_path_layer_names_resolve_like_pytorch_hooks()
+    {
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
+        var r = Cam("explain", model, FixturePaths.Input("chelsea"), "--layer", "block2.relu2", "--out", _dir,
+            "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("layer: /block2/relu2/Relu_output_0"));
+    }
+
+    [Test]
+    public void Help_version_methods_info_and_predict_work()
+    {
+        var help = Cam("--help");
+        Assert.That(help.Code, Is.Zero);
+        Assert.That(help.Out, Does.Contain("explain MODEL IMAGE..."));
+        foreach (var command in new[] { "convert", "info", "predict", "explain", "methods", "devices" })
+        {
+            var r = Cam(command, "--help");
+            Assert.That(r.Code, Is.Zero, command);
+            Assert.That(r.Out, Does.StartWith("usage: cam " + command), command);
+        }
+        Assert.That(Cam("--version").Out, Does.StartWith("cam 0.1.0"));
+        var methods = Cam("methods");
+        Assert.That(methods.Out, Does.Contain("gradcam").And.Contain("Selvaraju"));
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
+        var info = Cam("info", model);
+        Assert.That(info.Out, Does.Contain("/relu3/Relu_output_0").And.Contain("[64,8,8]"));
+        var predict = Cam("predict", model, FixturePaths.Input("astronaut"), "--top", "3", "--device", Device);
+        Assert.That(predict.Code, Is.Zero, predict.Err);
+        var reference = Npz.ReadAll(FixturePaths.Refs("tiny_gapcnn", "astronaut"));
+        int top = (int)reference.Arrays["target_class"].Data[0];
+        Assert.That(predict.Out.Split('\n')[1].Trim(), Does.StartWith($"{top}:"));
+    }
+}
