@@ -39,18 +39,32 @@ internal sealed class ExplainContext
 
     public required IReadOnlyList<GraphNode> Layers { get; init; }
 
+    public Convention Convention { get; init; } = Convention.PytorchGradCam;
+
     public int Batch => Forward.Batch;
 
     public Backend Backend => Model.Backend;
 
-    /// <summary>dL/d(output) = one-hot at each image's target class: L = sum_i y_i[c_i].</summary>
+    /// <summary>The target score of image <paramref name="image"/> given a model output row (for masked or
+    /// perturbed re-runs of that image): today the raw logit of its target class.</summary>
+    public float Score(int image, ReadOnlySpan<float> outputRow) => outputRow[Classes[image]];
+
+    /// <summary>d score / d(output row) for image <paramref name="image"/>, written into <paramref name="gradient"/>.</summary>
+    public void ScoreGradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
+    {
+        gradient.Clear();
+        gradient[Classes[image]] = 1f;
+    }
+
+    /// <summary>dL/d(output) for the whole batch, L = sum_i score_i: one row per image.</summary>
     public Tensor Seed()
     {
         var output = Forward.Output;
+        var values = Backend.Download(output);
         int k = output.Length / Batch;
         var seed = new float[output.Length];
         for (int i = 0; i < Batch; i++)
-            seed[i * k + Classes[i]] = 1f;
+            ScoreGradient(i, values.AsSpan(i * k, k), seed.AsSpan(i * k, k));
         return Backend.Upload(seed, output.Shape);
     }
 }

@@ -12,6 +12,9 @@ public sealed class ExplainOptions
 
     /// <summary>Which score to explain; top-1 by default.</summary>
     public Target Target { get; init; } = Target.Top1;
+
+    /// <summary>Which library's (or the paper's) definition to follow.</summary>
+    public Convention Convention { get; init; } = Convention.PytorchGradCam;
 }
 
 /// <summary>
@@ -61,6 +64,7 @@ public sealed class Explainer(DeviceModel model)
         var context = new ExplainContext
         {
             Model = Model, Forward = forward, Classes = classes, Scores = scores, Layers = layers,
+            Convention = options.Convention,
         };
         var result = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
         foreach (var method in methods)
