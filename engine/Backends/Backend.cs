@@ -48,6 +48,15 @@ public abstract class Backend : IDisposable
         return t;
     }
 
+    /// <summary>Overwrites an existing float tensor with host data (row-major, same length).</summary>
+    public void CopyFromHost(Tensor t, ReadOnlySpan<float> data)
+    {
+        Check(t, ElementType.Float32, nameof(t));
+        if (data.Length != t.Length)
+            throw new ArgumentException($"copy: {data.Length} values for {t.ShapeText}");
+        Write(t.Storage, data);
+    }
+
     /// <summary>Copies a host tensor into a new tensor.</summary>
     public Tensor Upload(HostTensor host) => Upload(host.Data, host.Shape);
 
