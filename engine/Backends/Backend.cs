@@ -70,6 +70,21 @@ public abstract class Backend : IDisposable
     /// <summary>Copies a float tensor back to the host with its shape.</summary>
     public HostTensor DownloadHost(Tensor t) => new(t.Shape, Download(t));
 
+    /// <summary>Copies <paramref name="length"/> elements of <paramref name="src"/> from <paramref name="srcOffset"/>
+    /// to <paramref name="dst"/> at <paramref name="dstOffset"/> (row-major element offsets; both float tensors).
+    /// Used to slice, stack and replicate batch rows.</summary>
+    public void CopyRange(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length)
+    {
+        Check(src, ElementType.Float32, nameof(src));
+        Check(dst, ElementType.Float32, nameof(dst));
+        if (length < 0 || srcOffset < 0 || dstOffset < 0 || (long)srcOffset + length > src.Length
+            || (long)dstOffset + length > dst.Length)
+            throw new ArgumentException(
+                $"copy of {length} elements from {srcOffset} of {src.ShapeText} to {dstOffset} of {dst.ShapeText} is out of range");
+        if (length > 0)
+            CopyRangeCore(src, srcOffset, dst, dstOffset, length);
+    }
+
     /// <summary>Waits until every queued operation has finished.</summary>
     public virtual void Synchronize() { }
 
@@ -153,6 +168,17 @@ public abstract class Backend : IDisposable
         CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
         CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
         MaxPoolBackwardCore(dy, argmax, dx, s);
+    }
+
+    /// <summary>Routes x through a max-pool's recorded argmax: <c>y[o] = x[argmax[o]]</c> (Taylor coefficients of
+    /// order &gt;= 1, and any quantity that follows the order-0 routing). x: (N,C,H,W), argmax and y: (N,C,OH,OW).</summary>
+    public void MaxPoolRoute(Tensor x, Tensor argmax, Tensor y, PoolShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        MaxPoolRouteCore(x, argmax, y, s);
     }
 
     /// <summary>Average pool. x: (N,C,H,W), y: (N,C,OH,OW). Dilation must be 1.</summary>
@@ -277,6 +303,7 @@ public abstract class Backend : IDisposable
     protected abstract void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule);
     protected abstract void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s);
     protected abstract void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s);
+    protected abstract void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s);
     protected abstract void AvgPoolCore(Tensor x, Tensor y, PoolShape s);
     protected abstract void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s);
     protected abstract void GlobalAvgPoolCore(Tensor x, Tensor y, int plane);
@@ -286,6 +313,7 @@ public abstract class Backend : IDisposable
     protected abstract void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s);
     protected abstract void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s);
     protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    protected abstract void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length);
     protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
 #pragma warning restore CS1591
 

@@ -226,6 +226,16 @@ public sealed class ReferenceBackend : Backend
         }
     }
 
+    /// <inheritdoc/>
+    protected override void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s)
+    {
+        double[] X = D(x), Y = D(y);
+        int[] A = I(argmax);
+        int plane = s.OH * s.OW;
+        for (int o = 0; o < Y.Length; o++)
+            Y[o] = A[o] < 0 ? 0 : X[o / plane * s.H * s.W + A[o]];
+    }
+
     private static (int Hs, int He, int Ws, int We, int Divisor) AvgWindow(PoolShape s, int oh, int ow)
     {
         int hs = oh * s.StrideH - s.PadTop, ws = ow * s.StrideW - s.PadLeft;
@@ -351,6 +361,10 @@ public sealed class ReferenceBackend : Backend
         for (int i = 0; i < Y.Length; i++)
             Y[i] = A[i] + B[i];
     }
+
+    /// <inheritdoc/>
+    protected override void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) =>
+        Array.Copy(D(src), srcOffset, D(dst), dstOffset, length);
 
     /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale)
