@@ -19,15 +19,29 @@ public abstract class Backend : IDisposable
     /// <summary>Human-readable description of the device that runs the kernels.</summary>
     public abstract string DeviceDescription { get; }
 
+    /// <summary>
+    /// Serializes work on this backend. A backend may be shared by threads: memory operations take this lock,
+    /// and <see cref="Graph.DeviceModel"/> passes and <see cref="Methods.Explainer"/> calls hold it for their whole
+    /// duration (it is re-entrant), so concurrent explanations run one after another on the device and give the
+    /// same numbers as sequential ones. For parallel CPU work, open one backend per thread.
+    /// </summary>
+    public Lock SyncRoot { get; } = new();
+
     // ---- memory ----
 
     /// <summary>A zero-filled float tensor.</summary>
-    public Tensor Allocate(params int[] shape) =>
-        new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+    public Tensor Allocate(params int[] shape)
+    {
+        lock (SyncRoot)
+            return new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+    }
 
     /// <summary>A zero-filled int32 tensor.</summary>
-    public Tensor AllocateIndices(params int[] shape) =>
-        new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+    public Tensor AllocateIndices(params int[] shape)
+    {
+        lock (SyncRoot)
+            return new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+    }
 
     /// <summary>Copies host data (row-major) into a new tensor.</summary>
     public Tensor Upload(ReadOnlySpan<float> data, params int[] shape)
@@ -38,7 +52,8 @@ public abstract class Backend : IDisposable
         var t = Allocate(shape);
         try
         {
-            Write(t.Storage, data);
+            lock (SyncRoot)
+                Write(t.Storage, data);
         }
         catch
         {
@@ -54,7 +69,8 @@ public abstract class Backend : IDisposable
         Check(t, ElementType.Float32, nameof(t));
         if (data.Length != t.Length)
             throw new ArgumentException($"copy: {data.Length} values for {t.ShapeText}");
-        Write(t.Storage, data);
+        lock (SyncRoot)
+            Write(t.Storage, data);
     }
 
     /// <summary>Copies a host tensor into a new tensor.</summary>
@@ -64,7 +80,8 @@ public abstract class Backend : IDisposable
     public float[] Download(Tensor t)
     {
         Check(t, ElementType.Float32, nameof(t));
-        return Read(t.Storage, t.Length);
+        lock (SyncRoot)
+            return Read(t.Storage, t.Length);
     }
 
     /// <summary>Copies a float tensor back to the host with its shape.</summary>
@@ -82,7 +99,10 @@ public abstract class Backend : IDisposable
             throw new ArgumentException(
                 $"copy of {length} elements from {srcOffset} of {src.ShapeText} to {dstOffset} of {dst.ShapeText} is out of range");
         if (length > 0)
-            CopyRangeCore(src, srcOffset, dst, dstOffset, length);
+        {
+            lock (SyncRoot)
+                CopyRangeCore(src, srcOffset, dst, dstOffset, length);
+        }
     }
 
     /// <summary>Waits until every queued operation has finished.</summary>

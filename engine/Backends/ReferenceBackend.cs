@@ -162,7 +162,7 @@ public sealed class ReferenceBackend : Backend
     {
         double[] X = D(x), Y = D(y);
         for (int i = 0; i < X.Length; i++)
-            Y[i] = Math.Max(X[i], 0);
+            Y[i] = X[i] < 0 ? 0 : X[i]; // NaN passes through, as in the kernel and PyTorch
     }
 
     /// <inheritdoc/>

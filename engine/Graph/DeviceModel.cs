@@ -87,8 +87,11 @@ public sealed class DeviceModel : IDisposable
         var pass = new ForwardPass(this, input, n);
         try
         {
-            foreach (var node in g.Nodes)
-                RunNode(pass, node, n);
+            lock (Backend.SyncRoot)
+            {
+                foreach (var node in g.Nodes)
+                    RunNode(pass, node, n);
+            }
         }
         catch
         {
@@ -184,6 +187,7 @@ public sealed class DeviceModel : IDisposable
         }
 
         var grads = new Gradients(this);
+        using var scope = Backend.SyncRoot.EnterScope();
         try
         {
             grads.Set(g.OutputName, seed.Reshape(output.Shape));

@@ -54,9 +54,12 @@ public sealed class Explainer(DeviceModel model)
         }
         MapOpsGuard(input);
         var backend = Model.Backend;
+        using var scope = backend.SyncRoot.EnterScope();
         using var x = backend.Upload(input);
         using var forward = Model.Forward(x);
         var outputs = backend.Download(forward.Output);
+        if (outputs.Any(v => !float.IsFinite(v)))
+            throw new CamEngineException(FirstNonFinite(forward));
         int n = forward.Batch;
         var classes = options.Target.Resolve(outputs, n);
         int k = outputs.Length / n;
@@ -70,6 +73,19 @@ public sealed class Explainer(DeviceModel model)
         foreach (var method in methods)
             result[method.Name] = method.Run(context);
         return result;
+    }
+
+    /// <summary>Names the first node (in execution order) whose output holds NaN or infinity.</summary>
+    private string FirstNonFinite(ForwardPass forward)
+    {
+        foreach (var node in Model.Graph.Nodes)
+        {
+            var values = Model.Backend.Download(forward[node.Output]);
+            int at = Array.FindIndex(values, v => !float.IsFinite(v));
+            if (at >= 0)
+                return $"the model produced a non-finite value ({values[at]}) first in the output of node '{node.Name}' ({node.Op}), element {at}";
+        }
+        return "the model output holds non-finite values";
     }
 
     private static void MapOpsGuard(HostTensor input)
