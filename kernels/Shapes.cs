@@ -136,3 +136,124 @@ public enum ReluRule
     /// <summary>Deconvnet (Zeiler and Fergus 2014): dx = dy * [dy &gt; 0], ignoring the forward input.</summary>
     Deconvnet = 2,
 }
+
+/// <summary>Binary element-wise operators with broadcasting (<see cref="Broadcast"/>).</summary>
+public enum BinaryOp
+{
+    /// <summary>a + b.</summary>
+    Add = 0,
+
+    /// <summary>a - b.</summary>
+    Sub = 1,
+
+    /// <summary>a * b.</summary>
+    Mul = 2,
+
+    /// <summary>a / b.</summary>
+    Div = 3,
+}
+
+/// <summary>
+/// Geometry of a broadcasting binary op over rank-4 views: output dims D0..D3, operand dims A0..A3 and B0..B3
+/// (each 1 or equal to the output's), and the operands' row-major strides with 0 along broadcast axes.
+/// Build it with <see cref="Create"/>, which right-aligns shapes of rank 1 to 4 (numpy's rule).
+/// </summary>
+public readonly record struct BroadcastShape(
+    int D0, int D1, int D2, int D3,
+    int A0, int A1, int A2, int A3,
+    int B0, int B1, int B2, int B3,
+    int SA0, int SA1, int SA2, int SA3,
+    int SB0, int SB1, int SB2, int SB3,
+    int Op)
+{
+    /// <summary>The operator.</summary>
+    public BinaryOp Operator => (BinaryOp)Op;
+
+    /// <summary>Number of output elements.</summary>
+    public long OutputLength => (long)D0 * D1 * D2 * D3;
+
+    /// <summary>Right-aligns <paramref name="shape"/> to rank 4, padding with leading 1s.</summary>
+    public static int[] Pad4(ReadOnlySpan<int> shape)
+    {
+        if (shape.Length > 4)
+            throw new ArgumentException($"broadcasting supports rank 4 at most, got rank {shape.Length}");
+        var r = new[] { 1, 1, 1, 1 };
+        shape.CopyTo(r.AsSpan(4 - shape.Length));
+        return r;
+    }
+
+    /// <summary>The numpy broadcast of two shapes (rank up to 4), or an exception naming both.</summary>
+    public static int[] Broadcast(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
+    {
+        int rank = Math.Max(a.Length, b.Length);
+        var pa = Pad4(a);
+        var pb = Pad4(b);
+        var r = new int[rank];
+        for (int k = 0; k < rank; k++)
+        {
+            int da = pa[4 - rank + k], db = pb[4 - rank + k];
+            if (da < 1 || db < 1 || (da != db && da != 1 && db != 1))
+                throw new ArgumentException($"shapes ({string.Join(",", a.ToArray())}) and ({string.Join(",", b.ToArray())}) do not broadcast");
+            r[k] = Math.Max(da, db);
+        }
+        return r;
+    }
+
+    /// <summary>The geometry for <c>op(a, b)</c>; throws when the shapes do not broadcast.</summary>
+    public static BroadcastShape Create(BinaryOp op, ReadOnlySpan<int> a, ReadOnlySpan<int> b)
+    {
+        var d = Pad4(Broadcast(a, b));
+        var pa = Pad4(a);
+        var pb = Pad4(b);
+        var sa = Strides(pa);
+        var sb = Strides(pb);
+        return new BroadcastShape(d[0], d[1], d[2], d[3], pa[0], pa[1], pa[2], pa[3], pb[0], pb[1], pb[2], pb[3],
+            sa[0], sa[1], sa[2], sa[3], sb[0], sb[1], sb[2], sb[3], (int)op);
+    }
+
+    private static int[] Strides(int[] dims)
+    {
+        var s = new int[4];
+        int acc = 1;
+        for (int k = 3; k >= 0; k--)
+        {
+            s[k] = dims[k] == 1 ? 0 : acc;
+            acc = checked(acc * dims[k]);
+        }
+        return s;
+    }
+}
+
+/// <summary>Where one concat input sits in the output: part (N, C, Inner) at channel Offset of (N, Total, Inner).</summary>
+public readonly record struct ChannelSlice(int N, int C, int Inner, int Total, int Offset)
+{
+    /// <summary>The output index of part element <paramref name="i"/>.</summary>
+    public int WholeIndex(int i)
+    {
+        int j = i % Inner;
+        int t = i / Inner;
+        int c = t % C;
+        int n = t / C;
+        return (n * Total + Offset + c) * Inner + j;
+    }
+}
+
+/// <summary>Constant padding of H and W: x (N, C, H, W) to (N, C, H + PadTop + PadBottom, W + PadLeft + PadRight).</summary>
+public readonly record struct PadShape(int N, int C, int H, int W, int PadTop, int PadLeft, int PadBottom, int PadRight)
+{
+    /// <summary>Padded height.</summary>
+    public int OH => H + PadTop + PadBottom;
+
+    /// <summary>Padded width.</summary>
+    public int OW => W + PadLeft + PadRight;
+
+    /// <summary>Throws <see cref="ArgumentException"/> for non-positive sides or negative pads.</summary>
+    public void Validate()
+    {
+        if (N < 1 || C < 1 || H < 1 || W < 1)
+            throw new ArgumentException($"pad: every dimension must be positive ({this})");
+        if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0 || PadTop > 1 << 16 || PadLeft > 1 << 16
+            || PadBottom > 1 << 16 || PadRight > 1 << 16)
+            throw new ArgumentException($"pad: pads must be between 0 and 65536 ({this})");
+    }
+}

@@ -293,6 +293,121 @@ public abstract class Backend : IDisposable
         ScaleCore(x, y, scale);
     }
 
+    // ---- element-wise maps, broadcasting arithmetic, per-channel affine ----
+
+    /// <summary><c>y = op(x)</c> element-wise, for any <see cref="IUnaryOp"/> (sigmoid, hard-sigmoid, hard-swish,
+    /// leaky ReLU, clip).</summary>
+    public void Unary<TOp>(TOp op, Tensor x, Tensor y) where TOp : struct, IUnaryOp
+    {
+        CheckSame(x, y);
+        UnaryCore(op, x, y);
+    }
+
+    /// <summary><c>dx = dy * op'(x)</c> element-wise.</summary>
+    public void UnaryBackward<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) where TOp : struct, IUnaryOp
+    {
+        CheckSame(x, dy);
+        CheckSame(x, dx);
+        UnaryBackwardCore(op, x, dy, dx);
+    }
+
+    /// <summary><c>y = a op b</c> with numpy broadcasting (ranks up to 4, right-aligned); y has the broadcast shape.</summary>
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
+    {
+        var s = CheckBinary(op, a, b);
+        CheckShape(y, BroadcastShape.Broadcast(a.Shape, b.Shape), nameof(y));
+        BinaryCore(a, b, y, s);
+    }
+
+    /// <summary>The gradient of operand <paramref name="operand"/> (0 for a, 1 for b) of <c>y = a op b</c>, summed over
+    /// the axes that operand was broadcast along; <paramref name="grad"/> has that operand's shape.</summary>
+    public void BinaryBackward(BinaryOp op, Tensor a, Tensor b, Tensor dy, Tensor grad, int operand)
+    {
+        var s = CheckBinary(op, a, b);
+        if (operand is not (0 or 1))
+            throw new ArgumentOutOfRangeException(nameof(operand), operand, "operand must be 0 (a) or 1 (b)");
+        CheckShape(dy, BroadcastShape.Broadcast(a.Shape, b.Shape), nameof(dy));
+        CheckShape(grad, operand == 0 ? a.Shape : b.Shape, nameof(grad));
+        BinaryBackwardCore(a, b, dy, grad, s, operand);
+    }
+
+    /// <summary><c>y[n,c,...] = x[n,c,...] * scale[c] + shift[c]</c> (inference BatchNormalization). x: (N, C, ...).</summary>
+    public void ChannelAffine(Tensor x, Tensor scale, Tensor shift, Tensor y)
+    {
+        int c = CheckAffine(x, scale);
+        CheckLength(shift, c, nameof(shift));
+        CheckShape(y, x.Shape, nameof(y));
+        ChannelAffineCore(x, scale, shift, y, c, x.Length / x.Shape[0] / c);
+    }
+
+    /// <summary>dx of <see cref="ChannelAffine"/>: <c>dx = dy * scale[c]</c>.</summary>
+    public void ChannelAffineBackwardData(Tensor dy, Tensor scale, Tensor dx)
+    {
+        int c = CheckAffine(dx, scale);
+        CheckShape(dy, dx.Shape, nameof(dy));
+        ChannelAffineBackwardDataCore(dy, scale, dx, c, dx.Length / dx.Shape[0] / c);
+    }
+
+    /// <summary>Parameter gradients of <see cref="ChannelAffine"/>: dscale = sum dy * x, dshift = sum dy per channel.</summary>
+    public void ChannelAffineBackwardParams(Tensor x, Tensor dy, Tensor dscale, Tensor dshift)
+    {
+        int c = CheckAffine(x, dscale);
+        CheckLength(dshift, c, nameof(dshift));
+        CheckShape(dy, x.Shape, nameof(dy));
+        ChannelAffineBackwardParamsCore(x, dy, dscale, dshift, c, x.Length / x.Shape[0] / c);
+    }
+
+    // ---- concat, pad, softmax ----
+
+    /// <summary>Concatenates <paramref name="parts"/> (N, Ci, ...) along axis 1 into y (N, sum Ci, ...).</summary>
+    public void Concat(IReadOnlyList<Tensor> parts, Tensor y)
+    {
+        foreach (var (part, s) in ConcatSlices(parts, y))
+            ConcatCopyInCore(part, y, s);
+    }
+
+    /// <summary>Splits dy (N, sum Ci, ...) back into the gradients <paramref name="dparts"/> (N, Ci, ...).</summary>
+    public void ConcatBackward(Tensor dy, IReadOnlyList<Tensor> dparts)
+    {
+        foreach (var (part, s) in ConcatSlices(dparts, dy))
+            ConcatCopyOutCore(dy, part, s);
+    }
+
+    /// <summary>Constant padding of H and W. x: (N,C,H,W), y: (N,C,H+PT+PB,W+PL+PR).</summary>
+    public void Pad(Tensor x, Tensor y, PadShape s, float value)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        PadCore(x, y, s, value);
+    }
+
+    /// <summary>Pad backward (a crop). dy: (N,C,OH,OW), dx: (N,C,H,W).</summary>
+    public void PadBackward(Tensor dy, Tensor dx, PadShape s)
+    {
+        s.Validate();
+        CheckShape(dy, [s.N, s.C, s.OH, s.OW], nameof(dy));
+        CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
+        PadBackwardCore(dy, dx, s);
+    }
+
+    /// <summary>Softmax over the last axis. x, y: (..., cols).</summary>
+    public void Softmax(Tensor x, Tensor y)
+    {
+        int cols = CheckRows(x);
+        CheckShape(y, x.Shape, nameof(y));
+        SoftmaxCore(x, y, x.Length / cols, cols);
+    }
+
+    /// <summary>Softmax backward from its output y: <c>dx = y * (dy - sum(dy * y))</c> per row.</summary>
+    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        int cols = CheckRows(y);
+        CheckShape(dy, y.Shape, nameof(dy));
+        CheckShape(dx, y.Shape, nameof(dx));
+        SoftmaxBackwardCore(y, dy, dx, y.Length / cols, cols);
+    }
+
     /// <summary>Releases the device.</summary>
     public void Dispose()
     {
@@ -335,6 +450,19 @@ public abstract class Backend : IDisposable
     protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
     protected abstract void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length);
     protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
+    protected abstract void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) where TOp : struct, IUnaryOp;
+    protected abstract void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) where TOp : struct, IUnaryOp;
+    protected abstract void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s);
+    protected abstract void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand);
+    protected abstract void ChannelAffineCore(Tensor x, Tensor scale, Tensor shift, Tensor y, int channels, int inner);
+    protected abstract void ChannelAffineBackwardDataCore(Tensor dy, Tensor scale, Tensor dx, int channels, int inner);
+    protected abstract void ChannelAffineBackwardParamsCore(Tensor x, Tensor dy, Tensor dscale, Tensor dshift, int channels, int inner);
+    protected abstract void ConcatCopyInCore(Tensor part, Tensor whole, ChannelSlice s);
+    protected abstract void ConcatCopyOutCore(Tensor whole, Tensor part, ChannelSlice s);
+    protected abstract void PadCore(Tensor x, Tensor y, PadShape s, float value);
+    protected abstract void PadBackwardCore(Tensor dy, Tensor dx, PadShape s);
+    protected abstract void SoftmaxCore(Tensor x, Tensor y, int rows, int cols);
+    protected abstract void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx, int rows, int cols);
 #pragma warning restore CS1591
 
     // ---- checks ----
@@ -375,6 +503,58 @@ public abstract class Backend : IDisposable
         Check(b, ElementType.Float32, "b");
         if (a.Length != b.Length)
             throw new ArgumentException($"operand lengths differ: {a.ShapeText} and {b.ShapeText}");
+    }
+
+    private BroadcastShape CheckBinary(BinaryOp op, Tensor a, Tensor b)
+    {
+        Check(a, ElementType.Float32, nameof(a));
+        Check(b, ElementType.Float32, nameof(b));
+        if (!Enum.IsDefined(op))
+            throw new ArgumentOutOfRangeException(nameof(op), op, "unknown binary operator");
+        if (a.Shape.Length is < 1 or > 4 || b.Shape.Length is < 1 or > 4)
+            throw new ArgumentException($"broadcasting takes ranks 1 to 4, got {a.ShapeText} and {b.ShapeText}");
+        return BroadcastShape.Create(op, a.Shape, b.Shape);
+    }
+
+    private int CheckAffine(Tensor x, Tensor scale)
+    {
+        Check(x, ElementType.Float32, nameof(x));
+        if (x.Shape.Length < 2 || x.Length == 0)
+            throw new ArgumentException($"per-channel affine needs (N, C, ...), got {x.ShapeText}");
+        int c = x.Shape[1];
+        CheckLength(scale, c, nameof(scale));
+        return c;
+    }
+
+    private List<(Tensor Part, ChannelSlice Slice)> ConcatSlices(IReadOnlyList<Tensor> parts, Tensor whole)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        Check(whole, ElementType.Float32, nameof(whole));
+        if (parts.Count == 0 || whole.Shape.Length < 2)
+            throw new ArgumentException($"concat needs at least one part and an (N, C, ...) result, got {parts.Count} and {whole.ShapeText}");
+        var r = new List<(Tensor, ChannelSlice)>(parts.Count);
+        int offset = 0;
+        int n = whole.Shape[0], inner = whole.Length / Math.Max(1, n * whole.Shape[1]);
+        foreach (var p in parts)
+        {
+            Check(p, ElementType.Float32, "part");
+            if (p.Shape.Length != whole.Shape.Length || p.Shape[0] != n
+                || !p.Shape.AsSpan(2).SequenceEqual(whole.Shape.AsSpan(2)))
+                throw new ArgumentException($"concat part {p.ShapeText} does not match {whole.ShapeText} outside axis 1");
+            r.Add((p, new ChannelSlice(n, p.Shape[1], inner, whole.Shape[1], offset)));
+            offset += p.Shape[1];
+        }
+        if (offset != whole.Shape[1])
+            throw new ArgumentException($"concat parts hold {offset} channels, the result {whole.Shape[1]}");
+        return r;
+    }
+
+    private int CheckRows(Tensor x)
+    {
+        Check(x, ElementType.Float32, nameof(x));
+        if (x.Shape.Length < 1 || x.Shape[^1] < 1)
+            throw new ArgumentException($"softmax needs a non-empty last axis, got {x.ShapeText}");
+        return x.Shape[^1];
     }
 
     private static void CheckAvg(PoolShape s)

@@ -216,6 +216,26 @@ public sealed class IlgpuBackend : Backend
         l(_accelerator.DefaultStream, extent, a, b, c, d);
     }
 
+    private void Launch<T1, T2, T3, T4, T5>(Action<Index1D, T1, T2, T3, T4, T5> k, int extent, T1 a, T2 b, T3 c, T4 d, T5 e)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b, c, d, e);
+    }
+
+    private void Launch<T1, T2, T3, T4, T5, T6, T7>(
+        Action<Index1D, T1, T2, T3, T4, T5, T6, T7> k, int extent, T1 a, T2 b, T3 c, T4 d, T5 e, T6 f, T7 g)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+        where T7 : struct
+    {
+        if (extent == 0)
+            return;
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        l(_accelerator.DefaultStream, extent, a, b, c, d, e, f, g);
+    }
+
     private void Launch<T1, T2, T3, T4, T5, T6>(
         Action<Index1D, T1, T2, T3, T4, T5, T6> k, int extent, T1 a, T2 b, T3 c, T4 d, T5 e, T6 f)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
@@ -306,6 +326,58 @@ public sealed class IlgpuBackend : Backend
     /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale) =>
         Launch(Kernels.Elementwise.Scale, y.Length, F(x), F(y), scale);
+
+    /// <inheritdoc/>
+    protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) =>
+        Launch<ArrayView<float>, ArrayView<float>, TOp>(Kernels.Unary.Forward, y.Length, F(x), F(y), op);
+
+    /// <inheritdoc/>
+    protected override void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) =>
+        Launch<ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>(Kernels.Unary.Backward, dx.Length, F(x), F(dy), F(dx), op);
+
+    /// <inheritdoc/>
+    protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s) =>
+        Launch(Kernels.Broadcast.Forward, y.Length, F(a), F(b), F(y), s);
+
+    /// <inheritdoc/>
+    protected override void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand) =>
+        Launch(Kernels.Broadcast.Backward, grad.Length, F(a), F(b), F(dy), F(grad), s, operand);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineCore(Tensor x, Tensor scale, Tensor shift, Tensor y, int channels, int inner) =>
+        Launch(Kernels.ChannelAffine.Forward, y.Length, F(x), F(scale), F(shift), F(y), channels, inner);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardDataCore(Tensor dy, Tensor scale, Tensor dx, int channels, int inner) =>
+        Launch(Kernels.ChannelAffine.BackwardData, dx.Length, F(dy), F(scale), F(dx), channels, inner);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardParamsCore(Tensor x, Tensor dy, Tensor dscale, Tensor dshift, int channels, int inner) =>
+        Launch(Kernels.ChannelAffine.BackwardParams, channels, F(x), F(dy), F(dscale), F(dshift), channels, inner, x.Shape[0]);
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyInCore(Tensor part, Tensor whole, ChannelSlice s) =>
+        Launch(Kernels.Concat.CopyIn, part.Length, F(part), F(whole), s);
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyOutCore(Tensor whole, Tensor part, ChannelSlice s) =>
+        Launch(Kernels.Concat.CopyOut, part.Length, F(whole), F(part), s);
+
+    /// <inheritdoc/>
+    protected override void PadCore(Tensor x, Tensor y, PadShape s, float value) =>
+        Launch(Kernels.Pad.Forward, y.Length, F(x), F(y), s, value);
+
+    /// <inheritdoc/>
+    protected override void PadBackwardCore(Tensor dy, Tensor dx, PadShape s) =>
+        Launch(Kernels.Pad.Backward, dx.Length, F(dy), F(dx), s);
+
+    /// <inheritdoc/>
+    protected override void SoftmaxCore(Tensor x, Tensor y, int rows, int cols) =>
+        Launch(Kernels.Softmax.Forward, rows, F(x), F(y), cols);
+
+    /// <inheritdoc/>
+    protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx, int rows, int cols) =>
+        Launch(Kernels.Softmax.Backward, rows, F(y), F(dy), F(dx), cols);
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)

@@ -373,4 +373,199 @@ public sealed class ReferenceBackend : Backend
         for (int i = 0; i < Y.Length; i++)
             Y[i] = X[i] * scale;
     }
+
+    // ---- element-wise maps: each function in double, from its definition (not from the kernel structs) ----
+
+    private static (Func<double, double> F, Func<double, double> DF) Reference<TOp>(TOp op) where TOp : struct, IUnaryOp =>
+        op switch
+        {
+            Sigmoid => (x => 1 / (1 + Math.Exp(-x)), x => Math.Exp(-x) / ((1 + Math.Exp(-x)) * (1 + Math.Exp(-x)))),
+            HardSigmoid h => (x => Math.Clamp(h.Alpha * x + h.Beta, 0, 1),
+                              x => h.Alpha * x + h.Beta is > 0 and < 1 ? h.Alpha : 0),
+            HardSwish => (x => x * Math.Clamp(x / 6 + 0.5, 0, 1),
+                          x => x < -3 ? 0 : x > 3 ? 1 : 2 * x / 6 + 0.5),
+            LeakyRelu l => (x => x > 0 ? x : l.Alpha * x, x => x > 0 ? 1 : l.Alpha),
+            Clip c => (x => Math.Min(Math.Max(x, c.Min), c.Max), x => x > c.Min && x < c.Max ? 1 : 0),
+            _ => throw new NotSupportedException($"the reference backend has no definition of {typeof(TOp).Name}"),
+        };
+
+    /// <inheritdoc/>
+    protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y)
+    {
+        var f = Reference(op).F;
+        double[] X = D(x), Y = D(y);
+        for (int i = 0; i < X.Length; i++)
+            Y[i] = f(X[i]);
+    }
+
+    /// <inheritdoc/>
+    protected override void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx)
+    {
+        var df = Reference(op).DF;
+        double[] X = D(x), DY = D(dy), DX = D(dx);
+        for (int i = 0; i < X.Length; i++)
+            DX[i] = DY[i] * df(X[i]);
+    }
+
+    /// <summary>Row-major multi-index walk over the rank-4 output; the operands' flat indices by numpy's rule.</summary>
+    private static IEnumerable<(int O, int A, int B)> BroadcastWalk(BroadcastShape s)
+    {
+        int[] d = [s.D0, s.D1, s.D2, s.D3], a = [s.A0, s.A1, s.A2, s.A3], b = [s.B0, s.B1, s.B2, s.B3];
+        int o = 0;
+        for (int i0 = 0; i0 < d[0]; i0++)
+        for (int i1 = 0; i1 < d[1]; i1++)
+        for (int i2 = 0; i2 < d[2]; i2++)
+        for (int i3 = 0; i3 < d[3]; i3++)
+        {
+            int[] idx = [i0, i1, i2, i3];
+            int ia = 0, ib = 0;
+            for (int k = 0; k < 4; k++)
+            {
+                ia = ia * a[k] + (a[k] == 1 ? 0 : idx[k]);
+                ib = ib * b[k] + (b[k] == 1 ? 0 : idx[k]);
+            }
+            yield return (o++, ia, ib);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s)
+    {
+        double[] A = D(a), B = D(b), Y = D(y);
+        foreach (var (o, ia, ib) in BroadcastWalk(s))
+        {
+            Y[o] = s.Operator switch
+            {
+                BinaryOp.Add => A[ia] + B[ib],
+                BinaryOp.Sub => A[ia] - B[ib],
+                BinaryOp.Mul => A[ia] * B[ib],
+                _ => A[ia] / B[ib],
+            };
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand)
+    {
+        double[] A = D(a), B = D(b), DY = D(dy), G = D(grad);
+        Array.Clear(G);
+        // Scatter: every output element adds its partial derivative to the operand element it read.
+        foreach (var (o, ia, ib) in BroadcastWalk(s))
+        {
+            double partial = (s.Operator, operand) switch
+            {
+                (BinaryOp.Add, _) => 1,
+                (BinaryOp.Sub, 0) => 1,
+                (BinaryOp.Sub, _) => -1,
+                (BinaryOp.Mul, 0) => B[ib],
+                (BinaryOp.Mul, _) => A[ia],
+                (_, 0) => 1 / B[ib],
+                _ => -A[ia] / (B[ib] * B[ib]),
+            };
+            G[operand == 0 ? ia : ib] += DY[o] * partial;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineCore(Tensor x, Tensor scale, Tensor shift, Tensor y, int channels, int inner)
+    {
+        double[] X = D(x), S = D(scale), T = D(shift), Y = D(y);
+        for (int i = 0; i < X.Length; i++)
+        {
+            int c = i / inner % channels;
+            Y[i] = X[i] * S[c] + T[c];
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardDataCore(Tensor dy, Tensor scale, Tensor dx, int channels, int inner)
+    {
+        double[] DY = D(dy), S = D(scale), DX = D(dx);
+        for (int i = 0; i < DX.Length; i++)
+            DX[i] = DY[i] * S[i / inner % channels];
+    }
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardParamsCore(Tensor x, Tensor dy, Tensor dscale, Tensor dshift, int channels, int inner)
+    {
+        double[] X = D(x), DY = D(dy), DS = D(dscale), DT = D(dshift);
+        Array.Clear(DS);
+        Array.Clear(DT);
+        for (int i = 0; i < X.Length; i++)
+        {
+            int c = i / inner % channels;
+            DS[c] += DY[i] * X[i];
+            DT[c] += DY[i];
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyInCore(Tensor part, Tensor whole, ChannelSlice s)
+    {
+        double[] P = D(part), Wh = D(whole);
+        for (int n = 0; n < s.N; n++)
+            Array.Copy(P, n * s.C * s.Inner, Wh, (n * s.Total + s.Offset) * s.Inner, s.C * s.Inner);
+    }
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyOutCore(Tensor whole, Tensor part, ChannelSlice s)
+    {
+        double[] P = D(part), Wh = D(whole);
+        for (int n = 0; n < s.N; n++)
+            Array.Copy(Wh, (n * s.Total + s.Offset) * s.Inner, P, n * s.C * s.Inner, s.C * s.Inner);
+    }
+
+    /// <inheritdoc/>
+    protected override void PadCore(Tensor x, Tensor y, PadShape s, float value)
+    {
+        double[] X = D(x), Y = D(y);
+        Array.Fill(Y, value);
+        for (int nc = 0; nc < s.N * s.C; nc++)
+        for (int h = 0; h < s.H; h++)
+        for (int w = 0; w < s.W; w++)
+            Y[(nc * s.OH + h + s.PadTop) * s.OW + w + s.PadLeft] = X[(nc * s.H + h) * s.W + w];
+    }
+
+    /// <inheritdoc/>
+    protected override void PadBackwardCore(Tensor dy, Tensor dx, PadShape s)
+    {
+        double[] DY = D(dy), DX = D(dx);
+        for (int nc = 0; nc < s.N * s.C; nc++)
+        for (int h = 0; h < s.H; h++)
+        for (int w = 0; w < s.W; w++)
+            DX[(nc * s.H + h) * s.W + w] = DY[(nc * s.OH + h + s.PadTop) * s.OW + w + s.PadLeft];
+    }
+
+    /// <inheritdoc/>
+    protected override void SoftmaxCore(Tensor x, Tensor y, int rows, int cols)
+    {
+        double[] X = D(x), Y = D(y);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = X.AsSpan(r * cols, cols);
+            double m = double.NegativeInfinity;
+            foreach (double v in row)
+                m = Math.Max(m, v);
+            double sum = 0;
+            foreach (double v in row)
+                sum += Math.Exp(v - m);
+            for (int j = 0; j < cols; j++)
+                Y[r * cols + j] = Math.Exp(row[j] - m) / sum;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx, int rows, int cols)
+    {
+        double[] Y = D(y), DY = D(dy), DX = D(dx);
+        // Jacobian-vector product with J[j,k] = y_j (delta_jk - y_k), written as the full sum.
+        for (int r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k++)
+        {
+            double acc = 0;
+            for (int j = 0; j < cols; j++)
+                acc += DY[r * cols + j] * Y[r * cols + j] * ((j == k ? 1 : 0) - Y[r * cols + k]);
+            DX[r * cols + k] = acc;
+        }
+    }
 }

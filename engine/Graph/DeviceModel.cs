@@ -150,14 +150,85 @@ public sealed class DeviceModel : IDisposable
                 b.Gemm(x, w, OptionalParam(node, "bias"), y, s);
                 break;
             }
-            case Ops.Add:
+            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
+            {
+                var (a, c) = BinaryOperands(pass, node);
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.Binary(NodeGeometry.Binary(node), a, c, y);
+                break;
+            }
+            case Ops.Sigmoid or Ops.HardSigmoid or Ops.HardSwish or Ops.LeakyRelu or Ops.Clip:
                 y = pass.Own(b.Allocate(x.Shape));
-                b.Add(x, pass[node.Inputs[1]], y);
+                MapUnary(node, x, y, null);
+                break;
+            case Ops.BatchNorm:
+                y = pass.Own(b.Allocate(x.Shape));
+                b.ChannelAffine(x, _params[node.Param("scale")!], _params[node.Param("shift")!], y);
+                break;
+            case Ops.Concat:
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.Concat(node.Inputs.Select(i => pass[i]).ToArray(), y);
+                break;
+            case Ops.Pad:
+                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                b.Pad(x, y, NodeGeometry.Pad(node, x.Shape[1..], n), node.Float("value", 0f));
+                break;
+            case Ops.Reshape:
+                y = pass.Own(x.Reshape(Batched(n, node.Shape)));
+                break;
+            case Ops.Softmax:
+                y = pass.Own(b.Allocate(x.Shape));
+                b.Softmax(x, y);
                 break;
             default:
                 throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
         }
         pass.Set(node.Output, y);
+    }
+
+    /// <summary>The (a, b) operands of a binary node: two activations, or an activation and its constant parameter
+    /// in the order <c>constant_first</c> gives.</summary>
+    private (Tensor A, Tensor B) BinaryOperands(ForwardPass pass, GraphNode node)
+    {
+        var x = pass[node.Inputs[0]];
+        if (node.Param("constant") is not { } name)
+            return (x, pass[node.Inputs[1]]);
+        var c = _params[name];
+        return node.Int("constant_first", 0) != 0 ? (c, x) : (x, c);
+    }
+
+    /// <summary>Runs an element-wise unary node forward (dy null: y = f(x)) or backward (y receives dx = dy f'(x)).</summary>
+    private void MapUnary(GraphNode node, Tensor x, Tensor y, Tensor? dy)
+    {
+        var b = Backend;
+        switch (node.Op)
+        {
+            case Ops.Sigmoid:
+                Run(new Sigmoid());
+                break;
+            case Ops.HardSigmoid:
+                Run(NodeGeometry.HardSigmoid(node));
+                break;
+            case Ops.HardSwish:
+                Run(new HardSwish());
+                break;
+            case Ops.LeakyRelu:
+                Run(NodeGeometry.LeakyRelu(node));
+                break;
+            case Ops.Clip:
+                Run(NodeGeometry.Clip(node));
+                break;
+            default:
+                throw new UnsupportedModelException($"node '{node.Name}': '{node.Op}' is not an element-wise map");
+        }
+
+        void Run<TOp>(TOp op) where TOp : struct, IUnaryOp
+        {
+            if (dy == null)
+                b.Unary(op, x, y);
+            else
+                b.UnaryBackward(op, x, dy, y);
+        }
     }
 
     /// <summary>
@@ -313,11 +384,77 @@ public sealed class DeviceModel : IDisposable
                 grads.Accumulate(node.Inputs[0], dx);
                 break;
             }
-            case Ops.Add:
-                // y = a + b: dy flows to both operands unchanged.
-                grads.Accumulate(node.Inputs[0], dy);
-                grads.Accumulate(node.Inputs[1], dy);
+            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
+            {
+                var (a, c) = BinaryOperands(pass, node);
+                var op = NodeGeometry.Binary(node);
+                dy = dy.Reshape(Batched(n, node.Shape));
+                grads.Own(dy);
+                string? constant = node.Param("constant");
+                bool constantFirst = node.Int("constant_first", 0) != 0;
+                for (int operand = 0; operand < 2; operand++)
+                {
+                    var t = operand == 0 ? a : c;
+                    bool isConstant = constant != null && (operand == 0) == constantFirst;
+                    if (isConstant && !request.Parameters)
+                        continue;
+                    var g = grads.Own(b.Allocate(t.Shape));
+                    b.BinaryBackward(op, a, c, dy, g, operand);
+                    if (isConstant)
+                        grads.AddParameter(constant!, g);
+                    else
+                        grads.Accumulate(node.Inputs[constant == null ? operand : 0], g);
+                }
                 break;
+            }
+            case Ops.Sigmoid or Ops.HardSigmoid or Ops.HardSwish or Ops.LeakyRelu or Ops.Clip:
+            {
+                var dx = grads.Own(b.Allocate(x.Shape));
+                MapUnary(node, x, dx, dy.Reshape(x.Shape));
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.BatchNorm:
+            {
+                var scale = _params[node.Param("scale")!];
+                if (request.Parameters)
+                {
+                    var ds = grads.Own(b.Allocate(scale.Shape));
+                    var dt = grads.Own(b.Allocate(scale.Shape));
+                    b.ChannelAffineBackwardParams(x, dy, ds, dt);
+                    grads.AddParameter(node.Param("scale")!, ds);
+                    grads.AddParameter(node.Param("shift")!, dt);
+                }
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.ChannelAffineBackwardData(dy, scale, dx);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.Concat:
+            {
+                var parts = node.Inputs.Select(i => grads.Own(b.Allocate(pass[i].Shape))).ToArray();
+                b.ConcatBackward(dy.Reshape(Batched(n, node.Shape)), parts);
+                for (int k = 0; k < parts.Length; k++)
+                    grads.Accumulate(node.Inputs[k], parts[k]);
+                break;
+            }
+            case Ops.Pad:
+            {
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.PadBackward(dy, dx, NodeGeometry.Pad(node, x.Shape[1..], n));
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
+            case Ops.Reshape:
+                grads.Accumulate(node.Inputs[0], grads.Own(dy.Reshape(x.Shape)));
+                break;
+            case Ops.Softmax:
+            {
+                var dx = grads.Own(b.Allocate(x.Shape));
+                b.SoftmaxBackward(pass[node.Output], dy.Reshape(x.Shape), dx);
+                grads.Accumulate(node.Inputs[0], dx);
+                break;
+            }
             default:
                 throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
         }

@@ -94,12 +94,66 @@ public static class Ops
     /// <summary>y = alpha x op(W) + beta b. Params weight, optional bias. Attrs: transB, alpha, beta.</summary>
     public const string Gemm = "gemm";
 
-    /// <summary>Element-wise sum of two tensors of the same shape.</summary>
+    /// <summary>a + b with numpy broadcasting. Inputs: two activations of equal rank, or one activation and the
+    /// parameter <c>constant</c> (right-aligned against (N, ...)); attr <c>constant_first</c> 1 puts the constant on
+    /// the left. The same form serves <see cref="Sub"/>, <see cref="Mul"/> and <see cref="Div"/>.</summary>
     public const string Add = "add";
+
+    /// <summary>a - b with broadcasting (see <see cref="Add"/>).</summary>
+    public const string Sub = "sub";
+
+    /// <summary>a * b with broadcasting (see <see cref="Add"/>): squeeze-excitation scaling, SiLU's x * sigmoid(x).</summary>
+    public const string Mul = "mul";
+
+    /// <summary>a / b with broadcasting (see <see cref="Add"/>).</summary>
+    public const string Div = "div";
+
+    /// <summary>Logistic sigmoid.</summary>
+    public const string Sigmoid = "sigmoid";
+
+    /// <summary>max(0, min(1, alpha x + beta)). Attrs: alpha, beta.</summary>
+    public const string HardSigmoid = "hardsigmoid";
+
+    /// <summary>x * max(0, min(1, x / 6 + 1/2)).</summary>
+    public const string HardSwish = "hardswish";
+
+    /// <summary>x &gt; 0 ? x : alpha x. Attr: alpha.</summary>
+    public const string LeakyRelu = "leakyrelu";
+
+    /// <summary>min(max(x, min), max); ReLU6 is clip(0, 6). Attrs: min, max.</summary>
+    public const string Clip = "clip";
+
+    /// <summary>Inference BatchNormalization as a per-channel affine map. Params scale (C), shift (C).</summary>
+    public const string BatchNorm = "batchnorm";
+
+    /// <summary>Concatenation of every input along the channel axis (axis 1 of (N, C, ...)).</summary>
+    public const string Concat = "concat";
+
+    /// <summary>Constant padding of H and W. Attrs: pads [top, left, bottom, right], value.</summary>
+    public const string Pad = "pad";
+
+    /// <summary>A view with another shape of the same length. Attr: shape (without the batch dimension).</summary>
+    public const string Reshape = "reshape";
+
+    /// <summary>Softmax over the last axis.</summary>
+    public const string Softmax = "softmax";
 
     /// <summary>Every operator this version executes.</summary>
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        Conv, Relu, MaxPool, AvgPool, GlobalAvgPool, Flatten, Gemm, Add,
+        Conv, Relu, MaxPool, AvgPool, GlobalAvgPool, Flatten, Gemm, Add, Sub, Mul, Div, Sigmoid, HardSigmoid, HardSwish,
+        LeakyRelu, Clip, BatchNorm, Concat, Pad, Reshape, Softmax,
+    };
+
+    /// <summary>The element-wise unary operators (one input, same shape out).</summary>
+    public static readonly IReadOnlySet<string> UnaryMaps = new HashSet<string>(StringComparer.Ordinal)
+    {
+        Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Clip,
+    };
+
+    /// <summary>The broadcasting binary operators.</summary>
+    public static readonly IReadOnlySet<string> Binary = new HashSet<string>(StringComparer.Ordinal)
+    {
+        Add, Sub, Mul, Div,
     };
 }

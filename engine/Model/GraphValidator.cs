@@ -174,10 +174,88 @@ public static class GraphValidator
                     Weight(node, "bias", weights, [g.N]);
                 return [g.N];
             }
-            case Ops.Add:
-                Arity(node, ins, 2);
-                if (!TensorShape.Equal(ins[0], ins[1]))
-                    throw new ArgumentException($"operand shapes differ: {TensorShape.Format(ins[0])} and {TensorShape.Format(ins[1])}");
+            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
+            {
+                int first = node.Int("constant_first", 0);
+                if (first is not (0 or 1))
+                    throw new ArgumentException($"constant_first must be 0 or 1, is {first}");
+                int[] other;
+                if (node.Param("constant") is { } cn)
+                {
+                    Arity(node, ins, 1);
+                    if (!weights.TryGetValue(cn, out var c))
+                        throw new ArgumentException($"parameter tensor '{cn}' is not in the file");
+                    // The constant is right-aligned against (N, ...) and must not reach the batch axis.
+                    if (c.Shape.Length > ins[0].Length)
+                        throw new ArgumentException($"constant {c.ShapeText} has a higher rank than the input {TensorShape.Format(ins[0])}");
+                    other = c.Shape;
+                }
+                else
+                {
+                    Arity(node, ins, 2);
+                    if (first != 0)
+                        throw new ArgumentException("constant_first is set but the node has no constant");
+                    if (ins[0].Length != ins[1].Length)
+                        throw new ArgumentException($"operand ranks differ: {TensorShape.Format(ins[0])} and {TensorShape.Format(ins[1])}");
+                    other = ins[1];
+                }
+                if (ins[0].Length is < 1 or > 3)
+                    throw new ArgumentException($"operands must have 1 to 3 dimensions besides the batch, got {TensorShape.Format(ins[0])}");
+                return BroadcastShape.Broadcast(ins[0], other);
+            }
+            case Ops.Sigmoid or Ops.HardSwish:
+                Arity(node, ins, 1);
+                return ins[0];
+            case Ops.HardSigmoid or Ops.LeakyRelu or Ops.Clip:
+                Arity(node, ins, 1);
+                NodeGeometry.CheckUnary(node);
+                return ins[0];
+            case Ops.BatchNorm:
+            {
+                Arity(node, ins, 1);
+                Weight(node, "scale", weights, [ins[0][0]]);
+                Weight(node, "shift", weights, [ins[0][0]]);
+                return ins[0];
+            }
+            case Ops.Concat:
+            {
+                if (ins.Length < 1)
+                    throw new ArgumentException("needs at least one input");
+                long channels = 0;
+                foreach (var s in ins)
+                {
+                    if (s.Length != ins[0].Length || !s.AsSpan(1).SequenceEqual(ins[0].AsSpan(1)))
+                        throw new ArgumentException($"inputs {TensorShape.Format(ins[0])} and {TensorShape.Format(s)} differ outside the channel axis");
+                    channels += s[0];
+                }
+                if (channels > TensorShape.MaxElements)
+                    throw new ArgumentException($"{channels} channels in all");
+                int[] r = (int[])ins[0].Clone();
+                r[0] = (int)channels;
+                return r;
+            }
+            case Ops.Pad:
+            {
+                Arity(node, ins, 1);
+                var x = Spatial(ins[0]);
+                var g = NodeGeometry.Pad(node, x, 1);
+                g.Validate();
+                if (!float.IsFinite(node.Float("value", 0f)))
+                    throw new ArgumentException("the pad value must be finite");
+                return [g.C, g.OH, g.OW];
+            }
+            case Ops.Reshape:
+            {
+                Arity(node, ins, 1);
+                var shape = node.Ints("shape", []);
+                if (shape.Length is < 1 or > 3 || shape.Any(d => d < 1))
+                    throw new ArgumentException($"shape [{string.Join(",", shape)}] must have 1 to 3 positive dimensions");
+                if (TensorShape.CheckedLength(shape) != TensorShape.CheckedLength(ins[0]))
+                    throw new ArgumentException($"cannot reshape {TensorShape.Format(ins[0])} to {TensorShape.Format(shape)}");
+                return shape;
+            }
+            case Ops.Softmax:
+                Arity(node, ins, 1);
                 return ins[0];
             default:
                 throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
@@ -209,6 +287,54 @@ public static class NodeGeometry
         var d = node.Ints("dilations", 2, [1, 1]);
         return new PoolShape(n, x[0], x[1], x[2], k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1],
             node.Int("ceil_mode", 0) != 0, node.Int("count_include_pad", 0) != 0);
+    }
+
+    /// <summary>Pad geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
+    public static PadShape Pad(GraphNode node, int[] x, int n)
+    {
+        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
+        return new PadShape(n, x[0], x[1], x[2], p[0], p[1], p[2], p[3]);
+    }
+
+    /// <summary>The binary operator of an add/sub/mul/div node.</summary>
+    public static BinaryOp Binary(GraphNode node) => node.Op switch
+    {
+        Ops.Add => BinaryOp.Add,
+        Ops.Sub => BinaryOp.Sub,
+        Ops.Mul => BinaryOp.Mul,
+        Ops.Div => BinaryOp.Div,
+        _ => throw new ArgumentException($"'{node.Op}' is not a binary operator"),
+    };
+
+    /// <summary>HardSigmoid parameters (ONNX defaults alpha 0.2, beta 0.5).</summary>
+    public static HardSigmoid HardSigmoid(GraphNode node) => new(node.Float("alpha", 0.2f), node.Float("beta", 0.5f));
+
+    /// <summary>LeakyRelu parameter (ONNX default alpha 0.01).</summary>
+    public static LeakyRelu LeakyRelu(GraphNode node) => new(node.Float("alpha", 0.01f));
+
+    /// <summary>Clip bounds (absent bounds are infinite).</summary>
+    public static Clip Clip(GraphNode node) => new(node.Float("min", float.NegativeInfinity), node.Float("max", float.PositiveInfinity));
+
+    /// <summary>Throws when a parameterized unary op has non-finite or inconsistent attributes.</summary>
+    public static void CheckUnary(GraphNode node)
+    {
+        switch (node.Op)
+        {
+            case Ops.HardSigmoid:
+                var h = HardSigmoid(node);
+                if (!float.IsFinite(h.Alpha) || !float.IsFinite(h.Beta))
+                    throw new ArgumentException("alpha and beta must be finite");
+                break;
+            case Ops.LeakyRelu:
+                if (!float.IsFinite(LeakyRelu(node).Alpha))
+                    throw new ArgumentException("alpha must be finite");
+                break;
+            case Ops.Clip:
+                var c = Clip(node);
+                if (float.IsNaN(c.Min) || float.IsNaN(c.Max) || c.Min > c.Max)
+                    throw new ArgumentException($"clip bounds [{c.Min}, {c.Max}] are not an interval");
+                break;
+        }
     }
 
     /// <summary>Gemm geometry for a flat input of <paramref name="k"/> features and a weight of shape <paramref name="w"/>.</summary>

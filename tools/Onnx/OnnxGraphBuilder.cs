@@ -13,8 +13,10 @@ internal sealed class OnnxGraphBuilder
     public const int MaxSpatial = 1 << 15;
 
     private const string Supported =
-        "Conv, BatchNormalization (after a Conv), Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Gemm, "
-        + "Add, Identity, Dropout, Constant";
+        "Conv, BatchNormalization, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Add, Sub, Mul, Div, "
+        + "MaxPool, AveragePool, GlobalAveragePool, Concat, Pad, Flatten, Reshape, Gemm, MatMul, Softmax, "
+        + "Identity, Dropout, Constant, and Shape/Gather/Unsqueeze/Squeeze/Concat/Slice/Cast/ConstantOfShape/Transpose "
+        + "on constant shape tensors";
 
     private readonly OnnxModel _model;
     private readonly OnnxConvertOptions _options;
@@ -27,6 +29,8 @@ internal sealed class OnnxGraphBuilder
     private readonly HashSet<string> _nodeNames = new(StringComparer.Ordinal);
     private readonly List<GraphNode> _nodes = [];
     private string _inputName = "";
+    private long _batch = 1;
+    private long _opset;
 
     public OnnxGraphBuilder(OnnxModel model, OnnxConvertOptions options)
     {
@@ -41,6 +45,7 @@ internal sealed class OnnxGraphBuilder
             ?? throw new InvalidModelFileException("ONNX model declares no opset for the default operator domain");
         if (opset.Version < 7)
             throw new UnsupportedModelException($"ONNX opset {opset.Version} is older than 7; re-export with opset 7 or newer");
+        _opset = opset.Version;
         foreach (var t in g.Initializers)
         {
             if (!_inits.TryAdd(t.Name, t))
@@ -50,6 +55,8 @@ internal sealed class OnnxGraphBuilder
             ?? throw new InvalidModelFileException("ONNX graph has no input that is not an initializer");
         _inputName = input.Name;
         int[] inputShape = InputShape(input);
+        // The batch size the exporter traced with; shape arithmetic and Reshape targets refer to it.
+        _batch = input.Dims is { Length: > 0 } && input.Dims[0] is long b and >= 1 ? b : 1;
         _shapes[_inputName] = inputShape;
 
         foreach (var n in g.Nodes)
@@ -177,18 +184,46 @@ internal sealed class OnnxGraphBuilder
             case "Gemm":
                 Gemm(n);
                 break;
-            case "Add":
-            {
-                CheckAttrs(n);
-                if (n.Inputs.Count != 2)
-                    throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
-                string a = Act(n, 0), b = Act(n, 1);
-                if (!TensorShape.Equal(_shapes[a], _shapes[b]))
-                    throw Unsupported(n, $"Add with broadcasting ({TensorShape.Format(_shapes[a])} + "
-                        + $"{TensorShape.Format(_shapes[b])}) is not supported");
-                Emit(n, Ops.Add, [a, b], new(), new());
+            case "Add" or "Sub" or "Mul" or "Div":
+                Binary(n);
                 break;
-            }
+            case "Sigmoid":
+                CheckAttrs(n);
+                Emit(n, Ops.Sigmoid, [Act(n, 0)], new(), new());
+                break;
+            case "HardSwish":
+                CheckAttrs(n);
+                Emit(n, Ops.HardSwish, [Act(n, 0)], new(), new());
+                break;
+            case "HardSigmoid":
+                CheckAttrs(n, "alpha", "beta");
+                Emit(n, Ops.HardSigmoid, [Act(n, 0)], new(), Floats(("alpha", AttrFloat(n, "alpha", 0.2f)), ("beta", AttrFloat(n, "beta", 0.5f))));
+                break;
+            case "LeakyRelu":
+                CheckAttrs(n, "alpha");
+                Emit(n, Ops.LeakyRelu, [Act(n, 0)], new(), Floats(("alpha", AttrFloat(n, "alpha", 0.01f))));
+                break;
+            case "Clip":
+                Clip(n);
+                break;
+            case "Concat":
+                Concat(n);
+                break;
+            case "Pad":
+                PadNode(n);
+                break;
+            case "Reshape":
+                Reshape(n);
+                break;
+            case "MatMul":
+                MatMul(n);
+                break;
+            case "Softmax":
+                Softmax(n);
+                break;
+            case "Shape" or "Gather" or "Unsqueeze" or "Squeeze" or "Slice" or "Cast" or "ConstantOfShape" or "Transpose":
+                ShapeArithmetic(n);
+                break;
             case "Identity":
             case "Dropout":
                 PassThrough(n);
@@ -468,8 +503,10 @@ internal sealed class OnnxGraphBuilder
         bool foldable = x == raw && _producer.TryGetValue(x, out int at) && _nodes[at].Op == Ops.Conv
                         && _consumers.GetValueOrDefault(x) == 1;
         if (!foldable)
-            throw Unsupported(n, "BatchNormalization not preceded by a Conv is not supported yet "
-                + "(it must directly follow a Conv whose output nothing else reads)");
+        {
+            BatchNormOp(n, x);
+            return;
+        }
         var conv = _nodes[_producer[x]];
         int kOut = conv.Shape[0];
         var stats = new HostTensor[4];
@@ -651,5 +688,505 @@ internal sealed class OnnxGraphBuilder
         if (_shapes.ContainsKey(output) || _inits.ContainsKey(output) || _alias.ContainsKey(output))
             throw Invalid(n, $"output '{output}' is produced twice");
         _inits[output] = t with { Name = output };
+    }
+
+    private static Dictionary<string, double[]> Floats(params (string Key, double Value)[] items)
+    {
+        var r = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        foreach (var (k, v) in items)
+            r[k] = [v];
+        return r;
+    }
+
+    /// <summary>Inference BatchNormalization kept as an op (nothing to fold it into): per-channel scale and shift
+    /// computed in double, <c>scale = gamma / sqrt(var + eps)</c>, <c>shift = beta - mean * scale</c>.</summary>
+    private void BatchNormOp(OnnxNode n, string x)
+    {
+        int c = _shapes[x].Length >= 1 ? _shapes[x][0] : 0;
+        string[] roles = ["scale", "B", "mean", "var"];
+        var stats = new HostTensor[4];
+        for (int i = 0; i < 4; i++)
+        {
+            var t = Floats(n, Const(n, i + 1, roles[i], true)!, roles[i]);
+            if (t.Shape.Length != 1 || t.Shape[0] != c)
+                throw Invalid(n, $"{roles[i]} has shape {t.ShapeText}, expected [{c}]");
+            stats[i] = t;
+        }
+        double eps = AttrFloat(n, "epsilon", 1e-5f);
+        var scale = new float[c];
+        var shift = new float[c];
+        for (int k = 0; k < c; k++)
+        {
+            double v = stats[3].Data[k] + eps;
+            if (!(v > 0))
+                throw Invalid(n, $"var + epsilon is {v} for channel {k}; it must be positive");
+            double sc = stats[0].Data[k] / Math.Sqrt(v);
+            scale[k] = (float)sc;
+            shift[k] = (float)(stats[1].Data[k] - stats[2].Data[k] * sc);
+            if (!float.IsFinite(scale[k]) || !float.IsFinite(shift[k]))
+                throw Invalid(n, $"channel {k} gives a non-finite scale or shift");
+        }
+        var pars = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["scale"] = NewWeight(NodeLabel(n) + ".scale", new HostTensor([c], scale)),
+            ["shift"] = NewWeight(NodeLabel(n) + ".shift", new HostTensor([c], shift)),
+        };
+        Emit(n, Ops.BatchNorm, [x], pars, new());
+    }
+
+    /// <summary>True when input <paramref name="i"/> is a constant (initializer or Constant output).</summary>
+    private bool IsConst(OnnxNode n, int i) =>
+        i < n.Inputs.Count && n.Inputs[i].Length > 0 && _inits.ContainsKey(Resolve(n.Inputs[i]));
+
+    private void Binary(OnnxNode n)
+    {
+        CheckAttrs(n);
+        if (n.Inputs.Count != 2)
+            throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
+        string op = n.OpType switch { "Add" => Ops.Add, "Sub" => Ops.Sub, "Mul" => Ops.Mul, _ => Ops.Div };
+        bool c0 = IsConst(n, 0), c1 = IsConst(n, 1);
+        if (c0 && c1)
+        {
+            FoldConstantBinary(n);
+            return;
+        }
+        if (!c0 && !c1)
+        {
+            string a = Act(n, 0), b = Act(n, 1);
+            if (_shapes[a].Length != _shapes[b].Length)
+                throw Unsupported(n, $"operands {TensorShape.Format(_shapes[a])} and {TensorShape.Format(_shapes[b])} "
+                    + "(without the batch) have different ranks");
+            Emit(n, op, [a, b], new(), new());
+            return;
+        }
+        int ci = c0 ? 0 : 1;
+        string x = Act(n, 1 - ci);
+        var t = Const(n, ci, "constant operand", true)!;
+        var h = Floats(n, t, "constant operand");
+        int rank = _shapes[x].Length + 1;
+        int[] shape = h.Shape;
+        // Right-aligned against (N, ...): a leading 1 is the batch axis, which the engine broadcasts itself.
+        if (shape.Length > rank || (shape.Length == rank && shape[0] != 1))
+            throw Unsupported(n, $"constant '{t.Name}' of shape {h.ShapeText} would broadcast over the batch axis");
+        if (shape.Length == rank)
+            shape = shape[1..];
+        if (shape.Length == 0)
+            shape = [1];
+        string name = TensorShape.Equal(shape, h.Shape) ? Weight(n, t, h) : NewWeight(NodeLabel(n) + ".constant", new HostTensor(shape, h.Data));
+        var pars = new Dictionary<string, string>(StringComparer.Ordinal) { ["constant"] = name };
+        Emit(n, op, [x], pars, ci == 0 ? A(("constant_first", [1])) : new());
+    }
+
+    /// <summary>Add/Sub/Mul/Div of two constants (shape arithmetic in exported graphs): evaluated here, in
+    /// integers for integer tensors and floats otherwise, for equal shapes or a scalar operand.</summary>
+    private void FoldConstantBinary(OnnxNode n)
+    {
+        var a = Const(n, 0, "operand A", true)!;
+        var b = Const(n, 1, "operand B", true)!;
+        long count = Math.Max(a.Count, b.Count);
+        if ((a.Count != b.Count && a.Count != 1 && b.Count != 1) || count > MaxFoldedElements)
+            throw Unsupported(n, "constant arithmetic needs operands of equal size or a scalar");
+        long[] dims = a.Count >= b.Count ? a.Dims : b.Dims;
+        string output = n.Outputs[0];
+        if (a.Ints != null && b.Ints != null)
+        {
+            var r = new long[count];
+            for (long i = 0; i < count; i++)
+            {
+                long x = a.Ints[a.Count == 1 ? 0 : i], y = b.Ints[b.Count == 1 ? 0 : i];
+                r[i] = n.OpType switch
+                {
+                    "Add" => x + y,
+                    "Sub" => x - y,
+                    "Mul" => x * y,
+                    _ => y == 0 ? throw Invalid(n, "integer division by zero") : x / y,
+                };
+            }
+            DefineConstant(n, new OnnxTensor(output, dims, (int)OnnxDataType.Int64, null, r) { Count = count });
+            return;
+        }
+        if (a.Floats == null || b.Floats == null)
+            throw Unsupported(n, "constant arithmetic on mixed or unsupported data types");
+        var f = new float[count];
+        for (long i = 0; i < count; i++)
+        {
+            float x = a.Floats[a.Count == 1 ? 0 : i], y = b.Floats[b.Count == 1 ? 0 : i];
+            f[i] = n.OpType switch { "Add" => x + y, "Sub" => x - y, "Mul" => x * y, _ => x / y };
+        }
+        DefineConstant(n, new OnnxTensor(output, dims, (int)OnnxDataType.Float, f, null) { Count = count });
+    }
+
+    /// <summary>Largest constant the shape arithmetic evaluates.</summary>
+    private const long MaxFoldedElements = 1 << 16;
+
+    private void DefineConstant(OnnxNode n, OnnxTensor t)
+    {
+        CheckExtraOutputsUnused(n);
+        string output = n.Outputs[0];
+        if (_shapes.ContainsKey(output) || _inits.ContainsKey(output) || _alias.ContainsKey(output))
+            throw Invalid(n, $"output '{output}' is produced twice");
+        _inits[output] = t with { Name = output };
+    }
+
+    /// <summary>A constant integer tensor input (shape arithmetic, pads, reshape targets).</summary>
+    private long[] ConstInts(OnnxNode n, int i, string role)
+    {
+        var t = Const(n, i, role, true)!;
+        return t.Ints ?? throw Unsupported(n, $"the {role} '{t.Name}' must be an integer tensor");
+    }
+
+    /// <summary>
+    /// Shape arithmetic that exporters emit around Reshape and Pad (x.view(x.size(0), -1), F.pad): evaluated at
+    /// conversion time on constants, with the activation shapes known statically (batch from the ONNX input).
+    /// </summary>
+    private void ShapeArithmetic(OnnxNode n)
+    {
+        switch (n.OpType)
+        {
+            case "Shape":
+            {
+                CheckAttrs(n, "start", "end");
+                string x = Act(n, 0);
+                long[] full = [_batch, .. _shapes[x].Select(d => (long)d)];
+                long start = AttrInt(n, "start", 0), end = AttrInt(n, "end", full.Length);
+                start = Math.Clamp(start < 0 ? start + full.Length : start, 0, full.Length);
+                end = Math.Clamp(end < 0 ? end + full.Length : end, start, full.Length);
+                var r = full[(int)start..(int)end];
+                DefineConstant(n, IntTensor(n, r, [r.Length]));
+                return;
+            }
+            case "Cast":
+            {
+                CheckAttrs(n, "to", "saturate");
+                var t = Const(n, 0, "input", true)!;
+                long to = AttrInt(n, "to", 0);
+                if (to is (long)OnnxDataType.Int64 or (long)OnnxDataType.Int32 && t.Ints != null)
+                    DefineConstant(n, t with { DataType = (int)to });
+                else if (to == (long)OnnxDataType.Float && t.Floats != null)
+                    DefineConstant(n, t);
+                else if (to == (long)OnnxDataType.Float && t.Ints != null)
+                    DefineConstant(n, new OnnxTensor(n.Outputs[0], t.Dims, (int)OnnxDataType.Float, t.Ints.Select(v => (float)v).ToArray(), null) { Count = t.Count });
+                else
+                    throw Unsupported(n, $"Cast of a constant of type {t.DataType} to {to} is not supported");
+                return;
+            }
+            case "ConstantOfShape":
+            {
+                CheckAttrs(n, "value");
+                var dims = ConstInts(n, 0, "shape");
+                long count = 1;
+                foreach (long d in dims)
+                {
+                    if (d < 0 || (count *= d) > MaxFoldedElements)
+                        throw Unsupported(n, "ConstantOfShape is only evaluated for small constant shapes");
+                }
+                var v = Attr(n, "value", OnnxAttributeType.Tensor)?.T;
+                if (v == null || v.Floats != null)
+                {
+                    float f = v?.Floats is { Length: > 0 } fl ? fl[0] : 0f;
+                    DefineConstant(n, new OnnxTensor(n.Outputs[0], dims, (int)OnnxDataType.Float, Enumerable.Repeat(f, (int)count).ToArray(), null) { Count = count });
+                }
+                else
+                {
+                    long iv = v.Ints is { Length: > 0 } il ? il[0] : 0;
+                    DefineConstant(n, IntTensor(n, Enumerable.Repeat(iv, (int)count).ToArray(), dims));
+                }
+                return;
+            }
+            case "Gather":
+            {
+                CheckAttrs(n, "axis");
+                var data = Const(n, 0, "data", true)!;
+                var idx = ConstInts(n, 1, "indices");
+                if (data.Ints == null || data.Dims.Length != 1 || AttrInt(n, "axis", 0) != 0)
+                    throw Unsupported(n, "Gather is only evaluated on a constant 1-D integer tensor along axis 0");
+                var r = new long[idx.Length];
+                for (int i = 0; i < idx.Length; i++)
+                {
+                    long k = idx[i] < 0 ? idx[i] + data.Ints.Length : idx[i];
+                    if (k < 0 || k >= data.Ints.Length)
+                        throw Invalid(n, $"index {idx[i]} is out of range");
+                    r[i] = data.Ints[k];
+                }
+                var indices = Const(n, 1, "indices", true)!;
+                DefineConstant(n, IntTensor(n, r, indices.Dims));
+                return;
+            }
+            case "Unsqueeze" or "Squeeze":
+            {
+                CheckAttrs(n, "axes");
+                var t = Const(n, 0, "data", true)!;
+                if (t.Ints == null || t.Count > MaxFoldedElements)
+                    throw Unsupported(n, $"{n.OpType} is only evaluated on small constant integer tensors");
+                // Only element order matters for the shape vectors this serves: rank 0/1 in, rank 0/1 out.
+                if (t.Dims.Length > 1)
+                    throw Unsupported(n, $"{n.OpType} is only evaluated on scalars and vectors");
+                long[] dims = n.OpType == "Unsqueeze" ? [t.Count] : t.Count == 1 ? [] : [t.Count];
+                DefineConstant(n, t with { Dims = dims });
+                return;
+            }
+            case "Slice":
+            {
+                CheckAttrs(n, "starts", "ends", "axes");
+                var t = Const(n, 0, "data", true)!;
+                if (t.Ints == null || t.Dims.Length < 1 || t.Dims[0] < 1)
+                    throw Unsupported(n, "Slice is only evaluated on constant integer tensors");
+                long[] starts, ends, steps = [1];
+                if (n.Inputs.Count >= 3)
+                {
+                    starts = ConstInts(n, 1, "starts");
+                    ends = ConstInts(n, 2, "ends");
+                    if (n.Inputs.Count >= 4 && n.Inputs[3].Length > 0 && ConstInts(n, 3, "axes") is var ax && (ax.Length != 1 || ax[0] is not (0 or -1)))
+                        throw Unsupported(n, "Slice of a constant is only evaluated along axis 0");
+                    if (n.Inputs.Count >= 5 && n.Inputs[4].Length > 0)
+                        steps = ConstInts(n, 4, "steps");
+                }
+                else
+                {
+                    starts = Attr(n, "starts", OnnxAttributeType.Ints)?.Ints.ToArray() ?? throw Invalid(n, "starts are missing");
+                    ends = Attr(n, "ends", OnnxAttributeType.Ints)?.Ints.ToArray() ?? throw Invalid(n, "ends are missing");
+                }
+                if (starts.Length != 1 || ends.Length != 1 || steps.Length != 1 || steps[0] == 0)
+                    throw Unsupported(n, "Slice is only evaluated along one axis with a non-zero step");
+                // Rows along axis 0, each of rowSize elements; ends may be huge (INT64_MAX means "to the end").
+                long len = t.Dims[0], step = steps[0], rowSize = t.Ints.Length / len;
+                long s0 = starts[0] < 0 ? starts[0] + len : starts[0];
+                long e0 = ends[0] < 0 ? ends[0] + len : ends[0];
+                var rows = new List<long>();
+                if (step > 0)
+                {
+                    for (long k = Math.Clamp(s0, 0, len); k < Math.Clamp(e0, 0, len); k += step)
+                        rows.Add(k);
+                }
+                else
+                {
+                    for (long k = Math.Clamp(s0, -1, len - 1); k > Math.Clamp(e0, -1, len - 1); k += step)
+                        rows.Add(k);
+                }
+                var r = rows.SelectMany(k => t.Ints.Skip((int)(k * rowSize)).Take((int)rowSize)).ToArray();
+                DefineConstant(n, IntTensor(n, r, [rows.Count, .. t.Dims[1..]]));
+                return;
+            }
+            default: // Transpose
+            {
+                CheckAttrs(n, "perm");
+                var t = Const(n, 0, "data", true)!;
+                if (t.Ints == null || t.Dims.Length != 2)
+                    throw Unsupported(n, "Transpose is only evaluated on constant 2-D integer tensors");
+                var perm = Attr(n, "perm", OnnxAttributeType.Ints)?.Ints ?? [1, 0];
+                if (perm.Count != 2 || (perm[0] == 0 && perm[1] == 1))
+                {
+                    DefineConstant(n, t);
+                    return;
+                }
+                long rows = t.Dims[0], cols = t.Dims[1];
+                var r = new long[t.Ints.Length];
+                for (long i = 0; i < rows; i++)
+                for (long j = 0; j < cols; j++)
+                    r[j * rows + i] = t.Ints[i * cols + j];
+                DefineConstant(n, IntTensor(n, r, [cols, rows]));
+                return;
+            }
+        }
+    }
+
+    private static OnnxTensor IntTensor(OnnxNode n, long[] data, long[] dims) =>
+        new(n.Outputs[0], dims, (int)OnnxDataType.Int64, null, data) { Count = data.Length };
+
+    private void Clip(OnnxNode n)
+    {
+        CheckAttrs(n, "min", "max");
+        string x = Act(n, 0);
+        // Opset 6-10: attributes; opset 11+: optional constant inputs.
+        float lo = AttrFloat(n, "min", float.NegativeInfinity), hi = AttrFloat(n, "max", float.PositiveInfinity);
+        if (n.Inputs.Count >= 2 && n.Inputs[1].Length > 0)
+            lo = Scalar(n, 1, "min");
+        if (n.Inputs.Count >= 3 && n.Inputs[2].Length > 0)
+            hi = Scalar(n, 2, "max");
+        if (float.IsNaN(lo) || float.IsNaN(hi) || lo > hi)
+            throw Invalid(n, $"bounds [{lo}, {hi}] are not an interval");
+        var attrs = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        if (float.IsFinite(lo))
+            attrs["min"] = [lo];
+        if (float.IsFinite(hi))
+            attrs["max"] = [hi];
+        Emit(n, Ops.Clip, [x], new(), attrs);
+    }
+
+    private float Scalar(OnnxNode n, int i, string role)
+    {
+        var t = Const(n, i, role, true)!;
+        if (t.Count != 1)
+            throw Unsupported(n, $"the {role} '{t.Name}' must be a scalar");
+        return t.Floats?[0] ?? t.Ints![0];
+    }
+
+    private void Concat(OnnxNode n)
+    {
+        CheckAttrs(n, "axis");
+        if (n.Inputs.Count == 0)
+            throw Invalid(n, "needs at least one input");
+        if (Enumerable.Range(0, n.Inputs.Count).All(i => IsConst(n, i)))
+        {
+            // Shape vectors built by exporters: 1-D integer constants joined along axis 0.
+            var parts = Enumerable.Range(0, n.Inputs.Count).Select(i => ConstInts(n, i, "input")).ToArray();
+            var joined = parts.SelectMany(p => p).ToArray();
+            DefineConstant(n, IntTensor(n, joined, [joined.Length]));
+            return;
+        }
+        var xs = Enumerable.Range(0, n.Inputs.Count).Select(i => Act(n, i)).ToArray();
+        long axis = AttrInt(n, "axis", 1);
+        int rank = _shapes[xs[0]].Length + 1;
+        if (axis < 0)
+            axis += rank;
+        if (axis != 1)
+            throw Unsupported(n, $"Concat along axis {AttrInt(n, "axis", 1)} is not supported (only the channel axis 1)");
+        if (xs.Length == 1)
+        {
+            Alias(n, xs[0]);
+            return;
+        }
+        Emit(n, Ops.Concat, xs, new(), new());
+    }
+
+    private void Alias(OnnxNode n, string src)
+    {
+        CheckExtraOutputsUnused(n);
+        string output = n.Outputs[0];
+        if (_shapes.ContainsKey(output) || _inits.ContainsKey(output) || _alias.ContainsKey(output) || output == src)
+            throw Invalid(n, $"output '{output}' is produced twice");
+        _alias[output] = src;
+    }
+
+    private void PadNode(OnnxNode n)
+    {
+        CheckAttrs(n, "mode", "pads", "value");
+        string mode = Attr(n, "mode", OnnxAttributeType.String)?.S ?? "constant";
+        if (mode != "constant")
+            throw Unsupported(n, $"Pad mode '{mode}' is not supported (only 'constant')");
+        string x = Act(n, 0);
+        var xs = Spatial(n, x);
+        long[] pads;
+        float value = AttrFloat(n, "value", 0f);
+        if (n.Inputs.Count >= 2 && n.Inputs[1].Length > 0)
+        {
+            pads = ConstInts(n, 1, "pads");
+            if (n.Inputs.Count >= 3 && n.Inputs[2].Length > 0)
+                value = Scalar(n, 2, "constant_value");
+            if (n.Inputs.Count >= 4 && n.Inputs[3].Length > 0)
+                throw Unsupported(n, "the axes input is not supported");
+        }
+        else
+        {
+            pads = Attr(n, "pads", OnnxAttributeType.Ints)?.Ints.ToArray() ?? throw Invalid(n, "pads are missing");
+        }
+        if (pads.Length != 8)
+            throw Unsupported(n, $"pads has {pads.Length} values; only 4-D (N, C, H, W) padding is supported");
+        if (pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0)
+            throw Unsupported(n, "padding the batch or channel axis is not supported");
+        if (pads.Any(p => p < 0 || p > MaxSpatial))
+            throw Unsupported(n, $"pads [{string.Join(",", pads)}] must be between 0 and {MaxSpatial} (cropping is not supported)");
+        if (!float.IsFinite(value))
+            throw Unsupported(n, $"pad value {value} is not finite");
+        if (pads.All(p => p == 0))
+        {
+            Alias(n, x);
+            return;
+        }
+        _ = xs;
+        var attrs = A(("pads", [(int)pads[2], (int)pads[3], (int)pads[6], (int)pads[7]]));
+        attrs["value"] = [value];
+        Emit(n, Ops.Pad, [x], new(), attrs);
+    }
+
+    private void Reshape(OnnxNode n)
+    {
+        CheckAttrs(n, "allowzero");
+        if (IsConst(n, 0))
+        {
+            // Shape arithmetic (e.g. F.pad's pads reshaped to (-1, 2)): same elements, new dims.
+            var c = Const(n, 0, "data", true)!;
+            var dims = ConstInts(n, 1, "shape").ToArray();
+            int unknown = Array.IndexOf(dims, -1L);
+            long rest = dims.Where(d => d != -1).Aggregate(1L, (a, b) => a * b);
+            if (unknown >= 0 && rest > 0)
+                dims[unknown] = c.Count / rest;
+            if (dims.Any(d => d < 0) || dims.Aggregate(1L, (a, b) => a * b) != c.Count)
+                throw Unsupported(n, $"cannot reshape constant '{c.Name}' of {c.Count} elements to [{string.Join(",", dims)}]");
+            DefineConstant(n, c with { Dims = dims });
+            return;
+        }
+        string x = Act(n, 0);
+        var target = ConstInts(n, 1, "shape");
+        bool allowZero = AttrInt(n, "allowzero", 0) != 0;
+        long[] full = [_batch, .. _shapes[x].Select(d => (long)d)];
+        long total = full.Aggregate(1L, (a, b) => a * b);
+        var r = new long[target.Length];
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < r.Length; i++)
+        {
+            long d = target[i];
+            if (d == 0 && !allowZero)
+                d = i < full.Length ? full[i] : throw Invalid(n, $"shape entry {i} copies a dimension the input lacks");
+            if (d == -1)
+            {
+                if (infer >= 0)
+                    throw Invalid(n, "shape has two -1 entries");
+                infer = i;
+                continue;
+            }
+            if (d < 1)
+                throw Unsupported(n, $"shape [{string.Join(",", target)}] has an entry {target[i]}");
+            r[i] = d;
+            known *= d;
+        }
+        if (infer >= 0)
+        {
+            if (known == 0 || total % known != 0)
+                throw Invalid(n, $"cannot infer -1 in [{string.Join(",", target)}] for {total} elements");
+            r[infer] = total / known;
+        }
+        if (r.Length < 2 || r[0] != _batch || r.Aggregate(1L, (a, b) => a * b) != total)
+            throw Unsupported(n, $"Reshape to [{string.Join(",", target)}] must keep the batch axis ({_batch}) first "
+                + $"and the {total} elements of {TensorShape.Format(full.Select(d => (int)d).ToArray())}");
+        var shape = r[1..].Select(d => (int)d).ToArray();
+        if (TensorShape.Equal(shape, _shapes[x]))
+        {
+            Alias(n, x);
+            return;
+        }
+        Emit(n, Ops.Reshape, [x], new(), A(("shape", shape)));
+    }
+
+    private void MatMul(OnnxNode n)
+    {
+        CheckAttrs(n);
+        if (n.Inputs.Count != 2)
+            throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
+        string x = Act(n, 0);
+        if (_shapes[x].Length != 1)
+            throw Unsupported(n, $"MatMul needs a flat (N, K) input, got (N, {string.Join(",", _shapes[x])})");
+        var bt = Const(n, 1, "weight B", true)!;
+        if (bt.Dims.Length != 2)
+            throw Unsupported(n, $"MatMul weight '{bt.Name}' must be a 2-D constant, has {bt.Dims.Length} dimensions");
+        var w = Floats(n, bt, "weight B");
+        var pars = new Dictionary<string, string>(StringComparer.Ordinal) { ["weight"] = Weight(n, bt, w) };
+        var attrs = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["transB"] = [0], ["alpha"] = [1], ["beta"] = [1] };
+        Emit(n, Ops.Gemm, [x], pars, attrs);
+    }
+
+    private void Softmax(OnnxNode n)
+    {
+        CheckAttrs(n, "axis");
+        string x = Act(n, 0);
+        int rank = _shapes[x].Length + 1;
+        long axis = AttrInt(n, "axis", _opset >= 13 ? -1 : 1);
+        if (axis < 0)
+            axis += rank;
+        if (rank != 2 || axis != 1)
+            throw Unsupported(n, $"Softmax is supported over the features of a flat (N, K) input, got axis {AttrInt(n, "axis", 1)} "
+                + $"of (N, {string.Join(",", _shapes[x])})");
+        Emit(n, Ops.Softmax, [x], new(), new());
     }
 }

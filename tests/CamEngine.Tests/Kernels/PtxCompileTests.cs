@@ -21,7 +21,21 @@ public sealed class PtxCompileTests
         typeof(CamEngine.Kernels.ConvShape).Assembly.GetTypes()
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static))
             .Where(m => m.GetParameters() is { Length: > 0 } p && p[0].ParameterType == typeof(Index1D))
-            .OrderBy(m => m.DeclaringType!.Name + "." + m.Name);
+            .SelectMany(Closed)
+            .OrderBy(m => m.DeclaringType!.Name + "." + m.Name + string.Join(",", m.GetGenericArguments().Select(t => t.Name)));
+
+    /// <summary>A generic kernel over an <see cref="CamEngine.Kernels.IUnaryOp"/> is compiled once per operator struct
+    /// the backends use (<see cref="CamEngine.Kernels.UnaryOps.Instantiations"/>); other kernels as they are.</summary>
+    private static IEnumerable<MethodInfo> Closed(MethodInfo m) =>
+        m.IsGenericMethodDefinition
+            ? CamEngine.Kernels.UnaryOps.Instantiations.Select(op => m.MakeGenericMethod(op.GetType()))
+            : [m];
+
+    [Test]
+    public void Every_unary_operator_struct_is_instantiated() =>
+        Assert.That(CamEngine.Kernels.UnaryOps.Instantiations.Select(o => o.GetType()),
+            Is.EquivalentTo(typeof(CamEngine.Kernels.IUnaryOp).Assembly.GetTypes()
+                .Where(t => t.IsValueType && typeof(CamEngine.Kernels.IUnaryOp).IsAssignableFrom(t))));
 
     [Test]
     public void The_kernel_list_is_not_empty() => Assert.That(AllKernels().Count(), Is.GreaterThanOrEqualTo(17));

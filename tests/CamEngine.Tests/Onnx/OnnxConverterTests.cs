@@ -209,17 +209,26 @@ public class OnnxConverterTests
     }
 
     [Test]
-    public void BatchNormWithoutConv_IsRefused()
+    public void BatchNormWithoutConv_IsKeptAsAPerChannelAffineOp()
     {
         var bytes = OnnxBuild.Model(
             [
                 Node("Relu", "r", ["x"], ["a"]),
                 Node("BatchNormalization", "bn", ["a", "g", "be", "m", "v"], ["y"]),
             ],
-            [Tensor("g", [2], [1, 1]), Tensor("be", [2], [0, 0]), Tensor("m", [2], [0, 0]), Tensor("v", [2], [1, 1])],
+            [Tensor("g", [2], [2, -0.5f]), Tensor("be", [2], [0.1f, 0.2f]), Tensor("m", [2], [0.3f, -1]), Tensor("v", [2], [4, 0.01f])],
             ValueInfo("x", 1, 2, 4, 4), ValueInfo("y", 1, 2, 4, 4));
-        var e = Assert.Throws<UnsupportedModelException>(() => OnnxConverter.Convert(bytes));
-        Assert.That(e.Message, Does.Contain("BatchNormalization not preceded by a Conv is not supported yet"));
+        var m = OnnxConverter.Convert(bytes);
+        var bn = m.Graph.Nodes[1];
+        Assert.That(bn.Op, Is.EqualTo(Ops.BatchNorm));
+        var scale = m.Weights[bn.Param("scale")!].Data;
+        var shift = m.Weights[bn.Param("shift")!].Data;
+        // scale = gamma / sqrt(var + 1e-5), shift = beta - mean * scale, by hand in double.
+        double s0 = 2 / Math.Sqrt(4.00001), s1 = -0.5 / Math.Sqrt(0.01001);
+        Assert.That(scale[0], Is.EqualTo(s0).Within(1e-6));
+        Assert.That(scale[1], Is.EqualTo(s1).Within(1e-5));
+        Assert.That(shift[0], Is.EqualTo(0.1 - 0.3 * s0).Within(1e-6));
+        Assert.That(shift[1], Is.EqualTo(0.2 + s1).Within(1e-5));
     }
 
     private static byte[] SamePadModel(string autoPad, int h, int w, long[] kernel, long[] strides, int k = 2)
@@ -330,10 +339,10 @@ public class OnnxConverterTests
     public void UnknownOperator_NamesTheOpAndTheNode()
     {
         var bytes = OnnxBuild.Model(
-            [Node("Relu", "/relu/Relu", ["x"], ["a"]), Node("Softmax", "/softmax/Softmax", ["a"], ["y"])],
+            [Node("Relu", "/relu/Relu", ["x"], ["a"]), Node("LRN", "/lrn/LRN", ["a"], ["y"])],
             [], ValueInfo("x", 1, 3, 4, 4), ValueInfo("y"));
         var e = Assert.Throws<UnsupportedModelException>(() => OnnxConverter.Convert(bytes));
-        Assert.That(e.Message, Does.Contain("'Softmax'").And.Contain("'/softmax/Softmax'").And.Contain("supported: Conv"));
+        Assert.That(e.Message, Does.Contain("'LRN'").And.Contain("'/lrn/LRN'").And.Contain("supported: Conv"));
     }
 
     [Test]
