@@ -14,6 +14,12 @@ public interface IUnaryOp
 
     /// <summary>f'(x), with the op's kink convention where f is not differentiable.</summary>
     float Derivative(float x);
+
+    /// <summary>Second derivative (zero wherever f is piecewise linear; the op's convention at a kink).</summary>
+    float Derivative2(float x);
+
+    /// <summary>Third derivative.</summary>
+    float Derivative3(float x);
 }
 
 /// <summary>
@@ -35,6 +41,28 @@ public static class Unary
         where TOp : struct, IUnaryOp
     {
         dx[i] = dy[i] * op.Derivative(x[i]);
+    }
+
+    /// <summary>
+    /// Taylor coefficients of orders 1..3 of <c>y(t) = f(x(t))</c>, <c>x(t) = x0 + x1 t + x2 t^2 + x3 t^3</c>
+    /// (Faa di Bruno), with d1, d2, d3 the first three derivatives of f at x0:
+    /// <code>
+    /// y1 = d1 x1
+    /// y2 = d1 x2 + d2 x1^2 / 2
+    /// y3 = d1 x3 + d2 x1 x2 + d3 x1^3 / 6
+    /// </code>
+    /// <c>xs</c> and <c>ys</c> hold orders 1, 2, 3 one after another, <paramref name="n"/> elements each.
+    /// Index: one per element of x0.
+    /// </summary>
+    public static void Jet<TOp>(Index1D i, ArrayView<float> x0, ArrayView<float> xs, ArrayView<float> ys, TOp op, int n)
+        where TOp : struct, IUnaryOp
+    {
+        float a = x0[i];
+        float x1 = xs[i], x2 = xs[n + i], x3 = xs[2 * n + i];
+        float d1 = op.Derivative(a), d2 = op.Derivative2(a), d3 = op.Derivative3(a);
+        ys[i] = d1 * x1;
+        ys[n + i] = d1 * x2 + 0.5f * d2 * x1 * x1;
+        ys[2 * n + i] = d1 * x3 + d2 * x1 * x2 + d3 * x1 * x1 * x1 / 6f;
     }
 }
 
@@ -60,6 +88,20 @@ public readonly record struct Sigmoid : IUnaryOp
         float s = Value(x);
         return s * (1f - s);
     }
+
+    /// <summary>Second derivative: <c>s (1 - s) (1 - 2 s)</c>.</summary>
+    public float Derivative2(float x)
+    {
+        float s = Value(x);
+        return s * (1f - s) * (1f - 2f * s);
+    }
+
+    /// <summary>Third derivative: <c>s (1 - s) (1 - 6 s + 6 s^2)</c>.</summary>
+    public float Derivative3(float x)
+    {
+        float s = Value(x);
+        return s * (1f - s) * (1f - 6f * s + 6f * s * s);
+    }
 }
 
 /// <summary>
@@ -82,6 +124,12 @@ public readonly record struct HardSigmoid(float Alpha, float Beta) : IUnaryOp
         float t = Alpha * x + Beta;
         return t > 0f && t < 1f ? Alpha : 0f;
     }
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative2(float x) => 0f;
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative3(float x) => 0f;
 }
 
 /// <summary>
@@ -95,6 +143,12 @@ public readonly record struct HardSwish : IUnaryOp
 
     /// <inheritdoc/>
     public float Derivative(float x) => x < -3f ? 0f : x <= 3f ? x / 3f + 0.5f : 1f;
+
+    /// <summary>1/3 on [-3, 3] (the closed interval of the first-derivative convention), 0 outside.</summary>
+    public float Derivative2(float x) => x < -3f || x > 3f ? 0f : 1f / 3f;
+
+    /// <summary>Zero: piecewise quadratic.</summary>
+    public float Derivative3(float x) => 0f;
 }
 
 /// <summary>Leaky ReLU, <c>x &gt; 0 ? x : alpha x</c>. Kink convention (PyTorch's): f'(0) = alpha.</summary>
@@ -105,6 +159,12 @@ public readonly record struct LeakyRelu(float Alpha) : IUnaryOp
 
     /// <inheritdoc/>
     public float Derivative(float x) => x > 0f ? 1f : Alpha;
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative2(float x) => 0f;
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative3(float x) => 0f;
 }
 
 /// <summary>
@@ -119,4 +179,10 @@ public readonly record struct Clip(float Min, float Max) : IUnaryOp
 
     /// <inheritdoc/>
     public float Derivative(float x) => x > Min && x < Max ? 1f : 0f;
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative2(float x) => 0f;
+
+    /// <summary>Zero: the function is piecewise linear.</summary>
+    public float Derivative3(float x) => 0f;
 }

@@ -101,7 +101,7 @@ public static class HigherOrder
         ArgumentNullException.ThrowIfNull(score);
         if (!TaylorPass.IsPiecewiseLinear(model.Graph, layer))
         {
-            var op = TaylorPass.Suffix(model.Graph, layer).First(n => !TaylorPass.PiecewiseLinearOps.Contains(n.Op));
+            var op = TaylorPass.Suffix(model.Graph, layer).First(n => !TaylorPass.IsPiecewiseLinear(n));
             throw new UnsupportedModelException(
                 $"Hessian-vector products through '{op.Op}' (node '{op.Name}') need its second-order backward rule, not available yet");
         }

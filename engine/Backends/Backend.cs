@@ -311,6 +311,16 @@ public abstract class Backend : IDisposable
         UnaryBackwardCore(op, x, dy, dx);
     }
 
+    /// <summary>Taylor coefficients of orders 1..3 of <c>f(x(t))</c> from those of x: x0 has n elements; xs and ys
+    /// hold orders 1, 2, 3 one after another (3n elements each). See <see cref="Kernels.Unary.Jet{TOp}"/>.</summary>
+    public void UnaryJet<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys) where TOp : struct, IUnaryOp
+    {
+        CheckLength(x0, x0.Length, nameof(x0));
+        CheckLength(xs, 3L * x0.Length, nameof(xs));
+        CheckLength(ys, 3L * x0.Length, nameof(ys));
+        UnaryJetCore(op, x0, xs, ys);
+    }
+
     /// <summary><c>y = a op b</c> with numpy broadcasting (ranks up to 4, right-aligned); y has the broadcast shape.</summary>
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
@@ -452,6 +462,7 @@ public abstract class Backend : IDisposable
     protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
     protected abstract void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) where TOp : struct, IUnaryOp;
     protected abstract void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) where TOp : struct, IUnaryOp;
+    protected abstract void UnaryJetCore<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys) where TOp : struct, IUnaryOp;
     protected abstract void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s);
     protected abstract void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand);
     protected abstract void ChannelAffineCore(Tensor x, Tensor scale, Tensor shift, Tensor y, int channels, int inner);

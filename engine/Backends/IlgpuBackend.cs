@@ -336,6 +336,11 @@ public sealed class IlgpuBackend : Backend
         Launch<ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>(Kernels.Unary.Backward, dx.Length, F(x), F(dy), F(dx), op);
 
     /// <inheritdoc/>
+    protected override void UnaryJetCore<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys) =>
+        Launch<ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp, int>(
+            Kernels.Unary.Jet, x0.Length, F(x0), F(xs), F(ys), op, x0.Length);
+
+    /// <inheritdoc/>
     protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s) =>
         Launch(Kernels.Broadcast.Forward, y.Length, F(a), F(b), F(y), s);
 

@@ -376,18 +376,51 @@ public sealed class ReferenceBackend : Backend
 
     // ---- element-wise maps: each function in double, from its definition (not from the kernel structs) ----
 
-    private static (Func<double, double> F, Func<double, double> DF) Reference<TOp>(TOp op) where TOp : struct, IUnaryOp =>
-        op switch
+    private static (Func<double, double> F, Func<double, double> DF) Reference<TOp>(TOp op) where TOp : struct, IUnaryOp
+    {
+        var r = ReferenceJet(op);
+        return (r.F, r.D1);
+    }
+
+    /// <summary>f and its first three derivatives in double, each from the function's definition.</summary>
+    private static (Func<double, double> F, Func<double, double> D1, Func<double, double> D2, Func<double, double> D3)
+        ReferenceJet<TOp>(TOp op) where TOp : struct, IUnaryOp
+    {
+        static double Zero(double x) => 0;
+        static double S(double x) => 1 / (1 + Math.Exp(-x));
+        return op switch
         {
-            Sigmoid => (x => 1 / (1 + Math.Exp(-x)), x => Math.Exp(-x) / ((1 + Math.Exp(-x)) * (1 + Math.Exp(-x)))),
+            // derivatives of the logistic: e^-x / (1 + e^-x)^2, then s (1 - s) (1 - 2 s), s (1 - s) (1 - 6 s + 6 s^2)
+            Sigmoid => (S, x => Math.Exp(-x) / ((1 + Math.Exp(-x)) * (1 + Math.Exp(-x))),
+                        x => S(x) * (1 - S(x)) * (1 - 2 * S(x)),
+                        x => S(x) * (1 - S(x)) * (1 - 6 * S(x) + 6 * S(x) * S(x))),
             HardSigmoid h => (x => Math.Clamp(h.Alpha * x + h.Beta, 0, 1),
-                              x => h.Alpha * x + h.Beta is > 0 and < 1 ? h.Alpha : 0),
+                              x => h.Alpha * x + h.Beta is > 0 and < 1 ? h.Alpha : 0, Zero, Zero),
+            // x (x + 3) / 6 on [-3, 3]: derivatives (2x + 3) / 6, then 1/3.
             HardSwish => (x => x * Math.Clamp(x / 6 + 0.5, 0, 1),
-                          x => x < -3 ? 0 : x > 3 ? 1 : 2 * x / 6 + 0.5),
-            LeakyRelu l => (x => x > 0 ? x : l.Alpha * x, x => x > 0 ? 1 : l.Alpha),
-            Clip c => (x => Math.Min(Math.Max(x, c.Min), c.Max), x => x > c.Min && x < c.Max ? 1 : 0),
+                          x => x < -3 ? 0 : x > 3 ? 1 : 2 * x / 6 + 0.5,
+                          x => x < -3 || x > 3 ? 0 : 1.0 / 3, Zero),
+            LeakyRelu l => (x => x > 0 ? x : l.Alpha * x, x => x > 0 ? 1 : l.Alpha, Zero, Zero),
+            Clip c => (x => Math.Min(Math.Max(x, c.Min), c.Max), x => x > c.Min && x < c.Max ? 1 : 0, Zero, Zero),
             _ => throw new NotSupportedException($"the reference backend has no definition of {typeof(TOp).Name}"),
         };
+    }
+
+    /// <inheritdoc/>
+    protected override void UnaryJetCore<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys)
+    {
+        var (_, d1, d2, d3) = ReferenceJet(op);
+        double[] A = D(x0), X = D(xs), Y = D(ys);
+        int n = A.Length;
+        for (int i = 0; i < n; i++)
+        {
+            double a1 = d1(A[i]), a2 = d2(A[i]), a3 = d3(A[i]);
+            double x1 = X[i], x2 = X[n + i], x3 = X[2 * n + i];
+            Y[i] = a1 * x1;
+            Y[n + i] = a1 * x2 + a2 * x1 * x1 / 2;
+            Y[2 * n + i] = a1 * x3 + a2 * x1 * x2 + a3 * x1 * x1 * x1 / 6;
+        }
+    }
 
     /// <inheritdoc/>
     protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y)

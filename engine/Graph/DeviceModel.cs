@@ -157,7 +157,7 @@ public sealed class DeviceModel : IDisposable
                 b.Binary(NodeGeometry.Binary(node), a, c, y);
                 break;
             }
-            case Ops.Sigmoid or Ops.HardSigmoid or Ops.HardSwish or Ops.LeakyRelu or Ops.Clip:
+            case var op when UnaryDispatch.IsUnary(op):
                 y = pass.Own(b.Allocate(x.Shape));
                 MapUnary(node, x, y, null);
                 break;
@@ -188,7 +188,7 @@ public sealed class DeviceModel : IDisposable
 
     /// <summary>The (a, b) operands of a binary node: two activations, or an activation and its constant parameter
     /// in the order <c>constant_first</c> gives.</summary>
-    private (Tensor A, Tensor B) BinaryOperands(ForwardPass pass, GraphNode node)
+    internal (Tensor A, Tensor B) BinaryOperands(ForwardPass pass, GraphNode node)
     {
         var x = pass[node.Inputs[0]];
         if (node.Param("constant") is not { } name)
@@ -200,29 +200,13 @@ public sealed class DeviceModel : IDisposable
     /// <summary>Runs an element-wise unary node forward (dy null: y = f(x)) or backward (y receives dx = dy f'(x)).</summary>
     private void MapUnary(GraphNode node, Tensor x, Tensor y, Tensor? dy)
     {
-        var b = Backend;
-        switch (node.Op)
-        {
-            case Ops.Sigmoid:
-                Run(new Sigmoid());
-                break;
-            case Ops.HardSigmoid:
-                Run(NodeGeometry.HardSigmoid(node));
-                break;
-            case Ops.HardSwish:
-                Run(new HardSwish());
-                break;
-            case Ops.LeakyRelu:
-                Run(NodeGeometry.LeakyRelu(node));
-                break;
-            case Ops.Clip:
-                Run(NodeGeometry.Clip(node));
-                break;
-            default:
-                throw new UnsupportedModelException($"node '{node.Name}': '{node.Op}' is not an element-wise map");
-        }
+        var action = new UnaryRun(Backend, x, y, dy);
+        UnaryDispatch.Apply(node, ref action);
+    }
 
-        void Run<TOp>(TOp op) where TOp : struct, IUnaryOp
+    private readonly struct UnaryRun(Backend b, Tensor x, Tensor y, Tensor? dy) : IUnaryAction
+    {
+        public void Run<TOp>(TOp op) where TOp : struct, IUnaryOp
         {
             if (dy == null)
                 b.Unary(op, x, y);
@@ -407,7 +391,7 @@ public sealed class DeviceModel : IDisposable
                 }
                 break;
             }
-            case Ops.Sigmoid or Ops.HardSigmoid or Ops.HardSwish or Ops.LeakyRelu or Ops.Clip:
+            case var op when UnaryDispatch.IsUnary(op):
             {
                 var dx = grads.Own(b.Allocate(x.Shape));
                 MapUnary(node, x, dx, dy.Reshape(x.Shape));
