@@ -109,24 +109,64 @@ internal static unsafe class CpuConv
         {
             new Span<float>(buf + c * plan.ChannelStride, checked((int)plan.ChannelStride)).Clear();
             for (int img = 0; img < plan.Images; img++)
-            {
-                float* src = x + (n0 + img) * chw + (long)c * s.H * s.W;
-                for (int ih = 0; ih < s.H; ih++, src += s.W)
-                {
-                    int ihp = ih + s.PadTop;
-                    if (s.StrideW == 1)
-                    {
-                        new ReadOnlySpan<float>(src, s.W).CopyTo(
-                            new Span<float>(buf + plan.At(c, img, ihp, s.PadLeft), s.W));
-                        continue;
-                    }
-                    for (int iw = 0; iw < s.W; iw++)
-                        buf[plan.At(c, img, ihp, iw + s.PadLeft)] = src[iw];
-                }
-            }
+                CopyRows(x + (n0 + img) * chw + (long)c * s.H * s.W, buf, plan, c, img, toPhases: true);
         }
         For(s.C, (long)s.C * plan.ChannelStride, Channel);
         new Span<float>(buf + s.C * plan.ChannelStride, (int)plan.Slack).Clear();
+    }
+
+    /// <summary>
+    /// Moves one (H, W) plane between x-layout and the phase buffer, row by row; each row is split into its SW
+    /// column phases with a strided loop. Rows and column phases no kernel tap reads are skipped when filling
+    /// (a 1x1 stride-2 conv touches one phase in four).
+    /// </summary>
+    private static void CopyRows(float* plane, float* buf, ConvPlan plan, int c, int img, bool toPhases)
+    {
+        var s = plan.S;
+        int sh = s.StrideH, sw = s.StrideW;
+        Span<bool> rowUsed = stackalloc bool[sh];
+        Span<bool> colUsed = stackalloc bool[sw];
+        for (int kh = 0; kh < s.KH; kh++)
+            rowUsed[kh * s.DilationH % sh] = true;
+        for (int kw = 0; kw < s.KW; kw++)
+            colUsed[kw * s.DilationW % sw] = true;
+        float* src = plane;
+        for (int ih = 0; ih < s.H; ih++, src += s.W)
+        {
+            int ihp = ih + s.PadTop;
+            if (toPhases && !rowUsed[ihp % sh])
+                continue;
+            for (int b = 0; b < sw; b++)
+            {
+                if (toPhases && !colUsed[b])
+                    continue;
+                // First column of this phase: (iw + PL) % SW == b.
+                int iw0 = ((b - s.PadLeft) % sw + sw) % sw;
+                if (iw0 >= s.W)
+                    continue;
+                float* row = buf + plan.At(c, img, ihp, iw0 + s.PadLeft);
+                int count = (s.W - iw0 + sw - 1) / sw;
+                if (sw == 1)
+                {
+                    if (toPhases)
+                        new ReadOnlySpan<float>(src, s.W).CopyTo(new Span<float>(row, s.W));
+                    else
+                        new ReadOnlySpan<float>(row, s.W).CopyTo(new Span<float>(src, s.W));
+                    continue;
+                }
+                float* p = src + iw0;
+                if (toPhases)
+                {
+                    for (int i = 0; i < count; i++)
+                        row[i] = p[i * sw];
+                }
+                else
+                {
+                    for (int i = 0; i < count; i++)
+                        p[i * sw] = row[i];
+                }
+            }
+        }
     }
 
     /// <summary>y[n0+img, g*K/G + k, oh, ow] = temp[k, img*OH*Wq + oh*Wq + ow] (+ b), dropping the Wq - OW extra columns.</summary>
@@ -295,20 +335,7 @@ internal static unsafe class CpuConv
         void Channel(int c)
         {
             for (int img = 0; img < plan.Images; img++)
-            {
-                float* dst = dx + (n0 + img) * chw + (long)c * s.H * s.W;
-                for (int ih = 0; ih < s.H; ih++, dst += s.W)
-                {
-                    int ihp = ih + s.PadTop;
-                    if (s.StrideW == 1)
-                    {
-                        new ReadOnlySpan<float>(buf + plan.At(c, img, ihp, s.PadLeft), s.W).CopyTo(new Span<float>(dst, s.W));
-                        continue;
-                    }
-                    for (int iw = 0; iw < s.W; iw++)
-                        dst[iw] = buf[plan.At(c, img, ihp, iw + s.PadLeft)];
-                }
-            }
+                CopyRows(dx + (n0 + img) * chw + (long)c * s.H * s.W, buf, plan, c, img, toPhases: false);
         }
         For(s.C, chw * plan.Images, Channel);
     }

@@ -46,8 +46,8 @@ public sealed class CpuBackendTests
         // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
         yield return new TestCaseData(new ConvShape(1, 19, 23, 21, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
             .SetName("odd sizes 19->37 3x3");
-        yield return new TestCaseData(new ConvShape(2, 30, 16, 17, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
-            .SetName("two k-blocks, 140 output channels, batch 2");
+        yield return new TestCaseData(new ConvShape(1, 30, 12, 13, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("two k-blocks, 140 output channels");
         yield return new TestCaseData(new ConvShape(2, 20, 17, 17, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
             .SetName("stride 2 3x3 batch 2");
         yield return new TestCaseData(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), CpuSimd.Vector512)
