@@ -9,6 +9,7 @@ namespace CamEngine.Bench;
 /// (<c>cpu</c>) and ILGPU's CPU accelerator (<c>ilgpu-cpu</c>). GlobalSetup checks both results against the
 /// reference backend before anything is timed; GFLOP/s = the MFLOP printed at setup / the mean time.
 /// Run: dotnet run -c Release --project bench/CamEngine.Bench -- --filter '*CpuConv*' --job Short
+/// (CAMENGINE_BENCH_DEVICES=cpu skips the slow ILGPU accelerator.)
 /// </summary>
 public class CpuConvBenchmarks
 {
@@ -17,8 +18,13 @@ public class CpuConvBenchmarks
     private ConvShape _s;
 
     /// <summary>Backend: <c>cpu</c> (managed SIMD) or <c>ilgpu-cpu</c>.</summary>
-    [Params("cpu", "ilgpu-cpu")]
+    [ParamsSource(nameof(DeviceList))]
     public string Device { get; set; } = "";
+
+    /// <summary>The backends compared: CAMENGINE_BENCH_DEVICES (comma-separated), default <c>cpu,ilgpu-cpu</c>.</summary>
+    public static IEnumerable<string> DeviceList =>
+        (Environment.GetEnvironmentVariable("CAMENGINE_BENCH_DEVICES") ?? "cpu,ilgpu-cpu")
+        .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>A ResNet-18 layer.</summary>
     [Params("stem7x7s2", "c64s56", "c128s28", "c256s14", "c512s7", "proj1x1s2")]
