@@ -1,10 +1,10 @@
 namespace CamEngine.Backends;
 
 /// <summary>
-/// Picks the backend that runs a job. Request values: <c>auto</c> (CUDA, then OpenCL, then ILGPU's CPU
-/// accelerator), <c>cuda</c>, <c>opencl</c>, <c>ilgpu-cpu</c>, <c>cpu</c> and <c>reference</c> (the
-/// double-precision oracle; slow). Until the managed SIMD CPU backend lands, <c>cpu</c> means ILGPU's CPU
-/// accelerator. When no request is given, the environment variable <see cref="EnvironmentVariable"/> decides,
+/// Picks the backend that runs a job. Request values: <c>auto</c> (CUDA, then OpenCL, then the managed CPU
+/// backend), <c>cuda</c>, <c>opencl</c>, <c>cpu</c> (the managed SIMD backend, <see cref="Cpu.CpuBackend"/>),
+/// <c>ilgpu-cpu</c> (ILGPU's CPU accelerator, which runs the GPU kernels slowly: for testing them) and
+/// <c>reference</c> (the double-precision oracle; slow). When no request is given, the environment variable <see cref="EnvironmentVariable"/> decides,
 /// then <c>auto</c>.
 /// </summary>
 public static class Devices
@@ -25,8 +25,11 @@ public static class Devices
             throw new CamEngineException($"unknown device '{kind}'; use one of: {string.Join(", ", Kinds)}");
         if (kind == "reference")
             return new ReferenceBackend();
-        string ilgpuKind = kind == "cpu" ? "ilgpu-cpu" : kind;
-        return IlgpuBackend.TryCreate(ilgpuKind)
+        if (kind == "cpu")
+            return new Cpu.CpuBackend();
+        if (kind == "auto")
+            return IlgpuBackend.TryCreateGpu() ?? (Backend)new Cpu.CpuBackend();
+        return IlgpuBackend.TryCreate(kind)
                ?? throw new CamEngineException($"no {kind} device found (see `cam devices`)");
     }
 }

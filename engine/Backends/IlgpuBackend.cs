@@ -93,6 +93,9 @@ public sealed class IlgpuBackend : Backend
         }
     }
 
+    /// <summary>CUDA, then OpenCL; null when this machine has neither.</summary>
+    public static IlgpuBackend? TryCreateGpu() => TryCreate("cuda") ?? TryCreate("opencl");
+
     private static Device? First(Context context, AcceleratorType type)
     {
         foreach (var d in context.Devices)

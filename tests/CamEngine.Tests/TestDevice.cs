@@ -31,6 +31,21 @@ public sealed class TestDevice
         }
     }
 
+    private static CamEngine.Backends.Cpu.CpuBackend? s_cpu;
+
+    /// <summary>The managed CPU backend at this machine's widest vector width.</summary>
+    public static CamEngine.Backends.Cpu.CpuBackend Cpu
+    {
+        get
+        {
+            lock (s_lock)
+                return s_cpu ??= new CamEngine.Backends.Cpu.CpuBackend();
+        }
+    }
+
+    /// <summary>A test device by name: <c>ilgpu</c> (<see cref="Ilgpu"/>) or <c>cpu</c> (<see cref="Cpu"/>).</summary>
+    public static Backend Named(string name) => name == "cpu" ? Cpu : Ilgpu;
+
     [OneTimeTearDown]
     public void Release()
     {
@@ -38,6 +53,8 @@ public sealed class TestDevice
         {
             s_backend?.Dispose();
             s_backend = null;
+            s_cpu?.Dispose();
+            s_cpu = null;
         }
     }
 }

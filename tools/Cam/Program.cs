@@ -20,7 +20,7 @@ internal static class Program
           predict MODEL IMAGE... [--top 5]          classify images
           explain MODEL IMAGE... --method NAME      write class activation maps (overlay PNG, optional .npy)
           methods                                   list the explanation methods
-          devices                                   list the accelerators ILGPU sees
+          devices                                   list the devices (managed CPU, and what ILGPU sees)
           train -o MODEL.safetensors                train a CAM-ready classifier on Fashion-MNIST
 
         options for every command: --help, and --version at the top level.
@@ -90,13 +90,15 @@ internal static class Program
 
     internal static IReadOnlyList<string> SafeDevices()
     {
+        string managed = $"cpu: managed SIMD CPU backend ({CamEngine.Backends.Cpu.CpuSimdInfo.Best}, "
+                         + $"{Environment.ProcessorCount} cores, host memory)";
         try
         {
-            return IlgpuBackend.ListDevices();
+            return [managed, .. IlgpuBackend.ListDevices().Select(d => "ILGPU " + d)];
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return [$"(ILGPU could not list devices: {OneLine(e.Message)})"];
+            return [managed, $"(ILGPU could not list devices: {OneLine(e.Message)})"];
         }
     }
 }

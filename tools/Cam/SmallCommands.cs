@@ -126,7 +126,7 @@ internal static class DevicesCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam devices\n\nLists every accelerator ILGPU sees and the one `--device auto` picks.");
+            stdout.WriteLine("usage: cam devices\n\nLists the managed CPU backend, every accelerator ILGPU sees, and the one `--device auto` picks\n(CUDA, then OpenCL, then the managed CPU backend; `ilgpu-cpu` names ILGPU's CPU accelerator).");
             return 0;
         }
         foreach (var d in Program.SafeDevices())

@@ -9,15 +9,18 @@ namespace CamEngine.Tests.Kernels;
 /// reference backend (forward and backward), then every reference backward rule against central finite differences
 /// in double, and the kink conventions at their exact kinks.
 /// </summary>
-[TestFixture]
-public sealed class NewOpsKernelTests
+[TestFixture("ilgpu")]
+[TestFixture("cpu")]
+public sealed class NewOpsKernelTests(string device)
 {
+    private CamEngine.Backends.Backend Fast => TestDevice.Named(device);
+
     private const double Atol = 1e-5, Rtol = 1e-4;
     private const double H = 1e-6, FdAtol = 1e-7, FdRtol = 1e-6;
     private readonly ReferenceBackend _ref = new();
 
     private (Tensor Fast, Tensor Ref) Pair(float[] data, params int[] shape) =>
-        (TestDevice.Ilgpu.Upload(data, shape), _ref.Upload(data, shape));
+        (Fast.Upload(data, shape), _ref.Upload(data, shape));
 
     private static void Compare(Tensor fast, Tensor reference, string what) =>
         TensorAssert.Close(fast.Backend.Download(fast), ReferenceBackend.DownloadDouble(reference), Atol, Rtol, what);
@@ -41,7 +44,7 @@ public sealed class NewOpsKernelTests
         var data = TensorAssert.Random(rng, 2 * 3 * 5 * 4, 8f);
         var (x, xr) = Pair(data, 2, 3, 5, 4);
         var (dy, dyr) = Pair(TensorAssert.Random(rng, data.Length), 2, 3, 5, 4);
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(x.Shape);
         using var yr = _ref.Allocate(x.Shape);
         f.Unary(op, x, y);
@@ -108,15 +111,15 @@ public sealed class NewOpsKernelTests
         float[] kinks = [-3f, 0f, 3f, 6f];
         var (x, xr) = Pair(kinks, 4);
         var (dy, dyr) = Pair([1f, 1f, 1f, 1f], 4);
-        using var dx = TestDevice.Ilgpu.Allocate(4);
+        using var dx = Fast.Allocate(4);
         using var dxr = _ref.Allocate(4);
-        TestDevice.Ilgpu.UnaryBackward(new HardSwish(), x, dy, dx);
+        Fast.UnaryBackward(new HardSwish(), x, dy, dx);
         _ref.UnaryBackward(new HardSwish(), xr, dyr, dxr);
-        Assert.That(TestDevice.Ilgpu.Download(dx), Is.EqualTo(new[] { -0.5f, 0.5f, 1.5f, 1f }));
+        Assert.That(Fast.Download(dx), Is.EqualTo(new[] { -0.5f, 0.5f, 1.5f, 1f }));
         Compare(dx, dxr, "hardswish at its kinks");
-        TestDevice.Ilgpu.UnaryBackward(new Clip(0f, 6f), x, dy, dx);
+        Fast.UnaryBackward(new Clip(0f, 6f), x, dy, dx);
         _ref.UnaryBackward(new Clip(0f, 6f), xr, dyr, dxr);
-        Assert.That(TestDevice.Ilgpu.Download(dx), Is.EqualTo(new[] { 0f, 0f, 1f, 0f }));
+        Assert.That(Fast.Download(dx), Is.EqualTo(new[] { 0f, 0f, 1f, 0f }));
         Compare(dx, dxr, "relu6 at its kinks");
         foreach (var t in new[] { x, xr, dy, dyr })
             t.Dispose();
@@ -151,7 +154,7 @@ public sealed class NewOpsKernelTests
         var (b, br) = Pair(AwayFromZero(rng, Count(sb)), sb);
         int[] sy = BroadcastShape.Broadcast(sa, sb);
         var (dy, dyr) = Pair(TensorAssert.Random(rng, Count(sy)), sy);
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(sy);
         using var yr = _ref.Allocate(sy);
         f.Binary(op, a, b, y);
@@ -229,7 +232,7 @@ public sealed class NewOpsKernelTests
         var (s, sr) = Pair(TensorAssert.Random(rng, c, 2f), c);
         var (t, tr) = Pair(TensorAssert.Random(rng, c), c);
         var (dy, dyr) = Pair(TensorAssert.Random(rng, Count(shape)), shape);
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(shape);
         using var yr = _ref.Allocate(shape);
         f.ChannelAffine(x, s, t, y);
@@ -267,7 +270,7 @@ public sealed class NewOpsKernelTests
         var rng = new Random(8);
         int[][] shapes = [[2, 3, 4, 5], [2, 1, 4, 5], [2, 4, 4, 5]];
         var pairs = shapes.Select(s => Pair(TensorAssert.Random(rng, Count(s)), s)).ToArray();
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(2, 8, 4, 5);
         using var yr = _ref.Allocate(2, 8, 4, 5);
         f.Concat(pairs.Select(p => p.Fast).ToArray(), y);
@@ -298,7 +301,7 @@ public sealed class NewOpsKernelTests
         var rng = new Random(9);
         var (x, xr) = Pair(TensorAssert.Random(rng, 2 * 3 * 4 * 5), 2, 3, 4, 5);
         var (dy, dyr) = Pair(TensorAssert.Random(rng, 2 * 3 * s.OH * s.OW), 2, 3, s.OH, s.OW);
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(2, 3, s.OH, s.OW);
         using var yr = _ref.Allocate(2, 3, s.OH, s.OW);
         f.Pad(x, y, s, value);
@@ -327,7 +330,7 @@ public sealed class NewOpsKernelTests
         var rng = new Random(12);
         var (x, xr) = Pair(TensorAssert.Random(rng, rows * cols, 20f), rows, cols);
         var (dy, dyr) = Pair(TensorAssert.Random(rng, rows * cols), rows, cols);
-        var f = TestDevice.Ilgpu;
+        var f = Fast;
         using var y = f.Allocate(rows, cols);
         using var yr = _ref.Allocate(rows, cols);
         f.Softmax(x, y);

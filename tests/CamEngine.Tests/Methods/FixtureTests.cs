@@ -11,7 +11,7 @@ namespace CamEngine.Tests.Methods;
 
 /// <summary>
 /// End to end against PyTorch: both fixture models converted from ONNX by our converter, run by our kernels
-/// on the test device (ILGPU's CPU accelerator in CI), compared with the references that pytorch-grad-cam and
+/// on each test device (ILGPU's CPU accelerator in CI, and the managed CPU backend), compared with the references that pytorch-grad-cam and
 /// TorchCAM produced (fixtures/README.md): logits, activations and gradients at the target layers, the input
 /// gradient, guided backprop, and the Grad-CAM maps raw and final, single layer and fused.
 /// </summary>
@@ -37,9 +37,10 @@ public sealed class FixtureTests
     }
 
     public static IEnumerable<TestCaseData> Cases() =>
+        from d in new[] { "ilgpu", "cpu" }
         from m in FixturePaths.Models
         from i in FixturePaths.Images
-        select new TestCaseData(m, i).SetName($"{m}_{i}");
+        select new TestCaseData(m, i, d).SetName($"{m}_{i}_{d}");
 
     private sealed record Reference(NpzArchive Npz, string L0, string L1, int TargetClass)
     {
@@ -63,10 +64,10 @@ public sealed class FixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Logits_activations_and_gradients_match_pytorch(string modelName, string image)
+    public void Logits_activations_and_gradients_match_pytorch(string modelName, string image, string device)
     {
         var reference = LoadReference(modelName, image);
-        var backend = TestDevice.Ilgpu;
+        var backend = TestDevice.Named(device);
         using var model = DeviceModel.Load(Model(modelName), backend);
         var input = Npy.Read(FixturePaths.Input(image));
         using var x = backend.Upload(input);
@@ -97,10 +98,10 @@ public sealed class FixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void GradCam_maps_match_pytorch_grad_cam_and_torchcam(string modelName, string image)
+    public void GradCam_maps_match_pytorch_grad_cam_and_torchcam(string modelName, string image, string device)
     {
         var reference = LoadReference(modelName, image);
-        using var model = DeviceModel.Load(Model(modelName), TestDevice.Ilgpu);
+        using var model = DeviceModel.Load(Model(modelName), TestDevice.Named(device));
         var explainer = new Explainer(model);
         var input = Npy.Read(FixturePaths.Input(image));
         foreach (var (key, layer) in new[] { ("L0", reference.L0), ("L1", reference.L1) })
@@ -120,10 +121,10 @@ public sealed class FixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Saliency_and_guided_backprop_methods_match_the_reference_gradients(string modelName, string image)
+    public void Saliency_and_guided_backprop_methods_match_the_reference_gradients(string modelName, string image, string device)
     {
         var reference = LoadReference(modelName, image);
-        using var model = DeviceModel.Load(Model(modelName), TestDevice.Ilgpu);
+        using var model = DeviceModel.Load(Model(modelName), TestDevice.Named(device));
         var input = Npy.Read(FixturePaths.Input(image));
         var results = new Explainer(model).Explain(input, [new Saliency(), new GuidedBackprop()]);
         var saliency = results["saliency"][0];

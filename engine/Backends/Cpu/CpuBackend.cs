@@ -1,0 +1,292 @@
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// The managed CPU backend (DESIGN.md section 7): plain C# with <c>Vector512</c>/<c>Vector256</c> FMA
+/// micro-kernels, packing, cache blocking and <see cref="Parallel"/> over tiles; no native code. Tensors are
+/// pinned float arrays in logical row-major NCHW order (reshaped views and flatten need no conversion).
+/// Convolutions are implicit-im2col GEMMs over a phase-split padded input (<see cref="CpuConv"/>); the packed
+/// forms of weights are cached per storage and rebuilt only after the weights are written. Element-wise ops
+/// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
+/// </summary>
+public sealed unsafe class CpuBackend : Backend
+{
+    private readonly CpuSimd _simd;
+
+    /// <summary>A backend at the widest vector width this machine accelerates.</summary>
+    public CpuBackend()
+        : this(CpuSimdDetect.Best)
+    {
+    }
+
+    /// <summary>A backend at a chosen vector width (tests keep the narrower fallbacks correct with this).</summary>
+    public CpuBackend(CpuSimd simd)
+    {
+        _simd = simd;
+        DeviceDescription = $"managed CPU, {simd} kernels ({Environment.ProcessorCount} cores)";
+    }
+
+    /// <summary>The vector width the kernels run at.</summary>
+    public CpuSimd Simd => _simd;
+
+    /// <inheritdoc/>
+    public override string Name => "cpu";
+
+    /// <inheritdoc/>
+    public override string DeviceDescription { get; }
+
+    private static CpuStorage S(Tensor t) => (CpuStorage)t.Storage;
+
+    /// <summary>Input pointer.</summary>
+    private static float* In(Tensor t) => S(t).FloatPtr;
+
+    /// <summary>Output pointer; marks the storage written (invalidates cached packed forms).</summary>
+    private static float* Out(Tensor t)
+    {
+        var s = S(t);
+        s.Touch();
+        return s.FloatPtr;
+    }
+
+    private static float* InOrNull(Tensor? t) => t == null ? null : In(t);
+
+    /// <inheritdoc/>
+    protected override TensorStorage AllocateStorage(int length, ElementType type) => new CpuStorage(length, type);
+
+    /// <inheritdoc/>
+    protected override void Write(TensorStorage storage, ReadOnlySpan<float> data)
+    {
+        var s = (CpuStorage)storage;
+        s.Touch();
+        data.CopyTo(s.Floats);
+    }
+
+    /// <inheritdoc/>
+    protected override float[] Read(TensorStorage storage, int length) => ((CpuStorage)storage).Floats.AsSpan(0, length).ToArray();
+
+    // ---- convolution ----
+
+    private static string WeightKey(string kind, ConvShape s) => $"{kind}:{s.K}:{s.C}:{s.KH}:{s.KW}:{s.Groups}";
+
+    /// <inheritdoc/>
+    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        float* wp = In(w);
+        var packed = S(w).Derived(WeightKey("fwd", s), () => CpuConv.PackForwardWeights(wp, s));
+        fixed (float* pw = packed)
+            CpuConv.Forward(In(x), pw, InOrNull(b), Out(y), s, _simd);
+    }
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s)
+    {
+        float* wp = In(w);
+        if (CpuConv.FlippedShape(s) is { } flipped)
+        {
+            // Stride 1: backward-data is a forward convolution of dy with the flipped, transposed kernel.
+            var packed = S(w).Derived(WeightKey("flip", s), () => CpuConv.PackFlippedWeights(wp, s, flipped));
+            fixed (float* pw = packed)
+                CpuConv.Forward(In(dy), pw, null, Out(dx), flipped, _simd);
+            return;
+        }
+        var packedT = S(w).Derived(WeightKey("wT", s), () => CpuConv.PackTransposedWeights(wp, s));
+        fixed (float* pw = packedT)
+            CpuConv.BackwardDataGeneral(In(dy), pw, Out(dx), s, _simd);
+    }
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s) =>
+        CpuConv.BackwardWeights(In(x), In(dy), Out(dw), s, _simd);
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s) =>
+        CpuConv.BackwardBias(In(dy), Out(db), s);
+
+    // ---- ReLU and element-wise ----
+
+    /// <inheritdoc/>
+    protected override void ReluCore(Tensor x, Tensor y) =>
+        CpuElementwise.Map(In(x), Out(y), y.Length, new ReluOp(), _simd);
+
+    /// <inheritdoc/>
+    protected override void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule)
+    {
+        float* xp = In(x), g = In(dy), d = Out(dx);
+        switch (rule)
+        {
+            case ReluRule.Standard:
+                CpuElementwise.Map(xp, g, d, dx.Length, new ReluGradOp(), _simd);
+                break;
+            case ReluRule.Guided:
+                CpuElementwise.Map(xp, g, d, dx.Length, new GuidedReluGradOp(), _simd);
+                break;
+            default:
+                CpuElementwise.Map(xp, g, d, dx.Length, new DeconvReluGradOp(), _simd);
+                break;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void AddCore(Tensor a, Tensor b, Tensor y) =>
+        CpuElementwise.Map(In(a), In(b), Out(y), y.Length, new AddOp(), _simd);
+
+    /// <inheritdoc/>
+    protected override void ScaleCore(Tensor x, Tensor y, float scale) =>
+        CpuElementwise.Map(In(x), Out(y), y.Length, new ScaleOp(scale), _simd);
+
+    // ---- element-wise maps, broadcasting, structural ops (CpuMisc) ----
+
+    /// <inheritdoc/>
+    protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) => CpuMisc.Unary(In(x), Out(y), y.Length, op);
+
+    /// <inheritdoc/>
+    protected override void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) =>
+        CpuMisc.UnaryBackward(In(x), In(dy), Out(dx), dx.Length, op);
+
+    /// <inheritdoc/>
+    protected override void UnaryJetCore<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys) =>
+        CpuMisc.UnaryJet(In(x0), In(xs), Out(ys), x0.Length, op);
+
+    /// <inheritdoc/>
+    protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s) => CpuMisc.Binary(In(a), In(b), Out(y), s);
+
+    /// <inheritdoc/>
+    protected override void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand) =>
+        CpuMisc.BinaryBackward(In(a), In(b), In(dy), Out(grad), s, operand);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineCore(Tensor x, Tensor scale, Tensor shift, Tensor y, int channels, int inner) =>
+        CpuMisc.ChannelAffine(In(x), In(scale), In(shift), Out(y), y.Length, channels, inner);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardDataCore(Tensor dy, Tensor scale, Tensor dx, int channels, int inner) =>
+        CpuMisc.ChannelAffine(In(dy), In(scale), null, Out(dx), dx.Length, channels, inner);
+
+    /// <inheritdoc/>
+    protected override void ChannelAffineBackwardParamsCore(Tensor x, Tensor dy, Tensor dscale, Tensor dshift, int channels, int inner) =>
+        CpuMisc.ChannelAffineBackwardParams(In(x), In(dy), Out(dscale), Out(dshift), x.Length / (channels * inner), channels, inner);
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyInCore(Tensor part, Tensor whole, ChannelSlice s) => CpuMisc.Concat(In(part), Out(whole), s, copyIn: true);
+
+    /// <inheritdoc/>
+    protected override void ConcatCopyOutCore(Tensor whole, Tensor part, ChannelSlice s) => CpuMisc.Concat(Out(part), In(whole), s, copyIn: false);
+
+    /// <inheritdoc/>
+    protected override void PadCore(Tensor x, Tensor y, PadShape s, float value) => CpuMisc.Pad(In(x), Out(y), s, value);
+
+    /// <inheritdoc/>
+    protected override void PadBackwardCore(Tensor dy, Tensor dx, PadShape s) => CpuMisc.PadBackward(In(dy), Out(dx), s);
+
+    /// <inheritdoc/>
+    protected override void SoftmaxCore(Tensor x, Tensor y, int rows, int cols) => CpuMisc.Softmax(In(x), Out(y), rows, cols);
+
+    /// <inheritdoc/>
+    protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx, int rows, int cols) =>
+        CpuMisc.SoftmaxBackward(In(y), In(dy), Out(dx), rows, cols);
+
+    /// <inheritdoc/>
+    protected override void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s) =>
+        CpuMisc.MaxPoolRoute(In(x), S(argmax).IntPtr, Out(y), y.Length, s);
+
+    /// <inheritdoc/>
+    protected override void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) =>
+        Buffer.MemoryCopy(In(src) + srcOffset, Out(dst) + dstOffset, (long)length * 4, (long)length * 4);
+
+    // ---- pooling ----
+
+    /// <inheritdoc/>
+    protected override void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s)
+    {
+        var a = S(argmax);
+        a.Touch();
+        CpuPooling.MaxForward(In(x), Out(y), a.IntPtr, s);
+    }
+
+    /// <inheritdoc/>
+    protected override void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s) =>
+        CpuPooling.MaxBackward(In(dy), S(argmax).IntPtr, Out(dx), s);
+
+    /// <inheritdoc/>
+    protected override void AvgPoolCore(Tensor x, Tensor y, PoolShape s) => CpuPooling.AvgForward(In(x), Out(y), s);
+
+    /// <inheritdoc/>
+    protected override void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s) =>
+        CpuPooling.AvgBackward(In(dy), Out(dx), s);
+
+    /// <inheritdoc/>
+    protected override void GlobalAvgPoolCore(Tensor x, Tensor y, int plane) =>
+        CpuPooling.GlobalAvgForward(In(x), Out(y), y.Length, plane);
+
+    /// <inheritdoc/>
+    protected override void GlobalAvgPoolBackwardCore(Tensor dy, Tensor dx, int plane) =>
+        CpuPooling.GlobalAvgBackward(In(dy), Out(dx), dy.Length, plane);
+
+    // ---- dense ----
+
+    /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs], B(kk,j) = b[kk*brs + j*bcs].</summary>
+    private void Dense(int m, int n, int k, float* a, long ars, long acs, float alpha,
+        float* b, long brs, long bcs, float* c, bool accumulate)
+    {
+        var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
+        try
+        {
+            float* pa = Scratch.Aligned(packed);
+            PackedGemm.PackA(a, ars, acs, m, k, alpha, pa);
+            PackedGemm.Run(m, n, k, pa, new StridedPanels(b, brs, bcs, n), c, n, accumulate, _simd);
+        }
+        finally
+        {
+            Scratch.Return(packed);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        float* yp = Out(y);
+        if (b != null)
+        {
+            float* bp = In(b);
+            for (int m = 0; m < s.M; m++)
+            for (int j = 0; j < s.N; j++)
+                yp[(long)m * s.N + j] = s.Beta * bp[j];
+        }
+        // op(W)(kk, j): W stored (N, K) when TransB, else (K, N).
+        long brs = s.TransB ? 1 : s.N, bcs = s.TransB ? s.K : 1;
+        Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, In(w), brs, bcs, yp, b != null);
+    }
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s)
+    {
+        // dx(m, k) = alpha sum_n dy(m, n) op(W)(k, n).
+        long brs = s.TransB ? s.K : 1, bcs = s.TransB ? 1 : s.N;
+        Dense(s.M, s.K, s.N, In(dy), s.N, 1, s.Alpha, In(w), brs, bcs, Out(dx), false);
+    }
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s)
+    {
+        if (s.TransB)
+            // dw(n, k) = alpha sum_m dy(m, n) x(m, k).
+            Dense(s.N, s.K, s.M, In(dy), 1, s.N, s.Alpha, In(x), s.K, 1, Out(dw), false);
+        else
+            // dw(k, n) = alpha sum_m x(m, k) dy(m, n).
+            Dense(s.K, s.N, s.M, In(x), 1, s.K, s.Alpha, In(dy), s.N, 1, Out(dw), false);
+    }
+
+    /// <inheritdoc/>
+    protected override void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s)
+    {
+        float* g = In(dy), d = Out(db);
+        for (int j = 0; j < s.N; j++)
+        {
+            double acc = 0;
+            for (int m = 0; m < s.M; m++)
+                acc += g[(long)m * s.N + j];
+            d[j] = (float)(s.Beta * acc);
+        }
+    }
+}

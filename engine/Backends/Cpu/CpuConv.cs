@@ -1,0 +1,406 @@
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// 2-D convolution on the managed CPU backend, NCHW, as implicit-im2col GEMMs over a phase-split padded copy
+/// of the input (<see cref="ConvPlan"/>): the packer copies each im2col row as a contiguous run, so packing
+/// costs about what a plain GEMM's does. Images are batched into the GEMM's columns, in chunks that keep the
+/// buffers near 16 MB.
+/// <code>x: (N, C, H, W)   w: (K, C/G, KH, KW)   y: (N, K, OH, OW)   per group: Y[K/G, cols] = W[K/G, CRS] col[CRS, cols]</code>
+/// </summary>
+internal static unsafe class CpuConv
+{
+    // ---- forward ----
+
+    /// <summary>Packs the forward A operand: per group, W[g] as a (K/G) x CRS matrix, groups back to back.</summary>
+    public static float[] PackForwardWeights(float* w, ConvShape s)
+    {
+        int kg = s.KPerGroup, crs = s.CPerGroup * s.KH * s.KW;
+        long per = PackedGemm.PackedALength(kg, crs);
+        var packed = GC.AllocateUninitializedArray<float>((int)(per * s.Groups), pinned: true);
+        fixed (float* p = packed)
+        {
+            for (int g = 0; g < s.Groups; g++)
+                PackedGemm.PackA(w + (long)g * kg * crs, crs, 1, kg, crs, 1f, p + g * per);
+        }
+        return packed;
+    }
+
+    /// <summary><c>y = conv(x, w) + b</c> with w already packed by <see cref="PackForwardWeights"/>.</summary>
+    public static void Forward(float* x, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd)
+    {
+        int kg = s.KPerGroup, ohw = s.OH * s.OW;
+        int nb = ConvPlan.ChunkImages(s, kg);
+        long perGroupA = PackedGemm.PackedALength(kg, s.CPerGroup * s.KH * s.KW);
+        bool zeroCopy = nb == 1 && s.StrideH == 1 && s.StrideW == 1 && s.KW == 1
+                        && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0;
+        float[]? bufArray = null, tempArray = null;
+        try
+        {
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                float* buf;
+                if (zeroCopy)
+                {
+                    buf = x + (long)n0 * s.C * s.H * s.W;
+                }
+                else
+                {
+                    bufArray ??= Scratch.Rent(new ConvPlan(s, nb).BufferLength);
+                    buf = Scratch.Aligned(bufArray);
+                    BuildPhases(x, n0, plan, buf);
+                }
+                bool direct = plan.Images == 1 && plan.Wq == s.OW;
+                float* temp = null;
+                if (!direct)
+                {
+                    tempArray ??= Scratch.Rent((long)kg * new ConvPlan(s, nb).Columns);
+                    temp = Scratch.Aligned(tempArray);
+                }
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    var offsets = plan.RowOffsets(g);
+                    float* c;
+                    long ldc;
+                    bool accumulate = false;
+                    if (direct)
+                    {
+                        c = y + ((long)n0 * s.K + g * kg) * ohw;
+                        ldc = ohw;
+                        if (bias != null)
+                        {
+                            for (int k = 0; k < kg; k++)
+                                new Span<float>(c + (long)k * ohw, ohw).Fill(bias[g * kg + k]);
+                            accumulate = true;
+                        }
+                    }
+                    else
+                    {
+                        c = temp;
+                        ldc = plan.Columns;
+                    }
+                    fixed (long* ro = offsets)
+                    {
+                        PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
+                            new ConvColumns(buf, ro, plan), c, ldc, accumulate, simd);
+                    }
+                    if (!direct)
+                        ScatterOutput(temp, plan, n0, g, bias, y);
+                }
+            }
+        }
+        finally
+        {
+            if (bufArray != null)
+                Scratch.Return(bufArray);
+            if (tempArray != null)
+                Scratch.Return(tempArray);
+        }
+    }
+
+    /// <summary>Fills the phase buffer of a chunk from x (zero padding, zero slack).</summary>
+    private static void BuildPhases(float* x, int n0, ConvPlan plan, float* buf)
+    {
+        var s = plan.S;
+        long chw = (long)s.C * s.H * s.W;
+        void Channel(int c)
+        {
+            new Span<float>(buf + c * plan.ChannelStride, checked((int)plan.ChannelStride)).Clear();
+            for (int img = 0; img < plan.Images; img++)
+                CopyRows(x + (n0 + img) * chw + (long)c * s.H * s.W, buf, plan, c, img, toPhases: true);
+        }
+        For(s.C, (long)s.C * plan.ChannelStride, Channel);
+        new Span<float>(buf + s.C * plan.ChannelStride, (int)plan.Slack).Clear();
+    }
+
+    /// <summary>
+    /// Moves one (H, W) plane between x-layout and the phase buffer, row by row; each row is split into its SW
+    /// column phases with a strided loop. Rows and column phases no kernel tap reads are skipped when filling
+    /// (a 1x1 stride-2 conv touches one phase in four).
+    /// </summary>
+    private static void CopyRows(float* plane, float* buf, ConvPlan plan, int c, int img, bool toPhases)
+    {
+        var s = plan.S;
+        int sh = s.StrideH, sw = s.StrideW;
+        Span<bool> rowUsed = stackalloc bool[sh];
+        Span<bool> colUsed = stackalloc bool[sw];
+        for (int kh = 0; kh < s.KH; kh++)
+            rowUsed[kh * s.DilationH % sh] = true;
+        for (int kw = 0; kw < s.KW; kw++)
+            colUsed[kw * s.DilationW % sw] = true;
+        float* src = plane;
+        for (int ih = 0; ih < s.H; ih++, src += s.W)
+        {
+            int ihp = ih + s.PadTop;
+            if (toPhases && !rowUsed[ihp % sh])
+                continue;
+            for (int b = 0; b < sw; b++)
+            {
+                if (toPhases && !colUsed[b])
+                    continue;
+                // First column of this phase: (iw + PL) % SW == b.
+                int iw0 = ((b - s.PadLeft) % sw + sw) % sw;
+                if (iw0 >= s.W)
+                    continue;
+                float* row = buf + plan.At(c, img, ihp, iw0 + s.PadLeft);
+                int count = (s.W - iw0 + sw - 1) / sw;
+                if (sw == 1)
+                {
+                    if (toPhases)
+                        new ReadOnlySpan<float>(src, s.W).CopyTo(new Span<float>(row, s.W));
+                    else
+                        new ReadOnlySpan<float>(row, s.W).CopyTo(new Span<float>(src, s.W));
+                    continue;
+                }
+                float* p = src + iw0;
+                if (toPhases)
+                {
+                    for (int i = 0; i < count; i++)
+                        row[i] = p[i * sw];
+                }
+                else
+                {
+                    for (int i = 0; i < count; i++)
+                        p[i * sw] = row[i];
+                }
+            }
+        }
+    }
+
+    /// <summary>y[n0+img, g*K/G + k, oh, ow] = temp[k, img*OH*Wq + oh*Wq + ow] (+ b), dropping the Wq - OW extra columns.</summary>
+    private static void ScatterOutput(float* temp, ConvPlan plan, int n0, int g, float* bias, float* y)
+    {
+        var s = plan.S;
+        int kg = s.KPerGroup, ohw = s.OH * s.OW;
+        void Row(int k)
+        {
+            float b = bias == null ? 0f : bias[g * kg + k];
+            for (int img = 0; img < plan.Images; img++)
+            {
+                float* src = temp + (long)k * plan.Columns + (long)img * plan.ColsPerImage;
+                float* dst = y + ((long)(n0 + img) * s.K + g * kg + k) * ohw;
+                for (int oh = 0; oh < s.OH; oh++, src += plan.Wq, dst += s.OW)
+                    CpuElementwise.AddScalar(src, b, dst, s.OW);
+            }
+        }
+        For(kg, (long)kg * plan.Columns, Row);
+    }
+
+    // ---- backward data ----
+
+    /// <summary>
+    /// The shape of the stride-1 backward-data convolution: dx = conv(dy, w') with w' the kernel flipped in
+    /// space and transposed in channels, padded by DH*(KH-1) - PT on top (and so on). Null when a pad would be
+    /// negative or the stride is not 1.
+    /// </summary>
+    public static ConvShape? FlippedShape(ConvShape s)
+    {
+        if (s.StrideH != 1 || s.StrideW != 1)
+            return null;
+        int ph = s.DilationH * (s.KH - 1), pw = s.DilationW * (s.KW - 1);
+        int pt = ph - s.PadTop, pb = ph - s.PadBottom, pl = pw - s.PadLeft, pr = pw - s.PadRight;
+        if (pt < 0 || pb < 0 || pl < 0 || pr < 0)
+            return null;
+        return new ConvShape(s.N, s.K, s.OH, s.OW, s.C, s.KH, s.KW, 1, 1, pt, pl, pb, pr,
+            s.DilationH, s.DilationW, s.Groups);
+    }
+
+    /// <summary>w'[g*C/G + c, k, kh, kw] = w[g*K/G + k, c, KH-1-kh, KW-1-kw], packed for <see cref="Forward"/>.</summary>
+    public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped)
+    {
+        int cg = s.CPerGroup, kg = s.KPerGroup, khw = s.KH * s.KW;
+        var t = GC.AllocateUninitializedArray<float>((int)s.WeightLength, pinned: true);
+        fixed (float* f = t)
+        {
+            for (int g = 0; g < s.Groups; g++)
+            for (int k = 0; k < kg; k++)
+            for (int c = 0; c < cg; c++)
+            {
+                float* src = w + ((long)(g * kg + k) * cg + c) * khw;
+                float* dst = f + ((long)(g * cg + c) * kg + k) * khw;
+                for (int i = 0; i < khw; i++)
+                    dst[i] = src[khw - 1 - i];
+            }
+            return PackForwardWeights(f, flipped);
+        }
+    }
+
+    /// <summary>Packs the general backward-data A operand: per group, W[g]^T as a CRS x (K/G) matrix.</summary>
+    public static float[] PackTransposedWeights(float* w, ConvShape s)
+    {
+        int kg = s.KPerGroup, crs = s.CPerGroup * s.KH * s.KW;
+        long per = PackedGemm.PackedALength(crs, kg);
+        var packed = GC.AllocateUninitializedArray<float>((int)(per * s.Groups), pinned: true);
+        fixed (float* p = packed)
+        {
+            for (int g = 0; g < s.Groups; g++)
+                PackedGemm.PackA(w + (long)g * kg * crs, 1, crs, crs, kg, 1f, p + g * per);
+        }
+        return packed;
+    }
+
+    /// <summary>
+    /// General backward-data (any stride): per group dcol[CRS, cols] = W^T dy, then col2im adds each row into the
+    /// phase buffer as a contiguous run, and the buffer's interior is copied out to dx.
+    /// </summary>
+    public static void BackwardDataGeneral(float* dy, float* packedWt, float* dx, ConvShape s, CpuSimd simd)
+    {
+        int kg = s.KPerGroup, crs = s.CPerGroup * s.KH * s.KW;
+        int nb = ConvPlan.ChunkImages(s, Math.Max(crs, s.K));
+        var full = new ConvPlan(s, nb);
+        long perGroupA = PackedGemm.PackedALength(crs, kg);
+        var bufArray = Scratch.Rent(full.BufferLength);
+        var gridArray = Scratch.Rent((long)s.K * full.Columns);
+        var colArray = Scratch.Rent((long)crs * full.Columns);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), grid = Scratch.Aligned(gridArray), col = Scratch.Aligned(colArray);
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                GatherGrid(dy, n0, plan, grid);
+                new Span<float>(buf, checked((int)plan.BufferLength)).Clear();
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    PackedGemm.Run(crs, plan.Columns, kg, packedWt + g * perGroupA,
+                        new StridedPanels(grid + (long)g * kg * plan.Columns, plan.Columns, 1, plan.Columns),
+                        col, plan.Columns, false, simd);
+                    Col2Im(col, plan, g, buf);
+                }
+                ScatterPhases(buf, n0, plan, dx);
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(gridArray);
+            Scratch.Return(colArray);
+        }
+    }
+
+    /// <summary>grid[k, img*OH*Wq + oh*Wq + ow] = dy[n0+img, k, oh, ow], zero in the extra columns.</summary>
+    private static void GatherGrid(float* dy, int n0, ConvPlan plan, float* grid)
+    {
+        var s = plan.S;
+        int ohw = s.OH * s.OW;
+        void Row(int k)
+        {
+            for (int img = 0; img < plan.Images; img++)
+            {
+                float* dst = grid + (long)k * plan.Columns + (long)img * plan.ColsPerImage;
+                float* src = dy + ((long)(n0 + img) * s.K + k) * ohw;
+                for (int oh = 0; oh < s.OH; oh++, src += s.OW, dst += plan.Wq)
+                {
+                    new ReadOnlySpan<float>(src, s.OW).CopyTo(new Span<float>(dst, s.OW));
+                    new Span<float>(dst + s.OW, plan.Wq - s.OW).Clear();
+                }
+            }
+        }
+        For(s.K, (long)s.K * plan.Columns, Row);
+    }
+
+    /// <summary>buffer[rowOffset[r] + q(j)] += col[r, j] over the valid columns; one task per channel (no races).</summary>
+    private static void Col2Im(float* col, ConvPlan plan, int g, float* buf)
+    {
+        var s = plan.S;
+        var offsets = plan.RowOffsets(g);
+        int khw = s.KH * s.KW;
+        fixed (long* ro0 = offsets)
+        {
+            long* ro = ro0;
+            void Channel(int c)
+            {
+                for (int r = c * khw; r < (c + 1) * khw; r++)
+                {
+                    for (int img = 0; img < plan.Images; img++)
+                    {
+                        float* src = col + (long)r * plan.Columns + (long)img * plan.ColsPerImage;
+                        float* dst = buf + ro[r] + img * plan.Plane;
+                        for (int oh = 0; oh < s.OH; oh++, src += plan.Wq, dst += plan.Wq)
+                            CpuElementwise.AddInPlace(src, dst, s.OW);
+                    }
+                }
+            }
+            For(s.CPerGroup, (long)plan.Crs * plan.Columns, Channel);
+        }
+    }
+
+    /// <summary>dx[n0+img, c, ih, iw] = buffer at padded (ih+PT, iw+PL).</summary>
+    private static void ScatterPhases(float* buf, int n0, ConvPlan plan, float* dx)
+    {
+        var s = plan.S;
+        long chw = (long)s.C * s.H * s.W;
+        void Channel(int c)
+        {
+            for (int img = 0; img < plan.Images; img++)
+                CopyRows(dx + (n0 + img) * chw + (long)c * s.H * s.W, buf, plan, c, img, toPhases: false);
+        }
+        For(s.C, chw * plan.Images, Channel);
+    }
+
+    // ---- backward weights and bias ----
+
+    /// <summary>dw[g] = sum over images of dy[g] (K/G x cols) times col^T (cols x CRS).</summary>
+    public static void BackwardWeights(float* x, float* dy, float* dw, ConvShape s, CpuSimd simd)
+    {
+        int kg = s.KPerGroup, crs = s.CPerGroup * s.KH * s.KW;
+        int nb = ConvPlan.ChunkImages(s, s.K);
+        var full = new ConvPlan(s, nb);
+        var bufArray = Scratch.Rent(full.BufferLength);
+        var gridArray = Scratch.Rent((long)s.K * full.Columns);
+        var aArray = Scratch.Rent(PackedGemm.PackedALength(kg, full.Columns));
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), grid = Scratch.Aligned(gridArray), a = Scratch.Aligned(aArray);
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                BuildPhases(x, n0, plan, buf);
+                GatherGrid(dy, n0, plan, grid);
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    PackedGemm.PackA(grid + (long)g * kg * plan.Columns, plan.Columns, 1, kg, plan.Columns, 1f, a);
+                    var offsets = plan.RowOffsets(g);
+                    fixed (long* ro = offsets)
+                    {
+                        PackedGemm.Run(kg, crs, plan.Columns, a, new ConvColumnsTransposed(buf, ro, crs, plan),
+                            dw + (long)g * kg * crs, crs, n0 > 0, simd);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(gridArray);
+            Scratch.Return(aArray);
+        }
+    }
+
+    /// <summary>db[k] = sum over n, oh, ow of dy[n, k, oh, ow].</summary>
+    public static void BackwardBias(float* dy, float* db, ConvShape s)
+    {
+        int ohw = s.OH * s.OW;
+        for (int k = 0; k < s.K; k++)
+        {
+            double acc = 0;
+            for (int n = 0; n < s.N; n++)
+                acc += CpuElementwise.Sum(dy + ((long)n * s.K + k) * ohw, ohw);
+            db[k] = (float)acc;
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> for 0..count-1, in parallel when <paramref name="work"/> is large.</summary>
+    internal static void For(int count, long work, Action<int> body)
+    {
+        if (count > 1 && work >= 1 << 17 && Environment.ProcessorCount > 1)
+        {
+            Parallel.For(0, count, body);
+            return;
+        }
+        for (int i = 0; i < count; i++)
+            body(i);
+    }
+}

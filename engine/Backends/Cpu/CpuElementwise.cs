@@ -1,0 +1,222 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// An element-wise operation of one input, written once for every width the CPU backend runs
+/// (the TensorPrimitives operator style): a new unary op is one small struct plus one
+/// <c>CpuElementwise.Map</c> call.
+/// </summary>
+internal interface IUnaryOp
+{
+    float Apply(float x);
+
+    Vector256<float> Apply(Vector256<float> x);
+
+    Vector512<float> Apply(Vector512<float> x);
+}
+
+/// <summary>An element-wise operation of two inputs of the same length.</summary>
+internal interface IBinaryOp
+{
+    float Apply(float a, float b);
+
+    Vector256<float> Apply(Vector256<float> a, Vector256<float> b);
+
+    Vector512<float> Apply(Vector512<float> a, Vector512<float> b);
+}
+
+/// <summary>y = max(x, 0).</summary>
+internal readonly struct ReluOp : IUnaryOp
+{
+    public float Apply(float x) => MathF.Max(x, 0f);
+
+    public Vector256<float> Apply(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
+
+    public Vector512<float> Apply(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
+}
+
+/// <summary>y = x * s.</summary>
+internal readonly struct ScaleOp(float s) : IUnaryOp
+{
+    public float Apply(float x) => x * s;
+
+    public Vector256<float> Apply(Vector256<float> x) => x * s;
+
+    public Vector512<float> Apply(Vector512<float> x) => x * s;
+}
+
+/// <summary>y = a + b.</summary>
+internal readonly struct AddOp : IBinaryOp
+{
+    public float Apply(float a, float b) => a + b;
+
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => a + b;
+
+    public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a + b;
+}
+
+/// <summary>ReLU backward, standard rule: dx = dy * [x &gt; 0] (ReLU'(0) = 0). Inputs (x, dy).</summary>
+internal readonly struct ReluGradOp : IBinaryOp
+{
+    public float Apply(float x, float dy) => x > 0f ? dy : 0f;
+
+    public Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), dy, Vector256<float>.Zero);
+
+    public Vector512<float> Apply(Vector512<float> x, Vector512<float> dy) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512<float>.Zero), dy, Vector512<float>.Zero);
+}
+
+/// <summary>Guided backpropagation: dx = dy * [x &gt; 0] * [dy &gt; 0]. Inputs (x, dy).</summary>
+internal readonly struct GuidedReluGradOp : IBinaryOp
+{
+    public float Apply(float x, float dy) => x > 0f && dy > 0f ? dy : 0f;
+
+    public Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) =>
+        Vector256.ConditionalSelect(
+            Vector256.GreaterThan(x, Vector256<float>.Zero) & Vector256.GreaterThan(dy, Vector256<float>.Zero),
+            dy, Vector256<float>.Zero);
+
+    public Vector512<float> Apply(Vector512<float> x, Vector512<float> dy) =>
+        Vector512.ConditionalSelect(
+            Vector512.GreaterThan(x, Vector512<float>.Zero) & Vector512.GreaterThan(dy, Vector512<float>.Zero),
+            dy, Vector512<float>.Zero);
+}
+
+/// <summary>Deconvnet: dx = dy * [dy &gt; 0], ignoring x. Inputs (x, dy).</summary>
+internal readonly struct DeconvReluGradOp : IBinaryOp
+{
+    public float Apply(float x, float dy) => dy > 0f ? dy : 0f;
+
+    public Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(dy, Vector256<float>.Zero), dy, Vector256<float>.Zero);
+
+    public Vector512<float> Apply(Vector512<float> x, Vector512<float> dy) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(dy, Vector512<float>.Zero), dy, Vector512<float>.Zero);
+}
+
+/// <summary>Element-wise loops over raw spans at the backend's vector width, split across cores when long.</summary>
+internal static unsafe class CpuElementwise
+{
+    private const int Chunk = 1 << 15;
+
+    /// <summary>y[i] = op(x[i]); x and y may be the same buffer.</summary>
+    public static void Map<TOp>(float* x, float* y, long n, TOp op, CpuSimd simd) where TOp : struct, IUnaryOp
+    {
+        if (n < 8 * Chunk)
+        {
+            MapRange(x, y, (int)n, op, simd);
+            return;
+        }
+        long chunks = (n + Chunk - 1) / Chunk;
+        Parallel.For(0, chunks, c =>
+        {
+            long i0 = c * Chunk;
+            MapRange(x + i0, y + i0, (int)Math.Min(Chunk, n - i0), op, simd);
+        });
+    }
+
+    /// <summary>y[i] = op(a[i], b[i]); y may alias either input.</summary>
+    public static void Map<TOp>(float* a, float* b, float* y, long n, TOp op, CpuSimd simd) where TOp : struct, IBinaryOp
+    {
+        if (n < 8 * Chunk)
+        {
+            MapRange(a, b, y, (int)n, op, simd);
+            return;
+        }
+        long chunks = (n + Chunk - 1) / Chunk;
+        Parallel.For(0, chunks, c =>
+        {
+            long i0 = c * Chunk;
+            MapRange(a + i0, b + i0, y + i0, (int)Math.Min(Chunk, n - i0), op, simd);
+        });
+    }
+
+    private static void MapRange<TOp>(float* x, float* y, int n, TOp op, CpuSimd simd) where TOp : struct, IUnaryOp
+    {
+        int i = 0;
+        if (simd == CpuSimd.Vector512)
+        {
+            for (; i <= n - 16; i += 16)
+                op.Apply(Vector512.Load(x + i)).Store(y + i);
+        }
+        else if (simd == CpuSimd.Vector256)
+        {
+            for (; i <= n - 8; i += 8)
+                op.Apply(Vector256.Load(x + i)).Store(y + i);
+        }
+        for (; i < n; i++)
+            y[i] = op.Apply(x[i]);
+    }
+
+    private static void MapRange<TOp>(float* a, float* b, float* y, int n, TOp op, CpuSimd simd)
+        where TOp : struct, IBinaryOp
+    {
+        int i = 0;
+        if (simd == CpuSimd.Vector512)
+        {
+            for (; i <= n - 16; i += 16)
+                op.Apply(Vector512.Load(a + i), Vector512.Load(b + i)).Store(y + i);
+        }
+        else if (simd == CpuSimd.Vector256)
+        {
+            for (; i <= n - 8; i += 8)
+                op.Apply(Vector256.Load(a + i), Vector256.Load(b + i)).Store(y + i);
+        }
+        for (; i < n; i++)
+            y[i] = op.Apply(a[i], b[i]);
+    }
+
+    /// <summary>dst[i] = src[i] + b (a short row; 256-bit, which every x64 JIT handles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddScalar(float* src, float b, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var v = Vector256.Create(b);
+            for (; i <= n - 8; i += 8)
+                (Vector256.Load(src + i) + v).Store(dst + i);
+        }
+        for (; i < n; i++)
+            dst[i] = src[i] + b;
+    }
+
+    /// <summary>dst[i] += src[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddInPlace(float* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+                (Vector256.Load(dst + i) + Vector256.Load(src + i)).Store(dst + i);
+        }
+        for (; i < n; i++)
+            dst[i] += src[i];
+    }
+
+    /// <summary>Sum of n floats, accumulated in double across 8-lane float partial sums.</summary>
+    public static double Sum(float* p, int n)
+    {
+        double acc = 0;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // Blocks of up to 1024 keep the float partial sums short.
+            while (i <= n - 8)
+            {
+                var v = Vector256<float>.Zero;
+                int end = Math.Min(n - 7, i + 1024);
+                for (; i < end; i += 8)
+                    v += Vector256.Load(p + i);
+                acc += Vector256.Sum(v);
+            }
+        }
+        for (; i < n; i++)
+            acc += p[i];
+        return acc;
+    }
+}

@@ -1,0 +1,250 @@
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// The CPU backend's structural and element-wise operations beyond conv/gemm/pooling: element-wise maps over
+/// <see cref="Kernels.IUnaryOp"/> structs (values, derivatives, Taylor coefficients), broadcasting binary ops,
+/// per-channel affine maps (batch norm), concat, pad, softmax, max-pool routing and range copies. Same index
+/// conventions as the ILGPU kernels (see their files); parallel over independent outputs when large.
+/// </summary>
+internal static unsafe class CpuMisc
+{
+    private const int Serial = 1 << 15;
+
+    private static void For(long n, Action<int, int> range)
+    {
+        if (n <= Serial)
+        {
+            range(0, (int)n);
+            return;
+        }
+        int chunks = (int)Math.Min(4L * Environment.ProcessorCount, (n + Serial - 1) / Serial);
+        long per = (n + chunks - 1) / chunks;
+        Parallel.For(0, chunks, c => range((int)(c * per), (int)Math.Min(n, (c + 1) * per)));
+    }
+
+    public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
+    {
+        nint px = (nint)x, py = (nint)y;
+        For(n, (s, e) =>
+        {
+            float* a = (float*)px, b = (float*)py;
+            for (int i = s; i < e; i++)
+                b[i] = op.Value(a[i]);
+        });
+    }
+
+    public static void UnaryBackward<TOp>(float* x, float* dy, float* dx, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
+    {
+        nint px = (nint)x, pg = (nint)dy, pd = (nint)dx;
+        For(n, (s, e) =>
+        {
+            float* a = (float*)px, g = (float*)pg, d = (float*)pd;
+            for (int i = s; i < e; i++)
+                d[i] = g[i] * op.Derivative(a[i]);
+        });
+    }
+
+    /// <summary>Faa di Bruno to third order, as <see cref="Kernels.Unary.Jet{TOp}"/>.</summary>
+    public static void UnaryJet<TOp>(float* x0, float* xs, float* ys, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
+    {
+        nint p0 = (nint)x0, px = (nint)xs, py = (nint)ys;
+        For(n, (s, e) =>
+        {
+            float* a = (float*)p0, x = (float*)px, y = (float*)py;
+            for (int i = s; i < e; i++)
+            {
+                float d1 = op.Derivative(a[i]), d2 = op.Derivative2(a[i]), d3 = op.Derivative3(a[i]);
+                float x1 = x[i], x2 = x[n + i], x3 = x[2 * n + i];
+                y[i] = d1 * x1;
+                y[n + i] = d1 * x2 + 0.5f * d2 * x1 * x1;
+                y[2 * n + i] = d1 * x3 + d2 * x1 * x2 + d3 * x1 * x1 * x1 / 6f;
+            }
+        });
+    }
+
+    private static float Apply(int op, float a, float b) => op switch
+    {
+        0 => a + b,
+        1 => a - b,
+        2 => a * b,
+        _ => a / b,
+    };
+
+    public static void Binary(float* a, float* b, float* y, BroadcastShape s)
+    {
+        nint pa = (nint)a, pb = (nint)b, py = (nint)y;
+        For(s.OutputLength, (st, e) =>
+        {
+            float* A = (float*)pa, B = (float*)pb, Y = (float*)py;
+            for (int i = st; i < e; i++)
+            {
+                int i3 = i % s.D3, t = i / s.D3, i2 = t % s.D2;
+                t /= s.D2;
+                int i1 = t % s.D1, i0 = t / s.D1;
+                Y[i] = Apply(s.Op, A[i0 * s.SA0 + i1 * s.SA1 + i2 * s.SA2 + i3 * s.SA3],
+                    B[i0 * s.SB0 + i1 * s.SB1 + i2 * s.SB2 + i3 * s.SB3]);
+            }
+        });
+    }
+
+    /// <summary>Gradient of operand 0 or 1 of a broadcasting op, summed over the axes it is broadcast along
+    /// (one output element per operand element, no atomics).</summary>
+    public static void BinaryBackward(float* a, float* b, float* dy, float* grad, BroadcastShape s, int operand)
+    {
+        int e0 = operand == 0 ? s.A0 : s.B0, e1 = operand == 0 ? s.A1 : s.B1;
+        int e2 = operand == 0 ? s.A2 : s.B2, e3 = operand == 0 ? s.A3 : s.B3;
+        long count = (long)e0 * e1 * e2 * e3;
+        nint pa = (nint)a, pb = (nint)b, pd = (nint)dy, pg = (nint)grad;
+        For(count, (st, en) =>
+        {
+            float* A = (float*)pa, B = (float*)pb, DY = (float*)pd, G = (float*)pg;
+            for (int i = st; i < en; i++)
+            {
+                int p3 = i % e3, t = i / e3, p2 = t % e2;
+                t /= e2;
+                int p1 = t % e1, p0 = t / e1;
+                double acc = 0;
+                for (int j0 = 0; j0 < (e0 == 1 ? s.D0 : 1); j0++)
+                for (int j1 = 0; j1 < (e1 == 1 ? s.D1 : 1); j1++)
+                for (int j2 = 0; j2 < (e2 == 1 ? s.D2 : 1); j2++)
+                for (int j3 = 0; j3 < (e3 == 1 ? s.D3 : 1); j3++)
+                {
+                    int o0 = e0 == 1 ? j0 : p0, o1 = e1 == 1 ? j1 : p1, o2 = e2 == 1 ? j2 : p2, o3 = e3 == 1 ? j3 : p3;
+                    float g = DY[((o0 * s.D1 + o1) * s.D2 + o2) * s.D3 + o3];
+                    if (s.Op == 1 && operand == 1)
+                    {
+                        g = -g;
+                    }
+                    else if (s.Op >= 2)
+                    {
+                        float av = A[o0 * s.SA0 + o1 * s.SA1 + o2 * s.SA2 + o3 * s.SA3];
+                        float bv = B[o0 * s.SB0 + o1 * s.SB1 + o2 * s.SB2 + o3 * s.SB3];
+                        g = s.Op == 2 ? g * (operand == 0 ? bv : av) : operand == 0 ? g / bv : -g * av / (bv * bv);
+                    }
+                    acc += g;
+                }
+                G[i] = (float)acc;
+            }
+        });
+    }
+
+    public static void ChannelAffine(float* x, float* scale, float* shift, float* y, int n, int channels, int inner)
+    {
+        nint px = (nint)x, ps = (nint)scale, pt = (nint)shift, py = (nint)y;
+        For(n, (st, e) =>
+        {
+            float* X = (float*)px, S = (float*)ps, T = (float*)pt, Y = (float*)py;
+            for (int i = st; i < e; i++)
+            {
+                int c = i / inner % channels;
+                Y[i] = T == null ? X[i] * S[c] : X[i] * S[c] + T[c];
+            }
+        });
+    }
+
+    public static void ChannelAffineBackwardParams(float* x, float* dy, float* dscale, float* dshift, int batch, int channels, int inner)
+    {
+        for (int c = 0; c < channels; c++)
+        {
+            double gs = 0, gb = 0;
+            for (int n = 0; n < batch; n++)
+            {
+                long b = ((long)n * channels + c) * inner;
+                for (int j = 0; j < inner; j++)
+                {
+                    gs += dy[b + j] * x[b + j];
+                    gb += dy[b + j];
+                }
+            }
+            dscale[c] = (float)gs;
+            dshift[c] = (float)gb;
+        }
+    }
+
+    public static void Concat(float* part, float* whole, ChannelSlice s, bool copyIn)
+    {
+        for (int nn = 0; nn < s.N; nn++)
+        {
+            long partBase = (long)nn * s.C * s.Inner;
+            long wholeBase = ((long)nn * s.Total + s.Offset) * s.Inner;
+            long len = (long)s.C * s.Inner;
+            if (copyIn)
+                Buffer.MemoryCopy(part + partBase, whole + wholeBase, len * 4, len * 4);
+            else
+                Buffer.MemoryCopy(whole + wholeBase, part + partBase, len * 4, len * 4);
+        }
+    }
+
+    public static void Pad(float* x, float* y, PadShape s, float value)
+    {
+        int oh = s.OH, ow = s.OW;
+        for (long nc = 0; nc < (long)s.N * s.C; nc++)
+        {
+            for (int h = 0; h < oh; h++)
+            {
+                float* row = y + (nc * oh + h) * ow;
+                int ih = h - s.PadTop;
+                for (int w = 0; w < ow; w++)
+                {
+                    int iw = w - s.PadLeft;
+                    row[w] = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? x[(nc * s.H + ih) * s.W + iw] : value;
+                }
+            }
+        }
+    }
+
+    public static void PadBackward(float* dy, float* dx, PadShape s)
+    {
+        int oh = s.OH, ow = s.OW;
+        for (long nc = 0; nc < (long)s.N * s.C; nc++)
+        {
+            for (int h = 0; h < s.H; h++)
+            {
+                for (int w = 0; w < s.W; w++)
+                    dx[(nc * s.H + h) * s.W + w] = dy[(nc * oh + h + s.PadTop) * ow + w + s.PadLeft];
+            }
+        }
+    }
+
+    public static void Softmax(float* x, float* y, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* a = x + (long)r * cols, b = y + (long)r * cols;
+            float m = a[0];
+            for (int j = 1; j < cols; j++)
+                m = MathF.Max(m, a[j]);
+            float sum = 0f;
+            for (int j = 0; j < cols; j++)
+            {
+                b[j] = MathF.Exp(a[j] - m);
+                sum += b[j];
+            }
+            float inv = 1f / sum;
+            for (int j = 0; j < cols; j++)
+                b[j] *= inv;
+        }
+    }
+
+    public static void SoftmaxBackward(float* y, float* dy, float* dx, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            long b = (long)r * cols;
+            float dot = 0f;
+            for (int j = 0; j < cols; j++)
+                dot += dy[b + j] * y[b + j];
+            for (int j = 0; j < cols; j++)
+                dx[b + j] = y[b + j] * (dy[b + j] - dot);
+        }
+    }
+
+    public static void MaxPoolRoute(float* x, int* argmax, float* y, int n, PoolShape s)
+    {
+        int plane = s.OH * s.OW;
+        for (int o = 0; o < n; o++)
+            y[o] = argmax[o] < 0 ? 0f : x[(long)(o / plane) * s.H * s.W + argmax[o]];
+    }
+}

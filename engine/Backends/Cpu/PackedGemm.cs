@@ -1,0 +1,347 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// Supplies the B operand of <see cref="PackedGemm"/> a block at a time, already packed, so convolution can
+/// gather its implicit im2col columns straight into the panels the micro-kernel reads.
+/// </summary>
+internal interface IPanelSource
+{
+    /// <summary>
+    /// Packs rows [k0, k0+kc) and columns [j0, j0+nc) of B into panels of <see cref="PackedGemm.NR"/> columns:
+    /// panel p starts at <c>dst + p*kc*NR</c> and holds element (kk, lane) at <c>kk*NR + lane</c>. Lanes past the
+    /// last column of B are zero.
+    /// </summary>
+    unsafe void Pack(float* dst, int k0, int kc, int j0, int nc);
+}
+
+/// <summary>B(k, j) = p[k*rowStride + j*colStride]: a plain matrix, either orientation.</summary>
+internal readonly unsafe struct StridedPanels(float* p, long rowStride, long colStride, int columns) : IPanelSource
+{
+    /// <inheritdoc/>
+    public void Pack(float* dst, int k0, int kc, int j0, int nc)
+    {
+        for (int jp = 0; jp < nc; jp += PackedGemm.NR, dst += (long)kc * PackedGemm.NR)
+        {
+            int valid = Math.Min(PackedGemm.NR, columns - (j0 + jp));
+            float* src = p + (long)k0 * rowStride + (long)(j0 + jp) * colStride;
+            if (colStride == 1 && valid == PackedGemm.NR)
+            {
+                for (int kk = 0; kk < kc; kk++, src += rowStride)
+                    PackedGemm.Copy32(src, dst + kk * PackedGemm.NR);
+                continue;
+            }
+            for (int kk = 0; kk < kc; kk++, src += rowStride)
+            {
+                float* d = dst + kk * PackedGemm.NR;
+                int lane = 0;
+                for (; lane < valid; lane++)
+                    d[lane] = src[lane * colStride];
+                for (; lane < PackedGemm.NR; lane++)
+                    d[lane] = 0f;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Single-precision GEMM in the GotoBLAS/BLIS structure: <c>C[m,n] (+)= A[m,k] B[k,n]</c> with A packed once per
+/// call into MR-row panels (k-blocks of <see cref="KC"/>), B packed per task into NR-column panels, and an
+/// MR x NR = 8 x 32 register-blocked micro-kernel (16 zmm accumulators with AVX-512, A broadcast, two B
+/// loads and sixteen FMAs per k). Tasks are (row block x column block) tiles run with <see cref="Parallel"/>;
+/// under <see cref="SerialFlops"/> the call stays on the calling thread.
+/// </summary>
+internal static unsafe class PackedGemm
+{
+    /// <summary>Micro-tile rows (A broadcast).</summary>
+    public const int MR = 8;
+
+    /// <summary>Micro-tile columns (two 512-bit vectors).</summary>
+    public const int NR = 32;
+
+    /// <summary>Depth of a packed block: an 8 x 256 A panel (8 KB) stays in L1 while B panels stream from L2.</summary>
+    public const int KC = 256;
+
+    /// <summary>Below this many flops a GEMM runs serially (DESIGN.md section 8: 10-20 MFLOP).</summary>
+    public const double SerialFlops = 12e6;
+
+    /// <summary>Floats in A packed by <see cref="PackA"/>.</summary>
+    public static long PackedALength(int m, int k) => (long)RoundUp(m, MR) * k;
+
+    /// <summary>Rounds up to a multiple.</summary>
+    public static int RoundUp(int v, int multiple) => (v + multiple - 1) / multiple * multiple;
+
+    /// <summary>
+    /// Packs <c>alpha * A</c>, A(i, kk) = a[i*rs + kk*cs], for every k-block: block k0 starts at
+    /// <c>dst + k0*mpad</c> and holds panel ip at <c>ip*MR*kc</c>, element (r, kk) at <c>kk*MR + r</c>;
+    /// rows past m are zero.
+    /// </summary>
+    public static void PackA(float* a, long rs, long cs, int m, int k, float alpha, float* dst)
+    {
+        int panels = (m + MR - 1) / MR;
+        int mpad = panels * MR;
+        void PackPanel(int ip)
+        {
+            int i0 = ip * MR, rows = Math.Min(MR, m - i0);
+            for (int k0 = 0; k0 < k; k0 += KC)
+            {
+                int kc = Math.Min(KC, k - k0);
+                float* d = dst + (long)k0 * mpad + (long)ip * MR * kc;
+                for (int kk = 0; kk < kc; kk++, d += MR)
+                {
+                    float* s = a + (long)i0 * rs + (long)(k0 + kk) * cs;
+                    int r = 0;
+                    for (; r < rows; r++)
+                        d[r] = alpha * s[r * rs];
+                    for (; r < MR; r++)
+                        d[r] = 0f;
+                }
+            }
+        }
+        if ((long)m * k < 1 << 18 || panels == 1)
+        {
+            for (int ip = 0; ip < panels; ip++)
+                PackPanel(ip);
+        }
+        else
+        {
+            Parallel.For(0, panels, PackPanel);
+        }
+    }
+
+    /// <summary>
+    /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
+    /// C(i, j) at <c>c[i*ldc + j]</c>.
+    /// </summary>
+    public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd)
+        where TB : struct, IPanelSource
+    {
+        int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
+        int mpad = mPanels * MR;
+        bool parallel = 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
+        // Task tiles: up to 128 rows x 256 columns (B block 256 KB in L2), split further until every thread
+        // has several tasks so the last ones balance.
+        int mcP = Math.Min(mPanels, 16), ncP = Math.Min(nPanels, 8);
+        if (parallel)
+        {
+            int want = 4 * Environment.ProcessorCount;
+            while (Ceil(mPanels, mcP) * Ceil(nPanels, ncP) < want && ncP > 1)
+                ncP = (ncP + 1) / 2;
+            while (Ceil(mPanels, mcP) * Ceil(nPanels, ncP) < want && mcP > 1)
+                mcP = (mcP + 1) / 2;
+        }
+        int mTasks = Ceil(mPanels, mcP), nTasks = Ceil(nPanels, ncP);
+        var bSource = b;
+
+        void Task(int t)
+        {
+            int it = t % mTasks, jt = t / mTasks;
+            int p0 = it * mcP, p1 = Math.Min(mPanels, p0 + mcP);
+            int j0 = jt * ncP * NR, nc = Math.Min(n - j0, ncP * NR);
+            float* bp = Scratch.Panel(KC * ncP * NR);
+            for (int k0 = 0; k0 < k; k0 += KC)
+            {
+                int kc = Math.Min(KC, k - k0);
+                bSource.Pack(bp, k0, kc, j0, nc);
+                float* aBlock = packedA + (long)k0 * mpad;
+                bool acc = accumulate || k0 > 0;
+                for (int ip = p0; ip < p1; ip++)
+                {
+                    int i = ip * MR, mv = Math.Min(MR, m - i);
+                    float* ap = aBlock + (long)ip * MR * kc;
+                    for (int jp = 0; jp * NR < nc; jp++)
+                    {
+                        int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
+                        Tile(simd, ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
+                    }
+                }
+            }
+        }
+
+        int total = mTasks * nTasks;
+        if (!parallel || total == 1)
+        {
+            for (int t = 0; t < total; t++)
+                Task(t);
+        }
+        else
+        {
+            Parallel.For(0, total, Task);
+        }
+    }
+
+    private static int Ceil(int a, int b) => (a + b - 1) / b;
+
+    /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
+    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
+    {
+        if (mv == MR && nv == NR)
+        {
+            Kernel(simd, a, b, kc, c, ldc, acc);
+            return;
+        }
+        float* t = stackalloc float[MR * NR];
+        Kernel(simd, a, b, kc, t, NR, false);
+        for (int r = 0; r < mv; r++)
+        {
+            float* cr = c + r * ldc;
+            float* tr = t + r * NR;
+            for (int j = 0; j < nv; j++)
+                cr[j] = acc ? cr[j] + tr[j] : tr[j];
+        }
+    }
+
+    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc)
+    {
+        switch (simd)
+        {
+            case CpuSimd.Vector512:
+                Kernel512(a, b, kc, c, ldc, acc);
+                break;
+            case CpuSimd.Vector256:
+                for (int r0 = 0; r0 < MR; r0 += 4)
+                {
+                    Kernel256(a + r0, b, kc, c + r0 * ldc, ldc, acc);
+                    Kernel256(a + r0, b + 16, kc, c + r0 * ldc + 16, ldc, acc);
+                }
+                break;
+            default:
+                KernelScalar(a, b, kc, c, ldc, acc);
+                break;
+        }
+    }
+
+    /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads, eight A broadcasts, sixteen FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]);
+            c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]);
+            c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+        }
+        Store512(c, c00, c01, acc);
+        Store512(c + ldc, c10, c11, acc);
+        Store512(c + 2 * ldc, c20, c21, acc);
+        Store512(c + 3 * ldc, c30, c31, acc);
+        Store512(c + 4 * ldc, c40, c41, acc);
+        Store512(c + 5 * ldc, c50, c51, acc);
+        Store512(c + 6 * ldc, c60, c61, acc);
+        Store512(c + 7 * ldc, c70, c71, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512(float* c, Vector512<float> v0, Vector512<float> v1, bool acc)
+    {
+        if (acc)
+        {
+            v0 += Vector512.Load(c);
+            v1 += Vector512.Load(c + 16);
+        }
+        v0.Store(c);
+        v1.Store(c + 16);
+    }
+
+    /// <summary>4 rows x 16 columns of the tile in eight 256-bit accumulators (fits AVX2's 16 registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(x, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(x, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(x, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(x, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+        }
+        Store256(c, c00, c01, acc);
+        Store256(c + ldc, c10, c11, acc);
+        Store256(c + 2 * ldc, c20, c21, acc);
+        Store256(c + 3 * ldc, c30, c31, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store256(float* c, Vector256<float> v0, Vector256<float> v1, bool acc)
+    {
+        if (acc)
+        {
+            v0 += Vector256.Load(c);
+            v1 += Vector256.Load(c + 8);
+        }
+        v0.Store(c);
+        v1.Store(c + 8);
+    }
+
+    private static void KernelScalar(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    {
+        float* t = stackalloc float[MR * NR];
+        new Span<float>(t, MR * NR).Clear();
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        {
+            for (int r = 0; r < MR; r++)
+            {
+                float x = a[r];
+                float* tr = t + r * NR;
+                for (int j = 0; j < NR; j++)
+                    tr[j] = MathF.FusedMultiplyAdd(x, b[j], tr[j]);
+            }
+        }
+        for (int r = 0; r < MR; r++)
+        {
+            float* cr = c + r * ldc;
+            for (int j = 0; j < NR; j++)
+                cr[j] = acc ? cr[j] + t[r * NR + j] : t[r * NR + j];
+        }
+    }
+
+    /// <summary>Copies 32 floats (one packed panel row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Copy32(float* src, float* dst)
+    {
+        Vector256.Store(Vector256.Load(src), dst);
+        Vector256.Store(Vector256.Load(src + 8), dst + 8);
+        Vector256.Store(Vector256.Load(src + 16), dst + 16);
+        Vector256.Store(Vector256.Load(src + 24), dst + 24);
+    }
+}

@@ -1,0 +1,373 @@
+using CamEngine.Backends;
+using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
+using CamEngine.Tests.Kernels;
+using NUnit.Framework;
+
+namespace CamEngine.Tests.Backends;
+
+/// <summary>
+/// The managed CPU backend against the double-precision reference: the kernel test geometries at every vector
+/// width (AVX-512, the 256-bit fallback, scalar), then larger shapes that cross every blocking edge (odd sizes,
+/// channels not a multiple of 8 or 32, depth over one 256-deep block, more than 128 output channels, stride 2,
+/// groups, depthwise, 1x1, the 7x7 stem, image chunking) and the parallel paths.
+/// </summary>
+[TestFixture]
+public sealed class CpuBackendTests
+{
+    private const double Atol = 1e-5, Rtol = 1e-4;
+    private readonly ReferenceBackend _ref = new();
+    private static readonly Dictionary<CpuSimd, CpuBackend> s_backends = [];
+
+    private static CpuBackend Cpu(CpuSimd simd)
+    {
+        lock (s_backends)
+        {
+            if (!s_backends.TryGetValue(simd, out var b))
+                s_backends[simd] = b = new CpuBackend(simd);
+            return b;
+        }
+    }
+
+    private static readonly CpuSimd[] s_widths = [CpuSimd.Vector512, CpuSimd.Vector256, CpuSimd.Scalar];
+
+    public static IEnumerable<TestCaseData> SmallConvCases() =>
+        from s in KernelVsReferenceTests.ConvCases()
+        from w in s_widths
+        select new TestCaseData(s, w);
+
+    public static IEnumerable<TestCaseData> PoolCases() =>
+        from s in KernelVsReferenceTests.PoolCases()
+        from w in new[] { CpuSimd.Vector512, CpuSimd.Scalar }
+        select new TestCaseData(s, w);
+
+    public static IEnumerable<TestCaseData> LargeConvCases()
+    {
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        yield return new TestCaseData(new ConvShape(1, 19, 23, 21, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("odd sizes 19->37 3x3");
+        yield return new TestCaseData(new ConvShape(1, 30, 12, 13, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("two k-blocks, 140 output channels");
+        yield return new TestCaseData(new ConvShape(2, 20, 17, 17, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("stride 2 3x3 batch 2");
+        yield return new TestCaseData(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), CpuSimd.Vector512)
+            .SetName("depthwise 32");
+        yield return new TestCaseData(new ConvShape(2, 24, 12, 12, 36, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), CpuSimd.Vector512)
+            .SetName("groups 4");
+        yield return new TestCaseData(new ConvShape(1, 3, 45, 45, 20, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("7x7 stride 2 stem");
+        yield return new TestCaseData(new ConvShape(1, 40, 14, 14, 72, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("1x1 direct");
+        yield return new TestCaseData(new ConvShape(3, 40, 14, 13, 72, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("1x1 stride 2 projection batch 3");
+        yield return new TestCaseData(new ConvShape(1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("64->64 14x14 parallel (14.5 MFLOP)");
+        yield return new TestCaseData(new ConvShape(1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector256)
+            .SetName("64->64 14x14 parallel (14.5 MFLOP) Vector256");
+        yield return new TestCaseData(new ConvShape(1, 30, 16, 17, 40, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Scalar)
+            .SetName("two k-blocks, stride (2,1), scalar");
+        yield return new TestCaseData(new ConvShape(2, 64, 9, 9, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("7x7-like small plane batch 2");
+    }
+
+    private (Tensor Fast, Tensor Ref) Pair(CpuBackend f, float[] data, params int[] shape) =>
+        (f.Upload(data, shape), _ref.Upload(data, shape));
+
+    private static void Compare(Tensor fast, Tensor reference, string what, double atol = Atol) =>
+        TensorAssert.Close(fast.Backend.Download(fast), ReferenceBackend.DownloadDouble(reference), atol, Rtol, what);
+
+    private void CheckConv(ConvShape s, CpuSimd simd)
+    {
+        var f = Cpu(simd);
+        var rng = new Random(1234);
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        var (w, wr) = Pair(f, TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.CPerGroup, s.KH, s.KW);
+        var (b, br) = Pair(f, TensorAssert.Random(rng, s.K), s.K);
+        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), s.N, s.K, s.OH, s.OW);
+        foreach (bool bias in new[] { true, false })
+        {
+            using var y = f.Allocate(s.N, s.K, s.OH, s.OW);
+            using var yr = _ref.Allocate(s.N, s.K, s.OH, s.OW);
+            f.Conv2d(x, w, bias ? b : null, y, s);
+            _ref.Conv2d(xr, wr, bias ? br : null, yr, s);
+            Compare(y, yr, $"conv forward (bias {bias})");
+        }
+        using var dx = f.Allocate(x.Shape);
+        using var dxr = _ref.Allocate(x.Shape);
+        f.Conv2dBackwardData(dy, w, dx, s);
+        _ref.Conv2dBackwardData(dyr, wr, dxr, s);
+        Compare(dx, dxr, "conv backward data");
+        using var dw = f.Allocate(w.Shape);
+        using var dwr = _ref.Allocate(w.Shape);
+        f.Conv2dBackwardWeights(x, dy, dw, s);
+        _ref.Conv2dBackwardWeights(xr, dyr, dwr, s);
+        Compare(dw, dwr, "conv backward weights");
+        using var db = f.Allocate(s.K);
+        using var dbr = _ref.Allocate(s.K);
+        f.Conv2dBackwardBias(dy, db, s);
+        _ref.Conv2dBackwardBias(dyr, dbr, s);
+        Compare(db, dbr, "conv backward bias");
+        foreach (var t in new[] { x, xr, w, wr, b, br, dy, dyr })
+            t.Dispose();
+    }
+
+    [TestCaseSource(nameof(SmallConvCases))]
+    public void Conv2d_matches_reference(ConvShape s, CpuSimd simd) => CheckConv(s, simd);
+
+    [TestCaseSource(nameof(LargeConvCases))]
+    public void Conv2d_large_shapes_match_reference(ConvShape s, CpuSimd simd) => CheckConv(s, simd);
+
+    [Test]
+    public void Conv2d_in_image_chunks_matches_reference()
+    {
+        long saved = ConvPlan.ChunkFloats;
+        ConvPlan.ChunkFloats = 3000; // one image per chunk for these shapes
+        try
+        {
+            CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
+            CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
+        }
+        finally
+        {
+            ConvPlan.ChunkFloats = saved;
+        }
+    }
+
+    [Test]
+    public void Packed_weights_are_rebuilt_after_the_weights_are_written()
+    {
+        var s = new ConvShape(1, 5, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+        var f = Cpu(CpuSimd.Vector512);
+        var rng = new Random(4);
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, 5 * 64), 1, 5, 8, 8);
+        var (w, wr) = Pair(f, TensorAssert.Random(rng, (int)s.WeightLength), 6, 5, 3, 3);
+        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, 6 * 64), 1, 6, 8, 8);
+        using var y = f.Allocate(1, 6, 8, 8);
+        using var yr = _ref.Allocate(1, 6, 8, 8);
+        using var dx = f.Allocate(1, 5, 8, 8);
+        using var dxr = _ref.Allocate(1, 5, 8, 8);
+        f.Conv2d(x, w, null, y, s);
+        f.Conv2dBackwardData(dy, w, dx, s);
+        // Written in place by an op: the cached packed forms must not survive.
+        f.Scale(w, w, -2f);
+        _ref.Scale(wr, wr, -2f);
+        f.Conv2d(x, w, null, y, s);
+        _ref.Conv2d(xr, wr, null, yr, s);
+        Compare(y, yr, "conv forward after the weights changed");
+        f.Conv2dBackwardData(dy, w, dx, s);
+        _ref.Conv2dBackwardData(dyr, wr, dxr, s);
+        Compare(dx, dxr, "conv backward data after the weights changed");
+        foreach (var t in new[] { x, xr, w, wr, dy, dyr })
+            t.Dispose();
+    }
+
+    [TestCaseSource(nameof(PoolCases))]
+    public void Pooling_matches_reference(PoolShape s, CpuSimd simd)
+    {
+        var f = Cpu(simd);
+        var rng = new Random(99);
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, s.N * s.C * s.OH * s.OW), s.N, s.C, s.OH, s.OW);
+        int[] ys = [s.N, s.C, s.OH, s.OW];
+        using (var y = f.Allocate(ys))
+        using (var yr = _ref.Allocate(ys))
+        using (var a = f.AllocateIndices(ys))
+        using (var ar = _ref.AllocateIndices(ys))
+        using (var dx = f.Allocate(x.Shape))
+        using (var dxr = _ref.Allocate(x.Shape))
+        {
+            f.MaxPool(x, y, a, s);
+            _ref.MaxPool(xr, yr, ar, s);
+            Compare(y, yr, "max-pool forward");
+            f.MaxPoolBackward(dy, a, dx, s);
+            _ref.MaxPoolBackward(dyr, ar, dxr, s);
+            Compare(dx, dxr, "max-pool backward");
+        }
+        using (var y = f.Allocate(ys))
+        using (var yr = _ref.Allocate(ys))
+        using (var dx = f.Allocate(x.Shape))
+        using (var dxr = _ref.Allocate(x.Shape))
+        {
+            f.AvgPool(x, y, s);
+            _ref.AvgPool(xr, yr, s);
+            Compare(y, yr, "avg-pool forward");
+            f.AvgPoolBackward(dy, dx, s);
+            _ref.AvgPoolBackward(dyr, dxr, s);
+            Compare(dx, dxr, "avg-pool backward");
+        }
+        foreach (var t in new[] { x, xr, dy, dyr })
+            t.Dispose();
+    }
+
+    [Test]
+    public void Max_pool_routes_ties_to_the_first_maximum_and_marks_empty_windows()
+    {
+        var f = Cpu(CpuSimd.Vector512);
+        // 2x2 windows, stride 2, over a plane of equal values: every window's first element wins.
+        var s = new PoolShape(1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, false, false);
+        using var x = f.Upload(Enumerable.Repeat(1f, 16).ToArray(), 1, 1, 4, 4);
+        using var y = f.Allocate(1, 1, 2, 2);
+        using var a = f.AllocateIndices(1, 1, 2, 2);
+        f.MaxPool(x, y, a, s);
+        using var ar = _ref.AllocateIndices(1, 1, 2, 2);
+        using var xr = _ref.Upload(Enumerable.Repeat(1f, 16).ToArray(), 1, 1, 4, 4);
+        using var yr = _ref.Allocate(1, 1, 2, 2);
+        _ref.MaxPool(xr, yr, ar, s);
+        using var dy = f.Upload([1f, 2f, 3f, 4f], 1, 1, 2, 2);
+        using var dx = f.Allocate(1, 1, 4, 4);
+        f.MaxPoolBackward(dy, a, dx, s);
+        Assert.That(f.Download(dx), Is.EqualTo(new[] { 1f, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0 }));
+    }
+
+    [TestCase(ReluRule.Standard, CpuSimd.Vector512)]
+    [TestCase(ReluRule.Guided, CpuSimd.Vector512)]
+    [TestCase(ReluRule.Deconvnet, CpuSimd.Vector512)]
+    [TestCase(ReluRule.Standard, CpuSimd.Vector256)]
+    [TestCase(ReluRule.Guided, CpuSimd.Vector256)]
+    [TestCase(ReluRule.Deconvnet, CpuSimd.Scalar)]
+    public void Relu_matches_reference_at_the_kink(ReluRule rule, CpuSimd simd)
+    {
+        var f = Cpu(simd);
+        var rng = new Random(7);
+        var data = TensorAssert.Random(rng, 301);
+        data[0] = 0f;
+        data[17] = 0f;
+        var grad = TensorAssert.Random(rng, 301);
+        grad[5] = 0f;
+        var (x, xr) = Pair(f, data, 7, 43);
+        var (dy, dyr) = Pair(f, grad, 7, 43);
+        using var y = f.Allocate(7, 43);
+        using var yr = _ref.Allocate(7, 43);
+        using var dx = f.Allocate(7, 43);
+        using var dxr = _ref.Allocate(7, 43);
+        f.Relu(x, y);
+        _ref.Relu(xr, yr);
+        Compare(y, yr, "relu forward");
+        f.ReluBackward(x, dy, dx, rule);
+        _ref.ReluBackward(xr, dyr, dxr, rule);
+        Compare(dx, dxr, $"relu backward {rule}");
+        Assert.That(f.Download(dx)[0], Is.Zero, "ReLU'(0) = 0");
+        foreach (var t in new[] { x, xr, dy, dyr })
+            t.Dispose();
+    }
+
+    [TestCase(3, 17, 5, true, CpuSimd.Vector512)]
+    [TestCase(2, 8, 4, false, CpuSimd.Vector512)]
+    [TestCase(1, 64, 10, true, CpuSimd.Scalar)]
+    [TestCase(37, 300, 70, true, CpuSimd.Vector512)]
+    [TestCase(37, 300, 70, false, CpuSimd.Vector256)]
+    [TestCase(40, 512, 330, true, CpuSimd.Vector512)] // 13.5 MFLOP: the parallel path
+    [TestCase(9, 1000, 33, false, CpuSimd.Scalar)]
+    public void Gemm_matches_reference(int m, int k, int n, bool transB, CpuSimd simd)
+    {
+        var s = new GemmShape(m, k, n, transB, 0.75f, 1.5f);
+        var f = Cpu(simd);
+        // Sums of k float products of unit-range values: the absolute rounding error grows like sqrt(k).
+        double atol = Atol * Math.Max(1, Math.Sqrt(k / 16.0));
+        var rng = new Random(11);
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, m * k), m, k);
+        int[] ws = transB ? [n, k] : [k, n];
+        var (w, wr) = Pair(f, TensorAssert.Random(rng, k * n), ws);
+        var (b, br) = Pair(f, TensorAssert.Random(rng, n), n);
+        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, m * n), m, n);
+        foreach (bool bias in new[] { true, false })
+        {
+            using var y = f.Allocate(m, n);
+            using var yr = _ref.Allocate(m, n);
+            f.Gemm(x, w, bias ? b : null, y, s);
+            _ref.Gemm(xr, wr, bias ? br : null, yr, s);
+            Compare(y, yr, $"gemm forward (bias {bias})", atol);
+        }
+        using var dx = f.Allocate(m, k);
+        using var dxr = _ref.Allocate(m, k);
+        f.GemmBackwardData(dy, w, dx, s);
+        _ref.GemmBackwardData(dyr, wr, dxr, s);
+        Compare(dx, dxr, "gemm backward data", atol);
+        using var dw = f.Allocate(ws);
+        using var dwr = _ref.Allocate(ws);
+        f.GemmBackwardWeights(x, dy, dw, s);
+        _ref.GemmBackwardWeights(xr, dyr, dwr, s);
+        Compare(dw, dwr, "gemm backward weights", atol);
+        using var db = f.Allocate(n);
+        using var dbr = _ref.Allocate(n);
+        f.GemmBackwardBias(dy, db, s);
+        _ref.GemmBackwardBias(dyr, dbr, s);
+        Compare(db, dbr, "gemm backward bias", atol);
+        foreach (var t in new[] { x, xr, w, wr, b, br, dy, dyr })
+            t.Dispose();
+    }
+
+    [TestCase(2, 3, 5, 4, CpuSimd.Vector512)]
+    [TestCase(2, 3, 5, 4, CpuSimd.Scalar)]
+    [TestCase(2, 40, 61, 67, CpuSimd.Vector512)] // 327k elements: the parallel element-wise path
+    [TestCase(2, 40, 61, 67, CpuSimd.Vector256)]
+    public void Global_average_pool_add_and_scale_match_reference(int n, int c, int h, int w, CpuSimd simd)
+    {
+        var f = Cpu(simd);
+        var rng = new Random(3);
+        int len = n * c * h * w;
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, len), n, c, h, w);
+        var (z, zr) = Pair(f, TensorAssert.Random(rng, len), n, c, h, w);
+        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, n * c), n, c, 1, 1);
+        using var y = f.Allocate(n, c, 1, 1);
+        using var yr = _ref.Allocate(n, c, 1, 1);
+        f.GlobalAvgPool(x, y);
+        _ref.GlobalAvgPool(xr, yr);
+        Compare(y, yr, "gap forward");
+        using var dx = f.Allocate(x.Shape);
+        using var dxr = _ref.Allocate(x.Shape);
+        f.GlobalAvgPoolBackward(dy, dx);
+        _ref.GlobalAvgPoolBackward(dyr, dxr);
+        Compare(dx, dxr, "gap backward");
+        using var s = f.Allocate(x.Shape);
+        using var sr = _ref.Allocate(x.Shape);
+        f.Add(x, z, s);
+        _ref.Add(xr, zr, sr);
+        Compare(s, sr, "add");
+        f.Scale(x, s, -2.5f);
+        _ref.Scale(xr, sr, -2.5f);
+        Compare(s, sr, "scale");
+        f.Relu(x, s);
+        _ref.Relu(xr, sr);
+        Compare(s, sr, "relu");
+        foreach (var t in new[] { x, xr, z, zr, dy, dyr })
+            t.Dispose();
+    }
+
+    [Test]
+    public void Shape_mismatch_is_refused()
+    {
+        var f = Cpu(CpuSimd.Vector512);
+        var s = new ConvShape(1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+        using var x = f.Allocate(1, 3, 8, 7);
+        using var w = f.Allocate(4, 3, 3, 3);
+        using var y = f.Allocate(1, 4, 8, 8);
+        var e = Assert.Throws<ArgumentException>(() => f.Conv2d(x, w, null, y, s));
+        Assert.That(e!.Message, Does.Contain("x has shape [1,3,8,7]"));
+    }
+
+    [Test]
+    public void Devices_cpu_opens_the_managed_backend_and_ilgpu_cpu_stays_ilgpu()
+    {
+        using (var cpu = Devices.Open("cpu"))
+        {
+            Assert.That(cpu, Is.InstanceOf<CpuBackend>());
+            Assert.That(cpu.Name, Is.EqualTo("cpu"));
+        }
+        using var ilgpu = Devices.Open("ilgpu-cpu");
+        Assert.That(ilgpu, Is.InstanceOf<IlgpuBackend>());
+        Assert.That(ilgpu.Name, Is.EqualTo("ilgpu-cpu"));
+    }
+
+    [OneTimeTearDown]
+    public void Release()
+    {
+        lock (s_backends)
+        {
+            foreach (var b in s_backends.Values)
+                b.Dispose();
+            s_backends.Clear();
+        }
+        _ref.Dispose();
+    }
+}
