@@ -188,8 +188,9 @@ public sealed class HigherOrderTests
     }
 
     [TestCaseSource(typeof(Methods.FixtureTests), nameof(Methods.FixtureTests.Cases))]
-    public void Exact_grad_cam_pp_weights_equal_the_pytorch_grad_cam_closed_form(string name, string image)
+    public void Exact_grad_cam_pp_weights_equal_the_pytorch_grad_cam_closed_form(string name, string image, string device)
     {
+        var backend = TestDevice.Named(device);
         // Grad-CAM++ (Chattopadhyay et al. 2018): with Y = exp(S), alpha = Y'' / (2 Y'' + sum(A) Y'''), and
         // w_k = sum_ij alpha relu(dS/dA). The derivatives here are exact (reverse path, exp composed on jets);
         // pgc's closed form assumes the layers after A are piecewise linear: alpha = g^2 / (2 g^2 + sum(A) g^3 + eps)
@@ -197,15 +198,15 @@ public sealed class HigherOrderTests
         // negligible here: these random networks have gradients near 1e-3, so g^2 is of the order of eps.)
         var reference = Npz.ReadAll(FixturePaths.Refs(name, image));
         string layer = name == "tiny_gapcnn" ? "/relu3/Relu_output_0" : "/block2/relu2/Relu_output_0";
-        using var model = DeviceModel.Load(Model(name), TestDevice.Ilgpu);
+        using var model = DeviceModel.Load(Model(name), backend);
         var input = Npy.Read(FixturePaths.Input(image));
-        using var x = TestDevice.Ilgpu.Upload(input);
+        using var x = backend.Upload(input);
         using var pass = model.Forward(x);
         int c = (int)reference.Arrays["target_class"].Data[0];
-        var a = TestDevice.Ilgpu.Download(pass[layer]);
+        var a = backend.Download(pass[layer]);
         var d = HigherOrder.Diagonal(model, pass, 0, layer, ScoreFunction.Exp(ScoreFunction.Logit(c)));
         var g = HigherOrder.Diagonal(model, pass, 0, layer, ScoreFunction.Logit(c)).First;
-        double y = Math.Exp(TestDevice.Ilgpu.Download(pass.Output)[c]);
+        double y = Math.Exp(backend.Download(pass.Output)[c]);
         var shape = pass[layer].Shape;
         int channels = shape[1], plane = shape[2] * shape[3];
         var weights = new double[channels];
