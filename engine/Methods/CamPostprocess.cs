@@ -13,8 +13,8 @@ namespace CamEngine.Methods;
 /// at layer resolution; with several layers an optional per-layer scale (LayerCAM's <c>tanh(2 c)</c>), bilinear
 /// (align_corners=False) upsampling to the largest layer's size and fusion (max by default). TorchCAM stops
 /// there; to give a map at input resolution we then resize bilinearly (half-pixel) and normalize again.</item>
-/// <item><b>paper</b>: per layer <c>relu</c>, bilinear resize (half-pixel) to the input, then min-max;
-/// fusion (max by default), min-max.</item>
+/// <item><b>paper</b>: per layer <c>relu</c>, bilinear resize (half-pixel) to the input, then min-max; with several
+/// layers the optional per-layer scale (LayerCAM's Eq. 9, <c>tanh(2 c)</c>); fusion (max by default), min-max.</item>
 /// </list>
 /// </summary>
 public static class CamPostprocess
@@ -33,12 +33,12 @@ public static class CamPostprocess
     /// <summary>
     /// Post-processes one or more raw (h, w) maps of one image into an (H, W) map in [0, 1] under
     /// <paramref name="convention"/> with <paramref name="fusion"/> (null: the convention's default).
-    /// <paramref name="torchCamLayerScale"/> is applied to each normalized layer map before a TorchCAM
-    /// multi-layer fusion (LayerCAM's <c>tanh(2 c)</c>).
+    /// <paramref name="layerScale"/> is applied to each normalized layer map before a multi-layer fusion under the
+    /// TorchCAM and paper conventions (LayerCAM's <c>tanh(2 c)</c>); pytorch-grad-cam does not scale.
     /// </summary>
     public static HostTensor Finish(
         IReadOnlyList<HostTensor> raws, int height, int width, Convention convention, LayerFusion? fusion, string what,
-        Func<float, float>? torchCamLayerScale = null)
+        Func<float, float>? layerScale = null)
     {
         ArgumentNullException.ThrowIfNull(raws);
         if (raws.Count == 0)
@@ -66,10 +66,10 @@ public static class CamPostprocess
                     int h = layers.Max(l => l.Shape[0]), w = layers.Max(l => l.Shape[1]);
                     var scaled = layers.Select(l =>
                     {
-                        if (torchCamLayerScale != null)
+                        if (layerScale != null)
                         {
                             for (int j = 0; j < l.Data.Length; j++)
-                                l.Data[j] = torchCamLayerScale(l.Data[j]);
+                                l.Data[j] = layerScale(l.Data[j]);
                         }
                         return Resize.Bilinear(l, h, w, alignCorners: false).Data;
                     }).ToList();
@@ -86,6 +86,11 @@ public static class CamPostprocess
                 {
                     var up = Resize.Bilinear(MapOps.Relu(r), height, width, alignCorners: false);
                     MapOps.MinMaxNormalize(up.Data);
+                    if (layerScale != null && raws.Count > 1)
+                    {
+                        for (int j = 0; j < up.Data.Length; j++)
+                            up.Data[j] = layerScale(up.Data[j]);
+                    }
                     return up.Data;
                 }).ToList();
                 var fused = Fuse(layers, how);

@@ -50,8 +50,9 @@ public abstract class GradientCamMethod : CamMethod
     /// element-wise; null (the default) means the channel sum of the weighted activations. Not used with eigen_smooth.</summary>
     protected virtual float[]? LayerMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
 
-    /// <summary>TorchCAM scales each normalized layer map before a multi-layer fusion with this (LayerCAM: tanh(2c)).</summary>
-    protected virtual Func<float, float>? TorchCamLayerScale => null;
+    /// <summary>Under the TorchCAM and paper conventions each normalized layer map is scaled by this before a
+    /// multi-layer fusion (LayerCAM: tanh(2c)); null: no scaling.</summary>
+    protected virtual Func<float, float>? LayerScale => null;
 
     /// <summary>The channel weights this method computes for one image (tests compare them with the references).</summary>
     internal float[]? WeightsFor(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention) =>
@@ -122,7 +123,7 @@ public abstract class GradientCamMethod : CamMethod
                 Layers = layerNames,
                 Raw = raws[0],
                 Map = CamPostprocess.Finish(raws, input[1], input[2], context.Convention, context.Fusion,
-                    $"{Name} map of image {i}", TorchCamLayerScale),
+                    $"{Name} map of image {i}", LayerScale),
             });
         }
         return result;

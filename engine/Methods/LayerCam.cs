@@ -4,8 +4,8 @@ namespace CamEngine.Methods;
 /// Layer-CAM (Jiang et al., IEEE TIP 2021): each position's activation weighted by its own positive gradient.
 /// <code>L = ReLU(sum_k ReLU(G_k) (.) A_k)</code>
 /// Same formula in pytorch-grad-cam, TorchCAM and the paper. Several layers: pytorch-grad-cam averages the
-/// normalized maps; TorchCAM (and the paper, Eq. 9) scale each normalized map by <c>tanh(2 c)</c> before the
-/// element-wise max (the scaling is applied under the TorchCAM convention).
+/// normalized maps; TorchCAM and the paper (Eq. 9) scale each normalized map by <c>tanh(2 c)</c> before the
+/// element-wise max (so do the TorchCAM and paper conventions).
 /// </summary>
 public sealed class LayerCam : GradientCamMethod
 {
@@ -19,7 +19,7 @@ public sealed class LayerCam : GradientCamMethod
     public override string Paper => "Jiang et al., LayerCAM, IEEE TIP 2021 (doi:10.1109/TIP.2021.3089943)";
 
     /// <inheritdoc/>
-    protected override Func<float, float>? TorchCamLayerScale => static c => MathF.Tanh(2f * c);
+    protected override Func<float, float>? LayerScale => static c => MathF.Tanh(2f * c);
 
     /// <inheritdoc/>
     protected override float[] WeightedActivations(
