@@ -85,6 +85,17 @@ public static class Pooling
     }
 
     /// <summary>
+    /// Max-pool Taylor coefficient of order k &gt;= 1: the routing of the order-0 input, applied to the order-k
+    /// input, <c>y_k[o] = x_k[argmax[o]]</c> (0 for an empty window). Max-pool is piecewise linear; at a tie the
+    /// first maximum is kept, the same convention as the backward pass. Index: one per element of y.
+    /// </summary>
+    public static void MaxRoute(Index1D i, ArrayView<float> x, ArrayView<int> argmax, ArrayView<float> y, PoolShape s)
+    {
+        int a = argmax[i];
+        y[i] = a < 0 ? 0f : x[i / (s.OH * s.OW) * s.H * s.W + a];
+    }
+
+    /// <summary>
     /// Average-pool forward (no dilation). Window rows [hs, he) with hs = oh*SH - PT and he = min(hs + KH, H + PB);
     /// with <c>countIncludePad</c> the divisor is the window area clipped to the padded input (PyTorch's rule),
     /// otherwise the number of input elements inside it. Index: one per element of y.

@@ -11,11 +11,12 @@ namespace CamEngine.Kernels;
 /// </summary>
 public static class Relu
 {
-    /// <summary>Forward: <c>y = x &gt; 0 ? x : 0</c>.</summary>
+    /// <summary>Forward: <c>y = x &lt; 0 ? 0 : x</c>, so a NaN passes through (as in PyTorch) instead of being
+    /// silently turned into 0.</summary>
     public static void Forward(Index1D i, ArrayView<float> x, ArrayView<float> y)
     {
         float v = x[i];
-        y[i] = v > 0f ? v : 0f;
+        y[i] = v < 0f ? 0f : v;
     }
 
     /// <summary>

@@ -19,15 +19,29 @@ public abstract class Backend : IDisposable
     /// <summary>Human-readable description of the device that runs the kernels.</summary>
     public abstract string DeviceDescription { get; }
 
+    /// <summary>
+    /// Serializes work on this backend. A backend may be shared by threads: memory operations take this lock,
+    /// and <see cref="Graph.DeviceModel"/> passes and <see cref="Methods.Explainer"/> calls hold it for their whole
+    /// duration (it is re-entrant), so concurrent explanations run one after another on the device and give the
+    /// same numbers as sequential ones. For parallel CPU work, open one backend per thread.
+    /// </summary>
+    public Lock SyncRoot { get; } = new();
+
     // ---- memory ----
 
     /// <summary>A zero-filled float tensor.</summary>
-    public Tensor Allocate(params int[] shape) =>
-        new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+    public Tensor Allocate(params int[] shape)
+    {
+        lock (SyncRoot)
+            return new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+    }
 
     /// <summary>A zero-filled int32 tensor.</summary>
-    public Tensor AllocateIndices(params int[] shape) =>
-        new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+    public Tensor AllocateIndices(params int[] shape)
+    {
+        lock (SyncRoot)
+            return new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+    }
 
     /// <summary>Copies host data (row-major) into a new tensor.</summary>
     public Tensor Upload(ReadOnlySpan<float> data, params int[] shape)
@@ -38,7 +52,8 @@ public abstract class Backend : IDisposable
         var t = Allocate(shape);
         try
         {
-            Write(t.Storage, data);
+            lock (SyncRoot)
+                Write(t.Storage, data);
         }
         catch
         {
@@ -48,6 +63,16 @@ public abstract class Backend : IDisposable
         return t;
     }
 
+    /// <summary>Overwrites an existing float tensor with host data (row-major, same length).</summary>
+    public void CopyFromHost(Tensor t, ReadOnlySpan<float> data)
+    {
+        Check(t, ElementType.Float32, nameof(t));
+        if (data.Length != t.Length)
+            throw new ArgumentException($"copy: {data.Length} values for {t.ShapeText}");
+        lock (SyncRoot)
+            Write(t.Storage, data);
+    }
+
     /// <summary>Copies a host tensor into a new tensor.</summary>
     public Tensor Upload(HostTensor host) => Upload(host.Data, host.Shape);
 
@@ -55,11 +80,30 @@ public abstract class Backend : IDisposable
     public float[] Download(Tensor t)
     {
         Check(t, ElementType.Float32, nameof(t));
-        return Read(t.Storage, t.Length);
+        lock (SyncRoot)
+            return Read(t.Storage, t.Length);
     }
 
     /// <summary>Copies a float tensor back to the host with its shape.</summary>
     public HostTensor DownloadHost(Tensor t) => new(t.Shape, Download(t));
+
+    /// <summary>Copies <paramref name="length"/> elements of <paramref name="src"/> from <paramref name="srcOffset"/>
+    /// to <paramref name="dst"/> at <paramref name="dstOffset"/> (row-major element offsets; both float tensors).
+    /// Used to slice, stack and replicate batch rows.</summary>
+    public void CopyRange(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length)
+    {
+        Check(src, ElementType.Float32, nameof(src));
+        Check(dst, ElementType.Float32, nameof(dst));
+        if (length < 0 || srcOffset < 0 || dstOffset < 0 || (long)srcOffset + length > src.Length
+            || (long)dstOffset + length > dst.Length)
+            throw new ArgumentException(
+                $"copy of {length} elements from {srcOffset} of {src.ShapeText} to {dstOffset} of {dst.ShapeText} is out of range");
+        if (length > 0)
+        {
+            lock (SyncRoot)
+                CopyRangeCore(src, srcOffset, dst, dstOffset, length);
+        }
+    }
 
     /// <summary>Waits until every queued operation has finished.</summary>
     public virtual void Synchronize() { }
@@ -144,6 +188,17 @@ public abstract class Backend : IDisposable
         CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
         CheckShape(dx, [s.N, s.C, s.H, s.W], nameof(dx));
         MaxPoolBackwardCore(dy, argmax, dx, s);
+    }
+
+    /// <summary>Routes x through a max-pool's recorded argmax: <c>y[o] = x[argmax[o]]</c> (Taylor coefficients of
+    /// order &gt;= 1, and any quantity that follows the order-0 routing). x: (N,C,H,W), argmax and y: (N,C,OH,OW).</summary>
+    public void MaxPoolRoute(Tensor x, Tensor argmax, Tensor y, PoolShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(argmax, [s.N, s.C, s.OH, s.OW], nameof(argmax), ElementType.Int32);
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        MaxPoolRouteCore(x, argmax, y, s);
     }
 
     /// <summary>Average pool. x: (N,C,H,W), y: (N,C,OH,OW). Dilation must be 1.</summary>
@@ -268,6 +323,7 @@ public abstract class Backend : IDisposable
     protected abstract void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule);
     protected abstract void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s);
     protected abstract void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s);
+    protected abstract void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s);
     protected abstract void AvgPoolCore(Tensor x, Tensor y, PoolShape s);
     protected abstract void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s);
     protected abstract void GlobalAvgPoolCore(Tensor x, Tensor y, int plane);
@@ -277,6 +333,7 @@ public abstract class Backend : IDisposable
     protected abstract void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s);
     protected abstract void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s);
     protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    protected abstract void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length);
     protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
 #pragma warning restore CS1591
 

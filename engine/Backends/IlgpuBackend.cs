@@ -260,6 +260,10 @@ public sealed class IlgpuBackend : Backend
         Launch(Kernels.Pooling.MaxBackward, dx.Length, F(dy), I(argmax), F(dx), s);
 
     /// <inheritdoc/>
+    protected override void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s) =>
+        Launch(Kernels.Pooling.MaxRoute, y.Length, F(x), I(argmax), F(y), s);
+
+    /// <inheritdoc/>
     protected override void AvgPoolCore(Tensor x, Tensor y, PoolShape s) =>
         Launch(Kernels.Pooling.AvgForward, y.Length, F(x), F(y), s);
 
@@ -294,6 +298,10 @@ public sealed class IlgpuBackend : Backend
     /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y) =>
         Launch(Kernels.Elementwise.Add, y.Length, F(a), F(b), F(y));
+
+    /// <inheritdoc/>
+    protected override void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) =>
+        F(src).SubView(srcOffset, length).CopyTo(F(dst).SubView(dstOffset, length));
 
     /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale) =>

@@ -162,7 +162,7 @@ public sealed class ReferenceBackend : Backend
     {
         double[] X = D(x), Y = D(y);
         for (int i = 0; i < X.Length; i++)
-            Y[i] = Math.Max(X[i], 0);
+            Y[i] = X[i] < 0 ? 0 : X[i]; // NaN passes through, as in the kernel and PyTorch
     }
 
     /// <inheritdoc/>
@@ -224,6 +224,16 @@ public sealed class ReferenceBackend : Backend
             if (A[o] >= 0)
                 DX[o / plane * s.H * s.W + A[o]] += DY[o];
         }
+    }
+
+    /// <inheritdoc/>
+    protected override void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s)
+    {
+        double[] X = D(x), Y = D(y);
+        int[] A = I(argmax);
+        int plane = s.OH * s.OW;
+        for (int o = 0; o < Y.Length; o++)
+            Y[o] = A[o] < 0 ? 0 : X[o / plane * s.H * s.W + A[o]];
     }
 
     private static (int Hs, int He, int Ws, int We, int Divisor) AvgWindow(PoolShape s, int oh, int ow)
@@ -351,6 +361,10 @@ public sealed class ReferenceBackend : Backend
         for (int i = 0; i < Y.Length; i++)
             Y[i] = A[i] + B[i];
     }
+
+    /// <inheritdoc/>
+    protected override void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length) =>
+        Array.Copy(D(src), srcOffset, D(dst), dstOffset, length);
 
     /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale)

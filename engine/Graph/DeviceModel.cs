@@ -56,6 +56,17 @@ public sealed class DeviceModel : IDisposable
     /// <summary>A parameter tensor by its file name.</summary>
     public Tensor Parameter(string name) => _params[name];
 
+    /// <summary>Names of the parameter tensors on the device.</summary>
+    public IEnumerable<string> ParameterNames => _params.Keys;
+
+    /// <summary>Overwrites a parameter with new values (training).</summary>
+    public void SetParameter(string name, ReadOnlySpan<float> values)
+    {
+        if (!_params.TryGetValue(name, out var t))
+            throw new CamEngineException($"no parameter named '{name}'");
+        Backend.CopyFromHost(t, values);
+    }
+
     private Tensor? OptionalParam(GraphNode node, string role) =>
         node.Param(role) is { } name ? _params[name] : null;
 
@@ -76,8 +87,11 @@ public sealed class DeviceModel : IDisposable
         var pass = new ForwardPass(this, input, n);
         try
         {
-            foreach (var node in g.Nodes)
-                RunNode(pass, node, n);
+            lock (Backend.SyncRoot)
+            {
+                foreach (var node in g.Nodes)
+                    RunNode(pass, node, n);
+            }
         }
         catch
         {
@@ -173,6 +187,7 @@ public sealed class DeviceModel : IDisposable
         }
 
         var grads = new Gradients(this);
+        using var scope = Backend.SyncRoot.EnterScope();
         try
         {
             grads.Set(g.OutputName, seed.Reshape(output.Shape));

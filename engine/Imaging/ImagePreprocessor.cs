@@ -100,4 +100,42 @@ public static class ImagePreprocessor
         if (mean.Length != 3 || std.Length != 3)
             throw new CamEngineException($"mean and std need 3 channels, got {mean.Length} and {std.Length}");
     }
+
+    /// <summary>Grey input for one-channel models: ITU-R 601 luma <c>L = 0.299 R + 0.587 G + 0.114 B</c> in PIL's
+    /// 16-bit fixed point (weights 19595, 38470, 7471 over 65536, rounded), then (L / 255 - mean) / std,
+    /// shape (1, 1, H, W).</summary>
+    public static HostTensor NormalizeGray(RgbImage image, float mean, float std)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (!(std > 0) || !float.IsFinite(mean))
+            throw new CamEngineException("grey normalization needs a finite mean and a positive std");
+        int hw = image.Width * image.Height;
+        var t = new HostTensor(1, 1, image.Height, image.Width);
+        var src = image.Data;
+        for (int i = 0; i < hw; i++)
+        {
+            int luma = (19595 * src[3 * i] + 38470 * src[3 * i + 1] + 7471 * src[3 * i + 2] + 0x8000) >> 16;
+            t.Data[i] = (luma / 255f - mean) / std;
+        }
+        return t;
+    }
+
+    /// <summary>The inverse of <see cref="NormalizeGray"/> as an RGB picture (grey), for overlays of .npy inputs.
+    /// Accepts (1, H, W) or (1, 1, H, W).</summary>
+    public static RgbImage FromNormalizedGray(HostTensor chw, float mean, float std)
+    {
+        ArgumentNullException.ThrowIfNull(chw);
+        var shape = chw.Shape;
+        int h = shape[^2], w = shape[^1];
+        if (chw.Length != h * w)
+            throw new CamEngineException($"expected a one-channel image, got {chw.ShapeText}");
+        var rgb = new RgbImage(w, h);
+        for (int i = 0; i < h * w; i++)
+        {
+            float v = MathF.Round(255f * (chw.Data[i] * std + mean));
+            byte b = (byte)Math.Clamp(v, 0f, 255f);
+            rgb.Data[3 * i] = rgb.Data[3 * i + 1] = rgb.Data[3 * i + 2] = b;
+        }
+        return rgb;
+    }
 }

@@ -29,9 +29,15 @@ public static class InputLoader
         var p = graph.Preprocessing;
         if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
-            if (graph.InputShape[0] != 3)
-                throw new InvalidInputException($"{path}: the model takes {graph.InputShape[0]} channels; pass a preprocessed .npy");
+            int channels = graph.InputShape[0];
+            if (channels != 3 && channels != 1)
+                throw new InvalidInputException($"{path}: the model takes {channels} channels; pass a preprocessed .npy");
             var photo = ImageDecoder.Load(path);
+            if (channels == 1)
+            {
+                var crop = ImagePreprocessor.ResizeAndCrop(photo, p);
+                return [new InputImage(stem, ImagePreprocessor.NormalizeGray(crop, p.Mean[0], p.Std[0]), DisplayCrop(photo, p))];
+            }
             var prepared = ImagePreprocessor.Prepare(photo, p);
             return [new InputImage(stem, prepared.Input, DisplayCrop(photo, p))];
         }
@@ -54,7 +60,12 @@ public static class InputLoader
                 if (!float.IsFinite(one.Data[j]))
                     throw new InvalidInputException($"{path}: non-finite value {one.Data[j]} in image {i} at element {j}");
             }
-            var display = want[0] == 3 ? ImagePreprocessor.FromNormalizedTensor(one, p.Mean, p.Std) : null;
+            var display = want[0] switch
+            {
+                3 => ImagePreprocessor.FromNormalizedTensor(one, p.Mean, p.Std),
+                1 => ImagePreprocessor.FromNormalizedGray(one, p.Mean[0], p.Std[0]),
+                _ => null,
+            };
             result.Add(new InputImage(n == 1 ? stem : $"{stem}_{i}", one, display));
         }
         return result;

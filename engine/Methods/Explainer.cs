@@ -67,6 +67,7 @@ public sealed class Explainer(DeviceModel model)
     {
         ArgumentNullException.ThrowIfNull(input);
         MapOpsGuard(input);
+        using var scope = Model.Backend.SyncRoot.EnterScope();
         using var x = Model.Backend.Upload(input);
         using var forward = Model.Forward(x);
         return Model.Backend.Download(forward.Output);
@@ -88,11 +89,16 @@ public sealed class Explainer(DeviceModel model)
         }
         MapOpsGuard(input);
         var backend = Model.Backend;
+        using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
         float[] outputs;
         using (var x = backend.Upload(input))
         using (var forward = Model.Forward(x))
+        {
             outputs = backend.Download(forward.Output);
+            if (outputs.Any(v => !float.IsFinite(v)))
+                throw new CamEngineException(FirstNonFinite(forward));
+        }
         var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
         var rowInput = Replicate(input, rows);
 
@@ -196,6 +202,19 @@ public sealed class Explainer(DeviceModel model)
         for (int j = 0; j < sum.Length; j++)
             sum[j] /= maps.Count;
         return new HostTensor(maps[0].Shape, sum);
+    }
+
+    /// <summary>Names the first node (in execution order) whose output holds NaN or infinity.</summary>
+    private string FirstNonFinite(ForwardPass forward)
+    {
+        foreach (var node in Model.Graph.Nodes)
+        {
+            var values = Model.Backend.Download(forward[node.Output]);
+            int at = Array.FindIndex(values, v => !float.IsFinite(v));
+            if (at >= 0)
+                return $"the model produced a non-finite value ({values[at]}) first in the output of node '{node.Name}' ({node.Op}), element {at}";
+        }
+        return "the model output holds non-finite values";
     }
 
     private static void MapOpsGuard(HostTensor input)

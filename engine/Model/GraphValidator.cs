@@ -64,6 +64,15 @@ public static class GraphValidator
                 throw new InvalidModelFileException($"node '{node.Name}': tensor '{node.Output}' is produced twice");
             shapes[node.Output] = inferred;
         }
+        foreach (var name in graph.Nodes.SelectMany(n => n.Params.Values).Distinct(StringComparer.Ordinal))
+        {
+            var data = weights[name].Data;
+            for (int i = 0; i < data.Length; i++)
+            {
+                if (!float.IsFinite(data[i]))
+                    throw new InvalidModelFileException($"weight '{name}' holds a non-finite value ({data[i]}) at element {i}");
+            }
+        }
         if (!shapes.ContainsKey(graph.OutputName) || graph.OutputName == graph.InputName)
             throw new InvalidModelFileException($"graph output '{graph.OutputName}' is not produced by any node");
         if (graph.Labels != null && graph.Labels.Length != TensorShape.CheckedLength(graph.OutputShape))

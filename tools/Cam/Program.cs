@@ -21,6 +21,7 @@ internal static class Program
           explain MODEL IMAGE... --method NAME      write class activation maps (overlay PNG, optional .npy)
           methods                                   list the explanation methods
           devices                                   list the accelerators ILGPU sees
+          train -o MODEL.safetensors                train a CAM-ready classifier on Fashion-MNIST
 
         options for every command: --help, and --version at the top level.
         IMAGE: a PNG, JPEG or BMP file, or a preprocessed float32 .npy of shape (C,H,W) or (N,C,H,W).
@@ -55,6 +56,7 @@ internal static class Program
                 "explain" => ExplainCommand.Run(rest, stdout, stderr),
                 "methods" => MethodsCommand.Run(rest, stdout),
                 "devices" => DevicesCommand.Run(rest, stdout),
+                "train" => TrainCommand.Run(rest, stdout),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
         }

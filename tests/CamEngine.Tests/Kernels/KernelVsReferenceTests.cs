@@ -101,6 +101,10 @@ public sealed class KernelVsReferenceTests
             f.MaxPoolBackward(dy, a, dx, s);
             _ref.MaxPoolBackward(dyr, ar, dxr, s);
             Compare(dx, dxr, "max-pool backward");
+            // Taylor coefficients follow the order-0 routing: route the backward result back through argmax.
+            f.MaxPoolRoute(dx, a, y, s);
+            _ref.MaxPoolRoute(dxr, ar, yr, s);
+            Compare(y, yr, "max-pool route");
         }
         using (var y = f.Allocate(ys))
         using (var yr = _ref.Allocate(ys))
