@@ -9,8 +9,9 @@ namespace CamEngine.Methods;
 /// <item><b>paper</b>: the paper's Eq. 19, the closed form it derives for Y = exp(S) when the layers after A are
 /// piecewise linear (then dY/dA = exp(S) G, d2Y/dA2 = exp(S) G^2, d3Y/dA3 = exp(S) G^3):
 /// <c>alpha = G^2 / (2 G^2 + sum_ab(A_k[a,b]) G^3)</c>, 0 where G = 0. The common factor exp(S) of the weights
-/// is left out: it only scales the map and cancels under normalization. (The general form needs third-order
-/// derivatives, which the engine's autodiff does not provide yet.)</item>
+/// is left out: it only scales the map and cancels under normalization. The tests check this closed form against
+/// the paper's general definition evaluated with exact second and third derivatives of exp(S)
+/// (<see cref="CamEngine.Autodiff.HigherOrder.Diagonal"/>).</item>
 /// <item><b>pytorch-grad-cam</b>: the same with 1e-6 added to the denominator (<c>grad_cam_plusplus.py</c>).</item>
 /// <item><b>TorchCAM</b> 0.5: its <c>GradCAMpp._get_weights</c> means to divide by
 /// <c>2 G^2 + sum_ab(G^3 A) + 1e-8</c>, but it divides a boolean-indexed copy in place
