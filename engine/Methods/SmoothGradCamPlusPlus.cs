@@ -39,10 +39,6 @@ public sealed class SmoothGradCamPlusPlus : GradientCamMethod
     /// <inheritdoc/>
     public override string Paper => "Omeiza et al., Smooth Grad-CAM++, 2019 (arXiv:1908.01224)";
 
-    /// <inheritdoc/>
-    protected override float[] ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) =>
-        throw new InvalidOperationException("Smooth Grad-CAM++ weights need the noisy passes; see Run");
-
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
         var model = context.Model;

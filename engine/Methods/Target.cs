@@ -157,8 +157,11 @@ public sealed class Target
             switch (_kind)
             {
                 case Kind.Top1:
-                    rows.Add(new TargetRow(i, ArgMax(row), TargetScore.Logit(CheckClass(ArgMax(row), k))));
+                {
+                    int c = ArgMax(row);
+                    rows.Add(new TargetRow(i, c, TargetScore.Logit(c)));
                     break;
+                }
                 case Kind.Class:
                     rows.Add(new TargetRow(i, _class, TargetScore.Logit(CheckClass(_class, k))));
                     break;

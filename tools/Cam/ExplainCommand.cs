@@ -155,8 +155,9 @@ internal static class ExplainCommand
                     ? "similarity"
                     : $"class {e.TargetClass}" + (labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "");
                 string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
+                int total = images.Count * results[methods[0].Name].Count / chunk.Count;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[{done}/{images.Count * (perClass ? results[methods[0].Name].Count / chunk.Count : 1)}] {chunk[e.Image].Stem}: {what}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}{suffix}.png"));
+                    $"[{done}/{total}] {chunk[e.Image].Stem}: {what}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}{suffix}.png"));
             }
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
