@@ -1,6 +1,7 @@
 using CamEngine.Backends;
 using CamEngine.Graph;
 using CamEngine.Model;
+using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
 
@@ -26,40 +27,76 @@ public abstract class CamMethod
     internal abstract IReadOnlyList<Explanation> Run(ExplainContext context);
 }
 
-/// <summary>Everything a method needs about one batch: the model, the forward pass and the targets.</summary>
+/// <summary>
+/// Everything a method needs about one batch: the model, the forward pass and the targets. Rows: a batch row is
+/// one (image, target) pair (a top-k target replicates each image k times); <see cref="Batch"/> counts rows and
+/// every per-row member (<see cref="Classes"/>, <see cref="Scores"/>, <see cref="Score"/>) is indexed by row.
+/// The <see cref="Explainer"/> maps rows back to image indices in the explanations it returns.
+/// </summary>
 internal sealed class ExplainContext
 {
     public required DeviceModel Model { get; init; }
 
     public required ForwardPass Forward { get; init; }
 
+    /// <summary>Class of each row; -1 for targets without a class (similarity).</summary>
     public required int[] Classes { get; init; }
 
+    /// <summary>Target score of each row on the unperturbed input.</summary>
     public required float[] Scores { get; init; }
 
     public required IReadOnlyList<GraphNode> Layers { get; init; }
 
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
 
+    /// <summary>Layer fusion; null means the convention's default (<see cref="CamPostprocess.DefaultFusion"/>).</summary>
+    public LayerFusion? Fusion { get; init; }
+
+    /// <summary>pytorch-grad-cam's <c>eigen_smooth</c>: the map is the first principal component of the
+    /// per-channel weighted activations instead of their sum.</summary>
+    public bool EigenSmooth { get; init; }
+
+    /// <summary>Seed of every random draw a method makes (<c>--seed</c>); same seed, same map.</summary>
+    public int RandomSeed { get; init; }
+
+    /// <summary>The input rows (N, C, H, W) on the host, as fed to <see cref="Forward"/>; null when the caller did
+    /// not keep them (then methods that re-run the model read <see cref="ForwardPass.Input"/>).</summary>
+    public HostTensor? Input { get; init; }
+
+    /// <summary>Score function of each row; null means the raw logit of <see cref="Classes"/>.</summary>
+    public TargetRow[]? Targets { get; init; }
+
     public int Batch => Forward.Batch;
 
     public Backend Backend => Model.Backend;
 
-    /// <summary>The target score of image <paramref name="image"/> given a model output row (for masked or
-    /// perturbed re-runs of that image): today the raw logit of its target class.</summary>
-    public float Score(int image, ReadOnlySpan<float> outputRow) => outputRow[Classes[image]];
+    /// <summary>The target score of row <paramref name="image"/> given a model output row (for masked or perturbed
+    /// re-runs of that row's image), following the row's <see cref="Target"/>.</summary>
+    public float Score(int image, ReadOnlySpan<float> outputRow) =>
+        Targets is { } t ? t[image].Score.Value(outputRow) : outputRow[Classes[image]];
 
-    /// <summary>d score / d(output row) for image <paramref name="image"/>, written into <paramref name="gradient"/>.</summary>
+    /// <summary>d score / d(output row) for row <paramref name="image"/>, written into <paramref name="gradient"/>.</summary>
     public void ScoreGradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
     {
+        if (Targets is { } t)
+        {
+            t[image].Score.Gradient(outputRow, gradient);
+            return;
+        }
         gradient.Clear();
         gradient[Classes[image]] = 1f;
     }
 
-    /// <summary>dL/d(output) for the whole batch, L = sum_i score_i: one row per image.</summary>
-    public Tensor Seed()
+    /// <summary>dL/d(output) for the whole batch, L = sum_i score_i: one row per batch row.</summary>
+    public Tensor Seed() => SeedFor(Forward);
+
+    /// <summary>dL/d(output) of another forward pass over the same rows (e.g. a noisy copy of the input).</summary>
+    public Tensor SeedFor(ForwardPass pass)
     {
-        var output = Forward.Output;
+        ArgumentNullException.ThrowIfNull(pass);
+        if (pass.Batch != Batch)
+            throw new CamEngineException($"a pass of {pass.Batch} rows cannot take the targets of {Batch} rows");
+        var output = pass.Output;
         var values = Backend.Download(output);
         int k = output.Length / Batch;
         var seed = new float[output.Length];
@@ -67,4 +104,7 @@ internal sealed class ExplainContext
             ScoreGradient(i, values.AsSpan(i * k, k), seed.AsSpan(i * k, k));
         return Backend.Upload(seed, output.Shape);
     }
+
+    /// <summary>A random source seeded from <see cref="RandomSeed"/> and a method-specific salt.</summary>
+    public Random NewRandom(int salt = 0) => new(unchecked(RandomSeed * 7919 + salt));
 }

@@ -15,11 +15,31 @@ public sealed class ExplainOptions
 
     /// <summary>Which library's (or the paper's) definition to follow.</summary>
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
+
+    /// <summary>How several layers' maps are fused; null: the convention's default (mean for pytorch-grad-cam,
+    /// max otherwise).</summary>
+    public LayerFusion? Fusion { get; init; }
+
+    /// <summary>
+    /// pytorch-grad-cam's <c>aug_smooth</c>: test-time augmentation with ttach's HorizontalFlip x
+    /// Multiply(0.9, 1, 1.1) — six passes, the input flipped or not and its (normalized) pixel values scaled
+    /// by the factor; each final map is flipped back and the six are averaged (not renormalized). The targets are
+    /// resolved once, on the unaugmented input.
+    /// </summary>
+    public bool AugSmooth { get; init; }
+
+    /// <summary>pytorch-grad-cam's <c>eigen_smooth</c> (see <see cref="PrincipalComponent"/>).</summary>
+    public bool EigenSmooth { get; init; }
+
+    /// <summary>Seed of every random draw (noise of stochastic methods); same seed, same map.</summary>
+    public int Seed { get; init; }
 }
 
 /// <summary>
-/// Runs methods on a batch: uploads the input, runs the graph once, resolves targets, then lets the method do
-/// its passes. <example><code>
+/// Runs methods on a batch: uploads the input, runs the graph once, resolves targets into rows (one per
+/// image, or k per image for top-k: the image is replicated), then lets the method do its passes. Every
+/// returned <see cref="Explanation"/> names its original image (<see cref="Explanation.Image"/>) and class.
+/// <example><code>
 /// using var backend = Devices.Open();
 /// using var model = DeviceModel.Load(ModelFile.Load("model.safetensors"), backend);
 /// var maps = new Explainer(model).Explain(input, new GradCam());
@@ -27,6 +47,10 @@ public sealed class ExplainOptions
 /// </summary>
 public sealed class Explainer(DeviceModel model)
 {
+    /// <summary>ttach <c>Multiply(factors=[0.9, 1, 1.1])</c>, as pytorch-grad-cam's aug_smooth uses it.</summary>
+    private static readonly float[] s_augFactors = [0.9f, 1f, 1.1f];
+    private static readonly bool[] s_flips = [false, true];
+
     /// <summary>The model explained.</summary>
     public DeviceModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
 
@@ -37,6 +61,17 @@ public sealed class Explainer(DeviceModel model)
     /// <summary>Explains every image of <paramref name="input"/> (N, C, H, W) with <paramref name="method"/>.</summary>
     public IReadOnlyList<Explanation> Explain(HostTensor input, CamMethod method, ExplainOptions? options = null) =>
         Explain(input, [method], options)[method.Name];
+
+    /// <summary>The model's output for <paramref name="input"/> (N, C, H, W), flattened per image: (N, outputs).</summary>
+    public float[] Outputs(HostTensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        MapOpsGuard(input);
+        using var scope = Model.Backend.SyncRoot.EnterScope();
+        using var x = Model.Backend.Upload(input);
+        using var forward = Model.Forward(x);
+        return Model.Backend.Download(forward.Output);
+    }
 
     /// <summary>Explains the batch with several methods, sharing one forward pass.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<Explanation>> Explain(
@@ -55,24 +90,118 @@ public sealed class Explainer(DeviceModel model)
         MapOpsGuard(input);
         var backend = Model.Backend;
         using var scope = backend.SyncRoot.EnterScope();
-        using var x = backend.Upload(input);
-        using var forward = Model.Forward(x);
-        var outputs = backend.Download(forward.Output);
-        if (outputs.Any(v => !float.IsFinite(v)))
-            throw new CamEngineException(FirstNonFinite(forward));
-        int n = forward.Batch;
-        var classes = options.Target.Resolve(outputs, n);
-        int k = outputs.Length / n;
-        var scores = classes.Select((c, i) => outputs[i * k + c]).ToArray();
-        var context = new ExplainContext
+        int n = input.Shape[0];
+        float[] outputs;
+        using (var x = backend.Upload(input))
+        using (var forward = Model.Forward(x))
         {
-            Model = Model, Forward = forward, Classes = classes, Scores = scores, Layers = layers,
-            Convention = options.Convention,
-        };
+            outputs = backend.Download(forward.Output);
+            if (outputs.Any(v => !float.IsFinite(v)))
+                throw new CamEngineException(FirstNonFinite(forward));
+        }
+        var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
+        var rowInput = Replicate(input, rows);
+
+        var variants = options.AugSmooth
+            ? (from flip in s_flips from f in s_augFactors select (flip, f)).ToList()
+            : [(false, 1f)];
+        var collected = methods.ToDictionary(m => m.Name, _ => new List<IReadOnlyList<Explanation>>(), StringComparer.Ordinal);
+        var identities = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
+        foreach (var (flip, factor) in variants)
+        {
+            var augmented = Augment(rowInput, flip, factor);
+            using var x = backend.Upload(augmented);
+            using var forward = Model.Forward(x);
+            var y = backend.Download(forward.Output);
+            int k = y.Length / rows.Length;
+            var context = new ExplainContext
+            {
+                Model = Model, Forward = forward, Layers = layers, Convention = options.Convention,
+                Classes = rows.Select(r => r.Class).ToArray(),
+                Scores = rows.Select((r, i) => r.Score.Value(y.AsSpan(i * k, k))).ToArray(),
+                Targets = rows, Fusion = options.Fusion, EigenSmooth = options.EigenSmooth,
+                RandomSeed = options.Seed, Input = augmented,
+            };
+            foreach (var method in methods)
+            {
+                var explanations = method.Run(context);
+                collected[method.Name].Add(flip ? explanations.Select(FlipMap).ToList() : explanations);
+                if (!flip && factor == 1f)
+                    identities[method.Name] = explanations;
+            }
+        }
         var result = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
         foreach (var method in methods)
-            result[method.Name] = method.Run(context);
+        {
+            var runs = collected[method.Name];
+            var baseRun = identities[method.Name];
+            result[method.Name] = baseRun.Select((e, i) => new Explanation
+            {
+                Image = rows[e.Image].Image,
+                Method = e.Method,
+                TargetClass = rows[e.Image].Class,
+                Score = e.Score,
+                Layers = e.Layers,
+                Raw = e.Raw,
+                Map = runs.Count == 1 ? e.Map : Average(runs.Select(r => r[i].Map).ToList()),
+            }).ToList();
+        }
         return result;
+    }
+
+    private static HostTensor Replicate(HostTensor input, TargetRow[] rows)
+    {
+        int n = input.Shape[0];
+        if (rows.Length == n && rows.Select((r, i) => r.Image == i).All(b => b))
+            return input;
+        int size = input.Length / n;
+        var data = new float[rows.Length * size];
+        for (int i = 0; i < rows.Length; i++)
+            input.Data.AsSpan(rows[i].Image * size, size).CopyTo(data.AsSpan(i * size, size));
+        return new HostTensor([rows.Length, .. input.Shape[1..]], data);
+    }
+
+    /// <summary>ttach's transforms on (N, C, H, W): horizontal flip (reverse W), then pixel values times factor.</summary>
+    internal static HostTensor Augment(HostTensor input, bool flip, float factor)
+    {
+        if (!flip && factor == 1f)
+            return input;
+        var src = flip ? FlipLast(input) : input;
+        var data = new float[src.Length];
+        for (int j = 0; j < data.Length; j++)
+            data[j] = src.Data[j] * factor;
+        return new HostTensor(input.Shape, data);
+    }
+
+    private static HostTensor FlipLast(HostTensor t)
+    {
+        int w = t.Shape[^1];
+        var data = new float[t.Length];
+        for (int row = 0; row < t.Length / w; row++)
+        {
+            for (int j = 0; j < w; j++)
+                data[row * w + j] = t.Data[row * w + w - 1 - j];
+        }
+        return new HostTensor(t.Shape, data);
+    }
+
+    private static Explanation FlipMap(Explanation e) => new()
+    {
+        Image = e.Image, Method = e.Method, TargetClass = e.TargetClass, Score = e.Score, Layers = e.Layers,
+        Raw = e.Raw, Map = FlipLast(e.Map),
+    };
+
+    private static HostTensor Average(List<HostTensor> maps)
+    {
+        var sum = new float[maps[0].Length];
+        foreach (var m in maps)
+        {
+            for (int j = 0; j < sum.Length; j++)
+                sum[j] += m.Data[j];
+        }
+        for (int j = 0; j < sum.Length; j++)
+            sum[j] /= maps.Count;
+        return new HostTensor(maps[0].Shape, sum);
     }
 
     /// <summary>Names the first node (in execution order) whose output holds NaN or infinity.</summary>

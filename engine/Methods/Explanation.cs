@@ -11,10 +11,10 @@ public sealed class Explanation
     /// <summary>The method's command-line name.</summary>
     public required string Method { get; init; }
 
-    /// <summary>The class explained.</summary>
+    /// <summary>The class explained; -1 for targets without a class (embedding similarity).</summary>
     public required int TargetClass { get; init; }
 
-    /// <summary>The explained score: the class's raw logit.</summary>
+    /// <summary>The explained score on the input (the raw logit of <see cref="TargetClass"/> unless the target says otherwise).</summary>
     public required float Score { get; init; }
 
     /// <summary>Layers the map was computed at (tensor names); empty for pixel-space methods.</summary>

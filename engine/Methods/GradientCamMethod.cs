@@ -6,29 +6,76 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// Base of the methods that combine a layer's activations A (C, h, w) with the gradient G = dy/dA of the
-/// target score: one reverse pass for the whole batch, then per image and layer a map at layer resolution
-/// (<see cref="LayerMap"/>, by default the channel-weighted sum <c>sum_k w_k A_k</c> with
-/// <see cref="ChannelWeights"/>), then <see cref="CamPostprocess"/>.
+/// target score: one reverse pass for the whole batch, then per row and layer the per-channel weighted
+/// activations (<see cref="WeightedActivations(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>,
+/// by default <c>w_k A_k</c> with <see cref="ChannelWeights(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>),
+/// summed over channels into the map at layer resolution (or, with eigen_smooth, projected on their first
+/// principal component), then <see cref="CamPostprocess"/> under the context's convention.
 /// </summary>
 public abstract class GradientCamMethod : CamMethod
 {
     /// <inheritdoc/>
     public override bool UsesLayers => true;
 
-    /// <summary>Channel weights w (C) from A and G of one image, both (C, h*w) row-major.</summary>
-    protected abstract float[] ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane);
+    /// <summary>Channel weights w (C) from A and G of one image, both (C, h*w) row-major; null for methods whose
+    /// map is element-wise (they override <see cref="WeightedActivations(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>).</summary>
+    protected virtual float[]? ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
 
-    /// <summary>The map at layer resolution (h*w), before ReLU. Default: <c>sum_k w_k A_k</c>.</summary>
-    protected virtual float[] LayerMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane)
+    /// <summary>Channel weights under a convention; by default the convention-free
+    /// <see cref="ChannelWeights(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int)"/>.</summary>
+    protected virtual float[]? ChannelWeights(
+        ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention) =>
+        ChannelWeights(a, g, channels, plane);
+
+    /// <summary>
+    /// The per-channel contributions (C, h*w) whose channel sum is the map: by default <c>w_k A_k[j]</c>.
+    /// Element-wise methods (HiResCAM, LayerCAM, ...) override this.
+    /// </summary>
+    protected virtual float[] WeightedActivations(
+        ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
-        var w = ChannelWeights(a, g, channels, plane);
-        var map = new float[plane];
+        var w = ChannelWeights(a, g, channels, plane, convention)
+                ?? throw new InvalidOperationException($"{Name} defines neither channel weights nor weighted activations");
+        var r = new float[channels * plane];
         for (int k = 0; k < channels; k++)
         {
             float wk = w[k];
-            var ak = a.Slice(k * plane, plane);
             for (int j = 0; j < plane; j++)
-                map[j] += wk * ak[j];
+                r[k * plane + j] = wk * a[k * plane + j];
+        }
+        return r;
+    }
+
+    /// <summary>A map at layer resolution (h*w), before ReLU, for methods that are neither channel-weighted nor
+    /// element-wise; null (the default) means the channel sum of the weighted activations. Not used with eigen_smooth.</summary>
+    protected virtual float[]? LayerMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
+
+    /// <summary>Under the TorchCAM and paper conventions each normalized layer map is scaled by this before a
+    /// multi-layer fusion (LayerCAM: tanh(2c)); null: no scaling.</summary>
+    protected virtual Func<float, float>? LayerScale => null;
+
+    /// <summary>The channel weights this method computes for one image (tests compare them with the references).</summary>
+    internal float[]? WeightsFor(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention) =>
+        ChannelWeights(a, g, channels, plane, convention);
+
+    /// <summary>The raw map (h*w) this method computes for one image from A and G under the context's settings.</summary>
+    internal float[] RawMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention, bool eigenSmooth)
+    {
+        if (!eigenSmooth && LayerMap(a, g, channels, plane) is { } map)
+            return map;
+        var contributions = WeightedActivations(a, g, channels, plane, convention);
+        return eigenSmooth ? PrincipalComponent.Project(contributions, channels, plane) : ChannelSum(contributions, channels, plane);
+    }
+
+    /// <summary>Sum over channels of (C, plane) values.</summary>
+    protected static float[] ChannelSum(ReadOnlySpan<float> values, int channels, int plane)
+    {
+        var map = new float[plane];
+        for (int k = 0; k < channels; k++)
+        {
+            var v = values.Slice(k * plane, plane);
+            for (int j = 0; j < plane; j++)
+                map[j] += v[j];
         }
         return map;
     }
@@ -41,7 +88,21 @@ public abstract class GradientCamMethod : CamMethod
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = layerNames });
         var activations = layerNames.Select(n => model.Backend.Download(context.Forward[n])).ToList();
         var gradients = layerNames.Select(n => model.Backend.Download(grads.Layers[n])).ToList();
-        var input = model.Graph.InputShape;
+        return Build(context, (i, l, c, plane) =>
+        {
+            int size = c * plane;
+            return RawMap(activations[l].AsSpan(i * size, size), gradients[l].AsSpan(i * size, size), c, plane,
+                context.Convention, context.EigenSmooth);
+        });
+    }
+
+    /// <summary>Explanations of every row from a function (row, layer, channels, plane) -> raw map (h*w).</summary>
+    private protected IReadOnlyList<Explanation> Build(ExplainContext context, Func<int, int, int, int, float[]> rawMap)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(rawMap);
+        var layerNames = context.Layers.Select(l => l.Output).ToList();
+        var input = context.Model.Graph.InputShape;
         var result = new List<Explanation>();
         for (int i = 0; i < context.Batch; i++)
         {
@@ -51,10 +112,7 @@ public abstract class GradientCamMethod : CamMethod
                 var shape = context.Layers[l].Shape;
                 if (shape.Length != 3)
                     throw new CamEngineException($"layer '{layerNames[l]}' has shape {TensorShape.Format(shape)}; a CAM layer must be (C, h, w)");
-                int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
-                var map = LayerMap(
-                    activations[l].AsSpan(i * size, size), gradients[l].AsSpan(i * size, size), c, plane);
-                raws.Add(new HostTensor([shape[1], shape[2]], map));
+                raws.Add(new HostTensor([shape[1], shape[2]], rawMap(i, l, shape[0], shape[1] * shape[2])));
             }
             result.Add(new Explanation
             {
@@ -64,39 +122,10 @@ public abstract class GradientCamMethod : CamMethod
                 Score = context.Scores[i],
                 Layers = layerNames,
                 Raw = raws[0],
-                Map = CamPostprocess.FuseLayers(raws, input[1], input[2], $"{Name} map of image {i}"),
+                Map = CamPostprocess.Finish(raws, input[1], input[2], context.Convention, context.Fusion,
+                    $"{Name} map of image {i}", LayerScale),
             });
         }
         return result;
-    }
-}
-
-/// <summary>
-/// Turning layer-resolution maps into the final map, as pytorch-grad-cam does (and as the fixtures record):
-/// per layer <c>relu</c>, min-max (<c>(c - min) / (1e-7 + max(c - min))</c>), bilinear resize with half-pixel
-/// centres; then the mean over layers, <c>relu</c> and min-max again. With one layer this is
-/// relu, normalize, resize, relu, normalize.
-/// </summary>
-public static class CamPostprocess
-{
-    /// <summary>Fuses one or more (h, w) maps into an (H, W) map in [0, 1].</summary>
-    public static HostTensor FuseLayers(IReadOnlyList<HostTensor> raws, int height, int width, string what)
-    {
-        ArgumentNullException.ThrowIfNull(raws);
-        var sum = new float[height * width];
-        foreach (var raw in raws)
-        {
-            MapOps.EnsureFinite(raw.Data, what);
-            var m = MapOps.Relu(raw);
-            MapOps.MinMaxNormalize(m.Data);
-            var up = Resize.Bilinear(m, height, width, alignCorners: false);
-            for (int j = 0; j < sum.Length; j++)
-                sum[j] += up.Data[j];
-        }
-        for (int j = 0; j < sum.Length; j++)
-            sum[j] /= raws.Count;
-        MapOps.Relu(sum);
-        MapOps.MinMaxNormalize(sum);
-        return new HostTensor([height, width], sum);
     }
 }

@@ -4,7 +4,11 @@ namespace CamEngine.Methods;
 public static class MethodCatalog
 {
     /// <summary>Every implemented method.</summary>
-    public static IReadOnlyList<CamMethod> All { get; } = [new GradCam(), new GuidedBackprop(), new Saliency()];
+    public static IReadOnlyList<CamMethod> All { get; } =
+    [
+        new GradCam(), new HiResCam(), new GradCamElementwise(), new GradCamPlusPlus(), new SmoothGradCamPlusPlus(),
+        new XGradCam(), new LayerCam(), new GuidedBackprop(), new Saliency(),
+    ];
 
     /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>
     public static CamMethod Get(string name)

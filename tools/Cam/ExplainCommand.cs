@@ -17,14 +17,25 @@ internal static class ExplainCommand
         For every image and method writes STEM.METHOD.png (the map over the image, jet colormap) and, with
         --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
         STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
-        methods the signed (C,H,W) attribution).
+        methods the signed (C,H,W) attribution). With several methods also STEM.grid.png: one labelled tile
+        per method. With a top-K target every name gets the class: STEM.METHOD.cC.png.
 
         options:
           --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
           --layer NAMES         layer(s) to explain: output tensor, node name or module path (e.g. layer4);
-                                several layers are fused by the mean of their normalized maps.
+                                several layers are fused (see --fusion).
                                 Default: the deepest spatial layer (see `cam info`)
-          --target T            top1 (default) or a class index
+          --target T            top1 (default), a class index C, topK (e.g. top3: one map per class),
+                                softmax or softmax:C (softmax probability instead of the logit),
+                                C1,C2,... (one class per image, in order), similar:IMAGE or cosine:IMAGE
+                                (dot product or cosine of the output embedding with IMAGE's embedding)
+          --convention C        paper | pytorch-grad-cam (default) | torchcam: formula variants and
+                                post-processing order (see the README's Conventions table)
+          --fusion F            mean | max | product: how several layers combine (default: mean for
+                                pytorch-grad-cam, max for torchcam and paper)
+          --aug-smooth          average over horizontal flip x pixel values times 0.9/1/1.1 (6 passes)
+          --eigen-smooth        map = first principal component of the weighted activations
+          --seed N              seed of every random draw (default 0): same seed, same map
           --out DIR             output folder (default: the current folder), created if missing
           --npy                 also write the maps as .npy files
           --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
@@ -32,9 +43,27 @@ internal static class ExplainCommand
           --labels FILE         class labels, one per line (default: the labels stored in the model)
         """;
 
+    public static Convention ParseConvention(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "paper" => Convention.Paper,
+        "pytorch-grad-cam" or "pgc" or "pytorch_grad_cam" => Convention.PytorchGradCam,
+        "torchcam" or "tc" or "torch-cam" => Convention.TorchCam,
+        _ => throw new UsageException($"unknown convention '{text}': use paper, pytorch-grad-cam or torchcam"),
+    };
+
+    public static LayerFusion ParseFusion(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "mean" => LayerFusion.Mean,
+        "max" => LayerFusion.Max,
+        "product" => LayerFusion.Product,
+        _ => throw new UsageException($"unknown fusion '{text}': use mean, max or product"),
+    };
+
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var a = Args.Parse(argv, ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels"], ["--npy"]);
+        var a = Args.Parse(argv,
+            ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed"],
+            ["--npy", "--aug-smooth", "--eigen-smooth"]);
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help);
@@ -48,11 +77,13 @@ internal static class ExplainCommand
             : methodNames.Select(MethodCatalog.Get).DistinctBy(m => m.Name).ToList();
         if (methods.Count == 0)
             throw new UsageException("--method is empty");
-        var target = Target.Parse(a.Get("--target", "top1"));
+        string targetText = a.Get("--target", "top1").Trim();
         int batch = a.GetInt("--batch", 8, 1, 4096);
+        int seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue);
         string outDir = a.Get("--out", ".");
         bool npy = a.Has("--npy");
-        var options = new ExplainOptions { Layers = Args.List(a.Get("--layer")), Target = target };
+        var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
+        LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
 
         var clock = Stopwatch.StartNew();
         var file = ModelFile.Load(a.Positionals[0]);
@@ -66,6 +97,12 @@ internal static class ExplainCommand
         using var backend = Devices.Open(a.Get("--device"));
         using var model = DeviceModel.Load(file, backend);
         var explainer = new Explainer(model);
+        var target = ResolveTarget(targetText, explainer, file, images.Count);
+        var options = new ExplainOptions
+        {
+            Layers = Args.List(a.Get("--layer")), Target = target.Target, Convention = convention, Fusion = fusion,
+            AugSmooth = a.Has("--aug-smooth"), EigenSmooth = a.Has("--eigen-smooth"), Seed = seed,
+        };
         var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(options.Layers) : [];
         stdout.WriteLine($"device: {backend.Name} ({backend.DeviceDescription})");
         if (layers.Count > 0)
@@ -75,17 +112,29 @@ internal static class ExplainCommand
         for (int start = 0; start < images.Count; start += batch)
         {
             var chunk = images.Skip(start).Take(batch).ToList();
-            var results = explainer.Explain(InputLoader.Stack(chunk), methods, options);
+            var chunkOptions = target.PerImage is { } all
+                ? new ExplainOptions
+                {
+                    Layers = options.Layers, Target = Target.PerImage(all[start..(start + chunk.Count)]),
+                    Convention = options.Convention, Fusion = options.Fusion, AugSmooth = options.AugSmooth,
+                    EigenSmooth = options.EigenSmooth, Seed = options.Seed,
+                }
+                : options;
+            var results = explainer.Explain(InputLoader.Stack(chunk), methods, chunkOptions);
+            bool perClass = results[methods[0].Name].Count > chunk.Count;
+            var tiles = chunk.Select(_ => new List<(string, RgbImage)>()).ToList();
             foreach (var method in methods)
             {
                 foreach (var e in results[method.Name])
                 {
                     var img = chunk[e.Image];
-                    string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}");
+                    string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
+                    string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}{suffix}");
                     var picture = img.Display is null
                         ? Overlay.Heatmap(e.Map)
                         : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
                     Overlay.WritePng(picture, baseName + ".png");
+                    tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, picture));
                     if (npy)
                     {
                         Npy.Write(baseName + ".npy", e.Map);
@@ -93,18 +142,57 @@ internal static class ExplainCommand
                     }
                 }
             }
+            if (methods.Count > 1 || perClass)
+            {
+                for (int i = 0; i < chunk.Count; i++)
+                    Overlay.WritePng(Grid.Render(tiles[i]), Path.Combine(outDir, $"{chunk[i].Stem}.grid.png"));
+            }
             string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
             foreach (var e in results[methods[0].Name])
             {
                 done++;
-                string label = labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "";
+                string what = e.TargetClass < 0
+                    ? "similarity"
+                    : $"class {e.TargetClass}" + (labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "");
+                string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
+                int total = images.Count * results[methods[0].Name].Count / chunk.Count;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[{done}/{images.Count}] {chunk[e.Image].Stem}: class {e.TargetClass}{label}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}.png"));
+                    $"[{done}/{total}] {chunk[e.Image].Stem}: {what}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}{suffix}.png"));
             }
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images.Count} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s"));
         return 0;
+    }
+
+    /// <summary>The target, with similarity references embedded by the model and per-image lists kept whole
+    /// (they are sliced per batch).</summary>
+    private static (Target Target, int[]? PerImage) ResolveTarget(string text, Explainer explainer, ModelFile file, int imageCount)
+    {
+        string lower = text.ToLowerInvariant();
+        foreach (var (prefix, cosine) in new[] { ("similar:", false), ("cosine:", true) })
+        {
+            if (!lower.StartsWith(prefix, StringComparison.Ordinal))
+                continue;
+            var reference = InputLoader.Load(text[prefix.Length..], file.Graph);
+            if (reference.Count != 1)
+                throw new CamEngineException($"the reference '{text[prefix.Length..]}' holds {reference.Count} images; give one");
+            return (Target.Similarity(explainer.Outputs(InputLoader.Stack(reference)), cosine), null);
+        }
+        if (text.Contains(',', StringComparison.Ordinal))
+        {
+            var parts = Args.List(text);
+            var classes = new int[parts.Count];
+            for (int i = 0; i < parts.Count; i++)
+            {
+                if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out classes[i]))
+                    throw new UsageException($"--target '{text}': '{parts[i]}' is not a class index");
+            }
+            if (classes.Length != imageCount)
+                throw new UsageException($"--target names {classes.Length} classes for {imageCount} image(s); give one per image");
+            return (Target.PerImage(classes), classes);
+        }
+        return (Target.Parse(text), null);
     }
 }
 

@@ -101,6 +101,38 @@ public sealed class CliTests
     }
 
     [Test]
+    public void Explain_with_several_methods_writes_a_labelled_grid_and_honours_the_new_options()
+    {
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
+        string input = FixturePaths.Input("chelsea");
+        var r = Cam("explain", model, input, "--method", "hirescam,xgradcam,layercam", "--convention", "torchcam",
+            "--fusion", "max", "--seed", "3", "--eigen-smooth", "--out", _dir, "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        string stem = Path.Combine(_dir, "chelsea_32_imagenet");
+        foreach (var m in new[] { "hirescam", "xgradcam", "layercam" })
+            Assert.That(File.Exists($"{stem}.{m}.png"), Is.True, m);
+        var grid = CamEngine.Imaging.ImageDecoder.Load(stem + ".grid.png");
+        Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4))));
+
+        // top-2: one file per class, named with the class; the reference list of classes comes from `predict`.
+        r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", _dir, "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(Directory.GetFiles(_dir, "chelsea_32_imagenet.gradcam.c?.npy").Length, Is.EqualTo(2));
+        var reference = Npz.Read(FixturePaths.Refs("tiny_gapcnn", "chelsea"));
+        var top1 = Npy.Read($"{stem}.gradcam.c9.npy");
+        var expected = (float[])reference["L1.pgc.gradcam.cam"].Data.Clone();
+        CamEngine.Imaging.MapOps.MinMaxNormalize(expected);
+        TensorAssert.Close(top1.Data, expected, 1e-3, 0, "top-1 row of a top-2 run");
+
+        r = Cam("explain", model, input, "--target", $"cosine:{input}", "--out", _dir, "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("similarity, score 1"));
+        AssertOneLineError(Cam("explain", model, input, "--convention", "keras"), "unknown convention 'keras'");
+        AssertOneLineError(Cam("explain", model, input, "--fusion", "sum"), "unknown fusion 'sum'");
+        AssertOneLineError(Cam("explain", model, input, "--target", "1,2", "--device", Device), "one per image");
+    }
+
+    [Test]
     public void Explain_on_a_photo_draws_over_the_crop_at_photo_resolution()
     {
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
