@@ -15,6 +15,13 @@ public sealed class ExplainOptions
 
     /// <summary>Which library's (or the paper's) definition to follow.</summary>
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
+
+    /// <summary>Images per forward (and reverse) pass of the perturbation methods' re-runs: Score-CAM's masked
+    /// inputs, Ablation-CAM's ablated activations, SmoothGrad's noisy copies, integrated gradients' path points.</summary>
+    public int PerturbationBatch { get; init; } = 32;
+
+    /// <summary>Seed of every random draw (SmoothGrad, SS-CAM), so runs repeat exactly.</summary>
+    public int Seed { get; init; }
 }
 
 /// <summary>
@@ -65,6 +72,10 @@ public sealed class Explainer(DeviceModel model)
         {
             Model = Model, Forward = forward, Classes = classes, Scores = scores, Layers = layers,
             Convention = options.Convention,
+            PerturbationBatch = options.PerturbationBatch >= 1
+                ? options.PerturbationBatch
+                : throw new CamEngineException($"the perturbation batch must be at least 1, got {options.PerturbationBatch}"),
+            RandomSeed = options.Seed,
         };
         var result = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
         foreach (var method in methods)

@@ -4,7 +4,13 @@ namespace CamEngine.Methods;
 public static class MethodCatalog
 {
     /// <summary>Every implemented method.</summary>
-    public static IReadOnlyList<CamMethod> All { get; } = [new GradCam(), new GuidedBackprop(), new Saliency()];
+    public static IReadOnlyList<CamMethod> All { get; } =
+    [
+        new GradCam(), new ClassActivationMap(), new ScoreCam(), new SsCam(), new IsCam(), new AblationCam(),
+        new EigenCam(), new EigenGradCam(), new KpcaCam(), new FullGrad(), new FinerCam(),
+        new GuidedBackprop(), new GuidedGradCam(), new Deconvnet(), new Saliency(), new SmoothGrad(),
+        new IntegratedGradients(), new ClassModel(),
+    ];
 
     /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>
     public static CamMethod Get(string name)

@@ -14,7 +14,8 @@ internal static class ExplainCommand
     private const string Help = """
         usage: cam explain MODEL IMAGE... --method NAME[,NAME...]|all [options]
 
-        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap) and, with
+        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap; for class-model
+        the synthesized image itself) and, with
         --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
         STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
         methods the signed (C,H,W) attribution).
@@ -29,12 +30,15 @@ internal static class ExplainCommand
           --npy                 also write the maps as .npy files
           --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
           --batch N             images per forward pass (default 8)
+          --perturbation-batch N  masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam,
+                                smoothgrad, integrated-gradients (default 32)
+          --seed N              seed of the random draws of smoothgrad and sscam (default 0)
           --labels FILE         class labels, one per line (default: the labels stored in the model)
         """;
 
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var a = Args.Parse(argv, ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels"], ["--npy"]);
+        var a = Args.Parse(argv, ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--perturbation-batch", "--seed"], ["--npy"]);
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help);
@@ -52,7 +56,12 @@ internal static class ExplainCommand
         int batch = a.GetInt("--batch", 8, 1, 4096);
         string outDir = a.Get("--out", ".");
         bool npy = a.Has("--npy");
-        var options = new ExplainOptions { Layers = Args.List(a.Get("--layer")), Target = target };
+        var options = new ExplainOptions
+        {
+            Layers = Args.List(a.Get("--layer")), Target = target,
+            PerturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536),
+            Seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue),
+        };
 
         var clock = Stopwatch.StartNew();
         var file = ModelFile.Load(a.Positionals[0]);
@@ -82,9 +91,11 @@ internal static class ExplainCommand
                 {
                     var img = chunk[e.Image];
                     string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}");
-                    var picture = img.Display is null
-                        ? Overlay.Heatmap(e.Map)
-                        : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
+                    var picture = method is ClassModel
+                        ? SynthesizedImage(e.Raw, file.Graph.Preprocessing)
+                        : img.Display is null
+                            ? Overlay.Heatmap(e.Map)
+                            : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
                     Overlay.WritePng(picture, baseName + ".png");
                     if (npy)
                     {
@@ -105,6 +116,23 @@ internal static class ExplainCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images.Count} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s"));
         return 0;
+    }
+
+    // class-model: the synthesized (C, H, W) image back to pixels, x * std + mean, clamped to [0, 1].
+    private static RgbImage SynthesizedImage(Tensors.HostTensor raw, Preprocessing pre)
+    {
+        int c = raw.Shape[0], h = raw.Shape[1], w = raw.Shape[2], plane = h * w;
+        var image = new RgbImage(w, h);
+        for (int j = 0; j < plane; j++)
+        {
+            for (int ch = 0; ch < 3; ch++)
+            {
+                int src = Math.Min(ch, c - 1);
+                float v = raw.Data[src * plane + j] * pre.Std[src] + pre.Mean[src];
+                image.Data[j * 3 + ch] = (byte)Math.Round(255 * Math.Clamp(v, 0f, 1f));
+            }
+        }
+        return image;
     }
 }
 
