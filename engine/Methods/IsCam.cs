@@ -20,7 +20,7 @@ public sealed class IsCam : ScoreCamBase
     /// <summary>Integration steps (S), 10 as in TorchCAM.</summary>
     public int Steps { get; init; } = 10;
 
-    private protected override bool TorchCamMasks(ExplainContext context) => true;
+    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
     {

@@ -11,9 +11,11 @@ namespace CamEngine.Methods;
 /// <list type="bullet">
 /// <item>pytorch-grad-cam: upsample A_k bilinearly with align_corners=True, then
 /// <c>(M - min) / (max - min + 1e-8)</c> per channel;</item>
-/// <item>TorchCAM (and the original Score-CAM code, which also skips constant channels): min-max per channel
-/// at layer resolution, then bilinear upsampling with align_corners=False. TorchCAM divides by
-/// <c>max(A - min)</c> without epsilon, so a constant channel is NaN there; here it is an all-zero mask.</item>
+/// <item>TorchCAM: min-max per channel at layer resolution, then bilinear upsampling with
+/// align_corners=False. TorchCAM divides by <c>max(A - min)</c> without epsilon, so a constant channel is NaN
+/// there; here it is an all-zero mask.</item>
+/// <item>Paper (the authors' code): bilinear upsampling with align_corners=False, then min-max without epsilon
+/// (constant channels are skipped by the method).</item>
 /// </list>
 /// All-zero masked inputs are scored once (the zero image), not re-run.
 /// </summary>
@@ -22,8 +24,8 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// <summary>The channel weights (N, C) from the masks (N, C, H*W) and the batch's inputs.</summary>
     private protected abstract float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels);
 
-    /// <summary>True to build masks the TorchCAM way (normalize, then upsample); false for pytorch-grad-cam's.</summary>
-    private protected abstract bool TorchCamMasks(ExplainContext context);
+    /// <summary>Which mask convention the method uses in <paramref name="context"/>.</summary>
+    private protected abstract Convention MaskConvention(ExplainContext context);
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
@@ -31,7 +33,7 @@ public abstract class ScoreCamBase : LayerMapMethod
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var masks = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
-            masks[i] = Masks(context, activations.AsSpan(i * size, size), shape, TorchCamMasks(context));
+            masks[i] = Masks(context, activations.AsSpan(i * size, size), shape, MaskConvention(context));
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
@@ -40,7 +42,7 @@ public abstract class ScoreCamBase : LayerMapMethod
     }
 
     /// <summary>The masks (C, H*W) at input resolution of one image's activations (C, h, w).</summary>
-    internal static float[] Masks(ExplainContext context, ReadOnlySpan<float> a, int[] shape, bool torchCam)
+    internal static float[] Masks(ExplainContext context, ReadOnlySpan<float> a, int[] shape, Convention convention)
     {
         var input = context.Model.Graph.InputShape;
         int c = shape[0], h = shape[1], w = shape[2], plane = h * w, big = input[1] * input[2];
@@ -48,18 +50,18 @@ public abstract class ScoreCamBase : LayerMapMethod
         for (int k = 0; k < c; k++)
         {
             var channel = new HostTensor([h, w], a.Slice(k * plane, plane).ToArray());
-            if (torchCam)
+            HostTensor up;
+            if (convention == Convention.TorchCam)
             {
                 NormalizeChannel(channel.Data, 0);
-                var up = Resize.Bilinear(channel, input[1], input[2], alignCorners: false);
-                up.Data.CopyTo(masks, k * big);
+                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: false);
             }
             else
             {
-                var up = Resize.Bilinear(channel, input[1], input[2], alignCorners: true);
-                NormalizeChannel(up.Data, 1e-8f);
-                up.Data.CopyTo(masks, k * big);
+                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: convention == Convention.PytorchGradCam);
+                NormalizeChannel(up.Data, convention == Convention.PytorchGradCam ? 1e-8f : 0f);
             }
+            up.Data.CopyTo(masks, k * big);
         }
         return masks;
     }

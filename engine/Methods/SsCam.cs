@@ -28,7 +28,7 @@ public sealed class SsCam : ScoreCamBase
     /// <summary>Optional noise to replay, laid out (S, N, C, H, W) as TorchCAM draws it; null draws from the seed.</summary>
     public float[]? Noise { get; init; }
 
-    private protected override bool TorchCamMasks(ExplainContext context) => true;
+    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
     {
