@@ -66,18 +66,38 @@ internal sealed class ExplainContext
     /// <summary>Score function of each row; null means the raw logit of <see cref="Classes"/>.</summary>
     public TargetRow[]? Targets { get; init; }
 
+    /// <summary>Images per masked, ablated or noisy re-run (Score-CAM, Ablation-CAM, SmoothGrad...).</summary>
+    public int PerturbationBatch { get; init; } = 32;
+
+    /// <summary>A score other than the target's (Finer-CAM's contrast); null means the target's score.</summary>
+    public ScoreObjective? Objective { get; init; }
+
     public int Batch => Forward.Batch;
+
+    /// <summary>This context with <paramref name="objective"/> as the score to explain.</summary>
+    public ExplainContext WithObjective(ScoreObjective objective) => new()
+    {
+        Model = Model, Forward = Forward, Classes = Classes, Scores = Scores, Layers = Layers,
+        Convention = Convention, PerturbationBatch = PerturbationBatch, RandomSeed = RandomSeed, Objective = objective,
+        Fusion = Fusion, EigenSmooth = EigenSmooth, Input = Input, Targets = Targets,
+    };
 
     public Backend Backend => Model.Backend;
 
-    /// <summary>The target score of row <paramref name="image"/> given a model output row (for masked or perturbed
-    /// re-runs of that row's image), following the row's <see cref="Target"/>.</summary>
+    /// <summary>The score of row <paramref name="image"/> given a model output row (for masked or perturbed re-runs
+    /// of that row's image): the <see cref="Objective"/> when set, else the row's <see cref="Target"/>.</summary>
     public float Score(int image, ReadOnlySpan<float> outputRow) =>
-        Targets is { } t ? t[image].Score.Value(outputRow) : outputRow[Classes[image]];
+        Objective != null ? Objective.Score(image, outputRow)
+        : Targets is { } t ? t[image].Score.Value(outputRow) : outputRow[Classes[image]];
 
     /// <summary>d score / d(output row) for row <paramref name="image"/>, written into <paramref name="gradient"/>.</summary>
     public void ScoreGradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
     {
+        if (Objective != null)
+        {
+            Objective.Gradient(image, outputRow, gradient);
+            return;
+        }
         if (Targets is { } t)
         {
             t[image].Score.Gradient(outputRow, gradient);
@@ -107,4 +127,14 @@ internal sealed class ExplainContext
 
     /// <summary>A random source seeded from <see cref="RandomSeed"/> and a method-specific salt.</summary>
     public Random NewRandom(int salt = 0) => new(unchecked(RandomSeed * 7919 + salt));
+}
+
+/// <summary>A scalar score of one image's model output and its gradient (a method's own objective).</summary>
+internal abstract class ScoreObjective
+{
+    /// <summary>The score of image <paramref name="image"/> from its output row.</summary>
+    public abstract float Score(int image, ReadOnlySpan<float> outputRow);
+
+    /// <summary>d score / d(output row), written into <paramref name="gradient"/>.</summary>
+    public abstract void Gradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient);
 }

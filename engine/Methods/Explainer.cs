@@ -31,6 +31,10 @@ public sealed class ExplainOptions
     /// <summary>pytorch-grad-cam's <c>eigen_smooth</c> (see <see cref="PrincipalComponent"/>).</summary>
     public bool EigenSmooth { get; init; }
 
+    /// <summary>Images per forward (and reverse) pass of the perturbation methods' re-runs: Score-CAM's masked
+    /// inputs, Ablation-CAM's ablated activations, SmoothGrad's noisy copies, integrated gradients' path points.</summary>
+    public int PerturbationBatch { get; init; } = 32;
+
     /// <summary>Seed of every random draw (noise of stochastic methods); same seed, same map.</summary>
     public int Seed { get; init; }
 }
@@ -121,6 +125,9 @@ public sealed class Explainer(DeviceModel model)
                 Scores = rows.Select((r, i) => r.Score.Value(y.AsSpan(i * k, k))).ToArray(),
                 Targets = rows, Fusion = options.Fusion, EigenSmooth = options.EigenSmooth,
                 RandomSeed = options.Seed, Input = augmented,
+                PerturbationBatch = options.PerturbationBatch >= 1
+                    ? options.PerturbationBatch
+                    : throw new CamEngineException($"the perturbation batch must be at least 1, got {options.PerturbationBatch}"),
             };
             foreach (var method in methods)
             {

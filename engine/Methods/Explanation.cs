@@ -28,4 +28,7 @@ public sealed class Explanation
     /// signed attribution (C, H, W) for pixel-space methods.
     /// </summary>
     public required HostTensor Raw { get; init; }
+
+    /// <summary>The channel weights (C) at the first layer, for methods that weight channels; otherwise null.</summary>
+    public float[]? Weights { get; init; }
 }

@@ -6,8 +6,12 @@ public static class MethodCatalog
     /// <summary>Every implemented method.</summary>
     public static IReadOnlyList<CamMethod> All { get; } =
     [
-        new GradCam(), new HiResCam(), new GradCamElementwise(), new GradCamPlusPlus(), new SmoothGradCamPlusPlus(),
-        new XGradCam(), new LayerCam(), new GuidedBackprop(), new Saliency(),
+        // In DESIGN.md's order of the command-line names.
+        new ClassActivationMap(), new GradCam(), new GradCamPlusPlus(), new XGradCam(), new HiResCam(),
+        new GradCamElementwise(), new LayerCam(), new ScoreCam(), new SsCam(), new IsCam(), new AblationCam(),
+        new EigenCam(), new EigenGradCam(), new KpcaCam(), new FullGrad(), new FinerCam(), new SmoothGradCamPlusPlus(),
+        new GuidedBackprop(), new GuidedGradCam(), new Deconvnet(), new Saliency(), new SmoothGrad(),
+        new IntegratedGradients(), new ClassModel(),
     ];
 
     /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>

@@ -14,7 +14,8 @@ internal static class ExplainCommand
     private const string Help = """
         usage: cam explain MODEL IMAGE... --method NAME[,NAME...]|all [options]
 
-        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap) and, with
+        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap; for class-model
+        the synthesized image itself) and, with
         --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
         STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
         methods the signed (C,H,W) attribution). With several methods also STEM.grid.png: one labelled tile
@@ -40,6 +41,8 @@ internal static class ExplainCommand
           --npy                 also write the maps as .npy files
           --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
           --batch N             images per forward pass (default 8)
+          --perturbation-batch N  masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam,
+                                smoothgrad, integrated-gradients (default 32)
           --labels FILE         class labels, one per line (default: the labels stored in the model)
         """;
 
@@ -62,7 +65,8 @@ internal static class ExplainCommand
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
         var a = Args.Parse(argv,
-            ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed"],
+            ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
+             "--perturbation-batch"],
             ["--npy", "--aug-smooth", "--eigen-smooth"]);
         if (a.Has("--help"))
         {
@@ -84,6 +88,7 @@ internal static class ExplainCommand
         bool npy = a.Has("--npy");
         var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
         LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
+        int perturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536);
 
         var clock = Stopwatch.StartNew();
         var file = ModelFile.Load(a.Positionals[0]);
@@ -102,6 +107,7 @@ internal static class ExplainCommand
         {
             Layers = Args.List(a.Get("--layer")), Target = target.Target, Convention = convention, Fusion = fusion,
             AugSmooth = a.Has("--aug-smooth"), EigenSmooth = a.Has("--eigen-smooth"), Seed = seed,
+            PerturbationBatch = perturbationBatch,
         };
         var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(options.Layers) : [];
         stdout.WriteLine($"device: {backend.Name} ({backend.DeviceDescription})");
@@ -117,7 +123,7 @@ internal static class ExplainCommand
                 {
                     Layers = options.Layers, Target = Target.PerImage(all[start..(start + chunk.Count)]),
                     Convention = options.Convention, Fusion = options.Fusion, AugSmooth = options.AugSmooth,
-                    EigenSmooth = options.EigenSmooth, Seed = options.Seed,
+                    EigenSmooth = options.EigenSmooth, Seed = options.Seed, PerturbationBatch = options.PerturbationBatch,
                 }
                 : options;
             var results = explainer.Explain(InputLoader.Stack(chunk), methods, chunkOptions);
@@ -130,9 +136,11 @@ internal static class ExplainCommand
                     var img = chunk[e.Image];
                     string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
                     string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}{suffix}");
-                    var picture = img.Display is null
-                        ? Overlay.Heatmap(e.Map)
-                        : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
+                    var picture = method is ClassModel
+                        ? SynthesizedImage(e.Raw, file.Graph.Preprocessing)
+                        : img.Display is null
+                            ? Overlay.Heatmap(e.Map)
+                            : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
                     Overlay.WritePng(picture, baseName + ".png");
                     tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, picture));
                     if (npy)
@@ -193,6 +201,23 @@ internal static class ExplainCommand
             return (Target.PerImage(classes), classes);
         }
         return (Target.Parse(text), null);
+    }
+
+    // class-model: the synthesized (C, H, W) image back to pixels, x * std + mean, clamped to [0, 1].
+    private static RgbImage SynthesizedImage(Tensors.HostTensor raw, Preprocessing pre)
+    {
+        int c = raw.Shape[0], h = raw.Shape[1], w = raw.Shape[2], plane = h * w;
+        var image = new RgbImage(w, h);
+        for (int j = 0; j < plane; j++)
+        {
+            for (int ch = 0; ch < 3; ch++)
+            {
+                int src = Math.Min(ch, c - 1);
+                float v = raw.Data[src * plane + j] * pre.Std[src] + pre.Mean[src];
+                image.Data[j * 3 + ch] = (byte)Math.Round(255 * Math.Clamp(v, 0f, 1f));
+            }
+        }
+        return image;
     }
 }
 

@@ -133,6 +133,31 @@ public sealed class CliTests
     }
 
     [Test]
+    public void Class_model_writes_the_synthesized_image_and_perturbation_options_parse()
+    {
+        string model = Path.Combine(_dir, "tiny.safetensors");
+        File.WriteAllBytes(model, CamEngine.Tests.Model.TinyModel.ValidBytes());
+        string input = Path.Combine(_dir, "x.npy");
+        var x = new CamEngine.Tensors.HostTensor([1, 3, 8, 8], TensorAssert.Random(new Random(3), 192));
+        Npy.Write(input, x);
+        var r = Cam("explain", model, input, "--method", "class-model,smoothgrad", "--perturbation-batch", "7",
+            "--seed", "3", "--out", _dir, "--npy", "--device", Device);
+        Assert.That(r.Code, Is.Zero, r.Err);
+        var raw = Npy.Read(Path.Combine(_dir, "x.class-model.raw.npy"));
+        Assert.That(raw.Shape, Is.EqualTo(new[] { 3, 8, 8 }));
+        // The PNG is the synthesized image, denormalized with the model's mean and std.
+        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "x.class-model.png"));
+        var pre = CamEngine.Model.Preprocessing.ImageNet(8, 8);
+        for (int ch = 0; ch < 3; ch++)
+        {
+            float v = Math.Clamp(raw.Data[ch * 64 + 9] * pre.Std[ch] + pre.Mean[ch], 0f, 1f);
+            Assert.That(png.Data[9 * 3 + ch], Is.EqualTo((byte)Math.Round(255 * v)).Within(1), $"pixel (1,1) channel {ch}");
+        }
+        Assert.That(Npy.Read(Path.Combine(_dir, "x.smoothgrad.raw.npy")).Shape, Is.EqualTo(new[] { 3, 8, 8 }));
+        AssertOneLineError(Cam("explain", model, input, "--method", "smoothgrad", "--perturbation-batch", "0"), "--perturbation-batch");
+    }
+
+    [Test]
     public void Explain_on_a_photo_draws_over_the_crop_at_photo_resolution()
     {
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");

@@ -1,0 +1,106 @@
+using CamEngine.Graph;
+using CamEngine.Tensors;
+
+namespace CamEngine.Methods;
+
+/// <summary>
+/// Class model visualization (Simonyan, Vedaldi and Zisserman, 2014, arXiv:1312.6034, section 2): the image
+/// that maximizes the class score under an L2 penalty, by gradient ascent from the zero image,
+/// <code>I* = argmax_I S_c(I) - lambda |I|^2;   I_{t+1} = I_t + lr (dS_c/dI - 2 lambda I_t)</code>
+/// in the model's normalized input space, all images of the batch (one per target class) at once. The input
+/// image only chooses the class. Raw: the synthesized image (C, H, W); Map: its per-pixel magnitude
+/// <c>sqrt(sum_c I_c^2)</c>, min-max normalized. The CLI also writes the image, denormalized, as a PNG.
+/// </summary>
+public sealed class ClassModel : CamMethod
+{
+    /// <inheritdoc/>
+    public override string Name => "class-model";
+
+    /// <inheritdoc/>
+    public override string Summary => "Class model visualization: the image synthesized by gradient ascent on the class score";
+
+    /// <inheritdoc/>
+    public override string Paper => "Simonyan et al., Deep Inside Convolutional Networks, ICLR 2014 workshop (arXiv:1312.6034)";
+
+    /// <inheritdoc/>
+    public override bool UsesLayers => false;
+
+    /// <summary>Gradient-ascent steps.</summary>
+    public int Steps { get; init; } = 100;
+
+    /// <summary>Step size.</summary>
+    public float LearningRate { get; init; } = 1f;
+
+    /// <summary>L2 penalty weight (lambda).</summary>
+    public float L2 { get; init; } = 0.05f;
+
+    /// <summary>Runs the ascent for each image's target class; returns the images (N, C, H, W) and the objective
+    /// <c>S_c - lambda |I|^2</c> of every image before each step and after the last (Steps + 1 values each).</summary>
+    internal (float[] Images, double[][] Objective) Synthesize(ExplainContext context)
+    {
+        if (Steps < 0 || !(LearningRate > 0) || !(L2 >= 0))
+            throw new CamEngineException($"class-model needs steps >= 0, a positive learning rate and lambda >= 0");
+        var model = context.Model;
+        var shape = model.Graph.InputShape;
+        int n = context.Batch, size = shape[0] * shape[1] * shape[2];
+        var images = new float[n * size];
+        var objective = Enumerable.Range(0, n).Select(_ => new double[Steps + 1]).ToArray();
+        for (int step = 0; step <= Steps; step++)
+        {
+            using var x = model.Backend.Upload(images, [n, .. shape]);
+            using var pass = model.Forward(x);
+            var y = model.Backend.Download(pass.Output);
+            int k = y.Length / n;
+            var seed = new float[y.Length];
+            for (int i = 0; i < n; i++)
+            {
+                double norm = 0;
+                for (int j = 0; j < size; j++)
+                    norm += (double)images[i * size + j] * images[i * size + j];
+                objective[i][step] = context.Score(i, y.AsSpan(i * k, k)) - L2 * norm;
+                context.ScoreGradient(i, y.AsSpan(i * k, k), seed.AsSpan(i * k, k));
+            }
+            if (step == Steps)
+                break;
+            using var seedTensor = model.Backend.Upload(seed, pass.Output.Shape);
+            using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true });
+            var g = model.Backend.Download(grads.Input!);
+            for (int j = 0; j < images.Length; j++)
+                images[j] += LearningRate * (g[j] - 2 * L2 * images[j]);
+        }
+        return (images, objective);
+    }
+
+    internal override IReadOnlyList<Explanation> Run(ExplainContext context)
+    {
+        var (images, _) = Synthesize(context);
+        var shape = context.Model.Graph.InputShape;
+        int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
+        var result = new List<Explanation>();
+        for (int i = 0; i < context.Batch; i++)
+        {
+            var raw = images.AsSpan(i * size, size).ToArray();
+            var map = new float[plane];
+            for (int j = 0; j < plane; j++)
+            {
+                double s = 0;
+                for (int ch = 0; ch < c; ch++)
+                    s += (double)raw[ch * plane + j] * raw[ch * plane + j];
+                map[j] = (float)Math.Sqrt(s);
+            }
+            Imaging.MapOps.EnsureFinite(raw, $"class-model image {i}");
+            Imaging.MapOps.MinMaxNormalize(map);
+            result.Add(new Explanation
+            {
+                Image = i,
+                Method = Name,
+                TargetClass = context.Classes[i],
+                Score = context.Scores[i],
+                Layers = [],
+                Raw = new HostTensor([c, shape[1], shape[2]], raw),
+                Map = new HostTensor([shape[1], shape[2]], map),
+            });
+        }
+        return result;
+    }
+}

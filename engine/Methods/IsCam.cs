@@ -1,0 +1,58 @@
+namespace CamEngine.Methods;
+
+/// <summary>
+/// IS-CAM, integrated Score-CAM (Naidu et al., 2020, arXiv:2010.03023), as TorchCAM implements it (masks in
+/// TorchCAM's convention whatever <see cref="ExplainOptions.Convention"/> says):
+/// <code>a_i = sum_{j=1..i} j/S  (0.1, 0.3, 0.6, ... for S = 10);   w_k = softmax_k( (1/S) sum_i [ y(a_i * (x * M_k)) - y(x) ] )</code>
+/// The cumulative coefficients follow TorchCAM (the paper's formula differs, frgfm/torch-cam#154).
+/// </summary>
+public sealed class IsCam : ScoreCamBase
+{
+    /// <inheritdoc/>
+    public override string Name => "iscam";
+
+    /// <inheritdoc/>
+    public override string Summary => "IS-CAM: Score-CAM integrated over scaled masked inputs";
+
+    /// <inheritdoc/>
+    public override string Paper => "Naidu et al., IS-CAM: Integrated Score-CAM, 2020 (arXiv:2010.03023)";
+
+    /// <summary>Integration steps (S), 10 as in TorchCAM.</summary>
+    public int Steps { get; init; } = 10;
+
+    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
+
+    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    {
+        if (Steps < 1)
+            throw new CamEngineException($"iscam needs at least one step, got {Steps}");
+        var x = Perturbation.Inputs(context);
+        var inputShape = context.Model.Graph.InputShape;
+        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
+        int n = context.Batch;
+        var coefficients = new float[Steps];
+        double coefficient = 0;
+        for (int s = 0; s < Steps; s++)
+            coefficients[s] = (float)(coefficient += (double)(s + 1) / Steps);
+        var scores = Perturbation.Scores(context, Steps * n * channels, item => item / channels % n, (item, input) =>
+        {
+            int k = item % channels, i = item / channels % n, s = item / (channels * n);
+            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, coefficients[s], input);
+        });
+        var baseline = BaselineScores(context);
+        var weights = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var mean = new double[channels];
+            for (int k = 0; k < channels; k++)
+            {
+                float sum = 0;
+                for (int s = 0; s < Steps; s++)
+                    sum += scores[(s * n + i) * channels + k] - baseline[i];
+                mean[k] = sum / Steps;
+            }
+            weights[i] = Softmax(mean);
+        }
+        return weights;
+    }
+}

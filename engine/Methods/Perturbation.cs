@@ -1,0 +1,146 @@
+using CamEngine.Graph;
+using CamEngine.Kernels;
+
+namespace CamEngine.Methods;
+
+/// <summary>Writes the input (C, H, W) of perturbed item <c>item</c>.</summary>
+internal delegate void FillInput(int item, Span<float> input);
+
+/// <summary>Receives d score / d input (C, H, W) of perturbed item <c>item</c>.</summary>
+internal delegate void GradientSink(int item, ReadOnlySpan<float> gradient);
+
+/// <summary>
+/// The batched re-runs of the perturbation methods: items (masked, noisy or interpolated inputs) are built on
+/// the host, stacked <see cref="ExplainContext.PerturbationBatch"/> at a time, and run as one forward (and
+/// reverse) pass per stack, never one image at a time. Scores go through <see cref="ExplainContext.Score"/>,
+/// so the target (or a method's objective) applies to every re-run.
+/// </summary>
+internal static class Perturbation
+{
+    /// <summary>
+    /// Scores of <paramref name="count"/> perturbed inputs; item i belongs to image <paramref name="imageOf"/>(i).
+    /// An all-zero input is not run: its output is the model's output on the zero image, computed once.
+    /// </summary>
+    public static float[] Scores(ExplainContext context, int count, Func<int, int> imageOf, FillInput fill)
+    {
+        var model = context.Model;
+        var shape = model.Graph.InputShape;
+        int size = shape[0] * shape[1] * shape[2];
+        int batch = Math.Max(1, context.PerturbationBatch);
+        var buffer = new float[batch * size];
+        var pending = new List<int>(batch);
+        var scores = new float[count];
+        float[]? zeroRow = null;
+
+        void Flush()
+        {
+            if (pending.Count == 0)
+                return;
+            int m = pending.Count;
+            using var x = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
+            using var pass = model.Forward(x);
+            var y = model.Backend.Download(pass.Output);
+            int k = y.Length / m;
+            for (int r = 0; r < m; r++)
+                scores[pending[r]] = context.Score(imageOf(pending[r]), y.AsSpan(r * k, k));
+            pending.Clear();
+        }
+
+        for (int item = 0; item < count; item++)
+        {
+            var slot = buffer.AsSpan(pending.Count * size, size);
+            slot.Clear();
+            fill(item, slot);
+            if (IsZero(slot))
+            {
+                zeroRow ??= ZeroOutput(context);
+                scores[item] = context.Score(imageOf(item), zeroRow);
+                continue;
+            }
+            pending.Add(item);
+            if (pending.Count == batch)
+                Flush();
+        }
+        Flush();
+        return scores;
+    }
+
+    /// <summary>
+    /// d score / d input of <paramref name="count"/> perturbed inputs under <paramref name="rule"/>, batched;
+    /// returns each item's score as well.
+    /// </summary>
+    public static float[] InputGradients(
+        ExplainContext context, int count, Func<int, int> imageOf, FillInput fill, GradientSink sink,
+        ReluRule rule = ReluRule.Standard)
+    {
+        var model = context.Model;
+        var shape = model.Graph.InputShape;
+        int size = shape[0] * shape[1] * shape[2];
+        int batch = Math.Max(1, context.PerturbationBatch);
+        var buffer = new float[batch * size];
+        var scores = new float[count];
+        for (int start = 0; start < count; start += batch)
+        {
+            int m = Math.Min(batch, count - start);
+            for (int r = 0; r < m; r++)
+            {
+                var slot = buffer.AsSpan(r * size, size);
+                slot.Clear();
+                fill(start + r, slot);
+            }
+            using var x = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
+            using var pass = model.Forward(x);
+            var y = model.Backend.Download(pass.Output);
+            int k = y.Length / m;
+            var seed = new float[y.Length];
+            for (int r = 0; r < m; r++)
+            {
+                int image = imageOf(start + r);
+                scores[start + r] = context.Score(image, y.AsSpan(r * k, k));
+                context.ScoreGradient(image, y.AsSpan(r * k, k), seed.AsSpan(r * k, k));
+            }
+            using var seedTensor = model.Backend.Upload(seed, pass.Output.Shape);
+            using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true, ReluRule = rule });
+            var g = model.Backend.Download(grads.Input!);
+            for (int r = 0; r < m; r++)
+                sink(start + r, g.AsSpan(r * size, size));
+        }
+        return scores;
+    }
+
+    /// <summary>A standard normal draw (Box-Muller on <paramref name="rng"/>).</summary>
+    public static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>The batch's inputs (N, C, H, W) on the host.</summary>
+    public static float[] Inputs(ExplainContext context) => context.Model.Backend.Download(context.Forward.Input);
+
+    /// <summary>The model output row of image <paramref name="image"/> of the context's forward pass.</summary>
+    public static float[] OutputRow(ExplainContext context, float[] outputs, int image)
+    {
+        int k = outputs.Length / context.Batch;
+        return outputs.AsSpan(image * k, k).ToArray();
+    }
+
+    private static bool IsZero(ReadOnlySpan<float> v)
+    {
+        foreach (float f in v)
+        {
+            if (f != 0f)
+                return false;
+        }
+        return true;
+    }
+
+    private static float[] ZeroOutput(ExplainContext context)
+    {
+        var model = context.Model;
+        var shape = model.Graph.InputShape;
+        using var x = model.Backend.Allocate([1, .. shape]);
+        using var pass = model.Forward(x);
+        return model.Backend.Download(pass.Output);
+    }
+}

@@ -1,0 +1,114 @@
+namespace CamEngine.Methods;
+
+/// <summary>
+/// Score-CAM (Wang et al., CVPR-W 2020, arXiv:1910.01279): each channel's upsampled, normalized activation
+/// masks the input and the model's response to the masked input weights the channel.
+/// <code>M_k = norm(U(A_k));   s_k = y(x * M_k);   L = ReLU(sum_k w_k A_k)</code>
+/// Conventions (<see cref="ExplainOptions.Convention"/>):
+/// <list type="bullet">
+/// <item>pytorch-grad-cam (default): masks upsampled with align_corners=True then min-max normalized (eps 1e-8);
+/// <c>w = softmax_k(s)</c> on the raw target score.</item>
+/// <item>TorchCAM: masks min-max normalized at layer resolution then upsampled with align_corners=False;
+/// <c>w = softmax_k(s_k - y(x))</c> (the baseline cancels in the softmax).</item>
+/// <item>Paper (the authors' code, haofanwang/Score-CAM): TorchCAM's masks, and the weight of channel k is the
+/// class probability <c>softmax(f(x * M_k))[c]</c>, no softmax over channels; constant channels get weight 0.
+/// The final map of the authors' code accumulates at input resolution, which equals upsampling
+/// <c>sum_k w_k A_k</c> since bilinear upsampling is linear.</item>
+/// </list>
+/// </summary>
+public sealed class ScoreCam : ScoreCamBase
+{
+    /// <inheritdoc/>
+    public override string Name => "scorecam";
+
+    /// <inheritdoc/>
+    public override string Summary => "Score-CAM: channels weighted by the score of the input masked with each upsampled channel";
+
+    /// <inheritdoc/>
+    public override string Paper => "Wang et al., Score-CAM, CVPR Workshops 2020 (arXiv:1910.01279)";
+
+    private protected override Convention MaskConvention(ExplainContext context) => context.Convention;
+
+    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    {
+        var x = Perturbation.Inputs(context);
+        var inputShape = context.Model.Graph.InputShape;
+        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
+        int n = context.Batch;
+        if (context.Convention == Convention.Paper)
+            return PaperWeights(context, masks, channels, x, big, size);
+        var scores = Perturbation.Scores(context, n * channels, item => item / channels, (item, input) =>
+        {
+            int i = item / channels, k = item % channels;
+            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, 1f, input);
+        });
+        var baseline = context.Convention == Convention.TorchCam ? BaselineScores(context) : new float[n];
+        var weights = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var s = new double[channels];
+            for (int k = 0; k < channels; k++)
+                s[k] = scores[i * channels + k] - baseline[i];
+            weights[i] = Softmax(s);
+        }
+        return weights;
+    }
+
+    private static float[][] PaperWeights(ExplainContext context, float[][] masks, int channels, float[] x, int big, int size)
+    {
+        int n = context.Batch;
+        // The class probability of each masked input: scored through a softmax objective over the outputs.
+        var probability = context.WithObjective(new ClassProbability(context.Classes));
+        var constant = new bool[n * channels];
+        for (int i = 0; i < n; i++)
+        {
+            for (int k = 0; k < channels; k++)
+                constant[i * channels + k] = !masks[i].AsSpan(k * big, big).ContainsAnyExcept(0f);
+        }
+        var scores = Perturbation.Scores(probability, n * channels, item => item / channels, (item, input) =>
+        {
+            int i = item / channels, k = item % channels;
+            if (!constant[item])
+                Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, 1f, input);
+        });
+        var weights = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            weights[i] = new float[channels];
+            for (int k = 0; k < channels; k++)
+                weights[i][k] = constant[i * channels + k] ? 0f : scores[i * channels + k];
+        }
+        return weights;
+    }
+
+    /// <summary><c>softmax(y)[c]</c> per image.</summary>
+    private sealed class ClassProbability(int[] classes) : ScoreObjective
+    {
+        public override float Score(int image, ReadOnlySpan<float> outputRow)
+        {
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (float v in outputRow)
+                max = Math.Max(max, v);
+            foreach (float v in outputRow)
+                sum += Math.Exp(v - max);
+            return (float)(Math.Exp(outputRow[classes[image]] - max) / sum);
+        }
+
+        public override void Gradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
+        {
+            // d p_c / d y_m = p_c (delta_cm - p_m)
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (float v in outputRow)
+                max = Math.Max(max, v);
+            foreach (float v in outputRow)
+                sum += Math.Exp(v - max);
+            int c = classes[image];
+            double pc = Math.Exp(outputRow[c] - max) / sum;
+            for (int m = 0; m < outputRow.Length; m++)
+            {
+                double pm = Math.Exp(outputRow[m] - max) / sum;
+                gradient[m] = (float)(pc * ((m == c ? 1 : 0) - pm));
+            }
+        }
+    }
+}

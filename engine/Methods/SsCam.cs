@@ -1,0 +1,74 @@
+namespace CamEngine.Methods;
+
+/// <summary>
+/// SS-CAM, smoothed Score-CAM (Wang et al., 2020, arXiv:2006.14255), as TorchCAM implements it (the only
+/// library that has it; masks in TorchCAM's convention whatever <see cref="ExplainOptions.Convention"/> says):
+/// <code>w_k = softmax_k( (1/S) sum_s [ y(x * (M_k + d_s)) - y(x) ] ),   d_s ~ N(0, std^2) per mask pixel</code>
+/// The noise is on the normalized mask at input resolution, not on the input. TorchCAM's defaults are 35
+/// samples with std 2; here <see cref="Samples"/> = 4, std 2. The noise is drawn from
+/// <see cref="ExplainOptions.Seed"/>, or replayed from <see cref="Noise"/>.
+/// </summary>
+public sealed class SsCam : ScoreCamBase
+{
+    /// <inheritdoc/>
+    public override string Name => "sscam";
+
+    /// <inheritdoc/>
+    public override string Summary => "SS-CAM: Score-CAM averaged over Gaussian noise added to the masks";
+
+    /// <inheritdoc/>
+    public override string Paper => "Wang et al., SS-CAM: Smoothed Score-CAM, 2020 (arXiv:2006.14255)";
+
+    /// <summary>Noisy samples per mask (S).</summary>
+    public int Samples { get; init; } = 4;
+
+    /// <summary>Standard deviation of the mask noise.</summary>
+    public float NoiseStd { get; init; } = 2f;
+
+    /// <summary>Optional noise to replay, laid out (S, N, C, H, W) as TorchCAM draws it; null draws from the seed.</summary>
+    public float[]? Noise { get; init; }
+
+    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
+
+    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    {
+        if (Samples < 1)
+            throw new CamEngineException($"sscam needs at least one sample, got {Samples}");
+        var x = Perturbation.Inputs(context);
+        var inputShape = context.Model.Graph.InputShape;
+        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
+        int n = context.Batch, perSample = n * channels * big;
+        var noise = Noise;
+        if (noise != null && noise.Length != Samples * perSample)
+            throw new CamEngineException($"sscam noise has {noise.Length} values; expected {Samples}x{n}x{channels}x{big}");
+        if (noise == null)
+        {
+            var rng = new Random(context.RandomSeed);
+            noise = new float[Samples * perSample];
+            for (int j = 0; j < noise.Length; j++)
+                noise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng));
+        }
+        // item = (s * N + i) * C + k
+        var scores = Perturbation.Scores(context, Samples * n * channels, item => item / channels % n, (item, input) =>
+        {
+            int k = item % channels, i = item / channels % n, s = item / (channels * n);
+            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big),
+                noise.AsSpan(s * perSample + (i * channels + k) * big, big), 1f, input);
+        });
+        var baseline = BaselineScores(context);
+        var weights = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var mean = new double[channels];
+            for (int k = 0; k < channels; k++)
+            {
+                float sum = 0;
+                for (int s = 0; s < Samples; s++)
+                    sum += scores[(s * n + i) * channels + k] - baseline[i];
+                mean[k] = sum / Samples;
+            }
+            weights[i] = Softmax(mean);
+        }
+        return weights;
+    }
+}
