@@ -150,6 +150,7 @@ public sealed class Explainer(DeviceModel model)
                 Score = e.Score,
                 Layers = e.Layers,
                 Raw = e.Raw,
+                Weights = e.Weights,
                 Map = runs.Count == 1 ? e.Map : Average(runs.Select(r => r[i].Map).ToList()),
             }).ToList();
         }
