@@ -12,7 +12,8 @@ public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display
 
 /// <summary>
 /// Reads command-line inputs: PNG/JPEG/BMP files are decoded and preprocessed with the model's
-/// <see cref="Preprocessing"/>; <c>.npy</c> files hold float32 tensors (C, H, W) or (N, C, H, W) already
+/// <see cref="Preprocessing"/> (every field, the mean image included: pass the graph of a loaded
+/// <see cref="ModelFile"/>, which carries the mean image's values); <c>.npy</c> files hold float32 tensors (C, H, W) or (N, C, H, W) already
 /// preprocessed, used as they are (an N-image file yields stems <c>name_0</c>, <c>name_1</c>, ...).
 /// </summary>
 public static class InputLoader
@@ -33,13 +34,9 @@ public static class InputLoader
             if (channels != 3 && channels != 1)
                 throw new InvalidInputException($"{path}: the model takes {channels} channels; pass a preprocessed .npy");
             var photo = ImageDecoder.Load(path);
-            if (channels == 1)
-            {
-                var crop = ImagePreprocessor.ResizeAndCrop(photo, p);
-                return [new InputImage(stem, ImagePreprocessor.NormalizeGray(crop, p.Mean[0], p.Std[0]), DisplayCrop(photo, p))];
-            }
-            var prepared = ImagePreprocessor.Prepare(photo, p);
-            return [new InputImage(stem, prepared.Input, DisplayCrop(photo, p))];
+            // Normalize follows every preprocessing field: scale, channel order, mean image, grey for one channel.
+            var input = ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(photo, p), p);
+            return [new InputImage(stem, input, DisplayCrop(photo, p))];
         }
         var t = Npy.Read(path);
         var s = t.Shape;
@@ -60,12 +57,7 @@ public static class InputLoader
                 if (!float.IsFinite(one.Data[j]))
                     throw new InvalidInputException($"{path}: non-finite value {one.Data[j]} in image {i} at element {j}");
             }
-            var display = want[0] switch
-            {
-                3 => ImagePreprocessor.FromNormalizedTensor(one, p.Mean, p.Std),
-                1 => ImagePreprocessor.FromNormalizedGray(one, p.Mean[0], p.Std[0]),
-                _ => null,
-            };
+            var display = want[0] is 3 or 1 ? ImagePreprocessor.ToDisplay(one, p) : null;
             result.Add(new InputImage(n == 1 ? stem : $"{stem}_{i}", one, display));
         }
         return result;

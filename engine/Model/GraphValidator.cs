@@ -31,6 +31,7 @@ public static class GraphValidator
         if (p.Height != graph.InputShape[1] || p.Width != graph.InputShape[2] || p.ResizeShorter < Math.Min(p.Height, p.Width)
             || p.ResizeShorter > 65536)
             throw new InvalidModelFileException("preprocessing size does not match the input shape");
+        ValidatePixelTransform(graph, weights);
 
         var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal) { [graph.InputName] = graph.InputShape };
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -78,6 +79,35 @@ public static class GraphValidator
         if (graph.Labels != null && graph.Labels.Length != TensorShape.CheckedLength(graph.OutputShape))
             throw new InvalidModelFileException($"{graph.Labels.Length} labels for {TensorShape.CheckedLength(graph.OutputShape)} outputs");
     }
+
+    /// <summary>Checks the optional preprocessing fields: a positive finite scale, a known channel order ("bgr"
+    /// only for 3 channels), and a mean image present in the file with shape (C, H, W) = the input shape and finite
+    /// values.</summary>
+    private static void ValidatePixelTransform(ModelGraph graph, IReadOnlyDictionary<string, HostTensor> weights)
+    {
+        var p = graph.Preprocessing;
+        if (!(p.Scale > 0) || !float.IsFinite(p.Scale))
+            throw new InvalidModelFileException($"preprocessing scale {p.Scale} must be positive and finite");
+        if (p.ChannelOrder is not (Preprocessing.Rgb or Preprocessing.Bgr))
+            throw new InvalidModelFileException(
+                $"preprocessing channel_order '{Clip(p.ChannelOrder)}' is not \"{Preprocessing.Rgb}\" or \"{Preprocessing.Bgr}\"");
+        if (p.ChannelOrder == Preprocessing.Bgr && graph.InputShape[0] != 3)
+            throw new InvalidModelFileException($"preprocessing channel_order \"bgr\" needs 3 input channels, the input has {graph.InputShape[0]}");
+        if (p.MeanImage == null)
+            return;
+        if (!weights.TryGetValue(p.MeanImage, out var m))
+            throw new InvalidModelFileException($"preprocessing mean_image '{Clip(p.MeanImage)}' is not a tensor of the file");
+        if (!TensorShape.Equal(m.Shape, graph.InputShape))
+            throw new InvalidModelFileException(
+                $"preprocessing mean_image '{Clip(p.MeanImage)}' has shape {m.ShapeText}, expected the input shape {TensorShape.Format(graph.InputShape)}");
+        for (int i = 0; i < m.Data.Length; i++)
+        {
+            if (!float.IsFinite(m.Data[i]))
+                throw new InvalidModelFileException($"preprocessing mean_image '{Clip(p.MeanImage)}' holds a non-finite value ({m.Data[i]}) at element {i}");
+        }
+    }
+
+    private static string Clip(string s) => s.Length <= 64 ? s : s[..64] + "...";
 
     private static void Arity(GraphNode n, int[][] ins, int count)
     {

@@ -97,6 +97,21 @@ public sealed class ModelGraph
             : FindByOutput(name)!;
     }
 
+    /// <summary>A copy of this graph (sharing its nodes) with another <see cref="Preprocessing"/>.</summary>
+    public ModelGraph WithPreprocessing(Preprocessing preprocessing)
+    {
+        ArgumentNullException.ThrowIfNull(preprocessing);
+        return new ModelGraph
+        {
+            InputName = InputName,
+            InputShape = InputShape,
+            OutputName = OutputName,
+            Nodes = Nodes,
+            Preprocessing = preprocessing,
+            Labels = Labels,
+        };
+    }
+
     /// <summary>Serializes the graph to its JSON form.</summary>
     public string ToJson()
     {
@@ -121,19 +136,28 @@ public sealed class ModelGraph
             });
         }
         var p = Preprocessing;
+        var pre = new JsonObject
+        {
+            ["height"] = p.Height,
+            ["width"] = p.Width,
+            ["resize_shorter"] = p.ResizeShorter,
+            ["mean"] = new JsonArray(p.Mean.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
+            ["std"] = new JsonArray(p.Std.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
+        };
+        // The optional fields are written only when they differ from the defaults, so files of models without
+        // them stay byte-identical to what earlier versions wrote.
+        if (p.Scale != Preprocessing.DefaultScale)
+            pre["scale"] = p.Scale;
+        if (p.ChannelOrder != Preprocessing.Rgb)
+            pre["channel_order"] = p.ChannelOrder;
+        if (p.MeanImage != null)
+            pre["mean_image"] = p.MeanImage;
         var root = new JsonObject
         {
             ["format"] = FormatVersion,
             ["input"] = new JsonObject { ["name"] = InputName, ["shape"] = IntArray(InputShape) },
             ["output"] = OutputName,
-            ["preprocessing"] = new JsonObject
-            {
-                ["height"] = p.Height,
-                ["width"] = p.Width,
-                ["resize_shorter"] = p.ResizeShorter,
-                ["mean"] = new JsonArray(p.Mean.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
-                ["std"] = new JsonArray(p.Std.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray()),
-            },
+            ["preprocessing"] = pre,
             ["nodes"] = nodes,
         };
         if (Labels != null)
@@ -229,6 +253,9 @@ public sealed class ModelGraph
                 ResizeShorter = pre.GetProperty("resize_shorter").GetInt32(),
                 Mean = pre.GetProperty("mean").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
                 Std = pre.GetProperty("std").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+                Scale = pre.TryGetProperty("scale", out var scale) ? scale.GetSingle() : Preprocessing.DefaultScale,
+                ChannelOrder = pre.TryGetProperty("channel_order", out _) ? Str(pre, "channel_order") : Preprocessing.Rgb,
+                MeanImage = pre.TryGetProperty("mean_image", out _) ? Str(pre, "mean_image") : null,
             },
         };
     }

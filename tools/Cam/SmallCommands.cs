@@ -22,12 +22,18 @@ internal static class ConvertCommand
           --std R,G,B           input normalization std (default ImageNet 0.229,0.224,0.225)
           --resize N            resize the shorter image side to N before the centre crop
                                 (default floor(size * 256 / 224))
+          --scale S             pixel scale before the mean: a number or 1/N (default 1/255; 1 keeps 0..255)
+          --channel-order ORDER rgb (default) or bgr
+          --preprocess FILE     a preprocessing ONNX model (ML.NET's ResNetPreprocess.onnx style: Split/Concat
+                                to BGR, Sub of a mean image, scalar scale, per-channel std) whose pixel
+                                transform is recorded instead of --mean/--std/--scale/--channel-order; a mean
+                                image is stored as the tensor preprocessing.mean_image
           --labels FILE         class labels, one per line, stored in the model
         """;
 
     public static int Run(string[] argv, TextWriter stdout)
     {
-        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels"], [],
+        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels", "--scale", "--channel-order", "--preprocess"], [],
             new Dictionary<string, string> { ["-o"] = "--out" });
         if (a.Has("--help"))
         {
@@ -41,11 +47,29 @@ internal static class ConvertCommand
         if (!File.Exists(input))
             throw new CamEngineException($"no such file: {input}");
         string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf).Where(l => l.Length > 0).ToArray() : null;
+        string? order = a.Get("--channel-order");
+        if (order is not (null or Preprocessing.Rgb or Preprocessing.Bgr))
+            throw new UsageException($"--channel-order must be rgb or bgr, got '{order}'");
+        byte[]? preprocess = null;
+        if (a.Get("--preprocess") is { } pf)
+        {
+            foreach (var o in new[] { "--mean", "--std", "--scale", "--channel-order" })
+            {
+                if (a.Has(o))
+                    throw new UsageException($"--preprocess sets the pixel transform; drop {o}");
+            }
+            if (!File.Exists(pf))
+                throw new CamEngineException($"no such file: {pf}");
+            preprocess = ReadBounded(pf);
+        }
         var options = new OnnxConvertOptions
         {
             Mean = a.GetFloats("--mean", 3),
             Std = a.GetFloats("--std", 3),
             ResizeShorter = a.Has("--resize") ? a.GetInt("--resize", 0, 1, 65536) : null,
+            Scale = ParseScale(a.Get("--scale")),
+            ChannelOrder = order,
+            PreprocessOnnx = preprocess,
             Labels = labels,
         };
         var model = OnnxConverter.Convert(ReadBounded(input), options);
@@ -55,6 +79,27 @@ internal static class ConvertCommand
             $"wrote {output}: {g.Nodes.Count} nodes, {model.ParameterCount:N0} parameters, input {TensorShape.Format(g.InputShape)}, output {TensorShape.Format(g.OutputShape)}"));
         stdout.WriteLine($"suggested CAM layer: {g.DefaultTargetLayer().Output}");
         return 0;
+    }
+
+    /// <summary>A positive finite number, or 1/N.</summary>
+    private static float? ParseScale(string? v)
+    {
+        if (v == null)
+            return null;
+        bool ok;
+        float r;
+        if (v.StartsWith("1/", StringComparison.Ordinal))
+        {
+            ok = float.TryParse(v.AsSpan(2), NumberStyles.Float, CultureInfo.InvariantCulture, out float d) && d > 0;
+            r = 1f / d;
+        }
+        else
+        {
+            ok = float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out r);
+        }
+        if (!ok || !(r > 0) || !float.IsFinite(r))
+            throw new UsageException($"--scale must be a positive number or 1/N, got '{v}'");
+        return r;
     }
 
     private static byte[] ReadBounded(string path)
@@ -91,8 +136,13 @@ internal static class InfoCommand
         stdout.WriteLine($"model {a.Positionals[0]}");
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"input {g.InputName} (N,{string.Join(",", g.InputShape)}); output {g.OutputName} {TensorShape.Format(g.OutputShape)}; {model.ParameterCount:N0} parameters"));
+        string pixels = p.Scale == Preprocessing.DefaultScale ? "RGB / 255" : string.Create(CultureInfo.InvariantCulture, $"RGB * {p.Scale}");
+        if (p.ChannelOrder == Preprocessing.Bgr)
+            pixels += " as BGR";
+        if (p.MeanImage != null)
+            pixels += $", minus mean image '{p.MeanImage}'";
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"preprocessing: resize shorter side to {p.ResizeShorter}, centre crop {p.Height}x{p.Width}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}]"));
+            $"preprocessing: resize shorter side to {p.ResizeShorter}, centre crop {p.Height}x{p.Width}, {pixels}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}]"));
         int width = Math.Max(10, g.Nodes.Max(n => n.Output.Length));
         stdout.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
         foreach (var n in g.Nodes)

@@ -16,6 +16,24 @@ public sealed class OnnxConvertOptions
     /// <summary>Shorter image side after the first resize (before the centre crop), or null for the default.</summary>
     public int? ResizeShorter { get; init; }
 
+    /// <summary>Pixel scale from bytes (0..255) before the mean (see <see cref="CamEngine.Model.Preprocessing.Scale"/>),
+    /// or null for the default 1/255.</summary>
+    public float? Scale { get; init; }
+
+    /// <summary>Input channel order, "rgb" or "bgr", or null for the default "rgb".</summary>
+    public string? ChannelOrder { get; init; }
+
+    /// <summary>
+    /// A serialized preprocessing ONNX model (such as ML.NET's <c>ResNetPreprocess.onnx</c>) whose pixel transform
+    /// (channel reorder, scale, mean or mean image, std) is recorded instead of <see cref="Mean"/>, <see cref="Std"/>,
+    /// <see cref="Scale"/> and <see cref="ChannelOrder"/>, which must then be null. Its input is taken to be planar RGB
+    /// bytes 0..255; a per-pixel mean becomes the model file's tensor <see cref="MeanImageTensorName"/>.
+    /// </summary>
+    public byte[]? PreprocessOnnx { get; init; }
+
+    /// <summary>Name under which a mean image read from <see cref="PreprocessOnnx"/> is stored.</summary>
+    public const string MeanImageTensorName = "preprocessing.mean_image";
+
     /// <summary>Class labels, one per model output, or null for none.</summary>
     public string[]? Labels { get; init; }
 }

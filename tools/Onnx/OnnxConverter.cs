@@ -21,12 +21,19 @@ public static class OnnxConverter
     /// <param name="options">Preprocessing and labels to record, or null for the defaults.</param>
     /// <returns>The validated model.</returns>
     /// <exception cref="InvalidModelFileException">The file is truncated, corrupt or inconsistent.</exception>
-    /// <exception cref="UnsupportedModelException">The model uses an operator or attribute the engine lacks.</exception>
+    /// <exception cref="UnsupportedModelException">The model uses an operator or attribute the engine lacks, or
+    /// <see cref="OnnxConvertOptions.PreprocessOnnx"/> is not a recognised preprocessing graph.</exception>
+    /// <exception cref="ArgumentException"><see cref="OnnxConvertOptions.PreprocessOnnx"/> is combined with explicit
+    /// mean, std, scale or channel order.</exception>
     public static ModelFile Convert(ReadOnlySpan<byte> onnx, OnnxConvertOptions? options = null) =>
         Convert(onnx, options, null);
 
     internal static ModelFile Convert(ReadOnlySpan<byte> onnx, OnnxConvertOptions? options, ProtoLimits? limits)
     {
+        if (options is { PreprocessOnnx: not null } && (options.Mean != null || options.Std != null || options.Scale != null
+                                                         || options.ChannelOrder != null))
+            throw new ArgumentException("a preprocessing ONNX model sets the mean, std, scale and channel order; do not set them as well",
+                nameof(options));
         var model = OnnxParser.ParseModel(onnx, limits);
         try
         {

@@ -82,13 +82,14 @@ internal sealed class OnnxGraphBuilder
             foreach (var p in node.Params.Values)
                 used[p] = _weights[p];
         }
+        var preprocessing = MakePreprocessing(inputShape, used);
         var graph = new ModelGraph
         {
             InputName = _inputName,
             InputShape = inputShape,
             OutputName = output,
             Nodes = _nodes,
-            Preprocessing = MakePreprocessing(inputShape),
+            Preprocessing = preprocessing,
             Labels = _options.Labels,
         };
         GraphValidator.Validate(graph, used);
@@ -115,18 +116,43 @@ internal sealed class OnnxGraphBuilder
         return r;
     }
 
-    private Preprocessing MakePreprocessing(int[] s)
+    private Preprocessing MakePreprocessing(int[] s, Dictionary<string, HostTensor> weights)
     {
         var p = Preprocessing.ImageNet(s[1], s[2]);
+        int resize = _options.ResizeShorter ?? p.ResizeShorter;
+        if (_options.PreprocessOnnx is { } onnx)
+        {
+            var t = OnnxPreprocessReader.Read(onnx, s);
+            string? meanImage = null;
+            if (t.MeanImage != null)
+            {
+                meanImage = OnnxConvertOptions.MeanImageTensorName;
+                if (!weights.TryAdd(meanImage, t.MeanImage))
+                    throw new UnsupportedModelException($"the model already has a tensor named '{meanImage}' for the mean image");
+            }
+            return new Preprocessing
+            {
+                Height = p.Height,
+                Width = p.Width,
+                ResizeShorter = resize,
+                Mean = t.Mean,
+                Std = t.Std,
+                Scale = t.Scale,
+                ChannelOrder = t.ChannelOrder,
+                MeanImage = meanImage,
+            };
+        }
         float[] mean = _options.Mean ?? (s[0] == 3 ? p.Mean : new float[s[0]]);
         float[] std = _options.Std ?? (s[0] == 3 ? p.Std : Enumerable.Repeat(1f, s[0]).ToArray());
         return new Preprocessing
         {
             Height = p.Height,
             Width = p.Width,
-            ResizeShorter = _options.ResizeShorter ?? p.ResizeShorter,
+            ResizeShorter = resize,
             Mean = (float[])mean.Clone(),
             Std = (float[])std.Clone(),
+            Scale = _options.Scale ?? Preprocessing.DefaultScale,
+            ChannelOrder = _options.ChannelOrder ?? Preprocessing.Rgb,
         };
     }
 

@@ -50,6 +50,25 @@ public sealed class CliTests
     }
 
     [Test]
+    public void Convert_records_scale_and_channel_order_and_refuses_bad_preprocessing_options()
+    {
+        string output = Path.Combine(_dir, "m.safetensors");
+        var r = Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--scale", "1/127.5", "--channel-order", "bgr");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        var p = ModelFile.Load(output).Graph.Preprocessing;
+        Assert.That((p.Scale, p.ChannelOrder), Is.EqualTo((1f / 127.5f, "bgr")));
+        Assert.That(Cam("info", output).Out, Does.Contain("as BGR"));
+
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--channel-order", "gbr"), "rgb or bgr");
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--scale", "0"), "--scale");
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--preprocess", FixturePaths.Onnx("tiny_gapcnn"),
+            "--std", "1,1,1"), "drop --std");
+        // A classifier is not a preprocessing graph: its output is not an image of the model's input shape.
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--preprocess", FixturePaths.Onnx("tiny_gapcnn")),
+            "preprocessing ONNX is not recognised");
+    }
+
+    [Test]
     public void Convert_refuses_a_truncated_onnx_file_with_exit_code_2_and_writes_nothing()
     {
         var bytes = File.ReadAllBytes(FixturePaths.Onnx("tiny_resnet"));
