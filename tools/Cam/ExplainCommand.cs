@@ -39,6 +39,7 @@ internal static class ExplainCommand
           --seed N              seed of every random draw (default 0): same seed, same map
           --out DIR             output folder (default: the current folder), created if missing
           --npy                 also write the maps as .npy files
+          --overwrite           replace existing output files (otherwise an existing file is an error)
           --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
           --batch N             images per forward pass (default 8)
           --perturbation-batch N  masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam,
@@ -67,7 +68,7 @@ internal static class ExplainCommand
         var a = Args.Parse(argv,
             ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
              "--perturbation-batch"],
-            ["--npy", "--aug-smooth", "--eigen-smooth"]);
+            ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag]);
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help);
@@ -86,6 +87,7 @@ internal static class ExplainCommand
         int seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue);
         string outDir = a.Get("--out", ".");
         bool npy = a.Has("--npy");
+        bool overwrite = a.Has(Outputs.Flag);
         var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
         LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
         int perturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536);
@@ -141,10 +143,13 @@ internal static class ExplainCommand
                         : img.Display is null
                             ? Overlay.Heatmap(e.Map)
                             : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
+                    Outputs.CheckWritable(baseName + ".png", overwrite);
                     Overlay.WritePng(picture, baseName + ".png");
                     tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, picture));
                     if (npy)
                     {
+                        Outputs.CheckWritable(baseName + ".npy", overwrite);
+                        Outputs.CheckWritable(baseName + ".raw.npy", overwrite);
                         Npy.Write(baseName + ".npy", e.Map);
                         Npy.Write(baseName + ".raw.npy", e.Raw);
                     }
@@ -153,7 +158,11 @@ internal static class ExplainCommand
             if (methods.Count > 1 || perClass)
             {
                 for (int i = 0; i < chunk.Count; i++)
-                    Overlay.WritePng(Grid.Render(tiles[i]), Path.Combine(outDir, $"{chunk[i].Stem}.grid.png"));
+                {
+                    string grid = Path.Combine(outDir, $"{chunk[i].Stem}.grid.png");
+                    Outputs.CheckWritable(grid, overwrite);
+                    Overlay.WritePng(Grid.Render(tiles[i]), grid);
+                }
             }
             string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
             foreach (var e in results[methods[0].Name])

@@ -18,6 +18,7 @@ internal static class ConvertCommand
 
         options:
           -o, --out FILE        output file (required); written atomically
+          --overwrite           replace FILE if it exists
           --mean R,G,B          input normalization mean (default ImageNet 0.485,0.456,0.406)
           --std R,G,B           input normalization std (default ImageNet 0.229,0.224,0.225)
           --resize N            resize the shorter image side to N before the centre crop
@@ -33,7 +34,7 @@ internal static class ConvertCommand
 
     public static int Run(string[] argv, TextWriter stdout)
     {
-        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels", "--scale", "--channel-order", "--preprocess"], [],
+        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels", "--scale", "--channel-order", "--preprocess"], [Outputs.Flag],
             new Dictionary<string, string> { ["-o"] = "--out" });
         if (a.Has("--help"))
         {
@@ -72,6 +73,7 @@ internal static class ConvertCommand
             PreprocessOnnx = preprocess,
             Labels = labels,
         };
+        Outputs.CheckWritable(output, a.Has(Outputs.Flag));
         var model = OnnxConverter.Convert(ReadBounded(input), options);
         model.Save(output);
         var g = model.Graph;

@@ -16,6 +16,7 @@ internal static class TrainCommand
 
         options:
           -o, --out FILE        output model file (required)
+          --overwrite           replace FILE if it exists
           --data DIR            folder with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist,
                                 from Debian's dataset-fashion-mnist package)
           --epochs N            passes over the training set (default 8)
@@ -31,7 +32,7 @@ internal static class TrainCommand
     public static int Run(string[] argv, TextWriter stdout)
     {
         var a = Args.Parse(argv,
-            ["--out", "--data", "--epochs", "--batch", "--lr", "--weight-decay", "--widths", "--seed", "--limit", "--device"], [],
+            ["--out", "--data", "--epochs", "--batch", "--lr", "--weight-decay", "--widths", "--seed", "--limit", "--device"], [Outputs.Flag],
             new Dictionary<string, string> { ["-o"] = "--out" });
         if (a.Has("--help"))
         {
@@ -41,6 +42,7 @@ internal static class TrainCommand
         if (a.Positionals.Count != 0)
             throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
         string output = a.Get("--out") ?? throw new UsageException("missing -o MODEL.safetensors");
+        Outputs.CheckWritable(output, a.Has(Outputs.Flag));
         string data = a.Get("--data", FashionMnist.DebianFolder);
         int seed = a.GetInt("--seed", 0, 0, int.MaxValue);
         var widths = Args.List(a.Get("--widths", "32,64,128"))

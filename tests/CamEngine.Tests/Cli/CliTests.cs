@@ -59,12 +59,12 @@ public sealed class CliTests
         Assert.That((p.Scale, p.ChannelOrder), Is.EqualTo((1f / 127.5f, "bgr")));
         Assert.That(Cam("info", output).Out, Does.Contain("as BGR"));
 
-        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--channel-order", "gbr"), "rgb or bgr");
-        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--scale", "0"), "--scale");
-        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--preprocess", FixturePaths.Onnx("tiny_gapcnn"),
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--overwrite", "--channel-order", "gbr"), "rgb or bgr");
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--overwrite", "--scale", "0"), "--scale");
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--overwrite", "--preprocess", FixturePaths.Onnx("tiny_gapcnn"),
             "--std", "1,1,1"), "drop --std");
         // A classifier is not a preprocessing graph: its output is not an image of the model's input shape.
-        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--preprocess", FixturePaths.Onnx("tiny_gapcnn")),
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--overwrite", "--preprocess", FixturePaths.Onnx("tiny_gapcnn")),
             "preprocessing ONNX is not recognised");
     }
 
@@ -134,7 +134,7 @@ public sealed class CliTests
         Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4))));
 
         // top-2: one file per class, named with the class; the reference list of classes comes from `predict`.
-        r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", _dir, "--device", Device);
+        r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", _dir, "--device", Device, "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(Directory.GetFiles(_dir, "chelsea_32_imagenet.gradcam.c?.npy").Length, Is.EqualTo(2));
         var reference = Npz.Read(FixturePaths.Refs("tiny_gapcnn", "chelsea"));
@@ -143,7 +143,7 @@ public sealed class CliTests
         CamEngine.Imaging.MapOps.MinMaxNormalize(expected);
         TensorAssert.Close(top1.Data, expected, 1e-3, 0, "top-1 row of a top-2 run");
 
-        r = Cam("explain", model, input, "--target", $"cosine:{input}", "--out", _dir, "--device", Device);
+        r = Cam("explain", model, input, "--target", $"cosine:{input}", "--out", _dir, "--device", Device, "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("similarity, score 1"));
         AssertOneLineError(Cam("explain", model, input, "--convention", "keras"), "unknown convention 'keras'");
@@ -240,5 +240,25 @@ public sealed class CliTests
         var reference = Npz.ReadAll(FixturePaths.Refs("tiny_gapcnn", "astronaut"));
         int top = (int)reference.Arrays["target_class"].Data[0];
         Assert.That(predict.Out.Split('\n')[1].Trim(), Does.StartWith($"{top}:"));
+    }
+
+    [Test]
+    public void Existing_outputs_are_kept_unless_overwrite_is_given()
+    {
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
+        string input = FixturePaths.Input("rocket");
+        Assert.That(Cam("explain", model, input, "--out", _dir, "--device", Device).Code, Is.Zero);
+        string png = Path.Combine(_dir, "rocket_32_imagenet.gradcam.png");
+        var before = File.ReadAllBytes(png);
+        AssertOneLineError(Cam("explain", model, input, "--out", _dir, "--device", Device), "pass --overwrite");
+        Assert.That(File.ReadAllBytes(png), Is.EqualTo(before));
+        var r = Cam("explain", model, input, "--out", _dir, "--device", Device, "--overwrite", "--target", "3");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(File.ReadAllBytes(png), Is.Not.EqualTo(before));
+        string converted = Path.Combine(_dir, "m.safetensors");
+        Assert.That(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted).Code, Is.Zero);
+        AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted), "pass --overwrite");
+        Assert.That(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted, "--overwrite").Code, Is.Zero);
+        Assert.That(Directory.GetFiles(_dir, "*.tmp"), Is.Empty);
     }
 }
