@@ -92,23 +92,61 @@ public static class HigherOrder
     /// The Hessian-vector product <c>H v</c> of <paramref name="score"/> with respect to the activation at
     /// <paramref name="layer"/> of image <paramref name="image"/>. With piecewise-linear ops after the layer,
     /// <c>H = J^T (d^2 T / dz^2) J</c>: a forward tangent <c>z1 = J v</c>, the score's Hessian times z1 on the host,
-    /// then one reverse pass of that vector. Zero for a linear score (a raw logit).
+    /// then one reverse pass of that vector (zero for a raw logit). Through smooth ops (sigmoid, SiLU, softmax...)
+    /// it is exact by polarization of second-order jets, <c>(H v)_i = (q(v + e_i) - q(v) - q(e_i)) / 2</c> with
+    /// <c>q(u) = u^T H u</c>: 2n + 1 second-order forward passes of the layers after A (n = the layer's size),
+    /// batched <paramref name="batch"/> directions at a time.
     /// </summary>
-    public static float[] Hvp(DeviceModel model, ForwardPass pass, int image, string layer, ScoreFunction score, ReadOnlySpan<float> v)
+    public static float[] Hvp(
+        DeviceModel model, ForwardPass pass, int image, string layer, ScoreFunction score, ReadOnlySpan<float> v, int batch = 64)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(pass);
         ArgumentNullException.ThrowIfNull(score);
-        if (!TaylorPass.IsPiecewiseLinear(model.Graph, layer))
-        {
-            var op = TaylorPass.Suffix(model.Graph, layer).First(n => !TaylorPass.IsPiecewiseLinear(n));
-            throw new UnsupportedModelException(
-                $"Hessian-vector products through '{op.Op}' (node '{op.Name}') need its second-order backward rule, not available yet");
-        }
         var z0 = OutputRow(model, pass, image);
-        var z1 = Jvp(model, pass, image, layer, v).Select(f => (double)f).ToArray();
-        var w = score.HessianVector(z0, z1);
-        return Vjp(model, pass, image, layer, w.Select(d => (float)d).ToArray());
+        if (TaylorPass.IsPiecewiseLinear(model.Graph, layer))
+        {
+            var z1 = Jvp(model, pass, image, layer, v).Select(f => (double)f).ToArray();
+            var w = score.HessianVector(z0, z1);
+            return Vjp(model, pass, image, layer, w.Select(d => (float)d).ToArray());
+        }
+        int n = pass[layer].Length / pass.Batch;
+        if (v.Length != n)
+            throw new ArgumentException($"{v.Length} values for a layer of {n}", nameof(v));
+        var vv = v.ToArray();
+        // Direction r: r = 0 is v; r = 1 + 2i is e_i; r = 2 + 2i is v + e_i.
+        int directions = 2 * n + 1;
+        var q = new double[directions];
+        var b = model.Backend;
+        int[] layerShape = pass[layer].Shape[1..];
+        int outputs = z0.Length;
+        for (int start = 0; start < directions; start += batch)
+        {
+            int m = Math.Min(batch, directions - start);
+            var dirs = new float[m * n];
+            for (int r = 0; r < m; r++)
+            {
+                int d = start + r;
+                var row = dirs.AsSpan(r * n, n);
+                if (d == 0 || d % 2 == 0)
+                    vv.CopyTo(row);
+                if (d > 0)
+                    row[(d - 1) / 2] += 1f;
+            }
+            using var c1 = b.Upload(dirs, [m, .. layerShape]);
+            var z = TaylorPass.Run(model, pass, image, layer, [c1, null]);
+            var jets = new Jet3[outputs];
+            for (int r = 0; r < m; r++)
+            {
+                for (int j = 0; j < outputs; j++)
+                    jets[j] = new Jet3(z0[j], z[0][r * outputs + j], z[1][r * outputs + j], 0);
+                q[start + r] = 2 * score.Evaluate(jets).C2;
+            }
+        }
+        var result = new float[n];
+        for (int i = 0; i < n; i++)
+            result[i] = (float)((q[2 + 2 * i] - q[0] - q[1 + 2 * i]) / 2);
+        return result;
     }
 
     /// <summary>The vector-Jacobian product <c>u^T J</c> at <paramref name="layer"/> for image <paramref name="image"/>.</summary>

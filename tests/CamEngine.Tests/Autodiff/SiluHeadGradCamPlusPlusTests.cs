@@ -70,4 +70,36 @@ public sealed class SiluHeadGradCamPlusPlusTests
         TestContext.Out.WriteLine($"relative L2 difference {relative:P2}");
         Assert.That(relative, Is.GreaterThan(0.01), "exact and closed-form Grad-CAM++ weights differ measurably");
     }
+
+    [Test]
+    public void Hessian_vector_product_through_the_silu_head_matches_finite_differences_in_double()
+    {
+        var reference = Npz.Read(Fixture("silu_head.npz"));
+        var file = OnnxConverter.ConvertFile(Fixture("silu_head.onnx"));
+        var b = new CamEngine.Backends.ReferenceBackend();
+        using var model = DeviceModel.Load(file, b);
+        var input = reference["x"];
+        var x = input.Data.Select(v => (double)v).ToArray();
+        using var xt = b.UploadDouble(x, input.Shape);
+        using var pass = model.Forward(xt);
+        var score = ScoreFunction.Logit((int)reference["target_class"].Data[0]);
+        var rng = new Random(12);
+        var v = Enumerable.Range(0, x.Length).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var hv = HigherOrder.Hvp(model, pass, 0, file.Graph.InputName, score, v, batch: 256);
+        const double h = 1e-6;
+        double[] Grad(double sign)
+        {
+            using var t = b.UploadDouble(x.Select((a, i) => a + sign * h * v[i]).ToArray(), input.Shape);
+            using var p = model.Forward(t);
+            using var seed = b.UploadDouble(score.Gradient(CamEngine.Backends.ReferenceBackend.DownloadDouble(p.Output)), p.Output.Shape);
+            using var g = model.Backward(p, seed, new BackwardRequest { Input = true });
+            return CamEngine.Backends.ReferenceBackend.DownloadDouble(g.Input!);
+        }
+        var gp = Grad(1);
+        var gm = Grad(-1);
+        var fd = gp.Zip(gm, (p, m) => (p - m) / (2 * h)).ToArray();
+        double scale = fd.Max(Math.Abs);
+        Assert.That(scale, Is.GreaterThan(0), "a SiLU head has a non-zero Hessian for the raw logit");
+        TensorAssert.Close(hv, fd, 1e-4 * scale, 1e-3, "H v through x * sigmoid(x)");
+    }
 }
