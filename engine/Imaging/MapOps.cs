@@ -11,7 +11,11 @@ public static class MapOps
     /// <summary>Min-max normalisation as pytorch-grad-cam does it: c = c - min(c); c = c / (1e-7 + max(c)).
     /// The divisor is formed in double and rounded to float32 as NumPy does for a float32 array; the division is
     /// float32. A constant map becomes all zeros (0 / 1e-7), never NaN. Works in place over the whole span.</summary>
-    public static void MinMaxNormalize(Span<float> map)
+    public static void MinMaxNormalize(Span<float> map) => MinMaxNormalize(map, MinMaxEpsilon);
+
+    /// <summary>Min-max normalisation in place: <c>c -= min(c); c /= epsilon + max(c)</c>, the divisor rounded to
+    /// float32 (pytorch-grad-cam uses epsilon 1e-7, TorchCAM 1e-8).</summary>
+    public static void MinMaxNormalize(Span<float> map, double epsilon)
     {
         if (map.IsEmpty)
             return;
@@ -24,7 +28,7 @@ public static class MapOps
             map[i] -= min;
             max = Math.Max(max, map[i]);
         }
-        float denom = (float)(MinMaxEpsilon + max);
+        float denom = (float)(epsilon + max);
         for (int i = 0; i < map.Length; i++)
             map[i] /= denom;
     }

@@ -145,21 +145,6 @@ public static class CamPostprocess
     }
 
     /// <summary>TorchCAM's <c>_normalize</c> in place: <c>c -= min(c); c /= max(c) + 1e-8</c>.</summary>
-    public static void TorchCamNormalize(Span<float> map)
-    {
-        if (map.IsEmpty)
-            return;
-        float min = float.PositiveInfinity;
-        foreach (float v in map)
-            min = Math.Min(min, v);
-        float max = float.NegativeInfinity;
-        for (int i = 0; i < map.Length; i++)
-        {
-            map[i] -= min;
-            max = Math.Max(max, map[i]);
-        }
-        float denom = max + TorchCamEpsilon;
-        for (int i = 0; i < map.Length; i++)
-            map[i] /= denom;
-    }
+    public static void TorchCamNormalize(Span<float> map) => MapOps.MinMaxNormalize(map, TorchCamEpsilon);
 }
+

@@ -24,33 +24,10 @@ public abstract class InputGradientMethod : CamMethod
         using var seed = context.Seed();
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Input = true, ReluRule = Rule });
         var g = model.Backend.Download(grads.Input!);
-        var shape = model.Graph.InputShape;
-        int c = shape[0], h = shape[1], w = shape[2], plane = h * w, size = c * plane;
+        int size = g.Length / context.Batch;
         var result = new List<Explanation>();
         for (int i = 0; i < context.Batch; i++)
-        {
-            var raw = g.AsSpan(i * size, size).ToArray();
-            MapOps.EnsureFinite(raw, $"{Name} gradient of image {i}");
-            var map = new float[plane];
-            for (int j = 0; j < plane; j++)
-            {
-                float m = 0;
-                for (int k = 0; k < c; k++)
-                    m = Math.Max(m, Math.Abs(raw[k * plane + j]));
-                map[j] = m;
-            }
-            MapOps.MinMaxNormalize(map);
-            result.Add(new Explanation
-            {
-                Image = i,
-                Method = Name,
-                TargetClass = context.Classes[i],
-                Score = context.Scores[i],
-                Layers = [],
-                Raw = new HostTensor([c, h, w], raw),
-                Map = new HostTensor([h, w], map),
-            });
-        }
+            result.Add(PixelMaps.Make(this, context, i, g.AsSpan(i * size, size).ToArray()));
         return result;
     }
 }
