@@ -54,3 +54,17 @@ public class InvalidInputException : CamEngineException
     /// <summary>Creates the error with no message.</summary>
     public InvalidInputException() { }
 }
+
+/// <summary>The device (or host) ran out of memory allocating a tensor. The message names the size; callers can
+/// retry with a smaller batch (the <see cref="Methods.Explainer"/> does).</summary>
+public class DeviceMemoryException : CamEngineException
+{
+    /// <summary>Creates the error.</summary>
+    public DeviceMemoryException(string message) : base(message) { }
+
+    /// <summary>Creates the error with its cause.</summary>
+    public DeviceMemoryException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Creates the error with no message.</summary>
+    public DeviceMemoryException() { }
+}

@@ -33,14 +33,32 @@ public abstract class Backend : IDisposable
     public Tensor Allocate(params int[] shape)
     {
         lock (SyncRoot)
-            return new(this, (int[])shape.Clone(), ElementType.Float32, AllocateStorage(Count(shape), ElementType.Float32), true);
+            return new(this, (int[])shape.Clone(), ElementType.Float32, Storage(shape, ElementType.Float32), true);
+    }
+
+    /// <summary>A suggested bound on the memory one explanation batch may use on this backend (bytes): the
+    /// <see cref="Methods.Explainer"/> splits batches to stay under it.</summary>
+    public virtual long MemoryBudgetBytes => Math.Min(4L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+
+    private TensorStorage Storage(int[] shape, ElementType type)
+    {
+        int n = Count(shape);
+        try
+        {
+            return AllocateStorage(n, type);
+        }
+        catch (OutOfMemoryException e)
+        {
+            throw new DeviceMemoryException(
+                $"out of memory on {DeviceDescription} allocating a {TensorShape.Format(shape)} tensor ({(long)n * 4 >> 20} MiB)", e);
+        }
     }
 
     /// <summary>A zero-filled int32 tensor.</summary>
     public Tensor AllocateIndices(params int[] shape)
     {
         lock (SyncRoot)
-            return new(this, (int[])shape.Clone(), ElementType.Int32, AllocateStorage(Count(shape), ElementType.Int32), true);
+            return new(this, (int[])shape.Clone(), ElementType.Int32, Storage(shape, ElementType.Int32), true);
     }
 
     /// <summary>Copies host data (row-major) into a new tensor.</summary>

@@ -153,7 +153,7 @@ public sealed class IlgpuBackend : Backend
         }
         catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
         {
-            throw new CamEngineException(
+            throw new DeviceMemoryException(
                 $"out of memory on {DeviceDescription} allocating {length} {type} elements ({(long)length * 4 / (1 << 20)} MiB)", e);
         }
     }
@@ -177,6 +177,9 @@ public sealed class IlgpuBackend : Backend
 
     /// <inheritdoc/>
     public override void Synchronize() => _accelerator.Synchronize();
+
+    /// <summary>60% of a GPU's memory; the host default for ILGPU's CPU accelerator.</summary>
+    public override long MemoryBudgetBytes => _isCpu ? base.MemoryBudgetBytes : _accelerator.MemorySize / 10 * 6;
 
     // ---- kernel loading: one compiled launcher per kernel method, on first use ----
 

@@ -16,6 +16,11 @@ public sealed class ExplainOptions
     /// <summary>Which library's (or the paper's) definition to follow.</summary>
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
 
+    /// <summary>Bound on the memory one batch of rows may use (bytes); batches over it are split, and a batch that
+    /// still runs out of device memory is retried in halves. Null: the backend's
+    /// <see cref="Backends.Backend.MemoryBudgetBytes"/>.</summary>
+    public long? MemoryBudgetBytes { get; init; }
+
     /// <summary>How several layers' maps are fused; null: the convention's default (mean for pytorch-grad-cam,
     /// max otherwise).</summary>
     public LayerFusion? Fusion { get; init; }
@@ -95,17 +100,40 @@ public sealed class Explainer(DeviceModel model)
         var backend = Model.Backend;
         using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
-        float[] outputs;
-        using (var x = backend.Upload(input))
-        using (var forward = Model.Forward(x))
-        {
-            outputs = backend.Download(forward.Output);
-            if (outputs.Any(v => !float.IsFinite(v)))
-                throw new CamEngineException(FirstNonFinite(forward));
-        }
+        long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
+        int chunk = (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, int.MaxValue);
+        var outputs = ChunkedOutputs(input, chunk);
         var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
         var rowInput = Replicate(input, rows);
+        var merged = methods.ToDictionary(m => m.Name, _ => new List<Explanation>(), StringComparer.Ordinal);
+        for (int start = 0; start < rows.Length;)
+        {
+            int count = Math.Min(chunk, rows.Length - start);
+            Dictionary<string, IReadOnlyList<Explanation>> part;
+            try
+            {
+                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, options);
+            }
+            catch (DeviceMemoryException) when (count > 1)
+            {
+                chunk = count / 2; // retry this part in halves
+                continue;
+            }
+            foreach (var method in methods)
+            {
+                merged[method.Name].AddRange(part[method.Name]); // image indices are the caller's already
+            }
+            start += count;
+        }
+        return merged.ToDictionary(p => p.Key, p => (IReadOnlyList<Explanation>)p.Value, StringComparer.Ordinal);
+    }
 
+    /// <summary>Explains a contiguous run of target rows (each an image replicated per target).</summary>
+    private Dictionary<string, IReadOnlyList<Explanation>> ExplainRows(
+        TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
+        ExplainOptions options)
+    {
+        var backend = Model.Backend;
         var variants = options.AugSmooth
             ? (from flip in s_flips from f in s_augFactors select (flip, f)).ToList()
             : [(false, 1f)];
@@ -155,6 +183,39 @@ public sealed class Explainer(DeviceModel model)
             }).ToList();
         }
         return result;
+    }
+
+    /// <summary>Estimated bytes one row needs on the device: every node's output, kept for the reverse pass, plus
+    /// as much again for gradients and scratch.</summary>
+    private long BytesPerRow() =>
+        2L * 4 * (TensorShape.CheckedLength(Model.Graph.InputShape) + Model.Graph.Nodes.Sum(node => TensorShape.CheckedLength(node.Shape)));
+
+    /// <summary>The model outputs for every image, computed <paramref name="chunk"/> images at a time.</summary>
+    private float[] ChunkedOutputs(HostTensor input, int chunk)
+    {
+        var backend = Model.Backend;
+        int n = input.Shape[0];
+        var all = new List<float>();
+        for (int start = 0; start < n; start += chunk)
+        {
+            int count = Math.Min(chunk, n - start);
+            using var x = backend.Upload(Slice(input, start, count));
+            using var forward = Model.Forward(x);
+            var outputs = backend.Download(forward.Output);
+            if (outputs.Any(v => !float.IsFinite(v)))
+                throw new CamEngineException(FirstNonFinite(forward));
+            all.AddRange(outputs);
+        }
+        return all.ToArray();
+    }
+
+    private static HostTensor Slice(HostTensor t, int start, int count)
+    {
+        int n = t.Shape[0];
+        if (start == 0 && count == n)
+            return t;
+        int size = t.Length / n;
+        return new HostTensor([count, .. t.Shape[1..]], t.Data.AsSpan(start * size, count * size).ToArray());
     }
 
     private static HostTensor Replicate(HostTensor input, TargetRow[] rows)

@@ -82,4 +82,27 @@ public sealed class ConcurrencyAndNumbersTests
         var o = Assert.Throws<CamEngineException>(() => new Explainer(huge).Explain(input, new GradCam()));
         Assert.That(o!.Message, Does.Contain($"node '{conv.Name}'"));
     }
+
+    [Test]
+    public void A_memory_budget_splits_the_batch_without_changing_any_map()
+    {
+        using var model = DeviceModel.Load(Resnet(), TestDevice.Cpu);
+        var images = FixturePaths.Images.Select(i => Npy.Read(FixturePaths.Input(i))).ToList();
+        var input = new HostTensor([4, 3, 32, 32], images.SelectMany(t => t.Data).ToArray());
+        var explainer = new Explainer(model);
+        var methods = new CamMethod[] { new GradCam(), new ScoreCam(), new GuidedBackprop() };
+        var whole = explainer.Explain(input, methods, new ExplainOptions { Target = Target.TopK(2) });
+        // A budget below one row's estimate: one row per batch.
+        var split = explainer.Explain(input, methods, new ExplainOptions { Target = Target.TopK(2), MemoryBudgetBytes = 1 });
+        foreach (var m in methods)
+        {
+            Assert.That(split[m.Name], Has.Count.EqualTo(8), m.Name);
+            for (int r = 0; r < 8; r++)
+            {
+                Assert.That(split[m.Name][r].Image, Is.EqualTo(whole[m.Name][r].Image), m.Name);
+                Assert.That(split[m.Name][r].TargetClass, Is.EqualTo(whole[m.Name][r].TargetClass), m.Name);
+                TensorAssert.Close(split[m.Name][r].Map.Data, whole[m.Name][r].Map.Data, 1e-5, 1e-4, $"{m.Name} row {r}");
+            }
+        }
+    }
 }
