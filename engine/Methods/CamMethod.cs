@@ -84,6 +84,17 @@ internal sealed class ExplainContext
 
     public Backend Backend => Model.Backend;
 
+    /// <summary>Row <paramref name="image"/>'s score as a function with exact higher derivatives.</summary>
+    public Autodiff.ScoreFunction ScoreFunctionFor(int image)
+    {
+        if (Objective != null)
+            throw new CamEngineException("higher-order derivatives of a custom objective are not available");
+        return Targets is { } t
+            ? t[image].Score.Jets ?? throw new CamEngineException(
+                "this target has no higher-order derivatives yet; use a class index or a softmax target")
+            : Autodiff.ScoreFunction.Logit(Classes[image]);
+    }
+
     /// <summary>The score of row <paramref name="image"/> given a model output row (for masked or perturbed re-runs
     /// of that row's image): the <see cref="Objective"/> when set, else the row's <see cref="Target"/>.</summary>
     public float Score(int image, ReadOnlySpan<float> outputRow) =>

@@ -9,7 +9,8 @@ public static class MethodCatalog
         // In DESIGN.md's order of the command-line names.
         new ClassActivationMap(), new GradCam(), new GradCamPlusPlus(), new XGradCam(), new HiResCam(),
         new GradCamElementwise(), new LayerCam(), new ScoreCam(), new SsCam(), new IsCam(), new AblationCam(),
-        new EigenCam(), new EigenGradCam(), new KpcaCam(), new FullGrad(), new FinerCam(), new SmoothGradCamPlusPlus(),
+        new EigenCam(), new EigenGradCam(), new KpcaCam(), new FullGrad(), new ShapleyCam(), new FinerCam(),
+        new SmoothGradCamPlusPlus(),
         new GuidedBackprop(), new GuidedGradCam(), new Deconvnet(), new Saliency(), new SmoothGrad(),
         new IntegratedGradients(), new ClassModel(),
     ];

@@ -246,6 +246,10 @@ internal abstract class TargetScore
     /// <summary>d score / d output, written over <paramref name="gradient"/> (same length as the output).</summary>
     public abstract void Gradient(ReadOnlySpan<float> output, Span<float> gradient);
 
+    /// <summary>The same score as an <see cref="Autodiff.ScoreFunction"/> (exact higher derivatives), or null
+    /// where none is defined yet.</summary>
+    public virtual Autodiff.ScoreFunction? Jets => null;
+
     public static TargetScore Logit(int c) => new LogitScore(c);
 
     public static TargetScore SoftmaxProbability(int c) => new SoftmaxScore(c);
@@ -256,6 +260,8 @@ internal abstract class TargetScore
 
     private sealed class LogitScore(int c) : TargetScore
     {
+        public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.Logit(c);
+
         public override float Value(ReadOnlySpan<float> output) => output[c];
 
         public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
@@ -268,6 +274,8 @@ internal abstract class TargetScore
     // p = softmax(y) computed with the max subtracted; d p_c / d y_j = p_c (delta_cj - p_j).
     private sealed class SoftmaxScore(int c) : TargetScore
     {
+        public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.SoftmaxProbability(c);
+
         private static double[] Probabilities(ReadOnlySpan<float> y)
         {
             double max = double.NegativeInfinity;
