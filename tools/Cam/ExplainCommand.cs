@@ -145,7 +145,11 @@ internal static class ExplainCommand
                             : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
                     Outputs.CheckWritable(baseName + ".png", overwrite);
                     Overlay.WritePng(picture, baseName + ".png");
-                    tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, picture));
+                    // Grid tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
+                    var tile = img.Display is { } d && (picture.Width != d.Width || picture.Height != d.Height)
+                        ? Resize.ImageBilinear(picture, d.Width, d.Height)
+                        : picture;
+                    tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, tile));
                     if (npy)
                     {
                         Outputs.CheckWritable(baseName + ".npy", overwrite);

@@ -1,5 +1,6 @@
 using CamEngine.Cli;
 using CamEngine.IO;
+using CamEngine.Methods;
 using CamEngine.Model;
 using NUnit.Framework;
 
@@ -260,5 +261,21 @@ public sealed class CliTests
         AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted), "pass --overwrite");
         Assert.That(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted, "--overwrite").Code, Is.Zero);
         Assert.That(Directory.GetFiles(_dir, "*.tmp"), Is.Empty);
+    }
+
+    [Test]
+    public void Method_all_on_a_photo_writes_every_overlay_and_a_complete_grid()
+    {
+        string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
+        var r = Cam("explain", model, photo, "--method", "all", "--out", _dir, "--device", "cpu");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        foreach (var m in MethodCatalog.All)
+            Assert.That(File.Exists(Path.Combine(_dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
+        // 25 tiles of the 267-pixel crop (the class-model image is scaled to match), 5 to a row.
+        var grid = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "chelsea.grid.png"));
+        Assert.That(MethodCatalog.All, Has.Count.EqualTo(25));
+        Assert.That(grid.Width, Is.GreaterThan(5 * 267));
+        Assert.That(grid.Height, Is.GreaterThan(5 * 267));
     }
 }
