@@ -66,7 +66,7 @@ public abstract class LayerMapMethod : CamMethod
                 Score = context.Scores[i],
                 Layers = names,
                 Raw = raws[0],
-                Map = CamPostprocess.FuseLayers(raws, input[1], input[2], $"{Name} map of image {i}"),
+                Map = CamPostprocess.Finish(raws, input[1], input[2], context.Convention, context.Fusion, $"{Name} map of image {i}"),
                 Weights = perLayer[0].Weights?[i],
             });
         }
