@@ -34,40 +34,7 @@ public sealed class KernelVsReferenceTests
     }
 
     [TestCaseSource(nameof(ConvCases))]
-    public void Conv2d_matches_reference(ConvShape s)
-    {
-        var rng = new Random(1234);
-        var (x, xr) = Pair(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
-        var (w, wr) = Pair(TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.CPerGroup, s.KH, s.KW);
-        var (b, br) = Pair(TensorAssert.Random(rng, s.K), s.K);
-        var (dy, dyr) = Pair(TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), s.N, s.K, s.OH, s.OW);
-        var f = TestDevice.Ilgpu;
-        foreach (bool bias in new[] { true, false })
-        {
-            using var y = f.Allocate(s.N, s.K, s.OH, s.OW);
-            using var yr = _ref.Allocate(s.N, s.K, s.OH, s.OW);
-            f.Conv2d(x, w, bias ? b : null, y, s);
-            _ref.Conv2d(xr, wr, bias ? br : null, yr, s);
-            Compare(y, yr, $"conv forward (bias {bias})");
-        }
-        using var dx = f.Allocate(x.Shape);
-        using var dxr = _ref.Allocate(x.Shape);
-        f.Conv2dBackwardData(dy, w, dx, s);
-        _ref.Conv2dBackwardData(dyr, wr, dxr, s);
-        Compare(dx, dxr, "conv backward data");
-        using var dw = f.Allocate(w.Shape);
-        using var dwr = _ref.Allocate(w.Shape);
-        f.Conv2dBackwardWeights(x, dy, dw, s);
-        _ref.Conv2dBackwardWeights(xr, dyr, dwr, s);
-        Compare(dw, dwr, "conv backward weights");
-        using var db = f.Allocate(s.K);
-        using var dbr = _ref.Allocate(s.K);
-        f.Conv2dBackwardBias(dy, db, s);
-        _ref.Conv2dBackwardBias(dyr, dbr, s);
-        Compare(db, dbr, "conv backward bias");
-        foreach (var t in new[] { x, xr, w, wr, b, br, dy, dyr })
-            t.Dispose();
-    }
+    public void Conv2d_matches_reference(ConvShape s) => BackendComparison.Conv(TestDevice.Ilgpu, _ref, s);
 
     public static IEnumerable<PoolShape> PoolCases()
     {
@@ -81,46 +48,7 @@ public sealed class KernelVsReferenceTests
     }
 
     [TestCaseSource(nameof(PoolCases))]
-    public void Pooling_matches_reference(PoolShape s)
-    {
-        var rng = new Random(99);
-        var f = TestDevice.Ilgpu;
-        var (x, xr) = Pair(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
-        var (dy, dyr) = Pair(TensorAssert.Random(rng, s.N * s.C * s.OH * s.OW), s.N, s.C, s.OH, s.OW);
-        int[] ys = [s.N, s.C, s.OH, s.OW];
-        using (var y = f.Allocate(ys))
-        using (var yr = _ref.Allocate(ys))
-        using (var a = f.AllocateIndices(ys))
-        using (var ar = _ref.AllocateIndices(ys))
-        using (var dx = f.Allocate(x.Shape))
-        using (var dxr = _ref.Allocate(x.Shape))
-        {
-            f.MaxPool(x, y, a, s);
-            _ref.MaxPool(xr, yr, ar, s);
-            Compare(y, yr, "max-pool forward");
-            f.MaxPoolBackward(dy, a, dx, s);
-            _ref.MaxPoolBackward(dyr, ar, dxr, s);
-            Compare(dx, dxr, "max-pool backward");
-            // Taylor coefficients follow the order-0 routing: route the backward result back through argmax.
-            f.MaxPoolRoute(dx, a, y, s);
-            _ref.MaxPoolRoute(dxr, ar, yr, s);
-            Compare(y, yr, "max-pool route");
-        }
-        using (var y = f.Allocate(ys))
-        using (var yr = _ref.Allocate(ys))
-        using (var dx = f.Allocate(x.Shape))
-        using (var dxr = _ref.Allocate(x.Shape))
-        {
-            f.AvgPool(x, y, s);
-            _ref.AvgPool(xr, yr, s);
-            Compare(y, yr, "avg-pool forward");
-            f.AvgPoolBackward(dy, dx, s);
-            _ref.AvgPoolBackward(dyr, dxr, s);
-            Compare(dx, dxr, "avg-pool backward");
-        }
-        foreach (var t in new[] { x, xr, dy, dyr })
-            t.Dispose();
-    }
+    public void Pooling_matches_reference(PoolShape s) => BackendComparison.Pooling(TestDevice.Ilgpu, _ref, s);
 
     [Test]
     public void Dilated_max_pool_matches_reference()
