@@ -33,6 +33,8 @@ internal static class FixtureData
         public int[] Shape(string key) => Npz.Arrays[key].Shape;
 
         public string Layer(string key) => key == "L0" ? L0 : L1;
+
+        public (string Key, string Layer)[] Layers => [("L0", L0), ("L1", L1)];
     }
 
     public static Reference Load(string model, string image)

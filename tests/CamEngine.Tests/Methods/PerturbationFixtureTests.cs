@@ -18,26 +18,15 @@ public sealed class PerturbationFixtureTests
 {
     private const double MapAtol = 1e-3;
 
-    private static readonly Dictionary<string, ModelFile> s_models = [];
-
-    internal static ModelFile Model(string name)
-    {
-        lock (s_models)
-        {
-            if (!s_models.TryGetValue(name, out var m))
-                s_models[name] = m = OnnxConverter.ConvertFile(FixturePaths.Onnx(name));
-            return m;
-        }
-    }
+    internal static ModelFile Model(string name) => FixtureData.ModelFor(name);
 
     public static IEnumerable<TestCaseData> Cases() =>
         from m in FixturePaths.Models
         from i in FixturePaths.Images
         select new TestCaseData(m, i).SetName($"{m}_{i}");
 
-    // The Score-CAM family costs thousands of forward passes per image (IS-CAM: 10 per channel); on ILGPU's CPU
-    // accelerator the default run checks chelsea (the image whose SS-CAM noise TorchCAM stored) for both models,
-    // and the other images run when selected explicitly (or on a GPU).
+    // The Score-CAM family costs thousands of forward passes per image (IS-CAM: 10 per channel), so it runs on the
+    // managed CPU backend; SS-CAM needs the noise TorchCAM stored, which exists for chelsea only.
     public static IEnumerable<TestCaseData> ScoreCases() =>
         from m in FixturePaths.Models
         select new TestCaseData(m, "chelsea").SetName($"{m}_chelsea");
@@ -48,32 +37,11 @@ public sealed class PerturbationFixtureTests
         where i != "chelsea"
         select new TestCaseData(m, i).SetName($"{m}_{i}");
 
-    internal sealed record Reference(NpzArchive Npz, string L0, string L1, int TargetClass)
-    {
-        public float[] this[string key] => Npz.Arrays[key].Data;
+    private static FixtureData.Reference Load(string model, string image) => FixtureData.Load(model, image);
 
-        public int[] Shape(string key) => Npz.Arrays[key].Shape;
+    private static float[] MinMax(float[] v) => FixtureData.MinMax(v);
 
-        public (string Key, string Layer)[] Layers => [("L0", L0), ("L1", L1)];
-    }
-
-    internal static Reference Load(string model, string image)
-    {
-        var npz = Npz.ReadAll(FixturePaths.Refs(model, image));
-        using var meta = JsonDocument.Parse(npz.Strings["meta"][0]);
-        var layers = meta.RootElement.GetProperty("target_layers");
-        return new Reference(npz, layers.GetProperty("L0").GetString()!, layers.GetProperty("L1").GetString()!,
-            meta.RootElement.GetProperty("target_class").GetInt32());
-    }
-
-    internal static float[] MinMax(float[] v)
-    {
-        var r = (float[])v.Clone();
-        CamEngine.Imaging.MapOps.MinMaxNormalize(r);
-        return r;
-    }
-
-    private static float[] Relu(float[] v) => v.Select(x => Math.Max(x, 0f)).ToArray();
+    private static float[] Relu(float[] v) => FixtureData.Relu(v);
 
     private static double Pearson(float[] a, float[] b)
     {
