@@ -243,6 +243,9 @@ internal abstract class TargetScore
 {
     public abstract float Value(ReadOnlySpan<float> output);
 
+    /// <summary>True when the score is linear in the output (its gradient does not depend on the output).</summary>
+    public abstract bool IsLinear { get; }
+
     /// <summary>d score / d output, written over <paramref name="gradient"/> (same length as the output).</summary>
     public abstract void Gradient(ReadOnlySpan<float> output, Span<float> gradient);
 
@@ -262,6 +265,8 @@ internal abstract class TargetScore
     {
         public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.Logit(c);
 
+        public override bool IsLinear => true;
+
         public override float Value(ReadOnlySpan<float> output) => output[c];
 
         public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
@@ -275,6 +280,8 @@ internal abstract class TargetScore
     private sealed class SoftmaxScore(int c) : TargetScore
     {
         public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.SoftmaxProbability(c);
+
+        public override bool IsLinear => false;
 
         private static double[] Probabilities(ReadOnlySpan<float> y)
         {
@@ -303,6 +310,8 @@ internal abstract class TargetScore
     // dot: s = e.r, ds/de = r.  cosine: s = e.r / (|e||r|), ds/de = r / (|e||r|) - s e / |e|^2.
     private sealed class SimilarityScore(float[] reference, bool cosine) : TargetScore
     {
+        public override bool IsLinear => !cosine;
+
         private (double Dot, double NormE, double NormR) Parts(ReadOnlySpan<float> e)
         {
             double dot = 0, ee = 0, rr = 0;
@@ -338,6 +347,8 @@ internal abstract class TargetScore
     // Output row laid out (K, H, W); the score reads plane c only.
     private sealed class MaskScore(int c, float[] mask) : TargetScore
     {
+        public override bool IsLinear => true;
+
         public override float Value(ReadOnlySpan<float> output)
         {
             var plane = output.Slice(c * mask.Length, mask.Length);
