@@ -24,6 +24,38 @@ public abstract class CamMethod
     /// <summary>True when the method works at a layer (needs <c>--layer</c>, or the default layer).</summary>
     public abstract bool UsesLayers { get; }
 
+    /// <summary>The settings <see cref="WithParameters"/> can change, with their defaults; empty when none.</summary>
+    public virtual IReadOnlyList<MethodParameter> Parameters => [];
+
+    /// <summary>
+    /// A copy of this method with the settings in <paramref name="values"/> (key to value as text, e.g.
+    /// <c>samples</c> to <c>50</c>) changed and every other setting kept; this method itself when
+    /// <paramref name="values"/> is empty.
+    /// </summary>
+    /// <exception cref="CamEngineException">A key is not one of <see cref="Parameters"/> (the message lists them),
+    /// or a value does not parse or is out of range.</exception>
+    public CamMethod WithParameters(IReadOnlyDictionary<string, string> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Count == 0)
+            return this;
+        var keys = Parameters.Select(p => p.Key).ToList();
+        var given = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in values)
+        {
+            string k = key.Trim().ToLowerInvariant();
+            if (!keys.Contains(k))
+                throw new CamEngineException(
+                    $"{Name} has no parameter '{key}'; " + (keys.Count == 0 ? "it has none" : "valid: " + string.Join(", ", keys)));
+            if (!given.TryAdd(k, value))
+                throw new CamEngineException($"{Name}: parameter '{k}' is given twice");
+        }
+        return Configure(new ParameterValues(Name, given));
+    }
+
+    /// <summary>A copy with the given settings; every key is one of <see cref="Parameters"/>.</summary>
+    private protected virtual CamMethod Configure(ParameterValues values) => this;
+
     internal abstract IReadOnlyList<Explanation> Run(ExplainContext context);
 }
 

@@ -34,6 +34,20 @@ public sealed class ClassModel : CamMethod
     /// <summary>L2 penalty weight (lambda).</summary>
     public float L2 { get; init; } = 0.05f;
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("steps", "100", "gradient-ascent steps, an integer >= 0"),
+        new("lr", "1", "step size, > 0"),
+        new("l2", "0.05", "L2 penalty weight (lambda), >= 0"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values) => new ClassModel
+    {
+        Steps = values.Int("steps", Steps, 0), LearningRate = values.Float("lr", LearningRate, 0, inclusive: false),
+        L2 = values.Float("l2", L2, 0),
+    };
+
     /// <summary>Runs the ascent for each image's target class; returns the images (N, C, H, W) and the objective
     /// <c>S_c - lambda |I|^2</c> of every image before each step and after the last (Steps + 1 values each).</summary>
     internal (float[] Images, double[][] Objective) Synthesize(ExplainContext context)

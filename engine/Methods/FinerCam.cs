@@ -32,6 +32,19 @@ public sealed class FinerCam : CamMethod
     /// <summary>How many nearest classes to compare with (pytorch-grad-cam's ranks 1, 2, 3).</summary>
     public int Comparisons { get; init; } = 3;
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("alpha", "auto", "weight of the comparison scores (TorchCAM's gamma); auto is 1, or 0.6 under --convention torchcam"),
+        new("comparisons", "3", "how many classes with the nearest logits to compare with, an integer >= 1"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values)
+    {
+        double? alpha = values.OptionalDouble("alpha", Alpha, double.NegativeInfinity, inclusive: true);
+        return new FinerCam { Alpha = (float?)alpha, Comparisons = values.Int("comparisons", Comparisons, 1) };
+    }
+
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
         var outputs = context.Model.Backend.Download(context.Forward.Output);

@@ -1,3 +1,6 @@
+using CamEngine.Imaging;
+using CamEngine.IO;
+using CamEngine.Model;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -8,7 +11,7 @@ namespace CamEngine.Methods;
 /// <code>IG(x) = (x - x') * integral_0^1 dy/dx (x' + a (x - x')) da</code>
 /// by the trapezoid rule over <see cref="Steps"/> intervals (Steps + 1 points, batched). Completeness:
 /// <c>sum IG = y(x) - y(x')</c> up to the quadrature error. The baseline is zeros in the normalized input space
-/// unless <see cref="Baseline"/> is given. Raw: the signed (C, H, W) attribution.
+/// unless <see cref="Baseline"/> or <see cref="BaselinePixel"/> is given. Raw: the signed (C, H, W) attribution.
 /// </summary>
 public sealed class IntegratedGradients : CamMethod
 {
@@ -30,6 +33,44 @@ public sealed class IntegratedGradients : CamMethod
     /// <summary>The baseline (C, H, W) in the model's input space; null means zeros.</summary>
     public HostTensor? Baseline { get; init; }
 
+    /// <summary>When <see cref="Baseline"/> is null: a uniform picture of this pixel value (0 black, 1 white)
+    /// passed through the model's preprocessing; null means zeros in the normalized input space.</summary>
+    public float? BaselinePixel { get; init; }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("steps", "50", "intervals of the path (trapezoid rule over steps + 1 points), an integer >= 1"),
+        new("baseline", "zero", "zero (zeros in the normalized input space), black, white, or a (C,H,W) .npy file in the input space"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values)
+    {
+        int steps = values.Int("steps", Steps, 1);
+        var (baseline, pixel) = (Baseline, BaselinePixel);
+        switch (values.Raw("baseline")?.ToLowerInvariant())
+        {
+            case null:
+                break;
+            case "zero" or "zeros":
+                (baseline, pixel) = (null, null);
+                break;
+            case "black":
+                (baseline, pixel) = (null, 0f);
+                break;
+            case "white":
+                (baseline, pixel) = (null, 1f);
+                break;
+            case var text when text.EndsWith(".npy", StringComparison.Ordinal):
+                (baseline, pixel) = (Npy.Read(values.Raw("baseline")!), null);
+                break;
+            default:
+                throw new CamEngineException(
+                    $"{Name}: parameter 'baseline' must be zero, black, white or a .npy file, got '{values.Raw("baseline")}'");
+        }
+        return new IntegratedGradients { Steps = steps, Baseline = baseline, BaselinePixel = pixel };
+    }
+
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
         if (Steps < 1)
@@ -37,7 +78,7 @@ public sealed class IntegratedGradients : CamMethod
         var x = Perturbation.Inputs(context);
         var shape = context.Model.Graph.InputShape;
         int size = shape[0] * shape[1] * shape[2], n = context.Batch, points = Steps + 1;
-        var baseline = Baseline?.Data ?? new float[size];
+        var baseline = Baseline?.Data ?? PixelBaseline(context.Model.Graph) ?? new float[size];
         if (baseline.Length != size)
             throw new CamEngineException($"the integrated-gradients baseline has {baseline.Length} values; the input has {size}");
         var sums = new double[n * size];
@@ -64,5 +105,17 @@ public sealed class IntegratedGradients : CamMethod
             result.Add(PixelMaps.Make(this, context, i, raw));
         }
         return result;
+    }
+
+    // The uniform picture of BaselinePixel, normalized as an input image would be: (C, H, W).
+    private float[]? PixelBaseline(ModelGraph graph)
+    {
+        if (BaselinePixel is not { } v)
+            return null;
+        if (!(v >= 0 && v <= 1))
+            throw new CamEngineException($"the integrated-gradients baseline pixel must lie in [0, 1], got {v}");
+        var picture = new RgbImage(graph.InputShape[2], graph.InputShape[1]);
+        Array.Fill(picture.Data, (byte)Math.Round(255 * v));
+        return ImagePreprocessor.Normalize(picture, graph.Preprocessing).Data;
     }
 }

@@ -20,6 +20,12 @@ public sealed class IsCam : ScoreCamBase
     /// <summary>Integration steps (S), 10 as in TorchCAM.</summary>
     public int Steps { get; init; } = 10;
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+        [new("steps", "10", "integration steps (S): each mask is scaled by the running sums of (i+1)/S, an integer >= 1")];
+
+    private protected override CamMethod Configure(ParameterValues values) => new IsCam { Steps = values.Int("steps", Steps, 1) };
+
     private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)

@@ -37,6 +37,18 @@ public sealed class KpcaCam : LayerMapMethod
     /// <summary>Kernel coefficient; null means 1 / C.</summary>
     public double? Gamma { get; init; }
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("kernel", "sigmoid", "sigmoid, rbf or linear (linear is Eigen-CAM)"),
+        new("gamma", "auto", "kernel coefficient > 0; auto is 1 / C"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values) => new KpcaCam
+    {
+        Kernel = values.Enum("kernel", Kernel), Gamma = values.OptionalDouble("gamma", Gamma, 0, inclusive: false),
+    };
+
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var shape = context.Layers[layer].Shape;

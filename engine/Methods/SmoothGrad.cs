@@ -27,6 +27,18 @@ public sealed class SmoothGrad : CamMethod
     /// <summary>Noise standard deviation as a fraction of the image's value range.</summary>
     public float Sigma { get; init; } = 0.15f;
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("samples", "25", "noisy copies per image (n), an integer >= 1"),
+        new("sigma", "0.15", "noise standard deviation as a fraction of the image's value range, >= 0"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values) => new SmoothGrad
+    {
+        Samples = values.Int("samples", Samples, 1), Sigma = values.Float("sigma", Sigma, 0),
+    };
+
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
         if (Samples < 1)

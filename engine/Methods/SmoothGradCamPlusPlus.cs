@@ -26,6 +26,18 @@ public sealed class SmoothGradCamPlusPlus : GradientCamMethod
     /// <summary>Standard deviation of the input noise (TorchCAM's default 0.3).</summary>
     public double NoiseStd { get; init; } = 0.3;
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("samples", "4", "noisy copies of the input, an integer >= 1"),
+        new("std", "0.3", "standard deviation of the input noise (absolute, in the normalized input space), >= 0"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values) => new SmoothGradCamPlusPlus
+    {
+        Samples = values.Int("samples", Samples, 1), NoiseStd = values.Double("std", NoiseStd, 0), ReplayNoise = ReplayNoise,
+    };
+
     /// <summary>Test hook: noise samples to use instead of drawing them, each as long as the whole input batch
     /// (rows x C x H x W), or as one image (then added to every row).</summary>
     internal IReadOnlyList<float[]>? ReplayNoise { get; init; }

@@ -28,6 +28,18 @@ public sealed class SsCam : ScoreCamBase
     /// <summary>Optional noise to replay, laid out (S, N, C, H, W) as TorchCAM draws it; null draws from the seed.</summary>
     public float[]? Noise { get; init; }
 
+    /// <inheritdoc/>
+    public override IReadOnlyList<MethodParameter> Parameters =>
+    [
+        new("samples", "4", "noisy samples per mask (S), an integer >= 1 (TorchCAM uses 35)"),
+        new("std", "2", "standard deviation of the noise added to the normalized masks, >= 0"),
+    ];
+
+    private protected override CamMethod Configure(ParameterValues values) => new SsCam
+    {
+        Samples = values.Int("samples", Samples, 1), NoiseStd = values.Float("std", NoiseStd, 0), Noise = Noise,
+    };
+
     private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)

@@ -23,6 +23,8 @@ internal static class ExplainCommand
 
         options:
           --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
+          --param K=V[,K=V...]  method parameters, e.g. samples=50,sigma=0.2 or sscam.samples=8 (METHOD.KEY for one
+                                method); `cam methods` lists each method's keys and defaults
           --layer NAMES         layer(s) to explain: output tensor, node name or module path (e.g. layer4);
                                 several layers are fused (see --fusion).
                                 Default: the deepest spatial layer (see `cam info`)
@@ -67,7 +69,7 @@ internal static class ExplainCommand
     {
         var a = Args.Parse(argv,
             ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
-             "--perturbation-batch"],
+             "--perturbation-batch", "--param"],
             ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag]);
         if (a.Has("--help"))
         {
@@ -82,6 +84,7 @@ internal static class ExplainCommand
             : methodNames.Select(MethodCatalog.Get).DistinctBy(m => m.Name).ToList();
         if (methods.Count == 0)
             throw new UsageException("--method is empty");
+        methods = [.. MethodCatalog.WithParameters(methods, a.Get("--param"))];
         string targetText = a.Get("--target", "top1").Trim();
         int batch = a.GetInt("--batch", 8, 1, 4096);
         int seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue);

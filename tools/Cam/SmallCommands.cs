@@ -161,12 +161,17 @@ internal static class MethodsCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam methods\n\nLists every explanation method with its paper.");
+            stdout.WriteLine("usage: cam methods\n\nLists every explanation method with its paper, and under it the parameters\n" +
+                             "`cam explain --param KEY=VALUE` sets, with their defaults.");
             return 0;
         }
         int width = MethodCatalog.All.Max(m => m.Name.Length);
         foreach (var m in MethodCatalog.All)
+        {
             stdout.WriteLine($"{m.Name.PadRight(width)}  {m.Summary}. {m.Paper}");
+            foreach (var p in m.Parameters)
+                stdout.WriteLine($"{"",-4}{(p.Key + "=" + p.Default),-16}  {p.Description}");
+        }
         return 0;
     }
 }
