@@ -13,6 +13,16 @@ namespace CamEngine.Methods;
 /// with Z the convolution's output and N = min-max (eps 1e-7) per channel, then bilinear resize (half-pixel
 /// centres) to the input size. One reverse pass yields the input gradient and every convolution output's
 /// gradient. The layer option is ignored. Raw: S (H, W) before the final min-max.
+/// <para>
+/// One pipeline under every <see cref="Convention"/>: TorchCAM has no FullGrad, and the paper describes its
+/// post-processing psi only as absolute value, bilinear upsampling and rescaling to [0, 1], applied to each
+/// channel's map, which is what pytorch-grad-cam implements (and the fixture checks). The authors' reference
+/// code (idiap/fullgrad-saliency, <c>saliency/fullgrad.py</c>, as read) differs: it rescales each layer's whole
+/// (C, h, w) term at once rather than each channel, resizes with align_corners = True and applies no final
+/// rescaling. Without a paper text that settles which of the two is "the paper's", that variant is not offered;
+/// the Grad-CAM-style ReLU / normalize / fuse steps of the conventions do not apply to a map that is a sum of
+/// normalized non-negative terms.
+/// </para>
 /// </summary>
 public sealed class FullGrad : CamMethod
 {
