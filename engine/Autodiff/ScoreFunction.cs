@@ -1,8 +1,11 @@
 namespace CamEngine.Autodiff;
 
 /// <summary>
-/// A scalar target s = T(z) of one output row z (the logits or embedding), evaluated on jets so that the
-/// engine's forward-mode passes give exact second and third derivatives of the target, not just of the logits.
+/// A scalar target s = T(z) of one output row z (the logits, an embedding, or a flattened (K, H, W) map),
+/// evaluated on jets so that the engine's forward-mode passes give exact second and third derivatives of the
+/// target, not just of the logits. The same object is what the explanation methods explain (every
+/// <see cref="Methods.Target"/> row holds one): its float <see cref="Value(ReadOnlySpan{float})"/> and
+/// <see cref="Gradient(ReadOnlySpan{float}, Span{float})"/> give the score and the reverse pass's seed.
 /// </summary>
 public abstract class ScoreFunction
 {
@@ -14,6 +17,28 @@ public abstract class ScoreFunction
 
     /// <summary>The value T(z).</summary>
     public double Value(ReadOnlySpan<double> z) => Evaluate(Constants(z)).C0;
+
+    /// <summary>T(z) of a float output row (computed in double). The built-in scores override it with their
+    /// closed form.</summary>
+    public virtual float Value(ReadOnlySpan<float> z) => (float)Value(Widen(z));
+
+    /// <summary>dT/dz of a float output row, written over <paramref name="gradient"/> (same length as
+    /// <paramref name="z"/>). By default from one jet per output (K evaluations); the built-in scores override it
+    /// with their closed form.</summary>
+    public virtual void Gradient(ReadOnlySpan<float> z, Span<float> gradient)
+    {
+        var g = Gradient(Widen(z));
+        for (int j = 0; j < g.Length; j++)
+            gradient[j] = (float)g[j];
+    }
+
+    private static double[] Widen(ReadOnlySpan<float> z)
+    {
+        var d = new double[z.Length];
+        for (int j = 0; j < z.Length; j++)
+            d[j] = z[j];
+        return d;
+    }
 
     /// <summary>dT/dz, from one jet per direction e_j.</summary>
     public double[] Gradient(ReadOnlySpan<double> z)
@@ -74,16 +99,61 @@ public abstract class ScoreFunction
     /// <summary>exp of another score: Grad-CAM++'s Y = exp(S).</summary>
     public static ScoreFunction Exp(ScoreFunction inner) => new ExpScore(inner);
 
+    /// <summary>The dot product <c>z . r</c> with a reference embedding r, or the cosine
+    /// <c>z . r / (|z| |r|)</c> when <paramref name="cosine"/> (0 for a zero z).</summary>
+    public static ScoreFunction Similarity(float[] reference, bool cosine) =>
+        new SimilarityScore((float[])reference.Clone(), cosine);
+
+    /// <summary>For an output row laid out (K, H, W): <c>sum_hw mask[h,w] z[c, h, w]</c>.</summary>
+    public static ScoreFunction MaskedSum(int c, float[] mask) => new MaskScore(c, (float[])mask.Clone());
+
     private sealed class LogitScore(int c) : ScoreFunction
     {
         public override bool IsLinear => true;
 
         public override Jet3 Evaluate(ReadOnlySpan<Jet3> z) => z[c];
+
+        public override float Value(ReadOnlySpan<float> z) => z[c];
+
+        public override void Gradient(ReadOnlySpan<float> z, Span<float> gradient)
+        {
+            gradient.Clear();
+            gradient[c] = 1f;
+        }
     }
 
+    // p = softmax(z) with the max subtracted; d p_c / d z_j = p_c (delta_cj - p_j), d log p_c / d z_j = delta_cj - p_j.
     private sealed class SoftmaxScore(int c, bool log) : ScoreFunction
     {
         public override bool IsLinear => false;
+
+        private static double[] Probabilities(ReadOnlySpan<float> z)
+        {
+            double max = double.NegativeInfinity;
+            foreach (float v in z)
+                max = Math.Max(max, v);
+            var p = new double[z.Length];
+            double sum = 0;
+            for (int j = 0; j < z.Length; j++)
+                sum += p[j] = Math.Exp(z[j] - max);
+            for (int j = 0; j < z.Length; j++)
+                p[j] /= sum;
+            return p;
+        }
+
+        public override float Value(ReadOnlySpan<float> z)
+        {
+            var p = Probabilities(z);
+            return (float)(log ? Math.Log(p[c]) : p[c]);
+        }
+
+        public override void Gradient(ReadOnlySpan<float> z, Span<float> gradient)
+        {
+            var p = Probabilities(z);
+            double scale = log ? 1 : p[c];
+            for (int j = 0; j < p.Length; j++)
+                gradient[j] = (float)(scale * ((j == c ? 1 : 0) - p[j]));
+        }
 
         public override Jet3 Evaluate(ReadOnlySpan<Jet3> z)
         {
@@ -103,5 +173,91 @@ public abstract class ScoreFunction
         public override bool IsLinear => false;
 
         public override Jet3 Evaluate(ReadOnlySpan<Jet3> z) => Jet3.Exp(inner.Evaluate(z));
+    }
+
+    // dot: s = z.r, ds/dz = r.  cosine: s = z.r / (|z||r|), ds/dz = r / (|z||r|) - s z / |z|^2.
+    private sealed class SimilarityScore(float[] reference, bool cosine) : ScoreFunction
+    {
+        public override bool IsLinear => !cosine;
+
+        public override Jet3 Evaluate(ReadOnlySpan<Jet3> z)
+        {
+            var dot = Jet3.Constant(0);
+            var zz = Jet3.Constant(0);
+            double rr = 0;
+            for (int j = 0; j < z.Length; j++)
+            {
+                dot += reference[j] * z[j];
+                zz += z[j] * z[j];
+                rr += (double)reference[j] * reference[j];
+            }
+            if (!cosine)
+                return dot;
+            if (zz.C0 <= 0 || rr <= 0)
+                return Jet3.Constant(0);
+            // 1 / |z| = exp(-log(|z|^2) / 2)
+            return 1 / Math.Sqrt(rr) * (dot * Jet3.Exp(-0.5 * Jet3.Log(zz)));
+        }
+
+        private (double Dot, double NormZ, double NormR) Parts(ReadOnlySpan<float> z)
+        {
+            double dot = 0, zz = 0, rr = 0;
+            for (int j = 0; j < z.Length; j++)
+            {
+                dot += (double)z[j] * reference[j];
+                zz += (double)z[j] * z[j];
+                rr += (double)reference[j] * reference[j];
+            }
+            return (dot, Math.Sqrt(zz), Math.Sqrt(rr));
+        }
+
+        public override float Value(ReadOnlySpan<float> z)
+        {
+            var (dot, nz, nr) = Parts(z);
+            return (float)(cosine ? dot / Math.Max(nz * nr, 1e-12) : dot);
+        }
+
+        public override void Gradient(ReadOnlySpan<float> z, Span<float> gradient)
+        {
+            if (!cosine)
+            {
+                reference.AsSpan().CopyTo(gradient);
+                return;
+            }
+            var (dot, nz, nr) = Parts(z);
+            double denom = Math.Max(nz * nr, 1e-12), s = dot / denom, zz = Math.Max(nz * nz, 1e-24);
+            for (int j = 0; j < z.Length; j++)
+                gradient[j] = (float)(reference[j] / denom - s * z[j] / zz);
+        }
+    }
+
+    // Output row laid out (K, H, W); the score reads plane c only.
+    private sealed class MaskScore(int c, float[] mask) : ScoreFunction
+    {
+        public override bool IsLinear => true;
+
+        public override Jet3 Evaluate(ReadOnlySpan<Jet3> z)
+        {
+            var plane = z.Slice(c * mask.Length, mask.Length);
+            var s = Jet3.Constant(0);
+            for (int j = 0; j < mask.Length; j++)
+                s += mask[j] * plane[j];
+            return s;
+        }
+
+        public override float Value(ReadOnlySpan<float> z)
+        {
+            var plane = z.Slice(c * mask.Length, mask.Length);
+            double s = 0;
+            for (int j = 0; j < mask.Length; j++)
+                s += (double)mask[j] * plane[j];
+            return (float)s;
+        }
+
+        public override void Gradient(ReadOnlySpan<float> z, Span<float> gradient)
+        {
+            gradient.Clear();
+            mask.AsSpan().CopyTo(gradient.Slice(c * mask.Length, mask.Length));
+        }
     }
 }

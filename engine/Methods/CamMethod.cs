@@ -121,10 +121,7 @@ internal sealed class ExplainContext
     {
         if (Objective != null)
             throw new CamEngineException("higher-order derivatives of a custom objective are not available");
-        return Targets is { } t
-            ? t[image].Score.Jets ?? throw new CamEngineException(
-                "this target has no higher-order derivatives yet; use a class index or a softmax target")
-            : Autodiff.ScoreFunction.Logit(Classes[image]);
+        return Targets is { } t ? t[image].Score : Autodiff.ScoreFunction.Logit(Classes[image]);
     }
 
     /// <summary>The score of row <paramref name="image"/> given a model output row (for masked or perturbed re-runs

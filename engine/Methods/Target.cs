@@ -1,4 +1,5 @@
 using System.Globalization;
+using CamEngine.Autodiff;
 
 namespace CamEngine.Methods;
 
@@ -159,31 +160,31 @@ public sealed class Target
                 case Kind.Top1:
                 {
                     int c = ArgMax(row);
-                    rows.Add(new TargetRow(i, c, TargetScore.Logit(c)));
+                    rows.Add(new TargetRow(i, c, ScoreFunction.Logit(c)));
                     break;
                 }
                 case Kind.Class:
-                    rows.Add(new TargetRow(i, _class, TargetScore.Logit(CheckClass(_class, k))));
+                    rows.Add(new TargetRow(i, _class, ScoreFunction.Logit(CheckClass(_class, k))));
                     break;
                 case Kind.PerImage:
-                    rows.Add(new TargetRow(i, _classes![i], TargetScore.Logit(CheckClass(_classes[i], k))));
+                    rows.Add(new TargetRow(i, _classes![i], ScoreFunction.Logit(CheckClass(_classes[i], k))));
                     break;
                 case Kind.TopK:
                     if (_class > k)
                         throw new CamEngineException($"top-{_class} asks for more classes than the model's {k} outputs");
                     foreach (int c in Ranked(row).Take(_class))
-                        rows.Add(new TargetRow(i, c, TargetScore.Logit(c)));
+                        rows.Add(new TargetRow(i, c, ScoreFunction.Logit(c)));
                     break;
                 case Kind.Softmax:
                 {
                     int c = CheckClass(_class >= 0 ? _class : ArgMax(row), k);
-                    rows.Add(new TargetRow(i, c, TargetScore.SoftmaxProbability(c)));
+                    rows.Add(new TargetRow(i, c, ScoreFunction.SoftmaxProbability(c)));
                     break;
                 }
                 case Kind.Similarity:
                     if (_vector!.Length != k)
                         throw new CamEngineException($"the reference embedding has {_vector.Length} values but the model outputs {k} per image");
-                    rows.Add(new TargetRow(i, -1, TargetScore.Similarity(_vector, _cosine)));
+                    rows.Add(new TargetRow(i, -1, ScoreFunction.Similarity(_vector, _cosine)));
                     break;
                 case Kind.Mask:
                 {
@@ -193,7 +194,7 @@ public sealed class Target
                     int plane = outputShape[1] * outputShape[2];
                     if (_vector!.Length != plane)
                         throw new CamEngineException($"the mask has {_vector.Length} values but the output plane is {outputShape[1]}x{outputShape[2]}");
-                    rows.Add(new TargetRow(i, CheckClass(_class, outputShape[0]), TargetScore.MaskedSum(_class, _vector)));
+                    rows.Add(new TargetRow(i, CheckClass(_class, outputShape[0]), ScoreFunction.MaskedSum(_class, _vector)));
                     break;
                 }
             }
@@ -236,132 +237,4 @@ public sealed class Target
 }
 
 /// <summary>One explained row: the batch image it comes from, its class (-1 for none) and its score function.</summary>
-internal readonly record struct TargetRow(int Image, int Class, TargetScore Score);
-
-/// <summary>A differentiable scalar score of one image's model output (flattened).</summary>
-internal abstract class TargetScore
-{
-    public abstract float Value(ReadOnlySpan<float> output);
-
-    /// <summary>True when the score is linear in the output (its gradient does not depend on the output).</summary>
-    public abstract bool IsLinear { get; }
-
-    /// <summary>d score / d output, written over <paramref name="gradient"/> (same length as the output).</summary>
-    public abstract void Gradient(ReadOnlySpan<float> output, Span<float> gradient);
-
-    /// <summary>The same score as an <see cref="Autodiff.ScoreFunction"/> (exact higher derivatives), or null
-    /// where none is defined yet.</summary>
-    public virtual Autodiff.ScoreFunction? Jets => null;
-
-    public static TargetScore Logit(int c) => new LogitScore(c);
-
-    public static TargetScore SoftmaxProbability(int c) => new SoftmaxScore(c);
-
-    public static TargetScore Similarity(float[] reference, bool cosine) => new SimilarityScore(reference, cosine);
-
-    public static TargetScore MaskedSum(int c, float[] mask) => new MaskScore(c, mask);
-
-    private sealed class LogitScore(int c) : TargetScore
-    {
-        public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.Logit(c);
-
-        public override bool IsLinear => true;
-
-        public override float Value(ReadOnlySpan<float> output) => output[c];
-
-        public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
-        {
-            gradient.Clear();
-            gradient[c] = 1f;
-        }
-    }
-
-    // p = softmax(y) computed with the max subtracted; d p_c / d y_j = p_c (delta_cj - p_j).
-    private sealed class SoftmaxScore(int c) : TargetScore
-    {
-        public override Autodiff.ScoreFunction Jets => Autodiff.ScoreFunction.SoftmaxProbability(c);
-
-        public override bool IsLinear => false;
-
-        private static double[] Probabilities(ReadOnlySpan<float> y)
-        {
-            double max = double.NegativeInfinity;
-            foreach (float v in y)
-                max = Math.Max(max, v);
-            var p = new double[y.Length];
-            double sum = 0;
-            for (int j = 0; j < y.Length; j++)
-                sum += p[j] = Math.Exp(y[j] - max);
-            for (int j = 0; j < y.Length; j++)
-                p[j] /= sum;
-            return p;
-        }
-
-        public override float Value(ReadOnlySpan<float> output) => (float)Probabilities(output)[c];
-
-        public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
-        {
-            var p = Probabilities(output);
-            for (int j = 0; j < p.Length; j++)
-                gradient[j] = (float)(p[c] * ((j == c ? 1 : 0) - p[j]));
-        }
-    }
-
-    // dot: s = e.r, ds/de = r.  cosine: s = e.r / (|e||r|), ds/de = r / (|e||r|) - s e / |e|^2.
-    private sealed class SimilarityScore(float[] reference, bool cosine) : TargetScore
-    {
-        public override bool IsLinear => !cosine;
-
-        private (double Dot, double NormE, double NormR) Parts(ReadOnlySpan<float> e)
-        {
-            double dot = 0, ee = 0, rr = 0;
-            for (int j = 0; j < e.Length; j++)
-            {
-                dot += (double)e[j] * reference[j];
-                ee += (double)e[j] * e[j];
-                rr += (double)reference[j] * reference[j];
-            }
-            return (dot, Math.Sqrt(ee), Math.Sqrt(rr));
-        }
-
-        public override float Value(ReadOnlySpan<float> output)
-        {
-            var (dot, ne, nr) = Parts(output);
-            return (float)(cosine ? dot / Math.Max(ne * nr, 1e-12) : dot);
-        }
-
-        public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
-        {
-            if (!cosine)
-            {
-                reference.AsSpan().CopyTo(gradient);
-                return;
-            }
-            var (dot, ne, nr) = Parts(output);
-            double denom = Math.Max(ne * nr, 1e-12), s = dot / denom, ee = Math.Max(ne * ne, 1e-24);
-            for (int j = 0; j < output.Length; j++)
-                gradient[j] = (float)(reference[j] / denom - s * output[j] / ee);
-        }
-    }
-
-    // Output row laid out (K, H, W); the score reads plane c only.
-    private sealed class MaskScore(int c, float[] mask) : TargetScore
-    {
-        public override bool IsLinear => true;
-
-        public override float Value(ReadOnlySpan<float> output)
-        {
-            var plane = output.Slice(c * mask.Length, mask.Length);
-            double s = 0;
-            for (int j = 0; j < mask.Length; j++)
-                s += (double)mask[j] * plane[j];
-            return (float)s;
-        }
-
-        public override void Gradient(ReadOnlySpan<float> output, Span<float> gradient)
-        {
-            gradient.Clear();
-            mask.AsSpan().CopyTo(gradient.Slice(c * mask.Length, mask.Length));
-        }
-    }
-}
+internal readonly record struct TargetRow(int Image, int Class, ScoreFunction Score);

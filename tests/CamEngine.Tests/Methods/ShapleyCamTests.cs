@@ -27,6 +27,22 @@ public sealed class ShapleyCamTests
     }
 
     [Test]
+    public void With_a_dot_product_similarity_target_it_is_grad_cam_and_a_cosine_target_runs()
+    {
+        // The dot product is linear in the output, so through piecewise-linear layers H = 0 again.
+        using var model = DeviceModel.Load(OnnxConverter.ConvertFile(FixturePaths.Onnx("tiny_gapcnn")), TestDevice.Cpu);
+        var input = Npy.Read(FixturePaths.Input("coffee"));
+        var explainer = new Explainer(model);
+        var reference = explainer.Outputs(Npy.Read(FixturePaths.Input("rocket")));
+        var options = new ExplainOptions { Layers = [Layer], Target = Target.Similarity(reference, cosine: false) };
+        var r = explainer.Explain(input, [new ShapleyCam(), new GradCam()], options);
+        TensorAssert.Close(r["shapleycam"][0].Raw.Data, r["gradcam"][0].Raw.Data, 1e-7, 1e-5, "raw map");
+        var cosine = explainer.Explain(input, new ShapleyCam(),
+            new ExplainOptions { Layers = [Layer], Target = Target.Similarity(reference, cosine: true) })[0];
+        Assert.That(cosine.Raw.Data.All(float.IsFinite) && cosine.Raw.Data.Any(v => v != 0), Is.True);
+    }
+
+    [Test]
     public void With_a_softmax_target_the_hessian_term_matches_finite_differences()
     {
         var b = new ReferenceBackend();

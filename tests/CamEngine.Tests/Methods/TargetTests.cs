@@ -1,3 +1,4 @@
+using CamEngine.Autodiff;
 using CamEngine.Graph;
 using CamEngine.IO;
 using CamEngine.Methods;
@@ -29,7 +30,7 @@ public sealed class TargetTests
         return new HostTensor([parts.Count, .. parts[0].Shape[1..]], data);
     }
 
-    private static void CheckGradient(TargetScore score, float[] y)
+    private static void CheckGradient(ScoreFunction score, float[] y)
     {
         var g = new float[y.Length];
         score.Gradient(y, g);
@@ -48,7 +49,7 @@ public sealed class TargetTests
     [Test]
     public void Softmax_probability_and_its_gradient_match_hand_values_and_finite_differences()
     {
-        var score = TargetScore.SoftmaxProbability(2);
+        var score = ScoreFunction.SoftmaxProbability(2);
         double sum = s_logits.Sum(v => Math.Exp(v));
         var p = s_logits.Select(v => Math.Exp(v) / sum).ToArray();
         Assert.That(score.Value(s_logits), Is.EqualTo(p[2]).Within(1e-6));
@@ -63,8 +64,8 @@ public sealed class TargetTests
     public void Similarity_scores_and_gradients_match_finite_differences()
     {
         float[] r = [0.5f, -1f, 2f, 0.25f, 1f];
-        var dot = TargetScore.Similarity(r, cosine: false);
-        var cos = TargetScore.Similarity(r, cosine: true);
+        var dot = ScoreFunction.Similarity(r, cosine: false);
+        var cos = ScoreFunction.Similarity(r, cosine: true);
         Assert.That(dot.Value(s_logits), Is.EqualTo(s_logits.Zip(r, (a, b) => a * b).Sum()).Within(1e-5));
         Assert.That(cos.Value(r), Is.EqualTo(1).Within(1e-6), "cosine of a vector with itself");
         CheckGradient(dot, s_logits);
@@ -77,7 +78,7 @@ public sealed class TargetTests
         // Output (K=2, H=2, W=2), mask over the 2x2 plane.
         float[] y = [1, 2, 3, 4, 10, 20, 30, 40];
         float[] mask = [1, 0, 1, 0.5f];
-        var score = TargetScore.MaskedSum(1, mask);
+        var score = ScoreFunction.MaskedSum(1, mask);
         Assert.That(score.Value(y), Is.EqualTo(10 + 30 + 20).Within(1e-5));
         var g = new float[8];
         score.Gradient(y, g);
@@ -173,18 +174,18 @@ public sealed class TargetTests
 
         var softmax = explainer.Explain(input, new HiResCam(), new ExplainOptions { Target = Target.Softmax(4) })[0];
         var seed = new float[10];
-        TargetScore.SoftmaxProbability(4).Gradient(y, seed);
+        ScoreFunction.SoftmaxProbability(4).Gradient(y, seed);
         Assert.That(softmax.TargetClass, Is.EqualTo(4));
-        Assert.That(softmax.Score, Is.EqualTo(TargetScore.SoftmaxProbability(4).Value(y)).Within(1e-7));
+        Assert.That(softmax.Score, Is.EqualTo(ScoreFunction.SoftmaxProbability(4).Value(y)).Within(1e-7));
         TensorAssert.Close(softmax.Raw.Data, Combine(perClass, seed), 1e-7, 1e-4, "softmax target raw");
 
         var reference = explainer.Outputs(Batch("coffee"));
         foreach (bool cosine in new[] { false, true })
         {
             var e = explainer.Explain(input, new HiResCam(), new ExplainOptions { Target = Target.Similarity(reference, cosine) })[0];
-            TargetScore.Similarity(reference, cosine).Gradient(y, seed);
+            ScoreFunction.Similarity(reference, cosine).Gradient(y, seed);
             Assert.That(e.TargetClass, Is.EqualTo(-1));
-            Assert.That(e.Score, Is.EqualTo(TargetScore.Similarity(reference, cosine).Value(y)).Within(1e-5));
+            Assert.That(e.Score, Is.EqualTo(ScoreFunction.Similarity(reference, cosine).Value(y)).Within(1e-5));
             TensorAssert.Close(e.Raw.Data, Combine(perClass, seed), 1e-6, 1e-4, cosine ? "cosine raw" : "dot raw");
         }
         var self = explainer.Explain(input, new HiResCam(), new ExplainOptions { Target = Target.Similarity(y, cosine: true) })[0];
@@ -245,5 +246,38 @@ public sealed class TargetTests
         TensorAssert.Close(eBoth.Raw.Data, eLeft.Raw.Data.Zip(eRight.Raw.Data, (a, b) => a + b).ToArray(), 1e-6, 1e-4,
             "mask targets add up");
         Assert.That(eLeft.Raw.Data, Is.Not.EqualTo(eRight.Raw.Data));
+    }
+
+    [Test]
+    public void Similarity_and_mask_scores_on_jets_agree_with_their_closed_forms()
+    {
+        float[] r = [0.5f, -1f, 2f, 0.25f, 1f, -0.75f, 0.1f, 3f];
+        float[] y = [1, 2, 3, 4, 10, -20, 30, 40];
+        var scores = new[]
+        {
+            ("dot", ScoreFunction.Similarity(r, cosine: false)), ("cosine", ScoreFunction.Similarity(r, cosine: true)),
+            ("mask", ScoreFunction.MaskedSum(1, [1, 0, 1, 0.5f])),
+        };
+        var yd = y.Select(v => (double)v).ToArray();
+        foreach (var (name, score) in scores)
+        {
+            Assert.That(score.Value(yd), Is.EqualTo(score.Value(y)).Within(1e-5 * Math.Abs(score.Value(y)) + 1e-7), $"{name} value");
+            var closed = new float[y.Length];
+            score.Gradient(y, closed);
+            TensorAssert.Close(closed, score.Gradient(yd), 1e-7, 1e-5, $"{name} gradient: closed form vs jets");
+        }
+        // The cosine's Hessian-vector product (jets) against central differences of its closed-form gradient.
+        var cosine = scores[1].Item2;
+        double[] v = [0.3, -0.1, 0.2, 0.05, -0.4, 0.6, 0.1, -0.2];
+        var hv = cosine.HessianVector(yd, v);
+        const double h = 1e-3;
+        var plus = new float[y.Length];
+        var minus = new float[y.Length];
+        cosine.Gradient(y.Select((t, j) => (float)(t + h * v[j])).ToArray(), plus);
+        cosine.Gradient(y.Select((t, j) => (float)(t - h * v[j])).ToArray(), minus);
+        var fd = plus.Zip(minus, (a, b) => (a - (double)b) / (2 * h)).ToArray();
+        TensorAssert.Close(hv.Select(t => (float)t).ToArray(), fd, 1e-5, 2e-2, "cosine H v");
+        Assert.That(ScoreFunction.Similarity(r, cosine: true).IsLinear, Is.False);
+        Assert.That(ScoreFunction.Similarity(r, cosine: false).IsLinear && ScoreFunction.MaskedSum(0, [1f]).IsLinear, Is.True);
     }
 }
