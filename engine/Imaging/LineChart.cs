@@ -135,7 +135,11 @@ public static class LineChart
             var points = series[s].Points;
             var clip = (left, top, right, bottom);
             if (points.Count == 1)
-                Segment(coverage, options.Width, clip, ToPx(points[0].X), ToPy(points[0].Y), ToPx(points[0].X), ToPy(points[0].Y), options.LineWidth);
+            {
+                // a lone point: a line-width square
+                double px = ToPx(points[0].X), py = ToPy(points[0].Y), h = options.LineWidth / 2.0;
+                Segment(coverage, options.Width, clip, px - h, py, px + h, py, options.LineWidth);
+            }
             for (int i = 1; i < points.Count; i++)
             {
                 Segment(coverage, options.Width, clip, ToPx(points[i - 1].X), ToPy(points[i - 1].Y),
@@ -250,8 +254,6 @@ public static class LineChart
         double slope = x1 > x0 ? (y1 - y0) / (x1 - x0) : 0;
         double half = width / 2.0 * Math.Sqrt(1 + slope * slope);
         int first = (int)Math.Round(x0), last = (int)Math.Round(x1);
-        if (first == last && x1 == x0)
-            half = width / 2.0; // a single point: a dot
         for (int major = first; major <= last; major++)
         {
             double m = Math.Clamp(major, x0, x1);
