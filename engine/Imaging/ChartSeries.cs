@@ -5,6 +5,6 @@ namespace CamEngine.Imaging;
 /// <param name="Points">The points, in drawing order; all finite, at least one.</param>
 public sealed record ChartSeries(string Name, IReadOnlyList<(double X, double Y)> Points)
 {
-    /// <summary>The line colour; null takes the next colour of <see cref="LineChart.Palette"/> by series index.</summary>
+    /// <summary>The line colour; null takes the colour of <see cref="LineChart.Palette"/> at the series index.</summary>
     public (byte R, byte G, byte B)? Color { get; init; }
 }

@@ -62,7 +62,10 @@ public static class LineChart
     public static (int Left, int Top, int Right, int Bottom) PlotArea(int width, int height)
     {
         if (width < MinWidth || height < MinHeight)
-            throw new ArgumentOutOfRangeException(nameof(width), $"a chart needs at least {MinWidth}x{MinHeight} pixels, got {width}x{height}");
+        {
+            throw new ArgumentOutOfRangeException(nameof(width),
+                $"a chart needs at least {MinWidth}x{MinHeight} pixels, got {width}x{height}");
+        }
         return (MarginLeft, MarginTop, width - 1 - MarginRight, height - 1 - MarginBottom);
     }
 
@@ -98,7 +101,8 @@ public static class LineChart
         if (Math.Abs(value) < step * 1e-6)
             value = 0; // no "-0"
         int decimals = Math.Max(0, -(int)Math.Floor(Math.Log10(step) + 1e-9));
-        string text = value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        string format = "F" + decimals.ToString(CultureInfo.InvariantCulture);
+        string text = value.ToString(format, CultureInfo.InvariantCulture);
         return text.Length <= MaxTickChars ? text : value.ToString("G3", CultureInfo.InvariantCulture);
     }
 
@@ -110,8 +114,9 @@ public static class LineChart
         options ??= new LineChartOptions();
         Validate(series, options);
         var (left, top, right, bottom) = PlotArea(options.Width, options.Height);
-        var (xMin, xMax, xStep) = AxisRange(series.SelectMany(s => s.Points).Select(p => p.X), options.XMin, options.XMax, "x");
-        var (yMin, yMax, yStep) = AxisRange(series.SelectMany(s => s.Points).Select(p => p.Y), options.YMin, options.YMax, "y");
+        var all = series.SelectMany(s => s.Points).ToList();
+        var (xMin, xMax, xStep) = AxisRange(all.Select(p => p.X), options.XMin, options.XMax, "x");
+        var (yMin, yMax, yStep) = AxisRange(all.Select(p => p.Y), options.YMin, options.YMax, "y");
         double ToPx(double x) => left + (x - xMin) / (xMax - xMin) * (right - left);
         double ToPy(double y) => bottom - (y - yMin) / (yMax - yMin) * (bottom - top);
 
@@ -156,7 +161,8 @@ public static class LineChart
             int px = (int)Math.Round(ToPx(t));
             FillRect(image, px, bottom + 1, 1, TickLength, s_black);
             string label = TickLabel(t, xStep);
-            BitmapFont.Draw(image, label, px - BitmapFont.MeasureWidth(label, 1) / 2, bottom + 1 + TickLength + TextGap, 1, s_black);
+            BitmapFont.Draw(image, label, px - BitmapFont.MeasureWidth(label, 1) / 2,
+                bottom + 1 + TickLength + TextGap, 1, s_black);
         }
         foreach (double t in yTicks)
         {
@@ -197,7 +203,8 @@ public static class LineChart
                 }
             }
         }
-        foreach (var (name, v) in new[] { ("XMin", options.XMin), ("XMax", options.XMax), ("YMin", options.YMin), ("YMax", options.YMax) })
+        (string, double?)[] ends = [("XMin", options.XMin), ("XMax", options.XMax), ("YMin", options.YMin), ("YMax", options.YMax)];
+        foreach (var (name, v) in ends)
         {
             if (v is { } d && !double.IsFinite(d))
                 throw new CamEngineException($"chart {name} must be finite, got {d}");
@@ -206,7 +213,8 @@ public static class LineChart
 
     /// <summary>The axis ends and tick step: given ends are kept; missing ones are the data's extremes rounded
     /// outwards to a tick of the data's nice step. A zero-width data range is widened by max(|v| / 10, 0.5).</summary>
-    private static (double Min, double Max, double Step) AxisRange(IEnumerable<double> values, double? min, double? max, string axis)
+    private static (double Min, double Max, double Step) AxisRange(
+        IEnumerable<double> values, double? min, double? max, string axis)
     {
         double lo = min ?? double.PositiveInfinity, hi = max ?? double.NegativeInfinity;
         if (min == null || max == null)

@@ -67,7 +67,10 @@ public static class HtmlReport
         {
             b.Append("<h2>Run</h2>\n<table class=\"info\">\n");
             foreach (var (key, value) in content.Info)
-                b.Append("<tr><th>").Append(Escape(key)).Append("</th><td>").Append(Escape(value)).Append("</td></tr>\n");
+            {
+                b.Append("<tr><th>").Append(Escape(key)).Append("</th><td>").Append(Escape(value))
+                    .Append("</td></tr>\n");
+            }
             b.Append("</table>\n");
         }
 
@@ -77,7 +80,8 @@ public static class HtmlReport
             foreach (var image in content.Images)
             {
                 ArgumentNullException.ThrowIfNull(image);
-                b.Append("<section class=\"image\">\n<h3>").Append(Escape(image.Name)).Append("</h3>\n<div class=\"row\">\n");
+                b.Append("<section class=\"image\">\n<h3>").Append(Escape(image.Name))
+                    .Append("</h3>\n<div class=\"row\">\n");
                 if (image.Input is { } input)
                     AppendFigure(b, input, "input");
                 foreach (var (method, overlay) in image.Overlays)

@@ -110,14 +110,15 @@ internal sealed class ConsoleProgress : IProgress<int>, IDisposable
     public void Dispose() => Finish();
 
     /// <summary>The progress line: <c>label: done/total (pct%), mm:ss elapsed, ETA mm:ss</c>; pct is rounded down
-    /// (100% only when done), the ETA is elapsed * (total - done) / done to the nearest second (halves up), "--:--" before
-    /// the first item.</summary>
+    /// (100% only when done), the ETA is elapsed * (total - done) / done to the nearest second (halves up),
+    /// "--:--" before the first item.</summary>
     public static string Format(string label, int done, int total, TimeSpan elapsed)
     {
         long percent = total > 0 ? 100L * done / total : 0;
         string eta = done <= 0
             ? "--:--"
-            : Clock(TimeSpan.FromSeconds(Math.Round(elapsed.TotalSeconds * (total - done) / done, MidpointRounding.AwayFromZero)));
+            : Clock(TimeSpan.FromSeconds(
+                Math.Round(elapsed.TotalSeconds * (total - done) / done, MidpointRounding.AwayFromZero)));
         return string.Create(CultureInfo.InvariantCulture,
             $"{label}: {done}/{total} ({percent}%), {Clock(elapsed)} elapsed, ETA {eta}");
     }
