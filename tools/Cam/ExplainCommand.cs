@@ -6,6 +6,7 @@ using CamEngine.Imaging;
 using CamEngine.IO;
 using CamEngine.Methods;
 using CamEngine.Model;
+using CamEngine.Reporting;
 
 namespace CamEngine.Cli;
 
@@ -14,12 +15,15 @@ internal static class ExplainCommand
     private const string Help = """
         usage: cam explain MODEL IMAGE... --method NAME[,NAME...]|all [options]
 
-        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap; for class-model
-        the synthesized image itself) and, with
+        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap unless
+        --colormap says otherwise; for class-model the synthesized image itself) and, with
         --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
         STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
         methods the signed (C,H,W) attribution). With several methods also STEM.grid.png: one labelled tile
         per method. With a top-K target every name gets the class: STEM.METHOD.cC.png.
+        Every run also writes manifest.json (model path and SHA-256, settings, device, versions, per-method
+        times, the files written); with --report DIR, DIR/index.html shows the inputs and overlays in one
+        self-contained page. Long runs show a progress line with an ETA on stderr (not when redirected).
 
         options:
           --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
@@ -41,6 +45,12 @@ internal static class ExplainCommand
           --seed N              seed of every random draw (default 0): same seed, same map
           --out DIR             output folder (default: the current folder), created if missing
           --npy                 also write the maps as .npy files
+          --colormap NAME       jet (default) | viridis | turbo | inferno
+          --alpha A             weight of the heatmap over the image, 0 to 1 (default 0.5)
+          --contour PCT         outline the top PCT% of each map (values >= its (100-PCT)th percentile) in
+                                white, 2 px; PCT in (0, 100]
+          --report DIR          also write DIR/index.html: the run's facts, each input and its overlays
+          --quiet               no progress line on stderr
           --overwrite           replace existing output files (otherwise an existing file is an error)
           --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
           --batch N             images per forward pass (default 8)
@@ -69,8 +79,8 @@ internal static class ExplainCommand
     {
         var a = Args.Parse(argv,
             ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
-             "--perturbation-batch", "--param"],
-            ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag]);
+             "--perturbation-batch", "--param", "--colormap", "--alpha", "--contour", "--report"],
+            ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag, "--quiet"]);
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help);
@@ -94,6 +104,12 @@ internal static class ExplainCommand
         var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
         LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
         int perturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536);
+        var overlayOptions = ParseOverlayOptions(a);
+        string? reportDir = a.Get("--report");
+        string manifestPath = Path.Combine(outDir, RunManifest.FileName);
+        Outputs.CheckWritable(manifestPath, overwrite);
+        if (reportDir != null)
+            Outputs.CheckWritable(Path.Combine(reportDir, HtmlReport.FileName), overwrite);
 
         var clock = Stopwatch.StartNew();
         var file = ModelFile.Load(a.Positionals[0]);
@@ -119,6 +135,10 @@ internal static class ExplainCommand
         if (layers.Count > 0)
             stdout.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", layers.Select(l => l.Output))}");
 
+        var written = new List<string>();
+        var timings = methods.ToDictionary(m => m.Name, _ => 0.0, StringComparer.Ordinal);
+        var reportImages = new List<ReportImage>();
+        using var progress = ConsoleProgress.ForStderr("explain", images.Count * methods.Count, stderr, a.Has("--quiet"));
         int done = 0;
         for (int start = 0; start < images.Count; start += batch)
         {
@@ -131,7 +151,16 @@ internal static class ExplainCommand
                     EigenSmooth = options.EigenSmooth, Seed = options.Seed, PerturbationBatch = options.PerturbationBatch,
                 }
                 : options;
-            var results = explainer.Explain(InputLoader.Stack(chunk), methods, chunkOptions);
+            // One call per method, so that each method's time is its own (its forward pass included).
+            var input = InputLoader.Stack(chunk);
+            var results = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
+            foreach (var method in methods)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                results[method.Name] = explainer.Explain(input, method, chunkOptions);
+                timings[method.Name] += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                progress.Advance(chunk.Count);
+            }
             bool perClass = results[methods[0].Name].Count > chunk.Count;
             var tiles = chunk.Select(_ => new List<(string, RgbImage)>()).ToList();
             foreach (var method in methods)
@@ -144,10 +173,12 @@ internal static class ExplainCommand
                     var picture = method is ClassModel
                         ? SynthesizedImage(e.Raw, file.Graph.Preprocessing)
                         : img.Display is null
-                            ? Overlay.Heatmap(e.Map)
-                            : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width));
+                            ? Overlay.Heatmap(e.Map, overlayOptions)
+                            : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width),
+                                overlayOptions);
                     Outputs.CheckWritable(baseName + ".png", overwrite);
                     Overlay.WritePng(picture, baseName + ".png");
+                    written.Add(baseName + ".png");
                     // Grid tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
                     var tile = img.Display is { } d && (picture.Width != d.Width || picture.Height != d.Height)
                         ? Resize.ImageBilinear(picture, d.Width, d.Height)
@@ -159,6 +190,8 @@ internal static class ExplainCommand
                         Outputs.CheckWritable(baseName + ".raw.npy", overwrite);
                         Npy.Write(baseName + ".npy", e.Map);
                         Npy.Write(baseName + ".raw.npy", e.Raw);
+                        written.Add(baseName + ".npy");
+                        written.Add(baseName + ".raw.npy");
                     }
                 }
             }
@@ -169,8 +202,15 @@ internal static class ExplainCommand
                     string grid = Path.Combine(outDir, $"{chunk[i].Stem}.grid.png");
                     Outputs.CheckWritable(grid, overwrite);
                     Overlay.WritePng(Grid.Render(tiles[i]), grid);
+                    written.Add(grid);
                 }
             }
+            if (reportDir != null)
+            {
+                for (int i = 0; i < chunk.Count; i++)
+                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = chunk[i].Display, Overlays = tiles[i] });
+            }
+            progress.Clear();
             string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
             foreach (var e in results[methods[0].Name])
             {
@@ -184,10 +224,80 @@ internal static class ExplainCommand
                     $"[{done}/{total}] {chunk[e.Image].Stem}: {what}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}{suffix}.png"));
             }
         }
+        progress.Finish();
+
+        var manifest = new RunManifest
+        {
+            Command = "explain", ModelPath = a.Positionals[0], ModelSha256 = RunManifest.Sha256Of(a.Positionals[0]),
+            Methods = methods.Select(m => m.Name).ToList(), Layers = layers.Select(l => l.Output).ToList(),
+            Target = targetText, Convention = ConventionName(convention),
+            Fusion = (fusion ?? CamPostprocess.DefaultFusion(convention)).ToString().ToLowerInvariant()
+                     + (fusion == null ? " (convention default)" : ""),
+            Seed = seed, Device = backend.Name, DeviceDescription = backend.DeviceDescription,
+            TimingsMs = timings,
+            Settings = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["colormap"] = overlayOptions.Colormap.ToString().ToLowerInvariant(),
+                ["alpha"] = overlayOptions.Alpha.ToString("G", CultureInfo.InvariantCulture),
+                ["contour"] = overlayOptions.ContourPercent == 0
+                    ? "none"
+                    : overlayOptions.ContourPercent.ToString("G", CultureInfo.InvariantCulture) + "%",
+                ["aug_smooth"] = options.AugSmooth ? "true" : "false",
+                ["eigen_smooth"] = options.EigenSmooth ? "true" : "false",
+                ["images"] = images.Count.ToString(CultureInfo.InvariantCulture),
+            },
+        };
+        if (reportDir != null)
+        {
+            var content = new ReportContent
+            {
+                Title = $"CamEngine explain: {Path.GetFileName(a.Positionals[0])}",
+                Info = manifest.ToInfo(),
+                Images = reportImages,
+            };
+            written.Add(HtmlReport.Write(reportDir, content));
+        }
+        string manifestDir = Path.GetFullPath(outDir);
+        manifest = manifest with
+        {
+            Files = written.Select(f => Path.GetRelativePath(manifestDir, Path.GetFullPath(f)).Replace('\\', '/')).ToList(),
+            CreatedUtc = DateTime.UtcNow,
+        };
+        manifest.Write(manifestPath);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images.Count} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s"));
+        if (reportDir != null)
+            stdout.WriteLine($"report: {Path.Combine(reportDir, HtmlReport.FileName)}");
         return 0;
     }
+
+    private static OverlayOptions ParseOverlayOptions(Args a)
+    {
+        ColormapKind colormap;
+        try
+        {
+            colormap = Colormap.Parse(a.Get("--colormap", "jet"));
+        }
+        catch (CamEngineException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        float alpha = a.GetFloats("--alpha", 1)?[0] ?? Overlay.DefaultAlpha;
+        if (alpha is < 0 or > 1)
+            throw new UsageException($"--alpha must lie in [0, 1], got {alpha.ToString(CultureInfo.InvariantCulture)}");
+        float contour = a.GetFloats("--contour", 1)?[0] ?? 0;
+        if (a.Has("--contour") && contour is <= 0 or > 100)
+            throw new UsageException($"--contour must lie in (0, 100], got {contour.ToString(CultureInfo.InvariantCulture)}");
+        return new OverlayOptions { Colormap = colormap, Alpha = alpha, ContourPercent = contour };
+    }
+
+    private static string ConventionName(Convention c) => c switch
+    {
+        Convention.Paper => "paper",
+        Convention.PytorchGradCam => "pytorch-grad-cam",
+        Convention.TorchCam => "torchcam",
+        _ => c.ToString(),
+    };
 
     /// <summary>The target, with similarity references embedded by the model and per-image lists kept whole
     /// (they are sliced per batch).</summary>
