@@ -19,6 +19,7 @@ internal static class Program
           info MODEL                                layers, output shapes, parameters, suggested CAM layers
           predict MODEL IMAGE... [--top 5]          classify images
           explain MODEL IMAGE... --method NAME      write class activation maps (overlay PNG, optional .npy)
+          eval MODEL IMAGE... --method NAMES        faithfulness metrics of the maps (avg drop, deletion, ROAD, ...)
           methods                                   list the explanation methods
           devices                                   list the devices (managed CPU, and what ILGPU sees)
           train -o MODEL.safetensors                train a CAM-ready classifier on Fashion-MNIST
@@ -54,6 +55,7 @@ internal static class Program
                 "info" => InfoCommand.Run(rest, stdout),
                 "predict" => PredictCommand.Run(rest, stdout),
                 "explain" => ExplainCommand.Run(rest, stdout, stderr),
+                "eval" => EvalCommand.Run(rest, stdout),
                 "methods" => MethodsCommand.Run(rest, stdout),
                 "devices" => DevicesCommand.Run(rest, stdout),
                 "train" => TrainCommand.Run(rest, stdout),
