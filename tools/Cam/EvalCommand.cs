@@ -9,6 +9,7 @@ using CamEngine.IO;
 using CamEngine.Methods;
 using CamEngine.Metrics;
 using CamEngine.Model;
+using CamEngine.Reporting;
 using CamEngine.Tensors;
 
 namespace CamEngine.Cli;
@@ -113,22 +114,37 @@ internal static class EvalCommand
           --seed N              seed of ROAD's noise, the sanity check's weights and stochastic methods (default 0)
           --csv FILE            also write the table as CSV (invariant culture)
           --json FILE           also write every number (per-image scores, curves, steps) as JSON
-          --overwrite           replace existing --csv/--json files
+          --out DIR             also write the curves as PNG line charts, DIR/eval.deletion.png,
+                                DIR/eval.insertion.png and DIR/eval.road.png (for the metrics asked for: the
+                                score averaged over the images, one line per method), and DIR/manifest.json (model
+                                path and SHA-256, settings, device, versions, times per method and metric, the
+                                files written)
+          --report DIR          also write DIR/index.html, one self-contained page: the run's facts, each input
+                                with every method's overlay, the table and the charts
+          --colormap NAME       overlays of the report: jet (default) | viridis | turbo | inferno
+          --alpha A             weight of the heatmap over the image in the report, 0 to 1 (default 0.5)
+          --contour PCT         outline the top PCT% of each map in the report's overlays (white, 2 px)
+          --quiet               no progress line on stderr (it shows only when stderr is a console)
+          --overwrite           replace existing output files (otherwise an existing file is an error)
         """;
 
     /// <summary>Metric names in table order.</summary>
     internal static readonly string[] MetricNames = ["avgdrop", "avgdrop-pgc", "deletion", "insertion", "road", "pointing", "sanity"];
 
+    /// <summary>The metrics with a chart (eval.NAME.png), in chart order.</summary>
+    internal static readonly string[] ChartMetrics = ["deletion", "insertion", "road"];
+
     /// <summary>Every column the table can have, in order.</summary>
     internal static readonly string[] Columns =
         ["avgdrop", "increase", "drop-pgc", "increase-pgc", "deletion", "insertion", "road", "road-morf", "road-lerf", "pointing", "energy", "sanity"];
 
-    public static int Run(string[] argv, TextWriter stdout)
+    public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
         var a = Args.Parse(argv,
             ["--method", "--metric", "--layer", "--target", "--score", "--convention", "--device", "--batch", "--steps", "--baseline",
-             "--blur-sigma", "--noise", "--boxes", "--tolerance", "--seed", "--csv", "--json"],
-            [Outputs.Flag]);
+             "--blur-sigma", "--noise", "--boxes", "--tolerance", "--seed", "--csv", "--json", "--out", "--report",
+             .. OverlayArgs.Options],
+            [Outputs.Flag, "--quiet"]);
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help);
@@ -167,10 +183,17 @@ internal static class EvalCommand
         double noise = GetDouble(a, "--noise", NoisyLinearImputation.DefaultNoise, 0, 1e6);
         double tolerance = GetDouble(a, "--tolerance", PointingGame.DefaultTolerance, 0, 1e9);
         var convention = ExplainCommand.ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
-        var target = ParseTarget(a.Get("--target", "top1"));
+        string targetText = a.Get("--target", "top1");
+        var target = ParseTarget(targetText);
+        var overlayOptions = OverlayArgs.Parse(a);
         bool overwrite = a.Has(Outputs.Flag);
-        string? csvPath = a.Get("--csv"), jsonPath = a.Get("--json");
-        foreach (var path in new[] { csvPath, jsonPath })
+        string? csvPath = a.Get("--csv"), jsonPath = a.Get("--json"), outDir = a.Get("--out"), reportDir = a.Get("--report");
+        // Every output is checked before any work, so that a refused run costs nothing and leaves the files alone.
+        var chartNames = ChartMetrics.Where(metrics.Contains).ToList();
+        string? manifestPath = outDir == null ? null : Path.Combine(outDir, RunManifest.FileName);
+        var chartPaths = outDir == null ? [] : chartNames.Select(n => Path.Combine(outDir, $"eval.{n}.png")).ToList();
+        string? reportPath = reportDir == null ? null : Path.Combine(reportDir, HtmlReport.FileName);
+        foreach (var path in new[] { csvPath, jsonPath, manifestPath, reportPath }.Concat(chartPaths))
         {
             if (path != null)
                 Outputs.CheckWritable(path, overwrite);
@@ -212,51 +235,177 @@ internal static class EvalCommand
             stdout.WriteLine($"layer: {string.Join(", ", explainer.ResolveLayers(explainOptions.Layers).Select(l => l.Output))}");
 
         var evaluator = new MetricEvaluator(explainer);
-        var maps = explainer.Explain(input, methods, explainOptions);
         var curveOptions = new DeletionInsertionOptions
         {
             Steps = steps, Baseline = baseline, BlurSigma = blurSigma, BatchSize = batch, Score = score,
         };
+        // Progress counts one unit per image, method and stage (the maps, then each metric); a metric's own
+        // progress reports move the line within its share.
+        using var progress = ConsoleProgress.ForStderr("eval", images.Count * methods.Count * (1 + metrics.Count), stderr,
+            a.Has("--quiet"));
+        var stage = new StageProgress(progress, images.Count);
+        // Milliseconds per method (its maps) and per "method metric".
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        T Timed<T>(string key, Func<IProgress<MetricProgress>, T> work)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            stage.Begin();
+            var result = work(stage);
+            stage.End();
+            timings[key] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            return result;
+        }
         var results = new List<MethodEvaluation>();
         foreach (var method in methods)
         {
-            var explanations = maps[method.Name];
+            // One call per method, so that each method's time is its own (its forward pass included).
+            var explanations = Timed(method.Name, _ => explainer.Explain(input, method, explainOptions));
             var r = new MethodEvaluation { Method = method.Name, Explanations = explanations };
+            string key = method.Name + " ";
             if (metrics.Contains("avgdrop"))
-                r.AverageDrop = evaluator.ConfidenceChange(input, explanations, new MetricOptions { BatchSize = batch, Score = score });
+            {
+                r.AverageDrop = Timed(key + "avgdrop", p => evaluator.ConfidenceChange(input, explanations,
+                    new MetricOptions { BatchSize = batch, Score = score }, p));
+            }
             if (metrics.Contains("avgdrop-pgc"))
             {
-                r.AverageDropPgc = evaluator.ConfidenceChange(input, explanations,
-                    new MetricOptions { BatchSize = batch, Score = MetricScore.Logit });
+                r.AverageDropPgc = Timed(key + "avgdrop-pgc", p => evaluator.ConfidenceChange(input, explanations,
+                    new MetricOptions { BatchSize = batch, Score = MetricScore.Logit }, p));
             }
             if (metrics.Contains("deletion"))
-                r.Deletion = evaluator.Deletion(input, explanations, curveOptions);
+                r.Deletion = Timed(key + "deletion", p => evaluator.Deletion(input, explanations, curveOptions, p));
             if (metrics.Contains("insertion"))
-                r.Insertion = evaluator.Insertion(input, explanations, curveOptions);
+                r.Insertion = Timed(key + "insertion", p => evaluator.Insertion(input, explanations, curveOptions, p));
             if (metrics.Contains("road"))
             {
-                r.Road = evaluator.Road(input, explanations,
-                    new RoadOptions { BatchSize = batch, Score = score, Noise = noise, Seed = seed });
+                r.Road = Timed(key + "road", p => evaluator.Road(input, explanations,
+                    new RoadOptions { BatchSize = batch, Score = score, Noise = noise, Seed = seed }, p));
             }
             if (truths != null)
-                r.Pointing = PointingGame.Evaluate(explanations.Select(e => e.Map).ToList(), explanations.Select(e => truths[e.Image]).ToList(), tolerance);
+            {
+                r.Pointing = Timed(key + "pointing", _ => PointingGame.Evaluate(explanations.Select(e => e.Map).ToList(),
+                    explanations.Select(e => truths[e.Image]).ToList(), tolerance));
+            }
             if (metrics.Contains("sanity"))
-                r.Sanity = evaluator.SanityCheck(input, method, explainOptions, new SanityCheckOptions { Seed = seed });
+            {
+                r.Sanity = Timed(key + "sanity", p => evaluator.SanityCheck(input, method, explainOptions,
+                    new SanityCheckOptions { Seed = seed }, p));
+            }
             results.Add(r);
         }
+        progress.Finish();
 
         var columns = Columns.Where(c => results[0].Summary().Any(s => s.Column == c)).ToList();
         WriteTable(stdout, results, columns);
+        var written = new List<string>();
+        foreach (var path in new[] { csvPath, jsonPath, manifestPath })
+        {
+            if (path != null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
+                Directory.CreateDirectory(folder);
+        }
         if (csvPath != null)
+        {
             AtomicFile.Write(csvPath, s => WriteCsv(s, results, columns));
+            written.Add(csvPath);
+        }
         if (jsonPath != null)
         {
             AtomicFile.Write(jsonPath, s => WriteJson(s, results, images.Select(i => i.Stem).ToList(), file, backend, metrics,
                 score, curveOptions, noise, tolerance, seed, target));
+            written.Add(jsonPath);
+        }
+        var charts = outDir != null || reportDir != null ? EvalCharts.Build(results, score, images.Count) : [];
+        if (outDir != null)
+        {
+            foreach (var chart in charts)
+            {
+                string path = Path.Combine(outDir, chart.FileName);
+                Overlay.WritePng(chart.Image, path);
+                written.Add(path);
+            }
+        }
+
+        var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(explainOptions.Layers) : [];
+        var manifest = new RunManifest
+        {
+            Command = "eval", ModelPath = a.Positionals[0], ModelSha256 = RunManifest.Sha256Of(a.Positionals[0]),
+            Methods = methods.Select(m => m.Name).ToList(), Layers = layers.Select(l => l.Output).ToList(),
+            Target = targetText, Convention = ExplainCommand.ConventionName(convention),
+            Fusion = CamPostprocess.DefaultFusion(convention).ToString().ToLowerInvariant() + " (convention default)",
+            Seed = seed, Device = backend.Name, DeviceDescription = backend.DeviceDescription, TimingsMs = timings,
+            Settings = OverlayArgs.Table(Settings(a, metrics, score, curveOptions, noise, tolerance, images.Count, reportDir != null,
+                overlayOptions)),
+        };
+        if (reportDir != null)
+        {
+            var content = new ReportContent
+            {
+                Title = $"CamEngine eval: {Path.GetFileName(a.Positionals[0])}",
+                Info = manifest.ToInfo(),
+                Images = images.Select((img, i) => new ReportImage
+                {
+                    Name = img.Stem,
+                    Input = img.Display,
+                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i].Map, overlayOptions))).ToList(),
+                }).ToList(),
+                Table = new ReportTable
+                {
+                    Caption = $"Metrics (mean over {images.Count} image(s))",
+                    Headers = ["method", .. columns],
+                    Rows = TableRows(results, columns),
+                },
+                Charts = charts.Select(c => (c.Caption, c.Image)).ToList(),
+            };
+            written.Add(HtmlReport.Write(reportDir, content));
+        }
+        if (outDir != null)
+        {
+            string manifestDir = Path.GetFullPath(outDir);
+            manifest = manifest with
+            {
+                Files = written.Select(f => Path.GetRelativePath(manifestDir, Path.GetFullPath(f)).Replace('\\', '/')).ToList(),
+                CreatedUtc = DateTime.UtcNow,
+            };
+            manifest.Write(manifestPath!);
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images.Count} image(s), {methods.Count} method(s), {metrics.Count} metric(s) in {clock.Elapsed.TotalSeconds:F2} s"));
+        if (outDir != null)
+            stdout.WriteLine($"charts and manifest: {outDir}");
+        if (reportPath != null)
+            stdout.WriteLine($"report: {reportPath}");
         return 0;
+    }
+
+    /// <summary>The run's settings beyond the manifest's own fields, in a fixed order (only those that apply).</summary>
+    private static IEnumerable<(string Key, string Value)> Settings(
+        Args a, IReadOnlyList<string> metrics, MetricScore score, DeletionInsertionOptions curves, double noise,
+        double tolerance, int images, bool report, OverlayOptions overlay)
+    {
+        string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        yield return ("metrics", string.Join(",", metrics));
+        yield return ("score", score == MetricScore.Softmax ? "softmax" : "logit");
+        yield return ("batch", curves.BatchSize.ToString(CultureInfo.InvariantCulture));
+        if (metrics.Contains("deletion") || metrics.Contains("insertion"))
+        {
+            yield return ("steps", curves.Steps.ToString(CultureInfo.InvariantCulture));
+            yield return ("baseline", curves.Baseline.ToString().ToLowerInvariant());
+            if (curves.Baseline == PerturbationBaseline.Blur)
+                yield return ("blur_sigma", Text(curves.BlurSigma));
+        }
+        if (metrics.Contains("road"))
+            yield return ("noise", Text(noise));
+        if (metrics.Contains("pointing"))
+        {
+            yield return ("boxes", a.Get("--boxes")!);
+            yield return ("tolerance", Text(tolerance));
+        }
+        yield return ("images", images.ToString(CultureInfo.InvariantCulture));
+        if (report)
+        {
+            foreach (var setting in OverlayArgs.Settings(overlay))
+                yield return setting;
+        }
     }
 
     internal static List<string> ParseMetrics(string text, bool haveBoxes)
@@ -297,13 +446,17 @@ internal static class EvalCommand
     private static string Number(double v) =>
         double.IsNaN(v) ? "nan" : v.ToString("F4", CultureInfo.InvariantCulture);
 
-    internal static void WriteTable(TextWriter o, IReadOnlyList<MethodEvaluation> results, IReadOnlyList<string> columns)
-    {
-        var rows = results.Select(r =>
+    /// <summary>The table's rows as printed: the method, then each column's value to 4 decimals.</summary>
+    internal static List<IReadOnlyList<string>> TableRows(IReadOnlyList<MethodEvaluation> results, IReadOnlyList<string> columns) =>
+        results.Select(r =>
         {
             var values = r.Summary().ToDictionary(s => s.Column, s => s.Value, StringComparer.Ordinal);
-            return (string[])[r.Method, .. columns.Select(c => Number(values[c]))];
+            return (IReadOnlyList<string>)[r.Method, .. columns.Select(c => Number(values[c]))];
         }).ToList();
+
+    internal static void WriteTable(TextWriter o, IReadOnlyList<MethodEvaluation> results, IReadOnlyList<string> columns)
+    {
+        var rows = TableRows(results, columns).Select(r => r.ToArray()).ToList();
         string[] header = ["method", .. columns];
         var widths = header.Select((h, k) => Math.Max(h.Length, rows.Max(r => r[k].Length))).ToArray();
         string Line(string[] cells) => string.Join("  ", cells.Select((c, k) => k == 0 ? c.PadRight(widths[k]) : c.PadLeft(widths[k])));
@@ -498,4 +651,24 @@ internal static class EvalCommand
             j.WriteStringValue(v);
         j.WriteEndArray();
     }
+}
+
+/// <summary>
+/// Turns one library call's <see cref="MetricProgress"/> reports into the command's progress line: a stage is worth
+/// <c>units</c> items (the images), and a report of Done/Total moves the line to the stage's start plus that share.
+/// Reports arrive on the calling thread (no <see cref="Progress{T}"/>, which would post them late).
+/// </summary>
+internal sealed class StageProgress(ConsoleProgress progress, int units) : IProgress<MetricProgress>
+{
+    private int _start;
+
+    public void Begin() => _start = progress.Done;
+
+    public void Report(MetricProgress value)
+    {
+        if (value.Total > 0)
+            progress.Report(_start + (int)((long)units * Math.Clamp(value.Done, 0, value.Total) / value.Total));
+    }
+
+    public void End() => progress.Report(_start + units);
 }

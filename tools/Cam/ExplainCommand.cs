@@ -79,7 +79,7 @@ internal static class ExplainCommand
     {
         var a = Args.Parse(argv,
             ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
-             "--perturbation-batch", "--param", "--colormap", "--alpha", "--contour", "--report"],
+             "--perturbation-batch", "--param", "--report", .. OverlayArgs.Options],
             ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag, "--quiet"]);
         if (a.Has("--help"))
         {
@@ -104,7 +104,7 @@ internal static class ExplainCommand
         var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
         LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
         int perturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536);
-        var overlayOptions = ParseOverlayOptions(a);
+        var overlayOptions = OverlayArgs.Parse(a);
         string? reportDir = a.Get("--report");
         string manifestPath = Path.Combine(outDir, RunManifest.FileName);
         Outputs.CheckWritable(manifestPath, overwrite);
@@ -172,10 +172,7 @@ internal static class ExplainCommand
                     string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}{suffix}");
                     var picture = method is ClassModel
                         ? SynthesizedImage(e.Raw, file.Graph.Preprocessing)
-                        : img.Display is null
-                            ? Overlay.Heatmap(e.Map, overlayOptions)
-                            : Overlay.Blend(img.Display, Resize.Bilinear(e.Map, img.Display.Height, img.Display.Width),
-                                overlayOptions);
+                        : OverlayArgs.Picture(img, e.Map, overlayOptions);
                     Outputs.CheckWritable(baseName + ".png", overwrite);
                     Overlay.WritePng(picture, baseName + ".png");
                     written.Add(baseName + ".png");
@@ -235,17 +232,13 @@ internal static class ExplainCommand
                      + (fusion == null ? " (convention default)" : ""),
             Seed = seed, Device = backend.Name, DeviceDescription = backend.DeviceDescription,
             TimingsMs = timings,
-            Settings = new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["colormap"] = overlayOptions.Colormap.ToString().ToLowerInvariant(),
-                ["alpha"] = overlayOptions.Alpha.ToString("G", CultureInfo.InvariantCulture),
-                ["contour"] = overlayOptions.ContourPercent == 0
-                    ? "none"
-                    : overlayOptions.ContourPercent.ToString("G", CultureInfo.InvariantCulture) + "%",
-                ["aug_smooth"] = options.AugSmooth ? "true" : "false",
-                ["eigen_smooth"] = options.EigenSmooth ? "true" : "false",
-                ["images"] = images.Count.ToString(CultureInfo.InvariantCulture),
-            },
+            Settings = OverlayArgs.Table(
+            [
+                .. OverlayArgs.Settings(overlayOptions),
+                ("aug_smooth", options.AugSmooth ? "true" : "false"),
+                ("eigen_smooth", options.EigenSmooth ? "true" : "false"),
+                ("images", images.Count.ToString(CultureInfo.InvariantCulture)),
+            ]),
         };
         if (reportDir != null)
         {
@@ -271,27 +264,7 @@ internal static class ExplainCommand
         return 0;
     }
 
-    private static OverlayOptions ParseOverlayOptions(Args a)
-    {
-        ColormapKind colormap;
-        try
-        {
-            colormap = Colormap.Parse(a.Get("--colormap", "jet"));
-        }
-        catch (CamEngineException e)
-        {
-            throw new UsageException(e.Message);
-        }
-        float alpha = a.GetFloats("--alpha", 1)?[0] ?? Overlay.DefaultAlpha;
-        if (alpha is < 0 or > 1)
-            throw new UsageException($"--alpha must lie in [0, 1], got {alpha.ToString(CultureInfo.InvariantCulture)}");
-        float contour = a.GetFloats("--contour", 1)?[0] ?? 0;
-        if (a.Has("--contour") && contour is <= 0 or > 100)
-            throw new UsageException($"--contour must lie in (0, 100], got {contour.ToString(CultureInfo.InvariantCulture)}");
-        return new OverlayOptions { Colormap = colormap, Alpha = alpha, ContourPercent = contour };
-    }
-
-    private static string ConventionName(Convention c) => c switch
+    internal static string ConventionName(Convention c) => c switch
     {
         Convention.Paper => "paper",
         Convention.PytorchGradCam => "pytorch-grad-cam",

@@ -55,7 +55,7 @@ internal static class Program
                 "info" => InfoCommand.Run(rest, stdout),
                 "predict" => PredictCommand.Run(rest, stdout),
                 "explain" => ExplainCommand.Run(rest, stdout, stderr),
-                "eval" => EvalCommand.Run(rest, stdout),
+                "eval" => EvalCommand.Run(rest, stdout, stderr),
                 "methods" => MethodsCommand.Run(rest, stdout),
                 "devices" => DevicesCommand.Run(rest, stdout),
                 "train" => TrainCommand.Run(rest, stdout),
