@@ -9,7 +9,8 @@ namespace CamEngine.Reporting;
 /// Writes a <see cref="ReportContent"/> as one self-contained HTML page: every picture embedded as a base64 PNG
 /// data URI, the style sheet inline, no scripts, no external requests; it opens from disk in any browser. Every
 /// string of the content is HTML-escaped. Small pictures are shown enlarged by an integer factor with
-/// <c>image-rendering: pixelated</c>, so that a 32 x 32 map stays a grid of sharp squares.
+/// <c>image-rendering: pixelated</c>, so that a 32 x 32 map stays a grid of sharp squares. Charts are shown at their
+/// own size, pixel for pixel (their bitmap text would blur when scaled), and a caption wraps at its picture's width.
 /// </summary>
 public static class HtmlReport
 {
@@ -32,7 +33,7 @@ public static class HtmlReport
         th { background: #eee; }
         td.num { text-align: right; font-variant-numeric: tabular-nums; }
         .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
-        figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 6px; }
+        figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 6px; width: min-content; }
         figcaption { font-size: 13px; text-align: center; margin-top: 4px; }
         img { display: block; height: auto; }
         img.pixelated { image-rendering: pixelated; }
@@ -97,7 +98,7 @@ public static class HtmlReport
         {
             b.Append("<h2>Charts</h2>\n<div class=\"row\">\n");
             foreach (var (caption, chart) in content.Charts)
-                AppendFigure(b, chart, caption);
+                AppendFigure(b, chart, caption, chart.Width);
             b.Append("</div>\n");
         }
         b.Append("</body>\n</html>\n");
@@ -137,10 +138,10 @@ public static class HtmlReport
         return Math.Min(width, MaxDisplayWidth);
     }
 
-    private static void AppendFigure(StringBuilder b, RgbImage image, string caption)
+    private static void AppendFigure(StringBuilder b, RgbImage image, string caption, int? width = null)
     {
         ArgumentNullException.ThrowIfNull(image);
-        int w = DisplayWidth(image.Width);
+        int w = width ?? DisplayWidth(image.Width);
         int h = (int)Math.Round((double)image.Height * w / image.Width);
         string cls = w > image.Width ? " class=\"pixelated\"" : "";
         b.Append("<figure><img").Append(cls)

@@ -112,6 +112,9 @@ public sealed partial class EvalReportTests
                 $"the report embeds {charts[c]} as written");
         }
 
+        // The charts are shown pixel for pixel (their bitmap text would blur if scaled down).
+        Assert.That(Regex.Count(html, "<img width=\"640\" height=\"400\""), Is.EqualTo(charts.Length));
+
         // The inputs are the display crops and the overlays follow --colormap and --alpha: recomputed here with the
         // library, they encode to the very bytes embedded.
         var file = ModelFile.Load(Model);
