@@ -104,6 +104,14 @@ public sealed partial class CamModel : IDisposable
     /// (<see cref="CamMethod.Summary"/>) and its paper (<see cref="CamMethod.Paper"/>).</summary>
     public static IReadOnlyList<CamMethod> Methods => MethodCatalog.All;
 
+    /// <summary>Every device this machine offers (the managed CPU backend and each accelerator ILGPU sees) with
+    /// its memory, and which one <c>auto</c> picks.</summary>
+    /// <example><code>
+    /// foreach (var d in CamModel.ListDevices())
+    ///     Console.WriteLine($"{d.Kind}: {d.Name}, {d.MemoryBytes >> 20} MiB{(d.UsedByAuto ? " (auto)" : "")}");
+    /// </code></example>
+    public static IReadOnlyList<DeviceInfo> ListDevices() => Devices.List();
+
     /// <summary>The device's short name: <c>cuda</c>, <c>opencl</c>, <c>cpu</c>, <c>ilgpu-cpu</c> or <c>reference</c>.</summary>
     public string DeviceName => Live()._backend.Name;
 

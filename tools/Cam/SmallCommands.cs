@@ -161,9 +161,11 @@ internal static class MethodsCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam methods\n\nLists every explanation method with its paper.");
+            stdout.WriteLine("usage: cam methods\n\nLists every explanation method (the names --method takes) with a line on what it computes and its paper.");
             return 0;
         }
+        if (a.Positionals.Count != 0)
+            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
         int width = MethodCatalog.All.Max(m => m.Name.Length);
         foreach (var m in MethodCatalog.All)
             stdout.WriteLine($"{m.Name.PadRight(width)}  {m.Summary}. {m.Paper}");
@@ -178,9 +180,18 @@ internal static class DevicesCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam devices\n\nLists the managed CPU backend, every accelerator ILGPU sees, and the one `--device auto` picks\n(CUDA, then OpenCL, then the managed CPU backend; `ilgpu-cpu` names ILGPU's CPU accelerator).");
+            stdout.WriteLine("""
+                usage: cam devices
+
+                Lists the managed CPU backend and every accelerator ILGPU sees: the --device kind that opens it, its
+                memory (host memory for the CPU backends), and whether --device auto uses it (the first CUDA device,
+                else the first OpenCL device, else the managed CPU backend `cpu`; `ilgpu-cpu` is ILGPU's CPU
+                accelerator, which runs the GPU kernels slowly). Then opens the auto device and names it.
+                """);
             return 0;
         }
+        if (a.Positionals.Count != 0)
+            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
         foreach (var d in Program.SafeDevices())
             stdout.WriteLine(d);
         using var backend = Devices.Open("auto");
