@@ -15,6 +15,29 @@ public static class Devices
     /// <summary>Every accepted request value.</summary>
     public static readonly IReadOnlyList<string> Kinds = ["auto", "cpu", "ilgpu-cpu", "cuda", "opencl", "reference"];
 
+    /// <summary>Memory available to this process on the host (what the CPU backends allocate from).</summary>
+    internal static long HostMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Every device this machine offers: the managed CPU backend first, then each accelerator ILGPU sees, each
+    /// marked when <c>auto</c> picks it (the first CUDA device, else the first OpenCL device, else the managed CPU
+    /// backend: the order <see cref="Open"/> tries). Throws what ILGPU throws when a driver fails to enumerate.
+    /// </summary>
+    public static IReadOnlyList<DeviceInfo> List()
+    {
+        var accelerators = IlgpuBackend.Accelerators();
+        int auto = accelerators.ToList().FindIndex(a => a.Kind == "cuda");
+        if (auto < 0)
+            auto = accelerators.ToList().FindIndex(a => a.Kind == "opencl");
+        var list = new List<DeviceInfo>
+        {
+            new("cpu", $"managed SIMD CPU backend ({Cpu.CpuSimdInfo.Best}, {Environment.ProcessorCount} cores)",
+                HostMemoryBytes, auto < 0),
+        };
+        list.AddRange(accelerators.Select((a, i) => new DeviceInfo(a.Kind, a.Name, a.MemoryBytes, i == auto)));
+        return list;
+    }
+
     /// <summary>Opens the requested backend; throws <see cref="CamEngineException"/> when that device is absent.</summary>
     public static Backend Open(string? request = null)
     {

@@ -107,12 +107,22 @@ public sealed class IlgpuBackend : Backend
     }
 
     /// <summary>Every device ILGPU sees on this machine, one line each.</summary>
-    public static IReadOnlyList<string> ListDevices()
+    public static IReadOnlyList<string> ListDevices() =>
+        Accelerators().Select(d => d.Kind == "ilgpu-cpu"
+            ? $"CPU: ILGPU CPU accelerator ({Environment.ProcessorCount} cores, host memory)"
+            : $"{(d.Kind == "cuda" ? "Cuda" : "OpenCL")}: {d.Name} ({d.MemoryBytes / (1 << 20)} MiB)").ToList();
+
+    /// <summary>Every device ILGPU sees, in its order, with the device kind that opens it (<c>cuda</c>,
+    /// <c>opencl</c> or <c>ilgpu-cpu</c>) and its memory (host memory for the CPU accelerator).</summary>
+    internal static IReadOnlyList<(string Kind, string Name, long MemoryBytes)> Accelerators()
     {
         using var context = CreateContext(true);
-        return context.Devices.Select(d => d.AcceleratorType == AcceleratorType.CPU
-            ? $"CPU: ILGPU CPU accelerator ({Environment.ProcessorCount} cores, host memory)"
-            : $"{d.AcceleratorType}: {d.Name} ({d.MemorySize / (1 << 20)} MiB)").ToList();
+        return context.Devices.Select(d => d.AcceleratorType switch
+        {
+            AcceleratorType.Cuda => ("cuda", d.Name, d.MemorySize),
+            AcceleratorType.OpenCL => ("opencl", d.Name, d.MemorySize),
+            _ => ("ilgpu-cpu", $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)", Devices.HostMemoryBytes),
+        }).ToList();
     }
 
     private sealed class Storage<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) : TensorStorage

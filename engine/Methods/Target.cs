@@ -95,6 +95,11 @@ public sealed class Target
         return new Target(Kind.PerImage, classes: (int[])classes.Clone());
     }
 
+    /// <summary>This target for images <paramref name="start"/> .. start + count - 1 of a batch explained in
+    /// parts: a per-image list is cut to those images; every other target applies to each image alike.</summary>
+    internal Target ForImages(int start, int count) =>
+        _kind == Kind.PerImage ? PerImage(_classes![start..(start + count)]) : this;
+
     /// <summary>
     /// Parses <c>top1</c>, a class index <c>C</c>, <c>topK</c> (e.g. <c>top3</c>), <c>softmax</c> or
     /// <c>softmax:C</c>, or a comma-separated list of class indices (one per image). Similarity targets

@@ -45,9 +45,61 @@ public sealed partial class ModelFile
             throw new InvalidModelFileException($"{path}: {e.Message}", e);
         }
 
+        return FromFileBytes(bytes.AsSpan(0, length), path);
+    }
+
+    /// <summary>Reads a model file asynchronously, then parses and validates it (as <see cref="Load(string)"/>).</summary>
+    /// <exception cref="CamEngineException">The file does not exist or cannot be read.</exception>
+    /// <exception cref="InvalidModelFileException">The file is corrupt, hostile or inconsistent; the
+    /// message starts with the path.</exception>
+    /// <exception cref="UnsupportedModelException">The graph uses an operator this engine lacks.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<ModelFile> LoadAsync(string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        byte[] bytes;
+        int length;
         try
         {
-            return FromBytes(bytes.AsSpan(0, length));
+            var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
+                FileOptions.SequentialScan | FileOptions.Asynchronous);
+            await using (fs.ConfigureAwait(false))
+                (bytes, length) = await ReadBoundedAsync(fs, fs.Length, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new CamEngineException($"model file '{path}' does not exist", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CamEngineException($"cannot read model file '{path}': {e.Message}", e);
+        }
+        catch (InvalidModelFileException e)
+        {
+            throw new InvalidModelFileException($"{path}: {e.Message}", e);
+        }
+        return FromFileBytes(bytes.AsSpan(0, length), path);
+    }
+
+    /// <summary>Reads a model from a stream asynchronously (at most <see cref="MaxFileBytes"/> bytes, to its end),
+    /// then parses and validates it.</summary>
+    /// <exception cref="InvalidModelFileException">The stream holds no valid model, or too many bytes.</exception>
+    /// <exception cref="UnsupportedModelException">The graph uses an operator this engine lacks.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<ModelFile> LoadAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        long hint = stream.CanSeek ? Math.Max(0, stream.Length - stream.Position) : 0;
+        var (bytes, length) = await ReadBoundedAsync(stream, hint, cancellationToken).ConfigureAwait(false);
+        return FromBytes(bytes.AsSpan(0, length));
+    }
+
+    /// <summary><see cref="FromBytes"/>, with <paramref name="path"/> in front of every parse error.</summary>
+    private static ModelFile FromFileBytes(ReadOnlySpan<byte> file, string path)
+    {
+        try
+        {
+            return FromBytes(file);
         }
         catch (InvalidModelFileException e)
         {
@@ -184,6 +236,35 @@ public sealed partial class ModelFile
                 buffer[length++] = (byte)next;
             }
             int read = stream.Read(buffer, length, buffer.Length - length);
+            if (read == 0)
+                return (buffer, length);
+            length += read;
+        }
+    }
+
+    /// <summary>The asynchronous form of <see cref="ReadBounded"/>: the same bound, the same growth.</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadBoundedAsync(Stream stream, long expected, CancellationToken ct)
+    {
+        if (expected > MaxFileBytes)
+            throw new InvalidModelFileException(
+                $"model file is {expected} bytes; the largest this engine reads is {MaxFileBytes} bytes");
+        var buffer = new byte[Math.Max(expected, 4096)];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length >= MaxFileBytes)
+                {
+                    // Full at the bound: one more byte means the stream is too long.
+                    if (await stream.ReadAsync(new byte[1], ct).ConfigureAwait(false) == 0)
+                        return (buffer, length);
+                    throw new InvalidModelFileException(
+                        $"model stream is longer than {MaxFileBytes} bytes, the largest this engine reads");
+                }
+                Array.Resize(ref buffer, (int)Math.Min(MaxFileBytes, 2L * buffer.Length));
+            }
+            int read = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
             if (read == 0)
                 return (buffer, length);
             length += read;

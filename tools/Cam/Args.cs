@@ -14,7 +14,13 @@ internal sealed class Args
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
     private readonly List<string> _positionals = [];
 
+    private static readonly AsyncLocal<IReadOnlyCollection<string>?> s_lastDeclared = new();
+
     private Args() { }
+
+    /// <summary>The option and flag names (long forms, without --help) that the last <see cref="Parse"/> on this
+    /// call flow accepted: what a command's help must document (checked by the CLI help tests).</summary>
+    internal static IReadOnlyCollection<string>? LastDeclared => s_lastDeclared.Value;
 
     public IReadOnlyList<string> Positionals => _positionals;
 
@@ -28,6 +34,7 @@ internal sealed class Args
     {
         var opt = new HashSet<string>(options, StringComparer.Ordinal);
         var flg = new HashSet<string>(flags, StringComparer.Ordinal) { "--help", "-h" };
+        s_lastDeclared.Value = opt.Concat(flg).Where(n => n.StartsWith("--", StringComparison.Ordinal) && n != "--help").ToList();
         var r = new Args();
         for (int i = 0; i < args.Count; i++)
         {

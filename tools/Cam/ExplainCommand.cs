@@ -323,9 +323,15 @@ internal static class ExplainCommand
 internal static class PredictCommand
 {
     private const string Help = """
-        usage: cam predict MODEL IMAGE... [--top K] [--labels FILE] [--device D]
+        usage: cam predict MODEL IMAGE... [options]
 
         Prints the K highest raw scores (logits) and softmax probabilities per image.
+
+        options:
+          --top K               classes per image, highest first (default 5)
+          --labels FILE         class labels, one per line (default: the labels stored in the model)
+          --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
+          --batch N             images per forward pass (default 8)
         """;
 
     public static int Run(string[] argv, TextWriter stdout)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using CamEngine.Backends;
 
@@ -24,7 +25,7 @@ internal static class Program
           devices                                   list the devices (managed CPU, and what ILGPU sees)
           train -o MODEL.safetensors                train a CAM-ready classifier on Fashion-MNIST
 
-        options for every command: --help, and --version at the top level.
+        options for every command: --help (-h); at the top level --version prints the version and the devices.
         IMAGE: a PNG, JPEG or BMP file, or a preprocessed float32 .npy of shape (C,H,W) or (N,C,H,W).
         Devices: --device auto|cpu|ilgpu-cpu|cuda|opencl|reference, or the CAMENGINE_DEVICE variable.
         """;
@@ -40,6 +41,11 @@ internal static class Program
         }
         if (args[0] == "--version")
         {
+            if (args.Length > 1)
+            {
+                stderr.WriteLine($"cam: --version takes no arguments, got '{args[1]}'");
+                return 2;
+            }
             stdout.WriteLine($"cam {Version}");
             foreach (var d in SafeDevices())
                 stdout.WriteLine($"  {d}");
@@ -90,17 +96,27 @@ internal static class Program
 
     internal static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 
+    /// <summary>A table of every device (the managed CPU backend, then each accelerator ILGPU sees): the
+    /// <c>--device</c> kind that opens it, its memory, whether <c>--device auto</c> uses it, and its name. When ILGPU
+    /// cannot enumerate (a broken driver), the managed backend's line and the reason.</summary>
     internal static IReadOnlyList<string> SafeDevices()
     {
-        string managed = $"cpu: managed SIMD CPU backend ({CamEngine.Backends.Cpu.CpuSimdInfo.Best}, "
-                         + $"{Environment.ProcessorCount} cores, host memory)";
+        const string header = "kind        memory           auto  device";
+        static string Line(DeviceInfo d)
+        {
+            string where = d.Kind is "cpu" or "ilgpu-cpu" ? "host" : "";
+            return string.Create(CultureInfo.InvariantCulture,
+                $"{d.Kind,-9}  {d.MemoryBytes >> 20,7} MiB {where,-4}  {(d.UsedByAuto ? "yes" : "no"),-4}  {d.Name}");
+        }
         try
         {
-            return [managed, .. IlgpuBackend.ListDevices().Select(d => "ILGPU " + d)];
+            return [header, .. Devices.List().Select(Line)];
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return [managed, $"(ILGPU could not list devices: {OneLine(e.Message)})"];
+            var managed = new DeviceInfo("cpu", $"managed SIMD CPU backend ({CamEngine.Backends.Cpu.CpuSimdInfo.Best}, "
+                + $"{Environment.ProcessorCount} cores)", GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, true);
+            return [header, Line(managed), $"(ILGPU could not list devices: {OneLine(e.Message)})"];
         }
     }
 }

@@ -161,10 +161,15 @@ internal static class MethodsCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam methods\n\nLists every explanation method with its paper, and under it the parameters\n" +
-                             "`cam explain --param KEY=VALUE` sets, with their defaults.");
+            stdout.WriteLine("usage: cam methods
+
+Lists every explanation method (the names --method takes) with a line on what it
+" +
+                             "computes and its paper, and under it the parameters `cam explain --param KEY=VALUE` sets, with their defaults.");
             return 0;
         }
+        if (a.Positionals.Count != 0)
+            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
         int width = MethodCatalog.All.Max(m => m.Name.Length);
         foreach (var m in MethodCatalog.All)
         {
@@ -183,9 +188,18 @@ internal static class DevicesCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam devices\n\nLists the managed CPU backend, every accelerator ILGPU sees, and the one `--device auto` picks\n(CUDA, then OpenCL, then the managed CPU backend; `ilgpu-cpu` names ILGPU's CPU accelerator).");
+            stdout.WriteLine("""
+                usage: cam devices
+
+                Lists the managed CPU backend and every accelerator ILGPU sees: the --device kind that opens it, its
+                memory (host memory for the CPU backends), and whether --device auto uses it (the first CUDA device,
+                else the first OpenCL device, else the managed CPU backend `cpu`; `ilgpu-cpu` is ILGPU's CPU
+                accelerator, which runs the GPU kernels slowly). Then opens the auto device and names it.
+                """);
             return 0;
         }
+        if (a.Positionals.Count != 0)
+            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
         foreach (var d in Program.SafeDevices())
             stdout.WriteLine(d);
         using var backend = Devices.Open("auto");

@@ -1,0 +1,105 @@
+using CamEngine.Imaging;
+using CamEngine.Methods;
+
+namespace CamEngine;
+
+/// <summary>
+/// One method's map for one image and one target class, as <see cref="CamModel"/> returns it: the map as numbers
+/// (<see cref="Map"/>, <see cref="ToArray2D"/>) and as pictures (<see cref="ToOverlay"/>, <see cref="SaveOverlayPng"/>).
+/// <example><code>
+/// var result = model.Explain("cat.jpg", "gradcam");
+/// float[,] map = result.ToArray2D();            // [y, x] in [0, 1], the model's input size
+/// result.SaveOverlayPng("cat.gradcam.png");      // the map in jet colours over the photo
+/// </code></example>
+/// </summary>
+public sealed class CamResult
+{
+    internal CamResult(Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label)
+    {
+        Explanation = explanation;
+        ImageIndex = imageIndex;
+        Source = source;
+        Image = image;
+        Label = label;
+        var shape = explanation.Map.Shape;
+        Height = shape[^2];
+        Width = shape[^1];
+    }
+
+    /// <summary>Index of the image among the call's images (for a file holding several images, each counts).</summary>
+    public int ImageIndex { get; }
+
+    /// <summary>The image file the result explains; null for images passed as pixels or tensors.</summary>
+    public string? Source { get; }
+
+    /// <summary>The method's name (see <see cref="CamModel.Methods"/>).</summary>
+    public string Method => Explanation.Method;
+
+    /// <summary>The class explained; -1 for targets without a class (embedding similarity).</summary>
+    public int ClassIndex => Explanation.TargetClass;
+
+    /// <summary>The label of <see cref="ClassIndex"/> stored in the model; null when the model has no labels.</summary>
+    public string? Label { get; }
+
+    /// <summary>The explained score on the unaltered input: the raw logit of <see cref="ClassIndex"/> unless the
+    /// target says otherwise (softmax probability, similarity).</summary>
+    public float Score => Explanation.Score;
+
+    /// <summary>The layers the map was computed at (tensor names); empty for pixel-space methods.</summary>
+    public IReadOnlyList<string> Layers => Explanation.Layers;
+
+    /// <summary>Map width: the model's input width.</summary>
+    public int Width { get; }
+
+    /// <summary>Map height: the model's input height.</summary>
+    public int Height { get; }
+
+    /// <summary>The map, <see cref="Height"/> x <see cref="Width"/> values in [0, 1], row-major (index y * Width + x).
+    /// This is the result's own array: changing it changes the pictures drawn from it.</summary>
+    public float[] Map => Explanation.Map.Data;
+
+    /// <summary>The picture the map explains: the part of the photo the model sees (its centre crop) at the photo's
+    /// resolution, up to <see cref="InputLoader.MaxDisplaySide"/> pixels a side; for a tensor input its
+    /// denormalized pixels; null when the input has no RGB or grey form.</summary>
+    public RgbImage? Image { get; }
+
+    /// <summary>Everything the method computed: also the map at layer resolution before ReLU and normalization
+    /// (<see cref="Explanation.Raw"/>) and the channel weights where the method has them.</summary>
+    public Explanation Explanation { get; }
+
+    /// <summary>A copy of <see cref="Map"/> as a [y, x] array.</summary>
+    public float[,] ToArray2D()
+    {
+        var map = new float[Height, Width];
+        var data = Map;
+        for (int y = 0; y < Height; y++)
+        {
+            for (int x = 0; x < Width; x++)
+                map[y, x] = data[y * Width + x];
+        }
+        return map;
+    }
+
+    /// <summary>The map in jet colours blended over <see cref="Image"/> (the map resized bilinearly to the
+    /// picture) as <c>(1 - alpha) * image + alpha * jet(map)</c>; the jet colours alone, at map resolution, when
+    /// there is no picture.</summary>
+    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
+    public RgbImage ToOverlay(float alpha = Overlay.DefaultAlpha) =>
+        Image is null
+            ? Overlay.Heatmap(Explanation.Map)
+            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), alpha);
+
+    /// <summary>The map in jet colours alone, <see cref="Width"/> x <see cref="Height"/>.</summary>
+    public RgbImage ToHeatmap() => Overlay.Heatmap(Explanation.Map);
+
+    /// <summary>Writes <see cref="ToOverlay"/> as a PNG file, atomically (a temporary file in the same folder
+    /// replaces <paramref name="path"/>, which is overwritten if it exists).</summary>
+    /// <param name="path">The PNG file to write.</param>
+    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
+    public void SaveOverlayPng(string path, float alpha = Overlay.DefaultAlpha) =>
+        Overlay.WritePng(ToOverlay(alpha), path);
+
+    /// <summary>The overlay encoded as PNG bytes (for a response body or a database instead of a file).</summary>
+    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
+    public byte[] EncodeOverlayPng(float alpha = Overlay.DefaultAlpha) => Overlay.EncodePng(ToOverlay(alpha));
+}
