@@ -161,10 +161,7 @@ internal static class MethodsCommand
         var a = Args.Parse(argv, [], []);
         if (a.Has("--help"))
         {
-            stdout.WriteLine("usage: cam methods
-
-Lists every explanation method (the names --method takes) with a line on what it
-" +
+            stdout.WriteLine("usage: cam methods\n\nLists every explanation method (the names --method takes) with a line on what it\n" +
                              "computes and its paper, and under it the parameters `cam explain --param KEY=VALUE` sets, with their defaults.");
             return 0;
         }
