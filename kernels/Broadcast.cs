@@ -12,7 +12,7 @@ namespace CamEngine.Kernels;
 /// </code>
 /// All four are smooth where defined (div at b = 0 gives IEEE infinities, as PyTorch).
 /// </summary>
-public static class Broadcast
+internal static class Broadcast
 {
     private static float Apply(int op, float a, float b) =>
         op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : a / b;

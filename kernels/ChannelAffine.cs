@@ -8,7 +8,7 @@ namespace CamEngine.Kernels;
 /// Taylor coefficients use the same scale.
 /// <code>x, y, dy, dx: (N, C, inner)   scale, shift: (C)   y[n,c,j] = x[n,c,j] * scale[c] + shift[c]</code>
 /// </summary>
-public static class ChannelAffine
+internal static class ChannelAffine
 {
     /// <summary>Forward. Index: one per element; <paramref name="inner"/> = H*W (1 for flat inputs).</summary>
     public static void Forward(

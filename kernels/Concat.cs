@@ -7,7 +7,7 @@ namespace CamEngine.Kernels;
 /// the output, and the backward copies the slice back out (concat is linear; its adjoint is the split).
 /// <code>part: (N, Cp, inner)   whole: (N, Ctotal, inner)   whole[n, offset + c, j] = part[n, c, j]</code>
 /// </summary>
-public static class Concat
+internal static class Concat
 {
     /// <summary>Forward: writes <paramref name="part"/> into its slice of <paramref name="whole"/>. Index: one per element of part.</summary>
     public static void CopyIn(Index1D i, ArrayView<float> part, ArrayView<float> whole, ChannelSlice s)

@@ -13,7 +13,7 @@ namespace CamEngine.Kernels;
 /// with g = k / (K/G) and out-of-range x read as zero (padding).
 /// One thread per output element; every launcher validates the shape and buffer lengths first.
 /// </summary>
-public static class Conv2d
+internal static class Conv2d
 {
     /// <summary>Forward. Index: one per element of y (N*K*OH*OW). <paramref name="hasBias"/> 0 ignores b.</summary>
     public static void Forward(

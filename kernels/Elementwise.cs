@@ -8,7 +8,7 @@ namespace CamEngine.Kernels;
 /// connections).
 /// <code>a, b, y, dst, src: same length</code>
 /// </summary>
-public static class Elementwise
+internal static class Elementwise
 {
     /// <summary><c>y = a + b</c>.</summary>
     public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)

@@ -10,7 +10,7 @@ namespace CamEngine.Kernels;
 /// </code>
 /// Linear in x and in w: higher orders reuse these kernels.
 /// </summary>
-public static class Gemm
+internal static class Gemm
 {
     private static int WIndex(GemmShape s, int k, int n) => s.TransB ? n * s.K + k : k * s.N + n;
 

@@ -7,7 +7,7 @@ namespace CamEngine.Kernels;
 /// <code>x: (N, C, H, W)   y: (N, C, 1, 1)   y[n,c] = sum_{h,w} x[n,c,h,w] / (H*W)</code>
 /// Linear: higher-order Taylor coefficients use the same kernels.
 /// </summary>
-public static class GlobalAvgPool
+internal static class GlobalAvgPool
 {
     /// <summary>Forward. Index: one per (n, c); <paramref name="plane"/> = H*W.</summary>
     public static void Forward(Index1D i, ArrayView<float> x, ArrayView<float> y, int plane)

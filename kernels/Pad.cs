@@ -7,7 +7,7 @@ namespace CamEngine.Kernels;
 /// crops the gradient.
 /// <code>x: (N, C, H, W)   y: (N, C, H + PT + PB, W + PL + PR)   y[n,c,h,w] = x[n,c,h-PT,w-PL] inside, value outside</code>
 /// </summary>
-public static class Pad
+internal static class Pad
 {
     /// <summary>Forward. Index: one per element of y.</summary>
     public static void Forward(Index1D i, ArrayView<float> x, ArrayView<float> y, PadShape s, float value)

@@ -10,7 +10,7 @@ namespace CamEngine.Kernels;
 /// (PyTorch's rule); argmax stores its flat index ih*W + iw within the (n, c) plane. Max-pool is piecewise
 /// linear: higher-order Taylor coefficients are routed by the same argmax.
 /// </summary>
-public static class Pooling
+internal static class Pooling
 {
     /// <summary>Max-pool forward: y = max over the window (padding never wins), argmax = its first position.
     /// A window holding no input element (possible only with dilation) gives y = 0 and argmax = -1.

@@ -9,7 +9,7 @@ namespace CamEngine.Kernels;
 /// Taylor coefficients of order 1 to 3 are the incoming coefficients times the same mask [x &gt; 0].
 /// <code>x, y, dy, dx: any shape, same length</code>
 /// </summary>
-public static class Relu
+internal static class Relu
 {
     /// <summary>Forward: <c>y = x &lt; 0 ? 0 : x</c>, so a NaN passes through (as in PyTorch) instead of being
     /// silently turned into 0.</summary>

@@ -5,7 +5,7 @@ namespace CamEngine.Kernels;
 /// x: (N, C, H, W); w: (K, C/Groups, KH, KW); b: (K); y: (N, K, OH, OW).
 /// Padding may be asymmetric: top/left before the data, bottom/right after it.
 /// </summary>
-public readonly record struct ConvShape(
+internal readonly record struct ConvShape(
     int N, int C, int H, int W,
     int K, int KH, int KW,
     int StrideH, int StrideW,
@@ -50,7 +50,7 @@ public readonly record struct ConvShape(
 /// With <see cref="CeilMode"/> the last window may start inside the right/bottom padding but never
 /// entirely inside it (PyTorch and ONNX rule).
 /// </summary>
-public readonly record struct PoolShape(
+internal readonly record struct PoolShape(
     int N, int C, int H, int W,
     int KH, int KW,
     int StrideH, int StrideW,
@@ -108,7 +108,7 @@ public readonly record struct PoolShape(
 /// Geometry of y = alpha * x op(W) + beta * b with x: (M, K), op(W): (K, N) where W is stored
 /// (N, K) when <see cref="TransB"/> (a PyTorch linear layer) and (K, N) otherwise; b: (N) broadcast over rows.
 /// </summary>
-public readonly record struct GemmShape(int M, int K, int N, bool TransB, float Alpha, float Beta)
+internal readonly record struct GemmShape(int M, int K, int N, bool TransB, float Alpha, float Beta)
 {
     // Stored as an int: ILGPU kernel parameters must be blittable.
     private readonly int _transB = TransB ? 1 : 0;
@@ -125,7 +125,7 @@ public readonly record struct GemmShape(int M, int K, int N, bool TransB, float 
 }
 
 /// <summary>Backward rule of a ReLU, chosen per reverse pass.</summary>
-public enum ReluRule
+internal enum ReluRule
 {
     /// <summary>dx = dy * [x &gt; 0]: the true derivative, with ReLU'(0) = 0.</summary>
     Standard = 0,
@@ -138,7 +138,7 @@ public enum ReluRule
 }
 
 /// <summary>Binary element-wise operators with broadcasting (<see cref="Broadcast"/>).</summary>
-public enum BinaryOp
+internal enum BinaryOp
 {
     /// <summary>a + b.</summary>
     Add = 0,
@@ -158,7 +158,7 @@ public enum BinaryOp
 /// (each 1 or equal to the output's), and the operands' row-major strides with 0 along broadcast axes.
 /// Build it with <see cref="Create"/>, which right-aligns shapes of rank 1 to 4 (numpy's rule).
 /// </summary>
-public readonly record struct BroadcastShape(
+internal readonly record struct BroadcastShape(
     int D0, int D1, int D2, int D3,
     int A0, int A1, int A2, int A3,
     int B0, int B1, int B2, int B3,
@@ -225,7 +225,7 @@ public readonly record struct BroadcastShape(
 }
 
 /// <summary>Where one concat input sits in the output: part (N, C, Inner) at channel Offset of (N, Total, Inner).</summary>
-public readonly record struct ChannelSlice(int N, int C, int Inner, int Total, int Offset)
+internal readonly record struct ChannelSlice(int N, int C, int Inner, int Total, int Offset)
 {
     /// <summary>The output index of part element <paramref name="i"/>.</summary>
     public int WholeIndex(int i)
@@ -239,7 +239,7 @@ public readonly record struct ChannelSlice(int N, int C, int Inner, int Total, i
 }
 
 /// <summary>Constant padding of H and W: x (N, C, H, W) to (N, C, H + PadTop + PadBottom, W + PadLeft + PadRight).</summary>
-public readonly record struct PadShape(int N, int C, int H, int W, int PadTop, int PadLeft, int PadBottom, int PadRight)
+internal readonly record struct PadShape(int N, int C, int H, int W, int PadTop, int PadLeft, int PadBottom, int PadRight)
 {
     /// <summary>Padded height.</summary>
     public int OH => H + PadTop + PadBottom;

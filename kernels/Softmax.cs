@@ -7,7 +7,7 @@ namespace CamEngine.Kernels;
 /// Smooth; its Jacobian is <c>diag(y) - y y^T</c> per row.
 /// <code>x, y, dy, dx: (rows, cols)   y[r,j] = exp(x[r,j] - m_r) / sum_k exp(x[r,k] - m_r),  m_r = max_k x[r,k]</code>
 /// </summary>
-public static class Softmax
+internal static class Softmax
 {
     /// <summary>Forward. Index: one per row.</summary>
     public static void Forward(Index1D i, ArrayView<float> x, ArrayView<float> y, int cols)

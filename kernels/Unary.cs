@@ -7,7 +7,7 @@ namespace CamEngine.Kernels;
 /// <see cref="Unary.Forward{TOp}"/> / <see cref="Unary.Backward{TOp}"/> kernels, and any managed backend.
 /// Higher-order derivatives for Taylor-mode autodiff belong beside <see cref="Derivative"/> in each struct.
 /// </summary>
-public interface IUnaryOp
+internal interface IUnaryOp
 {
     /// <summary>f(x).</summary>
     float Value(float x);
@@ -27,7 +27,7 @@ public interface IUnaryOp
 /// <code>x, y, dy, dx: any shape, same length</code>
 /// Every instantiation used by a backend is listed in <see cref="UnaryOps.Instantiations"/> (PTX tests compile each).
 /// </summary>
-public static class Unary
+internal static class Unary
 {
     /// <summary>Forward: <c>y = f(x)</c>. Index: one per element.</summary>
     public static void Forward<TOp>(Index1D i, ArrayView<float> x, ArrayView<float> y, TOp op)
@@ -67,7 +67,7 @@ public static class Unary
 }
 
 /// <summary>The closed set of unary operator structs, for reflection-driven tests.</summary>
-public static class UnaryOps
+internal static class UnaryOps
 {
     /// <summary>One representative value of every operator struct the backends instantiate.</summary>
     public static readonly IReadOnlyList<IUnaryOp> Instantiations =
@@ -77,7 +77,7 @@ public static class UnaryOps
 }
 
 /// <summary>Logistic sigmoid, <c>1 / (1 + exp(-x))</c>; smooth, <c>f' = f (1 - f)</c>.</summary>
-public readonly record struct Sigmoid : IUnaryOp
+internal readonly record struct Sigmoid : IUnaryOp
 {
     /// <inheritdoc/>
     public float Value(float x) => 1f / (1f + MathF.Exp(-x));
@@ -109,7 +109,7 @@ public readonly record struct Sigmoid : IUnaryOp
 /// Kink convention: the derivative is alpha strictly inside 0 &lt; alpha x + beta &lt; 1 and 0 at and beyond the
 /// corners, as PyTorch's hardsigmoid_backward (gradient where -3 &lt; x &lt; 3).
 /// </summary>
-public readonly record struct HardSigmoid(float Alpha, float Beta) : IUnaryOp
+internal readonly record struct HardSigmoid(float Alpha, float Beta) : IUnaryOp
 {
     /// <inheritdoc/>
     public float Value(float x)
@@ -136,7 +136,7 @@ public readonly record struct HardSigmoid(float Alpha, float Beta) : IUnaryOp
 /// HardSwish, <c>x * max(0, min(1, x / 6 + 1/2))</c>. Kink convention (PyTorch's hardswish_backward):
 /// f'(x) = 0 for x &lt; -3, x / 3 + 1/2 for -3 &lt;= x &lt;= 3 (so f'(-3) = -1/2 and f'(3) = 3/2), 1 for x &gt; 3.
 /// </summary>
-public readonly record struct HardSwish : IUnaryOp
+internal readonly record struct HardSwish : IUnaryOp
 {
     /// <inheritdoc/>
     public float Value(float x) => x <= -3f ? 0f : x >= 3f ? x : x * (x + 3f) / 6f;
@@ -152,7 +152,7 @@ public readonly record struct HardSwish : IUnaryOp
 }
 
 /// <summary>Leaky ReLU, <c>x &gt; 0 ? x : alpha x</c>. Kink convention (PyTorch's): f'(0) = alpha.</summary>
-public readonly record struct LeakyRelu(float Alpha) : IUnaryOp
+internal readonly record struct LeakyRelu(float Alpha) : IUnaryOp
 {
     /// <inheritdoc/>
     public float Value(float x) => x > 0f ? x : Alpha * x;
@@ -172,7 +172,7 @@ public readonly record struct LeakyRelu(float Alpha) : IUnaryOp
 /// min &lt; x &lt; max, and is 0 at either bound, as PyTorch's hardtanh_backward (nn.ReLU6, the module torchvision
 /// uses) does. (PyTorch's torch.clamp would pass it at the bounds; the two differ only on exact ties.)
 /// </summary>
-public readonly record struct Clip(float Min, float Max) : IUnaryOp
+internal readonly record struct Clip(float Min, float Max) : IUnaryOp
 {
     /// <inheritdoc/>
     public float Value(float x) => x < Min ? Min : x > Max ? Max : x;

@@ -31,7 +31,7 @@ public class CpuConvBenchmarks
     public string Layer { get; set; } = "";
 
     /// <summary>The geometry of each named layer (N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G).</summary>
-    public static ConvShape Shape(string layer) => layer switch
+    internal static ConvShape Shape(string layer) => layer switch
     {
         "stem7x7s2" => new ConvShape(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1),
         "c64s56" => new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
@@ -43,7 +43,7 @@ public class CpuConvBenchmarks
     };
 
     /// <summary>Flops of one forward (or backward-data) pass: 2 * K * C/G * KH * KW * N * OH * OW.</summary>
-    public static double Flops(ConvShape s) => 2.0 * s.WeightLength * s.N * s.OH * s.OW;
+    internal static double Flops(ConvShape s) => 2.0 * s.WeightLength * s.N * s.OH * s.OW;
 
     [GlobalSetup]
     public void Setup()

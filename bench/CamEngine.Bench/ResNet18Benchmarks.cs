@@ -80,7 +80,7 @@ public class ResNet18Benchmarks
     }
 
     /// <summary>torchvision's resnet18 topology with ONNX-export node names, BN folded, He-initialized weights.</summary>
-    public static ModelFile Build(Random rng)
+    internal static ModelFile Build(Random rng)
     {
         var nodes = new List<GraphNode>();
         var weights = new Dictionary<string, HostTensor>(StringComparer.Ordinal);

@@ -11,14 +11,14 @@ namespace CamEngine.Autodiff;
 /// <param name="Method">How they were computed: <c>reverse</c> (piecewise-linear layers after A: the output is
 /// locally linear in A, so one reverse pass per output the score depends on gives the Jacobian, and the score's
 /// own derivatives do the rest) or <c>jets</c> (one third-order forward jet per element, batched).</param>
-public sealed record DiagonalDerivatives(int[] Indices, double[] First, double[] Second, double[] Third, string Method);
+internal sealed record DiagonalDerivatives(int[] Indices, double[] First, double[] Second, double[] Third, string Method);
 
 /// <summary>
 /// Higher-order queries of a target score with respect to a layer's activations for one image, built on the
 /// reverse pass (<see cref="DeviceModel.Backward"/>) and forward-mode jets (<see cref="TaylorPass"/>):
 /// Jacobian-vector products, Hessian-vector products and exact diagonal second and third derivatives.
 /// </summary>
-public static class HigherOrder
+internal static class HigherOrder
 {
     /// <summary>The output tangent <c>J v</c> (outputs) of image <paramref name="image"/> along a direction
     /// <paramref name="v"/> at <paramref name="layer"/> (one image's activation shape).</summary>

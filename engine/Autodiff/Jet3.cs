@@ -6,7 +6,7 @@ namespace CamEngine.Autodiff;
 /// Products and quotients follow the Cauchy product; <see cref="Exp"/> and <see cref="Log"/> use the standard
 /// recurrences (Griewank and Walther, Evaluating Derivatives, ch. 13).
 /// </summary>
-public readonly record struct Jet3(double C0, double C1, double C2, double C3)
+internal readonly record struct Jet3(double C0, double C1, double C2, double C3)
 {
     /// <summary>A constant.</summary>
     public static Jet3 Constant(double v) => new(v, 0, 0, 0);

@@ -7,7 +7,7 @@ namespace CamEngine.Autodiff;
 /// <see cref="Methods.Target"/> row holds one): its float <see cref="Value(ReadOnlySpan{float})"/> and
 /// <see cref="Gradient(ReadOnlySpan{float}, Span{float})"/> give the score and the reverse pass's seed.
 /// </summary>
-public abstract class ScoreFunction
+internal abstract class ScoreFunction
 {
     /// <summary>True when T is linear in z (its second and third derivatives vanish).</summary>
     public abstract bool IsLinear { get; }

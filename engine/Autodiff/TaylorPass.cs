@@ -21,7 +21,7 @@ namespace CamEngine.Autodiff;
 /// </list>
 /// An op without a jet rule is refused by name.
 /// </summary>
-public static class TaylorPass
+internal static class TaylorPass
 {
     /// <summary>Ops that are piecewise linear in their activation inputs (their jets never mix orders).</summary>
     public static readonly IReadOnlySet<string> PiecewiseLinearOps = new HashSet<string>(StringComparer.Ordinal)

@@ -7,7 +7,7 @@ namespace CamEngine.Backends;
 /// <c>reference</c> (the double-precision oracle; slow). When no request is given, the environment variable <see cref="EnvironmentVariable"/> decides,
 /// then <c>auto</c>.
 /// </summary>
-public static class Devices
+internal static class Devices
 {
     /// <summary>Environment variable consulted when no device is requested explicitly.</summary>
     public const string EnvironmentVariable = "CAMENGINE_DEVICE";

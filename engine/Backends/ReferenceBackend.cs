@@ -7,7 +7,7 @@ namespace CamEngine.Backends;
 /// optimized. Every fast kernel is tested against it, and gradient checks by finite differences run on it.
 /// Readable on purpose, for people studying the algorithms.
 /// </summary>
-public sealed class ReferenceBackend : Backend
+internal sealed class ReferenceBackend : Backend
 {
     /// <inheritdoc/>
     public override string Name => "reference";

@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 namespace CamEngine.Backends;
 
 /// <summary>Element type of a device tensor.</summary>
-public enum ElementType
+internal enum ElementType
 {
     /// <summary>32-bit float (activations, weights, gradients).</summary>
     Float32,
@@ -17,7 +17,7 @@ public enum ElementType
 /// The physical layout of the storage is the backend's business; <c>Backend.Upload</c> and
 /// <see cref="Backend.Download"/> always speak logical row-major order.
 /// </summary>
-public sealed class Tensor : IDisposable
+internal sealed class Tensor : IDisposable
 {
     private readonly bool _ownsStorage;
 
@@ -72,7 +72,7 @@ public sealed class Tensor : IDisposable
 }
 
 /// <summary>A backend's memory for one tensor.</summary>
-public abstract class TensorStorage : IDisposable
+internal abstract class TensorStorage : IDisposable
 {
     /// <summary>Frees the memory.</summary>
     public void Dispose()

@@ -2,7 +2,7 @@ using CamEngine.Backends;
 
 namespace CamEngine.Graph;
 
-public sealed partial class DeviceModel
+internal sealed partial class DeviceModel
 {
     /// <summary>
     /// Runs only the part of the graph after <paramref name="layer"/>, with that layer's activation replaced by

@@ -9,7 +9,7 @@ namespace CamEngine.Graph;
 /// it in reverse. Node by node it calls only <see cref="Backend"/> operations, so it works unchanged on every
 /// backend.
 /// </summary>
-public sealed partial class DeviceModel : IDisposable
+internal sealed partial class DeviceModel : IDisposable
 {
     private readonly Dictionary<string, Tensor> _params;
 

@@ -6,7 +6,7 @@ namespace CamEngine.Graph;
 /// The activations of one forward run, by tensor name (the graph input included), plus max-pool routing.
 /// Owns every tensor it created; disposing frees them.
 /// </summary>
-public sealed class ForwardPass : IDisposable
+internal sealed class ForwardPass : IDisposable
 {
     private readonly Dictionary<string, Tensor> _values = new(StringComparer.Ordinal);
     private readonly List<Tensor> _owned = [];
@@ -57,7 +57,7 @@ public sealed class ForwardPass : IDisposable
 }
 
 /// <summary>What a reverse pass should produce.</summary>
-public sealed class BackwardRequest
+internal sealed class BackwardRequest
 {
     /// <summary>Tensor names of the layers whose gradients are wanted.</summary>
     public IReadOnlyList<string> Layers { get; init; } = [];
@@ -73,7 +73,7 @@ public sealed class BackwardRequest
 }
 
 /// <summary>The result of a reverse pass. Owns its tensors; disposing frees them.</summary>
-public sealed class Gradients : IDisposable
+internal sealed class Gradients : IDisposable
 {
     private readonly Dictionary<string, Tensor> _grads = new(StringComparer.Ordinal);
     private readonly List<Tensor> _owned = [];

@@ -4,14 +4,14 @@ using CamEngine.Model;
 namespace CamEngine.Graph;
 
 /// <summary>Something to do with an element-wise operator struct, whatever its type.</summary>
-public interface IUnaryAction
+internal interface IUnaryAction
 {
     /// <summary>Runs the action with the node's operator struct.</summary>
     void Run<TOp>(TOp op) where TOp : struct, IUnaryOp;
 }
 
 /// <summary>Maps an element-wise graph node to its <see cref="IUnaryOp"/> struct (with its attributes).</summary>
-public static class UnaryDispatch
+internal static class UnaryDispatch
 {
     /// <summary>True for the ops that are element-wise maps over an <see cref="IUnaryOp"/>.</summary>
     public static bool IsUnary(string op) =>

@@ -5,7 +5,7 @@ namespace CamEngine.IO;
 /// file: the bytes go to a temporary file in the same folder (same volume, so the rename is atomic), which
 /// then replaces the target. The temporary file is deleted when writing fails.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Creates or replaces <paramref name="path"/> with what <paramref name="write"/> puts in the stream.</summary>
     public static void Write(string path, Action<Stream> write)

@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace CamEngine.IO;
 
 /// <summary>An IDX array (the MNIST / Fashion-MNIST format): dimensions and unsigned-byte data.</summary>
-public sealed record IdxArray(int[] Dimensions, byte[] Data);
+internal sealed record IdxArray(int[] Dimensions, byte[] Data);
 
 /// <summary>
 /// Reads IDX files (LeCun's MNIST format), raw or gzip-compressed (by the 1F 8B magic). Untrusted input rules:
@@ -12,7 +12,7 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data);
 /// count checked against <see cref="MaxElements"/> before allocating, and the data length exactly the product
 /// of the dimensions. Errors are <see cref="InvalidInputException"/> naming the file and the problem.
 /// </summary>
-public static class Idx
+internal static class Idx
 {
     /// <summary>Largest element count accepted (Fashion-MNIST's training images have 47 million).</summary>
     public const long MaxElements = 256L << 20;

@@ -17,7 +17,7 @@ namespace CamEngine.IO;
 /// <para>Writing produces float32 <c>&lt;f4</c>, version 1.0 (2.0 only if the header would not fit), with the
 /// header padded by spaces to a 64-byte boundary and ending in a newline, as NumPy does.</para>
 /// </summary>
-public static class Npy
+internal static class Npy
 {
     /// <summary>Longest header accepted, in bytes (NumPy's own reader allows 10,000 by default).</summary>
     public const int MaxHeaderLength = 64 * 1024;

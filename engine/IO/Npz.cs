@@ -8,7 +8,7 @@ namespace CamEngine.IO;
 /// stored or deflated. Every entry is read with the strict <see cref="Npy"/> parser; an entry's declared size is
 /// bounded by the caller's limit before anything is inflated, and the data must match its header exactly.
 /// </summary>
-public static class Npz
+internal static class Npz
 {
     /// <summary>Default limit on the uncompressed size of one entry.</summary>
     public const long DefaultMaxEntryBytes = 1L << 30;

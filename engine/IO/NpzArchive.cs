@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 namespace CamEngine.IO;
 
 /// <summary>The arrays of an <c>.npz</c> file, keyed by entry name without the <c>.npy</c> suffix.</summary>
-public sealed class NpzArchive
+internal sealed class NpzArchive
 {
     /// <summary>Creates an archive from already-read arrays.</summary>
     public NpzArchive(Dictionary<string, HostTensor> arrays, Dictionary<string, string[]> strings)

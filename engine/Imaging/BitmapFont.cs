@@ -5,7 +5,7 @@ namespace CamEngine.Imaging;
 /// library: digits, letters (drawn as capitals; lower case maps to them), and <c>- + . : _ ( ) /</c> and space.
 /// Any other character is drawn as '?'. Glyphs are 5 columns by 7 rows with a 1-column gap, scaled by an integer.
 /// </summary>
-public static class BitmapFont
+internal static class BitmapFont
 {
     /// <summary>Glyph width in font pixels.</summary>
     public const int GlyphWidth = 5;

@@ -10,7 +10,7 @@ namespace CamEngine.Imaging;
 /// (<see cref="ColormapTables"/>): viridis and inferno by van der Walt and Smith under CC0 1.0, Turbo by Google LLC
 /// under the Apache License 2.0.</para>
 /// </summary>
-public static class Colormap
+internal static class Colormap
 {
     /// <summary>Number of table entries.</summary>
     public const int Size = 256;

@@ -6,7 +6,7 @@ namespace CamEngine.Imaging;
 /// factor (nearest neighbour) so that each is at least <see cref="MinTileWidth"/> pixels wide and the labels
 /// stay readable.
 /// </summary>
-public static class Grid
+internal static class Grid
 {
     /// <summary>Tiles narrower than this are enlarged by an integer factor.</summary>
     public const int MinTileWidth = 128;

@@ -124,7 +124,7 @@ public static class ImageDecoder
 
     /// <summary>The format named by the first bytes: PNG <c>89 50 4E 47 0D 0A 1A 0A</c>, JPEG <c>FF D8 FF</c>,
     /// BMP <c>42 4D</c> ("BM").</summary>
-    public static ImageFormat Sniff(ReadOnlySpan<byte> data)
+    internal static ImageFormat Sniff(ReadOnlySpan<byte> data)
     {
         if (data.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
             return ImageFormat.Png;

@@ -1,7 +1,7 @@
 namespace CamEngine.Imaging;
 
 /// <summary>Encoded image formats the engine accepts, as recognised by <see cref="ImageDecoder.Sniff"/>.</summary>
-public enum ImageFormat
+internal enum ImageFormat
 {
     /// <summary>None of the accepted formats.</summary>
     Unknown,

@@ -13,7 +13,7 @@ namespace CamEngine.Imaging;
 /// order or a per-pixel mean image (<see cref="Preprocessing.Scale"/>, <see cref="Preprocessing.ChannelOrder"/>,
 /// <see cref="Preprocessing.MeanImage"/>) get those through <see cref="Normalize(RgbImage, Preprocessing)"/>.
 /// </summary>
-public static class ImagePreprocessor
+internal static class ImagePreprocessor
 {
     /// <summary>The model input for <paramref name="image"/>, shape (1, 3, p.Height, p.Width).</summary>
     public static HostTensor ToInput(RgbImage image, Preprocessing p) => Prepare(image, p).Input;

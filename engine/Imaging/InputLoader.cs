@@ -8,7 +8,7 @@ namespace CamEngine.Imaging;
 /// to draw overlays on (null when the input has no displayable RGB form). For a photo the picture is the
 /// region the model sees (its centre crop) at the photo's own resolution, up to
 /// <see cref="InputLoader.MaxDisplaySide"/> pixels a side; for a .npy input it is the denormalized input.</summary>
-public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display);
+internal sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display);
 
 /// <summary>
 /// Reads command-line inputs: PNG/JPEG/BMP files are decoded and preprocessed with the model's
@@ -16,7 +16,7 @@ public sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display
 /// <see cref="ModelFile"/>, which carries the mean image's values); <c>.npy</c> files hold float32 tensors (C, H, W) or (N, C, H, W) already
 /// preprocessed, used as they are (an N-image file yields stems <c>name_0</c>, <c>name_1</c>, ...).
 /// </summary>
-public static class InputLoader
+internal static class InputLoader
 {
     /// <summary>Longest side of an overlay picture; larger crops are scaled down.</summary>
     public const int MaxDisplaySide = 1024;

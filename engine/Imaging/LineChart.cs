@@ -18,7 +18,7 @@ namespace CamEngine.Imaging;
 /// <para>The legend goes into the corner of the plot (top right, top left, bottom right, bottom left, in that order
 /// of preference) that hides the fewest line pixels.</para>
 /// </summary>
-public static class LineChart
+internal static class LineChart
 {
     /// <summary>Smallest image width.</summary>
     public const int MinWidth = 200;

@@ -1,7 +1,7 @@
 namespace CamEngine.Imaging;
 
 /// <summary>Size, texts and axis ranges of a <see cref="LineChart"/>.</summary>
-public sealed record LineChartOptions
+internal sealed record LineChartOptions
 {
     /// <summary>The title above the plot (drawn at twice the font size).</summary>
     public string Title { get; init; } = "";

@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 namespace CamEngine.Imaging;
 
 /// <summary>Post-processing of saliency maps: ReLU, min-max normalisation, finiteness checks.</summary>
-public static class MapOps
+internal static class MapOps
 {
     /// <summary>pytorch-grad-cam's epsilon in <c>scale_cam_image</c>.</summary>
     public const double MinMaxEpsilon = 1e-7;

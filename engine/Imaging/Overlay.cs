@@ -10,7 +10,7 @@ namespace CamEngine.Imaging;
 /// out = (1 - alpha) * image + alpha * 255 * colormap(map), rounded to the nearest byte; optionally with the
 /// contour of the map's top-k% region drawn over it. PNG output is written atomically.
 /// </summary>
-public static class Overlay
+internal static class Overlay
 {
     /// <summary>Default weight of the heatmap in <see cref="Blend(RgbImage, HostTensor, float)"/>.</summary>
     public const float DefaultAlpha = 0.5f;

@@ -5,4 +5,4 @@ namespace CamEngine.Imaging;
 /// <summary>A preprocessed model input together with the RGB pixels it shows (after resize and crop).</summary>
 /// <param name="Input">The normalised input, (1, 3, H, W).</param>
 /// <param name="Cropped">The resized and cropped image, H x W, for drawing overlays.</param>
-public sealed record PreparedImage(HostTensor Input, RgbImage Cropped);
+internal sealed record PreparedImage(HostTensor Input, RgbImage Cropped);

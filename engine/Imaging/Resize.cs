@@ -16,7 +16,7 @@ namespace CamEngine.Imaging;
 /// weights normalised per output pixel and rounded to 22-bit fixed point, a horizontal pass then a vertical
 /// pass, with rounding to uint8 in between.</para>
 /// </summary>
-public static class Resize
+internal static class Resize
 {
     /// <summary>Bilinear resize of the last two dimensions of <paramref name="map"/> ((H, W), (C, H, W), or
     /// any leading dimensions) to <paramref name="outHeight"/> x <paramref name="outWidth"/>.</summary>

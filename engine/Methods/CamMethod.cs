@@ -12,6 +12,11 @@ namespace CamEngine.Methods;
 /// </summary>
 public abstract class CamMethod
 {
+    /// <summary>Only the engine's own methods derive from this class.</summary>
+    private protected CamMethod()
+    {
+    }
+
     /// <summary>Command-line name, e.g. <c>gradcam</c>.</summary>
     public abstract string Name { get; }
 

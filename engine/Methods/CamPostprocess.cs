@@ -17,7 +17,7 @@ namespace CamEngine.Methods;
 /// layers the optional per-layer scale (LayerCAM's Eq. 9, <c>tanh(2 c)</c>); fusion (max by default), min-max.</item>
 /// </list>
 /// </summary>
-public static class CamPostprocess
+internal static class CamPostprocess
 {
     /// <summary>TorchCAM's epsilon in <c>_CAM._normalize</c>.</summary>
     public const float TorchCamEpsilon = 1e-8f;

@@ -19,5 +19,5 @@ public sealed class Deconvnet : InputGradientMethod
     public override string Paper => "Zeiler and Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014 (arXiv:1311.2901)";
 
     /// <inheritdoc/>
-    protected override ReluRule Rule => ReluRule.Deconvnet;
+    private protected override ReluRule Rule => ReluRule.Deconvnet;
 }

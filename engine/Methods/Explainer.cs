@@ -54,7 +54,7 @@ public sealed class ExplainOptions
 /// var maps = new Explainer(model).Explain(input, new GradCam());
 /// </code></example>
 /// </summary>
-public sealed class Explainer(DeviceModel model)
+internal sealed class Explainer(DeviceModel model)
 {
     /// <summary>ttach <c>Multiply(factors=[0.9, 1, 1.1])</c>, as pytorch-grad-cam's aug_smooth uses it.</summary>
     private static readonly float[] s_augFactors = [0.9f, 1f, 1.1f];

@@ -1,7 +1,7 @@
 namespace CamEngine.Methods;
 
 /// <summary>Seeded normal noise (Box-Muller over <see cref="Random"/>): the same seed draws the same numbers.</summary>
-public static class GaussianNoise
+internal static class GaussianNoise
 {
     /// <summary>Fills <paramref name="values"/> with draws of N(0, <paramref name="std"/>^2).</summary>
     public static void Fill(Random random, Span<float> values, double std)

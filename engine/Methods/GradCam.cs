@@ -17,7 +17,7 @@ public sealed class GradCam : GradientCamMethod
     public override string Paper => "Selvaraju et al., Grad-CAM, ICCV 2017 (arXiv:1610.02391)";
 
     /// <inheritdoc/>
-    protected override float[] ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane)
+    private protected override float[] ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane)
     {
         var w = new float[channels];
         for (int k = 0; k < channels; k++)

@@ -18,7 +18,7 @@ public sealed class GradCamElementwise : GradientCamMethod
     public override string Paper => "pytorch-grad-cam GradCAMElementWise (Gildenblat et al.), after Draelos and Carin 2020 (arXiv:2011.08891)";
 
     /// <inheritdoc/>
-    protected override float[] WeightedActivations(
+    private protected override float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         var r = new float[channels * plane];

@@ -34,7 +34,7 @@ public sealed class GradCamPlusPlus : GradientCamMethod
     public override string Paper => "Chattopadhay et al., Grad-CAM++, WACV 2018 (arXiv:1710.11063)";
 
     /// <inheritdoc/>
-    protected override float[] ChannelWeights(
+    private protected override float[] ChannelWeights(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         var w = new float[channels];

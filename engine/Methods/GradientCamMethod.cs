@@ -14,16 +14,21 @@ namespace CamEngine.Methods;
 /// </summary>
 public abstract class GradientCamMethod : CamMethod
 {
+    /// <summary>Only the engine's own methods derive from this class.</summary>
+    private protected GradientCamMethod()
+    {
+    }
+
     /// <inheritdoc/>
     public override bool UsesLayers => true;
 
     /// <summary>Channel weights w (C) from A and G of one image, both (C, h*w) row-major; null for methods whose
     /// map is element-wise (they override <see cref="WeightedActivations(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>).</summary>
-    protected virtual float[]? ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
+    private protected virtual float[]? ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
 
     /// <summary>Channel weights under a convention; by default the convention-free
     /// <see cref="ChannelWeights(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int)"/>.</summary>
-    protected virtual float[]? ChannelWeights(
+    private protected virtual float[]? ChannelWeights(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention) =>
         ChannelWeights(a, g, channels, plane);
 
@@ -31,7 +36,7 @@ public abstract class GradientCamMethod : CamMethod
     /// The per-channel contributions (C, h*w) whose channel sum is the map: by default <c>w_k A_k[j]</c>.
     /// Element-wise methods (HiResCAM, LayerCAM, ...) override this.
     /// </summary>
-    protected virtual float[] WeightedActivations(
+    private protected virtual float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         var w = ChannelWeights(a, g, channels, plane, convention)
@@ -48,11 +53,11 @@ public abstract class GradientCamMethod : CamMethod
 
     /// <summary>A map at layer resolution (h*w), before ReLU, for methods that are neither channel-weighted nor
     /// element-wise; null (the default) means the channel sum of the weighted activations. Not used with eigen_smooth.</summary>
-    protected virtual float[]? LayerMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
+    private protected virtual float[]? LayerMap(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;
 
     /// <summary>Under the TorchCAM and paper conventions each normalized layer map is scaled by this before a
     /// multi-layer fusion (LayerCAM: tanh(2c)); null: no scaling.</summary>
-    protected virtual Func<float, float>? LayerScale => null;
+    private protected virtual Func<float, float>? LayerScale => null;
 
     /// <summary>The channel weights this method computes for one image (tests compare them with the references).</summary>
     internal float[]? WeightsFor(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention) =>
@@ -68,7 +73,7 @@ public abstract class GradientCamMethod : CamMethod
     }
 
     /// <summary>Sum over channels of (C, plane) values.</summary>
-    protected static float[] ChannelSum(ReadOnlySpan<float> values, int channels, int plane)
+    private protected static float[] ChannelSum(ReadOnlySpan<float> values, int channels, int plane)
     {
         var map = new float[plane];
         for (int k = 0; k < channels; k++)

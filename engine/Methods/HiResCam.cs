@@ -19,7 +19,7 @@ public sealed class HiResCam : GradientCamMethod
     public override string Paper => "Draelos and Carin, Use HiResCAM instead of Grad-CAM, 2020 (arXiv:2011.08891)";
 
     /// <inheritdoc/>
-    protected override float[] WeightedActivations(
+    private protected override float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         var r = new float[channels * plane];

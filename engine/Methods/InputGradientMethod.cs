@@ -12,11 +12,16 @@ namespace CamEngine.Methods;
 /// </summary>
 public abstract class InputGradientMethod : CamMethod
 {
+    /// <summary>Only the engine's own methods derive from this class.</summary>
+    private protected InputGradientMethod()
+    {
+    }
+
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
     /// <summary>The ReLU backward rule of the pass.</summary>
-    protected abstract ReluRule Rule { get; }
+    private protected abstract ReluRule Rule { get; }
 
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
@@ -47,7 +52,7 @@ public sealed class Saliency : InputGradientMethod
     public override string Paper => "Simonyan et al., Deep Inside Convolutional Networks, ICLR 2014 workshop (arXiv:1312.6034)";
 
     /// <inheritdoc/>
-    protected override ReluRule Rule => ReluRule.Standard;
+    private protected override ReluRule Rule => ReluRule.Standard;
 }
 
 /// <summary>
@@ -67,5 +72,5 @@ public sealed class GuidedBackprop : InputGradientMethod
     public override string Paper => "Springenberg et al., Striving for Simplicity, ICLR 2015 workshop (arXiv:1412.6806)";
 
     /// <inheritdoc/>
-    protected override ReluRule Rule => ReluRule.Guided;
+    private protected override ReluRule Rule => ReluRule.Guided;
 }

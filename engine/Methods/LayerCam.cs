@@ -19,10 +19,10 @@ public sealed class LayerCam : GradientCamMethod
     public override string Paper => "Jiang et al., LayerCAM, IEEE TIP 2021 (doi:10.1109/TIP.2021.3089943)";
 
     /// <inheritdoc/>
-    protected override Func<float, float>? LayerScale => static c => MathF.Tanh(2f * c);
+    private protected override Func<float, float>? LayerScale => static c => MathF.Tanh(2f * c);
 
     /// <inheritdoc/>
-    protected override float[] WeightedActivations(
+    private protected override float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         var r = new float[channels * plane];

@@ -11,6 +11,11 @@ namespace CamEngine.Methods;
 /// </summary>
 public abstract class LayerMapMethod : CamMethod
 {
+    /// <summary>Only the engine's own methods derive from this class.</summary>
+    private protected LayerMapMethod()
+    {
+    }
+
     /// <inheritdoc/>
     public override bool UsesLayers => true;
 

@@ -9,7 +9,7 @@ namespace CamEngine.Methods;
 /// (numpy's depends on LAPACK); we fix it so that the projection correlates positively with the uncentred
 /// channel sum (the map without smoothing), so a smoothed map highlights the same regions.</para>
 /// </summary>
-public static class PrincipalComponent
+internal static class PrincipalComponent
 {
     /// <summary>Max power iterations; convergence is usually reached in far fewer.</summary>
     private const int MaxIterations = 5000;

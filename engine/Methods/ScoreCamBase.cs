@@ -21,6 +21,11 @@ namespace CamEngine.Methods;
 /// </summary>
 public abstract class ScoreCamBase : LayerMapMethod
 {
+    /// <summary>Only the engine's own methods derive from this class.</summary>
+    private protected ScoreCamBase()
+    {
+    }
+
     /// <summary>The channel weights (N, C) from the masks (N, C, H*W) and the batch's inputs.</summary>
     private protected abstract float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels);
 

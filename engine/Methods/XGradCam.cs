@@ -18,7 +18,7 @@ public sealed class XGradCam : GradientCamMethod
     public override string Paper => "Fu et al., Axiom-based Grad-CAM, BMVC 2020 (arXiv:2008.02312)";
 
     /// <inheritdoc/>
-    protected override float[] ChannelWeights(
+    private protected override float[] ChannelWeights(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
         double eps = convention switch

@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 
 namespace CamEngine.Metrics;
 
-public sealed partial class MetricEvaluator
+internal sealed partial class MetricEvaluator
 {
     /// <summary>
     /// Average drop and increase in confidence (Chattopadhyay et al., "Grad-CAM++", WACV 2018): every channel of

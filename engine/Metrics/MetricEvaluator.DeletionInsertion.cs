@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 
 namespace CamEngine.Metrics;
 
-public sealed partial class MetricEvaluator
+internal sealed partial class MetricEvaluator
 {
     /// <summary>
     /// Deletion (Petsiuk et al., "RISE", BMVC 2018): pixels are ranked by the map (highest first; equal values by

@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 
 namespace CamEngine.Metrics;
 
-public sealed partial class MetricEvaluator
+internal sealed partial class MetricEvaluator
 {
     /// <summary>
     /// ROAD, remove and debias (Rong, Leemann et al., ICML 2022), with pytorch-grad-cam's semantics: for each

@@ -3,7 +3,7 @@ using CamEngine.Tensors;
 
 namespace CamEngine.Metrics;
 
-public sealed partial class MetricEvaluator
+internal sealed partial class MetricEvaluator
 {
     /// <summary>
     /// Cascading model-parameter randomization (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018).

@@ -27,7 +27,7 @@ namespace CamEngine.Metrics;
 /// double deletionAuc = metrics.Deletion(input, maps).MeanAuc;
 /// </code></example>
 /// </summary>
-public sealed partial class MetricEvaluator(Explainer explainer)
+internal sealed partial class MetricEvaluator(Explainer explainer)
 {
     /// <summary>The explainer whose model scores the perturbed inputs (and, for the sanity check, recomputes maps).</summary>
     public Explainer Explainer { get; } = explainer ?? throw new ArgumentNullException(nameof(explainer));

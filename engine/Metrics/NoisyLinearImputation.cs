@@ -19,7 +19,7 @@ namespace CamEngine.Metrics;
 /// normalized input) plus the noise.
 /// </para>
 /// </summary>
-public static class NoisyLinearImputation
+internal static class NoisyLinearImputation
 {
     /// <summary>Weight of each of the 4 direct neighbours.</summary>
     public const double DirectWeight = 1.0 / 6;

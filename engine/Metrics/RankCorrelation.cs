@@ -1,7 +1,7 @@
 namespace CamEngine.Metrics;
 
 /// <summary>Spearman's rank correlation, with tied values given the average of the ranks they span.</summary>
-public static class RankCorrelation
+internal static class RankCorrelation
 {
     /// <summary>
     /// Ranks 1..n of <paramref name="values"/> (ascending); a run of equal values gets the mean of its ranks

@@ -4,7 +4,7 @@ namespace CamEngine.Model;
 /// One operation of a model graph. Names stay the ONNX node and tensor names, so a user finds
 /// "/layer4/layer4.1/relu_1/Relu" (or its output tensor) again.
 /// </summary>
-public sealed class GraphNode
+internal sealed class GraphNode
 {
     /// <summary>Node name (the ONNX node name, or its output name when the node had none).</summary>
     public required string Name { get; init; }
@@ -70,7 +70,7 @@ public sealed class GraphNode
 }
 
 /// <summary>The operator names a graph may use, and their attributes.</summary>
-public static class Ops
+internal static class Ops
 {
     /// <summary>2-D convolution. Params weight (K, C/g, KH, KW), optional bias (K).
     /// Attrs: kernel [KH,KW], strides [2], pads [top,left,bottom,right], dilations [2], group.</summary>

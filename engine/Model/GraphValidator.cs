@@ -9,7 +9,7 @@ namespace CamEngine.Model;
 /// shape, and every stored output shape equal to the one inferred here. A model that passes cannot make a
 /// kernel index out of bounds.
 /// </summary>
-public static class GraphValidator
+internal static class GraphValidator
 {
     /// <summary>Validates <paramref name="graph"/>; throws <see cref="InvalidModelFileException"/> or
     /// <see cref="UnsupportedModelException"/> naming the node and the problem.</summary>
@@ -294,7 +294,7 @@ public static class GraphValidator
 }
 
 /// <summary>Builds kernel geometries from graph nodes and input shapes (batch given separately).</summary>
-public static class NodeGeometry
+internal static class NodeGeometry
 {
     /// <summary>Conv geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
     public static ConvShape Conv(GraphNode node, int[] x, int n)

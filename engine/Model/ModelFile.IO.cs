@@ -1,7 +1,7 @@
 namespace CamEngine.Model;
 
 /// <summary>Loading and saving: a safetensors file whose <c>__metadata__</c> carries the graph.</summary>
-public sealed partial class ModelFile
+internal sealed partial class ModelFile
 {
     /// <summary>Metadata key holding the model format version.</summary>
     public const string FormatKey = "engine.format";

@@ -6,7 +6,7 @@ namespace CamEngine.Model;
 /// A model as stored on disk: the graph and its named float32 weights. See <c>models/README.md</c>
 /// for the file format (safetensors with the graph JSON in <c>__metadata__</c>).
 /// </summary>
-public sealed partial class ModelFile
+internal sealed partial class ModelFile
 {
     /// <summary>Pairs a graph with its weights (no validation; <see cref="Validate"/> does that). When the graph's
     /// preprocessing names a mean image that is among <paramref name="weights"/>, <see cref="Graph"/> is a copy of

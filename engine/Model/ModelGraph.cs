@@ -7,7 +7,7 @@ namespace CamEngine.Model;
 /// A model's static DAG: one input (N, C, H, W), nodes in topological order, one output. Serialized as JSON
 /// into the safetensors header's <c>__metadata__["engine.graph"]</c> (see <c>models/README.md</c>).
 /// </summary>
-public sealed class ModelGraph
+internal sealed class ModelGraph
 {
     /// <summary>Version of the graph JSON this engine writes and reads.</summary>
     public const int FormatVersion = 1;

@@ -12,7 +12,7 @@ namespace CamEngine.Model;
 /// torchvision's classification preset (resize 256, crop 224) scaled to the model's input size; a Caffe/CNTK
 /// network such as ML.NET's ResNet-18 featurizer uses scale 1, "bgr" and a per-pixel mean image instead.
 /// </summary>
-public sealed class Preprocessing
+internal sealed class Preprocessing
 {
     /// <summary>ImageNet channel means (RGB).</summary>
     public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];

@@ -15,7 +15,7 @@ namespace CamEngine.Model;
 /// whitelist, sizes that match shapes, tensors contiguous from offset 0 with no gap or overlap, and a
 /// buffer that ends exactly at the end of the file.
 /// </summary>
-public static class Safetensors
+internal static class Safetensors
 {
     /// <summary>Default cap on the JSON header (the reference allows 100 MB; a CNN's header is a few KB
     /// plus its graph).</summary>

@@ -4,7 +4,7 @@ namespace CamEngine.Model;
 
 /// <summary>What <see cref="Safetensors.Read"/> returns: the header's <c>__metadata__</c> map and the
 /// tensors, all converted to float32.</summary>
-public sealed class SafetensorsContents
+internal sealed class SafetensorsContents
 {
     /// <summary>Pairs a metadata map with tensors.</summary>
     public SafetensorsContents(IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, HostTensor> tensors)

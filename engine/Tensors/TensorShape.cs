@@ -1,7 +1,7 @@
 namespace CamEngine.Tensors;
 
 /// <summary>Shape helpers with checked arithmetic: a hostile file must not overflow a length.</summary>
-public static class TensorShape
+internal static class TensorShape
 {
     /// <summary>Largest element count a single tensor may have (int-indexed device buffers).</summary>
     public const long MaxElements = int.MaxValue;

@@ -8,7 +8,7 @@ namespace CamEngine.Training;
 /// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 /// </code>
 /// </summary>
-public sealed class AdamW(float learningRate, float weightDecay = 1e-4f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
+internal sealed class AdamW(float learningRate, float weightDecay = 1e-4f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f)
 {
     private readonly Dictionary<string, (float[] M, float[] V)> _state = new(StringComparer.Ordinal);
     private int _step;

@@ -7,7 +7,7 @@ namespace CamEngine.Training;
 /// and 10,000 for testing, in IDX files. Debian's <c>dataset-fashion-mnist</c> package installs them in
 /// <see cref="DebianFolder"/>.
 /// </summary>
-public sealed class FashionMnist
+internal sealed class FashionMnist
 {
     /// <summary>Where Debian's dataset-fashion-mnist package puts the files.</summary>
     public const string DebianFolder = "/usr/share/datasets/fashion-mnist";

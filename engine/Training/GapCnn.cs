@@ -9,7 +9,7 @@ namespace CamEngine.Training;
 /// Weights start as PyTorch's defaults do (Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 /// for weights and biases), from a seeded generator.
 /// </summary>
-public static class GapCnn
+internal static class GapCnn
 {
     /// <summary>Builds the graph and its seeded initial weights.</summary>
     /// <param name="channels">Input channels.</param>

@@ -5,7 +5,7 @@ namespace CamEngine.Training;
 /// <code>L = -(1/N) sum_i log softmax(z_i)[y_i],   dL/dz_i = (softmax(z_i) - onehot(y_i)) / N</code>
 /// computed stably (max subtracted) in double.
 /// </summary>
-public static class SoftmaxCrossEntropy
+internal static class SoftmaxCrossEntropy
 {
     /// <summary>Returns the mean loss and the number of rows whose arg-max equals the label; writes dL/dz.</summary>
     public static (double Loss, int Correct) Compute(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> gradient)

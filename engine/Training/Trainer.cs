@@ -7,7 +7,7 @@ using CamEngine.Tensors;
 namespace CamEngine.Training;
 
 /// <summary>Settings of a training run.</summary>
-public sealed class TrainingOptions
+internal sealed class TrainingOptions
 {
     /// <summary>Passes over the training set.</summary>
     public int Epochs { get; init; } = 8;
@@ -29,19 +29,19 @@ public sealed class TrainingOptions
 }
 
 /// <summary>Progress of a run, reported every few steps and at the end of each epoch.</summary>
-public sealed record TrainingProgress(
+internal sealed record TrainingProgress(
     int Epoch, int Epochs, int Step, int StepsPerEpoch, double Loss, double Accuracy, double ImagesPerSecond,
     TimeSpan Remaining, double? TestAccuracy);
 
 /// <summary>What a run produced.</summary>
-public sealed record TrainingResult(ModelFile Model, double TestAccuracy, double Seconds, double ImagesPerSecond);
+internal sealed record TrainingResult(ModelFile Model, double TestAccuracy, double Seconds, double ImagesPerSecond);
 
 /// <summary>
 /// Mini-batch training of a classifier with the engine's own reverse pass: forward, softmax cross-entropy on the
 /// host, one reverse pass for every weight and bias gradient, AdamW on host copies of the weights, which are
 /// then written back to the device. Deterministic for a given seed, device and batch size.
 /// </summary>
-public static class Trainer
+internal static class Trainer
 {
     /// <summary>Trains <paramref name="initial"/> on <paramref name="train"/> and evaluates on <paramref name="test"/>.</summary>
     public static TrainingResult Train(

@@ -4,7 +4,6 @@ using System.Reflection;
 using System.Text;
 using CamEngine.Imaging;
 using CamEngine.Methods;
-using CamEngine.Model;
 using NUnit.Framework;
 
 namespace CamEngine.PackageTests;
@@ -152,7 +151,9 @@ public sealed class PackageTests
         string output = Run(app, "dotnet", "run", "-c", "Release", "--no-build", "--", model, photo, png);
         Assert.That(output, Does.Contain("class ").And.Contain($"wrote {png}"));
         var written = ImageDecoder.Load(png);
-        var expected = InputLoader.DisplayCrop(ImageDecoder.Load(photo), ModelFile.Load(model).Graph.Preprocessing);
+        // The overlay is drawn on the photo's centre crop, which the facade returns as CamResult.Image.
+        using var camModel = CamModel.Load(model, new CamModelOptions { Device = "cpu" });
+        var expected = camModel.Explain(photo).Image!;
         Assert.That((written.Width, written.Height), Is.EqualTo((expected.Width, expected.Height)));
     }
 

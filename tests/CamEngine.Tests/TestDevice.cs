@@ -8,7 +8,7 @@ namespace CamEngine.Tests;
 /// CAMENGINE_TEST_DEVICE (cuda, opencl) on a machine that has one. One instance for the whole run.
 /// </summary>
 [SetUpFixture]
-public sealed class TestDevice
+internal sealed class TestDevice
 {
     private static IlgpuBackend? s_backend;
     private static readonly Lock s_lock = new();
@@ -60,7 +60,7 @@ public sealed class TestDevice
 }
 
 /// <summary>llm.c-style comparison: |a - b| &lt;= atol + rtol * |ref|, reporting the first mismatches.</summary>
-public static class TensorAssert
+internal static class TensorAssert
 {
     public static void Close(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double atol, double rtol, string what)
     {

@@ -9,7 +9,7 @@ namespace CamEngine.Onnx;
 /// explicit [top, left, bottom, right], and an AveragePool over the whole input becomes global average pooling.
 /// The file is treated as hostile: the protobuf reader is bounded, and the resulting graph is validated.
 /// </summary>
-public static class OnnxConverter
+internal static class OnnxConverter
 {
     /// <summary>Largest ONNX file read (protobuf messages cannot exceed 2 GiB).</summary>
     public const long MaxFileBytes = int.MaxValue;

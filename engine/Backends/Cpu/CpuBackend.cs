@@ -10,7 +10,7 @@ namespace CamEngine.Backends.Cpu;
 /// forms of weights are cached per storage and rebuilt only after the weights are written. Element-wise ops
 /// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
 /// </summary>
-public sealed unsafe class CpuBackend : Backend
+internal sealed unsafe class CpuBackend : Backend
 {
     private readonly CpuSimd _simd;
 

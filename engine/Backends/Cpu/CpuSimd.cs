@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>The vector width the managed CPU kernels use.</summary>
-public enum CpuSimd
+internal enum CpuSimd
 {
     /// <summary>Plain scalar loops (any machine).</summary>
     Scalar = 0,
@@ -26,7 +26,7 @@ internal static class CpuSimdDetect
 }
 
 /// <summary>What the managed CPU backend would run at on this machine (for device listings).</summary>
-public static class CpuSimdInfo
+internal static class CpuSimdInfo
 {
     /// <summary>The widest hardware-accelerated vector width.</summary>
     public static CpuSimd Best => CpuSimdDetect.Best;

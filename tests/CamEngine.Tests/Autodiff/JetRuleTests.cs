@@ -17,7 +17,7 @@ namespace CamEngine.Tests.Autodiff;
 /// <c>d2 = (g(x + h) - g(x - h)) / 2h</c>, <c>d3 = (g(x + h) - 2 g(x) + g(x - h)) / h^2</c>.
 /// </summary>
 [TestFixture]
-public sealed class JetRuleTests
+internal sealed class JetRuleTests
 {
     [TestCase("efficientnet_b0")] // sigmoid, x * sigmoid(x), squeeze-excitation products with broadcasting
     [TestCase("opszoo")]          // leaky ReLU, hard-sigmoid/swish, pad, sub/div by constants, reshape, matmul, softmax

@@ -13,7 +13,7 @@ namespace CamEngine.Tests.Backends;
 /// groups, depthwise, 1x1, the 7x7 stem, image chunking) and the parallel paths.
 /// </summary>
 [TestFixture]
-public sealed class CpuBackendTests
+internal sealed class CpuBackendTests
 {
     private const double Atol = 1e-5, Rtol = 1e-4;
     private readonly ReferenceBackend _ref = new();

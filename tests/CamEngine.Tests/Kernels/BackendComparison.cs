@@ -8,7 +8,7 @@ namespace CamEngine.Tests.Kernels;
 /// double-precision reference, on the same random inputs: forward and every backward. Shared by the per-backend
 /// fixtures so each backend is held to the same checks.
 /// </summary>
-public static class BackendComparison
+internal static class BackendComparison
 {
     public const double Atol = 1e-5, Rtol = 1e-4;
 

@@ -11,7 +11,7 @@ namespace CamEngine.Tests.Kernels;
 /// The ILGPU kernels are proven equal to these reference rules in <see cref="KernelVsReferenceTests"/>.
 /// </summary>
 [TestFixture]
-public sealed class FiniteDifferenceTests
+internal sealed class FiniteDifferenceTests
 {
     private const double H = 1e-6, Atol = 1e-7, Rtol = 1e-6;
     private readonly ReferenceBackend _b = new();

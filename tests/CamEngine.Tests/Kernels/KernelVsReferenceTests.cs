@@ -9,7 +9,7 @@ namespace CamEngine.Tests.Kernels;
 /// that exercise stride, asymmetric padding, dilation, groups, ceil mode and the optional bias.
 /// </summary>
 [TestFixture]
-public sealed class KernelVsReferenceTests
+internal sealed class KernelVsReferenceTests
 {
     private const double Atol = 1e-5, Rtol = 1e-4;
     private readonly ReferenceBackend _ref = new();

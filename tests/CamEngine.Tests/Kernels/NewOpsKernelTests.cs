@@ -11,7 +11,7 @@ namespace CamEngine.Tests.Kernels;
 /// </summary>
 [TestFixture("ilgpu")]
 [TestFixture("cpu")]
-public sealed class NewOpsKernelTests(string device)
+internal sealed class NewOpsKernelTests(string device)
 {
     private CamEngine.Backends.Backend Fast => TestDevice.Named(device);
 
