@@ -56,7 +56,7 @@ public class InvalidInputException : CamEngineException
 }
 
 /// <summary>The device (or host) ran out of memory allocating a tensor. The message names the size; callers can
-/// retry with a smaller batch (the <see cref="Methods.Explainer"/> does).</summary>
+/// retry with a smaller batch (the explainer behind <see cref="CamModel"/> does).</summary>
 public class DeviceMemoryException : CamEngineException
 {
     /// <summary>Creates the error.</summary>

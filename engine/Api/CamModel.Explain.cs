@@ -252,7 +252,7 @@ public sealed partial class CamModel
                 {
                     var source = chunk[e.Image];
                     string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
-                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label));
+                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input));
                 }
             }
             progress?.Report(new ExplainProgress(start + count, images.Count));

@@ -9,7 +9,7 @@ public sealed class CamModelOptions
     /// The device: <c>auto</c> (CUDA, then OpenCL, then the managed CPU backend), <c>cpu</c> (the managed SIMD CPU
     /// backend), <c>cuda</c>, <c>opencl</c>, <c>ilgpu-cpu</c> (ILGPU's CPU accelerator, slow: for testing kernels)
     /// or <c>reference</c> (the double-precision oracle, very slow). Null, the default: the
-    /// <see cref="Devices.EnvironmentVariable"/> environment variable, then <c>auto</c>.
+    /// <c>CAMENGINE_DEVICE</c> environment variable, then <c>auto</c>.
     /// </summary>
     public string? Device { get; init; }
 

@@ -1,11 +1,12 @@
 using CamEngine.Imaging;
 using CamEngine.Methods;
+using CamEngine.Tensors;
 
 namespace CamEngine;
 
 /// <summary>
 /// One method's map for one image and one target class, as <see cref="CamModel"/> returns it: the map as numbers
-/// (<see cref="Map"/>, <see cref="ToArray2D"/>) and as pictures (<see cref="ToOverlay"/>, <see cref="SaveOverlayPng"/>).
+/// (<see cref="Map"/>, <see cref="ToArray2D"/>) and as pictures (<see cref="ToOverlay(float)"/>, <see cref="SaveOverlayPng(string, float)"/>).
 /// <example><code>
 /// var result = model.Explain("cat.jpg", "gradcam");
 /// float[,] map = result.ToArray2D();            // [y, x] in [0, 1], the model's input size
@@ -14,9 +15,11 @@ namespace CamEngine;
 /// </summary>
 public sealed class CamResult
 {
-    internal CamResult(Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label)
+    internal CamResult(
+        Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label, HostTensor input)
     {
         Explanation = explanation;
+        Input = input;
         ImageIndex = imageIndex;
         Source = source;
         Image = image;
@@ -59,13 +62,17 @@ public sealed class CamResult
     public float[] Map => Explanation.Map.Data;
 
     /// <summary>The picture the map explains: the part of the photo the model sees (its centre crop) at the photo's
-    /// resolution, up to <see cref="InputLoader.MaxDisplaySide"/> pixels a side; for a tensor input its
+    /// resolution, up to 1024 pixels a side; for a tensor input its
     /// denormalized pixels; null when the input has no RGB or grey form.</summary>
     public RgbImage? Image { get; }
 
     /// <summary>Everything the method computed: also the map at layer resolution before ReLU and normalization
     /// (<see cref="Explanation.Raw"/>) and the channel weights where the method has them.</summary>
     public Explanation Explanation { get; }
+
+    /// <summary>The preprocessed model input (1, C, H, W) the map was computed on (shared by every result of the same
+    /// image); the metrics perturb it.</summary>
+    internal HostTensor Input { get; }
 
     /// <summary>A copy of <see cref="Map"/> as a [y, x] array.</summary>
     public float[,] ToArray2D()
@@ -89,15 +96,35 @@ public sealed class CamResult
             ? Overlay.Heatmap(Explanation.Map)
             : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), alpha);
 
+    /// <summary>The map blended over <see cref="Image"/> as <paramref name="options"/> say: the colormap (jet,
+    /// viridis, turbo, inferno...), the heatmap's weight and an optional contour around the map's top-k% region;
+    /// the coloured map alone, at map resolution, when there is no picture.</summary>
+    /// <param name="options">Colormap, alpha, contour.</param>
+    /// <example><code>
+    /// var png = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, Alpha = 0.4f, ContourPercent = 20 });
+    /// </code></example>
+    public RgbImage ToOverlay(OverlayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Image is null
+            ? Overlay.Heatmap(Explanation.Map, options)
+            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), options);
+    }
+
     /// <summary>The map in jet colours alone, <see cref="Width"/> x <see cref="Height"/>.</summary>
     public RgbImage ToHeatmap() => Overlay.Heatmap(Explanation.Map);
 
-    /// <summary>Writes <see cref="ToOverlay"/> as a PNG file, atomically (a temporary file in the same folder
+    /// <summary>Writes <see cref="ToOverlay(float)"/> as a PNG file, atomically (a temporary file in the same folder
     /// replaces <paramref name="path"/>, which is overwritten if it exists).</summary>
     /// <param name="path">The PNG file to write.</param>
     /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
     public void SaveOverlayPng(string path, float alpha = Overlay.DefaultAlpha) =>
         Overlay.WritePng(ToOverlay(alpha), path);
+
+    /// <summary>Writes <see cref="ToOverlay(OverlayOptions)"/> as a PNG file, atomically.</summary>
+    /// <param name="path">The PNG file to write (overwritten if it exists).</param>
+    /// <param name="options">Colormap, alpha, contour.</param>
+    public void SaveOverlayPng(string path, OverlayOptions options) => Overlay.WritePng(ToOverlay(options), path);
 
     /// <summary>The overlay encoded as PNG bytes (for a response body or a database instead of a file).</summary>
     /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>

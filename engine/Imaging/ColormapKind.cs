@@ -1,6 +1,6 @@
 namespace CamEngine.Imaging;
 
-/// <summary>The colormaps <see cref="Colormap"/> holds; names as matplotlib spells them.</summary>
+/// <summary>The colormaps an overlay can use (<see cref="OverlayOptions.Colormap"/>); names as matplotlib spells them.</summary>
 public enum ColormapKind
 {
     /// <summary>matplotlib's 'jet' (the default of pytorch-grad-cam's overlays; not perceptually uniform).</summary>

@@ -1,13 +1,13 @@
 namespace CamEngine.Imaging;
 
 /// <summary>
-/// How <see cref="Overlay"/> draws a saliency map: the colormap, the heatmap's weight over the image, and an
+/// How an overlay (<see cref="CamResult.ToOverlay(OverlayOptions)"/>) draws a saliency map: the colormap, the heatmap's weight over the image, and an
 /// optional contour around the map's top-k% region. The defaults (jet, alpha 0.5, no contour) are the overlays
 /// CamEngine has always written.
 /// </summary>
 public sealed record OverlayOptions
 {
-    /// <summary>The defaults: jet, alpha <see cref="Overlay.DefaultAlpha"/>, no contour.</summary>
+    /// <summary>The defaults: jet, alpha 0.5, no contour.</summary>
     public static OverlayOptions Default { get; } = new();
 
     /// <summary>The colormap of the heatmap.</summary>
@@ -17,7 +17,7 @@ public sealed record OverlayOptions
     public float Alpha { get; init; } = Overlay.DefaultAlpha;
 
     /// <summary>k of the top-k% contour, in (0, 100]; 0 draws no contour. The region is every pixel whose map
-    /// value is at least the (100 - k)th percentile of the map (see <see cref="Overlay.TopThreshold"/>).</summary>
+    /// value is at least the (100 - k)th percentile of the map.</summary>
     public float ContourPercent { get; init; }
 
     /// <summary>Colour of the contour pixels (default white: jet, viridis and turbo have no white, so it stands

@@ -6,7 +6,7 @@ namespace CamEngine.Methods;
 /// where y_k is the target score with channel k of the layer ablated. Ablation sets the channel to 0 when the
 /// image's activations have minimum 0 (after a ReLU), otherwise to <c>min(A) - 1e7</c> (pytorch-grad-cam's
 /// choice for signed activations; it compounds that value across a batch, here each ablation uses the image's
-/// own minimum). Only the layers after the target run again (<see cref="Graph.DeviceModel.ForwardFrom"/>),
+/// own minimum). Only the layers after the target run again,
 /// <see cref="ExplainOptions.PerturbationBatch"/> ablations per pass. A channel that is already all zeros is
 /// not re-run: ablating it to 0 changes nothing, so its weight is exactly 0. Dividing by y flips the sign when
 /// the score is negative (as in pytorch-grad-cam).

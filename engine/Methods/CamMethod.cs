@@ -7,7 +7,7 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// Base of every explanation method. The shared machinery (forward pass, target selection, reverse pass,
-/// capture, post-processing) lives in <see cref="Explainer"/> and the intermediate bases; a method overrides
+/// capture, post-processing) lives in the engine's explainer and the intermediate bases; a method overrides
 /// only what makes it different (pytorch-grad-cam's <c>get_cam_weights</c> pattern).
 /// </summary>
 public abstract class CamMethod

@@ -4,7 +4,8 @@ using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
 
-/// <summary>Options of an <see cref="Explainer"/> run.</summary>
+/// <summary>Options of an explanation (<see cref="CamModel.Explain(string, CamMethod, ExplainOptions?)"/> and its
+/// siblings): layers, target, convention, fusion, smoothing, seed.</summary>
 public sealed class ExplainOptions
 {
     /// <summary>Layer names (tensor, node or module path); empty means the model's default target layer.</summary>
@@ -17,8 +18,8 @@ public sealed class ExplainOptions
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
 
     /// <summary>Bound on the memory one batch of rows may use (bytes); batches over it are split, and a batch that
-    /// still runs out of device memory is retried in halves. Null: the backend's
-    /// <see cref="Backends.Backend.MemoryBudgetBytes"/>.</summary>
+    /// still runs out of device memory is retried in halves. Null: the device's
+    /// budget, a quarter of the memory available to the process, at most 4 GiB.</summary>
     public long? MemoryBudgetBytes { get; init; }
 
     /// <summary>How several layers' maps are fused; null: the convention's default (mean for pytorch-grad-cam,
@@ -33,7 +34,7 @@ public sealed class ExplainOptions
     /// </summary>
     public bool AugSmooth { get; init; }
 
-    /// <summary>pytorch-grad-cam's <c>eigen_smooth</c> (see <see cref="PrincipalComponent"/>).</summary>
+    /// <summary>pytorch-grad-cam's <c>eigen_smooth</c> (the map is the first principal component of the weighted activations instead of their sum).</summary>
     public bool EigenSmooth { get; init; }
 
     /// <summary>Images per forward (and reverse) pass of the perturbation methods' re-runs: Score-CAM's masked

@@ -11,7 +11,7 @@ namespace CamEngine.Methods;
 /// <c>alpha = G^2 / (2 G^2 + sum_ab(A_k[a,b]) G^3)</c>, 0 where G = 0. The common factor exp(S) of the weights
 /// is left out: it only scales the map and cancels under normalization. The tests check this closed form against
 /// the paper's general definition evaluated with exact second and third derivatives of exp(S)
-/// (<see cref="CamEngine.Autodiff.HigherOrder.Diagonal"/>).</item>
+/// (forward-mode Taylor jets).</item>
 /// <item><b>pytorch-grad-cam</b>: the same with 1e-6 added to the denominator (<c>grad_cam_plusplus.py</c>).</item>
 /// <item><b>TorchCAM</b> 0.5: its <c>GradCAMpp._get_weights</c> means to divide by
 /// <c>2 G^2 + sum_ab(G^3 A) + 1e-8</c>, but it divides a boolean-indexed copy in place

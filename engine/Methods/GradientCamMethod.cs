@@ -10,7 +10,7 @@ namespace CamEngine.Methods;
 /// activations (<see cref="WeightedActivations(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>,
 /// by default <c>w_k A_k</c> with <see cref="ChannelWeights(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>),
 /// summed over channels into the map at layer resolution (or, with eigen_smooth, projected on their first
-/// principal component), then <see cref="CamPostprocess"/> under the context's convention.
+/// principal component), then the shared post-processing under the convention.
 /// </summary>
 public abstract class GradientCamMethod : CamMethod
 {

@@ -7,7 +7,7 @@ namespace CamEngine.Methods;
 /// Base of the layer methods that need more than one image's A and G at a time (perturbation loops batched
 /// across images, eigen-decompositions, the classifier's weights): for each layer it receives the activations
 /// of the whole batch (and their gradients when <see cref="NeedsGradients"/>), returns one map (h*w) per image
-/// before ReLU, and leaves ReLU, normalization, resize and layer fusion to <see cref="CamPostprocess"/>.
+/// before ReLU, and leaves ReLU, normalization, resize and layer fusion to the shared post-processing.
 /// </summary>
 public abstract class LayerMapMethod : CamMethod
 {

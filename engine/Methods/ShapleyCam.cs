@@ -8,7 +8,7 @@ namespace CamEngine.Methods;
 /// pytorch-grad-cam's <c>ShapleyCAM</c> computes it: a second-order Taylor estimate of each neuron's Shapley value,
 /// <code>w_k = mean_ij (G - (1/2) (H A))_k,ij;   L = ReLU(sum_k w_k A_k)</code>
 /// with G = dy/dA and <c>H A</c> the Hessian of the target score with respect to A applied to A itself
-/// (<see cref="HigherOrder.Hvp"/>: exact, through forward-mode jets and a reverse pass). For a raw logit through
+/// (exact, through forward-mode jets and a reverse pass). For a raw logit through
 /// piecewise-linear layers H = 0 and Shapley-CAM equals Grad-CAM; it differs for softmax targets (pgc pairs it
 /// with a softmax-based target) and for smooth layers after A.
 /// </summary>

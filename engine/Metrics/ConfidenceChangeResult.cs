@@ -2,7 +2,7 @@ namespace CamEngine.Metrics;
 
 /// <summary>
 /// Scores before and after multiplying the input by the map, per explanation, and their averages
-/// (see <see cref="MetricEvaluator.ConfidenceChange"/>).
+/// (see <see cref="CamModel.EvaluateConfidenceChange(IReadOnlyList{CamResult}, MetricOptions?, IProgress{MetricProgress}?, CancellationToken)"/>).
 /// </summary>
 public sealed class ConfidenceChangeResult
 {

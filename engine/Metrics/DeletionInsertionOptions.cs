@@ -1,6 +1,6 @@
 namespace CamEngine.Metrics;
 
-/// <summary>Options of <see cref="MetricEvaluator.Deletion"/> and <see cref="MetricEvaluator.Insertion"/>.</summary>
+/// <summary>Options of <see cref="CamModel.EvaluateDeletion(IReadOnlyList{CamResult}, DeletionInsertionOptions?, IProgress{MetricProgress}?, CancellationToken)"/> and <see cref="CamModel.EvaluateInsertion(IReadOnlyList{CamResult}, DeletionInsertionOptions?, IProgress{MetricProgress}?, CancellationToken)"/>.</summary>
 public sealed class DeletionInsertionOptions : MetricOptions
 {
     /// <summary>Intervals of the curve (default 20, as TorchCAM): each step moves ceil(H W / steps) pixels, and the

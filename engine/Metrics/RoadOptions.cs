@@ -1,11 +1,11 @@
 namespace CamEngine.Metrics;
 
-/// <summary>Options of <see cref="MetricEvaluator.Road"/>.</summary>
+/// <summary>Options of ROAD (<see cref="CamModel.EvaluateRoad(IReadOnlyList{CamResult}, RoadOptions?, IProgress{MetricProgress}?, CancellationToken)"/>).</summary>
 public sealed class RoadOptions : MetricOptions
 {
     /// <summary>The percentiles p (each in 1..99; default 10, 20, ..., 90 as pytorch-grad-cam's <c>ROADCombined</c>).
     /// MoRF at p imputes the pixels whose map value is at least the p-th percentile of the map (the top
-    /// (100 - p) %), LeRF at p those in the bottom (100 - p) % (see <see cref="MetricEvaluator.Road"/>).</summary>
+    /// (100 - p) %), LeRF at p those in the bottom (100 - p) %.</summary>
     public IReadOnlyList<int> Percentiles { get; init; } = [10, 20, 30, 40, 50, 60, 70, 80, 90];
 
     /// <summary>Standard deviation of the noise on imputed values, in normalized input units (default 0.01).</summary>

@@ -1,7 +1,7 @@
 namespace CamEngine.Metrics;
 
 /// <summary>
-/// ROAD scores of one method's explanations (see <see cref="MetricEvaluator.Road"/>): the class score on the
+/// ROAD scores of one method's explanations (see <see cref="CamModel.EvaluateRoad(IReadOnlyList{CamResult}, RoadOptions?, IProgress{MetricProgress}?, CancellationToken)"/>): the class score on the
 /// input and after imputing, per explanation and percentile, for both orders.
 /// </summary>
 public sealed class RoadResult

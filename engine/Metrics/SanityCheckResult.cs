@@ -2,7 +2,7 @@ using CamEngine.Methods;
 
 namespace CamEngine.Metrics;
 
-/// <summary>The outcome of <see cref="MetricEvaluator.SanityCheck"/>: the original explanations and one
+/// <summary>The outcome of the sanity check (<see cref="CamModel.EvaluateSanity(CamEngine.Tensors.HostTensor, CamEngine.Methods.CamMethod, CamEngine.Methods.ExplainOptions?, SanityCheckOptions?, IProgress{MetricProgress}?, CancellationToken)"/>): the original explanations and one
 /// <see cref="SanityStep"/> per randomization step, step 0 first.</summary>
 public sealed class SanityCheckResult
 {
