@@ -274,4 +274,28 @@ public sealed class CamModelTests
             Assert.That(async () => await model.ExplainAsync(Photo("chelsea.png")), Throws.InstanceOf<ObjectDisposedException>());
         });
     }
+
+    [Test]
+    public void Overlay_options_pick_the_colormap_alpha_and_contour()
+    {
+        using var model = CamModel.Load(ModelPath, s_cpu);
+        var result = model.Explain(Photo("chelsea.png"), "gradcam");
+
+        Assert.That(result.ToOverlay(OverlayOptions.Default).Data, Is.EqualTo(result.ToOverlay().Data));
+        Assert.That(result.ToOverlay(new OverlayOptions { Alpha = 0.3f }).Data, Is.EqualTo(result.ToOverlay(0.3f).Data));
+        var viridis = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, ContourPercent = 20 });
+        Assert.That((viridis.Width, viridis.Height), Is.EqualTo((result.Image!.Width, result.Image.Height)));
+        Assert.That(viridis.Data, Is.Not.EqualTo(result.ToOverlay().Data));
+        string png = Path.Combine(Path.GetTempPath(), $"camengine-overlay-{Guid.NewGuid():N}.png");
+        try
+        {
+            result.SaveOverlayPng(png, new OverlayOptions { Colormap = ColormapKind.Turbo });
+            Assert.That(ImageDecoder.Load(png).Data,
+                Is.EqualTo(result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Turbo }).Data));
+        }
+        finally
+        {
+            File.Delete(png);
+        }
+    }
 }
