@@ -21,7 +21,9 @@ namespace CamEngine;
 /// </code></example>
 /// Options of an explanation (layers, target, convention, fusion, smoothing, seed) are
 /// <see cref="ExplainOptions"/> in <c>CamEngine.Methods</c>; methods are named as <c>cam methods</c> lists them
-/// (<see cref="Methods"/>), or passed as configured <see cref="CamMethod"/> objects.
+/// (<see cref="Methods"/>), or passed as configured <see cref="CamMethod"/> objects. The <c>Evaluate</c> methods
+/// measure maps (deletion, insertion, ROAD, average drop, sanity check, pointing game); their options and results
+/// are in <c>CamEngine.Metrics</c>.
 /// </summary>
 public sealed partial class CamModel : IDisposable
 {
@@ -139,8 +141,6 @@ public sealed partial class CamModel : IDisposable
 
     /// <summary>Layers that make good CAM targets, deepest first; the first is the default layer.</summary>
     public IReadOnlyList<string> SuggestedLayers => Live()._file.Graph.SuggestedLayers().ToList();
-
-    // Metrics (deletion/insertion, ROAD, ...) belong here as Evaluate overloads once engine/Metrics lands.
 
     /// <summary>Frees the weights on the device and the device itself. Later calls throw
     /// <see cref="ObjectDisposedException"/>.</summary>
