@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using CamEngine.Backends;
+using CamEngine.Graph;
+using CamEngine.Model;
+
+namespace CamEngine.Bench;
+
+/// <summary>
+/// Per-operator profile of the ResNet-18-shaped forward (<see cref="ResNet18Benchmarks.Build"/>): every node is run
+/// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
+/// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
+/// bookkeeping). Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device]
+/// </summary>
+internal static class Profile
+{
+    public static void Run(string[] args)
+    {
+        int batch = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+        string device = args.Length > 2 ? args[2] : "cpu";
+        using var backend = Devices.Open(device);
+        var file = ResNet18Benchmarks.Build(new Random(18));
+        using var model = DeviceModel.Load(file, backend);
+        var rng = new Random(3);
+        using var input = backend.Upload(Enumerable.Range(0, batch * 3 * 224 * 224).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+            batch, 3, 224, 224);
+        int reps = batch == 1 ? 30 : 8;
+        Console.WriteLine($"ResNet-18 shape, batch {batch}, {backend.DeviceDescription}");
+
+        double whole = Best(reps, () => { using var p = model.Forward(input); });
+        using var pass = model.Forward(input);
+
+        var rows = new List<(string Name, string What, double Ms, double Gflop)>();
+        var byKind = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var node in model.Graph.Nodes)
+        {
+            var x = pass[node.Inputs[0]];
+            var y = pass[node.Output];
+            double ms, flop = 0;
+            string what;
+            switch (node.Op)
+            {
+                case Ops.Conv:
+                {
+                    var s = NodeGeometry.Conv(node, x.Shape[1..], batch);
+                    var w = model.Parameter(node.Param("weight")!);
+                    var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
+                    using var yy = backend.Allocate(y.Shape);
+                    ms = Best(reps, () => backend.Conv2d(x, w, bias, yy, s));
+                    flop = 2.0 * s.N * s.K * s.OH * s.OW * s.C * s.KH * s.KW;
+                    what = $"conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH}";
+                    break;
+                }
+                case Ops.Relu:
+                {
+                    using var yy = backend.Allocate(y.Shape);
+                    ms = Best(reps, () => backend.Relu(x, yy));
+                    what = $"relu {y.ShapeText}";
+                    break;
+                }
+                case Ops.MaxPool:
+                {
+                    var s = NodeGeometry.Pool(node, x.Shape[1..], batch);
+                    using var yy = backend.Allocate(y.Shape);
+                    using var am = backend.AllocateIndices(y.Shape);
+                    ms = Best(reps, () => backend.MaxPool(x, yy, am, s));
+                    what = $"maxpool {y.ShapeText}";
+                    break;
+                }
+                case Ops.Add:
+                {
+                    var c = pass[node.Inputs[1]];
+                    using var yy = backend.Allocate(y.Shape);
+                    var op = NodeGeometry.Binary(node);
+                    ms = Best(reps, () => backend.Binary(op, x, c, yy));
+                    what = $"add {y.ShapeText}";
+                    break;
+                }
+                case Ops.GlobalAvgPool:
+                {
+                    using var yy = backend.Allocate(y.Shape);
+                    ms = Best(reps, () => backend.GlobalAvgPool(x, yy));
+                    what = "gap";
+                    break;
+                }
+                case Ops.Gemm:
+                {
+                    var w = model.Parameter(node.Param("weight")!);
+                    var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
+                    var s = NodeGeometry.Gemm(node, x.Length / batch, w.Shape, batch);
+                    using var yy = backend.Allocate(y.Shape);
+                    ms = Best(reps, () => backend.Gemm(x, w, bias, yy, s));
+                    what = "fc";
+                    break;
+                }
+                default:
+                    continue;
+            }
+            rows.Add((node.Name, what, ms, flop));
+            string kind = what.Split(' ')[0];
+            byKind[kind] = byKind.GetValueOrDefault(kind) + ms;
+        }
+
+        var alloc = new List<double>();
+        double allocMs = Best(reps, () =>
+        {
+            var ts = new List<Tensor>();
+            foreach (var node in model.Graph.Nodes)
+            {
+                if (node.Op != Ops.Flatten)
+                    ts.Add(backend.Allocate(pass[node.Output].Shape));
+            }
+            foreach (var t in ts)
+                t.Dispose();
+        });
+
+        Console.WriteLine($"{"node",-42} {"op",-34} {"ms",8} {"GFLOP/s",8}");
+        foreach (var r in rows)
+            Console.WriteLine($"{r.Name,-42} {r.What,-34} {r.Ms,8:F3} {(r.Gflop > 0 ? (r.Gflop / r.Ms / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : ""),8}");
+        double sum = rows.Sum(r => r.Ms);
+        double convFlop = rows.Sum(r => r.Gflop), convMs = byKind.GetValueOrDefault("conv");
+        Console.WriteLine();
+        foreach (var (k, v) in byKind.OrderByDescending(kv => kv.Value))
+            Console.WriteLine($"{k,-10} {v,8:F2} ms  {100 * v / whole,5:F1}%");
+        Console.WriteLine($"conv total {convFlop / 1e9:F2} GFLOP at {convFlop / convMs / 1e6:F0} GFLOP/s");
+        Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
+    }
+
+    private static double Best(int reps, Action f)
+    {
+        for (int i = 0; i < 3; i++)
+            f();
+        var ts = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            f();
+            ts[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        return ts.Min();
+    }
+}
