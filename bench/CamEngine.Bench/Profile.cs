@@ -30,6 +30,8 @@ internal static class Profile
         using var pass = model.Forward(input);
 
         var rows = new List<(string Name, string What, double Ms, double Gflop)>();
+        var actions = new List<Action>();
+        var keep = new List<Tensor>();
         var byKind = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var node in model.Graph.Nodes)
         {
@@ -44,41 +46,57 @@ internal static class Profile
                     var s = NodeGeometry.Conv(node, x.Shape[1..], batch);
                     var w = model.Parameter(node.Param("weight")!);
                     var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
-                    using var yy = backend.Allocate(y.Shape);
-                    ms = Best(reps, () => backend.Conv2d(x, w, bias, yy, s));
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Conv2d(x, w, bias, yy, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     flop = 2.0 * s.N * s.K * s.OH * s.OW * s.C * s.KH * s.KW;
                     what = $"conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH}";
                     break;
                 }
                 case Ops.Relu:
                 {
-                    using var yy = backend.Allocate(y.Shape);
-                    ms = Best(reps, () => backend.Relu(x, yy));
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Relu(x, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     what = $"relu {y.ShapeText}";
                     break;
                 }
                 case Ops.MaxPool:
                 {
                     var s = NodeGeometry.Pool(node, x.Shape[1..], batch);
-                    using var yy = backend.Allocate(y.Shape);
-                    using var am = backend.AllocateIndices(y.Shape);
-                    ms = Best(reps, () => backend.MaxPool(x, yy, am, s));
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    var am = backend.AllocateIndices(y.Shape);
+                    keep.Add(am);
+                    Action run = () => backend.MaxPool(x, yy, am, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     what = $"maxpool {y.ShapeText}";
                     break;
                 }
                 case Ops.Add:
                 {
                     var c = pass[node.Inputs[1]];
-                    using var yy = backend.Allocate(y.Shape);
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
                     var op = NodeGeometry.Binary(node);
-                    ms = Best(reps, () => backend.Binary(op, x, c, yy));
+                    Action run = () => backend.Binary(op, x, c, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     what = $"add {y.ShapeText}";
                     break;
                 }
                 case Ops.GlobalAvgPool:
                 {
-                    using var yy = backend.Allocate(y.Shape);
-                    ms = Best(reps, () => backend.GlobalAvgPool(x, yy));
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.GlobalAvgPool(x, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     what = "gap";
                     break;
                 }
@@ -87,8 +105,11 @@ internal static class Profile
                     var w = model.Parameter(node.Param("weight")!);
                     var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
                     var s = NodeGeometry.Gemm(node, x.Length / batch, w.Shape, batch);
-                    using var yy = backend.Allocate(y.Shape);
-                    ms = Best(reps, () => backend.Gemm(x, w, bias, yy, s));
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Gemm(x, w, bias, yy, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
                     what = "fc";
                     break;
                 }
@@ -100,7 +121,21 @@ internal static class Profile
             byKind[kind] = byKind.GetValueOrDefault(kind) + ms;
         }
 
-        var alloc = new List<double>();
+        // The same ops back to back in graph order, each timed inside the sequence (weights and activations no
+        // longer hot from the previous repeat of the same op).
+        var seq = new double[actions.Count];
+        for (int r = 0; r < reps + 3; r++)
+        {
+            for (int i = 0; i < actions.Count; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                actions[i]();
+                double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (r >= 3)
+                    seq[i] = r == 3 ? t : Math.Min(seq[i], t);
+            }
+        }
+
         double allocMs = Best(reps, () =>
         {
             var ts = new List<Tensor>();
@@ -113,15 +148,22 @@ internal static class Profile
                 t.Dispose();
         });
 
-        Console.WriteLine($"{"node",-42} {"op",-34} {"ms",8} {"GFLOP/s",8}");
-        foreach (var r in rows)
-            Console.WriteLine($"{r.Name,-42} {r.What,-34} {r.Ms,8:F3} {(r.Gflop > 0 ? (r.Gflop / r.Ms / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : ""),8}");
+        Console.WriteLine($"{"node",-46} {"op",-28} {"ms",7} {"GFLOP/s",7} {"in seq",7}");
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var r = rows[i];
+            string name = r.Name.Length > 46 ? r.Name[^46..] : r.Name;
+            Console.WriteLine($"{name,-46} {r.What,-28} {r.Ms,7:F3} {(r.Gflop > 0 ? (r.Gflop / r.Ms / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : ""),7} {seq[i],7:F3}");
+        }
         double sum = rows.Sum(r => r.Ms);
         double convFlop = rows.Sum(r => r.Gflop), convMs = byKind.GetValueOrDefault("conv");
         Console.WriteLine();
         foreach (var (k, v) in byKind.OrderByDescending(kv => kv.Value))
             Console.WriteLine($"{k,-10} {v,8:F2} ms  {100 * v / whole,5:F1}%");
         Console.WriteLine($"conv total {convFlop / 1e9:F2} GFLOP at {convFlop / convMs / 1e6:F0} GFLOP/s");
+        foreach (var t in keep)
+            t.Dispose();
+        Console.WriteLine($"ops in sequence {seq.Sum():F2} ms");
         Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
     }
 

@@ -82,6 +82,13 @@ public sealed unsafe class CpuBackend : Backend
     protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
         float* wp = In(w);
+        if (CpuConv.UseTransposed(s))
+        {
+            var packedT = S(w).Derived(WeightKey("fwdT", s), () => CpuConv.PackForwardWeightsTransposed(wp, s));
+            fixed (float* pw = packedT)
+                CpuConv.ForwardTransposed(In(x), pw, InOrNull(b), Over(y), s, _simd);
+            return;
+        }
         var packed = S(w).Derived(WeightKey("fwd", s), () => CpuConv.PackForwardWeights(wp, s));
         fixed (float* pw = packed)
             CpuConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd);

@@ -68,6 +68,10 @@ public sealed class CpuBackendTests
             .SetName("two k-blocks, stride (2,1), scalar");
         yield return new TestCaseData(new ConvShape(2, 64, 9, 9, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
             .SetName("7x7-like small plane batch 2");
+        yield return new TestCaseData(new ConvShape(3, 48, 9, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("pixel-row form, stride 2, batch 3");
+        yield return new TestCaseData(new ConvShape(1, 40, 16, 16, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("pixel-row form, 8-pixel runs within a row");
     }
 
     private (Tensor Fast, Tensor Ref) Pair(CpuBackend f, float[] data, params int[] shape) =>
@@ -77,6 +81,15 @@ public sealed class CpuBackendTests
         TensorAssert.Close(fast.Backend.Download(fast), ReferenceBackend.DownloadDouble(reference), atol, Rtol, what);
 
     private void CheckConv(ConvShape s, CpuSimd simd) => BackendComparison.Conv(Cpu(simd), _ref, s);
+
+    [Test]
+    public void Pixel_row_form_is_chosen_for_small_planes_only()
+    {
+        Assert.That(CpuConv.UseTransposed(new ConvShape(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(3, 48, 9, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(3, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.False);
+    }
 
     [TestCaseSource(nameof(SmallConvCases))]
     public void Conv2d_matches_reference(ConvShape s, CpuSimd simd) => CheckConv(s, simd);
@@ -93,6 +106,7 @@ public sealed class CpuBackendTests
         {
             CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
             CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
+            CheckConv(new ConvShape(3, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512); // pixel-row form
         }
         finally
         {
