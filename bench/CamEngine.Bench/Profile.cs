@@ -26,7 +26,11 @@ internal static class Profile
         int reps = batch == 1 ? 30 : 8;
         Console.WriteLine($"ResNet-18 shape, batch {batch}, {backend.DeviceDescription}");
 
+        int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+        long allocated = GC.GetTotalAllocatedBytes();
         double whole = Best(reps, () => { using var p = model.Forward(input); });
+        Console.WriteLine($"whole forward x{reps + 3}: GCs gen0 {GC.CollectionCount(0) - g0}, gen1 {GC.CollectionCount(1) - g1}, "
+                          + $"gen2 {GC.CollectionCount(2) - g2}; {(GC.GetTotalAllocatedBytes() - allocated) / (reps + 3) / 1e6:F1} MB allocated per pass");
         using var pass = model.Forward(input);
 
         var rows = new List<(string Name, string What, double Ms, double Gflop)>();
@@ -128,9 +132,12 @@ internal static class Profile
         {
             for (int i = 0; i < actions.Count; i++)
             {
+                long a0 = GC.GetTotalAllocatedBytes(true);
                 long t0 = Stopwatch.GetTimestamp();
                 actions[i]();
                 double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (r == reps + 2 && GC.GetTotalAllocatedBytes(true) - a0 > 1 << 20)
+                    Console.WriteLine($"{rows[i].Name} allocated {(GC.GetTotalAllocatedBytes(true) - a0) / 1e6:F1} MB");
                 if (r >= 3)
                     seq[i] = r == 3 ? t : Math.Min(seq[i], t);
             }

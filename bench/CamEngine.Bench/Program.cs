@@ -11,6 +11,11 @@ internal static class Program
             Profile.Run(args);
             return;
         }
+        if (args.Length > 0 && args[0] == "resnet18")
+        {
+            TorchLike.Run(args);
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

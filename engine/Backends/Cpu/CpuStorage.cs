@@ -29,7 +29,11 @@ internal sealed class CpuStorage : TensorStorage
         int n = Math.Max(length, 1);
         if (type == ElementType.Int32)
         {
-            Ints = GC.AllocateArray<int>(n, pinned: true);
+            Ints = n >= PoolMin ? TakeInts(n) : null;
+            if (Ints != null)
+                Ints.AsSpan().Clear();
+            else
+                Ints = GC.AllocateArray<int>(n, pinned: true);
         }
         else if (n < PoolMin)
         {
@@ -130,7 +134,31 @@ internal sealed class CpuStorage : TensorStorage
             _released = true;
             Give(_floats);
         }
+        else if (!_released && Ints != null && Ints.Length >= PoolMin)
+        {
+            _released = true;
+            GiveInts(Ints);
+        }
         base.Dispose(disposing);
+    }
+
+    private static readonly Dictionary<int, Stack<int[]>> s_intPool = [];
+
+    private static int[]? TakeInts(int n)
+    {
+        lock (s_intPool)
+            return s_intPool.TryGetValue(n, out var stack) && stack.Count > 0 ? stack.Pop() : null;
+    }
+
+    private static void GiveInts(int[] a)
+    {
+        lock (s_intPool)
+        {
+            if (!s_intPool.TryGetValue(a.Length, out var stack))
+                s_intPool[a.Length] = stack = new Stack<int[]>();
+            if (stack.Count < 4)
+                stack.Push(a);
+        }
     }
 
     private static float[]? Take(int n)
