@@ -101,6 +101,13 @@ public sealed unsafe class CpuBackend : Backend
         if (CpuConv.FlippedShape(s) is { } flipped)
         {
             // Stride 1: backward-data is a forward convolution of dy with the flipped, transposed kernel.
+            if (CpuConv.UseTransposed(flipped))
+            {
+                var packedFT = S(w).Derived(WeightKey("flipT", s), () => CpuConv.PackFlippedWeightsTransposed(wp, s, flipped));
+                fixed (float* pw = packedFT)
+                    CpuConv.ForwardTransposed(In(dy), pw, null, Over(dx), flipped, _simd);
+                return;
+            }
             var packed = S(w).Derived(WeightKey("flip", s), () => CpuConv.PackFlippedWeights(wp, s, flipped));
             fixed (float* pw = packed)
                 CpuConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);

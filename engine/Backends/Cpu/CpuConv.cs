@@ -339,7 +339,14 @@ internal static unsafe class CpuConv
     }
 
     /// <summary>w'[g*C/G + c, k, kh, kw] = w[g*K/G + k, c, KH-1-kh, KW-1-kw], packed for <see cref="Forward"/>.</summary>
-    public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped)
+    public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped) =>
+        PackFlipped(w, s, flipped, transposed: false);
+
+    /// <summary>The flipped, transposed kernel of <see cref="PackFlippedWeights"/>, packed for <see cref="ForwardTransposed"/>.</summary>
+    public static float[] PackFlippedWeightsTransposed(float* w, ConvShape s, ConvShape flipped) =>
+        PackFlipped(w, s, flipped, transposed: true);
+
+    private static float[] PackFlipped(float* w, ConvShape s, ConvShape flipped, bool transposed)
     {
         int cg = s.CPerGroup, kg = s.KPerGroup, khw = s.KH * s.KW;
         var t = GC.AllocateUninitializedArray<float>((int)s.WeightLength, pinned: true);
@@ -354,7 +361,7 @@ internal static unsafe class CpuConv
                 for (int i = 0; i < khw; i++)
                     dst[i] = src[khw - 1 - i];
             }
-            return PackForwardWeights(f, flipped);
+            return transposed ? PackForwardWeightsTransposed(f, flipped) : PackForwardWeights(f, flipped);
         }
     }
 

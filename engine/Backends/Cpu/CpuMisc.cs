@@ -119,6 +119,12 @@ internal static unsafe class CpuMisc
         int e0 = operand == 0 ? s.A0 : s.B0, e1 = operand == 0 ? s.A1 : s.B1;
         int e2 = operand == 0 ? s.A2 : s.B2, e3 = operand == 0 ? s.A3 : s.B3;
         long count = (long)e0 * e1 * e2 * e3;
+        if (s.Op == 0 && count == s.OutputLength)
+        {
+            // Add, operand not broadcast (residual connections): the gradient is dy itself.
+            Buffer.MemoryCopy(dy, grad, count * sizeof(float), count * sizeof(float));
+            return;
+        }
         nint pa = (nint)a, pb = (nint)b, pd = (nint)dy, pg = (nint)grad;
         For(count, (st, en) =>
         {
