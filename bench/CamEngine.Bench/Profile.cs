@@ -132,14 +132,32 @@ internal static class Profile
         {
             for (int i = 0; i < actions.Count; i++)
             {
-                long a0 = GC.GetTotalAllocatedBytes(true);
                 long t0 = Stopwatch.GetTimestamp();
                 actions[i]();
                 double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                if (r == reps + 2 && GC.GetTotalAllocatedBytes(true) - a0 > 1 << 20)
-                    Console.WriteLine($"{rows[i].Name} allocated {(GC.GetTotalAllocatedBytes(true) - a0) / 1e6:F1} MB");
                 if (r >= 3)
                     seq[i] = r == 3 ? t : Math.Min(seq[i], t);
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable("PROFILE_FORMS") == "1")
+        {
+            // A/B of the two conv forms per layer (CpuConv.FormOverride), interleaved so that load from other
+            // processes hits both alike.
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (rows[i].Gflop == 0)
+                    continue;
+                double col = double.MaxValue, pix = double.MaxValue;
+                for (int r = 0; r < reps; r++)
+                {
+                    CamEngine.Backends.Cpu.CpuConv.FormOverride = false;
+                    col = Math.Min(col, Best(1, actions[i]));
+                    CamEngine.Backends.Cpu.CpuConv.FormOverride = true;
+                    pix = Math.Min(pix, Best(1, actions[i]));
+                }
+                CamEngine.Backends.Cpu.CpuConv.FormOverride = null;
+                Console.WriteLine($"form {rows[i].What,-28} column {col,7:F3} pixel {pix,7:F3} pixel/column {pix / col,5:F2}");
             }
         }
 

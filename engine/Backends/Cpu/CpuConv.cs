@@ -118,8 +118,17 @@ internal static unsafe class CpuConv
                             * s.K / PackedGemm.RoundUp(s.K, PackedGemm.MR);
         double pixelForm = (double)pixels / PackedGemm.RoundUp(pixels, PackedGemm.MR)
                            * s.K / PackedGemm.RoundUp(s.K, PackedGemm.NR);
-        return columnForm < 0.92 && pixelForm > columnForm;
+        if (FormOverride is { } forced)
+            return forced;
+        // Measured per ResNet-18 layer at batch 1 and 8 (bench profile, PROFILE_FORMS=1): the pixel-row form wins
+        // where the column form wastes an eighth or more, and with many output channels also where it wastes less
+        // (its im2col is packed once, not once per block of output channels); it loses on large planes with few
+        // channels (64x56x56, the stem), where its panels straddle output rows and the transposed store costs.
+        return pixelForm > columnForm && (columnForm < 0.92 || s.K >= 256);
     }
+
+    /// <summary>Forces the pixel-row form (true) or the column form (false) for benchmarks; null: choose per layer.</summary>
+    internal static bool? FormOverride { get; set; }
 
     /// <summary>Packs W^T (CRS x K) once as the B operand of <see cref="ForwardTransposed"/> (groups = 1).</summary>
     public static float[] PackForwardWeightsTransposed(float* w, ConvShape s)
