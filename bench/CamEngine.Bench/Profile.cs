@@ -188,7 +188,8 @@ internal static class Profile
         Console.WriteLine($"conv total {convFlop / 1e9:F2} GFLOP at {convFlop / convMs / 1e6:F0} GFLOP/s");
         foreach (var t in keep)
             t.Dispose();
-        Console.WriteLine($"ops in sequence {seq.Sum():F2} ms");
+        double wholeAgain = Best(reps, () => { using var p = model.Forward(input); });
+        Console.WriteLine($"ops in sequence {seq.Sum():F2} ms; whole forward again {wholeAgain:F2} ms");
         Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
     }
 
