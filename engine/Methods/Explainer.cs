@@ -123,7 +123,8 @@ public sealed class Explainer(DeviceModel model)
             }
             var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
             var rowInput = Replicate(input, rows);
-            if (!ReferenceEquals(rowInput, input) || rows.Length > chunk)
+            // With --aug-smooth the other variants' passes would be alive next to the kept one: not kept there.
+            if (!ReferenceEquals(rowInput, input) || rows.Length > chunk || options.AugSmooth)
             {
                 kept?.Dispose();
                 kept = null;
