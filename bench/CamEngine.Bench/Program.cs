@@ -4,5 +4,18 @@ namespace CamEngine.Bench;
 
 internal static class Program
 {
-    private static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    private static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "profile")
+        {
+            Profile.Run(args);
+            return;
+        }
+        if (args.Length > 0 && args[0] == "resnet18")
+        {
+            TorchLike.Run(args);
+            return;
+        }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }

@@ -1,6 +1,5 @@
 using CamEngine.IO;
 using CamEngine.Tensors;
-using StbImageWriteSharp;
 
 namespace CamEngine.Imaging;
 
@@ -129,9 +128,7 @@ internal static class Overlay
     public static byte[] EncodePng(RgbImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        using var ms = new MemoryStream();
-        new ImageWriter().WritePng(image.Data, image.Width, image.Height, ColorComponents.RedGreenBlue, ms);
-        return ms.ToArray();
+        return PngEncoder.Encode(image.Data, image.Width, image.Height);
     }
 
     /// <summary>Writes <paramref name="image"/> as a PNG file: encoded in memory, written to a temporary file in

@@ -103,9 +103,48 @@ internal sealed class Explainer(DeviceModel model)
         int n = input.Shape[0];
         long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
         int chunk = (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, int.MaxValue);
-        var outputs = ChunkedOutputs(input, chunk);
-        var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
-        var rowInput = Replicate(input, rows);
+        // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
+        // (top-1, a class, ...) the methods run on that same pass instead of a second forward of the same input.
+        Backends.Tensor? keptInput = null;
+        ForwardPass? kept = null;
+        try
+        {
+            float[] outputs;
+            if (n <= chunk)
+            {
+                keptInput = backend.Upload(input);
+                kept = Model.Forward(keptInput);
+                outputs = backend.Download(kept.Output);
+                if (outputs.Any(v => !float.IsFinite(v)))
+                    throw new CamEngineException(FirstNonFinite(kept));
+            }
+            else
+            {
+                outputs = ChunkedOutputs(input, chunk);
+            }
+            var rows = options.Target.Rows(outputs, n, Model.Graph.OutputShape);
+            var rowInput = Replicate(input, rows);
+            // With --aug-smooth the other variants' passes would be alive next to the kept one: not kept there.
+            if (!ReferenceEquals(rowInput, input) || rows.Length > chunk || options.AugSmooth)
+            {
+                kept?.Dispose();
+                kept = null;
+            }
+            return ExplainChunks(rows, rowInput, methods, layers, options, chunk, kept);
+        }
+        finally
+        {
+            kept?.Dispose();
+            keptInput?.Dispose();
+        }
+    }
+
+    /// <summary>Explains the target rows a chunk at a time (halving the chunk when the device runs out of
+    /// memory); <paramref name="kept"/>, when given, is the forward pass of exactly these rows.</summary>
+    private Dictionary<string, IReadOnlyList<Explanation>> ExplainChunks(
+        TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
+        ExplainOptions options, int chunk, ForwardPass? kept)
+    {
         var merged = methods.ToDictionary(m => m.Name, _ => new List<Explanation>(), StringComparer.Ordinal);
         for (int start = 0; start < rows.Length;)
         {
@@ -113,7 +152,8 @@ internal sealed class Explainer(DeviceModel model)
             Dictionary<string, IReadOnlyList<Explanation>> part;
             try
             {
-                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, options);
+                var reuse = start == 0 && count == rows.Length ? kept : null;
+                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, options, reuse);
             }
             catch (DeviceMemoryException) when (count > 1)
             {
@@ -132,7 +172,7 @@ internal sealed class Explainer(DeviceModel model)
     /// <summary>Explains a contiguous run of target rows (each an image replicated per target).</summary>
     private Dictionary<string, IReadOnlyList<Explanation>> ExplainRows(
         TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
-        ExplainOptions options)
+        ExplainOptions options, ForwardPass? reuse)
     {
         var backend = Model.Backend;
         var variants = options.AugSmooth
@@ -143,8 +183,10 @@ internal sealed class Explainer(DeviceModel model)
         foreach (var (flip, factor) in variants)
         {
             var augmented = Augment(rowInput, flip, factor);
-            using var x = backend.Upload(augmented);
-            using var forward = Model.Forward(x);
+            bool reusing = reuse != null && !flip && factor == 1f;
+            using var x = reusing ? null : backend.Upload(augmented);
+            using var fresh = reusing ? null : Model.Forward(x!);
+            var forward = reusing ? reuse! : fresh!;
             var y = backend.Download(forward.Output);
             int k = y.Length / rows.Length;
             var context = new ExplainContext

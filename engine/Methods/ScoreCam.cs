@@ -37,7 +37,7 @@ public sealed class ScoreCam : ScoreCamBase
         int n = context.Batch;
         if (context.Convention == Convention.Paper)
             return PaperWeights(context, masks, channels, x, big, size);
-        var scores = Perturbation.Scores(context, n * channels, item => item / channels, (item, input) =>
+        var scores = DistinctScores(context, masks, channels, big, (item, input) =>
         {
             int i = item / channels, k = item % channels;
             Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, 1f, input);
@@ -65,7 +65,7 @@ public sealed class ScoreCam : ScoreCamBase
             for (int k = 0; k < channels; k++)
                 constant[i * channels + k] = !masks[i].AsSpan(k * big, big).ContainsAnyExcept(0f);
         }
-        var scores = Perturbation.Scores(probability, n * channels, item => item / channels, (item, input) =>
+        var scores = DistinctScores(probability, masks, channels, big, (item, input) =>
         {
             int i = item / channels, k = item % channels;
             if (!constant[item])
@@ -79,6 +79,68 @@ public sealed class ScoreCam : ScoreCamBase
                 weights[i][k] = constant[i * channels + k] ? 0f : scores[i * channels + k];
         }
         return weights;
+    }
+
+    /// <summary>
+    /// The scores of the masked inputs (item = image * channels + channel), each distinct mask of an image run
+    /// once: channels whose masks are equal bit for bit (common deep in a network, where a channel that
+    /// fires at one position normalizes to the same mask as every other channel firing only there) mask the
+    /// same input, and a row's output does not depend on the rest of its batch, so their scores are equal.
+    /// </summary>
+    private static float[] DistinctScores(ExplainContext context, float[][] masks, int channels, int big, FillInput fill)
+    {
+        int n = context.Batch;
+        var first = new int[n * channels];
+        var distinct = new List<int>(n * channels);
+        for (int i = 0; i < n; i++)
+        {
+            var seen = new Dictionary<int, List<int>>();
+            for (int k = 0; k < channels; k++)
+            {
+                var mask = masks[i].AsSpan(k * big, big);
+                int hash = MaskHash(mask), item = i * channels + k;
+                first[item] = item;
+                if (seen.TryGetValue(hash, out var same))
+                {
+                    foreach (int other in same)
+                    {
+                        if (System.Runtime.InteropServices.MemoryMarshal.AsBytes(mask).SequenceEqual(
+                                System.Runtime.InteropServices.MemoryMarshal.AsBytes(masks[i].AsSpan(other * big, big))))
+                        {
+                            first[item] = i * channels + other;
+                            break;
+                        }
+                    }
+                }
+                else
+                {
+                    seen[hash] = same = [];
+                }
+                if (first[item] == item)
+                {
+                    same.Add(k);
+                    distinct.Add(item);
+                }
+            }
+        }
+        var unique = Perturbation.Scores(context, distinct.Count, u => distinct[u] / channels,
+            (u, input) => fill(distinct[u], input));
+        var byItem = new float[n * channels];
+        for (int u = 0; u < distinct.Count; u++)
+            byItem[distinct[u]] = unique[u];
+        var scores = new float[n * channels];
+        for (int item = 0; item < scores.Length; item++)
+            scores[item] = byItem[first[item]];
+        return scores;
+    }
+
+    /// <summary>A hash of a sample of the mask (equal masks hash equal; candidates are then compared in full).</summary>
+    private static int MaskHash(ReadOnlySpan<float> mask)
+    {
+        var h = new HashCode();
+        for (int j = 0; j < mask.Length; j += 61)
+            h.Add(BitConverter.SingleToInt32Bits(mask[j]));
+        return h.ToHashCode();
     }
 
     /// <summary><c>softmax(y)[c]</c> per image.</summary>

@@ -109,6 +109,9 @@ internal readonly unsafe struct ConvColumns(float* buffer, long* rowOffsets, Con
             }
         }
     }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
 }
 
 /// <summary>B = the transposed im2col: B(j, r) = buffer[rowOffset[r] + q(j)] (conv backward-weights).</summary>
@@ -145,4 +148,7 @@ internal readonly unsafe struct ConvColumnsTransposed(float* buffer, long* rowOf
             }
         }
     }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
 }

@@ -49,6 +49,15 @@ internal sealed unsafe class CpuBackend : Backend
         return s.FloatPtr;
     }
 
+    /// <summary>Output pointer for an operation that writes every element of <paramref name="t"/> (no zeroing of a
+    /// fresh tensor first); marks the storage written.</summary>
+    private static float* Over(Tensor t)
+    {
+        var s = S(t);
+        s.Touch();
+        return s.OverwritePtr;
+    }
+
     private static float* InOrNull(Tensor? t) => t == null ? null : In(t);
 
     /// <inheritdoc/>
@@ -59,7 +68,7 @@ internal sealed unsafe class CpuBackend : Backend
     {
         var s = (CpuStorage)storage;
         s.Touch();
-        data.CopyTo(s.Floats);
+        s.Write(data);
     }
 
     /// <inheritdoc/>
@@ -73,9 +82,16 @@ internal sealed unsafe class CpuBackend : Backend
     protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
         float* wp = In(w);
+        if (CpuConv.UseTransposed(s))
+        {
+            var packedT = S(w).Derived(WeightKey("fwdT", s), () => CpuConv.PackForwardWeightsTransposed(wp, s));
+            fixed (float* pw = packedT)
+                CpuConv.ForwardTransposed(In(x), pw, InOrNull(b), Over(y), s, _simd);
+            return;
+        }
         var packed = S(w).Derived(WeightKey("fwd", s), () => CpuConv.PackForwardWeights(wp, s));
         fixed (float* pw = packed)
-            CpuConv.Forward(In(x), pw, InOrNull(b), Out(y), s, _simd);
+            CpuConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd);
     }
 
     /// <inheritdoc/>
@@ -85,14 +101,21 @@ internal sealed unsafe class CpuBackend : Backend
         if (CpuConv.FlippedShape(s) is { } flipped)
         {
             // Stride 1: backward-data is a forward convolution of dy with the flipped, transposed kernel.
+            if (CpuConv.UseTransposed(flipped))
+            {
+                var packedFT = S(w).Derived(WeightKey("flipT", s), () => CpuConv.PackFlippedWeightsTransposed(wp, s, flipped));
+                fixed (float* pw = packedFT)
+                    CpuConv.ForwardTransposed(In(dy), pw, null, Over(dx), flipped, _simd);
+                return;
+            }
             var packed = S(w).Derived(WeightKey("flip", s), () => CpuConv.PackFlippedWeights(wp, s, flipped));
             fixed (float* pw = packed)
-                CpuConv.Forward(In(dy), pw, null, Out(dx), flipped, _simd);
+                CpuConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
             return;
         }
         var packedT = S(w).Derived(WeightKey("wT", s), () => CpuConv.PackTransposedWeights(wp, s));
         fixed (float* pw = packedT)
-            CpuConv.BackwardDataGeneral(In(dy), pw, Out(dx), s, _simd);
+            CpuConv.BackwardDataGeneral(In(dy), pw, Over(dx), s, _simd);
     }
 
     /// <inheritdoc/>
@@ -107,12 +130,12 @@ internal sealed unsafe class CpuBackend : Backend
 
     /// <inheritdoc/>
     protected override void ReluCore(Tensor x, Tensor y) =>
-        CpuElementwise.Map(In(x), Out(y), y.Length, new ReluOp(), _simd);
+        CpuElementwise.Map(In(x), Over(y), y.Length, new ReluOp(), _simd);
 
     /// <inheritdoc/>
     protected override void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule)
     {
-        float* xp = In(x), g = In(dy), d = Out(dx);
+        float* xp = In(x), g = In(dy), d = Over(dx);
         switch (rule)
         {
             case ReluRule.Standard:
@@ -129,16 +152,16 @@ internal sealed unsafe class CpuBackend : Backend
 
     /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y) =>
-        CpuElementwise.Map(In(a), In(b), Out(y), y.Length, new AddOp(), _simd);
+        CpuElementwise.Map(In(a), In(b), Over(y), y.Length, new AddOp(), _simd);
 
     /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale) =>
-        CpuElementwise.Map(In(x), Out(y), y.Length, new ScaleOp(scale), _simd);
+        CpuElementwise.Map(In(x), Over(y), y.Length, new ScaleOp(scale), _simd);
 
     // ---- element-wise maps, broadcasting, structural ops (CpuMisc) ----
 
     /// <inheritdoc/>
-    protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) => CpuMisc.Unary(In(x), Out(y), y.Length, op);
+    protected override void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) => CpuMisc.Unary(In(x), Over(y), y.Length, op);
 
     /// <inheritdoc/>
     protected override void UnaryBackwardCore<TOp>(TOp op, Tensor x, Tensor dy, Tensor dx) =>
@@ -149,7 +172,7 @@ internal sealed unsafe class CpuBackend : Backend
         CpuMisc.UnaryJet(In(x0), In(xs), Out(ys), x0.Length, op);
 
     /// <inheritdoc/>
-    protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s) => CpuMisc.Binary(In(a), In(b), Out(y), s);
+    protected override void BinaryCore(Tensor a, Tensor b, Tensor y, BroadcastShape s) => CpuMisc.Binary(In(a), In(b), Over(y), s);
 
     /// <inheritdoc/>
     protected override void BinaryBackwardCore(Tensor a, Tensor b, Tensor dy, Tensor grad, BroadcastShape s, int operand) =>
@@ -201,12 +224,12 @@ internal sealed unsafe class CpuBackend : Backend
     {
         var a = S(argmax);
         a.Touch();
-        CpuPooling.MaxForward(In(x), Out(y), a.IntPtr, s);
+        CpuPooling.MaxForward(In(x), Over(y), a.IntPtr, s);
     }
 
     /// <inheritdoc/>
     protected override void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s) =>
-        CpuPooling.MaxBackward(In(dy), S(argmax).IntPtr, Out(dx), s);
+        CpuPooling.MaxBackward(In(dy), S(argmax).IntPtr, Over(dx), s);
 
     /// <inheritdoc/>
     protected override void AvgPoolCore(Tensor x, Tensor y, PoolShape s) => CpuPooling.AvgForward(In(x), Out(y), s);
@@ -217,11 +240,11 @@ internal sealed unsafe class CpuBackend : Backend
 
     /// <inheritdoc/>
     protected override void GlobalAvgPoolCore(Tensor x, Tensor y, int plane) =>
-        CpuPooling.GlobalAvgForward(In(x), Out(y), y.Length, plane);
+        CpuPooling.GlobalAvgForward(In(x), Over(y), y.Length, plane);
 
     /// <inheritdoc/>
     protected override void GlobalAvgPoolBackwardCore(Tensor dy, Tensor dx, int plane) =>
-        CpuPooling.GlobalAvgBackward(In(dy), Out(dx), dy.Length, plane);
+        CpuPooling.GlobalAvgBackward(In(dy), Over(dx), dy.Length, plane);
 
     // ---- dense ----
 
@@ -245,7 +268,12 @@ internal sealed unsafe class CpuBackend : Backend
     /// <inheritdoc/>
     protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
     {
-        float* yp = Out(y);
+        if (s.TransB && s.Alpha == 1f && s.M <= 4 * PackedGemm.NR)
+        {
+            GemmFewRows(x, w, b, y, s);
+            return;
+        }
+        float* yp = Over(y);
         if (b != null)
         {
             float* bp = In(b);
@@ -258,12 +286,51 @@ internal sealed unsafe class CpuBackend : Backend
         Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, In(w), brs, bcs, yp, b != null);
     }
 
+    /// <summary>
+    /// A classifier layer on a few rows (W stored (N, K), alpha 1): computes y^T = W x^T with W packed once per
+    /// weight version as the A operand (packing W as B on every call cost more than the product), then transposes
+    /// the small result. Sums run in the same order as the general path, bias first, so the values are the same.
+    /// </summary>
+    private void GemmFewRows(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        float* wp = In(w);
+        var packed = S(w).Derived($"gemmA:{s.N}:{s.K}", () =>
+        {
+            var a = GC.AllocateUninitializedArray<float>((int)PackedGemm.PackedALength(s.N, s.K), pinned: true);
+            fixed (float* pa = a)
+                PackedGemm.PackA(wp, s.K, 1, s.N, s.K, 1f, pa);
+            return a;
+        });
+        var tempArray = Scratch.Rent((long)s.N * s.M);
+        try
+        {
+            float* t = Scratch.Aligned(tempArray), xp = In(x), yp = Over(y);
+            if (b != null)
+            {
+                float* bp = In(b);
+                for (int j = 0; j < s.N; j++)
+                    new Span<float>(t + (long)j * s.M, s.M).Fill(s.Beta * bp[j]);
+            }
+            fixed (float* pa = packed)
+            {
+                PackedGemm.Run(s.N, s.M, s.K, pa, new StridedPanels(xp, 1, s.K, s.M), t, s.M, b != null, _simd);
+            }
+            for (int m = 0; m < s.M; m++)
+            for (int j = 0; j < s.N; j++)
+                yp[(long)m * s.N + j] = t[(long)j * s.M + m];
+        }
+        finally
+        {
+            Scratch.Return(tempArray);
+        }
+    }
+
     /// <inheritdoc/>
     protected override void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s)
     {
         // dx(m, k) = alpha sum_n dy(m, n) op(W)(k, n).
         long brs = s.TransB ? s.K : 1, bcs = s.TransB ? 1 : s.N;
-        Dense(s.M, s.K, s.N, In(dy), s.N, 1, s.Alpha, In(w), brs, bcs, Out(dx), false);
+        Dense(s.M, s.K, s.N, In(dy), s.N, 1, s.Alpha, In(w), brs, bcs, Over(dx), false);
     }
 
     /// <inheritdoc/>

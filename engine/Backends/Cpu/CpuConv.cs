@@ -100,6 +100,146 @@ internal static unsafe class CpuConv
         }
     }
 
+    // ---- forward, pixels as rows ----
+
+    /// <summary>
+    /// Whether <see cref="ForwardTransposed"/> suits a layer better than <see cref="Forward"/>: the column form
+    /// computes Wq - OW padding columns per output row and rounds the columns up to whole 32-wide panels, which
+    /// wastes a fifth of the work at 7x7 and an eighth at 14x14; the pixel-row form computes exactly the output
+    /// pixels (rounded up to 8) against 32-wide panels of output channels.
+    /// </summary>
+    public static bool UseTransposed(ConvShape s)
+    {
+        if (s.Groups != 1 || s.K < PackedGemm.NR)
+            return false;
+        var plan = new ConvPlan(s, ConvPlan.ChunkImages(s, s.K));
+        int pixels = plan.Images * s.OH * s.OW;
+        double columnForm = (double)pixels / PackedGemm.RoundUp(plan.Columns, PackedGemm.NR)
+                            * s.K / PackedGemm.RoundUp(s.K, PackedGemm.MR);
+        double pixelForm = (double)pixels / PackedGemm.RoundUp(pixels, PackedGemm.MR)
+                           * s.K / PackedGemm.RoundUp(s.K, PackedGemm.NR);
+        if (FormOverride is { } forced)
+            return forced;
+        // Measured per ResNet-18 layer at batch 1 and 8 (bench profile, PROFILE_FORMS=1): the pixel-row form wins
+        // where the column form wastes an eighth or more, and with many output channels also where it wastes less
+        // (its im2col is packed once, not once per block of output channels); it loses on large planes with few
+        // channels (64x56x56, the stem), where its panels straddle output rows and the transposed store costs.
+        return pixelForm > columnForm && (columnForm < 0.92 || s.K >= 256);
+    }
+
+    /// <summary>Forces the pixel-row form (true) or the column form (false) for benchmarks; null: choose per layer.</summary>
+    internal static bool? FormOverride { get; set; }
+
+    /// <summary>Packs W^T (CRS x K) once as the B operand of <see cref="ForwardTransposed"/> (groups = 1).</summary>
+    public static float[] PackForwardWeightsTransposed(float* w, ConvShape s)
+    {
+        int crs = s.C * s.KH * s.KW;
+        var packed = GC.AllocateUninitializedArray<float>((int)PackedGemm.PackedBLength(crs, s.K), pinned: true);
+        fixed (float* p = packed)
+            PackedGemm.PackB(new StridedPanels(w, 1, crs, s.K), crs, s.K, p);
+        return packed;
+    }
+
+    /// <summary>
+    /// <c>y = conv(x, w) + b</c> as Y^T[pixels, K] = col^T[pixels, CRS] W^T[CRS, K] (groups = 1), W^T packed by
+    /// <see cref="PackForwardWeightsTransposed"/>. The im2col rows of eight output pixels are gathered from the
+    /// phase buffer into A panels; the result is transposed into y with the bias. Per output the products are
+    /// summed in the same order as <see cref="Forward"/>, bias last.
+    /// </summary>
+    public static void ForwardTransposed(float* x, float* packedWt, float* bias, float* y, ConvShape s, CpuSimd simd)
+    {
+        int nb = ConvPlan.ChunkImages(s, s.K);
+        var full = new ConvPlan(s, nb);
+        int crs = full.Crs, ohw = s.OH * s.OW, npad = PackedGemm.RoundUp(s.K, PackedGemm.NR);
+        int maxPixels = nb * ohw;
+        var bufArray = Scratch.Rent(full.BufferLength);
+        var aArray = Scratch.Rent(PackedGemm.PackedALength(maxPixels, crs));
+        var tempArray = Scratch.Rent((long)maxPixels * s.K);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), pa = Scratch.Aligned(aArray), temp = Scratch.Aligned(tempArray);
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                int pixels = plan.Images * ohw;
+                BuildPhases(x, n0, plan, buf);
+                fixed (long* ro = plan.RowOffsets(0))
+                    PackPixelRows(buf, ro, plan, pixels, pa);
+                PackedGemm.Run(pixels, s.K, crs, pa, new PrepackedPanels(packedWt, npad), temp, s.K, false, simd);
+                ScatterTransposed(temp, plan, n0, pixels, bias, y);
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(aArray);
+            Scratch.Return(tempArray);
+        }
+    }
+
+    /// <summary>A(i, r) = buffer[rowOffset[r] + q(i)] for output pixel i = (img, oh, ow), packed as PackA does.</summary>
+    private static void PackPixelRows(float* buf, long* ro, ConvPlan plan, int pixels, float* dst)
+    {
+        const int MR = PackedGemm.MR;
+        var s = plan.S;
+        int panels = (pixels + MR - 1) / MR, mpad = panels * MR, crs = plan.Crs, ohw = s.OH * s.OW, wq = plan.Wq;
+        long plane = plan.Plane;
+        void Panel(int ip)
+        {
+            long* q = stackalloc long[MR];
+            int rows = Math.Min(MR, pixels - ip * MR);
+            for (int r = 0; r < MR; r++)
+            {
+                int i = ip * MR + Math.Min(r, rows - 1), img = i / ohw, p = i - img * ohw, oh = p / s.OW;
+                q[r] = img * plane + (long)oh * wq + (p - oh * s.OW);
+            }
+            bool run = rows == MR && q[MR - 1] - q[0] == MR - 1;
+            for (int k0 = 0; k0 < crs; k0 += PackedGemm.KC)
+            {
+                int kc = Math.Min(PackedGemm.KC, crs - k0);
+                float* d = dst + (long)k0 * mpad + (long)ip * MR * kc;
+                if (run)
+                {
+                    float* src = buf + q[0];
+                    for (int kk = 0; kk < kc; kk++, d += MR)
+                        System.Runtime.Intrinsics.Vector256.Store(
+                            System.Runtime.Intrinsics.Vector256.Load(src + ro[k0 + kk]), d);
+                    continue;
+                }
+                for (int kk = 0; kk < kc; kk++, d += MR)
+                {
+                    float* src = buf + ro[k0 + kk];
+                    for (int r = 0; r < MR; r++)
+                        d[r] = r < rows ? src[q[r]] : 0f;
+                }
+            }
+        }
+        For(panels, (long)pixels * crs, Panel);
+    }
+
+    /// <summary>y[n0+img, k, oh, ow] = temp[i, k] + b[k] for pixel i = (img, oh, ow): a transpose in 16-channel blocks.</summary>
+    private static void ScatterTransposed(float* temp, ConvPlan plan, int n0, int pixels, float* bias, float* y)
+    {
+        var s = plan.S;
+        int kAll = s.K, ohw = s.OH * s.OW;
+        void Block(int kb)
+        {
+            int k0 = kb * 16, kn = Math.Min(16, kAll - k0);
+            float* b = stackalloc float[16];
+            for (int l = 0; l < kn; l++)
+                b[l] = bias == null ? 0f : bias[k0 + l];
+            for (int i = 0; i < pixels; i++)
+            {
+                int img = i / ohw, p = i - img * ohw;
+                float* src = temp + (long)i * kAll + k0;
+                float* dst = y + ((long)(n0 + img) * kAll + k0) * ohw + p;
+                for (int l = 0; l < kn; l++)
+                    dst[(long)l * ohw] = src[l] + b[l];
+            }
+        }
+        For((kAll + 15) / 16, (long)pixels * kAll, Block);
+    }
+
     /// <summary>Fills the phase buffer of a chunk from x (zero padding, zero slack).</summary>
     private static void BuildPhases(float* x, int n0, ConvPlan plan, float* buf)
     {
@@ -208,7 +348,14 @@ internal static unsafe class CpuConv
     }
 
     /// <summary>w'[g*C/G + c, k, kh, kw] = w[g*K/G + k, c, KH-1-kh, KW-1-kw], packed for <see cref="Forward"/>.</summary>
-    public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped)
+    public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped) =>
+        PackFlipped(w, s, flipped, transposed: false);
+
+    /// <summary>The flipped, transposed kernel of <see cref="PackFlippedWeights"/>, packed for <see cref="ForwardTransposed"/>.</summary>
+    public static float[] PackFlippedWeightsTransposed(float* w, ConvShape s, ConvShape flipped) =>
+        PackFlipped(w, s, flipped, transposed: true);
+
+    private static float[] PackFlipped(float* w, ConvShape s, ConvShape flipped, bool transposed)
     {
         int cg = s.CPerGroup, kg = s.KPerGroup, khw = s.KH * s.KW;
         var t = GC.AllocateUninitializedArray<float>((int)s.WeightLength, pinned: true);
@@ -223,7 +370,7 @@ internal static unsafe class CpuConv
                 for (int i = 0; i < khw; i++)
                     dst[i] = src[khw - 1 - i];
             }
-            return PackForwardWeights(f, flipped);
+            return transposed ? PackForwardWeightsTransposed(f, flipped) : PackForwardWeights(f, flipped);
         }
     }
 

@@ -57,6 +57,36 @@ internal readonly struct AddOp : IBinaryOp
     public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a + b;
 }
 
+/// <summary>y = a - b.</summary>
+internal readonly struct SubOp : IBinaryOp
+{
+    public float Apply(float a, float b) => a - b;
+
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => a - b;
+
+    public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a - b;
+}
+
+/// <summary>y = a * b.</summary>
+internal readonly struct MulOp : IBinaryOp
+{
+    public float Apply(float a, float b) => a * b;
+
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => a * b;
+
+    public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a * b;
+}
+
+/// <summary>y = a / b.</summary>
+internal readonly struct DivOp : IBinaryOp
+{
+    public float Apply(float a, float b) => a / b;
+
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => a / b;
+
+    public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a / b;
+}
+
 /// <summary>ReLU backward, standard rule: dx = dy * [x &gt; 0] (ReLU'(0) = 0). Inputs (x, dy).</summary>
 internal readonly struct ReluGradOp : IBinaryOp
 {

@@ -74,6 +74,29 @@ internal static unsafe class CpuMisc
 
     public static void Binary(float* a, float* b, float* y, BroadcastShape s)
     {
+        if (s.A0 == s.D0 && s.A1 == s.D1 && s.A2 == s.D2 && s.A3 == s.D3
+            && s.B0 == s.D0 && s.B1 == s.D1 && s.B2 == s.D2 && s.B3 == s.D3)
+        {
+            // No broadcasting (residual adds): a plain vector map, the same values element for element.
+            var simd = CpuSimdDetect.Best;
+            long n = s.OutputLength;
+            switch (s.Op)
+            {
+                case 0:
+                    CpuElementwise.Map(a, b, y, n, new AddOp(), simd);
+                    break;
+                case 1:
+                    CpuElementwise.Map(a, b, y, n, new SubOp(), simd);
+                    break;
+                case 2:
+                    CpuElementwise.Map(a, b, y, n, new MulOp(), simd);
+                    break;
+                default:
+                    CpuElementwise.Map(a, b, y, n, new DivOp(), simd);
+                    break;
+            }
+            return;
+        }
         nint pa = (nint)a, pb = (nint)b, py = (nint)y;
         For(s.OutputLength, (st, e) =>
         {
@@ -96,6 +119,12 @@ internal static unsafe class CpuMisc
         int e0 = operand == 0 ? s.A0 : s.B0, e1 = operand == 0 ? s.A1 : s.B1;
         int e2 = operand == 0 ? s.A2 : s.B2, e3 = operand == 0 ? s.A3 : s.B3;
         long count = (long)e0 * e1 * e2 * e3;
+        if (s.Op == 0 && count == s.OutputLength)
+        {
+            // Add, operand not broadcast (residual connections): the gradient is dy itself.
+            Buffer.MemoryCopy(dy, grad, count * sizeof(float), count * sizeof(float));
+            return;
+        }
         nint pa = (nint)a, pb = (nint)b, pd = (nint)dy, pg = (nint)grad;
         For(count, (st, en) =>
         {

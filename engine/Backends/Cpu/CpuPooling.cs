@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
@@ -12,43 +14,185 @@ namespace CamEngine.Backends.Cpu;
 /// </summary>
 internal static unsafe class CpuPooling
 {
-    /// <summary>Max-pool forward with argmax.</summary>
+    /// <summary>Max-pool forward with argmax. Windows that lie wholly inside the input take a loop without bounds
+    /// tests; the scan order and tie rule are the same on both paths.</summary>
     public static void MaxForward(float* x, float* y, int* argmax, PoolShape s)
     {
         int planeIn = s.H * s.W, planeOut = s.OH * s.OW;
         CpuConv.For(s.N * s.C, (long)s.N * s.C * planeOut * s.KH * s.KW, nc =>
         {
+            int h = s.H, w = s.W, oh1 = s.OH, ow1 = s.OW, kh1 = s.KH, kw1 = s.KW;
+            int sh = s.StrideH, sw = s.StrideW, pt = s.PadTop, pl = s.PadLeft, dh = s.DilationH, dw = s.DilationW;
+            // Output columns whose windows stay inside a row: iw0 >= 0 and iw0 + (KW-1)*DW < W.
+            int owLo = Math.Min(ow1, (pl + sw - 1) / sw);
+            int owHi = Math.Max(owLo, Math.Min(ow1, (w - 1 - (kw1 - 1) * dw + pl) / sw + 1));
+            if (w - 1 - (kw1 - 1) * dw + pl < 0)
+                owHi = owLo;
             float* xp = x + (long)nc * planeIn;
-            long o = (long)nc * planeOut;
-            for (int oh = 0; oh < s.OH; oh++)
-            for (int ow = 0; ow < s.OW; ow++, o++)
+            float* yp = y + (long)nc * planeOut;
+            int* ap = argmax + (long)nc * planeOut;
+            for (int oh = 0; oh < oh1; oh++)
             {
-                int ih0 = oh * s.StrideH - s.PadTop, iw0 = ow * s.StrideW - s.PadLeft;
-                float best = 0f;
-                int at = -1;
-                for (int ky = 0; ky < s.KH; ky++)
+                int ih0 = oh * sh - pt;
+                bool rowsInside = ih0 >= 0 && ih0 + (kh1 - 1) * dh < h;
+                int ow = 0;
+                // Stride 1 or 2, no dilation: sixteen windows at once from contiguous loads (stride 2 takes the
+                // even lanes of two loads); one float past the last tap is read, so the block stops a column early.
+                int owHi16 = Math.Max(owLo, Math.Min(owHi, (w - 2 - (kw1 - 1) + pl) / Math.Max(sw, 1) + 1));
+                if (rowsInside && Avx512F.IsSupported && dw == 1 && sw is 1 or 2 && owHi16 - owLo >= 16
+                    && w - 2 - (kw1 - 1) + pl >= 0)
                 {
-                    int ih = ih0 + ky * s.DilationH;
-                    if ((uint)ih >= (uint)s.H)
-                        continue;
-                    for (int kx = 0; kx < s.KW; kx++)
+                    for (; ow < owLo; ow++)
+                        MaxWindow(xp, yp, ap, oh, ow, s);
+                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * sw;
+                    var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                    for (; ow < owHi16; ow += 16)
                     {
-                        int iw = iw0 + kx * s.DilationW;
-                        if ((uint)iw >= (uint)s.W)
-                            continue;
-                        float v = xp[ih * s.W + iw];
-                        // Strictly greater keeps the first maximum; a NaN is taken and then kept (PyTorch).
-                        if (at < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                        ow = Math.Min(ow, owHi16 - 16);
+                        int iw0 = ow * sw - pl;
+                        Vector512<float> best = default;
+                        Vector512<int> at = default;
+                        for (int ky = 0; ky < kh1; ky++)
                         {
-                            best = v;
-                            at = ih * s.W + iw;
+                            int rowAt = (ih0 + ky * dh) * w + iw0;
+                            for (int kx = 0; kx < kw1; kx++)
+                            {
+                                float* p = xp + rowAt + kx;
+                                var v = sw == 1 ? Vector512.Load(p)
+                                    : Avx512F.PermuteVar16x32x2(Vector512.Load(p), even, Vector512.Load(p + 16));
+                                var idx = lane + Vector512.Create(rowAt + kx);
+                                if (ky == 0 && kx == 0)
+                                {
+                                    best = v;
+                                    at = idx;
+                                    continue;
+                                }
+                                var take = Vector512.GreaterThan(v, best)
+                                           | (~Vector512.Equals(v, v) & Vector512.Equals(best, best));
+                                best = Vector512.ConditionalSelect(take, v, best);
+                                at = Vector512.ConditionalSelect(take.AsInt32(), idx, at);
+                            }
                         }
+                        best.Store(yp + oh * ow1 + ow);
+                        at.Store(ap + oh * ow1 + ow);
                     }
                 }
-                y[o] = at < 0 ? 0f : best;
-                argmax[o] = at;
+                else if (rowsInside && Avx2.IsSupported)
+                {
+                    // Eight interior windows at once, branch-free (random data mispredicts the scalar compares).
+                    for (; ow < owLo; ow++)
+                        MaxWindow(xp, yp, ap, oh, ow, s);
+                    var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * sw;
+                    for (; ow < owHi && owHi - owLo >= 8; ow += 8)
+                    {
+                        // The last block overlaps the one before it so the row ends without a scalar tail.
+                        ow = Math.Min(ow, owHi - 8);
+                        var col = lane + Vector256.Create(ow * sw - pl);
+                        Vector256<float> best = default;
+                        Vector256<int> at = default;
+                        for (int ky = 0; ky < kh1; ky++)
+                        {
+                            var rowIdx = col + Vector256.Create((ih0 + ky * dh) * w);
+                            for (int kx = 0; kx < kw1; kx++)
+                            {
+                                var idx = rowIdx + Vector256.Create(kx * dw);
+                                var v = Avx2.GatherVector256(xp, idx, 4);
+                                if (ky == 0 && kx == 0)
+                                {
+                                    best = v;
+                                    at = idx;
+                                    continue;
+                                }
+                                var take = Vector256.GreaterThan(v, best)
+                                           | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
+                                best = Vector256.ConditionalSelect(take, v, best);
+                                at = Vector256.ConditionalSelect(take.AsInt32(), idx, at);
+                            }
+                        }
+                        best.Store(yp + oh * ow1 + ow);
+                        at.Store(ap + oh * ow1 + ow);
+                    }
+                }
+                for (; ow < ow1; ow++)
+                {
+                    int iw0 = ow * sw - pl;
+                    float best = 0f;
+                    int at = -1;
+                    if (rowsInside && ow >= owLo && ow < owHi)
+                    {
+                        at = ih0 * w + iw0;
+                        best = xp[at];
+                        for (int ky = 0; ky < kh1; ky++)
+                        {
+                            int rowAt = (ih0 + ky * dh) * w + iw0;
+                            float* row = xp + rowAt;
+                            for (int kx = ky == 0 ? 1 : 0; kx < kw1; kx++)
+                            {
+                                float v = row[kx * dw];
+                                if (v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                                {
+                                    best = v;
+                                    at = rowAt + kx * dw;
+                                }
+                            }
+                        }
+                        yp[oh * ow1 + ow] = best;
+                        ap[oh * ow1 + ow] = at;
+                        continue;
+                    }
+                    for (int ky = 0; ky < kh1; ky++)
+                    {
+                        int ih = ih0 + ky * dh;
+                        if ((uint)ih >= (uint)h)
+                            continue;
+                        for (int kx = 0; kx < kw1; kx++)
+                        {
+                            int iw = iw0 + kx * dw;
+                            if ((uint)iw >= (uint)w)
+                                continue;
+                            float v = xp[ih * w + iw];
+                            // Strictly greater keeps the first maximum; a NaN is taken and then kept (PyTorch).
+                            if (at < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                            {
+                                best = v;
+                                at = ih * w + iw;
+                            }
+                        }
+                    }
+                    yp[oh * ow1 + ow] = at < 0 ? 0f : best;
+                    ap[oh * ow1 + ow] = at;
+                }
             }
         });
+    }
+
+    /// <summary>One output of the max pool, bounds-tested (the border windows).</summary>
+    private static void MaxWindow(float* xp, float* yp, int* ap, int oh, int ow, PoolShape s)
+    {
+        int ih0 = oh * s.StrideH - s.PadTop, iw0 = ow * s.StrideW - s.PadLeft;
+        float best = 0f;
+        int at = -1;
+        for (int ky = 0; ky < s.KH; ky++)
+        {
+            int ih = ih0 + ky * s.DilationH;
+            if ((uint)ih >= (uint)s.H)
+                continue;
+            for (int kx = 0; kx < s.KW; kx++)
+            {
+                int iw = iw0 + kx * s.DilationW;
+                if ((uint)iw >= (uint)s.W)
+                    continue;
+                float v = xp[ih * s.W + iw];
+                if (at < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                {
+                    best = v;
+                    at = ih * s.W + iw;
+                }
+            }
+        }
+        int o = oh * (s.OW) + ow;
+        yp[o] = at < 0 ? 0f : best;
+        ap[o] = at;
     }
 
     /// <summary>Max-pool backward: dx[argmax[o]] += dy[o] within each plane.</summary>

@@ -15,6 +15,30 @@ internal interface IPanelSource
     /// last column of B are zero.
     /// </summary>
     unsafe void Pack(float* dst, int k0, int kc, int j0, int nc);
+
+    /// <summary>
+    /// The block of rows [k0, k0+kc) from column <paramref name="j0"/> (a multiple of <see cref="PackedGemm.NR"/>)
+    /// when the source already holds it in packed form, laid out as <see cref="Pack"/> writes it; otherwise null
+    /// and the GEMM calls <see cref="Pack"/>.
+    /// </summary>
+    unsafe float* Packed(int k0, int kc, int j0);
+}
+
+/// <summary>
+/// A B operand packed once (<see cref="PackedGemm.PackB"/>), e.g. transposed conv weights: block k0 starts at
+/// <c>p + k0*npad</c> with its panels back to back, so the GEMM reads it in place.
+/// </summary>
+internal readonly unsafe struct PrepackedPanels(float* p, int npad) : IPanelSource
+{
+    /// <inheritdoc/>
+    public void Pack(float* dst, int k0, int kc, int j0, int nc)
+    {
+        long len = (long)kc * PackedGemm.RoundUp(nc, PackedGemm.NR);
+        Buffer.MemoryCopy(Packed(k0, kc, j0), dst, len * 4, len * 4);
+    }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => p + (long)k0 * npad + (long)j0 * kc;
 }
 
 /// <summary>B(k, j) = p[k*rowStride + j*colStride]: a plain matrix, either orientation.</summary>
@@ -44,6 +68,9 @@ internal readonly unsafe struct StridedPanels(float* p, long rowStride, long col
             }
         }
     }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
 }
 
 /// <summary>
@@ -140,11 +167,16 @@ internal static unsafe class PackedGemm
             int it = t % mTasks, jt = t / mTasks;
             int p0 = it * mcP, p1 = Math.Min(mPanels, p0 + mcP);
             int j0 = jt * ncP * NR, nc = Math.Min(n - j0, ncP * NR);
-            float* bp = Scratch.Panel(KC * ncP * NR);
+            float* panel = Scratch.Panel(KC * ncP * NR);
             for (int k0 = 0; k0 < k; k0 += KC)
             {
                 int kc = Math.Min(KC, k - k0);
-                bSource.Pack(bp, k0, kc, j0, nc);
+                float* bp = bSource.Packed(k0, kc, j0);
+                if (bp == null)
+                {
+                    bp = panel;
+                    bSource.Pack(bp, k0, kc, j0, nc);
+                }
                 float* aBlock = packedA + (long)k0 * mpad;
                 bool acc = accumulate || k0 > 0;
                 for (int ip = p0; ip < p1; ip++)
@@ -170,6 +202,17 @@ internal static unsafe class PackedGemm
         {
             Parallel.For(0, total, Task);
         }
+    }
+
+    /// <summary>Floats in B packed by <see cref="PackB"/>.</summary>
+    public static long PackedBLength(int k, int n) => (long)RoundUp(n, NR) * k;
+
+    /// <summary>Packs all of B (k x n) once, in the layout <see cref="PrepackedPanels"/> reads.</summary>
+    public static void PackB<TB>(TB b, int k, int n, float* dst) where TB : struct, IPanelSource
+    {
+        int npad = RoundUp(n, NR);
+        for (int k0 = 0; k0 < k; k0 += KC)
+            b.Pack(dst + (long)k0 * npad, k0, Math.Min(KC, k - k0), 0, n);
     }
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;

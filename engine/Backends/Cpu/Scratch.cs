@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -10,28 +9,53 @@ namespace CamEngine.Backends.Cpu;
 /// </summary>
 internal static class Scratch
 {
-    private static readonly ConcurrentBag<float[]> s_pool = [];
+    private static readonly List<float[]> s_pool = [];
 
     [ThreadStatic]
     private static float[]? t_panel;
 
-    /// <summary>An array of at least <paramref name="length"/> floats plus 64 bytes of alignment slack.</summary>
+    /// <summary>An array of at least <paramref name="length"/> floats plus 64 bytes of alignment slack: the smallest
+    /// pooled one that fits, else a new one.</summary>
     public static float[] Rent(long length)
     {
         long need = length + 16;
         if (need > Array.MaxLength)
             throw new CamEngineException($"cpu backend: scratch buffer of {length} floats is too large");
-        // Take what the pool has; keep a too-small array out of the way rather than spinning on it.
-        if (s_pool.TryTake(out var a) && a.Length >= need)
-            return a;
+        lock (s_pool)
+        {
+            int best = -1;
+            for (int i = 0; i < s_pool.Count; i++)
+            {
+                if (s_pool[i].Length >= need && (best < 0 || s_pool[i].Length < s_pool[best].Length))
+                    best = i;
+            }
+            if (best >= 0)
+            {
+                var a = s_pool[best];
+                s_pool.RemoveAt(best);
+                return a;
+            }
+        }
         return GC.AllocateUninitializedArray<float>((int)Math.Max(need, 1024), pinned: true);
     }
 
-    /// <summary>Gives an array back for reuse.</summary>
+    /// <summary>Gives an array back for reuse; past eight pooled arrays the smallest is dropped.</summary>
     public static void Return(float[] a)
     {
-        if (s_pool.Count < 8)
+        lock (s_pool)
+        {
             s_pool.Add(a);
+            if (s_pool.Count > 8)
+            {
+                int smallest = 0;
+                for (int i = 1; i < s_pool.Count; i++)
+                {
+                    if (s_pool[i].Length < s_pool[smallest].Length)
+                        smallest = i;
+                }
+                s_pool.RemoveAt(smallest);
+            }
+        }
     }
 
     /// <summary>The 64-byte aligned start of a rented array.</summary>

@@ -68,6 +68,10 @@ internal sealed class CpuBackendTests
             .SetName("two k-blocks, stride (2,1), scalar");
         yield return new TestCaseData(new ConvShape(2, 64, 9, 9, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
             .SetName("7x7-like small plane batch 2");
+        yield return new TestCaseData(new ConvShape(3, 48, 9, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("pixel-row form, stride 2, batch 3");
+        yield return new TestCaseData(new ConvShape(1, 40, 16, 16, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512)
+            .SetName("pixel-row form, 8-pixel runs within a row");
     }
 
     private (Tensor Fast, Tensor Ref) Pair(CpuBackend f, float[] data, params int[] shape) =>
@@ -77,6 +81,15 @@ internal sealed class CpuBackendTests
         TensorAssert.Close(fast.Backend.Download(fast), ReferenceBackend.DownloadDouble(reference), atol, Rtol, what);
 
     private void CheckConv(ConvShape s, CpuSimd simd) => BackendComparison.Conv(Cpu(simd), _ref, s);
+
+    [Test]
+    public void Pixel_row_form_is_chosen_for_small_planes_only()
+    {
+        Assert.That(CpuConv.UseTransposed(new ConvShape(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(3, 48, 9, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(3, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.True);
+        Assert.That(CpuConv.UseTransposed(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.False);
+    }
 
     [TestCaseSource(nameof(SmallConvCases))]
     public void Conv2d_matches_reference(ConvShape s, CpuSimd simd) => CheckConv(s, simd);
@@ -93,6 +106,7 @@ internal sealed class CpuBackendTests
         {
             CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
             CheckConv(new ConvShape(3, 6, 11, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512);
+            CheckConv(new ConvShape(3, 16, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512); // pixel-row form
         }
         finally
         {
@@ -149,6 +163,41 @@ internal sealed class CpuBackendTests
         using var dx = f.Allocate(1, 1, 4, 4);
         f.MaxPoolBackward(dy, a, dx, s);
         Assert.That(f.Download(dx), Is.EqualTo(new[] { 1f, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0 }));
+    }
+
+    /// <summary>Rows wide enough for the 16- and 8-window vector paths (stride 1 and 2, and the gather path for
+    /// dilation and stride 3), with many ties and some NaNs: values and argmax equal the reference exactly.</summary>
+    [TestCase(2, 3, 11, 75, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1)] // ResNet stem pool, 38 outputs a row
+    [TestCase(1, 2, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)]  // stride 1
+    [TestCase(1, 2, 9, 37, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1)]  // no padding, odd width
+    [TestCase(1, 2, 12, 70, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2)] // dilated: gather path
+    [TestCase(1, 2, 10, 80, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1)] // stride 3: gather path
+    public void Wide_max_pool_matches_reference_with_ties_and_nans(
+        int n, int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr, int dh, int dw)
+    {
+        var s = new PoolShape(n, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, false, false);
+        var rng = new Random(7);
+        var data = new float[n * c * h * w];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = rng.Next(50) == 0 ? float.NaN : rng.Next(4) - 1.5f;
+        var f = Cpu(CpuSimd.Vector512);
+        int[] ys = [n, c, s.OH, s.OW];
+        using var x = f.Upload(data, n, c, h, w);
+        using var y = f.Allocate(ys);
+        using var a = f.AllocateIndices(ys);
+        using var xr = _ref.Upload(data, n, c, h, w);
+        using var yr = _ref.Allocate(ys);
+        using var ar = _ref.AllocateIndices(ys);
+        f.MaxPool(x, y, a, s);
+        _ref.MaxPool(xr, yr, ar, s);
+        Assert.That(f.Download(y), Is.EqualTo(_ref.Download(yr)));
+        using var dy = f.Upload(Enumerable.Range(0, y.Length).Select(i => (float)(i % 13)).ToArray(), ys);
+        using var dyr = _ref.Upload(Enumerable.Range(0, y.Length).Select(i => (float)(i % 13)).ToArray(), ys);
+        using var dx = f.Allocate(n, c, h, w);
+        using var dxr = _ref.Allocate(n, c, h, w);
+        f.MaxPoolBackward(dy, a, dx, s);
+        _ref.MaxPoolBackward(dyr, ar, dxr, s);
+        Assert.That(f.Download(dx), Is.EqualTo(_ref.Download(dxr)), "routing (argmax) differs");
     }
 
     [TestCase(ReluRule.Standard, CpuSimd.Vector512)]

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using CamEngine.Backends;
+using CamEngine.Graph;
+using CamEngine.Model;
+
+namespace CamEngine.Bench;
+
+/// <summary>
+/// Per-operator profile of the ResNet-18-shaped forward (<see cref="ResNet18Benchmarks.Build"/>): every node is run
+/// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
+/// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
+/// bookkeeping). Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device]
+/// </summary>
+internal static class Profile
+{
+    public static void Run(string[] args)
+    {
+        int batch = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+        string device = args.Length > 2 ? args[2] : "cpu";
+        using var backend = Devices.Open(device);
+        var file = ResNet18Benchmarks.Build(new Random(18));
+        using var model = DeviceModel.Load(file, backend);
+        var rng = new Random(3);
+        using var input = backend.Upload(Enumerable.Range(0, batch * 3 * 224 * 224).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+            batch, 3, 224, 224);
+        int reps = batch == 1 ? 30 : 8;
+        Console.WriteLine($"ResNet-18 shape, batch {batch}, {backend.DeviceDescription}");
+
+        int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+        long allocated = GC.GetTotalAllocatedBytes();
+        double whole = Best(reps, () => { using var p = model.Forward(input); });
+        Console.WriteLine($"whole forward x{reps + 3}: GCs gen0 {GC.CollectionCount(0) - g0}, gen1 {GC.CollectionCount(1) - g1}, "
+                          + $"gen2 {GC.CollectionCount(2) - g2}; {(GC.GetTotalAllocatedBytes() - allocated) / (reps + 3) / 1e6:F1} MB allocated per pass");
+        using var pass = model.Forward(input);
+
+        var rows = new List<(string Name, string What, double Ms, double Gflop)>();
+        var actions = new List<Action>();
+        var keep = new List<Tensor>();
+        var byKind = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var node in model.Graph.Nodes)
+        {
+            var x = pass[node.Inputs[0]];
+            var y = pass[node.Output];
+            double ms, flop = 0;
+            string what;
+            switch (node.Op)
+            {
+                case Ops.Conv:
+                {
+                    var s = NodeGeometry.Conv(node, x.Shape[1..], batch);
+                    var w = model.Parameter(node.Param("weight")!);
+                    var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Conv2d(x, w, bias, yy, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    flop = 2.0 * s.N * s.K * s.OH * s.OW * s.C * s.KH * s.KW;
+                    what = $"conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH}";
+                    break;
+                }
+                case Ops.Relu:
+                {
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Relu(x, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = $"relu {y.ShapeText}";
+                    break;
+                }
+                case Ops.MaxPool:
+                {
+                    var s = NodeGeometry.Pool(node, x.Shape[1..], batch);
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    var am = backend.AllocateIndices(y.Shape);
+                    keep.Add(am);
+                    Action run = () => backend.MaxPool(x, yy, am, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = $"maxpool {y.ShapeText}";
+                    break;
+                }
+                case Ops.Add:
+                {
+                    var c = pass[node.Inputs[1]];
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    var op = NodeGeometry.Binary(node);
+                    Action run = () => backend.Binary(op, x, c, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = $"add {y.ShapeText}";
+                    break;
+                }
+                case Ops.GlobalAvgPool:
+                {
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.GlobalAvgPool(x, yy);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = "gap";
+                    break;
+                }
+                case Ops.Gemm:
+                {
+                    var w = model.Parameter(node.Param("weight")!);
+                    var bias = node.Param("bias") is { } bn ? model.Parameter(bn) : null;
+                    var s = NodeGeometry.Gemm(node, x.Length / batch, w.Shape, batch);
+                    var yy = backend.Allocate(y.Shape);
+                    keep.Add(yy);
+                    Action run = () => backend.Gemm(x, w, bias, yy, s);
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = "fc";
+                    break;
+                }
+                default:
+                    continue;
+            }
+            rows.Add((node.Name, what, ms, flop));
+            string kind = what.Split(' ')[0];
+            byKind[kind] = byKind.GetValueOrDefault(kind) + ms;
+        }
+
+        // The same ops back to back in graph order, each timed inside the sequence (weights and activations no
+        // longer hot from the previous repeat of the same op).
+        var seq = new double[actions.Count];
+        for (int r = 0; r < reps + 3; r++)
+        {
+            for (int i = 0; i < actions.Count; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                actions[i]();
+                double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (r >= 3)
+                    seq[i] = r == 3 ? t : Math.Min(seq[i], t);
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable("PROFILE_FORMS") == "1")
+        {
+            // A/B of the two conv forms per layer (CpuConv.FormOverride), interleaved so that load from other
+            // processes hits both alike.
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (rows[i].Gflop == 0)
+                    continue;
+                double col = double.MaxValue, pix = double.MaxValue;
+                for (int r = 0; r < reps; r++)
+                {
+                    CamEngine.Backends.Cpu.CpuConv.FormOverride = false;
+                    col = Math.Min(col, Best(1, actions[i]));
+                    CamEngine.Backends.Cpu.CpuConv.FormOverride = true;
+                    pix = Math.Min(pix, Best(1, actions[i]));
+                }
+                CamEngine.Backends.Cpu.CpuConv.FormOverride = null;
+                Console.WriteLine($"form {rows[i].What,-28} column {col,7:F3} pixel {pix,7:F3} pixel/column {pix / col,5:F2}");
+            }
+        }
+
+        double allocMs = Best(reps, () =>
+        {
+            var ts = new List<Tensor>();
+            foreach (var node in model.Graph.Nodes)
+            {
+                if (node.Op != Ops.Flatten)
+                    ts.Add(backend.Allocate(pass[node.Output].Shape));
+            }
+            foreach (var t in ts)
+                t.Dispose();
+        });
+
+        Console.WriteLine($"{"node",-46} {"op",-28} {"ms",7} {"GFLOP/s",7} {"in seq",7}");
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var r = rows[i];
+            string name = r.Name.Length > 46 ? r.Name[^46..] : r.Name;
+            Console.WriteLine($"{name,-46} {r.What,-28} {r.Ms,7:F3} {(r.Gflop > 0 ? (r.Gflop / r.Ms / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : ""),7} {seq[i],7:F3}");
+        }
+        double sum = rows.Sum(r => r.Ms);
+        double convFlop = rows.Sum(r => r.Gflop), convMs = byKind.GetValueOrDefault("conv");
+        Console.WriteLine();
+        foreach (var (k, v) in byKind.OrderByDescending(kv => kv.Value))
+            Console.WriteLine($"{k,-10} {v,8:F2} ms  {100 * v / whole,5:F1}%");
+        Console.WriteLine($"conv total {convFlop / 1e9:F2} GFLOP at {convFlop / convMs / 1e6:F0} GFLOP/s");
+        foreach (var t in keep)
+            t.Dispose();
+        double wholeAgain = Best(reps, () => { using var p = model.Forward(input); });
+        Console.WriteLine($"ops in sequence {seq.Sum():F2} ms; whole forward again {wholeAgain:F2} ms");
+        Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
+    }
+
+    private static double Best(int reps, Action f)
+    {
+        for (int i = 0; i < 3; i++)
+            f();
+        var ts = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            f();
+            ts[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        return ts.Min();
+    }
+}

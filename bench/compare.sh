@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Engine vs PyTorch on the same 2-core machine, back to back, and their ratios (engine / PyTorch; <= 1 means the
+# engine is as fast or faster):
+#   1. ResNet-18 shape, random weights, batch 1 and 8: forward, forward + backward to layer4 (Grad-CAM), forward +
+#      backward to the input (bench/resnet18_torch.py vs the bench tool's `resnet18` mode, same median method);
+#   2. whole process, Grad-CAM on 16 images (4 sample images x 4 copies): `cam explain --method gradcam --npy`
+#      vs bench/gradcam_torch.py, wall time and peak RSS from /usr/bin/time.
+# usage: bench/compare.sh [MODEL]   (default models/resnet18.safetensors; see tools/get-resnet18.sh)
+# Other processes on the machine skew both sides: run it on an idle machine, and more than once.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+model="${1:-$root/models/resnet18.safetensors}"
+py=/usr/bin/python3
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+dotnet build "$root/bench/CamEngine.Bench" -c Release -v:q -nologo >/dev/null
+dotnet build "$root/tools/Cam" -c Release -v:q -nologo >/dev/null
+
+echo "== ResNet-18 shape, random weights (ms, median)"
+torch_out="$($py "$root/bench/resnet18_torch.py")"
+ours_out="$(dotnet "$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll" resnet18 cpu | grep '^batch\|VmHWM')"
+echo "pytorch: $torch_out"
+echo "engine:  $ours_out"
+$py - "$torch_out" "$ours_out" <<'PY'
+import re, sys
+def parse(text):
+    r = {}
+    for b, f, l4, i in re.findall(r"batch (\d+): forward ([\d.]+) ms, forward\+backward to layer4 ([\d.]+) ms, "
+                                  r"forward\+backward to input ([\d.]+) ms", text):
+        r[int(b)] = (float(f), float(l4), float(i))
+    return r
+t, o = parse(sys.argv[1]), parse(sys.argv[2])
+print(f"{'':8} {'forward':>22} {'Grad-CAM (to layer4)':>22} {'to input':>22}")
+for b in sorted(t):
+    cells = [f"{o[b][k]:7.1f}/{t[b][k]:7.1f} = {o[b][k] / t[b][k]:4.2f}" for k in range(3)]
+    print(f"batch {b:<2} " + " ".join(f"{c:>22}" for c in cells))
+PY
+
+echo "== whole process: Grad-CAM on 16 images"
+mkdir -p "$work/in"
+i=0
+for rep in 1 2 3 4; do
+  for f in "$root"/models/images/*; do
+    i=$((i + 1)); ext="${f##*.}"; cp "$f" "$work/in/img$i.$ext"
+  done
+done
+imgs=("$work"/in/*)
+if [[ -f "$model" ]]; then
+  /usr/bin/time -f "%e %M" -o "$work/ours.time" dotnet "$root/tools/Cam/bin/Release/net10.0/cam.dll" explain "$model" \
+    "${imgs[@]}" --method gradcam --device cpu --npy --quiet --out "$work/ours" >/dev/null
+else
+  echo "(no $model: run tools/get-resnet18.sh; skipping the engine's whole-process run)"
+  echo "0 0" > "$work/ours.time"
+fi
+/usr/bin/time -f "%e %M" -o "$work/torch.time" $py "$root/bench/gradcam_torch.py" "$work/torch" "${imgs[@]}"
+read -r os om < "$work/ours.time"
+read -r ts tm < "$work/torch.time"
+$py -c "
+os_, om, ts, tm = float('$os'), int('$om'), float('$ts'), int('$tm')
+print(f'engine {os_:.2f} s (peak RSS {om/1024:.0f} MB), pytorch {ts:.2f} s (peak RSS {tm/1024:.0f} MB), ratio {os_/ts:.2f}')
+"
