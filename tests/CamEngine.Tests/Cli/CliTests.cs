@@ -8,41 +8,14 @@ namespace CamEngine.Tests.Cli;
 
 /// <summary>The `cam` command line, run in process: exit codes, one-line errors, files written.</summary>
 [TestFixture]
-public sealed class CliTests
+public sealed class CliTests : CliTestBase
 {
-    private string _dir = "";
-
     private static string Device => Environment.GetEnvironmentVariable("CAMENGINE_TEST_DEVICE") ?? "ilgpu-cpu";
-
-    [SetUp]
-    public void CreateFolder()
-    {
-        _dir = Path.Combine(Path.GetTempPath(), "cam-cli-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-    }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Code, string Out, string Err) Cam(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static void AssertOneLineError((int Code, string Out, string Err) r, string contains)
-    {
-        Assert.That(r.Code, Is.EqualTo(2), r.Err);
-        Assert.That(r.Err.TrimEnd('\n', '\r').Split('\n'), Has.Length.EqualTo(1), r.Err);
-        Assert.That(r.Err, Does.Contain(contains));
-    }
 
     [Test]
     public void Convert_writes_a_model_that_loads()
     {
-        string output = Path.Combine(_dir, "m.safetensors");
+        string output = Path.Combine(Dir, "m.safetensors");
         var r = Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output);
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("24,234 parameters"));
@@ -53,7 +26,7 @@ public sealed class CliTests
     [Test]
     public void Convert_records_scale_and_channel_order_and_refuses_bad_preprocessing_options()
     {
-        string output = Path.Combine(_dir, "m.safetensors");
+        string output = Path.Combine(Dir, "m.safetensors");
         var r = Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", output, "--scale", "1/127.5", "--channel-order", "bgr");
         Assert.That(r.Code, Is.Zero, r.Err);
         var p = ModelFile.Load(output).Graph.Preprocessing;
@@ -73,36 +46,36 @@ public sealed class CliTests
     public void Convert_refuses_a_truncated_onnx_file_with_exit_code_2_and_writes_nothing()
     {
         var bytes = File.ReadAllBytes(FixturePaths.Onnx("tiny_resnet"));
-        string truncated = Path.Combine(_dir, "t.onnx");
+        string truncated = Path.Combine(Dir, "t.onnx");
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
-        string output = Path.Combine(_dir, "t.safetensors");
+        string output = Path.Combine(Dir, "t.safetensors");
         AssertOneLineError(Cam("convert", truncated, "-o", output), "truncated or corrupt");
-        Assert.That(Directory.GetFiles(_dir), Is.EqualTo(new[] { truncated }));
+        Assert.That(Directory.GetFiles(Dir), Is.EqualTo(new[] { truncated }));
     }
 
     [Test]
     public void A_corrupted_safetensors_header_is_refused_with_exit_code_2()
     {
-        string model = Path.Combine(_dir, "bad.safetensors");
+        string model = Path.Combine(Dir, "bad.safetensors");
         var bytes = File.ReadAllBytes(Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors"));
         bytes[8] = (byte)'['; // the JSON header must start with '{'
         File.WriteAllBytes(model, bytes);
         AssertOneLineError(Cam("info", model), "bad.safetensors");
-        AssertOneLineError(Cam("explain", model, FixturePaths.Input("chelsea"), "--out", _dir), "bad.safetensors");
+        AssertOneLineError(Cam("explain", model, FixturePaths.Input("chelsea"), "--out", Dir), "bad.safetensors");
         // The converter reads ONNX only: a safetensors file handed to it is refused as ONNX, in one line.
-        AssertOneLineError(Cam("convert", model, "-o", Path.Combine(_dir, "x.safetensors")), "ONNX");
-        Assert.That(File.Exists(Path.Combine(_dir, "x.safetensors")), Is.False);
+        AssertOneLineError(Cam("convert", model, "-o", Path.Combine(Dir, "x.safetensors")), "ONNX");
+        Assert.That(File.Exists(Path.Combine(Dir, "x.safetensors")), Is.False);
     }
 
     [Test]
     public void Explain_writes_the_documented_files_and_they_match_pytorch_grad_cam()
     {
-        string model = Path.Combine(_dir, "m.safetensors");
+        string model = Path.Combine(Dir, "m.safetensors");
         Assert.That(Cam("convert", FixturePaths.Onnx("tiny_resnet"), "-o", model).Code, Is.Zero);
         var r = Cam("explain", model, FixturePaths.Input("coffee"), "--method", "gradcam,guided-backprop",
-            "--layer", "/block2/relu2/Relu_output_0", "--out", _dir, "--npy", "--device", Device);
+            "--layer", "/block2/relu2/Relu_output_0", "--out", Dir, "--npy", "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
-        string stem = Path.Combine(_dir, "coffee_32_imagenet");
+        string stem = Path.Combine(Dir, "coffee_32_imagenet");
         foreach (var suffix in new[] { ".gradcam.png", ".gradcam.npy", ".gradcam.raw.npy", ".guided-backprop.png",
                                        ".guided-backprop.npy", ".guided-backprop.raw.npy" })
             Assert.That(File.Exists(stem + suffix), Is.True, suffix);
@@ -126,25 +99,25 @@ public sealed class CliTests
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
         string input = FixturePaths.Input("chelsea");
         var r = Cam("explain", model, input, "--method", "hirescam,xgradcam,layercam", "--convention", "torchcam",
-            "--fusion", "max", "--seed", "3", "--eigen-smooth", "--out", _dir, "--device", Device);
+            "--fusion", "max", "--seed", "3", "--eigen-smooth", "--out", Dir, "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
-        string stem = Path.Combine(_dir, "chelsea_32_imagenet");
+        string stem = Path.Combine(Dir, "chelsea_32_imagenet");
         foreach (var m in new[] { "hirescam", "xgradcam", "layercam" })
             Assert.That(File.Exists($"{stem}.{m}.png"), Is.True, m);
         var grid = CamEngine.Imaging.ImageDecoder.Load(stem + ".grid.png");
         Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4))));
 
         // top-2: one file per class, named with the class; the reference list of classes comes from `predict`.
-        r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", _dir, "--device", Device, "--overwrite");
+        r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", Dir, "--device", Device, "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
-        Assert.That(Directory.GetFiles(_dir, "chelsea_32_imagenet.gradcam.c?.npy").Length, Is.EqualTo(2));
+        Assert.That(Directory.GetFiles(Dir, "chelsea_32_imagenet.gradcam.c?.npy").Length, Is.EqualTo(2));
         var reference = Npz.Read(FixturePaths.Refs("tiny_gapcnn", "chelsea"));
         var top1 = Npy.Read($"{stem}.gradcam.c9.npy");
         var expected = (float[])reference["L1.pgc.gradcam.cam"].Data.Clone();
         CamEngine.Imaging.MapOps.MinMaxNormalize(expected);
         TensorAssert.Close(top1.Data, expected, 1e-3, 0, "top-1 row of a top-2 run");
 
-        r = Cam("explain", model, input, "--target", $"cosine:{input}", "--out", _dir, "--device", Device, "--overwrite");
+        r = Cam("explain", model, input, "--target", $"cosine:{input}", "--out", Dir, "--device", Device, "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("similarity, score 1"));
         AssertOneLineError(Cam("explain", model, input, "--convention", "keras"), "unknown convention 'keras'");
@@ -155,25 +128,25 @@ public sealed class CliTests
     [Test]
     public void Class_model_writes_the_synthesized_image_and_perturbation_options_parse()
     {
-        string model = Path.Combine(_dir, "tiny.safetensors");
+        string model = Path.Combine(Dir, "tiny.safetensors");
         File.WriteAllBytes(model, CamEngine.Tests.Model.TinyModel.ValidBytes());
-        string input = Path.Combine(_dir, "x.npy");
+        string input = Path.Combine(Dir, "x.npy");
         var x = new CamEngine.Tensors.HostTensor([1, 3, 8, 8], TensorAssert.Random(new Random(3), 192));
         Npy.Write(input, x);
         var r = Cam("explain", model, input, "--method", "class-model,smoothgrad", "--perturbation-batch", "7",
-            "--seed", "3", "--out", _dir, "--npy", "--device", Device);
+            "--seed", "3", "--out", Dir, "--npy", "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
-        var raw = Npy.Read(Path.Combine(_dir, "x.class-model.raw.npy"));
+        var raw = Npy.Read(Path.Combine(Dir, "x.class-model.raw.npy"));
         Assert.That(raw.Shape, Is.EqualTo(new[] { 3, 8, 8 }));
         // The PNG is the synthesized image, denormalized with the model's mean and std.
-        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "x.class-model.png"));
+        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "x.class-model.png"));
         var pre = CamEngine.Model.Preprocessing.ImageNet(8, 8);
         for (int ch = 0; ch < 3; ch++)
         {
             float v = Math.Clamp(raw.Data[ch * 64 + 9] * pre.Std[ch] + pre.Mean[ch], 0f, 1f);
             Assert.That(png.Data[9 * 3 + ch], Is.EqualTo((byte)Math.Round(255 * v)).Within(1), $"pixel (1,1) channel {ch}");
         }
-        Assert.That(Npy.Read(Path.Combine(_dir, "x.smoothgrad.raw.npy")).Shape, Is.EqualTo(new[] { 3, 8, 8 }));
+        Assert.That(Npy.Read(Path.Combine(Dir, "x.smoothgrad.raw.npy")).Shape, Is.EqualTo(new[] { 3, 8, 8 }));
         AssertOneLineError(Cam("explain", model, input, "--method", "smoothgrad", "--perturbation-batch", "0"), "--perturbation-batch");
     }
 
@@ -182,10 +155,10 @@ public sealed class CliTests
     {
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
-        var r = Cam("explain", model, photo, "--out", _dir, "--device", Device);
+        var r = Cam("explain", model, photo, "--out", Dir, "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("[1/1] chelsea: class 4"));
-        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "chelsea.gradcam.png"));
+        var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "chelsea.gradcam.png"));
         // 451x300 photo, shorter side resized to 36 and cropped to 32: the crop is 32 * 300 / 36 = 267 pixels.
         Assert.That((png.Width, png.Height), Is.EqualTo((267, 267)));
     }
@@ -195,15 +168,15 @@ public sealed class CliTests
     {
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
         string input = FixturePaths.Input("rocket");
-        AssertOneLineError(Cam("explain", model, input, "--method", "nosuch", "--out", _dir), "unknown method 'nosuch'");
-        AssertOneLineError(Cam("explain", model, input, "--layer", "layer9", "--out", _dir, "--device", Device),
+        AssertOneLineError(Cam("explain", model, input, "--method", "nosuch", "--out", Dir), "unknown method 'nosuch'");
+        AssertOneLineError(Cam("explain", model, input, "--layer", "layer9", "--out", Dir, "--device", Device),
             "unknown layer 'layer9'");
         AssertOneLineError(Cam("explain", model, input, "--colour", "x"), "unknown option '--colour'");
-        AssertOneLineError(Cam("explain", model, input, "--target", "10", "--out", _dir, "--device", Device), "out of range");
-        AssertOneLineError(Cam("explain", model, Path.Combine(_dir, "missing.png")), "missing.png");
+        AssertOneLineError(Cam("explain", model, input, "--target", "10", "--out", Dir, "--device", Device), "out of range");
+        AssertOneLineError(Cam("explain", model, Path.Combine(Dir, "missing.png")), "missing.png");
         AssertOneLineError(Cam("frobnicate"), "unknown command 'frobnicate'");
         AssertOneLineError(Cam("explain", model, input, "--device", "tpu"), "unknown device 'tpu'");
-        string notImage = Path.Combine(_dir, "notes.png");
+        string notImage = Path.Combine(Dir, "notes.png");
         File.WriteAllText(notImage, "hello");
         AssertOneLineError(Cam("explain", model, notImage, "--device", Device), "not a PNG, JPEG or BMP image");
     }
@@ -212,7 +185,7 @@ public sealed class CliTests
     public void Module_path_layer_names_resolve_like_pytorch_hooks()
     {
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
-        var r = Cam("explain", model, FixturePaths.Input("chelsea"), "--layer", "block2.relu2", "--out", _dir,
+        var r = Cam("explain", model, FixturePaths.Input("chelsea"), "--layer", "block2.relu2", "--out", Dir,
             "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("layer: /block2/relu2/Relu_output_0"));
@@ -248,19 +221,19 @@ public sealed class CliTests
     {
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
         string input = FixturePaths.Input("rocket");
-        Assert.That(Cam("explain", model, input, "--out", _dir, "--device", Device).Code, Is.Zero);
-        string png = Path.Combine(_dir, "rocket_32_imagenet.gradcam.png");
+        Assert.That(Cam("explain", model, input, "--out", Dir, "--device", Device).Code, Is.Zero);
+        string png = Path.Combine(Dir, "rocket_32_imagenet.gradcam.png");
         var before = File.ReadAllBytes(png);
-        AssertOneLineError(Cam("explain", model, input, "--out", _dir, "--device", Device), "pass --overwrite");
+        AssertOneLineError(Cam("explain", model, input, "--out", Dir, "--device", Device), "pass --overwrite");
         Assert.That(File.ReadAllBytes(png), Is.EqualTo(before));
-        var r = Cam("explain", model, input, "--out", _dir, "--device", Device, "--overwrite", "--target", "3");
+        var r = Cam("explain", model, input, "--out", Dir, "--device", Device, "--overwrite", "--target", "3");
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(File.ReadAllBytes(png), Is.Not.EqualTo(before));
-        string converted = Path.Combine(_dir, "m.safetensors");
+        string converted = Path.Combine(Dir, "m.safetensors");
         Assert.That(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted).Code, Is.Zero);
         AssertOneLineError(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted), "pass --overwrite");
         Assert.That(Cam("convert", FixturePaths.Onnx("tiny_gapcnn"), "-o", converted, "--overwrite").Code, Is.Zero);
-        Assert.That(Directory.GetFiles(_dir, "*.tmp"), Is.Empty);
+        Assert.That(Directory.GetFiles(Dir, "*.tmp"), Is.Empty);
     }
 
     [Test]
@@ -268,12 +241,12 @@ public sealed class CliTests
     {
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
         string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
-        var r = Cam("explain", model, photo, "--method", "all", "--out", _dir, "--device", "cpu");
+        var r = Cam("explain", model, photo, "--method", "all", "--out", Dir, "--device", "cpu");
         Assert.That(r.Code, Is.Zero, r.Err);
         foreach (var m in MethodCatalog.All)
-            Assert.That(File.Exists(Path.Combine(_dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
+            Assert.That(File.Exists(Path.Combine(Dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
         // 25 tiles of the 267-pixel crop (the class-model image is scaled to match), 5 to a row.
-        var grid = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(_dir, "chelsea.grid.png"));
+        var grid = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "chelsea.grid.png"));
         Assert.That(MethodCatalog.All, Has.Count.EqualTo(25));
         Assert.That(grid.Width, Is.GreaterThan(5 * 267));
         Assert.That(grid.Height, Is.GreaterThan(5 * 267));

@@ -13,47 +13,17 @@ namespace CamEngine.Tests.Cli;
 
 /// <summary>`cam eval`: its table, CSV and JSON agree with the library calls; bad usage gives one line and exit 2.</summary>
 [TestFixture]
-public sealed class EvalCliTests
+public sealed class EvalCliTests : CliTestBase
 {
-    private string _dir = "";
-
     // The managed CPU backend: Grad-CAM++ and 2 x 12 perturbed forwards per method take about 25 s on ILGPU's CPU
     // accelerator and under a second here; the backends themselves are compared elsewhere.
     private const string Device = "cpu";
-
-    private static string Bundled(params string[] parts) =>
-        Path.Combine([TestContext.CurrentContext.TestDirectory, "bundled", .. parts]);
-
-    [SetUp]
-    public void CreateFolder()
-    {
-        _dir = Path.Combine(Path.GetTempPath(), "cam-eval-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-    }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Code, string Out, string Err) Cam(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static void AssertOneLineError((int Code, string Out, string Err) r, string contains)
-    {
-        Assert.That(r.Code, Is.EqualTo(2), r.Err);
-        Assert.That(r.Err.TrimEnd('\n', '\r').Split('\n'), Has.Length.EqualTo(1), r.Err);
-        Assert.That(r.Err, Does.Contain(contains));
-    }
 
     [Test]
     public void Eval_prints_a_table_and_writes_csv_and_json_that_match_the_library()
     {
         string model = Bundled("tiny_resnet.safetensors"), photo = Bundled("images", "chelsea.png");
-        string csv = Path.Combine(_dir, "m.csv"), json = Path.Combine(_dir, "m.json");
+        string csv = Path.Combine(Dir, "m.csv"), json = Path.Combine(Dir, "m.json");
         var r = Cam("eval", model, photo, "--method", "gradcam,gradcampp", "--metric", "avgdrop,deletion,insertion",
             "--steps", "10", "--device", Device, "--csv", csv, "--json", json);
         Assert.That(r.Code, Is.Zero, r.Err);
@@ -114,7 +84,7 @@ public sealed class EvalCliTests
     public void Pointing_reads_the_box_file_and_road_and_sanity_columns_appear()
     {
         string model = Bundled("tiny_resnet.safetensors"), photo = Bundled("images", "chelsea.png");
-        string boxes = Path.Combine(_dir, "boxes.csv");
+        string boxes = Path.Combine(Dir, "boxes.csv");
         // The whole 32x32 input: every map maximum is a hit and all the mass is inside.
         File.WriteAllText(boxes, "image,x0,y0,x1,y1\nchelsea.png,0,0,31,31\n");
         var r = Cam("eval", model, photo, "--metric", "pointing,road,sanity", "--boxes", boxes, "--device", "cpu");

@@ -16,38 +16,15 @@ namespace CamEngine.Tests.Cli;
 /// <summary>`cam eval --report DIR --out DIR`: the HTML page, the curve charts, the manifest, and refusing to
 /// replace them without --overwrite.</summary>
 [TestFixture]
-public sealed partial class EvalReportTests
+public sealed partial class EvalReportTests : CliTestBase
 {
     private const string Device = "cpu";
 
     private static readonly string[] s_methods = ["gradcam", "gradcampp"];
 
-    private string _dir = "";
-
-    private static string Bundled(params string[] parts) =>
-        Path.Combine([TestContext.CurrentContext.TestDirectory, "bundled", .. parts]);
-
     private static string Model => Bundled("tiny_resnet.safetensors");
 
     private static string[] Photos => [Bundled("images", "chelsea.png"), Bundled("images", "coffee.png")];
-
-    [SetUp]
-    public void CreateFolder()
-    {
-        _dir = Path.Combine(Path.GetTempPath(), "cam-evalreport-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-    }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Code, string Out, string Err) Cam(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [GeneratedRegex("data:image/png;base64,([A-Za-z0-9+/=]+)")]
     private static partial Regex EmbeddedPng();
@@ -76,7 +53,7 @@ public sealed partial class EvalReportTests
     [Test]
     public void Report_charts_and_manifest_agree_with_the_table_and_are_kept_without_overwrite()
     {
-        string outDir = Path.Combine(_dir, "out"), reportDir = Path.Combine(outDir, "report"), csv = Path.Combine(outDir, "m.csv");
+        string outDir = Path.Combine(Dir, "out"), reportDir = Path.Combine(outDir, "report"), csv = Path.Combine(outDir, "m.csv");
         var r = Cam(EvalArgs(outDir, reportDir, csv));
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Err, Is.Empty, "no progress line when stderr is not the console");
@@ -183,7 +160,7 @@ public sealed partial class EvalReportTests
         var again = Cam(EvalArgs(outDir, reportDir, csv));
         Assert.That(again.Code, Is.EqualTo(2));
         Assert.That(again.Err, Does.Contain("exists; pass --overwrite"));
-        string elsewhere = Path.Combine(_dir, "elsewhere");
+        string elsewhere = Path.Combine(Dir, "elsewhere");
         var reportOnly = Cam(EvalArgs(Path.Combine(elsewhere, "out"), reportDir, Path.Combine(elsewhere, "m.csv")));
         Assert.That(reportOnly.Code, Is.EqualTo(2));
         Assert.That(reportOnly.Err, Does.Contain("index.html exists; pass --overwrite"));
@@ -204,7 +181,7 @@ public sealed partial class EvalReportTests
     public void Charts_follow_the_metrics_asked_for()
     {
         // Insertion only: one chart in the folder and the report; no table column or chart for the others.
-        string outDir = Path.Combine(_dir, "out"), reportDir = Path.Combine(_dir, "report");
+        string outDir = Path.Combine(Dir, "out"), reportDir = Path.Combine(Dir, "report");
         var r = Cam("eval", Model, Photos[0], "--method", "gradcam", "--metric", "insertion", "--steps", "5", "--device", Device,
             "--out", outDir, "--report", reportDir, "--quiet");
         Assert.That(r.Code, Is.Zero, r.Err);

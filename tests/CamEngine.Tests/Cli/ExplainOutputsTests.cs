@@ -9,36 +9,16 @@ namespace CamEngine.Tests.Cli;
 
 /// <summary>What `cam explain` writes besides the maps: manifest.json, the HTML report, and the overlay options.</summary>
 [TestFixture]
-public sealed class ExplainOutputsTests
+public sealed class ExplainOutputsTests : CliTestBase
 {
-    private string _dir = "";
-
     private static string Device => Environment.GetEnvironmentVariable("CAMENGINE_TEST_DEVICE") ?? "ilgpu-cpu";
 
     private static string Model => Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_gapcnn.safetensors");
 
-    [SetUp]
-    public void CreateFolder()
-    {
-        _dir = Path.Combine(Path.GetTempPath(), "cam-outputs-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-    }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Code, string Out, string Err) Cam(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Test]
     public void Manifest_records_the_model_hash_and_exactly_the_files_written()
     {
-        string outDir = Path.Combine(_dir, "out");
+        string outDir = Path.Combine(Dir, "out");
         string report = Path.Combine(outDir, "report");
         var r = Cam("explain", Model, FixturePaths.Input("chelsea"), FixturePaths.Input("rocket"), "--method", "gradcam,layercam",
             "--npy", "--seed", "5", "--out", outDir, "--report", report, "--colormap", "turbo", "--contour", "10",
@@ -98,9 +78,9 @@ public sealed class ExplainOutputsTests
         // Alpha 1 leaves nothing of the (denormalized) input: the PNG is the colormap of the map itself, pixel for
         // pixel round(255 * viridis[floor(v * 256)]).
         var r = Cam("explain", Model, FixturePaths.Input("coffee"), "--colormap", "viridis", "--alpha", "1", "--npy",
-            "--out", _dir, "--device", Device, "--quiet");
+            "--out", Dir, "--device", Device, "--quiet");
         Assert.That(r.Code, Is.Zero, r.Err);
-        string stem = Path.Combine(_dir, "coffee_32_imagenet.gradcam");
+        string stem = Path.Combine(Dir, "coffee_32_imagenet.gradcam");
         var map = Npy.Read(stem + ".npy");
         var png = ImageDecoder.Load(stem + ".png");
         Assert.That(png.Data, Has.Length.EqualTo(3 * map.Length));
@@ -114,9 +94,9 @@ public sealed class ExplainOutputsTests
 
         // Alpha 0 leaves only the photo, and the top-10% contour is drawn over it in white.
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "rocket.jpg");
-        r = Cam("explain", Model, photo, "--alpha", "0", "--contour", "10", "--out", _dir, "--device", Device, "--overwrite");
+        r = Cam("explain", Model, photo, "--alpha", "0", "--contour", "10", "--out", Dir, "--device", Device, "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
-        var overlay = ImageDecoder.Load(Path.Combine(_dir, "rocket.gradcam.png"));
+        var overlay = ImageDecoder.Load(Path.Combine(Dir, "rocket.gradcam.png"));
         var display = InputLoader.Load(photo, CamEngine.Model.ModelFile.Load(Model).Graph)[0].Display!;
         Assert.That((overlay.Width, overlay.Height), Is.EqualTo((display.Width, display.Height)));
         int contour = 0;
@@ -148,12 +128,12 @@ public sealed class ExplainOutputsTests
                      (["--contour", "120"], "--contour must lie in (0, 100], got 120"),
                  })
         {
-            var r = Cam(["explain", Model, input, "--out", _dir, .. args]);
+            var r = Cam(["explain", Model, input, "--out", Dir, .. args]);
             Assert.That(r.Code, Is.EqualTo(2), string.Join(" ", args));
             Assert.That(r.Err, Does.Contain(message));
             Assert.That(r.Err.TrimEnd().Split('\n'), Has.Length.EqualTo(1));
         }
-        Assert.That(Directory.GetFiles(_dir), Is.Empty);
+        Assert.That(Directory.GetFiles(Dir), Is.Empty);
         var help = Cam("explain", "--help");
         Assert.That(help.Out, Does.Contain("--colormap NAME").And.Contain("--contour PCT").And.Contain("--report DIR")
             .And.Contain("--quiet").And.Contain("--alpha A"));

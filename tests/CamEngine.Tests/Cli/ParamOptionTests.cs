@@ -11,48 +11,28 @@ namespace CamEngine.Tests.Cli;
 
 /// <summary><c>cam explain --param</c> and the parameter lines of <c>cam methods</c>.</summary>
 [TestFixture]
-public sealed class ParamOptionTests
+public sealed class ParamOptionTests : CliTestBase
 {
-    private string _dir = "";
-
     private static string Device => Environment.GetEnvironmentVariable("CAMENGINE_TEST_DEVICE") ?? "ilgpu-cpu";
-
-    [SetUp]
-    public void CreateFolder()
-    {
-        _dir = Path.Combine(Path.GetTempPath(), "cam-param-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-    }
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_dir, recursive: true);
-
-    private static (int Code, string Out, string Err) Cam(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Test]
     public void Param_sets_the_methods_parameters_and_bad_keys_exit_2_with_the_valid_ones()
     {
-        string model = Path.Combine(_dir, "tiny.safetensors");
+        string model = Path.Combine(Dir, "tiny.safetensors");
         File.WriteAllBytes(model, TinyModel.ValidBytes());
-        string input = Path.Combine(_dir, "x.npy");
+        string input = Path.Combine(Dir, "x.npy");
         var x = new HostTensor([1, 3, 8, 8], TensorAssert.Random(new Random(3), 192));
         Npy.Write(input, x);
         var r = Cam("explain", model, input, "--method", "smoothgrad,integrated-gradients", "--param",
-            "smoothgrad.samples=2,sigma=0.3,steps=3", "--seed", "4", "--out", _dir, "--npy", "--device", Device);
+            "smoothgrad.samples=2,sigma=0.3,steps=3", "--seed", "4", "--out", Dir, "--npy", "--device", Device);
         Assert.That(r.Code, Is.Zero, r.Err);
         using (var backend = Devices.Open(Device))
         using (var m = DeviceModel.Load(TinyModel.Create(), backend))
         {
             var options = new ExplainOptions { Seed = 4 };
             var direct = new Explainer(m).Explain(x, [new SmoothGrad { Samples = 2, Sigma = 0.3f }, new IntegratedGradients { Steps = 3 }], options);
-            TensorAssert.Close(Npy.Read(Path.Combine(_dir, "x.smoothgrad.raw.npy")).Data, direct["smoothgrad"][0].Raw.Data, 0, 0, "smoothgrad");
-            TensorAssert.Close(Npy.Read(Path.Combine(_dir, "x.integrated-gradients.raw.npy")).Data,
+            TensorAssert.Close(Npy.Read(Path.Combine(Dir, "x.smoothgrad.raw.npy")).Data, direct["smoothgrad"][0].Raw.Data, 0, 0, "smoothgrad");
+            TensorAssert.Close(Npy.Read(Path.Combine(Dir, "x.integrated-gradients.raw.npy")).Data,
                 direct["integrated-gradients"][0].Raw.Data, 0, 0, "integrated-gradients");
         }
         var bad = Cam("explain", model, input, "--method", "gradcam,smoothgrad", "--param", "steps=3", "--device", Device);
