@@ -32,17 +32,9 @@ internal sealed partial class ModelFile
                 FileOptions.SequentialScan);
             (bytes, length) = ReadBounded(fs, fs.Length);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidModelFileException)
         {
-            throw new CamEngineException($"model file '{path}' does not exist", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CamEngineException($"cannot read model file '{path}': {e.Message}", e);
-        }
-        catch (InvalidModelFileException e)
-        {
-            throw new InvalidModelFileException($"{path}: {e.Message}", e);
+            throw ReadError(path, e);
         }
 
         return FromFileBytes(bytes.AsSpan(0, length), path);
@@ -66,20 +58,21 @@ internal sealed partial class ModelFile
             await using (fs.ConfigureAwait(false))
                 (bytes, length) = await ReadBoundedAsync(fs, fs.Length, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidModelFileException)
         {
-            throw new CamEngineException($"model file '{path}' does not exist", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CamEngineException($"cannot read model file '{path}': {e.Message}", e);
-        }
-        catch (InvalidModelFileException e)
-        {
-            throw new InvalidModelFileException($"{path}: {e.Message}", e);
+            throw ReadError(path, e);
         }
         return FromFileBytes(bytes.AsSpan(0, length), path);
     }
+
+    /// <summary>The error of a failed read of the model file at <paramref name="path"/>: a missing file, an I/O or
+    /// permission failure, or a corrupt file (whose message then starts with the path).</summary>
+    private static CamEngineException ReadError(string path, Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => new CamEngineException($"model file '{path}' does not exist", e),
+        InvalidModelFileException => new InvalidModelFileException($"{path}: {e.Message}", e),
+        _ => new CamEngineException($"cannot read model file '{path}': {e.Message}", e),
+    };
 
     /// <summary>Reads a model from a stream asynchronously (at most <see cref="MaxFileBytes"/> bytes, to its end),
     /// then parses and validates it.</summary>
