@@ -1,8 +1,8 @@
 namespace CamEngine.Metrics;
 
 /// <summary>
-/// Jacobi-preconditioned conjugate gradients (Hestenes and Stiefel 1952; Saad, "Iterative Methods for Sparse
-/// Linear Systems", algorithm 9.1) for a symmetric positive definite system M x = b, in double precision.
+/// Preconditioned conjugate gradients (Hestenes and Stiefel 1952; Saad, "Iterative Methods for Sparse Linear
+/// Systems", algorithm 9.1) for a symmetric positive definite system M x = b, in double precision.
 /// </summary>
 internal static class ConjugateGradient
 {
@@ -13,7 +13,22 @@ internal static class ConjugateGradient
     /// </summary>
     public static int Solve(
         Action<double[], double[]> multiply, double[] diagonal, double[] b, double[] x, double tolerance,
-        int maxIterations)
+        int maxIterations) =>
+        Solve(multiply, (r, z) =>
+        {
+            for (int i = 0; i < r.Length; i++)
+                z[i] = r[i] / diagonal[i];
+        }, b, x, tolerance, maxIterations);
+
+    /// <summary>
+    /// Solves M x = b from x = 0 with the preconditioner B: <paramref name="precondition"/>(r, z) writes z = B r,
+    /// B symmetric positive definite (an approximation of M^-1). The stopping test is the one of the Jacobi
+    /// overload, |r| &lt;= <paramref name="tolerance"/> |b| on the true (unpreconditioned) residual, so the
+    /// preconditioner changes the number of steps, not the accuracy. Returns the iterations.
+    /// </summary>
+    public static int Solve(
+        Action<double[], double[]> multiply, Action<double[], double[]> precondition, double[] b, double[] x,
+        double tolerance, int maxIterations)
     {
         int n = b.Length;
         Array.Clear(x);
@@ -24,8 +39,8 @@ internal static class ConjugateGradient
         var z = new double[n];
         var p = new double[n];
         var mp = new double[n];
-        for (int i = 0; i < n; i++)
-            p[i] = z[i] = r[i] / diagonal[i];
+        precondition(r, z);
+        Array.Copy(z, p, n);
         double rz = Dot(r, z);
         for (int it = 1; it <= maxIterations; it++)
         {
@@ -41,8 +56,7 @@ internal static class ConjugateGradient
             }
             if (Math.Sqrt(Dot(r, r)) <= tolerance * bNorm)
                 return it;
-            for (int i = 0; i < n; i++)
-                z[i] = r[i] / diagonal[i];
+            precondition(r, z);
             double next = Dot(r, z);
             double beta = next / rz;
             rz = next;

@@ -13,8 +13,12 @@ namespace CamEngine.Metrics;
 /// <c>s_i x_i - sum_{j in N(i), removed} w_ij x_j = sum_{j in N(i), kept} w_ij v_j</c>: the matrix D - W is
 /// symmetric (w_ij = w_ji, the offsets come in opposite pairs of equal weight) and irreducibly diagonally
 /// dominant on every connected group of removed pixels that touches a kept pixel, hence positive definite
-/// whenever at least one pixel is kept. It is solved with conjugate gradients (Jacobi preconditioned, relative
-/// residual 1e-10 by default) in double precision, where the reference calls SciPy's direct <c>spsolve</c>.
+/// whenever at least one pixel is kept. It is solved with conjugate gradients (relative residual 1e-10 by default)
+/// in double precision, where the reference calls SciPy's direct <c>spsolve</c>. The preconditioner is the
+/// diagonal (Jacobi) for thin holes and an <see cref="AggregationMultigrid"/> V-cycle once a hole is more than
+/// <see cref="MultigridDepth"/> pixels from the nearest kept pixel: Jacobi's iteration count grows with the hole's
+/// radius (a 90% block at 224x224 took about 480 steps per channel), the V-cycle's stays near 20. Both stop at the
+/// same residual test, so the preconditioner does not change the solution beyond the tolerance.
 /// When every pixel is removed there is nothing to interpolate from: the pixels become 0 (the mean colour of the
 /// normalized input) plus the noise.
 /// </para>
@@ -29,6 +33,12 @@ internal static class NoisyLinearImputation
 
     /// <summary>The noise standard deviation of pytorch-grad-cam's <c>NoisyLinearImputer</c>.</summary>
     public const double DefaultNoise = 0.01;
+
+    /// <summary>
+    /// The hole radius (<see cref="SparseSystem.Depth"/>) above which conjugate gradients are preconditioned by
+    /// <see cref="AggregationMultigrid"/> rather than by the diagonal (the measured break-even lies near 8-12).
+    /// </summary>
+    internal const int MultigridDepth = 8;
 
     private static readonly (int Dy, int Dx, double Weight)[] s_neighbours =
     [
@@ -71,13 +81,21 @@ internal static class NoisyLinearImputation
         var rhs = new double[m];
         var x = new double[m];
         var draws = new float[m];
+        // Thin holes converge in a few dozen Jacobi steps, cheaper than building and cycling the multigrid
+        // hierarchy; wide ones need iterations in proportion to their radius, which the V-cycle removes.
+        Action<double[], double[]>? precondition = null;
+        if (m < plane && system.Depth > MultigridDepth)
+            precondition = system.CreateMultigrid().Apply;
         for (int ch = 0; ch < channels; ch++)
         {
             var values = image.Slice(ch * plane, plane);
             if (m < plane)
             {
                 system.RightHandSide(values, rhs);
-                ConjugateGradient.Solve(system.Multiply, system.Diagonal, rhs, x, tolerance, 10 * m + 100);
+                if (precondition is null)
+                    ConjugateGradient.Solve(system.Multiply, system.Diagonal, rhs, x, tolerance, 10 * m + 100);
+                else
+                    ConjugateGradient.Solve(system.Multiply, precondition, rhs, x, tolerance, 10 * m + 100);
             }
             else
             {
@@ -100,9 +118,11 @@ internal static class NoisyLinearImputation
         private readonly int[] _knownStart;
         private readonly int[] _knownPixel;
         private readonly double[] _knownWeight;
+        private readonly int _width;
 
         public SparseSystem(ReadOnlySpan<bool> removed, int height, int width)
         {
+            _width = width;
             int plane = height * width;
             var variable = new int[plane];
             var pixels = new List<int>();
@@ -149,6 +169,62 @@ internal static class NoisyLinearImputation
             _weight = [.. weight];
             _knownPixel = [.. knownPixel];
             _knownWeight = [.. knownWeight];
+            Depth = MeasureDepth();
+        }
+
+        /// <summary>
+        /// The largest number of 8-neighbour steps from an unknown to the nearest kept pixel (1 for an unknown
+        /// next to one; 0 when nothing is kept): the radius of the widest hole, which sets how many
+        /// Jacobi-preconditioned iterations the solve takes.
+        /// </summary>
+        public int Depth { get; }
+
+        private int MeasureDepth()
+        {
+            int m = Pixels.Length;
+            var depth = new int[m];
+            var queue = new int[m];
+            int head = 0, tail = 0;
+            for (int i = 0; i < m; i++)
+            {
+                if (_knownStart[i + 1] > _knownStart[i])
+                {
+                    depth[i] = 1;
+                    queue[tail++] = i;
+                }
+            }
+            int deepest = 0;
+            while (head < tail)
+            {
+                int i = queue[head++];
+                deepest = depth[i];
+                for (int k = _rowStart[i]; k < _rowStart[i + 1]; k++)
+                {
+                    int j = _column[k];
+                    if (depth[j] == 0)
+                    {
+                        depth[j] = depth[i] + 1;
+                        queue[tail++] = j;
+                    }
+                }
+            }
+            return deepest;
+        }
+
+        /// <summary>The V-cycle preconditioner of this system (pixel coordinates from the image width).</summary>
+        public AggregationMultigrid CreateMultigrid()
+        {
+            var value = new double[_weight.Length];
+            for (int k = 0; k < value.Length; k++)
+                value[k] = -_weight[k];
+            var row = new int[Pixels.Length];
+            var column = new int[Pixels.Length];
+            for (int i = 0; i < Pixels.Length; i++)
+            {
+                row[i] = Pixels[i] / _width;
+                column[i] = Pixels[i] % _width;
+            }
+            return new AggregationMultigrid(Diagonal, _rowStart, _column, value, row, column);
         }
 
         /// <summary>The pixel index (row-major) of each unknown.</summary>
