@@ -15,6 +15,8 @@ namespace CamEngine.Metrics;
 /// positive definite), and a backward Gauss-Seidel sweep. Forward pre- and backward post-smoothing with an exact
 /// coarsest solve make B symmetric, as conjugate gradients requires. B only changes how fast the iteration
 /// converges: the stopping test, and so the solution to the solver tolerance, is that of the Jacobi iteration.
+/// Vectors may hold several systems interleaved (as in <see cref="ConjugateGradient"/>); each sweep then reads
+/// every matrix entry once for all of them.
 /// </para>
 /// </summary>
 internal sealed class AggregationMultigrid
@@ -28,6 +30,7 @@ internal sealed class AggregationMultigrid
     private readonly Level[] _levels;
     private readonly double[] _cholesky;
     private readonly int _coarsestCount;
+    private readonly int _systems;
 
     /// <summary>
     /// Builds the hierarchy for the symmetric matrix A with diagonal <paramref name="diagonal"/> and off-diagonal
@@ -39,11 +42,15 @@ internal sealed class AggregationMultigrid
     /// <param name="entryValue">The value of each off-diagonal entry.</param>
     /// <param name="row">The pixel row of each unknown.</param>
     /// <param name="column">The pixel column of each unknown.</param>
+    /// <param name="systems">How many systems the vectors given to <see cref="Apply"/> hold, interleaved.</param>
     public AggregationMultigrid(
-        double[] diagonal, int[] rowStart, int[] entryColumn, double[] entryValue, int[] row, int[] column)
+        double[] diagonal, int[] rowStart, int[] entryColumn, double[] entryValue, int[] row, int[] column,
+        int systems)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(systems, 1);
+        _systems = systems;
         var levels = new List<Level>();
-        var level = new Level(diagonal, rowStart, entryColumn, entryValue, row, column);
+        var level = new Level(diagonal, rowStart, entryColumn, entryValue, row, column, systems);
         while (level.Count > CoarsestSize)
         {
             var coarse = level.Coarsen();
@@ -76,11 +83,18 @@ internal sealed class AggregationMultigrid
         var coarse = _levels[index + 1];
         Array.Clear(coarse.Right);
         var aggregate = level.Aggregate;
+        int k = _systems;
         for (int i = 0; i < level.Count; i++)
-            coarse.Right[aggregate[i]] += level.Scratch[i];
+        {
+            for (int s = 0; s < k; s++)
+                coarse.Right[aggregate[i] * k + s] += level.Scratch[i * k + s];
+        }
         Cycle(index + 1, coarse.Right, coarse.Solution);
         for (int i = 0; i < level.Count; i++)
-            x[i] += CorrectionScale * coarse.Solution[aggregate[i]];
+        {
+            for (int s = 0; s < k; s++)
+                x[i * k + s] += CorrectionScale * coarse.Solution[aggregate[i] * k + s];
+        }
         level.BackwardGaussSeidel(b, x);
     }
 
@@ -88,19 +102,23 @@ internal sealed class AggregationMultigrid
     {
         int n = _coarsestCount;
         var l = _cholesky;
-        for (int i = 0; i < n; i++)
+        for (int sys = 0; sys < _systems; sys++)
         {
-            double s = b[i];
-            for (int k = 0; k < i; k++)
-                s -= l[i * n + k] * x[k];
-            x[i] = s / l[i * n + i];
-        }
-        for (int i = n - 1; i >= 0; i--)
-        {
-            double s = x[i];
-            for (int k = i + 1; k < n; k++)
-                s -= l[k * n + i] * x[k];
-            x[i] = s / l[i * n + i];
+            int q = _systems;
+            for (int i = 0; i < n; i++)
+            {
+                double s = b[i * q + sys];
+                for (int k = 0; k < i; k++)
+                    s -= l[i * n + k] * x[k * q + sys];
+                x[i * q + sys] = s / l[i * n + i];
+            }
+            for (int i = n - 1; i >= 0; i--)
+            {
+                double s = x[i * q + sys];
+                for (int k = i + 1; k < n; k++)
+                    s -= l[k * n + i] * x[k * q + sys];
+                x[i * q + sys] = s / l[i * n + i];
+            }
         }
     }
 
@@ -113,18 +131,24 @@ internal sealed class AggregationMultigrid
         private readonly double[] _entryValue;
         private readonly int[] _row;
         private readonly int[] _column;
+        private readonly int _systems;
+        private readonly double[] _sums;
 
-        public Level(double[] diagonal, int[] rowStart, int[] entryColumn, double[] entryValue, int[] row, int[] column)
+        public Level(
+            double[] diagonal, int[] rowStart, int[] entryColumn, double[] entryValue, int[] row, int[] column,
+            int systems)
         {
+            _systems = systems;
+            _sums = new double[systems];
             _diagonal = diagonal;
             _rowStart = rowStart;
             _entryColumn = entryColumn;
             _entryValue = entryValue;
             _row = row;
             _column = column;
-            Right = new double[Count];
-            Solution = new double[Count];
-            Scratch = new double[Count];
+            Right = new double[Count * systems];
+            Solution = new double[Count * systems];
+            Scratch = new double[Count * systems];
             Aggregate = [];
         }
 
@@ -216,38 +240,71 @@ internal sealed class AggregationMultigrid
                     position[entryColumn[e]] = -1;
                 rowStart[a + 1] = entryColumn.Count;
             }
-            return new Level(diagonal, rowStart, [.. entryColumn], [.. entryValue], [.. coarseRow], [.. coarseColumn]);
+            return new Level(diagonal, rowStart, [.. entryColumn], [.. entryValue], [.. coarseRow], [.. coarseColumn], _systems);
         }
 
         public void ForwardGaussSeidel(double[] b, double[] x)
         {
             for (int i = 0; i < _diagonal.Length; i++)
-                x[i] = RowUpdate(i, b, x);
+                RowUpdate(i, b, x);
         }
 
         public void BackwardGaussSeidel(double[] b, double[] x)
         {
             for (int i = _diagonal.Length - 1; i >= 0; i--)
-                x[i] = RowUpdate(i, b, x);
+                RowUpdate(i, b, x);
         }
 
-        private double RowUpdate(int i, double[] b, double[] x)
+        /// <summary>x_i = (b_i - sum_{j != i} A_ij x_j) / A_ii, for every system.</summary>
+        private void RowUpdate(int i, double[] b, double[] x)
         {
-            double s = b[i];
-            for (int e = _rowStart[i]; e < _rowStart[i + 1]; e++)
-                s -= _entryValue[e] * x[_entryColumn[e]];
-            return s / _diagonal[i];
+            var sums = _sums;
+            OffDiagonal(i, x, sums);
+            int k = _systems;
+            for (int s = 0; s < k; s++)
+                x[i * k + s] = (b[i * k + s] - sums[s]) / _diagonal[i];
         }
 
-        /// <summary>r = b - A x.</summary>
+        /// <summary>r = b - A x, for every system.</summary>
         public void Residual(double[] b, double[] x, double[] r)
         {
+            var sums = _sums;
+            int k = _systems;
             for (int i = 0; i < _diagonal.Length; i++)
             {
-                double s = b[i] - _diagonal[i] * x[i];
-                for (int e = _rowStart[i]; e < _rowStart[i + 1]; e++)
-                    s -= _entryValue[e] * x[_entryColumn[e]];
-                r[i] = s;
+                OffDiagonal(i, x, sums);
+                for (int s = 0; s < k; s++)
+                    r[i * k + s] = b[i * k + s] - _diagonal[i] * x[i * k + s] - sums[s];
+            }
+        }
+
+        /// <summary>sums_s = sum_{j != i} A_ij x_(j, s): row i's off-diagonal entries, read once for all systems.</summary>
+        private void OffDiagonal(int i, double[] x, double[] sums)
+        {
+            int k = _systems, end = _rowStart[i + 1];
+            if (k == 3)
+            {
+                double s0 = 0, s1 = 0, s2 = 0;
+                for (int e = _rowStart[i]; e < end; e++)
+                {
+                    double a = _entryValue[e];
+                    int j = 3 * _entryColumn[e];
+                    s0 += a * x[j];
+                    s1 += a * x[j + 1];
+                    s2 += a * x[j + 2];
+                }
+                sums[0] = s0;
+                sums[1] = s1;
+                sums[2] = s2;
+                return;
+            }
+            Array.Clear(sums);
+            for (int e = _rowStart[i]; e < end; e++)
+            {
+                double a = _entryValue[e];
+                int j = k * _entryColumn[e];
+                for (int s = 0; s < k; s++)
+                    sums[s] += a * x[j + s];
             }
         }
 

@@ -78,33 +78,31 @@ internal static class NoisyLinearImputation
         int m = system.Count;
         if (m == 0)
             return result;
-        var rhs = new double[m];
-        var x = new double[m];
+        // The channels share the matrix: they are solved together, interleaved, each to its own tolerance.
+        var x = new double[m * channels];
+        if (m < plane)
+        {
+            var rhs = new double[m * channels];
+            for (int ch = 0; ch < channels; ch++)
+                system.RightHandSide(image.Slice(ch * plane, plane), rhs, ch, channels);
+            // Thin holes converge in a few dozen Jacobi steps, cheaper than building and cycling the multigrid
+            // hierarchy; wide ones need iterations in proportion to their radius, which the V-cycle removes.
+            Action<double[], double[]> precondition = system.Depth > MultigridDepth
+                ? system.CreateMultigrid(channels).Apply
+                : (r, z) =>
+                {
+                    for (int i = 0; i < r.Length; i++)
+                        z[i] = r[i] / system.Diagonal[i / channels];
+                };
+            ConjugateGradient.Solve(system.Multiply, precondition, rhs, x, channels, tolerance, 10 * m + 100);
+        }
         var draws = new float[m];
-        // Thin holes converge in a few dozen Jacobi steps, cheaper than building and cycling the multigrid
-        // hierarchy; wide ones need iterations in proportion to their radius, which the V-cycle removes.
-        Action<double[], double[]>? precondition = null;
-        if (m < plane && system.Depth > MultigridDepth)
-            precondition = system.CreateMultigrid().Apply;
         for (int ch = 0; ch < channels; ch++)
         {
-            var values = image.Slice(ch * plane, plane);
-            if (m < plane)
-            {
-                system.RightHandSide(values, rhs);
-                if (precondition is null)
-                    ConjugateGradient.Solve(system.Multiply, system.Diagonal, rhs, x, tolerance, 10 * m + 100);
-                else
-                    ConjugateGradient.Solve(system.Multiply, precondition, rhs, x, tolerance, 10 * m + 100);
-            }
-            else
-            {
-                Array.Clear(x);
-            }
             if (noise > 0)
                 Methods.GaussianNoise.Fill(random!, draws, noise);
             for (int i = 0; i < m; i++)
-                result[ch * plane + system.Pixels[i]] = (float)x[i] + draws[i];
+                result[ch * plane + system.Pixels[i]] = (float)x[i * channels + ch] + draws[i];
         }
         return result;
     }
@@ -211,8 +209,8 @@ internal static class NoisyLinearImputation
             return deepest;
         }
 
-        /// <summary>The V-cycle preconditioner of this system (pixel coordinates from the image width).</summary>
-        public AggregationMultigrid CreateMultigrid()
+        /// <summary>The V-cycle preconditioner of this system for <paramref name="systems"/> interleaved right-hand sides.</summary>
+        public AggregationMultigrid CreateMultigrid(int systems = 1)
         {
             var value = new double[_weight.Length];
             for (int k = 0; k < value.Length; k++)
@@ -224,7 +222,7 @@ internal static class NoisyLinearImputation
                 row[i] = Pixels[i] / _width;
                 column[i] = Pixels[i] % _width;
             }
-            return new AggregationMultigrid(Diagonal, _rowStart, _column, value, row, column);
+            return new AggregationMultigrid(Diagonal, _rowStart, _column, value, row, column, systems);
         }
 
         /// <summary>The pixel index (row-major) of each unknown.</summary>
@@ -236,27 +234,57 @@ internal static class NoisyLinearImputation
         /// <summary>s_i: the sum of the in-image neighbour weights of each unknown.</summary>
         public double[] Diagonal { get; }
 
-        /// <summary>result = (D - W) v.</summary>
+        /// <summary>
+        /// result = (D - W) v, for each of the systems that <paramref name="v"/> holds interleaved (its length
+        /// over <see cref="Count"/>; see <see cref="ConjugateGradient"/>).
+        /// </summary>
         public void Multiply(double[] v, double[] result)
         {
-            for (int i = 0; i < Pixels.Length; i++)
+            int n = Pixels.Length, systems = v.Length / n;
+            if (systems == 3)
             {
-                double s = Diagonal[i] * v[i];
-                for (int k = _rowStart[i]; k < _rowStart[i + 1]; k++)
-                    s -= _weight[k] * v[_column[k]];
-                result[i] = s;
+                for (int i = 0; i < n; i++)
+                {
+                    double s0 = 0, s1 = 0, s2 = 0;
+                    for (int k = _rowStart[i]; k < _rowStart[i + 1]; k++)
+                    {
+                        double w = _weight[k];
+                        int j = 3 * _column[k];
+                        s0 += w * v[j];
+                        s1 += w * v[j + 1];
+                        s2 += w * v[j + 2];
+                    }
+                    double d = Diagonal[i];
+                    result[3 * i] = d * v[3 * i] - s0;
+                    result[3 * i + 1] = d * v[3 * i + 1] - s1;
+                    result[3 * i + 2] = d * v[3 * i + 2] - s2;
+                }
+                return;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                for (int sys = 0; sys < systems; sys++)
+                {
+                    double s = Diagonal[i] * v[i * systems + sys];
+                    for (int k = _rowStart[i]; k < _rowStart[i + 1]; k++)
+                        s -= _weight[k] * v[_column[k] * systems + sys];
+                    result[i * systems + sys] = s;
+                }
             }
         }
 
-        /// <summary>b_i = sum of w_ij v_j over the kept neighbours of unknown i, from one channel's values.</summary>
-        public void RightHandSide(ReadOnlySpan<float> values, double[] b)
+        /// <summary>
+        /// b_i = sum of w_ij v_j over the kept neighbours of unknown i, from one channel's values, written to
+        /// entry i * <paramref name="count"/> + <paramref name="system"/> of <paramref name="b"/>.
+        /// </summary>
+        public void RightHandSide(ReadOnlySpan<float> values, double[] b, int system = 0, int count = 1)
         {
             for (int i = 0; i < Pixels.Length; i++)
             {
                 double s = 0;
                 for (int k = _knownStart[i]; k < _knownStart[i + 1]; k++)
                     s += _knownWeight[k] * values[_knownPixel[k]];
-                b[i] = s;
+                b[i * count + system] = s;
             }
         }
     }

@@ -209,7 +209,7 @@ public sealed class RoadTests
             TensorAssert.Close(got, expected, 1e-4, 1e-4, $"channel {ch}: imputation vs the stencil reference");
             system.RightHandSide(plane, rhs);
             int jacobiSteps = ConjugateGradient.Solve(system.Multiply, system.Diagonal, rhs, jacobi, 1e-10, 100_000);
-            int multigridSteps = ConjugateGradient.Solve(system.Multiply, preconditioner.Apply, rhs, multigrid, 1e-10, 100_000);
+            int multigridSteps = ConjugateGradient.Solve(system.Multiply, preconditioner.Apply, rhs, multigrid, 1, 1e-10, 100_000);
             TensorAssert.Close(multigrid, expected, 1e-6, 1e-6, $"channel {ch}: multigrid-preconditioned CG");
             TensorAssert.Close(jacobi, expected, 1e-6, 1e-6, $"channel {ch}: Jacobi-preconditioned CG");
             Assert.That(multigridSteps, Is.LessThan(jacobiSteps / 4), $"channel {ch}: {multigridSteps} V-cycle vs {jacobiSteps} Jacobi steps");
