@@ -101,6 +101,88 @@ internal sealed partial class DeviceModel : IDisposable
         return pass;
     }
 
+    /// <summary>
+    /// Runs the graph on <paramref name="input"/> like <see cref="Forward"/> but keeps only the output: each
+    /// activation is freed after the last node that reads it (max-pool routing at once), so the pass holds a
+    /// few activations at a time instead of all of them and their memory is reused while still in cache. The
+    /// result can be read for its <see cref="ForwardPass.Output"/> only (no layer capture, no reverse pass).
+    /// </summary>
+    public ForwardPass ForwardOutput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var g = Graph;
+        if (input.Shape.Length != 4 || !input.Shape.AsSpan(1).SequenceEqual(g.InputShape))
+            throw new CamEngineException(
+                $"input has shape {input.ShapeText}; the model takes (N,{string.Join(",", g.InputShape)})");
+        int n = input.Shape[0];
+        var release = _releaseAfter ??= ReleasePlan(g);
+        var pass = new ForwardPass(this, input, n);
+        try
+        {
+            lock (Backend.SyncRoot)
+            {
+                for (int i = 0; i < g.Nodes.Count; i++)
+                {
+                    var node = g.Nodes[i];
+                    RunNode(pass, node, n);
+                    if (pass.Argmax.Remove(node.Name, out var argmax))
+                        pass.Release(argmax);
+                    foreach (var name in release[i])
+                        pass.Release(name);
+                }
+            }
+        }
+        catch
+        {
+            pass.Dispose();
+            throw;
+        }
+        return pass;
+    }
+
+    private string[][]? _releaseAfter;
+
+    /// <summary>
+    /// Per node, the activations whose storage no later node reads. A reshaped or flattened output is a view of
+    /// its input's storage, so the storage is freed after the last read of the input or of any view of it, and
+    /// never when the graph output is one of them. The graph input belongs to the caller.
+    /// </summary>
+    private static string[][] ReleasePlan(ModelGraph g)
+    {
+        var root = new Dictionary<string, string>(StringComparer.Ordinal);
+        var last = new Dictionary<string, int>(StringComparer.Ordinal);
+        string Root(string name) => root.TryGetValue(name, out var r) ? r : name;
+        for (int i = 0; i < g.Nodes.Count; i++)
+        {
+            var node = g.Nodes[i];
+            foreach (var name in node.Inputs)
+            {
+                if (name != g.InputName)
+                    last[Root(name)] = i;
+            }
+            if (node.Op is Ops.Flatten or Ops.Reshape)
+            {
+                root[node.Output] = Root(node.Inputs[0]);
+                if (node.Inputs[0] != g.InputName)
+                    last[Root(node.Inputs[0])] = i;
+            }
+            else
+            {
+                last.TryAdd(node.Output, i);
+            }
+        }
+        var keep = Root(g.OutputName);
+        var plan = new List<string>[g.Nodes.Count];
+        for (int i = 0; i < plan.Length; i++)
+            plan[i] = [];
+        foreach (var (name, at) in last)
+        {
+            if (name != keep && name != g.InputName)
+                plan[at].Add(name);
+        }
+        return plan.Select(p => p.ToArray()).ToArray();
+    }
+
     private void RunNode(ForwardPass pass, GraphNode node, int n)
     {
         var b = Backend;
