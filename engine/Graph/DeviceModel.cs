@@ -101,7 +101,126 @@ internal sealed partial class DeviceModel : IDisposable
         return pass;
     }
 
-    private void RunNode(ForwardPass pass, GraphNode node, int n)
+    /// <summary>
+    /// Runs the graph on <paramref name="input"/> like <see cref="Forward"/> but keeps only the output: each
+    /// activation is freed after the last node that reads it (max-pool routing at once), and a ReLU or an
+    /// addition whose operand no later node reads writes its result over that operand, so the pass holds a few
+    /// activations at a time instead of all of them and their memory is reused while still in cache. The values
+    /// are those of <see cref="Forward"/>. The result can be read for its <see cref="ForwardPass.Output"/> only
+    /// (no layer capture, no reverse pass).
+    /// </summary>
+    public ForwardPass ForwardOutput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var g = Graph;
+        if (input.Shape.Length != 4 || !input.Shape.AsSpan(1).SequenceEqual(g.InputShape))
+            throw new CamEngineException(
+                $"input has shape {input.ShapeText}; the model takes (N,{string.Join(",", g.InputShape)})");
+        int n = input.Shape[0];
+        var plan = _leanPlan ??= LeanPlan.For(g);
+        var pass = new ForwardPass(this, input, n);
+        try
+        {
+            lock (Backend.SyncRoot)
+            {
+                for (int i = 0; i < g.Nodes.Count; i++)
+                {
+                    var node = g.Nodes[i];
+                    int into = plan.Into[i];
+                    RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]]);
+                    if (pass.Argmax.Remove(node.Name, out var argmax))
+                        pass.Release(argmax);
+                    foreach (var name in plan.Release[i])
+                        pass.Release(name);
+                }
+            }
+        }
+        catch
+        {
+            pass.Dispose();
+            throw;
+        }
+        return pass;
+    }
+
+    private LeanPlan? _leanPlan;
+
+    /// <summary>
+    /// How <see cref="ForwardOutput"/> reuses storage. Names that share one storage form a group (a reshaped or
+    /// flattened output is a view of its input; an in-place ReLU or addition writes over its operand); a group's
+    /// storage is freed after the last node that reads any of its names, never when it holds the graph output,
+    /// and never for the graph input, which belongs to the caller. A ReLU, or an addition of two activations
+    /// whose operand has the output's shape, goes in place when no later node reads that operand's group.
+    /// </summary>
+    /// <param name="Release">Per node: the names to drop after it, each storage's allocating name first.</param>
+    /// <param name="Into">Per node: the input it writes its result over, or -1.</param>
+    private sealed record LeanPlan(string[][] Release, int[] Into)
+    {
+        public static LeanPlan For(ModelGraph g)
+        {
+            int count = g.Nodes.Count;
+            var lastRead = new Dictionary<string, int>(StringComparer.Ordinal);
+            var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+            for (int i = 0; i < count; i++)
+            {
+                foreach (var name in g.Nodes[i].Inputs)
+                    lastRead[name] = i;
+                shapes[g.Nodes[i].Output] = g.Nodes[i].Shape;
+            }
+            var root = new Dictionary<string, string>(StringComparer.Ordinal);
+            var groupEnd = new Dictionary<string, int>(StringComparer.Ordinal);
+            string Root(string name) => root.TryGetValue(name, out var r) ? r : name;
+            int LastRead(string name) => lastRead.TryGetValue(name, out int at) ? at : -1;
+            void Join(string output, string into, int at)
+            {
+                string r = Root(into);
+                root[output] = r;
+                groupEnd[r] = Math.Max(groupEnd.TryGetValue(r, out int e) ? e : at, Math.Max(at, LastRead(output)));
+            }
+            var into = new int[count];
+            for (int i = 0; i < count; i++)
+            {
+                var node = g.Nodes[i];
+                into[i] = -1;
+                if (node.Op is Ops.Flatten or Ops.Reshape)
+                {
+                    Join(node.Output, node.Inputs[0], i);
+                    continue;
+                }
+                bool candidates = node.Op == Ops.Relu
+                                  || (node.Op == Ops.Add && node.Param("constant") == null && node.Inputs.Length == 2);
+                for (int k = 0; candidates && k < node.Inputs.Length && into[i] < 0; k++)
+                {
+                    string x = node.Inputs[k], r = Root(x);
+                    if (r == g.InputName || !groupEnd.TryGetValue(r, out int end) || end > i
+                        || !shapes.TryGetValue(x, out var shape) || !shape.AsSpan().SequenceEqual(node.Shape))
+                        continue;
+                    into[i] = k;
+                    Join(node.Output, x, i);
+                }
+                if (into[i] < 0)
+                    groupEnd[node.Output] = Math.Max(i, LastRead(node.Output));
+            }
+            string keep = Root(g.OutputName);
+            var release = new List<string>[count];
+            for (int i = 0; i < count; i++)
+                release[i] = [];
+            foreach (var (name, end) in groupEnd)
+            {
+                if (name != keep && name != g.InputName)
+                    release[end].Add(name);
+            }
+            // Then the names that share a freed storage, so the pass holds no name of freed memory.
+            foreach (var (name, r) in root)
+            {
+                if (r != keep && r != g.InputName)
+                    release[groupEnd[r]].Add(name);
+            }
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into);
+        }
+    }
+
+    private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null)
     {
         var b = Backend;
         var x = pass[node.Inputs[0]];
@@ -116,7 +235,7 @@ internal sealed partial class DeviceModel : IDisposable
                 break;
             }
             case Ops.Relu:
-                y = pass.Own(b.Allocate(x.Shape));
+                y = into ?? pass.Own(b.Allocate(x.Shape));
                 b.Relu(x, y);
                 break;
             case Ops.MaxPool:
@@ -153,7 +272,7 @@ internal sealed partial class DeviceModel : IDisposable
             case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
             {
                 var (a, c) = BinaryOperands(pass, node);
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
+                y = into ?? pass.Own(b.Allocate(Batched(n, node.Shape)));
                 b.Binary(NodeGeometry.Binary(node), a, c, y);
                 break;
             }

@@ -46,6 +46,20 @@ internal sealed class ForwardPass : IDisposable
 
     internal void Set(string name, Tensor t) => _values[name] = t;
 
+    /// <summary>Frees an activation no later node reads (a forward that keeps only its output).</summary>
+    internal void Release(string name)
+    {
+        if (_values.Remove(name, out var t))
+            Release(t);
+    }
+
+    /// <summary>Frees a tensor this pass owns.</summary>
+    internal void Release(Tensor t)
+    {
+        if (_owned.Remove(t))
+            t.Dispose();
+    }
+
     /// <summary>Frees the activations.</summary>
     public void Dispose()
     {

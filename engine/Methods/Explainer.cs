@@ -79,7 +79,7 @@ internal sealed class Explainer(DeviceModel model)
         MapOpsGuard(input);
         using var scope = Model.Backend.SyncRoot.EnterScope();
         using var x = Model.Backend.Upload(input);
-        using var forward = Model.Forward(x);
+        using var forward = Model.ForwardOutput(x);
         return Model.Backend.Download(forward.Output);
     }
 

@@ -38,7 +38,7 @@ internal static class Perturbation
                 return;
             int m = pending.Count;
             using var x = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.Forward(x);
+            using var pass = model.ForwardOutput(x);
             var y = model.Backend.Download(pass.Output);
             int k = y.Length / m;
             for (int r = 0; r < m; r++)
@@ -140,7 +140,7 @@ internal static class Perturbation
         var model = context.Model;
         var shape = model.Graph.InputShape;
         using var x = model.Backend.Allocate([1, .. shape]);
-        using var pass = model.Forward(x);
+        using var pass = model.ForwardOutput(x);
         return model.Backend.Download(pass.Output);
     }
 }
