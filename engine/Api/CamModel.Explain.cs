@@ -107,21 +107,23 @@ public sealed partial class CamModel
         return ExplainCore(FromBatch(batch), methods, options, progress, cancellationToken);
     }
 
-    /// <summary>Explains one image file on the thread pool (see <see cref="Explain(string, string, ExplainOptions?)"/>).</summary>
+    /// <summary>Explains one image file: the file is read asynchronously, the explanation runs on the thread pool (see <see cref="Explain(string, string, ExplainOptions?)"/>).</summary>
     /// <param name="imagePath">A photo or a (C, H, W) .npy.</param>
     /// <param name="method">A method name from <see cref="Methods"/>.</param>
     /// <param name="options">Layers, target, convention...; null for the defaults.</param>
-    /// <param name="cancellationToken">Cancels the call if it has not started.</param>
+    /// <param name="cancellationToken">Cancels reading the file, and the explanation if it has not started.</param>
     /// <returns>The map for the image's target class.</returns>
-    public Task<CamResult> ExplainAsync(
+    public async Task<CamResult> ExplainAsync(
         string imagePath, string method = "gradcam", ExplainOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(imagePath);
         var m = MethodCatalog.Get(method);
-        return Task.Run(() => Explain(imagePath, m, options), cancellationToken);
+        var images = await LoadImagesAsync([imagePath], cancellationToken).ConfigureAwait(false);
+        return Single(await Task.Run(() => ExplainCore(images, [m], options, null, cancellationToken), cancellationToken)
+            .ConfigureAwait(false), imagePath);
     }
 
-    /// <summary>Explains image files on the thread pool (see
+    /// <summary>Explains image files: the files are read asynchronously, the explanations run on the thread pool (see
     /// <see cref="Explain(IReadOnlyList{string}, string, ExplainOptions?, IProgress{ExplainProgress}?, CancellationToken)"/>).</summary>
     /// <param name="imagePaths">Photos or .npy files.</param>
     /// <param name="methods">A method name, comma-separated names or <c>all</c>.</param>
@@ -139,20 +141,39 @@ public sealed partial class CamModel
         IProgress<ExplainProgress>? progress = null, CancellationToken cancellationToken = default) =>
         ExplainAsync(imagePaths, ParseMethods(methods), options, progress, cancellationToken);
 
-    /// <summary>Explains image files with configured method objects on the thread pool.</summary>
+    /// <summary>Explains image files with configured method objects: the files are read asynchronously, the
+    /// explanations run on the thread pool.</summary>
     /// <param name="imagePaths">Photos or .npy files.</param>
     /// <param name="methods">The methods (distinct names).</param>
     /// <param name="options">Layers, target, convention...; null for the defaults.</param>
     /// <param name="progress">Told after each batch how many images are done.</param>
     /// <param name="cancellationToken">Checked before each batch.</param>
     /// <returns>Every map, ordered by image, then method, then target rank.</returns>
-    public Task<IReadOnlyList<CamResult>> ExplainAsync(
+    public async Task<IReadOnlyList<CamResult>> ExplainAsync(
         IReadOnlyList<string> imagePaths, IReadOnlyList<CamMethod> methods, ExplainOptions? options = null,
         IProgress<ExplainProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
         ArgumentNullException.ThrowIfNull(methods);
-        return Task.Run(() => Explain(imagePaths, methods, options, progress, cancellationToken), cancellationToken);
+        var images = await LoadImagesAsync(imagePaths, cancellationToken).ConfigureAwait(false);
+        return await Task.Run<IReadOnlyList<CamResult>>(
+            () => ExplainCore(images, methods, options, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>As <see cref="LoadImages"/>, reading the files asynchronously.</summary>
+    private async Task<List<Source>> LoadImagesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        Live();
+        var graph = _file.Graph;
+        var images = new List<Source>();
+        foreach (var path in paths)
+        {
+            ArgumentNullException.ThrowIfNull(path, nameof(paths));
+            cancellationToken.ThrowIfCancellationRequested();
+            var loaded = await InputLoader.LoadAsync(path, graph, cancellationToken).ConfigureAwait(false);
+            images.AddRange(loaded.Select(i => new Source(i, path)));
+        }
+        return images;
     }
 
     /// <summary><c>all</c>, or comma-separated method names (duplicates dropped).</summary>

@@ -41,6 +41,29 @@ public static class ImageDecoder
         return Decode(bytes, path, maxPixels);
     }
 
+    /// <summary>Reads the image file at <paramref name="path"/> asynchronously (at most <see cref="MaxFileBytes"/>
+    /// bytes), then decodes it as <see cref="Load(string, long)"/> does.</summary>
+    /// <exception cref="InvalidInputException">The file is missing, unreadable, too large or not a valid image.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<RgbImage> LoadAsync(
+        string path, long maxPixels = DefaultMaxPixels, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > MaxFileBytes)
+                throw new InvalidInputException($"{path}: file of {info.Length} bytes exceeds the limit of {MaxFileBytes}");
+            bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidInputException($"{path}: cannot read: {e.Message}", e);
+        }
+        return Decode(bytes, path, maxPixels);
+    }
+
     /// <summary>Reads <paramref name="stream"/> to its end (at most <see cref="MaxFileBytes"/>) and decodes it;
     /// <paramref name="name"/> names the source in error messages.</summary>
     public static RgbImage Decode(Stream stream, string name = "stream", long maxPixels = DefaultMaxPixels)

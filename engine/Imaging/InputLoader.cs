@@ -33,10 +33,7 @@ internal static class InputLoader
             int channels = graph.InputShape[0];
             if (channels != 3 && channels != 1)
                 throw new InvalidInputException($"{path}: the model takes {channels} channels; pass a preprocessed .npy");
-            var photo = ImageDecoder.Load(path);
-            // Normalize follows every preprocessing field: scale, channel order, mean image, grey for one channel.
-            var input = ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(photo, p), p);
-            return [new InputImage(stem, input, DisplayCrop(photo, p))];
+            return [FromPhoto(stem, ImageDecoder.Load(path), p)];
         }
         var t = Npy.Read(path);
         var s = t.Shape;
@@ -62,6 +59,23 @@ internal static class InputLoader
         }
         return result;
     }
+
+    /// <summary>As <see cref="Load"/>, reading a photo asynchronously (a .npy is read synchronously).</summary>
+    public static async Task<IReadOnlyList<InputImage>> LoadAsync(
+        string path, ModelGraph graph, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(graph);
+        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || graph.InputShape[0] is not (3 or 1))
+            return Load(path, graph);
+        var photo = await ImageDecoder.LoadAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return [FromPhoto(Path.GetFileNameWithoutExtension(path), photo, graph.Preprocessing)];
+    }
+
+    /// <summary>A decoded photo prepared for the model. Normalize follows every preprocessing field: scale, channel
+    /// order, mean image, grey for one channel.</summary>
+    private static InputImage FromPhoto(string stem, RgbImage photo, Preprocessing p) =>
+        new(stem, ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(photo, p), p), DisplayCrop(photo, p));
 
     /// <summary>
     /// The part of <paramref name="photo"/> that the preprocessing's centre crop keeps, at the photo's resolution:

@@ -197,6 +197,9 @@ public sealed class CamModelTests
         Assert.That(results.Select(r => r.Map), Is.EqualTo(model.Explain(photos, "gradcam").Select(r => r.Map)));
         var one = model.ExplainAsync(photos[1]).GetAwaiter().GetResult();
         Assert.That(one.Map, Is.EqualTo(results[1].Map));
+        // The asynchronously read file gives the same source, display crop and class as the synchronous call.
+        var sync = model.Explain(photos[1]);
+        Assert.That((one.Source, one.ClassIndex, one.Image!.Data), Is.EqualTo((sync.Source, sync.ClassIndex, sync.Image!.Data)));
     }
 
     [Test]

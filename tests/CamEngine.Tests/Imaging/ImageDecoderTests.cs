@@ -35,6 +35,13 @@ public class ImageDecoderTests
             Assert.That(ImageDecoder.Load(path).Data, Is.EqualTo(img.Data));
             using var fs = File.OpenRead(path);
             Assert.That(ImageDecoder.Decode(fs, path).Data, Is.EqualTo(img.Data));
+            Assert.That(ImageDecoder.LoadAsync(path).GetAwaiter().GetResult().Data, Is.EqualTo(img.Data));
+            Assert.That(async () => await ImageDecoder.LoadAsync(path + ".missing"),
+                Throws.InstanceOf<InvalidInputException>().With.Message.Contains(".missing: cannot read"));
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            Assert.That(async () => await ImageDecoder.LoadAsync(path, cancellationToken: cts.Token),
+                Throws.InstanceOf<OperationCanceledException>());
         }
         finally
         {
