@@ -3,7 +3,9 @@
 # engine is as fast or faster):
 #   1. ResNet-18 shape, random weights, batch 1 and 8: forward, forward + backward to layer4 (Grad-CAM), forward +
 #      backward to the input (bench/resnet18_torch.py vs the bench tool's `resnet18` mode, same median method);
-#   2. whole process, Grad-CAM on 16 images (4 sample images x 4 copies): `cam explain --method gradcam --npy`
+#   2. ResNet-50 (torchvision resnet50(weights=None), seed 50, exported to ONNX and converted), batch 1 and 8: forward
+#      and Grad-CAM (forward + backward to layer4's output) (bench/resnet50_torch.py vs the bench tool's `model` mode);
+#   3. whole process, Grad-CAM on 16 images (4 sample images x 4 copies): `cam explain --method gradcam --npy`
 #      vs bench/gradcam_torch.py, wall time and peak RSS from /usr/bin/time.
 # usage: bench/compare.sh [MODEL]   (default models/resnet18.safetensors; see tools/get-resnet18.sh)
 # Other processes on the machine skew both sides: run it on an idle machine, and more than once.
@@ -36,6 +38,26 @@ for b in sorted(t):
     cells = [f"{o[b][k]:7.1f}/{t[b][k]:7.1f} = {o[b][k] / t[b][k]:4.2f}" for k in range(3)]
     print(f"batch {b:<2} " + " ".join(f"{c:>22}" for c in cells))
 PY
+
+echo "== ResNet-50, random weights (ms, median)"
+$py "$root/bench/resnet50_torch.py" export "$work" >/dev/null
+dotnet "$root/tools/Cam/bin/Release/net10.0/cam.dll" convert "$work/resnet50.onnx" -o "$work/resnet50.safetensors" >/dev/null
+ours50="$(dotnet "$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll" model "$work/resnet50.safetensors" \
+  /layer4/layer4.2/relu_2/Relu_output_0 cpu | grep '^batch')"
+torch50="$($py "$root/bench/resnet50_torch.py" | grep '^batch')"
+echo "pytorch: $torch50"
+echo "engine:  $ours50"
+$py - "$torch50" "$ours50" <<'PY'
+import re, sys
+def parse(text):
+    return {int(b): (float(f), float(g)) for b, f, g in
+            re.findall(r"batch (\d+): forward ([\d.]+) ms, Grad-CAM \(forward\+backward to layer4\) ([\d.]+) ms", text)}
+t, o = parse(sys.argv[1]), parse(sys.argv[2])
+print(f"{'':8} {'forward':>22} {'Grad-CAM (to layer4)':>22}")
+for b in sorted(t):
+    print(f"batch {b:<2} " + " ".join(f"{o[b][k]:7.1f}/{t[b][k]:7.1f} = {o[b][k] / t[b][k]:4.2f}".rjust(22) for k in range(2)))
+PY
+rm -f "$work/resnet50.onnx" "$work/resnet50.safetensors"
 
 echo "== whole process: Grad-CAM on 16 images"
 mkdir -p "$work/in"

@@ -16,6 +16,11 @@ internal static class Program
             TorchLike.Run(args);
             return;
         }
+        if (args.Length > 0 && args[0] == "model")
+        {
+            ModelTiming.Run(args);
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }
