@@ -11,12 +11,13 @@ batch-norm folded into the convs (as the engine runs it after ONNX conversion), 
       calls (batch 1) or 5 (batch 8) after 3 warm-up calls, printed in the format bench/compare.sh parses.
 """
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
+
+from resnet18_torch import median_ms  # same timing rule as the ResNet-18 script (Python puts this script's folder on sys.path)
 
 torch.set_num_threads(2)
 CLASS = 281
@@ -66,18 +67,6 @@ class GradCam:
         logits[:, cls].sum().backward()
         w = self.act.grad.mean((2, 3), keepdim=True)
         return torch.relu((w * self.act).sum(1)).detach()
-
-
-def median_ms(fn, reps):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def export(out):

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CamEngine.Backends;
 using CamEngine.Graph;
 using CamEngine.Model;
@@ -49,26 +48,11 @@ internal static class ModelTiming
             for (int i = 0; i < Math.Max(2, 16 / batch); i++)
                 ToLayer();
             int reps = batch == 1 ? 20 : 5;
-            double f = Median(reps, Forward);
-            double l = Median(reps, ToLayer);
+            double f = TorchLike.Median(reps, Forward);
+            double l = TorchLike.Median(reps, ToLayer);
             Console.WriteLine(System.FormattableString.Invariant(
                 $"batch {batch}: forward {f:F1} ms, Grad-CAM (forward+backward to layer4) {l:F1} ms"));
         }
         Console.WriteLine($"on {backend.DeviceDescription}; VmHWM {TorchLike.PeakRss()}");
-    }
-
-    private static double Median(int reps, Func<int> f)
-    {
-        for (int i = 0; i < 3; i++)
-            f();
-        var ts = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            f();
-            ts[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(ts);
-        return ts[reps / 2];
     }
 }
