@@ -68,6 +68,21 @@ internal readonly record struct PoolShape(
     /// <summary>Average pooling divides by the window area including padding.</summary>
     public bool CountIncludePad { get => _countIncludePad != 0; init => _countIncludePad = value ? 1 : 0; }
 
+    /// <summary>The average-pool window of output (<paramref name="oh"/>, <paramref name="ow"/>) clipped to the input,
+    /// [Hs, He) x [Ws, We), and its divisor (the unclipped area inside the padded input when
+    /// <see cref="CountIncludePad"/>, else the clipped area). For the host backends; the ILGPU kernels inline it.</summary>
+    public (int Hs, int He, int Ws, int We, int Divisor) AvgWindow(int oh, int ow)
+    {
+        int hs = oh * StrideH - PadTop, ws = ow * StrideW - PadLeft;
+        int he = Math.Min(hs + KH, H + PadBottom), we = Math.Min(ws + KW, W + PadRight);
+        int area = (he - hs) * (we - ws);
+        hs = Math.Max(hs, 0);
+        ws = Math.Max(ws, 0);
+        he = Math.Min(he, H);
+        we = Math.Min(we, W);
+        return (hs, he, ws, we, CountIncludePad ? area : (he - hs) * (we - ws));
+    }
+
     /// <summary>Output height.</summary>
     public int OH => OutSize(H, KH, StrideH, PadTop, PadBottom, DilationH, CeilMode);
 

@@ -236,18 +236,6 @@ internal sealed class ReferenceBackend : Backend
             Y[o] = A[o] < 0 ? 0 : X[o / plane * s.H * s.W + A[o]];
     }
 
-    private static (int Hs, int He, int Ws, int We, int Divisor) AvgWindow(PoolShape s, int oh, int ow)
-    {
-        int hs = oh * s.StrideH - s.PadTop, ws = ow * s.StrideW - s.PadLeft;
-        int he = Math.Min(hs + s.KH, s.H + s.PadBottom), we = Math.Min(ws + s.KW, s.W + s.PadRight);
-        int area = (he - hs) * (we - ws);
-        hs = Math.Max(hs, 0);
-        ws = Math.Max(ws, 0);
-        he = Math.Min(he, s.H);
-        we = Math.Min(we, s.W);
-        return (hs, he, ws, we, s.CountIncludePad ? area : (he - hs) * (we - ws));
-    }
-
     /// <inheritdoc/>
     protected override void AvgPoolCore(Tensor x, Tensor y, PoolShape s)
     {
@@ -256,7 +244,7 @@ internal sealed class ReferenceBackend : Backend
         for (int oh = 0; oh < s.OH; oh++)
         for (int ow = 0; ow < s.OW; ow++)
         {
-            var (hs, he, ws, we, div) = AvgWindow(s, oh, ow);
+            var (hs, he, ws, we, div) = s.AvgWindow(oh, ow);
             double acc = 0;
             for (int ih = hs; ih < he; ih++)
             for (int iw = ws; iw < we; iw++)
@@ -274,7 +262,7 @@ internal sealed class ReferenceBackend : Backend
         for (int oh = 0; oh < s.OH; oh++)
         for (int ow = 0; ow < s.OW; ow++)
         {
-            var (hs, he, ws, we, div) = AvgWindow(s, oh, ow);
+            var (hs, he, ws, we, div) = s.AvgWindow(oh, ow);
             if (div <= 0)
                 continue;
             double g = DY[(nc * s.OH + oh) * s.OW + ow] / div;

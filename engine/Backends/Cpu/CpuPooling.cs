@@ -213,19 +213,6 @@ internal static unsafe class CpuPooling
         });
     }
 
-    /// <summary>The window [hs, he) x [ws, we) clipped to the input, and its divisor.</summary>
-    private static (int Hs, int He, int Ws, int We, int Divisor) AvgWindow(PoolShape s, int oh, int ow)
-    {
-        int hs = oh * s.StrideH - s.PadTop, ws = ow * s.StrideW - s.PadLeft;
-        int he = Math.Min(hs + s.KH, s.H + s.PadBottom), we = Math.Min(ws + s.KW, s.W + s.PadRight);
-        int area = (he - hs) * (we - ws);
-        hs = Math.Max(hs, 0);
-        ws = Math.Max(ws, 0);
-        he = Math.Min(he, s.H);
-        we = Math.Min(we, s.W);
-        return (hs, he, ws, we, s.CountIncludePad ? area : (he - hs) * (we - ws));
-    }
-
     /// <summary>Average-pool forward.</summary>
     public static void AvgForward(float* x, float* y, PoolShape s)
     {
@@ -237,7 +224,7 @@ internal static unsafe class CpuPooling
             for (int oh = 0; oh < s.OH; oh++)
             for (int ow = 0; ow < s.OW; ow++)
             {
-                var (hs, he, ws, we, div) = AvgWindow(s, oh, ow);
+                var (hs, he, ws, we, div) = s.AvgWindow(oh, ow);
                 float acc = 0f;
                 for (int ih = hs; ih < he; ih++)
                 for (int iw = ws; iw < we; iw++)
@@ -259,7 +246,7 @@ internal static unsafe class CpuPooling
             for (int oh = 0; oh < s.OH; oh++)
             for (int ow = 0; ow < s.OW; ow++)
             {
-                var (hs, he, ws, we, div) = AvgWindow(s, oh, ow);
+                var (hs, he, ws, we, div) = s.AvgWindow(oh, ow);
                 if (div <= 0)
                     continue;
                 float v = g[oh * s.OW + ow] / div;
