@@ -282,38 +282,8 @@ internal sealed class CpuBackendTests
     [TestCase(2, 3, 5, 4, CpuSimd.Scalar)]
     [TestCase(2, 40, 61, 67, CpuSimd.Vector512)] // 327k elements: the parallel element-wise path
     [TestCase(2, 40, 61, 67, CpuSimd.Vector256)]
-    public void Global_average_pool_add_and_scale_match_reference(int n, int c, int h, int w, CpuSimd simd)
-    {
-        var f = Cpu(simd);
-        var rng = new Random(3);
-        int len = n * c * h * w;
-        var (x, xr) = Pair(f, TensorAssert.Random(rng, len), n, c, h, w);
-        var (z, zr) = Pair(f, TensorAssert.Random(rng, len), n, c, h, w);
-        var (dy, dyr) = Pair(f, TensorAssert.Random(rng, n * c), n, c, 1, 1);
-        using var y = f.Allocate(n, c, 1, 1);
-        using var yr = _ref.Allocate(n, c, 1, 1);
-        f.GlobalAvgPool(x, y);
-        _ref.GlobalAvgPool(xr, yr);
-        Compare(y, yr, "gap forward");
-        using var dx = f.Allocate(x.Shape);
-        using var dxr = _ref.Allocate(x.Shape);
-        f.GlobalAvgPoolBackward(dy, dx);
-        _ref.GlobalAvgPoolBackward(dyr, dxr);
-        Compare(dx, dxr, "gap backward");
-        using var s = f.Allocate(x.Shape);
-        using var sr = _ref.Allocate(x.Shape);
-        f.Add(x, z, s);
-        _ref.Add(xr, zr, sr);
-        Compare(s, sr, "add");
-        f.Scale(x, s, -2.5f);
-        _ref.Scale(xr, sr, -2.5f);
-        Compare(s, sr, "scale");
-        f.Relu(x, s);
-        _ref.Relu(xr, sr);
-        Compare(s, sr, "relu");
-        foreach (var t in new[] { x, xr, z, zr, dy, dyr })
-            t.Dispose();
-    }
+    public void Global_average_pool_add_and_scale_match_reference(int n, int c, int h, int w, CpuSimd simd) =>
+        BackendComparison.GapAddScaleRelu(Cpu(simd), _ref, n, c, h, w);
 
     [Test]
     public void Shape_mismatch_is_refused()

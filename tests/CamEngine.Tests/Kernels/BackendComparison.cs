@@ -54,6 +54,39 @@ internal static class BackendComparison
             t.Dispose();
     }
 
+    /// <summary>Global average pool forward and backward, same-shape add, scale and ReLU on (n, c, h, w) tensors.</summary>
+    public static void GapAddScaleRelu(Backend f, ReferenceBackend reference, int n, int c, int h, int w)
+    {
+        var rng = new Random(3);
+        int len = n * c * h * w;
+        var (x, xr) = Pair(f, reference, TensorAssert.Random(rng, len), n, c, h, w);
+        var (z, zr) = Pair(f, reference, TensorAssert.Random(rng, len), n, c, h, w);
+        var (dy, dyr) = Pair(f, reference, TensorAssert.Random(rng, n * c), n, c, 1, 1);
+        using var y = f.Allocate(n, c, 1, 1);
+        using var yr = reference.Allocate(n, c, 1, 1);
+        f.GlobalAvgPool(x, y);
+        reference.GlobalAvgPool(xr, yr);
+        Compare(y, yr, "gap forward");
+        using var dx = f.Allocate(x.Shape);
+        using var dxr = reference.Allocate(x.Shape);
+        f.GlobalAvgPoolBackward(dy, dx);
+        reference.GlobalAvgPoolBackward(dyr, dxr);
+        Compare(dx, dxr, "gap backward");
+        using var s = f.Allocate(x.Shape);
+        using var sr = reference.Allocate(x.Shape);
+        f.Add(x, z, s);
+        reference.Add(xr, zr, sr);
+        Compare(s, sr, "add");
+        f.Scale(x, s, -2.5f);
+        reference.Scale(xr, sr, -2.5f);
+        Compare(s, sr, "scale");
+        f.Relu(x, s);
+        reference.Relu(xr, sr);
+        Compare(s, sr, "relu");
+        foreach (var t in new[] { x, xr, z, zr, dy, dyr })
+            t.Dispose();
+    }
+
     /// <summary>Max-pool forward, backward and routing; average-pool forward and backward.</summary>
     public static void Pooling(Backend f, ReferenceBackend reference, PoolShape s)
     {

@@ -137,34 +137,8 @@ internal sealed class KernelVsReferenceTests
     }
 
     [Test]
-    public void Global_average_pool_add_and_scale_match_reference()
-    {
-        var rng = new Random(3);
-        var f = TestDevice.Ilgpu;
-        var (x, xr) = Pair(TensorAssert.Random(rng, 2 * 3 * 5 * 4), 2, 3, 5, 4);
-        var (z, zr) = Pair(TensorAssert.Random(rng, 2 * 3 * 5 * 4), 2, 3, 5, 4);
-        var (dy, dyr) = Pair(TensorAssert.Random(rng, 6), 2, 3, 1, 1);
-        using var y = f.Allocate(2, 3, 1, 1);
-        using var yr = _ref.Allocate(2, 3, 1, 1);
-        f.GlobalAvgPool(x, y);
-        _ref.GlobalAvgPool(xr, yr);
-        Compare(y, yr, "gap forward");
-        using var dx = f.Allocate(x.Shape);
-        using var dxr = _ref.Allocate(x.Shape);
-        f.GlobalAvgPoolBackward(dy, dx);
-        _ref.GlobalAvgPoolBackward(dyr, dxr);
-        Compare(dx, dxr, "gap backward");
-        using var s = f.Allocate(x.Shape);
-        using var sr = _ref.Allocate(x.Shape);
-        f.Add(x, z, s);
-        _ref.Add(xr, zr, sr);
-        Compare(s, sr, "add");
-        f.Scale(x, s, -2.5f);
-        _ref.Scale(xr, sr, -2.5f);
-        Compare(s, sr, "scale");
-        foreach (var t in new[] { x, xr, z, zr, dy, dyr })
-            t.Dispose();
-    }
+    public void Global_average_pool_add_and_scale_match_reference() =>
+        BackendComparison.GapAddScaleRelu(TestDevice.Ilgpu, _ref, 2, 3, 5, 4);
 
     [Test]
     public void Shape_mismatch_is_refused_before_launch()
