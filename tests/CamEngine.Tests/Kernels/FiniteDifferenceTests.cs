@@ -13,7 +13,8 @@ namespace CamEngine.Tests.Kernels;
 [TestFixture]
 internal sealed class FiniteDifferenceTests
 {
-    private const double H = 1e-6, Atol = 1e-7, Rtol = 1e-6;
+    internal const double H = 1e-6;
+    private const double Atol = 1e-7, Rtol = 1e-6;
     private readonly ReferenceBackend _b = new();
 
     private Tensor Rand(Random rng, params int[] shape)
@@ -27,8 +28,9 @@ internal sealed class FiniteDifferenceTests
         return _b.UploadDouble(v, shape);
     }
 
-    /// <summary>Numerical dL/dt for every element of <paramref name="t"/>, with L = sum(r * y) and y = f().</summary>
-    private static double[] Numeric(Tensor t, Tensor r, Func<Tensor> f)
+    /// <summary>Numerical dL/dt for every element of <paramref name="t"/>, with L = sum(r * y) and y = f()
+    /// (central differences with step <see cref="H"/>, in double). Also used by <see cref="NewOpsKernelTests"/>.</summary>
+    internal static double[] Numeric(Tensor t, Tensor r, Func<Tensor> f)
     {
         var data = ReferenceBackend.D(t);
         var rd = ReferenceBackend.D(r);

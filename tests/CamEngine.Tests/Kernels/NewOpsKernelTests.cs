@@ -169,7 +169,7 @@ internal sealed class NewOpsKernelTests(string device)
             _ref.BinaryBackward(op, ar, br, dyr, gr, operand);
             Compare(g, gr, $"{op} backward operand {operand}");
             var t = operand == 0 ? ar : br;
-            var numeric = Numeric(t, dyr, () =>
+            var numeric = FiniteDifferenceTests.Numeric(t, dyr, () =>
             {
                 var o = _ref.Allocate(sy);
                 _ref.Binary(op, ar, br, o);
@@ -191,35 +191,6 @@ internal sealed class NewOpsKernelTests(string device)
         using var c = _ref.Allocate(3, 1, 1);
         using var wrong = _ref.Allocate(2, 3, 4, 4);
         Assert.Throws<ArgumentException>(() => _ref.Binary(BinaryOp.Mul, a, c, wrong));
-    }
-
-    /// <summary>Numerical dL/dt with L = sum(r * f()).</summary>
-    private static double[] Numeric(Tensor t, Tensor r, Func<Tensor> f)
-    {
-        var data = ReferenceBackend.D(t);
-        var rd = ReferenceBackend.D(r);
-        var g = new double[data.Length];
-        for (int i = 0; i < data.Length; i++)
-        {
-            double keep = data[i];
-            data[i] = keep + H;
-            double lp = Dot(f(), rd);
-            data[i] = keep - H;
-            double lm = Dot(f(), rd);
-            data[i] = keep;
-            g[i] = (lp - lm) / (2 * H);
-        }
-        return g;
-    }
-
-    private static double Dot(Tensor y, double[] r)
-    {
-        var d = ReferenceBackend.D(y);
-        double s = 0;
-        for (int i = 0; i < d.Length; i++)
-            s += d[i] * r[i];
-        y.Dispose();
-        return s;
     }
 
     [TestCase(new[] { 2, 3, 4, 5 })]
@@ -257,9 +228,9 @@ internal sealed class NewOpsKernelTests(string device)
             _ref.ChannelAffine(xr, sr, tr, o);
             return o;
         }
-        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), Numeric(xr, dyr, Fwd), FdAtol, FdRtol, "affine dx fd");
-        TensorAssert.Close(ReferenceBackend.DownloadDouble(dsr), Numeric(sr, dyr, Fwd), FdAtol, FdRtol, "affine dscale fd");
-        TensorAssert.Close(ReferenceBackend.DownloadDouble(dtr), Numeric(tr, dyr, Fwd), FdAtol, FdRtol, "affine dshift fd");
+        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), FiniteDifferenceTests.Numeric(xr, dyr, Fwd), FdAtol, FdRtol, "affine dx fd");
+        TensorAssert.Close(ReferenceBackend.DownloadDouble(dsr), FiniteDifferenceTests.Numeric(sr, dyr, Fwd), FdAtol, FdRtol, "affine dscale fd");
+        TensorAssert.Close(ReferenceBackend.DownloadDouble(dtr), FiniteDifferenceTests.Numeric(tr, dyr, Fwd), FdAtol, FdRtol, "affine dshift fd");
         foreach (var z in new[] { x, xr, s, sr, t, tr, dy, dyr })
             z.Dispose();
     }
@@ -313,7 +284,7 @@ internal sealed class NewOpsKernelTests(string device)
         f.PadBackward(dy, dx, s);
         _ref.PadBackward(dyr, dxr, s);
         Compare(dx, dxr, "pad backward");
-        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), Numeric(xr, dyr, () =>
+        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), FiniteDifferenceTests.Numeric(xr, dyr, () =>
         {
             var o = _ref.Allocate(2, 3, s.OH, s.OW);
             _ref.Pad(xr, o, s, value);
@@ -342,7 +313,7 @@ internal sealed class NewOpsKernelTests(string device)
         f.SoftmaxBackward(y, dy, dx);
         _ref.SoftmaxBackward(yr, dyr, dxr);
         Compare(dx, dxr, "softmax backward");
-        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), Numeric(xr, dyr, () =>
+        TensorAssert.Close(ReferenceBackend.DownloadDouble(dxr), FiniteDifferenceTests.Numeric(xr, dyr, () =>
         {
             var o = _ref.Allocate(rows, cols);
             _ref.Softmax(xr, o);
