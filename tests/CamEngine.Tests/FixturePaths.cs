@@ -5,6 +5,9 @@ public static class FixturePaths
 {
     public static string Root => Path.Combine(NUnit.Framework.TestContext.CurrentContext.TestDirectory, "fixtures");
 
+    /// <summary>A file of the autodiff fixtures (tools/fixtures/make_autodiff_fixtures.py).</summary>
+    public static string Autodiff(string file) => Path.Combine(Root, "autodiff", file);
+
     public static string Onnx(string model) => Path.Combine(Root, "models", model + ".onnx");
 
     public static string Input(string image) => Path.Combine(Root, "inputs", image + "_32_imagenet.npy");

@@ -14,14 +14,11 @@ namespace CamEngine.Tests.Autodiff;
 [TestFixture]
 public sealed class SiluHeadGradCamPlusPlusTests
 {
-    private static string Fixture(string file) =>
-        Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "autodiff", file);
-
     [Test]
     public void Exact_grad_cam_pp_differs_from_the_closed_form_on_a_silu_head()
     {
-        var reference = Npz.Read(Fixture("silu_head.npz"));
-        var file = OnnxConverter.ConvertFile(Fixture("silu_head.onnx"));
+        var reference = Npz.Read(FixturePaths.Autodiff("silu_head.npz"));
+        var file = OnnxConverter.ConvertFile(FixturePaths.Autodiff("silu_head.onnx"));
         const string layer = "/inner/act2/Relu_output_0";
         Assert.That(TaylorPass.IsPiecewiseLinear(file.Graph, layer), Is.False);
         var b = TestDevice.Cpu;
@@ -74,8 +71,8 @@ public sealed class SiluHeadGradCamPlusPlusTests
     [Test]
     public void Hessian_vector_product_through_the_silu_head_matches_finite_differences_in_double()
     {
-        var reference = Npz.Read(Fixture("silu_head.npz"));
-        var file = OnnxConverter.ConvertFile(Fixture("silu_head.onnx"));
+        var reference = Npz.Read(FixturePaths.Autodiff("silu_head.npz"));
+        var file = OnnxConverter.ConvertFile(FixturePaths.Autodiff("silu_head.onnx"));
         var b = new CamEngine.Backends.ReferenceBackend();
         using var model = DeviceModel.Load(file, b);
         var input = reference["x"];

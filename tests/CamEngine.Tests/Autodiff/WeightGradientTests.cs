@@ -12,14 +12,11 @@ namespace CamEngine.Tests.Autodiff;
 [TestFixture]
 public sealed class WeightGradientTests
 {
-    private static string Fixture(string file) =>
-        Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "autodiff", file);
-
     [Test]
     public void Parameter_gradients_match_pytorch()
     {
-        var reference = Npz.Read(Fixture("small_cnn.npz"));
-        var file = OnnxConverter.ConvertFile(Fixture("small_cnn.onnx"));
+        var reference = Npz.Read(FixturePaths.Autodiff("small_cnn.npz"));
+        var file = OnnxConverter.ConvertFile(FixturePaths.Autodiff("small_cnn.onnx"));
         var b = TestDevice.Ilgpu;
         using var model = DeviceModel.Load(file, b);
         using var x = b.Upload(reference["x"]);
