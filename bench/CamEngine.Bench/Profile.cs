@@ -142,22 +142,25 @@ internal static class Profile
 
         if (Environment.GetEnvironmentVariable("PROFILE_FORMS") == "1")
         {
-            // A/B of the two conv forms per layer (CpuConv.FormOverride), interleaved so that load from other
-            // processes hits both alike.
+            // A/B/C of the conv forms per layer (CpuConv.FormOverride), interleaved so that load from other
+            // processes hits them alike.
+            var forms = Enum.GetValues<CamEngine.Backends.Cpu.ConvForm>();
             for (int i = 0; i < rows.Count; i++)
             {
                 if (rows[i].Gflop == 0)
                     continue;
-                double col = double.MaxValue, pix = double.MaxValue;
+                var best = forms.Select(_ => double.MaxValue).ToArray();
                 for (int r = 0; r < reps; r++)
                 {
-                    CamEngine.Backends.Cpu.CpuConv.FormOverride = false;
-                    col = Math.Min(col, Best(1, actions[i]));
-                    CamEngine.Backends.Cpu.CpuConv.FormOverride = true;
-                    pix = Math.Min(pix, Best(1, actions[i]));
+                    for (int f = 0; f < forms.Length; f++)
+                    {
+                        CamEngine.Backends.Cpu.CpuConv.FormOverride = forms[f];
+                        best[f] = Math.Min(best[f], Best(1, actions[i]));
+                    }
                 }
                 CamEngine.Backends.Cpu.CpuConv.FormOverride = null;
-                Console.WriteLine($"form {rows[i].What,-28} column {col,7:F3} pixel {pix,7:F3} pixel/column {pix / col,5:F2}");
+                Console.WriteLine($"form {rows[i].What,-28} " + string.Join(" ", forms.Select((f, j) => $"{f} {best[j],7:F3}"))
+                                  + $"  GFLOP/s {string.Join("/", best.Select(b => (rows[i].Gflop / b / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
             }
         }
 

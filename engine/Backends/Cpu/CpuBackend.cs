@@ -82,7 +82,15 @@ internal sealed unsafe class CpuBackend : Backend
     protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
         float* wp = In(w);
-        if (CpuConv.UseTransposed(s))
+        var form = CpuConv.ChooseForm(s, _simd);
+        if (form == ConvForm.Direct)
+        {
+            var packedD = S(w).Derived(WeightKey("fwdD", s), () => DirectConv.PackWeights(wp, s));
+            fixed (float* pw = packedD)
+                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s);
+            return;
+        }
+        if (form == ConvForm.PixelRow)
         {
             var packedT = S(w).Derived(WeightKey("fwdT", s), () => CpuConv.PackForwardWeightsTransposed(wp, s));
             fixed (float* pw = packedT)
@@ -101,9 +109,17 @@ internal sealed unsafe class CpuBackend : Backend
         if (CpuConv.FlippedShape(s) is { } flipped)
         {
             // Stride 1: backward-data is a forward convolution of dy with the flipped, transposed kernel.
-            if (CpuConv.UseTransposed(flipped))
+            var form = CpuConv.ChooseForm(flipped, _simd);
+            if (form == ConvForm.Direct)
             {
-                var packedFT = S(w).Derived(WeightKey("flipT", s), () => CpuConv.PackFlippedWeightsTransposed(wp, s, flipped));
+                var packedFD = S(w).Derived(WeightKey("flipD", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Direct));
+                fixed (float* pw = packedFD)
+                    DirectConv.Forward(In(dy), pw, null, Over(dx), flipped);
+                return;
+            }
+            if (form == ConvForm.PixelRow)
+            {
+                var packedFT = S(w).Derived(WeightKey("flipT", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.PixelRow));
                 fixed (float* pw = packedFT)
                     CpuConv.ForwardTransposed(In(dy), pw, null, Over(dx), flipped, _simd);
                 return;

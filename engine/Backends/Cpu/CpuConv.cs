@@ -118,8 +118,6 @@ internal static unsafe class CpuConv
                             * s.K / PackedGemm.RoundUp(s.K, PackedGemm.MR);
         double pixelForm = (double)pixels / PackedGemm.RoundUp(pixels, PackedGemm.MR)
                            * s.K / PackedGemm.RoundUp(s.K, PackedGemm.NR);
-        if (FormOverride is { } forced)
-            return forced;
         // Measured per ResNet-18 layer at batch 1 and 8 (bench profile, PROFILE_FORMS=1): the pixel-row form wins
         // where the column form wastes an eighth or more, and with many output channels also where it wastes less
         // (its im2col is packed once, not once per block of output channels); it loses on large planes with few
@@ -127,8 +125,22 @@ internal static unsafe class CpuConv
         return pixelForm > columnForm && (columnForm < 0.92 || s.K >= 256);
     }
 
-    /// <summary>Forces the pixel-row form (true) or the column form (false) for benchmarks; null: choose per layer.</summary>
-    internal static bool? FormOverride { get; set; }
+    /// <summary>Forces a form for benchmarks (falling back to an im2col form where <see cref="DirectConv"/> cannot run);
+    /// null: choose per layer.</summary>
+    internal static ConvForm? FormOverride { get; set; }
+
+    /// <summary>The forward form for a layer: <see cref="DirectConv"/> where it runs, else the im2col form that
+    /// wastes less (<see cref="UseTransposed"/>).</summary>
+    public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
+    {
+        var form = FormOverride ?? (DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
+            : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column);
+        if (form == ConvForm.Direct && !DirectConv.Supports(s, simd))
+            form = UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
+        if (form == ConvForm.PixelRow && (s.Groups != 1 || s.K < PackedGemm.NR))
+            form = ConvForm.Column;
+        return form;
+    }
 
     /// <summary>Packs W^T (CRS x K) once as the B operand of <see cref="ForwardTransposed"/> (groups = 1).</summary>
     public static float[] PackForwardWeightsTransposed(float* w, ConvShape s)
@@ -349,13 +361,11 @@ internal static unsafe class CpuConv
 
     /// <summary>w'[g*C/G + c, k, kh, kw] = w[g*K/G + k, c, KH-1-kh, KW-1-kw], packed for <see cref="Forward"/>.</summary>
     public static float[] PackFlippedWeights(float* w, ConvShape s, ConvShape flipped) =>
-        PackFlipped(w, s, flipped, transposed: false);
+        PackFlipped(w, s, flipped, ConvForm.Column);
 
-    /// <summary>The flipped, transposed kernel of <see cref="PackFlippedWeights"/>, packed for <see cref="ForwardTransposed"/>.</summary>
-    public static float[] PackFlippedWeightsTransposed(float* w, ConvShape s, ConvShape flipped) =>
-        PackFlipped(w, s, flipped, transposed: true);
-
-    private static float[] PackFlipped(float* w, ConvShape s, ConvShape flipped, bool transposed)
+    /// <summary>The flipped, transposed kernel of <see cref="PackFlippedWeights"/>, packed for <see cref="ForwardTransposed"/>
+    /// (<see cref="ConvForm.PixelRow"/>) or <see cref="DirectConv.Forward"/> (<see cref="ConvForm.Direct"/>).</summary>
+    public static float[] PackFlipped(float* w, ConvShape s, ConvShape flipped, ConvForm form)
     {
         int cg = s.CPerGroup, kg = s.KPerGroup, khw = s.KH * s.KW;
         var t = GC.AllocateUninitializedArray<float>((int)s.WeightLength, pinned: true);
@@ -370,7 +380,12 @@ internal static unsafe class CpuConv
                 for (int i = 0; i < khw; i++)
                     dst[i] = src[khw - 1 - i];
             }
-            return transposed ? PackForwardWeightsTransposed(f, flipped) : PackForwardWeights(f, flipped);
+            return form switch
+            {
+                ConvForm.Direct => DirectConv.PackWeights(f, flipped),
+                ConvForm.PixelRow => PackForwardWeightsTransposed(f, flipped),
+                _ => PackForwardWeights(f, flipped),
+            };
         }
     }
 
@@ -550,4 +565,17 @@ internal static unsafe class CpuConv
         for (int i = 0; i < count; i++)
             body(i);
     }
+}
+
+/// <summary>How the CPU backend runs a forward convolution.</summary>
+internal enum ConvForm
+{
+    /// <summary><see cref="CpuConv.Forward"/>: Y[K, pixels] with im2col columns packed per task.</summary>
+    Column,
+
+    /// <summary><see cref="CpuConv.ForwardTransposed"/>: Y^T[pixels, K] with im2col rows packed once.</summary>
+    PixelRow,
+
+    /// <summary><see cref="DirectConv.Forward"/>: no im2col, the input read in place from an NHWC copy.</summary>
+    Direct,
 }

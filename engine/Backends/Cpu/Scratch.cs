@@ -14,6 +14,9 @@ internal static class Scratch
     [ThreadStatic]
     private static float[]? t_panel;
 
+    [ThreadStatic]
+    private static float[]? t_tile;
+
     /// <summary>An array of at least <paramref name="length"/> floats plus 64 bytes of alignment slack: the smallest
     /// pooled one that fits, else a new one.</summary>
     public static float[] Rent(long length)
@@ -71,5 +74,13 @@ internal static class Scratch
         if (t_panel == null || t_panel.Length < length + 16)
             t_panel = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
         return Aligned(t_panel);
+    }
+
+    /// <summary>This thread's accumulator for direct-convolution tiles (at least <paramref name="length"/> floats, aligned).</summary>
+    public static unsafe float* Tile(int length)
+    {
+        if (t_tile == null || t_tile.Length < length + 16)
+            t_tile = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
+        return Aligned(t_tile);
     }
 }

@@ -1,0 +1,304 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// Direct 2-D convolution (groups = 1, AVX-512) with no im2col: the input chunk is copied once into a
+/// zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile reads its A operand in place, broadcasting
+/// <c>x[pixel + tap, c]</c> straight from that buffer (eight pixel pointers, any stride, dilation or image), while B
+/// is the weights packed once as 32-channel panels in (kh, kw, c) row order. The im2col forms of
+/// <see cref="CpuConv"/> copy every input value KH*KW times into packed panels before the FMAs see it; here each
+/// input value is copied once and the per-tile work is all FMAs. The 8 x 32 result is written transposed into the
+/// NCHW output with the bias.
+/// <code>buffer: [image][Hp][Wp][C]     packed W: [K/32 panel][tap = kh*KW + kw][c][32 lanes]</code>
+/// Rows r = tap*C + c are processed in blocks of at most <see cref="KC"/> so a panel's block of B stays in L1
+/// across the tiles of a task; partial sums of each tile live in a per-task accumulator.
+/// </summary>
+internal static unsafe class DirectConv
+{
+    private const int MR = 8;
+    private const int NR = 32;
+
+    /// <summary>Rows of B per block: a 32-lane panel block of 256 rows is 32 KB.</summary>
+    internal static int KC { get; set; } = 256;
+
+    /// <summary>Whether this form can run the layer: one group and 512-bit vectors.</summary>
+    public static bool Supports(Kernels.ConvShape s, CpuSimd simd) => s.Groups == 1 && simd == CpuSimd.Vector512;
+
+    /// <summary>Floats in the packed weights.</summary>
+    public static long PackedLength(Kernels.ConvShape s) =>
+        (long)PackedGemm.RoundUp(s.K, NR) * s.C * s.KH * s.KW;
+
+    /// <summary>packed[panel][(kh*KW + kw)*C + c][lane] = w[panel*32 + lane, c, kh, kw], zero past K.</summary>
+    public static float[] PackWeights(float* w, Kernels.ConvShape s)
+    {
+        int taps = s.KH * s.KW, crs = s.C * taps, panels = (s.K + NR - 1) / NR;
+        var packed = GC.AllocateUninitializedArray<float>(checked((int)PackedLength(s)), pinned: true);
+        fixed (float* p = packed)
+        {
+            for (int jp = 0; jp < panels; jp++)
+            {
+                float* dst = p + (long)jp * crs * NR;
+                for (int tap = 0; tap < taps; tap++)
+                for (int c = 0; c < s.C; c++, dst += NR)
+                {
+                    for (int lane = 0; lane < NR; lane++)
+                    {
+                        int k = jp * NR + lane;
+                        dst[lane] = k < s.K ? w[((long)k * s.C + c) * taps + tap] : 0f;
+                    }
+                }
+            }
+        }
+        return packed;
+    }
+
+    /// <summary><c>y = conv(x, w) + b</c>, w packed by <see cref="PackWeights"/>.</summary>
+    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s)
+    {
+        int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
+        long perImage = (long)hp * wp * s.C;
+        int nb = (int)Math.Clamp(ConvPlan.ChunkFloats / Math.Max(perImage, 1), 1, s.N);
+        var bufArray = Scratch.Rent(nb * perImage);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray);
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                int images = Math.Min(nb, s.N - n0);
+                ToPaddedNhwc(x, n0, images, s, hp, wp, buf);
+                Compute(buf, n0, images, s, hp, wp, packedW, bias, y);
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+        }
+    }
+
+    /// <summary>buf[img][ihp][iwp][c] = x[n0+img, c, ihp-PT, iwp-PL], zero in the padding.</summary>
+    private static void ToPaddedNhwc(float* x, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* buf)
+    {
+        int c0 = s.C, h = s.H, w = s.W;
+        long hw = (long)h * w, rowFloats = (long)wp * c0;
+        void Row(int t)
+        {
+            int img = t / hp, ihp = t - img * hp;
+            float* dst = buf + ((long)img * hp + ihp) * rowFloats;
+            int ih = ihp - s.PadTop;
+            if (ih < 0 || ih >= h)
+            {
+                new Span<float>(dst, checked((int)rowFloats)).Clear();
+                return;
+            }
+            new Span<float>(dst, s.PadLeft * c0).Clear();
+            new Span<float>(dst + (long)(s.PadLeft + w) * c0, s.PadRight * c0).Clear();
+            float* src = x + (long)(n0 + img) * c0 * hw + (long)ih * w;
+            float* d0 = dst + (long)s.PadLeft * c0;
+            int c = 0;
+            // Eight channels at a time: eight sequential source rows, one contiguous 8-float run per pixel.
+            for (; c <= c0 - 8; c += 8)
+            {
+                float* r0 = src + c * hw;
+                for (int iw = 0; iw < w; iw++)
+                {
+                    float* d = d0 + (long)iw * c0 + c;
+                    d[0] = r0[iw];
+                    d[1] = r0[hw + iw];
+                    d[2] = r0[2 * hw + iw];
+                    d[3] = r0[3 * hw + iw];
+                    d[4] = r0[4 * hw + iw];
+                    d[5] = r0[5 * hw + iw];
+                    d[6] = r0[6 * hw + iw];
+                    d[7] = r0[7 * hw + iw];
+                }
+            }
+            for (; c < c0; c++)
+            {
+                float* r0 = src + c * hw;
+                for (int iw = 0; iw < w; iw++)
+                    d0[(long)iw * c0 + c] = r0[iw];
+            }
+        }
+        CpuConv.For(images * hp, images * hp * rowFloats, Row);
+    }
+
+    private static void Compute(float* buf, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* packedW,
+        float* bias, float* y)
+    {
+        int taps = s.KH * s.KW, crs = s.C * taps, ohw = s.OH * s.OW;
+        int pixels = images * ohw, tiles = (pixels + MR - 1) / MR, panels = (s.K + NR - 1) / NR;
+        int kc = Math.Max(KC, 1);
+        var tapOffsets = new long[taps];
+        for (int kh = 0; kh < s.KH; kh++)
+        for (int kw = 0; kw < s.KW; kw++)
+            tapOffsets[kh * s.KW + kw] = ((long)kh * s.DilationH * wp + (long)kw * s.DilationW) * s.C;
+
+        // Tasks: (tile block x panel block); at most 16 tiles (128 pixels) and 4 panels each, split further until
+        // every thread has several.
+        int tb = Math.Min(tiles, 16), pb = Math.Min(panels, 4);
+        bool parallel = 2.0 * pixels * s.K * crs >= PackedGemm.SerialFlops && Environment.ProcessorCount > 1;
+        if (parallel)
+        {
+            int want = 4 * Environment.ProcessorCount;
+            while (Ceil(tiles, tb) * Ceil(panels, pb) < want && pb > 1)
+                pb = (pb + 1) / 2;
+            while (Ceil(tiles, tb) * Ceil(panels, pb) < want && tb > 1)
+                tb = (tb + 1) / 2;
+        }
+        int tileTasks = Ceil(tiles, tb), total = tileTasks * Ceil(panels, pb);
+
+        void Task(int t)
+        {
+            int it = t % tileTasks, jt = t / tileTasks;
+            int t0 = it * tb, t1 = Math.Min(tiles, t0 + tb), p0 = jt * pb, p1 = Math.Min(panels, p0 + pb);
+            int nt = t1 - t0;
+            float* acc = Scratch.Tile(nt * (p1 - p0) * MR * NR);
+            long* px = stackalloc long[nt * MR];
+            for (int i = 0; i < nt * MR; i++)
+            {
+                int pix = Math.Min((t0 * MR) + i, pixels - 1), img = pix / ohw, p = pix - img * ohw, oh = p / s.OW;
+                int ow = p - oh * s.OW;
+                px[i] = (((long)img * hp + (long)oh * s.StrideH) * wp + (long)ow * s.StrideW) * s.C;
+            }
+            long* segOff = stackalloc long[taps + 1];
+            int* segLen = stackalloc int[taps + 1];
+            fixed (long* to = tapOffsets)
+            {
+                for (int r0 = 0; r0 < crs; r0 += kc)
+                {
+                    int r1 = Math.Min(crs, r0 + kc), nseg = 0;
+                    for (int r = r0; r < r1;)
+                    {
+                        int tap = r / s.C, c = r - tap * s.C, len = Math.Min(s.C - c, r1 - r);
+                        segOff[nseg] = to[tap] + c;
+                        segLen[nseg++] = len;
+                        r += len;
+                    }
+                    for (int jp = p0; jp < p1; jp++)
+                    {
+                        float* b = packedW + ((long)jp * crs + r0) * NR;
+                        for (int ti = 0; ti < nt; ti++)
+                        {
+                            float* c = acc + ((long)(jp - p0) * nt + ti) * MR * NR;
+                            Kernel(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
+                        }
+                    }
+                }
+            }
+            for (int jp = p0; jp < p1; jp++)
+            {
+                for (int ti = 0; ti < nt; ti++)
+                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * MR, jp * NR, pixels, n0, s, bias, y);
+            }
+        }
+
+        if (!parallel || total == 1)
+        {
+            for (int t = 0; t < total; t++)
+                Task(t);
+        }
+        else
+        {
+            Parallel.For(0, total, Task);
+        }
+    }
+
+    private static int Ceil(int a, int b) => (a + b - 1) / b;
+
+    /// <summary>y[n0+img, k, p] = tile[i, k - k0] + b[k] for the tile's valid pixels i = (img, p) and channels k.</summary>
+    private static void Store(float* tile, int pix0, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias, float* y)
+    {
+        int ohw = s.OH * s.OW, rows = Math.Min(MR, pixels - pix0), kn = Math.Min(NR, s.K - k0);
+        int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
+        bool oneImage = p0 + rows <= ohw;
+        for (int l = 0; l < kn; l++)
+        {
+            int k = k0 + l;
+            float b = bias == null ? 0f : bias[k];
+            float* t = tile + l;
+            if (oneImage)
+            {
+                float* d = y + ((long)(n0 + img0) * s.K + k) * ohw + p0;
+                for (int r = 0; r < rows; r++)
+                    d[r] = t[r * NR] + b;
+                continue;
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                int pix = pix0 + r, img = pix / ohw;
+                y[((long)(n0 + img) * s.K + k) * ohw + (pix - img * ohw)] = t[r * NR] + b;
+            }
+        }
+    }
+
+    /// <summary>
+    /// c (+)= A B for one 8 x 32 tile: A(i, r) = buf[px[i] + segOff[seg] + cc] over the block's segments, B read
+    /// contiguously (32 floats per row) from <paramref name="b"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel(float* buf, long* px, long* segOff, int* segLen, int nseg, float* b, float* c, bool acc)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int sg = 0; sg < nseg; sg++)
+        {
+            long off = segOff[sg];
+            int len = segLen[sg];
+            float* a0 = buf + px[0] + off, a1 = buf + px[1] + off, a2 = buf + px[2] + off, a3 = buf + px[3] + off;
+            float* a4 = buf + px[4] + off, a5 = buf + px[5] + off, a6 = buf + px[6] + off, a7 = buf + px[7] + off;
+            for (int cc = 0; cc < len; cc++, b += NR)
+            {
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var x = Vector512.Create(a0[cc]);
+                c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a1[cc]);
+                c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a2[cc]);
+                c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a3[cc]);
+                c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[cc]);
+                c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
+                c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a5[cc]);
+                c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
+                c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a6[cc]);
+                c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
+                c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a7[cc]);
+                c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+                c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            }
+        }
+        Put(c, c00, c01, acc);
+        Put(c + NR, c10, c11, acc);
+        Put(c + 2 * NR, c20, c21, acc);
+        Put(c + 3 * NR, c30, c31, acc);
+        Put(c + 4 * NR, c40, c41, acc);
+        Put(c + 5 * NR, c50, c51, acc);
+        Put(c + 6 * NR, c60, c61, acc);
+        Put(c + 7 * NR, c70, c71, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* c, Vector512<float> v0, Vector512<float> v1, bool acc)
+    {
+        if (acc)
+        {
+            v0 += Vector512.Load(c);
+            v1 += Vector512.Load(c + 16);
+        }
+        v0.Store(c);
+        v1.Store(c + 16);
+    }
+}
