@@ -9,7 +9,7 @@ namespace CamEngine.Bench;
 /// Per-operator profile of the ResNet-18-shaped forward (<see cref="ResNet18Benchmarks.Build"/>): every node is run
 /// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
-/// bookkeeping). Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device]
+/// bookkeeping). Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
 {
@@ -18,13 +18,13 @@ internal static class Profile
         int batch = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1;
         string device = args.Length > 2 ? args[2] : "cpu";
         using var backend = Devices.Open(device);
-        var file = ResNet18Benchmarks.Build(new Random(18));
+        var file = args.Length > 3 ? ModelFile.Load(args[3]) : ResNet18Benchmarks.Build(new Random(18));
         using var model = DeviceModel.Load(file, backend);
         var rng = new Random(3);
         using var input = backend.Upload(Enumerable.Range(0, batch * 3 * 224 * 224).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
             batch, 3, 224, 224);
         int reps = batch == 1 ? 30 : 8;
-        Console.WriteLine($"ResNet-18 shape, batch {batch}, {backend.DeviceDescription}");
+        Console.WriteLine($"{(args.Length > 3 ? args[3] : "ResNet-18 shape")}, batch {batch}, {backend.DeviceDescription}");
 
         int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
         long allocated = GC.GetTotalAllocatedBytes();

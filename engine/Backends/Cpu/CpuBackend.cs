@@ -303,42 +303,40 @@ internal sealed unsafe class CpuBackend : Backend
     }
 
     /// <summary>
-    /// A classifier layer on a few rows (W stored (N, K), alpha 1): computes y^T = W x^T with W packed once per
-    /// weight version as the A operand (packing W as B on every call cost more than the product), then transposes
-    /// the small result. Sums run in the same order as the general path, bias first, so the values are the same.
+    /// A classifier layer on a few rows (W stored (N, K), alpha 1): y[m, j] = beta*b[j] + dot(x[m], W[j]), each
+    /// W row read once for up to four rows of x. Memory-bound on W, so no packing and no tile waste; the sums
+    /// of one row do not depend on how many rows there are.
     /// </summary>
     private void GemmFewRows(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
     {
-        float* wp = In(w);
-        var packed = S(w).Derived($"gemmA:{s.N}:{s.K}", () =>
+        float* wp = In(w), xp = In(x), yp = Over(y), bp = InOrNull(b);
+        int m = s.M, k = s.K;
+        float beta = s.Beta;
+        void Rows(int jb)
         {
-            var a = GC.AllocateUninitializedArray<float>((int)PackedGemm.PackedALength(s.N, s.K), pinned: true);
-            fixed (float* pa = a)
-                PackedGemm.PackA(wp, s.K, 1, s.N, s.K, 1f, pa);
-            return a;
-        });
-        var tempArray = Scratch.Rent((long)s.N * s.M);
-        try
-        {
-            float* t = Scratch.Aligned(tempArray), xp = In(x), yp = Over(y);
-            if (b != null)
+            int j0 = jb * 16, j1 = Math.Min(s.N, j0 + 16);
+            for (int j = j0; j < j1; j++)
             {
-                float* bp = In(b);
-                for (int j = 0; j < s.N; j++)
-                    new Span<float>(t + (long)j * s.M, s.M).Fill(s.Beta * bp[j]);
+                float* wr = wp + (long)j * k;
+                float bj = bp == null ? 0f : beta * bp[j];
+                int r = 0;
+                for (; r <= m - 4; r += 4)
+                {
+                    float* x0 = xp + (long)r * k;
+                    var (d0, d1, d2, d3) = CpuElementwise.Dot4(wr, x0, x0 + k, x0 + 2 * k, x0 + 3 * k, k);
+                    yp[(long)r * s.N + j] = bj + d0;
+                    yp[(long)(r + 1) * s.N + j] = bj + d1;
+                    yp[(long)(r + 2) * s.N + j] = bj + d2;
+                    yp[(long)(r + 3) * s.N + j] = bj + d3;
+                }
+                for (; r < m; r++)
+                {
+                    float* x0 = xp + (long)r * k;
+                    yp[(long)r * s.N + j] = bj + CpuElementwise.Dot4(wr, x0, x0, x0, x0, k).D0;
+                }
             }
-            fixed (float* pa = packed)
-            {
-                PackedGemm.Run(s.N, s.M, s.K, pa, new StridedPanels(xp, 1, s.K, s.M), t, s.M, b != null, _simd);
-            }
-            for (int m = 0; m < s.M; m++)
-            for (int j = 0; j < s.N; j++)
-                yp[(long)m * s.N + j] = t[(long)j * s.M + m];
         }
-        finally
-        {
-            Scratch.Return(tempArray);
-        }
+        CpuConv.For((s.N + 15) / 16, (long)s.N * k * m, Rows);
     }
 
     /// <inheritdoc/>

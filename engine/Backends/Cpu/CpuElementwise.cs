@@ -249,4 +249,54 @@ internal static unsafe class CpuElementwise
             acc += p[i];
         return acc;
     }
+    /// <summary>
+    /// The dot products of <paramref name="w"/> with four vectors of length n, sharing the loads of w. Each
+    /// result's summation order depends only on n (two vector accumulators per product, then the tail), so a
+    /// product comes out the same whichever slot it is computed in.
+    /// </summary>
+    public static (float D0, float D1, float D2, float D3) Dot4(float* w, float* x0, float* x1, float* x2, float* x3, int n)
+    {
+        int i = 0;
+        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; i <= n - 32; i += 32)
+            {
+                var u = Vector512.Load(w + i);
+                var v = Vector512.Load(w + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x0 + i), a0);
+                b0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(x0 + i + 16), b0);
+                a1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x1 + i), a1);
+                b1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(x1 + i + 16), b1);
+                a2 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x2 + i), a2);
+                b2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(x2 + i + 16), b2);
+                a3 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x3 + i), a3);
+                b3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(x3 + i + 16), b3);
+            }
+            (s0, s1, s2, s3) = (Vector512.Sum(a0 + b0), Vector512.Sum(a1 + b1), Vector512.Sum(a2 + b2), Vector512.Sum(a3 + b3));
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - 8; i += 8)
+            {
+                var u = Vector256.Load(w + i);
+                a0 = Vector256.FusedMultiplyAdd(u, Vector256.Load(x0 + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(u, Vector256.Load(x1 + i), a1);
+                a2 = Vector256.FusedMultiplyAdd(u, Vector256.Load(x2 + i), a2);
+                a3 = Vector256.FusedMultiplyAdd(u, Vector256.Load(x3 + i), a3);
+            }
+            (s0, s1, s2, s3) = (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
+        }
+        for (; i < n; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(w[i], x0[i], s0);
+            s1 = MathF.FusedMultiplyAdd(w[i], x1[i], s1);
+            s2 = MathF.FusedMultiplyAdd(w[i], x2[i], s2);
+            s3 = MathF.FusedMultiplyAdd(w[i], x3[i], s3);
+        }
+        return (s0, s1, s2, s3);
+    }
 }

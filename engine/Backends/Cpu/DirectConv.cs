@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace CamEngine.Backends.Cpu;
 
@@ -21,10 +22,14 @@ internal static unsafe class DirectConv
     private const int NR = 32;
 
     /// <summary>Rows of B per block: a 32-lane panel block of 256 rows is 32 KB.</summary>
-    internal static int KC { get; set; } = 256;
+    internal static int KC { get; set; } = int.Parse(Environment.GetEnvironmentVariable("DKC") ?? "256");
+
+    /// <summary>Floats of NHWC input per chunk of images.</summary>
+    internal static long ChunkFloats { get; set; } = long.Parse(Environment.GetEnvironmentVariable("DCHUNK") ?? "524288");
 
     /// <summary>Whether this form can run the layer: one group and 512-bit vectors.</summary>
-    public static bool Supports(Kernels.ConvShape s, CpuSimd simd) => s.Groups == 1 && simd == CpuSimd.Vector512;
+    public static bool Supports(Kernels.ConvShape s, CpuSimd simd) =>
+        s.Groups == 1 && simd == CpuSimd.Vector512 && Avx.IsSupported;
 
     /// <summary>Floats in the packed weights.</summary>
     public static long PackedLength(Kernels.ConvShape s) =>
@@ -57,9 +62,17 @@ internal static unsafe class DirectConv
     /// <summary><c>y = conv(x, w) + b</c>, w packed by <see cref="PackWeights"/>.</summary>
     public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s)
     {
+        // A strided 1x1 conv without padding reads one input pixel in SH*SW: copy only those, and run stride 1.
+        int rowStep = 1, colStep = 1, srcH = s.H, srcW = s.W;
+        if (s.KH == 1 && s.KW == 1 && (s.StrideH > 1 || s.StrideW > 1)
+            && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0)
+        {
+            (rowStep, colStep) = (s.StrideH, s.StrideW);
+            s = s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 };
+        }
         int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
         long perImage = (long)hp * wp * s.C;
-        int nb = (int)Math.Clamp(ConvPlan.ChunkFloats / Math.Max(perImage, 1), 1, s.N);
+        int nb = (int)Math.Clamp(ChunkFloats / Math.Max(perImage, 1), 1, s.N);
         var bufArray = Scratch.Rent(nb * perImage);
         try
         {
@@ -67,7 +80,7 @@ internal static unsafe class DirectConv
             for (int n0 = 0; n0 < s.N; n0 += nb)
             {
                 int images = Math.Min(nb, s.N - n0);
-                ToPaddedNhwc(x, n0, images, s, hp, wp, buf);
+                ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
                 Compute(buf, n0, images, s, hp, wp, packedW, bias, y);
             }
         }
@@ -77,11 +90,15 @@ internal static unsafe class DirectConv
         }
     }
 
-    /// <summary>buf[img][ihp][iwp][c] = x[n0+img, c, ihp-PT, iwp-PL], zero in the padding.</summary>
-    private static void ToPaddedNhwc(float* x, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* buf)
+    /// <summary>
+    /// buf[img][ihp][iwp][c] = x[n0+img, c, (ihp-PT)*rowStep, (iwp-PL)*colStep], zero in the padding; x's planes are
+    /// srcH x srcW (the steps subsample them for strided 1x1 convs).
+    /// </summary>
+    private static void ToPaddedNhwc(float* x, int n0, int images, Kernels.ConvShape s, int srcH, int srcW,
+        int rowStep, int colStep, int hp, int wp, float* buf)
     {
         int c0 = s.C, h = s.H, w = s.W;
-        long hw = (long)h * w, rowFloats = (long)wp * c0;
+        long hw = (long)srcH * srcW, rowFloats = (long)wp * c0;
         void Row(int t)
         {
             int img = t / hp, ihp = t - img * hp;
@@ -94,14 +111,28 @@ internal static unsafe class DirectConv
             }
             new Span<float>(dst, s.PadLeft * c0).Clear();
             new Span<float>(dst + (long)(s.PadLeft + w) * c0, s.PadRight * c0).Clear();
-            float* src = x + (long)(n0 + img) * c0 * hw + (long)ih * w;
+            float* src = x + (long)(n0 + img) * c0 * hw + (long)ih * rowStep * srcW;
+            if (colStep != 1)
+            {
+                for (int ch = 0; ch < c0; ch++)
+                {
+                    float* r0 = src + ch * hw;
+                    float* d = dst + (long)s.PadLeft * c0 + ch;
+                    for (int iw = 0; iw < w; iw++)
+                        d[(long)iw * c0] = r0[iw * colStep];
+                }
+                return;
+            }
             float* d0 = dst + (long)s.PadLeft * c0;
             int c = 0;
-            // Eight channels at a time: eight sequential source rows, one contiguous 8-float run per pixel.
+            // Eight channels at a time: 8x8 blocks transposed in registers, then the leftover pixels one by one.
             for (; c <= c0 - 8; c += 8)
             {
                 float* r0 = src + c * hw;
-                for (int iw = 0; iw < w; iw++)
+                int iw = 0;
+                for (; iw <= w - 8; iw += 8)
+                    Transpose8x8(r0 + iw, hw, d0 + (long)iw * c0 + c, c0);
+                for (; iw < w; iw++)
                 {
                     float* d = d0 + (long)iw * c0 + c;
                     d[0] = r0[iw];
@@ -213,7 +244,25 @@ internal static unsafe class DirectConv
         int ohw = s.OH * s.OW, rows = Math.Min(MR, pixels - pix0), kn = Math.Min(NR, s.K - k0);
         int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
         bool oneImage = p0 + rows <= ohw;
-        for (int l = 0; l < kn; l++)
+        int l = 0;
+        if (oneImage && rows == MR)
+        {
+            // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows.
+            float* d0 = y + ((long)(n0 + img0) * s.K + k0) * ohw + p0;
+            float* t8 = stackalloc float[MR * MR];
+            for (; l <= kn - 8; l += 8)
+            {
+                Transpose8x8(tile + l, NR, t8, MR);
+                for (int j = 0; j < 8; j++)
+                {
+                    var v = Vector256.Load(t8 + j * MR);
+                    if (bias != null)
+                        v += Vector256.Create(bias[k0 + l + j]);
+                    v.Store(d0 + (long)(l + j) * ohw);
+                }
+            }
+        }
+        for (; l < kn; l++)
         {
             int k = k0 + l;
             float b = bias == null ? 0f : bias[k];
@@ -231,6 +280,44 @@ internal static unsafe class DirectConv
                 y[((long)(n0 + img) * s.K + k) * ohw + (pix - img * ohw)] = t[r * NR] + b;
             }
         }
+    }
+
+    /// <summary>dst[j*dstStride + i] = src[i*srcStride + j] for i, j in 0..8 (AVX unpack/shuffle/permute).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride);
+        var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride);
+        var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride);
+        var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>
