@@ -1,0 +1,91 @@
+using CamEngine.Backends;
+using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
+using CamEngine.Tests.Kernels;
+using NUnit.Framework;
+
+namespace CamEngine.Tests.Backends;
+
+/// <summary>
+/// Every forward form of the CPU backend's convolution (<see cref="ConvForm"/>: im2col columns, im2col pixel rows,
+/// direct NHWC), forced in turn, against the double-precision reference, forward and backward, on geometries that
+/// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
+/// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
+/// without padding (the subsampled copy), depth over one block, small blocks and image chunks.
+/// </summary>
+[TestFixture]
+internal sealed class ConvFormTests
+{
+    private readonly ReferenceBackend _ref = new();
+    private readonly CpuBackend _cpu = new(CpuSimd.Vector512);
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        var shapes = new (ConvShape S, string Name)[]
+        {
+            (new ConvShape(1, 8, 9, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "8 channels, 8 outputs, rows of 10"),
+            (new ConvShape(2, 21, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "21->40 7x7 batch 2, tiles across images"),
+            (new ConvShape(3, 5, 5, 6, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "5 channels, rows of 6, 37 outputs"),
+            (new ConvShape(1, 16, 12, 11, 33, 3, 3, 1, 2, 2, 1, 0, 3, 2, 2, 1), "dilation 2, asymmetric pads, stride (1,2)"),
+            (new ConvShape(3, 40, 14, 13, 72, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2, subsampled"),
+            (new ConvShape(1, 24, 10, 11, 32, 1, 1, 2, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (2,1), subsampled"),
+            (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
+            (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
+            (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
+        };
+        foreach (var (s, name) in shapes)
+        {
+            foreach (var form in Enum.GetValues<ConvForm>())
+                yield return new TestCaseData(s, form).SetName($"{form}: {name}");
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Forced_form_matches_reference(ConvShape s, ConvForm form)
+    {
+        CpuConv.FormOverride = form;
+        try
+        {
+            BackendComparison.Conv(_cpu, _ref, s);
+        }
+        finally
+        {
+            CpuConv.FormOverride = null;
+        }
+    }
+
+    [Test]
+    public void Direct_form_with_small_blocks_and_one_image_chunks_matches_reference()
+    {
+        (int kc, long chunk) = (DirectConv.KC, DirectConv.ChunkFloats);
+        CpuConv.FormOverride = ConvForm.Direct;
+        DirectConv.KC = 40; // blocks end inside a tap and span tap boundaries
+        DirectConv.ChunkFloats = 1000; // one image per chunk
+        try
+        {
+            BackendComparison.Conv(_cpu, _ref, new ConvShape(3, 12, 8, 9, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+            BackendComparison.Conv(_cpu, _ref, new ConvShape(3, 12, 8, 9, 20, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1));
+        }
+        finally
+        {
+            (DirectConv.KC, DirectConv.ChunkFloats) = (kc, chunk);
+            CpuConv.FormOverride = null;
+        }
+    }
+
+    [Test]
+    public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels()
+    {
+        var simd = CpuSimdDetect.Best;
+        bool direct = DirectConv.Supports(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd);
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd),
+            Is.EqualTo(direct ? ConvForm.Direct : ConvForm.Column));
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), simd),
+            Is.EqualTo(ConvForm.Column), "the stem (3 channels) keeps the im2col form");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
+            Is.EqualTo(ConvForm.Column), "depthwise");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector256),
+            Is.EqualTo(ConvForm.Column), "no direct form without 512-bit vectors");
+    }
+}
