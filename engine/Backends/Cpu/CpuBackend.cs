@@ -87,7 +87,7 @@ internal sealed unsafe class CpuBackend : Backend
         {
             var packedD = S(w).Derived(WeightKey("fwdD", s), () => DirectConv.PackWeights(wp, s));
             fixed (float* pw = packedD)
-                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s);
+                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd);
             return;
         }
         if (form == ConvForm.PixelRow)
@@ -114,7 +114,7 @@ internal sealed unsafe class CpuBackend : Backend
             {
                 var packedFD = S(w).Derived(WeightKey("flipD", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Direct));
                 fixed (float* pw = packedFD)
-                    DirectConv.Forward(In(dy), pw, null, Over(dx), flipped);
+                    DirectConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
                 return;
             }
             if (form == ConvForm.PixelRow)

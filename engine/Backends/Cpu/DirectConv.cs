@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
-/// Direct 2-D convolution (groups = 1, AVX-512) with no im2col: the input chunk is copied once into a
+/// Direct 2-D convolution (groups = 1; AVX-512, or AVX2 in 4 x 16 quarters) with no im2col: the input chunk is copied once into a
 /// zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile reads its A operand in place, broadcasting
 /// <c>x[pixel + tap, c]</c> straight from that buffer (eight pixel pointers, any stride, dilation or image), while B
 /// is the weights packed once as 32-channel panels in (kh, kw, c) row order. The im2col forms of
@@ -28,9 +28,9 @@ internal static unsafe class DirectConv
     /// one-image chunks that stay in L2 than in one 7 MB chunk); tests lower it to exercise the chunk loop.</summary>
     internal static long ChunkFloats { get; set; } = 1L << 19;
 
-    /// <summary>Whether this form can run the layer: one group and 512-bit vectors.</summary>
+    /// <summary>Whether this form can run the layer: one group, 512- or 256-bit vectors, AVX for the transposes.</summary>
     public static bool Supports(Kernels.ConvShape s, CpuSimd simd) =>
-        s.Groups == 1 && simd == CpuSimd.Vector512 && Avx.IsSupported;
+        s.Groups == 1 && (simd is CpuSimd.Vector512 or CpuSimd.Vector256) && Avx.IsSupported;
 
     /// <summary>Floats in the packed weights.</summary>
     public static long PackedLength(Kernels.ConvShape s) =>
@@ -61,7 +61,7 @@ internal static unsafe class DirectConv
     }
 
     /// <summary><c>y = conv(x, w) + b</c>, w packed by <see cref="PackWeights"/>.</summary>
-    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s)
+    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd)
     {
         // A strided 1x1 conv without padding reads one input pixel in SH*SW: copy only those, and run stride 1.
         int rowStep = 1, colStep = 1, srcH = s.H, srcW = s.W;
@@ -82,7 +82,7 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
-                Compute(buf, n0, images, s, hp, wp, packedW, bias, y);
+                Compute(buf, n0, images, s, hp, wp, packedW, bias, y, simd);
             }
         }
         finally
@@ -157,7 +157,7 @@ internal static unsafe class DirectConv
     }
 
     private static void Compute(float* buf, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* packedW,
-        float* bias, float* y)
+        float* bias, float* y, CpuSimd simd)
     {
         int taps = s.KH * s.KW, crs = s.C * taps, ohw = s.OH * s.OW;
         int pixels = images * ohw, tiles = (pixels + MR - 1) / MR, panels = (s.K + NR - 1) / NR;
@@ -214,7 +214,17 @@ internal static unsafe class DirectConv
                         for (int ti = 0; ti < nt; ti++)
                         {
                             float* c = acc + ((long)(jp - p0) * nt + ti) * MR * NR;
-                            Kernel(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
+                            if (simd == CpuSimd.Vector512)
+                            {
+                                Kernel(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
+                                continue;
+                            }
+                            // AVX2: the 8 x 32 tile as four 4 x 16 quarters (eight ymm accumulators each).
+                            for (int q = 0; q < 4; q++)
+                            {
+                                int rq = q / 2 * 4, lq = q % 2 * 16;
+                                Kernel256(buf, px + ti * MR + rq, segOff, segLen, nseg, b + lq, c + rq * NR + lq, r0 > 0);
+                            }
                         }
                     }
                 }
@@ -376,6 +386,53 @@ internal static unsafe class DirectConv
         Put(c + 5 * NR, c50, c51, acc);
         Put(c + 6 * NR, c60, c61, acc);
         Put(c + 7 * NR, c70, c71, acc);
+    }
+
+    /// <summary>The 4 x 16 quarter of a tile for AVX2: rows px[0..4], lanes b[0..16] of each 32-float row of B.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256(float* buf, long* px, long* segOff, int* segLen, int nseg, float* b, float* c, bool acc)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int sg = 0; sg < nseg; sg++)
+        {
+            long off = segOff[sg];
+            int len = segLen[sg];
+            float* a0 = buf + px[0] + off, a1 = buf + px[1] + off, a2 = buf + px[2] + off, a3 = buf + px[3] + off;
+            for (int cc = 0; cc < len; cc++, b += NR)
+            {
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var x = Vector256.Create(a0[cc]);
+                c00 = Vector256.FusedMultiplyAdd(x, b0, c00);
+                c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+                x = Vector256.Create(a1[cc]);
+                c10 = Vector256.FusedMultiplyAdd(x, b0, c10);
+                c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+                x = Vector256.Create(a2[cc]);
+                c20 = Vector256.FusedMultiplyAdd(x, b0, c20);
+                c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+                x = Vector256.Create(a3[cc]);
+                c30 = Vector256.FusedMultiplyAdd(x, b0, c30);
+                c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            }
+        }
+        Put(c, c00, c01, acc);
+        Put(c + NR, c10, c11, acc);
+        Put(c + 2 * NR, c20, c21, acc);
+        Put(c + 3 * NR, c30, c31, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* c, Vector256<float> v0, Vector256<float> v1, bool acc)
+    {
+        if (acc)
+        {
+            v0 += Vector256.Load(c);
+            v1 += Vector256.Load(c + 8);
+        }
+        v0.Store(c);
+        v1.Store(c + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

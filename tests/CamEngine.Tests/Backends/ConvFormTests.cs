@@ -8,7 +8,7 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// Every forward form of the CPU backend's convolution (<see cref="ConvForm"/>: im2col columns, im2col pixel rows,
-/// direct NHWC), forced in turn, against the double-precision reference, forward and backward, on geometries that
+/// direct NHWC), forced in turn at 512- and 256-bit widths, against the double-precision reference, forward and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
 /// without padding (the subsampled copy), depth over one block, small blocks and image chunks.
@@ -17,7 +17,11 @@ namespace CamEngine.Tests.Backends;
 internal sealed class ConvFormTests
 {
     private readonly ReferenceBackend _ref = new();
-    private readonly CpuBackend _cpu = new(CpuSimd.Vector512);
+    private readonly Dictionary<CpuSimd, CpuBackend> _cpu = new()
+    {
+        [CpuSimd.Vector512] = new CpuBackend(CpuSimd.Vector512),
+        [CpuSimd.Vector256] = new CpuBackend(CpuSimd.Vector256),
+    };
 
     public static IEnumerable<TestCaseData> Cases()
     {
@@ -37,22 +41,30 @@ internal sealed class ConvFormTests
         foreach (var (s, name) in shapes)
         {
             foreach (var form in Enum.GetValues<ConvForm>())
-                yield return new TestCaseData(s, form).SetName($"{form}: {name}");
+            foreach (var simd in new[] { CpuSimd.Vector512, CpuSimd.Vector256 })
+                yield return new TestCaseData(s, form, simd).SetName($"{form} {simd}: {name}");
         }
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Forced_form_matches_reference(ConvShape s, ConvForm form)
+    public void Forced_form_matches_reference(ConvShape s, ConvForm form, CpuSimd simd)
     {
         CpuConv.FormOverride = form;
         try
         {
-            BackendComparison.Conv(_cpu, _ref, s);
+            BackendComparison.Conv(_cpu[simd], _ref, s);
         }
         finally
         {
             CpuConv.FormOverride = null;
         }
+    }
+
+    [OneTimeTearDown]
+    public void DisposeBackends()
+    {
+        foreach (var backend in _cpu.Values)
+            backend.Dispose();
     }
 
     [Test]
@@ -64,8 +76,11 @@ internal sealed class ConvFormTests
         DirectConv.ChunkFloats = 1000; // one image per chunk
         try
         {
-            BackendComparison.Conv(_cpu, _ref, new ConvShape(3, 12, 8, 9, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1));
-            BackendComparison.Conv(_cpu, _ref, new ConvShape(3, 12, 8, 9, 20, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1));
+            foreach (var backend in _cpu.Values)
+            {
+                BackendComparison.Conv(backend, _ref, new ConvShape(3, 12, 8, 9, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+                BackendComparison.Conv(backend, _ref, new ConvShape(3, 12, 8, 9, 20, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1));
+            }
         }
         finally
         {
@@ -85,7 +100,7 @@ internal sealed class ConvFormTests
             Is.EqualTo(ConvForm.Column), "the stem (3 channels) keeps the im2col form");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
             Is.EqualTo(ConvForm.Column), "depthwise");
-        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector256),
-            Is.EqualTo(ConvForm.Column), "no direct form without 512-bit vectors");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Scalar),
+            Is.EqualTo(ConvForm.Column), "no direct form without vectors");
     }
 }
