@@ -124,36 +124,49 @@ internal static unsafe class DirectConv
                 }
                 return;
             }
-            float* d0 = dst + (long)s.PadLeft * c0;
-            int c = 0;
-            // Eight channels at a time: 8x8 blocks transposed in registers, then the leftover pixels one by one.
-            for (; c <= c0 - 8; c += 8)
+            Transpose(src, hw, dst + (long)s.PadLeft * c0, c0, w);
+        }
+        if (rowStep == 1 && colStep == 1 && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0)
+        {
+            // No padding: each image is one (C, H*W) -> (H*W, C) transpose, split into 256-pixel blocks so short
+            // rows (7x7, 14x14) still go through the 8x8 blocks.
+            int blocks = (int)((hw + 255) / 256);
+            void Block(int t)
             {
-                float* r0 = src + c * hw;
-                int iw = 0;
-                for (; iw <= w - 8; iw += 8)
-                    Transpose8x8(r0 + iw, hw, d0 + (long)iw * c0 + c, c0);
-                for (; iw < w; iw++)
-                {
-                    float* d = d0 + (long)iw * c0 + c;
-                    d[0] = r0[iw];
-                    d[1] = r0[hw + iw];
-                    d[2] = r0[2 * hw + iw];
-                    d[3] = r0[3 * hw + iw];
-                    d[4] = r0[4 * hw + iw];
-                    d[5] = r0[5 * hw + iw];
-                    d[6] = r0[6 * hw + iw];
-                    d[7] = r0[7 * hw + iw];
-                }
+                int img = t / blocks;
+                long p0 = (long)(t - img * blocks) * 256;
+                Transpose(x + (long)(n0 + img) * c0 * hw + p0, hw, buf + ((long)img * hw + p0) * c0, c0,
+                    (int)Math.Min(256, hw - p0));
             }
-            for (; c < c0; c++)
-            {
-                float* r0 = src + c * hw;
-                for (int iw = 0; iw < w; iw++)
-                    d0[(long)iw * c0 + c] = r0[iw];
-            }
+            CpuConv.For(images * blocks, images * hw * c0, Block);
+            return;
         }
         CpuConv.For(images * hp, images * hp * rowFloats, Row);
+    }
+
+    /// <summary>dst[p*channels + c] = src[c*srcStride + p] for p &lt; pixels: 8x8 register transposes, scalar edges.</summary>
+    private static void Transpose(float* src, long srcStride, float* dst, int channels, int pixels)
+    {
+        int c = 0;
+        for (; c <= channels - 8; c += 8)
+        {
+            float* r0 = src + c * srcStride;
+            int p = 0;
+            for (; p <= pixels - 8; p += 8)
+                Transpose8x8(r0 + p, srcStride, dst + (long)p * channels + c, channels);
+            for (; p < pixels; p++)
+            {
+                float* d = dst + (long)p * channels + c;
+                for (int j = 0; j < 8; j++)
+                    d[j] = r0[j * srcStride + p];
+            }
+        }
+        for (; c < channels; c++)
+        {
+            float* r0 = src + c * srcStride;
+            for (int p = 0; p < pixels; p++)
+                dst[(long)p * channels + c] = r0[p];
+        }
     }
 
     private static void Compute(float* buf, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* packedW,
@@ -254,42 +267,40 @@ internal static unsafe class DirectConv
     {
         int ohw = s.OH * s.OW, rows = Math.Min(MR, pixels - pix0), kn = Math.Min(NR, s.K - k0);
         int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
-        bool oneImage = p0 + rows <= ohw;
-        int l = 0;
-        if (oneImage && rows == MR)
+        bool run = rows == MR && p0 + MR <= ohw;
+        long* dst = stackalloc long[MR]; // output offset of each row's channel k0
+        for (int r = 0; r < rows; r++)
         {
-            // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows.
-            float* d0 = y + ((long)(n0 + img0) * s.K + k0) * ohw + p0;
-            float* t8 = stackalloc float[MR * MR];
-            for (; l <= kn - 8; l += 8)
+            int pix = pix0 + r, img = pix / ohw;
+            dst[r] = ((long)(n0 + img) * s.K + k0) * ohw + (pix - img * ohw);
+        }
+        // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
+        // vector when the eight pixels are consecutive in one image.
+        float* t8 = stackalloc float[MR * MR];
+        int l = 0;
+        for (; l <= kn - 8; l += 8)
+        {
+            Transpose8x8(tile + l, NR, t8, MR);
+            for (int j = 0; j < 8; j++)
             {
-                Transpose8x8(tile + l, NR, t8, MR);
-                for (int j = 0; j < 8; j++)
+                float b = bias == null ? 0f : bias[k0 + l + j];
+                float* v = t8 + j * MR;
+                long ch = (long)(l + j) * ohw;
+                if (run)
                 {
-                    var v = Vector256.Load(t8 + j * MR);
-                    if (bias != null)
-                        v += Vector256.Create(bias[k0 + l + j]);
-                    v.Store(d0 + (long)(l + j) * ohw);
+                    (Vector256.Load(v) + Vector256.Create(b)).Store(y + dst[0] + ch);
+                    continue;
                 }
+                for (int r = 0; r < rows; r++)
+                    y[dst[r] + ch] = v[r] + b;
             }
         }
         for (; l < kn; l++)
         {
-            int k = k0 + l;
-            float b = bias == null ? 0f : bias[k];
-            float* t = tile + l;
-            if (oneImage)
-            {
-                float* d = y + ((long)(n0 + img0) * s.K + k) * ohw + p0;
-                for (int r = 0; r < rows; r++)
-                    d[r] = t[r * NR] + b;
-                continue;
-            }
+            float b = bias == null ? 0f : bias[k0 + l];
+            long ch = (long)l * ohw;
             for (int r = 0; r < rows; r++)
-            {
-                int pix = pix0 + r, img = pix / ohw;
-                y[((long)(n0 + img) * s.K + k) * ohw + (pix - img * ohw)] = t[r * NR] + b;
-            }
+                y[dst[r] + ch] = tile[r * NR + l] + b;
         }
     }
 

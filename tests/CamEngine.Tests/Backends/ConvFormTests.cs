@@ -11,7 +11,7 @@ namespace CamEngine.Tests.Backends;
 /// direct NHWC), forced in turn at 512- and 256-bit widths, against the double-precision reference, forward and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
-/// without padding (the subsampled copy), depth over one block, small blocks and image chunks.
+/// without padding (the subsampled copy), unpadded planes (one transpose per image), depth over one block, small blocks and image chunks.
 /// </summary>
 [TestFixture]
 internal sealed class ConvFormTests
@@ -36,6 +36,9 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 24, 10, 11, 32, 1, 1, 2, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (2,1), subsampled"),
             (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
+            (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
+            (new ConvShape(1, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, plane over 256 pixels"),
+            (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
         };
         foreach (var (s, name) in shapes)
