@@ -6,7 +6,9 @@
 #   2. ResNet-50 (torchvision resnet50(weights=None), seed 50, exported to ONNX and converted), batch 1 and 8: forward
 #      and Grad-CAM (forward + backward to layer4's output) (bench/resnet50_torch.py vs the bench tool's `model` mode);
 #   3. whole process, Grad-CAM on 16 images (4 sample images x 4 copies): `cam explain --method gradcam --npy`
-#      vs bench/gradcam_torch.py, wall time and peak RSS from /usr/bin/time.
+#      vs bench/gradcam_torch.py, wall time and peak RSS from /usr/bin/time;
+#   4. whole process, Score-CAM on one image: `cam explain --method scorecam` vs `bench/scorecam_torch.py --pgc`
+#      (pytorch-grad-cam's steps on torchvision's resnet18), printed as a speed-up (PyTorch time / engine time).
 # usage: bench/compare.sh [MODEL]   (default models/resnet18.safetensors; see tools/get-resnet18.sh)
 # Other processes on the machine skew both sides: run it on an idle machine, and more than once.
 set -euo pipefail
@@ -82,3 +84,19 @@ $py -c "
 os_, om, ts, tm = float('$os'), int('$om'), float('$ts'), int('$tm')
 print(f'engine {os_:.2f} s (peak RSS {om/1024:.0f} MB), pytorch {ts:.2f} s (peak RSS {tm/1024:.0f} MB), ratio {os_/ts:.2f}')
 "
+
+echo "== whole process: Score-CAM on one image (512 masked forwards in batches of 32)"
+if [[ -f "$model" ]]; then
+  /usr/bin/time -f "%e %M" -o "$work/ours_sc.time" dotnet "$root/tools/Cam/bin/Release/net10.0/cam.dll" explain "$model" \
+    "$root/models/images/chelsea.png" --method scorecam --device cpu --npy --quiet --out "$work/ours_sc" >/dev/null
+  /usr/bin/time -f "%e %M" -o "$work/torch_sc.time" $py "$root/bench/scorecam_torch.py" --pgc >/dev/null
+  read -r os om < "$work/ours_sc.time"
+  read -r ts tm < "$work/torch_sc.time"
+  $py -c "
+os_, om, ts, tm = float('$os'), int('$om'), float('$ts'), int('$tm')
+print(f'engine {os_:.2f} s (peak RSS {om/1024:.0f} MB), pytorch-grad-cam-style script {ts:.2f} s (peak RSS {tm/1024:.0f} MB): '
+      f'{ts/os_:.2f}x faster; against the 28 s the issue measured for pytorch-grad-cam: {28/os_:.2f}x')
+"
+else
+  echo "(no $model: skipping Score-CAM)"
+fi

@@ -93,12 +93,18 @@ internal sealed class ConvFormTests
     }
 
     [Test]
-    public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels()
+    public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels_except_pointwise_on_large_planes()
     {
         var simd = CpuSimdDetect.Best;
         bool direct = DirectConv.Supports(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd);
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd),
             Is.EqualTo(direct ? ConvForm.Direct : ConvForm.Column));
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 56, 56, 64, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(ConvForm.Column), "pointwise on a 56x56 plane reads x in place");
+        var p14 = new ConvShape(1, 1024, 14, 14, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+        Assert.That(CpuConv.ChooseForm(p14, simd),
+            Is.EqualTo(direct ? ConvForm.Direct : CpuConv.UseTransposed(p14) ? ConvForm.PixelRow : ConvForm.Column),
+            "pointwise on a 14x14 plane");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), simd),
             Is.EqualTo(ConvForm.Column), "the stem (3 channels) keeps the im2col form");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
