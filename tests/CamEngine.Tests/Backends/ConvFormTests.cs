@@ -37,7 +37,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
-            (new ConvShape(1, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, plane over 256 pixels"),
+            (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
         };
