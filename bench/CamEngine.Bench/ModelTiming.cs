@@ -37,6 +37,12 @@ internal static class ModelTiming
                 backend.Synchronize();
                 return pass.Output.Length;
             }
+            int ForwardOutput()
+            {
+                using var pass = model.ForwardOutput(input);
+                backend.Synchronize();
+                return pass.Output.Length;
+            }
             int ToLayer()
             {
                 using var pass = model.Forward(input);
@@ -50,8 +56,9 @@ internal static class ModelTiming
             int reps = batch == 1 ? 20 : 5;
             double f = TorchLike.Median(reps, Forward);
             double l = TorchLike.Median(reps, ToLayer);
+            double o = TorchLike.Median(reps, ForwardOutput);
             Console.WriteLine(System.FormattableString.Invariant(
-                $"batch {batch}: forward {f:F1} ms, Grad-CAM (forward+backward to layer4) {l:F1} ms"));
+                $"batch {batch}: forward {f:F1} ms, Grad-CAM (forward+backward to layer4) {l:F1} ms, output-only forward {o:F1} ms"));
         }
         Console.WriteLine($"on {backend.DeviceDescription}; VmHWM {TorchLike.PeakRss()}");
     }

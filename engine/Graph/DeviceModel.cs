@@ -109,7 +109,42 @@ internal sealed partial class DeviceModel : IDisposable
     /// are those of <see cref="Forward"/>. The result can be read for its <see cref="ForwardPass.Output"/> only
     /// (no layer capture, no reverse pass).
     /// </summary>
-    public ForwardPass ForwardOutput(Tensor input)
+    public ForwardPass ForwardOutput(Tensor input) => RunLean(input, _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1));
+
+    /// <summary>
+    /// Runs the graph on <paramref name="input"/> keeping only what a reverse pass from the output to
+    /// <paramref name="layers"/> (<see cref="BackwardRequest.Layers"/>, no input or parameter gradients) and the
+    /// methods that read those layers need: the layers' activations, every tensor a node after the earliest layer
+    /// reads or writes, and those nodes' max-pool routing. Everything before is freed after its last reader and
+    /// written over in place as in <see cref="ForwardOutput"/>, so the trunk's activations are reused while still
+    /// in cache. Values are those of <see cref="Forward"/>; reading a freed activation throws.
+    /// </summary>
+    public ForwardPass ForwardFor(Tensor input, IReadOnlyList<string> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        string key = string.Join('\n', layers);
+        LeanPlan? plan;
+        lock (_layerPlans)
+        {
+            if (!_layerPlans.TryGetValue(key, out plan))
+            {
+                var g = Graph;
+                int stop = layers.Count == 0 ? g.Nodes.Count - 1 : layers.Min(IndexOfOutput);
+                var pinned = new HashSet<string>(layers, StringComparer.Ordinal);
+                for (int i = stop + 1; i < g.Nodes.Count; i++)
+                {
+                    pinned.UnionWith(g.Nodes[i].Inputs);
+                    pinned.Add(g.Nodes[i].Output);
+                }
+                _layerPlans[key] = plan = LeanPlan.For(g, pinned, stop);
+            }
+        }
+        return RunLean(input, plan);
+    }
+
+    private readonly Dictionary<string, LeanPlan> _layerPlans = new(StringComparer.Ordinal);
+
+    private ForwardPass RunLean(Tensor input, LeanPlan plan)
     {
         ArgumentNullException.ThrowIfNull(input);
         var g = Graph;
@@ -117,7 +152,6 @@ internal sealed partial class DeviceModel : IDisposable
             throw new CamEngineException(
                 $"input has shape {input.ShapeText}; the model takes (N,{string.Join(",", g.InputShape)})");
         int n = input.Shape[0];
-        var plan = _leanPlan ??= LeanPlan.For(g);
         var pass = new ForwardPass(this, input, n);
         try
         {
@@ -128,7 +162,9 @@ internal sealed partial class DeviceModel : IDisposable
                     var node = g.Nodes[i];
                     int into = plan.Into[i];
                     RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]]);
-                    if (pass.Argmax.Remove(node.Name, out var argmax))
+                    foreach (var name in plan.Unbind[i])
+                        pass.Unbind(name);
+                    if (i <= plan.Stop && pass.Argmax.Remove(node.Name, out var argmax))
                         pass.Release(argmax);
                     foreach (var name in plan.Release[i])
                         pass.Release(name);
@@ -154,9 +190,14 @@ internal sealed partial class DeviceModel : IDisposable
     /// </summary>
     /// <param name="Release">Per node: the names to drop after it, each storage's allocating name first.</param>
     /// <param name="Into">Per node: the input it writes its result over, or -1.</param>
-    private sealed record LeanPlan(string[][] Release, int[] Into)
+    /// <param name="Stop">Max-pool routing is freed for nodes up to this index and kept after it.</param>
+    /// <param name="Unbind">Per node: the names whose values it overwrote in place (dropped from the pass, their
+    /// storage now holding the node's output).</param>
+    private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind)
     {
-        public static LeanPlan For(ModelGraph g)
+        /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
+        /// they share).</summary>
+        public static LeanPlan For(ModelGraph g, HashSet<string> pinned, int stop)
         {
             int count = g.Nodes.Count;
             var lastRead = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -169,12 +210,18 @@ internal sealed partial class DeviceModel : IDisposable
             }
             var root = new Dictionary<string, string>(StringComparer.Ordinal);
             var groupEnd = new Dictionary<string, int>(StringComparer.Ordinal);
+            var pinnedRoots = new HashSet<string>(StringComparer.Ordinal);
+            var members = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+            var unbind = new string[count][];
             string Root(string name) => root.TryGetValue(name, out var r) ? r : name;
             int LastRead(string name) => lastRead.TryGetValue(name, out int at) ? at : -1;
             void Join(string output, string into, int at)
             {
                 string r = Root(into);
                 root[output] = r;
+                if (!members.TryGetValue(r, out var group))
+                    members[r] = group = [r];
+                group.Add(output);
                 groupEnd[r] = Math.Max(groupEnd.TryGetValue(r, out int e) ? e : at, Math.Max(at, LastRead(output)));
             }
             var into = new int[count];
@@ -182,9 +229,12 @@ internal sealed partial class DeviceModel : IDisposable
             {
                 var node = g.Nodes[i];
                 into[i] = -1;
+                unbind[i] = [];
                 if (node.Op is Ops.Flatten or Ops.Reshape)
                 {
                     Join(node.Output, node.Inputs[0], i);
+                    if (pinned.Contains(node.Output))
+                        pinnedRoots.Add(Root(node.Output));
                     continue;
                 }
                 bool candidates = node.Op == Ops.Relu
@@ -192,14 +242,18 @@ internal sealed partial class DeviceModel : IDisposable
                 for (int k = 0; candidates && k < node.Inputs.Length && into[i] < 0; k++)
                 {
                     string x = node.Inputs[k], r = Root(x);
-                    if (r == g.InputName || !groupEnd.TryGetValue(r, out int end) || end > i
+                    if (r == g.InputName || pinned.Contains(x) || pinnedRoots.Contains(r)
+                        || !groupEnd.TryGetValue(r, out int end) || end > i
                         || !shapes.TryGetValue(x, out var shape) || !shape.AsSpan().SequenceEqual(node.Shape))
                         continue;
                     into[i] = k;
+                    unbind[i] = members.TryGetValue(r, out var stale) ? [.. stale] : [r];
                     Join(node.Output, x, i);
                 }
                 if (into[i] < 0)
                     groupEnd[node.Output] = Math.Max(i, LastRead(node.Output));
+                if (pinned.Contains(node.Output))
+                    pinnedRoots.Add(Root(node.Output));
             }
             string keep = Root(g.OutputName);
             var release = new List<string>[count];
@@ -207,16 +261,16 @@ internal sealed partial class DeviceModel : IDisposable
                 release[i] = [];
             foreach (var (name, end) in groupEnd)
             {
-                if (name != keep && name != g.InputName)
+                if (name != keep && name != g.InputName && !pinnedRoots.Contains(name))
                     release[end].Add(name);
             }
             // Then the names that share a freed storage, so the pass holds no name of freed memory.
             foreach (var (name, r) in root)
             {
-                if (r != keep && r != g.InputName)
+                if (r != keep && r != g.InputName && !pinnedRoots.Contains(r))
                     release[groupEnd[r]].Add(name);
             }
-            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into);
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind);
         }
     }
 

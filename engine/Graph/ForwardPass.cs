@@ -53,6 +53,9 @@ internal sealed class ForwardPass : IDisposable
             Release(t);
     }
 
+    /// <summary>Drops a name whose storage a later node overwrote in place; the storage stays with the other names.</summary>
+    internal void Unbind(string name) => _values.Remove(name);
+
     /// <summary>Frees a tensor this pass owns.</summary>
     internal void Release(Tensor t)
     {

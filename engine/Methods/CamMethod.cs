@@ -29,6 +29,13 @@ public abstract class CamMethod
     /// <summary>True when the method works at a layer (needs <c>--layer</c>, or the default layer).</summary>
     public abstract bool UsesLayers { get; }
 
+    /// <summary>
+    /// True when the method reads from the shared forward pass only its layers' activations and what a reverse
+    /// pass from the output to those layers uses, so the explainer may run <see cref="Graph.DeviceModel.ForwardFor"/>,
+    /// which frees the rest of the trunk as it goes.
+    /// </summary>
+    internal virtual bool ReadsOnlyLayerSuffix => false;
+
     /// <summary>The settings <see cref="WithParameters"/> can change, with their defaults; empty when none.</summary>
     public virtual IReadOnlyList<MethodParameter> Parameters => [];
 

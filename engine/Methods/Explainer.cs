@@ -113,10 +113,13 @@ internal sealed class Explainer(DeviceModel model)
             if (n <= chunk)
             {
                 keptInput = backend.Upload(input);
-                kept = Model.Forward(keptInput);
+                kept = ForwardFor(keptInput, methods, layers);
                 outputs = backend.Download(kept.Output);
                 if (outputs.Any(v => !float.IsFinite(v)))
-                    throw new CamEngineException(FirstNonFinite(kept));
+                {
+                    using var full = Model.Forward(keptInput); // every activation, to name the node
+                    throw new CamEngineException(FirstNonFinite(full));
+                }
             }
             else
             {
@@ -185,7 +188,7 @@ internal sealed class Explainer(DeviceModel model)
             var augmented = Augment(rowInput, flip, factor);
             bool reusing = reuse != null && !flip && factor == 1f;
             using var x = reusing ? null : backend.Upload(augmented);
-            using var fresh = reusing ? null : Model.Forward(x!);
+            using var fresh = reusing ? null : ForwardFor(x!, methods, layers);
             var forward = reusing ? reuse! : fresh!;
             var y = backend.Download(forward.Output);
             int k = y.Length / rows.Length;
@@ -315,6 +318,14 @@ internal sealed class Explainer(DeviceModel model)
             sum[j] /= maps.Count;
         return new HostTensor(maps[0].Shape, sum);
     }
+
+    /// <summary>The forward pass the methods share: when every method reads only its layers and the part of the
+    /// graph after them, the lean <see cref="DeviceModel.ForwardFor"/> (the trunk's activations freed as it goes,
+    /// same values), else <see cref="DeviceModel.Forward"/>.</summary>
+    private ForwardPass ForwardFor(Backends.Tensor x, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers) =>
+        layers.Count > 0 && methods.All(m => m.ReadsOnlyLayerSuffix)
+            ? Model.ForwardFor(x, layers.Select(l => l.Output).ToList())
+            : Model.Forward(x);
 
     /// <summary>Names the first node (in execution order) whose output holds NaN or infinity.</summary>
     private string FirstNonFinite(ForwardPass forward)

@@ -22,6 +22,9 @@ public abstract class GradientCamMethod : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => true;
 
+    /// <inheritdoc/>
+    internal override bool ReadsOnlyLayerSuffix => true;
+
     /// <summary>Channel weights w (C) from A and G of one image, both (C, h*w) row-major; null for methods whose
     /// map is element-wise (they override <see cref="WeightedActivations(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, Convention)"/>).</summary>
     private protected virtual float[]? ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane) => null;

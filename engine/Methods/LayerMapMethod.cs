@@ -19,6 +19,9 @@ public abstract class LayerMapMethod : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => true;
 
+    /// <inheritdoc/>
+    internal override bool ReadsOnlyLayerSuffix => true;
+
     /// <summary>True when the method needs dy/dA (one reverse pass for the batch).</summary>
     private protected virtual bool NeedsGradients => false;
 
