@@ -9,8 +9,9 @@ namespace CamEngine.Bench;
 /// <summary>
 /// A ResNet-18-shaped graph (224x224, batch-norm folded into the convs as ONNX exports do, random weights)
 /// built from the ops the engine has (conv, relu, maxpool, add, gap, flatten, gemm), on the managed CPU backend:
-/// forward, forward plus the reverse pass to layer4's output (what Grad-CAM needs), and forward plus the reverse
-/// pass to the input (what guided backprop and saliency need). Compare with bench/resnet18_torch.py.
+/// the output-only forward, the forward that keeps layer4 and what follows plus the reverse pass to layer4's output
+/// (what Grad-CAM needs), and the full forward plus the reverse pass to the input (what guided backprop and
+/// saliency need). Compare with bench/resnet18_torch.py.
 /// Run: dotnet run -c Release --project bench/CamEngine.Bench -- --filter '*ResNet18*' --job Short
 /// </summary>
 public class ResNet18Benchmarks
@@ -44,18 +45,21 @@ public class ResNet18Benchmarks
         Console.WriteLine($"// ResNet-18 shape, batch {Batch}, on {_backend.DeviceDescription}");
     }
 
+    /// <summary>Inference: the output-only pass `cam predict` and the perturbation methods run (PyTorch: no_grad).</summary>
     [Benchmark]
     public int Forward()
     {
-        using var pass = _model.Forward(_input);
+        using var pass = _model.ForwardOutput(_input);
         _backend.Synchronize();
         return pass.Output.Length;
     }
 
+    /// <summary>Grad-CAM: the pass that keeps layer4 and what comes after it, as the explainer runs it (PyTorch: the
+    /// trunk under no_grad, autograd from layer4 on).</summary>
     [Benchmark]
     public int ForwardBackwardToLayer4()
     {
-        using var pass = _model.Forward(_input);
+        using var pass = _model.ForwardFor(_input, [Layer4]);
         using var g = _model.Backward(pass, _seed, new BackwardRequest { Layers = [Layer4] });
         _backend.Synchronize();
         return g.Layers.Count;
