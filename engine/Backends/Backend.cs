@@ -140,6 +140,19 @@ internal abstract class Backend : IDisposable
         Conv2dCore(x, w, b, y, s);
     }
 
+    /// <summary><c>y = max(0, conv(x, w) + b)</c>, shapes as <see cref="Conv2d"/>: a backend whose conv has an output
+    /// stage applies the ReLU there instead of in a second pass over y; the values are those of Conv2d then Relu.</summary>
+    public void Conv2dRelu(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckLength(w, s.WeightLength, nameof(w));
+        if (b != null)
+            CheckLength(b, s.K, nameof(b));
+        CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
+        Conv2dReluCore(x, w, b, y, s);
+    }
+
     /// <summary>dx from dy. dy: (N,K,OH,OW), w: (K,C/G,KH,KW), dx: (N,C,H,W).</summary>
     public void Conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, ConvShape s)
     {
@@ -459,6 +472,13 @@ internal abstract class Backend : IDisposable
 
 #pragma warning disable CS1591 // the Core methods are documented by their public counterparts above
     protected abstract void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s);
+
+    /// <summary>Conv then ReLU in place; backends with a fused output stage override it.</summary>
+    protected virtual void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        Conv2dCore(x, w, b, y, s);
+        ReluCore(y, y);
+    }
     protected abstract void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s);
     protected abstract void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s);
     protected abstract void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s);

@@ -161,7 +161,10 @@ internal sealed partial class DeviceModel : IDisposable
                 {
                     var node = g.Nodes[i];
                     int into = plan.Into[i];
-                    RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]]);
+                    if (i > 0 && plan.FusedRelu[i - 1])
+                        pass.Set(node.Output, pass[node.Inputs[0]]); // the conv before applied this ReLU
+                    else
+                        RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]], plan.FusedRelu[i]);
                     foreach (var name in plan.Unbind[i])
                         pass.Unbind(name);
                     if (i <= plan.Stop && pass.Argmax.Remove(node.Name, out var argmax))
@@ -193,7 +196,9 @@ internal sealed partial class DeviceModel : IDisposable
     /// <param name="Stop">Max-pool routing is freed for nodes up to this index and kept after it.</param>
     /// <param name="Unbind">Per node: the names whose values it overwrote in place (dropped from the pass, their
     /// storage now holding the node's output).</param>
-    private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind)
+    /// <param name="FusedRelu">Per node: a conv whose output only the next node, a ReLU in place over it, reads;
+    /// the conv applies the ReLU as it writes (<see cref="Backend.Conv2dRelu"/>) and that ReLU node only names it.</param>
+    private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu)
     {
         /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
         /// they share).</summary>
@@ -270,11 +275,18 @@ internal sealed partial class DeviceModel : IDisposable
                 if (r != keep && r != g.InputName && !pinnedRoots.Contains(r))
                     release[groupEnd[r]].Add(name);
             }
-            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind);
+            var fused = new bool[count];
+            for (int i = 0; i + 1 < count; i++)
+            {
+                var next = g.Nodes[i + 1];
+                fused[i] = g.Nodes[i].Op == Ops.Conv && next.Op == Ops.Relu && into[i + 1] == 0
+                           && next.Inputs[0] == g.Nodes[i].Output;
+            }
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused);
         }
     }
 
-    private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null)
+    private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null, bool fuseRelu = false)
     {
         var b = Backend;
         var x = pass[node.Inputs[0]];
@@ -285,7 +297,10 @@ internal sealed partial class DeviceModel : IDisposable
             {
                 var s = NodeGeometry.Conv(node, x.Shape[1..], n);
                 y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.Conv2d(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
+                if (fuseRelu)
+                    b.Conv2dRelu(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
+                else
+                    b.Conv2d(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
                 break;
             }
             case Ops.Relu:

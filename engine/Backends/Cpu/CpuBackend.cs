@@ -79,7 +79,14 @@ internal sealed unsafe class CpuBackend : Backend
     private static string WeightKey(string kind, ConvShape s) => $"{kind}:{s.K}:{s.C}:{s.KH}:{s.KW}:{s.Groups}";
 
     /// <inheritdoc/>
-    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) => Conv(x, w, b, y, s, relu: false);
+
+    /// <inheritdoc/>
+    protected override void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) => Conv(x, w, b, y, s, relu: true);
+
+    /// <summary>The forward conv in the layer's form; the direct form applies <paramref name="relu"/> as it stores
+    /// the output, the im2col forms in a pass after it.</summary>
+    private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, bool relu)
     {
         float* wp = In(w);
         var form = CpuConv.ChooseForm(s, _simd);
@@ -87,9 +94,16 @@ internal sealed unsafe class CpuBackend : Backend
         {
             var packedD = S(w).Derived(WeightKey("fwdD", s), () => DirectConv.PackWeights(wp, s));
             fixed (float* pw = packedD)
-                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd);
+                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, relu);
             return;
         }
+        ConvIm2col(x, w, wp, b, y, s, form);
+        if (relu)
+            ReluCore(y, y);
+    }
+
+    private void ConvIm2col(Tensor x, Tensor w, float* wp, Tensor? b, Tensor y, ConvShape s, ConvForm form)
+    {
         if (form == ConvForm.PixelRow)
         {
             var packedT = S(w).Derived(WeightKey("fwdT", s), () => CpuConv.PackForwardWeightsTransposed(wp, s));

@@ -61,7 +61,8 @@ internal static unsafe class DirectConv
     }
 
     /// <summary><c>y = conv(x, w) + b</c>, w packed by <see cref="PackWeights"/>.</summary>
-    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd)
+    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
+        bool relu = false)
     {
         // A strided 1x1 conv without padding reads one input pixel in SH*SW: copy only those, and run stride 1.
         int rowStep = 1, colStep = 1, srcH = s.H, srcW = s.W;
@@ -82,7 +83,7 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
-                Compute(buf, n0, images, s, hp, wp, packedW, bias, y, simd);
+                Compute(buf, n0, images, s, hp, wp, packedW, bias, y, simd, relu);
             }
         }
         finally
@@ -170,7 +171,7 @@ internal static unsafe class DirectConv
     }
 
     private static void Compute(float* buf, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* packedW,
-        float* bias, float* y, CpuSimd simd)
+        float* bias, float* y, CpuSimd simd, bool relu)
     {
         int taps = s.KH * s.KW, crs = s.C * taps, ohw = s.OH * s.OW;
         int pixels = images * ohw, tiles = (pixels + MR - 1) / MR, panels = (s.K + NR - 1) / NR;
@@ -245,7 +246,7 @@ internal static unsafe class DirectConv
             for (int jp = p0; jp < p1; jp++)
             {
                 for (int ti = 0; ti < nt; ti++)
-                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * MR, jp * NR, pixels, n0, s, bias, y);
+                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * MR, jp * NR, pixels, n0, s, bias, y, relu);
             }
         }
 
@@ -262,8 +263,10 @@ internal static unsafe class DirectConv
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
-    /// <summary>y[n0+img, k, p] = tile[i, k - k0] + b[k] for the tile's valid pixels i = (img, p) and channels k.</summary>
-    private static void Store(float* tile, int pix0, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias, float* y)
+    /// <summary>y[n0+img, k, p] = tile[i, k - k0] + b[k] for the tile's valid pixels i = (img, p) and channels k, then
+    /// max(0, .) when <paramref name="relu"/> (the same operation as the backend's ReLU).</summary>
+    private static void Store(float* tile, int pix0, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias, float* y,
+        bool relu)
     {
         int ohw = s.OH * s.OW, rows = Math.Min(MR, pixels - pix0), kn = Math.Min(NR, s.K - k0);
         int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
@@ -288,11 +291,12 @@ internal static unsafe class DirectConv
                 long ch = (long)(l + j) * ohw;
                 if (run)
                 {
-                    (Vector256.Load(v) + Vector256.Create(b)).Store(y + dst[0] + ch);
+                    var sum = Vector256.Load(v) + Vector256.Create(b);
+                    (relu ? Vector256.Max(sum, Vector256<float>.Zero) : sum).Store(y + dst[0] + ch);
                     continue;
                 }
                 for (int r = 0; r < rows; r++)
-                    y[dst[r] + ch] = v[r] + b;
+                    y[dst[r] + ch] = relu ? MathF.Max(v[r] + b, 0f) : v[r] + b;
             }
         }
         for (; l < kn; l++)
@@ -300,7 +304,7 @@ internal static unsafe class DirectConv
             float b = bias == null ? 0f : bias[k0 + l];
             long ch = (long)l * ohw;
             for (int r = 0; r < rows; r++)
-                y[dst[r] + ch] = tile[r * NR + l] + b;
+                y[dst[r] + ch] = relu ? MathF.Max(tile[r * NR + l] + b, 0f) : tile[r * NR + l] + b;
         }
     }
 

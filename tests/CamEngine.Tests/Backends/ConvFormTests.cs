@@ -56,6 +56,7 @@ internal sealed class ConvFormTests
         try
         {
             BackendComparison.Conv(_cpu[simd], _ref, s);
+            FusedReluEqualsConvThenRelu(_cpu[simd], s);
         }
         finally
         {
@@ -68,6 +69,23 @@ internal sealed class ConvFormTests
     {
         foreach (var backend in _cpu.Values)
             backend.Dispose();
+    }
+
+    /// <summary>Conv2dRelu gives exactly max(0, Conv2d) (the direct form applies it as it stores the output).</summary>
+    private static void FusedReluEqualsConvThenRelu(CpuBackend cpu, ConvShape s)
+    {
+        var rng = new Random(5);
+        using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.CPerGroup, s.KH, s.KW);
+        using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
+        using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+        using var fused = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+        cpu.Conv2d(x, w, b, y, s);
+        cpu.Conv2dRelu(x, w, b, fused, s);
+        var expected = cpu.Download(y).Select(v => MathF.Max(v, 0f)).ToArray();
+        var actual = cpu.Download(fused);
+        Assert.That(actual, Is.EqualTo(expected), "Conv2dRelu");
+        Assert.That(actual.Count(v => v == 0f), Is.GreaterThan(actual.Length / 4), "about half the outputs are clipped");
     }
 
     [Test]
