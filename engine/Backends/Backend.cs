@@ -317,6 +317,15 @@ internal abstract class Backend : IDisposable
         AddCore(a, b, y);
     }
 
+    /// <summary><c>y = max(0, a + b)</c>, same shapes: the values of <see cref="Add"/> then <see cref="Relu"/>, in one
+    /// pass on backends that fuse them.</summary>
+    public void AddRelu(Tensor a, Tensor b, Tensor y)
+    {
+        CheckSame(a, b);
+        CheckSame(a, y);
+        AddReluCore(a, b, y);
+    }
+
     /// <summary><c>y = x * scale</c>.</summary>
     public void Scale(Tensor x, Tensor y, float scale)
     {
@@ -496,6 +505,13 @@ internal abstract class Backend : IDisposable
     protected abstract void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s);
     protected abstract void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s);
     protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>Add then ReLU in place; backends with a fused element-wise pass override it.</summary>
+    protected virtual void AddReluCore(Tensor a, Tensor b, Tensor y)
+    {
+        AddCore(a, b, y);
+        ReluCore(y, y);
+    }
     protected abstract void CopyRangeCore(Tensor src, int srcOffset, Tensor dst, int dstOffset, int length);
     protected abstract void ScaleCore(Tensor x, Tensor y, float scale);
     protected abstract void UnaryCore<TOp>(TOp op, Tensor x, Tensor y) where TOp : struct, IUnaryOp;

@@ -196,8 +196,9 @@ internal sealed partial class DeviceModel : IDisposable
     /// <param name="Stop">Max-pool routing is freed for nodes up to this index and kept after it.</param>
     /// <param name="Unbind">Per node: the names whose values it overwrote in place (dropped from the pass, their
     /// storage now holding the node's output).</param>
-    /// <param name="FusedRelu">Per node: a conv whose output only the next node, a ReLU in place over it, reads;
-    /// the conv applies the ReLU as it writes (<see cref="Backend.Conv2dRelu"/>) and that ReLU node only names it.</param>
+    /// <param name="FusedRelu">Per node: a conv, or a same-shape addition of two activations, whose output only the
+    /// next node, a ReLU in place over it, reads; the node applies the ReLU as it writes (<see cref="Backend.Conv2dRelu"/>,
+    /// <see cref="Backend.AddRelu"/>) and that ReLU node only names the result.</param>
     private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu)
     {
         /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
@@ -279,8 +280,12 @@ internal sealed partial class DeviceModel : IDisposable
             for (int i = 0; i + 1 < count; i++)
             {
                 var next = g.Nodes[i + 1];
-                fused[i] = g.Nodes[i].Op == Ops.Conv && next.Op == Ops.Relu && into[i + 1] == 0
-                           && next.Inputs[0] == g.Nodes[i].Output;
+                var node = g.Nodes[i];
+                bool sameShapeAdd = node.Op == Ops.Add && node.Param("constant") == null && node.Inputs.Length == 2
+                                    && shapes.TryGetValue(node.Inputs[0], out var s0) && shapes.TryGetValue(node.Inputs[1], out var s1)
+                                    && s0.AsSpan().SequenceEqual(node.Shape) && s1.AsSpan().SequenceEqual(node.Shape);
+                fused[i] = (node.Op == Ops.Conv || sameShapeAdd) && next.Op == Ops.Relu && into[i + 1] == 0
+                           && next.Inputs[0] == node.Output;
             }
             return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused);
         }
@@ -342,7 +347,10 @@ internal sealed partial class DeviceModel : IDisposable
             {
                 var (a, c) = BinaryOperands(pass, node);
                 y = into ?? pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.Binary(NodeGeometry.Binary(node), a, c, y);
+                if (fuseRelu)
+                    b.AddRelu(a, c, y); // a same-shape addition of two activations (LeanPlan)
+                else
+                    b.Binary(NodeGeometry.Binary(node), a, c, y);
                 break;
             }
             case var op when UnaryDispatch.IsUnary(op):

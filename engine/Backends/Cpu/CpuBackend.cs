@@ -185,6 +185,10 @@ internal sealed unsafe class CpuBackend : Backend
         CpuElementwise.Map(In(a), In(b), Over(y), y.Length, new AddOp(), _simd);
 
     /// <inheritdoc/>
+    protected override void AddReluCore(Tensor a, Tensor b, Tensor y) =>
+        CpuElementwise.Map(In(a), In(b), Over(y), y.Length, new AddReluOp(), _simd);
+
+    /// <inheritdoc/>
     protected override void ScaleCore(Tensor x, Tensor y, float scale) =>
         CpuElementwise.Map(In(x), Over(y), y.Length, new ScaleOp(scale), _simd);
 

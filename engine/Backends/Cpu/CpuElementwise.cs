@@ -57,6 +57,16 @@ internal readonly struct AddOp : IBinaryOp
     public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => a + b;
 }
 
+/// <summary>y = max(0, a + b): a residual addition and the ReLU after it in one pass.</summary>
+internal readonly struct AddReluOp : IBinaryOp
+{
+    public float Apply(float a, float b) => MathF.Max(a + b, 0f);
+
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => Vector256.Max(a + b, Vector256<float>.Zero);
+
+    public Vector512<float> Apply(Vector512<float> a, Vector512<float> b) => Vector512.Max(a + b, Vector512<float>.Zero);
+}
+
 /// <summary>y = a - b.</summary>
 internal readonly struct SubOp : IBinaryOp
 {

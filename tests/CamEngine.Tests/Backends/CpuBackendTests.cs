@@ -114,6 +114,25 @@ internal sealed class CpuBackendTests
         }
     }
 
+    [TestCase(CpuSimd.Vector512)]
+    [TestCase(CpuSimd.Vector256)]
+    [TestCase(CpuSimd.Scalar)]
+    public void AddRelu_equals_add_then_relu(CpuSimd simd)
+    {
+        var f = Cpu(simd);
+        var rng = new Random(9);
+        int len = 2 * 5 * 7 * 9; // not a multiple of any vector width
+        using var a = f.Upload(TensorAssert.Random(rng, len), 2, 5, 7, 9);
+        using var b = f.Upload(TensorAssert.Random(rng, len), 2, 5, 7, 9);
+        using var sum = f.Allocate(2, 5, 7, 9);
+        using var fused = f.Allocate(2, 5, 7, 9);
+        f.Add(a, b, sum);
+        f.AddRelu(a, b, fused);
+        var expected = f.Download(sum).Select(v => MathF.Max(v, 0f)).ToArray();
+        Assert.That(f.Download(fused), Is.EqualTo(expected));
+        Assert.That(expected.Count(v => v == 0f), Is.InRange(len / 4, 3 * len / 4));
+    }
+
     [Test]
     public void Packed_weights_are_rebuilt_after_the_weights_are_written()
     {
