@@ -50,8 +50,16 @@ internal static class ModelTiming
             for (int i = 0; i < Math.Max(2, 16 / batch); i++)
                 ToLayer();
             int reps = batch == 1 ? 20 : 5;
+            long bytes0 = GC.GetTotalAllocatedBytes(true);
+            int gcs0 = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
             double f = TorchLike.Median(reps, Forward);
+            Console.WriteLine(System.FormattableString.Invariant(
+                $"  (forward calls: {(GC.GetTotalAllocatedBytes(true) - bytes0) / 1e6 / (reps + 3):F2} MB managed allocation per call, {GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2) - gcs0} collections)"));
+            long bytes = GC.GetTotalAllocatedBytes(true);
+            int gcs = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
             double l = TorchLike.Median(reps, ToLayer);
+            Console.WriteLine(System.FormattableString.Invariant(
+                $"  (Grad-CAM calls: {(GC.GetTotalAllocatedBytes(true) - bytes) / 1e6 / (reps + 3):F2} MB managed allocation per call, {GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2) - gcs} collections)"));
             Console.WriteLine(System.FormattableString.Invariant(
                 $"batch {batch}: forward {f:F1} ms, Grad-CAM (forward+backward to layer4) {l:F1} ms"));
         }
