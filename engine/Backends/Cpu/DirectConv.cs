@@ -6,7 +6,8 @@ namespace CamEngine.Backends.Cpu;
 
 /// <summary>
 /// Direct 2-D convolution (groups = 1; AVX-512, or AVX2 in 4 x 16 quarters) with no im2col: the input chunk is copied once into a
-/// zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile reads its A operand in place, broadcasting
+/// zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile (7 pixels where that wastes fewer rows, as on
+/// 7x7 planes) reads its A operand in place, broadcasting
 /// <c>x[pixel + tap, c]</c> straight from that buffer (eight pixel pointers, any stride, dilation or image), while B
 /// is the weights packed once as 32-channel panels in (kh, kw, c) row order. The im2col forms of
 /// <see cref="CpuConv"/> copy every input value KH*KW times into packed panels before the FMAs see it; here each
@@ -174,7 +175,10 @@ internal static unsafe class DirectConv
         float* bias, float* y, CpuSimd simd, bool relu)
     {
         int taps = s.KH * s.KW, crs = s.C * taps, ohw = s.OH * s.OW;
-        int pixels = images * ohw, tiles = (pixels + MR - 1) / MR, panels = (s.K + NR - 1) / NR;
+        int pixels = images * ohw, panels = (s.K + NR - 1) / NR;
+        // Pixel rows per tile: 7 where that wastes fewer rows than 8 (a 7x7 plane: 49 rows instead of 56), AVX-512 only.
+        int mr = simd == CpuSimd.Vector512 && Ceil(pixels, 7) * 7 < Ceil(pixels, MR) * MR ? 7 : MR;
+        int tiles = Ceil(pixels, mr);
         int kc = Math.Max(KC, 1);
         var tapOffsets = new long[taps];
         for (int kh = 0; kh < s.KH; kh++)
@@ -204,7 +208,9 @@ internal static unsafe class DirectConv
             long* px = stackalloc long[nt * MR];
             for (int i = 0; i < nt * MR; i++)
             {
-                int pix = Math.Min((t0 * MR) + i, pixels - 1), img = pix / ohw, p = pix - img * ohw, oh = p / s.OW;
+                // Tile ti's rows sit at px[ti*8 ..]; a 7-row tile repeats its last pixel in the unused eighth slot.
+                int ti = i / MR, r = Math.Min(i - ti * MR, mr - 1);
+                int pix = Math.Min((t0 + ti) * mr + r, pixels - 1), img = pix / ohw, p = pix - img * ohw, oh = p / s.OW;
                 int ow = p - oh * s.OW;
                 px[i] = (((long)img * hp + (long)oh * s.StrideH) * wp + (long)ow * s.StrideW) * s.C;
             }
@@ -230,7 +236,10 @@ internal static unsafe class DirectConv
                             float* c = acc + ((long)(jp - p0) * nt + ti) * MR * NR;
                             if (simd == CpuSimd.Vector512)
                             {
-                                Kernel(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
+                                if (mr == 7)
+                                    Kernel<Rows7>(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
+                                else
+                                    Kernel<Rows8>(buf, px + ti * MR, segOff, segLen, nseg, b, c, r0 > 0);
                                 continue;
                             }
                             // AVX2: the 8 x 32 tile as four 4 x 16 quarters (eight ymm accumulators each).
@@ -246,7 +255,7 @@ internal static unsafe class DirectConv
             for (int jp = p0; jp < p1; jp++)
             {
                 for (int ti = 0; ti < nt; ti++)
-                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * MR, jp * NR, pixels, n0, s, bias, y, relu);
+                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * mr, mr, jp * NR, pixels, n0, s, bias, y, relu);
             }
         }
 
@@ -265,10 +274,10 @@ internal static unsafe class DirectConv
 
     /// <summary>y[n0+img, k, p] = tile[i, k - k0] + b[k] for the tile's valid pixels i = (img, p) and channels k, then
     /// max(0, .) when <paramref name="relu"/> (the same operation as the backend's ReLU).</summary>
-    private static void Store(float* tile, int pix0, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias, float* y,
-        bool relu)
+    private static void Store(float* tile, int pix0, int mr, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias,
+        float* y, bool relu)
     {
-        int ohw = s.OH * s.OW, rows = Math.Min(MR, pixels - pix0), kn = Math.Min(NR, s.K - k0);
+        int ohw = s.OH * s.OW, rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, s.K - k0);
         int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
         bool run = rows == MR && p0 + MR <= ohw;
         long* dst = stackalloc long[MR]; // output offset of each row's channel k0
@@ -351,8 +360,11 @@ internal static unsafe class DirectConv
     /// contiguously (32 floats per row) from <paramref name="b"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel(float* buf, long* px, long* segOff, int* segLen, int nseg, float* b, float* c, bool acc)
+    private static void Kernel<TRows>(float* buf, long* px, long* segOff, int* segLen, int nseg, float* b, float* c, bool acc)
+        where TRows : struct, IRowCount
     {
+        // TRows.Count is a constant in each instantiation, so the JIT drops the eighth row's code for Rows7.
+        bool eight = TRows.Count == 8;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
@@ -362,7 +374,8 @@ internal static unsafe class DirectConv
             long off = segOff[sg];
             int len = segLen[sg];
             float* a0 = buf + px[0] + off, a1 = buf + px[1] + off, a2 = buf + px[2] + off, a3 = buf + px[3] + off;
-            float* a4 = buf + px[4] + off, a5 = buf + px[5] + off, a6 = buf + px[6] + off, a7 = buf + px[7] + off;
+            float* a4 = buf + px[4] + off, a5 = buf + px[5] + off, a6 = buf + px[6] + off;
+            float* a7 = eight ? buf + px[7] + off : a6;
             for (int cc = 0; cc < len; cc++, b += NR)
             {
                 var b0 = Vector512.Load(b);
@@ -388,9 +401,12 @@ internal static unsafe class DirectConv
                 x = Vector512.Create(a6[cc]);
                 c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
                 c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
-                x = Vector512.Create(a7[cc]);
-                c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
-                c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+                if (eight)
+                {
+                    x = Vector512.Create(a7[cc]);
+                    c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+                    c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+                }
             }
         }
         Put(c, c00, c01, acc);
@@ -400,7 +416,24 @@ internal static unsafe class DirectConv
         Put(c + 4 * NR, c40, c41, acc);
         Put(c + 5 * NR, c50, c51, acc);
         Put(c + 6 * NR, c60, c61, acc);
-        Put(c + 7 * NR, c70, c71, acc);
+        if (eight)
+            Put(c + 7 * NR, c70, c71, acc);
+    }
+
+    /// <summary>Pixel rows of a <see cref="Kernel{TRows}"/> tile, a constant per instantiation.</summary>
+    private interface IRowCount
+    {
+        static abstract int Count { get; }
+    }
+
+    private readonly struct Rows8 : IRowCount
+    {
+        public static int Count => 8;
+    }
+
+    private readonly struct Rows7 : IRowCount
+    {
+        public static int Count => 7;
     }
 
     /// <summary>The 4 x 16 quarter of a tile for AVX2: rows px[0..4], lanes b[0..16] of each 32-float row of B.</summary>
