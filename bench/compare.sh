@@ -5,12 +5,14 @@
 #      backward to the input (bench/resnet18_torch.py vs the bench tool's `resnet18` mode, same median method);
 #   2. ResNet-50 (torchvision resnet50(weights=None), seed 50, exported to ONNX and converted), batch 1 and 8: forward
 #      and Grad-CAM (forward + backward to layer4's output) (bench/resnet50_torch.py vs the bench tool's `model` mode);
+#      steps 1 and 2 run ROUNDS times (default 3), alternating which side goes first, and print every round and
+#      the median of the per-round ratios for each cell;
 #   3. whole process, Grad-CAM on 16 images (4 sample images x 4 copies): `cam explain --method gradcam --npy`
 #      vs bench/gradcam_torch.py, wall time and peak RSS from /usr/bin/time;
 #   4. whole process, Score-CAM on one image: `cam explain --method scorecam` vs `bench/scorecam_torch.py --pgc`
 #      (pytorch-grad-cam's steps on torchvision's resnet18), printed as a speed-up (PyTorch time / engine time).
 # usage: bench/compare.sh [MODEL]   (default models/resnet18.safetensors; see tools/get-resnet18.sh)
-# Other processes on the machine skew both sides: run it on an idle machine, and more than once.
+# Other processes on the machine skew both sides: run it on an idle machine, or raise ROUNDS.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 model="${1:-$root/models/resnet18.safetensors}"
@@ -21,43 +23,43 @@ trap 'rm -rf "$work"' EXIT
 dotnet build "$root/bench/CamEngine.Bench" -c Release -v:q -nologo >/dev/null
 dotnet build "$root/tools/Cam" -c Release -v:q -nologo >/dev/null
 
-echo "== ResNet-18 shape, random weights (ms, median)"
-torch_out="$($py "$root/bench/resnet18_torch.py")"
-ours_out="$(dotnet "$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll" resnet18 cpu | grep '^batch\|VmHWM')"
-echo "pytorch: $torch_out"
-echo "engine:  $ours_out"
-$py - "$torch_out" "$ours_out" <<'PY'
-import re, sys
-def parse(text):
-    r = {}
-    for b, f, l4, i in re.findall(r"batch (\d+): forward ([\d.]+) ms, forward\+backward to layer4 ([\d.]+) ms, "
-                                  r"forward\+backward to input ([\d.]+) ms", text):
-        r[int(b)] = (float(f), float(l4), float(i))
-    return r
-t, o = parse(sys.argv[1]), parse(sys.argv[2])
-print(f"{'':8} {'forward':>22} {'Grad-CAM (to layer4)':>22} {'to input':>22}")
-for b in sorted(t):
-    cells = [f"{o[b][k]:7.1f}/{t[b][k]:7.1f} = {o[b][k] / t[b][k]:4.2f}" for k in range(3)]
-    print(f"batch {b:<2} " + " ".join(f"{c:>22}" for c in cells))
-PY
-
-echo "== ResNet-50, random weights (ms, median)"
+bench="$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll"
+rounds="${ROUNDS:-3}"
 $py "$root/bench/resnet50_torch.py" export "$work" >/dev/null
 dotnet "$root/tools/Cam/bin/Release/net10.0/cam.dll" convert "$work/resnet50.onnx" -o "$work/resnet50.safetensors" >/dev/null
-ours50="$(dotnet "$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll" model "$work/resnet50.safetensors" \
-  /layer4/layer4.2/relu_2/Relu_output_0 cpu | grep '^batch')"
-torch50="$($py "$root/bench/resnet50_torch.py" | grep '^batch')"
-echo "pytorch: $torch50"
-echo "engine:  $ours50"
-$py - "$torch50" "$ours50" <<'PY'
-import re, sys
-def parse(text):
-    return {int(b): (float(f), float(g)) for b, f, g in
-            re.findall(r"batch (\d+): forward ([\d.]+) ms, Grad-CAM \(forward\+backward to layer4\) ([\d.]+) ms", text)}
-t, o = parse(sys.argv[1]), parse(sys.argv[2])
-print(f"{'':8} {'forward':>22} {'Grad-CAM (to layer4)':>22}")
-for b in sorted(t):
-    print(f"batch {b:<2} " + " ".join(f"{o[b][k]:7.1f}/{t[b][k]:7.1f} = {o[b][k] / t[b][k]:4.2f}".rjust(22) for k in range(2)))
+
+# Rounds alternate which side runs first; each prints its medians, and the summary takes the median ratio per cell.
+for ((r = 1; r <= rounds; r++)); do
+  for side in $( ((r % 2)) && echo "engine pytorch" || echo "pytorch engine"); do
+    if [[ $side == engine ]]; then
+      dotnet "$bench" resnet18 cpu | grep '^batch' | sed "s/^/round $r engine r18 /" >> "$work/rounds.txt"
+      dotnet "$bench" model "$work/resnet50.safetensors" /layer4/layer4.2/relu_2/Relu_output_0 cpu | grep '^batch' \
+        | sed "s/^/round $r engine r50 /" >> "$work/rounds.txt"
+    else
+      $py "$root/bench/resnet18_torch.py" | grep '^batch' | sed "s/^/round $r pytorch r18 /" >> "$work/rounds.txt"
+      $py "$root/bench/resnet50_torch.py" | grep '^batch' | sed "s/^/round $r pytorch r50 /" >> "$work/rounds.txt"
+    fi
+  done
+done
+cat "$work/rounds.txt"
+$py - "$work/rounds.txt" <<'PY'
+import re, statistics, sys
+cells = {}  # (model, batch, column) -> {round: {side: ms}}
+for line in open(sys.argv[1]):
+    m = re.match(r"round (\d+) (\w+) (r18|r50) batch (\d+): (.*)", line)
+    if not m:
+        continue
+    rnd, side, model, batch, rest = m.groups()
+    for name, ms in re.findall(r"([A-Za-z+\-() 0-9]+?) ([\d.]+) ms", rest):
+        name = name.strip(", ")
+        cells.setdefault((model, int(batch), name), {}).setdefault(int(rnd), {})[side] = float(ms)
+print(f"{'':52} {'engine ms':>10} {'pytorch ms':>10} {'ratio':>6}   per-round ratios (engine / PyTorch)")
+for (model, batch, name), by_round in cells.items():
+    ratios = [v["engine"] / v["pytorch"] for v in by_round.values() if len(v) == 2]
+    e = statistics.median(v["engine"] for v in by_round.values())
+    p = statistics.median(v["pytorch"] for v in by_round.values())
+    label = f"{'ResNet-18' if model == 'r18' else 'ResNet-50'} b{batch} {name}"
+    print(f"{label[:52]:52} {e:10.1f} {p:10.1f} {statistics.median(ratios):6.2f}   " + " ".join(f"{x:.2f}" for x in ratios))
 PY
 rm -f "$work/resnet50.onnx" "$work/resnet50.safetensors"
 
