@@ -24,6 +24,7 @@ dotnet build "$root/bench/CamEngine.Bench" -c Release -v:q -nologo >/dev/null
 dotnet build "$root/tools/Cam" -c Release -v:q -nologo >/dev/null
 
 bench="$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll"
+export DOTNET_TieredCompilation=0 # as `cam` runs (tools/Cam sets it): optimized code from the first call
 rounds="${ROUNDS:-3}"
 $py "$root/bench/resnet50_torch.py" export "$work" >/dev/null
 dotnet "$root/tools/Cam/bin/Release/net10.0/cam.dll" convert "$work/resnet50.onnx" -o "$work/resnet50.safetensors" >/dev/null

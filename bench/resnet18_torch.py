@@ -45,7 +45,7 @@ class ResNet18Folded(nn.Module):
 
 
 def median_ms(fn, reps):
-    for _ in range(3):
+    for _ in range(10):  # warm-up, as TorchLike.Median on the engine's side
         fn()
     ts = []
     for _ in range(reps):

@@ -8,7 +8,7 @@ batch-norm folded into the convs (as the engine runs it after ONNX conversion), 
       224x224 and min-max normalized, pytorch-grad-cam style)
   /usr/bin/python3 bench/resnet50_torch.py
       times forward, Grad-CAM (forward + backward to layer4's output, via hooks) at batch 1 and 8: median of 20
-      calls (batch 1) or 5 (batch 8) after 3 warm-up calls, printed in the format bench/compare.sh parses.
+      calls (batch 1) or 5 (batch 8) after 10 warm-up calls, printed in the format bench/compare.sh parses.
 """
 import sys
 

@@ -19,7 +19,7 @@ internal static class TorchLike
             b.Setup();
             int reps = batch == 1 ? 20 : 5;
             // Steady state: the first few dozen passes still run partly unoptimized (tiered JIT) code, which the
-            // script's three warm-up calls would count against the engine.
+            // script's warm-up calls would count against the engine.
             for (int i = 0; i < 40 / batch; i++)
                 b.ForwardBackwardToInput();
             double f = Median(reps, () => b.Forward());
@@ -32,10 +32,11 @@ internal static class TorchLike
         Console.WriteLine($"peak working set {Environment.WorkingSet / 1e6:F0} MB now; VmHWM {PeakRss()}");
     }
 
-    /// <summary>Median wall time (ms) of <paramref name="reps"/> calls of <paramref name="f"/> after 3 warm-up calls.</summary>
+    /// <summary>Median wall time (ms) of <paramref name="reps"/> calls of <paramref name="f"/> after 10 warm-up calls (as
+    /// the Python scripts do: the first calls of a pass that follows a different one still ran slower).</summary>
     internal static double Median(int reps, Func<int> f)
     {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 10; i++)
             f();
         var ts = new double[reps];
         for (int i = 0; i < reps; i++)
