@@ -6,8 +6,10 @@ namespace CamEngine.Backends.Cpu;
 /// The managed CPU backend (DESIGN.md section 7): plain C# with <c>Vector512</c>/<c>Vector256</c> FMA
 /// micro-kernels, packing, cache blocking and <see cref="Parallel"/> over tiles; no native code. Tensors are
 /// pinned float arrays in logical row-major NCHW order (reshaped views and flatten need no conversion).
-/// Convolutions are implicit-im2col GEMMs over a phase-split padded input (<see cref="CpuConv"/>); the packed
-/// forms of weights are cached per storage and rebuilt only after the weights are written. Element-wise ops
+/// Convolutions take one of three forms per layer (<see cref="CpuConv.ChooseForm"/>): the direct NHWC form
+/// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
+/// over a phase-split padded input (<see cref="CpuConv"/>); the packed forms of weights are cached per storage and
+/// rebuilt only after the weights are written. Element-wise ops
 /// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
 /// </summary>
 internal sealed unsafe class CpuBackend : Backend
