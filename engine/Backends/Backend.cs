@@ -131,12 +131,7 @@ internal abstract class Backend : IDisposable
     /// <summary><c>y = conv(x, w) + b</c>. x: (N,C,H,W), w: (K,C/G,KH,KW), b: (K) or null, y: (N,K,OH,OW).</summary>
     public void Conv2d(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
-        s.Validate();
-        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
-        CheckLength(w, s.WeightLength, nameof(w));
-        if (b != null)
-            CheckLength(b, s.K, nameof(b));
-        CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
+        CheckConv(x, w, b, y, s);
         Conv2dCore(x, w, b, y, s);
     }
 
@@ -144,13 +139,18 @@ internal abstract class Backend : IDisposable
     /// stage applies the ReLU there instead of in a second pass over y; the values are those of Conv2d then Relu.</summary>
     public void Conv2dRelu(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
+        CheckConv(x, w, b, y, s);
+        Conv2dReluCore(x, w, b, y, s);
+    }
+
+    private void CheckConv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
         s.Validate();
         CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
         CheckLength(w, s.WeightLength, nameof(w));
         if (b != null)
             CheckLength(b, s.K, nameof(b));
         CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
-        Conv2dReluCore(x, w, b, y, s);
     }
 
     /// <summary>dx from dy. dy: (N,K,OH,OW), w: (K,C/G,KH,KW), dx: (N,C,H,W).</summary>
