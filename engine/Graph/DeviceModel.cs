@@ -109,7 +109,8 @@ internal sealed partial class DeviceModel : IDisposable
     /// are those of <see cref="Forward"/>. The result can be read for its <see cref="ForwardPass.Output"/> only
     /// (no layer capture, no reverse pass).
     /// </summary>
-    public ForwardPass ForwardOutput(Tensor input) => RunLean(input, _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1));
+    public ForwardPass ForwardOutput(Tensor input) =>
+        RunLean(input, _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1));
 
     /// <summary>
     /// Runs the graph on <paramref name="input"/> keeping only what a reverse pass from the output to

@@ -5,14 +5,13 @@ using System.Runtime.Intrinsics.X86;
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
-/// Direct 2-D convolution (groups = 1; AVX-512, or AVX2 in 4 x 16 quarters) with no im2col: the input chunk is copied once into a
-/// zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile (7 pixels where that wastes fewer rows, as on
-/// 7x7 planes) reads its A operand in place, broadcasting
-/// <c>x[pixel + tap, c]</c> straight from that buffer (eight pixel pointers, any stride, dilation or image), while B
-/// is the weights packed once as 32-channel panels in (kh, kw, c) row order. The im2col forms of
-/// <see cref="CpuConv"/> copy every input value KH*KW times into packed panels before the FMAs see it; here each
-/// input value is copied once and the per-tile work is all FMAs. The 8 x 32 result is written transposed into the
-/// NCHW output with the bias.
+/// Direct 2-D convolution (groups = 1; AVX-512, or AVX2 in 4 x 16 quarters) with no im2col: the input chunk is
+/// copied once into a zero-padded NHWC buffer, and an 8-pixel x 32-channel register tile (7 pixels where that wastes
+/// fewer rows, as on 7x7 planes) reads its A operand in place, broadcasting <c>x[pixel + tap, c]</c> straight from
+/// that buffer (eight pixel pointers, any stride, dilation or image), while B is the weights packed once as
+/// 32-channel panels in (kh, kw, c) row order. The im2col forms of <see cref="CpuConv"/> copy every input value
+/// KH*KW times into packed panels before the FMAs see it; here each input value is copied once and the per-tile
+/// work is all FMAs. The tile is written transposed into the NCHW output with the bias (and the ReLU, when fused).
 /// <code>buffer: [image][Hp][Wp][C]     packed W: [K/32 panel][tap = kh*KW + kw][c][32 lanes]</code>
 /// Rows r = tap*C + c are processed in blocks of at most <see cref="KC"/> so a panel's block of B stays in L1
 /// across the tiles of a task; partial sums of each tile live in a per-task accumulator.
