@@ -9,7 +9,8 @@ namespace CamEngine.Bench;
 /// Per-operator profile of the ResNet-18-shaped forward (<see cref="ResNet18Benchmarks.Build"/>): every node is run
 /// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
-/// bookkeeping). Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
+/// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
+/// every conv. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
 {
@@ -138,6 +139,25 @@ internal static class Profile
                 if (r >= 3)
                     seq[i] = r == 3 ? t : Math.Min(seq[i], t);
             }
+        }
+
+        if (Environment.GetEnvironmentVariable("PROFILE_BACKWARD") == "1")
+        {
+            // Backward-data of every conv alone (what a reverse pass to the input runs per conv).
+            double total = 0;
+            foreach (var node in model.Graph.Nodes.Where(n => n.Op == Ops.Conv))
+            {
+                var x = pass[node.Inputs[0]];
+                var s = NodeGeometry.Conv(node, x.Shape[1..], batch);
+                var w = model.Parameter(node.Param("weight")!);
+                using var dy = backend.Allocate(pass[node.Output].Shape);
+                using var dx = backend.Allocate(x.Shape);
+                double ms = Best(reps, () => backend.Conv2dBackwardData(dy, w, dx, s));
+                total += ms;
+                double gf = 2.0 * s.N * s.K * s.OH * s.OW * s.C * s.KH * s.KW / ms / 1e6;
+                Console.WriteLine($"backward-data conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH} {ms,8:F3} ms {gf,5:F0} GFLOP/s");
+            }
+            Console.WriteLine($"backward-data of all convs {total:F2} ms");
         }
 
         if (Environment.GetEnvironmentVariable("PROFILE_FORMS") == "1")
