@@ -83,7 +83,7 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
-                Compute(buf, n0, images, s, hp, wp, packedW, bias, y, simd, relu);
+                Compute(buf, n0, images, Tiles.Forward(s, hp, wp), packedW, bias, y, simd, relu);
             }
         }
         finally
@@ -170,24 +170,43 @@ internal static unsafe class DirectConv
         }
     }
 
-    private static void Compute(float* buf, int n0, int images, Kernels.ConvShape s, int hp, int wp, float* packedW,
-        float* bias, float* y, CpuSimd simd, bool relu)
+    /// <summary>
+    /// Where the tile loop of <see cref="Compute"/> reads and writes. Output pixel (img, oh, ow) of a chunk reads the
+    /// NHWC buffer (Hp x Wp pixels of <see cref="Cin"/> channels per image) at pixel (oh*StepH + ShiftH,
+    /// ow*StepW + ShiftW) plus each tap's offset, and writes channel k to
+    /// <c>OutBase + (n0+img)*OutImage + k*OutChannel + oh*OutRow + ow*OutCol</c>.
+    /// </summary>
+    private sealed record Tiles(int Cin, int Cout, int OutH, int OutW, int Hp, int Wp, int StepH, int StepW,
+        int ShiftH, int ShiftW, long[] TapOffsets, long OutBase, long OutImage, long OutChannel, long OutRow, long OutCol)
     {
-        int taps = s.KH * s.KW, crs = s.C * taps, ohw = s.OH * s.OW;
-        int pixels = images * ohw, panels = (s.K + NR - 1) / NR;
+        /// <summary>The forward conv: taps (kh*DH, kw*DW) from the output pixel's window corner, NCHW output.</summary>
+        public static Tiles Forward(Kernels.ConvShape s, int hp, int wp)
+        {
+            var taps = new long[s.KH * s.KW];
+            for (int kh = 0; kh < s.KH; kh++)
+            for (int kw = 0; kw < s.KW; kw++)
+                taps[kh * s.KW + kw] = ((long)kh * s.DilationH * wp + (long)kw * s.DilationW) * s.C;
+            long ohw = (long)s.OH * s.OW;
+            return new Tiles(s.C, s.K, s.OH, s.OW, hp, wp, s.StrideH, s.StrideW, 0, 0, taps,
+                0, s.K * ohw, ohw, s.OW, 1);
+        }
+    }
+
+    private static void Compute(float* buf, int n0, int images, Tiles g, float* packedW, float* bias, float* y,
+        CpuSimd simd, bool relu)
+    {
+        int taps = g.TapOffsets.Length, crs = g.Cin * taps, ohw = g.OutH * g.OutW;
+        int pixels = images * ohw, panels = (g.Cout + NR - 1) / NR;
         // Pixel rows per tile: 7 where that wastes fewer rows than 8 (a 7x7 plane: 49 rows instead of 56), AVX-512 only.
         int mr = simd == CpuSimd.Vector512 && Ceil(pixels, 7) * 7 < Ceil(pixels, MR) * MR ? 7 : MR;
         int tiles = Ceil(pixels, mr);
         int kc = Math.Max(KC, 1);
-        var tapOffsets = new long[taps];
-        for (int kh = 0; kh < s.KH; kh++)
-        for (int kw = 0; kw < s.KW; kw++)
-            tapOffsets[kh * s.KW + kw] = ((long)kh * s.DilationH * wp + (long)kw * s.DilationW) * s.C;
+        var tapOffsets = g.TapOffsets;
 
         // Tasks: (tile block x panel block); at most 16 tiles (128 pixels) and 4 panels each, split further until
         // every thread has several.
         int tb = Math.Min(tiles, 16), pb = Math.Min(panels, 4);
-        bool parallel = 2.0 * pixels * s.K * crs >= PackedGemm.SerialFlops && Environment.ProcessorCount > 1;
+        bool parallel = 2.0 * pixels * g.Cout * crs >= PackedGemm.SerialFlops && Environment.ProcessorCount > 1;
         if (parallel)
         {
             int want = 4 * Environment.ProcessorCount;
@@ -209,9 +228,9 @@ internal static unsafe class DirectConv
             {
                 // Tile ti's rows sit at px[ti*8 ..]; a 7-row tile repeats its last pixel in the unused eighth slot.
                 int ti = i / MR, r = Math.Min(i - ti * MR, mr - 1);
-                int pix = Math.Min((t0 + ti) * mr + r, pixels - 1), img = pix / ohw, p = pix - img * ohw, oh = p / s.OW;
-                int ow = p - oh * s.OW;
-                px[i] = (((long)img * hp + (long)oh * s.StrideH) * wp + (long)ow * s.StrideW) * s.C;
+                int pix = Math.Min((t0 + ti) * mr + r, pixels - 1), img = pix / ohw, p = pix - img * ohw, oh = p / g.OutW;
+                int ow = p - oh * g.OutW;
+                px[i] = (((long)img * g.Hp + (long)oh * g.StepH + g.ShiftH) * g.Wp + (long)ow * g.StepW + g.ShiftW) * g.Cin;
             }
             long* segOff = stackalloc long[taps + 1];
             int* segLen = stackalloc int[taps + 1];
@@ -222,7 +241,7 @@ internal static unsafe class DirectConv
                     int r1 = Math.Min(crs, r0 + kc), nseg = 0;
                     for (int r = r0; r < r1;)
                     {
-                        int tap = r / s.C, c = r - tap * s.C, len = Math.Min(s.C - c, r1 - r);
+                        int tap = r / g.Cin, c = r - tap * g.Cin, len = Math.Min(g.Cin - c, r1 - r);
                         segOff[nseg] = to[tap] + c;
                         segLen[nseg++] = len;
                         r += len;
@@ -254,7 +273,7 @@ internal static unsafe class DirectConv
             for (int jp = p0; jp < p1; jp++)
             {
                 for (int ti = 0; ti < nt; ti++)
-                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * mr, mr, jp * NR, pixels, n0, s, bias, y, relu);
+                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * mr, mr, jp * NR, pixels, n0, g, bias, y, relu);
             }
         }
 
@@ -271,20 +290,20 @@ internal static unsafe class DirectConv
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
-    /// <summary>y[n0+img, k, p] = tile[i, k - k0] + b[k] for the tile's valid pixels i = (img, p) and channels k, then
-    /// max(0, .) when <paramref name="relu"/> (the same operation as the backend's ReLU).</summary>
-    private static void Store(float* tile, int pix0, int mr, int k0, int pixels, int n0, Kernels.ConvShape s, float* bias,
-        float* y, bool relu)
+    /// <summary>y at <see cref="Tiles"/>' output address of (pixel, k) = tile[i, k - k0] + b[k] for the tile's valid
+    /// pixels i and channels k, then max(0, .) when <paramref name="relu"/> (the same operation as the backend's ReLU).</summary>
+    private static void Store(float* tile, int pix0, int mr, int k0, int pixels, int n0, Tiles g, float* bias, float* y,
+        bool relu)
     {
-        int ohw = s.OH * s.OW, rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, s.K - k0);
-        int img0 = pix0 / ohw, p0 = pix0 - img0 * ohw;
-        bool run = rows == MR && p0 + MR <= ohw;
+        int ohw = g.OutH * g.OutW, rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, g.Cout - k0);
         long* dst = stackalloc long[MR]; // output offset of each row's channel k0
         for (int r = 0; r < rows; r++)
         {
-            int pix = pix0 + r, img = pix / ohw;
-            dst[r] = ((long)(n0 + img) * s.K + k0) * ohw + (pix - img * ohw);
+            int pix = pix0 + r, img = pix / ohw, p = pix - img * ohw, oh = p / g.OutW;
+            dst[r] = g.OutBase + (n0 + img) * g.OutImage + k0 * g.OutChannel + oh * g.OutRow + (p - oh * g.OutW) * g.OutCol;
         }
+        // Offsets rise with the pixel index, so a span of exactly MR - 1 means eight consecutive floats.
+        bool run = rows == MR && dst[MR - 1] - dst[0] == MR - 1;
         // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
         // vector when the eight pixels are consecutive in one image.
         float* t8 = stackalloc float[MR * MR];
@@ -296,7 +315,7 @@ internal static unsafe class DirectConv
             {
                 float b = bias == null ? 0f : bias[k0 + l + j];
                 float* v = t8 + j * MR;
-                long ch = (long)(l + j) * ohw;
+                long ch = (l + j) * g.OutChannel;
                 if (run)
                 {
                     var sum = Vector256.Load(v) + Vector256.Create(b);
@@ -310,7 +329,7 @@ internal static unsafe class DirectConv
         for (; l < kn; l++)
         {
             float b = bias == null ? 0f : bias[k0 + l];
-            long ch = (long)l * ohw;
+            long ch = l * g.OutChannel;
             for (int r = 0; r < rows; r++)
                 y[dst[r] + ch] = relu ? MathF.Max(tile[r * NR + l] + b, 0f) : tile[r * NR + l] + b;
         }
