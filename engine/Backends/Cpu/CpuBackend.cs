@@ -145,6 +145,16 @@ internal sealed unsafe class CpuBackend : Backend
                 CpuConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
             return;
         }
+        if ((CpuConv.FormOverride is null or ConvForm.Direct) && DirectConv.SupportsBackwardData(s, _simd))
+        {
+            // Strided (or over-padded): one direct conv per phase of dx, no col2im. The phases, and so the packing,
+            // depend on the whole geometry.
+            string key = WeightKey("bwdD", s) + $":{s.H}:{s.W}:{s.StrideH}:{s.StrideW}:{s.PadTop}:{s.PadLeft}:{s.DilationH}:{s.DilationW}";
+            var packedB = S(w).Derived(key, () => DirectConv.PackBackwardWeights(wp, s));
+            fixed (float* pw = packedB)
+                DirectConv.BackwardData(In(dy), pw, Over(dx), s, _simd);
+            return;
+        }
         var packedT = S(w).Derived(WeightKey("wT", s), () => CpuConv.PackTransposedWeights(wp, s));
         fixed (float* pw = packedT)
             CpuConv.BackwardDataGeneral(In(dy), pw, Over(dx), s, _simd);

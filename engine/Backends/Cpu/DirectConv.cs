@@ -93,6 +93,129 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
+    /// The phases of a backward-data pass (<see cref="BackwardData"/>): phase (a, b) holds the dx pixels
+    /// (a + SH*q, b + SW*r), Hq x Wq of them, and the taps (kh, kw) that reach them, each reading dy at
+    /// (q + Dh, r + Dw); dy is padded by the largest reach past its edges.
+    /// </summary>
+    private sealed record BackwardPlan(BackwardPlan.Phase[] Phases, int PadTop, int PadLeft, int PadBottom, int PadRight,
+        long PackedLength)
+    {
+        /// <summary>One phase; <see cref="PackedOffset"/> is where its weights start in the packed array.</summary>
+        public sealed record Phase(int A, int B, int Hq, int Wq, (int Kh, int Kw, int Dh, int Dw)[] Taps, long PackedOffset);
+
+        public static BackwardPlan For(Kernels.ConvShape s)
+        {
+            var phases = new List<Phase>();
+            int padTop = 0, padLeft = 0, padBottom = 0, padRight = 0;
+            long offset = 0;
+            for (int a = 0; a < s.StrideH; a++)
+            for (int b = 0; b < s.StrideW; b++)
+            {
+                int hq = a < s.H ? (s.H - a + s.StrideH - 1) / s.StrideH : 0;
+                int wq = b < s.W ? (s.W - b + s.StrideW - 1) / s.StrideW : 0;
+                if (hq == 0 || wq == 0)
+                    continue;
+                var taps = new List<(int, int, int, int)>();
+                for (int kh = 0; kh < s.KH; kh++)
+                {
+                    int nh = a + s.PadTop - kh * s.DilationH;
+                    if (((nh % s.StrideH) + s.StrideH) % s.StrideH != 0)
+                        continue;
+                    for (int kw = 0; kw < s.KW; kw++)
+                    {
+                        int nw = b + s.PadLeft - kw * s.DilationW;
+                        if (((nw % s.StrideW) + s.StrideW) % s.StrideW != 0)
+                            continue;
+                        int dh = nh / s.StrideH, dw = nw / s.StrideW;
+                        taps.Add((kh, kw, dh, dw));
+                        padTop = Math.Max(padTop, -dh);
+                        padLeft = Math.Max(padLeft, -dw);
+                        padBottom = Math.Max(padBottom, hq - 1 + dh - (s.OH - 1));
+                        padRight = Math.Max(padRight, wq - 1 + dw - (s.OW - 1));
+                    }
+                }
+                phases.Add(new Phase(a, b, hq, wq, [.. taps], offset));
+                offset += (long)PackedGemm.RoundUp(s.C, NR) * taps.Count * s.K;
+            }
+            return new BackwardPlan([.. phases], padTop, padLeft, padBottom, padRight, offset);
+        }
+    }
+
+    /// <summary>Whether <see cref="BackwardData"/> suits the layer: the forward form's conditions, and 32+ input
+    /// channels (its output, in 32-lane panels: the 3-channel stem's dx ran 7x slower this way) and 16+ outputs.</summary>
+    public static bool SupportsBackwardData(Kernels.ConvShape s, CpuSimd simd) => Supports(s, simd) && s.C >= 32 && s.K >= 16;
+
+    /// <summary>Each phase's weights as <see cref="Compute"/> reads them: packed[phase][C/32 panel][tap][k][lane] =
+    /// w[k, panel*32 + lane, kh, kw], zero past C.</summary>
+    public static float[] PackBackwardWeights(float* w, Kernels.ConvShape s)
+    {
+        var plan = BackwardPlan.For(s);
+        var packed = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(plan.PackedLength, 1)), pinned: true);
+        int panels = (s.C + NR - 1) / NR, khw = s.KH * s.KW;
+        fixed (float* p = packed)
+        {
+            foreach (var phase in plan.Phases)
+            {
+                float* dst = p + phase.PackedOffset;
+                for (int jp = 0; jp < panels; jp++)
+                foreach (var (kh, kw, _, _) in phase.Taps)
+                for (int k = 0; k < s.K; k++, dst += NR)
+                {
+                    for (int lane = 0; lane < NR; lane++)
+                    {
+                        int c = jp * NR + lane;
+                        dst[lane] = c < s.C ? w[((long)k * s.C + c) * khw + kh * s.KW + kw] : 0f;
+                    }
+                }
+            }
+        }
+        return packed;
+    }
+
+    /// <summary>
+    /// dx from dy (groups = 1, any stride, dilation and padding) as one direct conv per phase of dx:
+    /// <c>dx[c, a + SH*q, b + SW*r] = sum over k and the phase's taps of w[k, c, kh, kw] dy[k, q + Dh, r + Dw]</c>,
+    /// where the phase's taps are those with (a + PT - kh*DH) and (b + PL - kw*DW) divisible by the strides
+    /// (Dh, Dw the quotients). dy is copied once into a padded NHWC buffer; dx is cleared first when a phase has no tap. Unlike
+    /// the im2col path there is no col2im scatter and no multiplication by the zeros a strided conv skips.
+    /// </summary>
+    public static void BackwardData(float* dy, float* packedW, float* dx, Kernels.ConvShape s, CpuSimd simd)
+    {
+        var plan = BackwardPlan.For(s);
+        int hp = s.OH + plan.PadTop + plan.PadBottom, wp = s.OW + plan.PadLeft + plan.PadRight;
+        long perImage = (long)hp * wp * s.K, plane = (long)s.H * s.W;
+        int nb = (int)Math.Clamp(ChunkFloats / Math.Max(perImage, 1), 1, s.N);
+        // dy as the "input" of the phase convs: K channels, OH x OW, padded by the plan.
+        var sd = new Kernels.ConvShape(s.N, s.K, s.OH, s.OW, s.C, 1, 1, 1, 1,
+            plan.PadTop, plan.PadLeft, plan.PadBottom, plan.PadRight, 1, 1, 1);
+        var bufArray = Scratch.Rent(nb * perImage);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray);
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                int images = Math.Min(nb, s.N - n0);
+                ToPaddedNhwc(dy, n0, images, sd, s.OH, s.OW, 1, 1, hp, wp, buf);
+                if (plan.Phases.Any(ph => ph.Taps.Length == 0))
+                    new Span<float>(dx + n0 * s.C * plane, checked((int)(images * s.C * plane))).Clear(); // unreached pixels
+                foreach (var phase in plan.Phases)
+                {
+                    if (phase.Taps.Length == 0)
+                        continue;
+                    var taps = phase.Taps.Select(tp => ((long)tp.Dh * wp + tp.Dw) * s.K).ToArray();
+                    var g = new Tiles(s.K, s.C, phase.Hq, phase.Wq, hp, wp, 1, 1, plan.PadTop, plan.PadLeft, taps,
+                        (long)phase.A * s.W + phase.B, s.C * plane, plane, (long)s.StrideH * s.W, s.StrideW);
+                    Compute(buf, n0, images, g, packedW + phase.PackedOffset, null, dx, simd, relu: false);
+                }
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+        }
+    }
+
+    /// <summary>
     /// buf[img][ihp][iwp][c] = x[n0+img, c, (ihp-PT)*rowStep, (iwp-PL)*colStep], zero in the padding; x's planes are
     /// srcH x srcW (the steps subsample them for strided 1x1 convs).
     /// </summary>

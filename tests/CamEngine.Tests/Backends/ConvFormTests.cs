@@ -11,7 +11,8 @@ namespace CamEngine.Tests.Backends;
 /// direct NHWC), forced in turn at 512- and 256-bit widths, against the double-precision reference, forward and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
-/// without padding (the subsampled copy), unpadded planes (one transpose per image), depth over one block, small blocks and image chunks.
+/// without padding (the subsampled copy), unpadded planes (one transpose per image), depth over one block, small blocks and image chunks,
+/// and for the backward-data phases: strides 2 and 3, phases no tap or no pixel reaches, padding past the kernel.
 /// </summary>
 [TestFixture]
 internal sealed class ConvFormTests
@@ -40,6 +41,9 @@ internal sealed class ConvFormTests
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
+            (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
+            (new ConvShape(2, 33, 1, 5, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "one row, stride 2: a phase with no pixels"),
+            (new ConvShape(1, 40, 11, 12, 20, 5, 5, 3, 2, 2, 1, 2, 0, 1, 1, 1), "5x5 stride (3,2), asymmetric pads"),
         };
         foreach (var (s, name) in shapes)
         {
