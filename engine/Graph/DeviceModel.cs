@@ -76,29 +76,20 @@ internal sealed partial class DeviceModel : IDisposable
     /// Runs the graph on <paramref name="input"/> (N, C, H, W) and keeps every node's output (the reverse pass
     /// and layer capture need them). The result owns those tensors; the input stays the caller's.
     /// </summary>
-    public ForwardPass Forward(Tensor input)
+    public ForwardPass Forward(Tensor input) => RunPlan(input, _fullPlan ??= FullPlan(Graph));
+
+    private LeanPlan? _fullPlan;
+
+    /// <summary>The plan that pins every tensor and keeps all max-pool routing: nothing freed, nothing in place.</summary>
+    private static LeanPlan FullPlan(ModelGraph g)
     {
-        ArgumentNullException.ThrowIfNull(input);
-        var g = Graph;
-        if (input.Shape.Length != 4 || !input.Shape.AsSpan(1).SequenceEqual(g.InputShape))
-            throw new CamEngineException(
-                $"input has shape {input.ShapeText}; the model takes (N,{string.Join(",", g.InputShape)})");
-        int n = input.Shape[0];
-        var pass = new ForwardPass(this, input, n);
-        try
+        var all = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in g.Nodes)
         {
-            lock (Backend.SyncRoot)
-            {
-                foreach (var node in g.Nodes)
-                    RunNode(pass, node, n);
-            }
+            all.UnionWith(node.Inputs);
+            all.Add(node.Output);
         }
-        catch
-        {
-            pass.Dispose();
-            throw;
-        }
-        return pass;
+        return LeanPlan.For(g, all, -1);
     }
 
     /// <summary>
@@ -110,7 +101,7 @@ internal sealed partial class DeviceModel : IDisposable
     /// (no layer capture, no reverse pass).
     /// </summary>
     public ForwardPass ForwardOutput(Tensor input) =>
-        RunLean(input, _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1));
+        RunPlan(input, _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1));
 
     /// <summary>
     /// Runs the graph on <paramref name="input"/> keeping only what a reverse pass from the output to
@@ -140,12 +131,12 @@ internal sealed partial class DeviceModel : IDisposable
                 _layerPlans[key] = plan = LeanPlan.For(g, pinned, stop);
             }
         }
-        return RunLean(input, plan);
+        return RunPlan(input, plan);
     }
 
     private readonly Dictionary<string, LeanPlan> _layerPlans = new(StringComparer.Ordinal);
 
-    private ForwardPass RunLean(Tensor input, LeanPlan plan)
+    private ForwardPass RunPlan(Tensor input, LeanPlan plan)
     {
         ArgumentNullException.ThrowIfNull(input);
         var g = Graph;
@@ -186,7 +177,9 @@ internal sealed partial class DeviceModel : IDisposable
     private LeanPlan? _leanPlan;
 
     /// <summary>
-    /// How <see cref="ForwardOutput"/> reuses storage. Names that share one storage form a group (a reshaped or
+    /// How a forward pass keeps or reuses storage: <see cref="Forward"/> pins every name (nothing freed or
+    /// overwritten), <see cref="ForwardFor"/> pins what the reverse pass reads, <see cref="ForwardOutput"/> nothing
+    /// but the output. Names that share one storage form a group (a reshaped or
     /// flattened output is a view of its input; an in-place ReLU or addition writes over its operand); a group's
     /// storage is freed after the last node that reads any of its names, never when it holds the graph output,
     /// and never for the graph input, which belongs to the caller. A ReLU, or an addition of two activations
