@@ -216,17 +216,5 @@ internal static class Profile
         Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
     }
 
-    private static double Best(int reps, Action f)
-    {
-        for (int i = 0; i < 3; i++)
-            f();
-        var ts = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            f();
-            ts[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        return ts.Min();
-    }
+    private static double Best(int reps, Action f) => TorchLike.Times(3, reps, f).Min();
 }

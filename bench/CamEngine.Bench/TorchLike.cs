@@ -36,7 +36,16 @@ internal static class TorchLike
     /// the Python scripts do: the first calls of a pass that follows a different one still ran slower).</summary>
     internal static double Median(int reps, Func<int> f)
     {
-        for (int i = 0; i < 10; i++)
+        var ts = Times(10, reps, () => f());
+        Array.Sort(ts);
+        return ts[reps / 2];
+    }
+
+    /// <summary>Wall times (ms) of <paramref name="reps"/> calls of <paramref name="f"/> after <paramref name="warmup"/>
+    /// untimed ones.</summary>
+    internal static double[] Times(int warmup, int reps, Action f)
+    {
+        for (int i = 0; i < warmup; i++)
             f();
         var ts = new double[reps];
         for (int i = 0; i < reps; i++)
@@ -45,8 +54,7 @@ internal static class TorchLike
             f();
             ts[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        Array.Sort(ts);
-        return ts[reps / 2];
+        return ts;
     }
 
     /// <summary>The process's peak resident set (Linux /proc/self/status VmHWM), or "n/a".</summary>
