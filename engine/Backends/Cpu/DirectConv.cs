@@ -75,6 +75,7 @@ internal static unsafe class DirectConv
         int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
         long perImage = (long)hp * wp * s.C;
         int nb = (int)Math.Clamp(ChunkFloats / Math.Max(perImage, 1), 1, s.N);
+        var tiles = Tiles.Forward(s, hp, wp);
         var bufArray = Scratch.Rent(nb * perImage);
         try
         {
@@ -83,7 +84,7 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
-                Compute(buf, n0, images, Tiles.Forward(s, hp, wp), packedW, bias, y, simd, relu);
+                Compute(buf, n0, images, tiles, packedW, bias, y, simd, relu);
             }
         }
         finally
@@ -188,6 +189,11 @@ internal static unsafe class DirectConv
         // dy as the "input" of the phase convs: K channels, OH x OW, padded by the plan.
         var sd = new Kernels.ConvShape(s.N, s.K, s.OH, s.OW, s.C, 1, 1, 1, 1,
             plan.PadTop, plan.PadLeft, plan.PadBottom, plan.PadRight, 1, 1, 1);
+        var tiles = plan.Phases.Where(ph => ph.Taps.Length > 0).Select(ph => (ph.PackedOffset, Tiles: new Tiles(
+            s.K, s.C, ph.Hq, ph.Wq, hp, wp, 1, 1, plan.PadTop, plan.PadLeft,
+            ph.Taps.Select(tp => ((long)tp.Dh * wp + tp.Dw) * s.K).ToArray(),
+            (long)ph.A * s.W + ph.B, s.C * plane, plane, (long)s.StrideH * s.W, s.StrideW))).ToArray();
+        bool unreached = tiles.Length < plan.Phases.Length;
         var bufArray = Scratch.Rent(nb * perImage);
         try
         {
@@ -196,17 +202,10 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(dy, n0, images, sd, s.OH, s.OW, 1, 1, hp, wp, buf);
-                if (plan.Phases.Any(ph => ph.Taps.Length == 0))
-                    new Span<float>(dx + n0 * s.C * plane, checked((int)(images * s.C * plane))).Clear(); // unreached pixels
-                foreach (var phase in plan.Phases)
-                {
-                    if (phase.Taps.Length == 0)
-                        continue;
-                    var taps = phase.Taps.Select(tp => ((long)tp.Dh * wp + tp.Dw) * s.K).ToArray();
-                    var g = new Tiles(s.K, s.C, phase.Hq, phase.Wq, hp, wp, 1, 1, plan.PadTop, plan.PadLeft, taps,
-                        (long)phase.A * s.W + phase.B, s.C * plane, plane, (long)s.StrideH * s.W, s.StrideW);
-                    Compute(buf, n0, images, g, packedW + phase.PackedOffset, null, dx, simd, relu: false);
-                }
+                if (unreached)
+                    new Span<float>(dx + n0 * s.C * plane, checked((int)(images * s.C * plane))).Clear(); // phases no tap reaches
+                foreach (var (offset, g) in tiles)
+                    Compute(buf, n0, images, g, packedW + offset, null, dx, simd, relu: false);
             }
         }
         finally
