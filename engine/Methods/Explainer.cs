@@ -90,6 +90,8 @@ internal sealed class Explainer(DeviceModel model)
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(methods);
         options ??= new ExplainOptions();
+        foreach (var method in methods)
+            method.CheckTarget(options.Target); // before any work: one method that cannot run refuses the whole call
         var layers = ResolveLayers(options.Layers);
         foreach (var layer in layers)
         {

@@ -35,6 +35,13 @@ public sealed class Target
         _cosine = cosine;
     }
 
+    /// <summary>True when every row of this target has a class of a class-score output (not a similarity, whose rows
+    /// have none, and not a mask, whose class indexes the planes of a segmentation output).</summary>
+    internal bool NamesOutputClass => _kind is not (Kind.Similarity or Kind.Mask);
+
+    /// <summary>True for a cosine similarity, the one target kind whose score is not linear in the output and has no class.</summary>
+    internal bool IsCosine => _kind == Kind.Similarity && _cosine;
+
     /// <summary>Each image's highest-scoring class (raw logit).</summary>
     public static Target Top1 { get; } = new(Kind.Top1);
 
