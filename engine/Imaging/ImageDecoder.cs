@@ -109,17 +109,23 @@ public static class ImageDecoder
         {
             throw new InvalidInputException($"corrupt image: {name}: {DecoderText(e)}", e);
         }
-        if (info is not { } i || i.Width <= 0 || i.Height <= 0)
+        if (info is not { } found)
             throw new InvalidInputException($"corrupt or truncated image: {name}");
-        if (i.Width > MaxSide || i.Height > MaxSide)
+        int width = found.Width, height = found.Height;
+        // A top-down BMP stores a negative height; stb_image's info passes it on as is (its decoder reads such files).
+        if (format == ImageFormat.Bmp && height < 0 && height != int.MinValue)
+            height = -height;
+        if (width <= 0 || height <= 0)
+            throw new InvalidInputException($"corrupt or truncated image: {name}: the header gives {width}x{height} pixels");
+        if (width > MaxSide || height > MaxSide)
             throw new InvalidInputException(
-                $"image too large: {name}: {i.Width}x{i.Height} has a side over {MaxSide} pixels");
-        if ((long)i.Width * i.Height > maxPixels)
+                $"image too large: {name}: {width}x{height} has a side over {MaxSide} pixels");
+        if ((long)width * height > maxPixels)
             throw new InvalidInputException(
-                $"image too large: {name}: {i.Width}x{i.Height} exceeds the budget of {maxPixels} pixels");
+                $"image too large: {name}: {width}x{height} exceeds the budget of {maxPixels} pixels");
 
         if (format == ImageFormat.Bmp)
-            CheckBmpLength(data, i.Width, i.Height, name);
+            CheckBmpLength(data, width, height, name);
         if (format == ImageFormat.Png)
             ImageStructure.CheckPng(data, name);
 
@@ -132,7 +138,7 @@ public static class ImageDecoder
         {
             throw new InvalidInputException($"cannot decode image: {name}: {DecoderText(e)}", e);
         }
-        if (result.Width != i.Width || result.Height != i.Height || result.Data.Length != i.Width * i.Height * 3)
+        if (result.Width != width || result.Height != height || result.Data.Length != width * height * 3)
             throw new InvalidInputException(
                 $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
         return new RgbImage(result.Width, result.Height, result.Data);

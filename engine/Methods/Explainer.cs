@@ -104,6 +104,9 @@ internal sealed class Explainer(DeviceModel model)
         using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
         long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
+        // Refused with the numbers before any pass runs when one image cannot fit the device's budget; a smaller
+        // budget in the options only splits the batch down to one row at a time.
+        GraphBudget.CheckFits(Model.Graph, Math.Max(budget, backend.MemoryBudgetBytes));
         int chunk = (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, int.MaxValue);
         // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
         // (top-1, a class, ...) the methods run on that same pass instead of a second forward of the same input.
