@@ -136,6 +136,19 @@ public static class BoundedReader
     /// UTF-8 text.</exception>
     public static string[] ReadAllLines(string path, long maxBytes = DefaultTextBytes)
     {
+        var lines = new List<string>();
+        using var reader = new StringReader(ReadAllText(path, maxBytes));
+        while (reader.ReadLine() is { } line)
+            lines.Add(line);
+        return [.. lines];
+    }
+
+    /// <summary>Reads a UTF-8 text file of at most <paramref name="maxBytes"/> bytes; a leading byte-order mark is
+    /// dropped.</summary>
+    /// <exception cref="InvalidInputException">The file is missing, unreadable, longer than the limit, or not
+    /// UTF-8 text.</exception>
+    public static string ReadAllText(string path, long maxBytes = DefaultTextBytes)
+    {
         var bytes = ReadAllBytes(path, maxBytes);
         string text;
         try
@@ -146,13 +159,7 @@ public static class BoundedReader
         {
             throw new InvalidInputException($"{path}: not UTF-8 text (invalid byte at offset {e.Index})", e);
         }
-        if (text.Length > 0 && text[0] == '\uFEFF')
-            text = text[1..];
-        var lines = new List<string>();
-        using var reader = new StringReader(text);
-        while (reader.ReadLine() is { } line)
-            lines.Add(line);
-        return [.. lines];
+        return text.Length > 0 && text[0] == '\uFEFF' ? text[1..] : text;
     }
 
     private static int FirstSize(Stream stream, long maxBytes)

@@ -118,13 +118,16 @@ internal sealed record RunManifest
         AtomicFile.Write(path, s => s.Write(bytes));
     }
 
+    /// <summary>Largest manifest read back (a manifest lists settings and file names: kilobytes to a few megabytes).</summary>
+    public const long MaxManifestBytes = 64L << 20;
+
     /// <summary>Reads a manifest written by <see cref="Write"/>; throws <see cref="CamEngineException"/> for a
     /// file that is not one.</summary>
     public static RunManifest Read(string path)
     {
         try
         {
-            return JsonSerializer.Deserialize<RunManifest>(File.ReadAllBytes(path), s_json)
+            return JsonSerializer.Deserialize<RunManifest>(BoundedReader.ReadAllBytes(path, MaxManifestBytes), s_json)
                    ?? throw new CamEngineException($"{path}: the manifest is null");
         }
         catch (JsonException e)

@@ -26,7 +26,7 @@ public sealed class AddressSpaceLimitTests
         string outRoot = Path.Combine(Path.GetTempPath(), "camengine-ulimit-" + Guid.NewGuid().ToString("N"));
         try
         {
-            for (int run = 0; run < 3; run++)
+            for (int run = 0; run < 2; run++)
             {
                 string outDir = Path.Combine(outRoot, run.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 var psi = new ProcessStartInfo("/bin/bash")
@@ -40,7 +40,7 @@ public sealed class AddressSpaceLimitTests
                 using var p = Process.Start(psi)!;
                 var stderr = p.StandardError.ReadToEndAsync();
                 var stdout = p.StandardOutput.ReadToEndAsync();
-                Assert.That(p.WaitForExit(120_000), Is.True, "the run did not finish in 2 minutes");
+                Assert.That(p.WaitForExit(600_000), Is.True, "the run did not finish in 10 minutes");
                 string log = stdout.Result + stderr.Result;
                 Assert.That(p.ExitCode, Is.Zero, $"run {run} under ulimit -v 2000000 exited {p.ExitCode}: {log}");
                 Assert.That(log, Does.Not.Contain("libssl"));
