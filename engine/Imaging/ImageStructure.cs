@@ -106,14 +106,14 @@ internal static class ImageStructure
         while (true)
         {
             if (pos >= data.Length)
-                throw Truncated(name, "the file ends before the end-of-image marker");
+                throw Truncated(name, "the file ends between segments");
             if (data[pos] != 0xFF)
                 throw new InvalidInputException(
                     $"corrupt image: {name}: JPEG byte 0x{data[pos]:X2} at offset {pos} where a marker should start");
             while (pos < data.Length && data[pos] == 0xFF)
                 pos++; // fill bytes before a marker
             if (pos >= data.Length)
-                throw Truncated(name, "the file ends before the end-of-image marker");
+                throw Truncated(name, "the file ends between segments");
             byte marker = data[pos++];
             if (marker == 0xD9)
                 return; // EOI
@@ -154,7 +154,7 @@ internal static class ImageStructure
     }
 
     private static InvalidInputException Truncated(string name, string why) =>
-        new($"truncated image: {name}: JPEG {why} (no end-of-image marker)");
+        new($"truncated image: {name}: the JPEG ends before its end-of-image marker: {why}");
 
     /// <summary>The IDAT chunks' data as one forward-only stream.</summary>
     private sealed class ChunkStream(byte[] data, List<(int Offset, int Length)> chunks) : Stream

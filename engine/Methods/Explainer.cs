@@ -92,6 +92,7 @@ internal sealed class Explainer(DeviceModel model)
         options ??= new ExplainOptions();
         foreach (var method in methods)
             method.CheckTarget(options.Target); // before any work: one method that cannot run refuses the whole call
+        options.Target.CheckOutput(Model.Graph.OutputShape);
         var layers = ResolveLayers(options.Layers);
         foreach (var layer in layers)
         {

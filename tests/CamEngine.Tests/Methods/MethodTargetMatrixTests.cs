@@ -121,6 +121,27 @@ public sealed class MethodTargetMatrixTests
             Throws.TypeOf<UnsupportedTargetException>().With.Message.StartsWith("finercam"));
     }
 
+    [Test]
+    public void A_target_that_does_not_fit_the_output_is_refused_before_any_work()
+    {
+        using var model = DeviceModel.Load(TinyModel.Create(), TestDevice.Cpu);
+        var explainer = new Explainer(model);
+        var bad = Input(1, 1);
+        bad.Data[0] = float.NaN; // the input check would refuse this: the target checks come first
+        var cases = new (Target Target, string Message)[]
+        {
+            (Target.Mask(1, new float[64]), "a mask target needs an (N, K, H, W) output; the model outputs (N, 5)"),
+            (Target.Class(5), "target class 5 is out of range: the model has 5 outputs"),
+            (Target.TopK(6), "top-6 asks for more classes than the model's 5 outputs"),
+            (Target.Similarity([1f, 2f], cosine: true), "the reference embedding has 2 values but the model outputs 5 per image"),
+        };
+        foreach (var (target, message) in cases)
+        {
+            Assert.That(() => explainer.Explain(bad, new GradCam(), new ExplainOptions { Target = target }),
+                Throws.TypeOf<CamEngineException>().With.Message.EqualTo(message), target.ToString());
+        }
+    }
+
     /// <summary>The tiny model with a 3x3 conv head instead of the classifier: output (3, 8, 8), a segmentation map.</summary>
     private static ModelFile SegmentationModel()
     {
