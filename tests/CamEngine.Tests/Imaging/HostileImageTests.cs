@@ -82,12 +82,57 @@ public sealed class HostileImageTests
     }
 
     [Test]
-    public void An_interlaced_or_plain_png_at_its_exact_size_still_decodes()
+    public void A_plain_png_at_its_exact_size_still_decodes()
     {
         var img = new RgbImage(13, 7);
         for (int i = 0; i < img.Data.Length; i++)
             img.Data[i] = (byte)(i * 11);
         Assert.That(ImageDecoder.Decode(Overlay.EncodePng(img), "ok.png").Data, Is.EqualTo(img.Data));
+    }
+
+    /// <summary>An 8-bit RGB PNG of <paramref name="img"/>, Adam7-interlaced: seven sub-images, each row with filter
+    /// byte 0, one zlib stream; <paramref name="extra"/> zero bytes appended to the filtered data.</summary>
+    private static byte[] InterlacedPng(RgbImage img, int extra = 0)
+    {
+        int[] x0 = [0, 4, 0, 2, 0, 1, 0], y0 = [0, 0, 4, 0, 2, 0, 1], dx = [8, 8, 4, 4, 2, 2, 1], dy = [8, 8, 8, 4, 4, 2, 2];
+        var raw = new List<byte>();
+        for (int p = 0; p < 7; p++)
+        {
+            for (int y = y0[p]; y < img.Height; y += dy[p])
+            {
+                if (x0[p] >= img.Width)
+                    break;
+                raw.Add(0);
+                for (int x = x0[p]; x < img.Width; x += dx[p])
+                    raw.AddRange(img.Data.AsSpan(3 * (y * img.Width + x), 3).ToArray());
+            }
+        }
+        raw.AddRange(new byte[extra]);
+        using var z = new MemoryStream();
+        using (var zs = new ZLibStream(z, CompressionLevel.Optimal, leaveOpen: true))
+            zs.Write(raw.ToArray());
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, img.Width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), img.Height);
+        ihdr[8] = 8;
+        ihdr[9] = 2;
+        ihdr[12] = 1;
+        byte[] sig = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+        return [.. sig, .. Chunk("IHDR", ihdr), .. Chunk("IDAT", z.ToArray()), .. Chunk("IEND", [])];
+    }
+
+    [TestCase(13, 7)]
+    [TestCase(1, 1)]
+    [TestCase(3, 10)]
+    [TestCase(16, 16)]
+    public void An_interlaced_png_at_its_exact_size_decodes_and_one_byte_more_is_refused(int w, int h)
+    {
+        var img = new RgbImage(w, h);
+        for (int i = 0; i < img.Data.Length; i++)
+            img.Data[i] = (byte)(i * 29 + 3);
+        Assert.That(ImageDecoder.Decode(InterlacedPng(img), "adam7.png").Data, Is.EqualTo(img.Data));
+        Assert.That(() => ImageDecoder.Decode(InterlacedPng(img, extra: 1), "adam7+1.png"),
+            Throws.TypeOf<InvalidInputException>().With.Message.Contains("inflates to more than"));
     }
 
     [TestCase(600)]
