@@ -89,6 +89,23 @@ public sealed class ModernFamilyTests
 
     private static double MaxError(float[] a, float[] b) => a.Zip(b, (p, q) => Math.Abs((double)p - q)).Max();
 
+    [TestCase("mnasnet", 17, "layers")]
+    [TestCase("shufflenet_v2", 17, "conv5")]
+    [TestCase("convnext", 17, "features")]
+    [TestCase("convnext", 13, "features")]
+    public void The_suggested_layer_is_the_one_users_pick_and_never_channels_last(string name, int opset, string layer)
+    {
+        var g = OnnxConverter.ConvertFile(Path.Combine(Dir, $"{name}.opset{opset}.onnx")).Graph;
+        var suggested = g.SuggestedLayers().ToList();
+        Assert.That(suggested.First(), Is.EqualTo(g.ResolveLayer(layer).Output));
+        Assert.That(g.DefaultTargetLayer().Output, Is.EqualTo(g.ResolveLayer(layer).Output));
+        // Inside a ConvNeXt block the tensors between the two transposes are (N, H, W, C): none is suggested.
+        foreach (var n in g.Nodes.Where(n => n.Op is Ops.LayerNorm or Ops.MatMul or Ops.Erf))
+            Assert.That(suggested, Does.Not.Contain(n.Output), n.Name);
+        if (name == "convnext")
+            Assert.That(g.Nodes.Count(n => n.Op is Ops.MatMul && !g.IsChannelsFirst(n.Output)), Is.EqualTo(g.Nodes.Count(n => n.Op is Ops.MatMul)));
+    }
+
     [Test]
     public void ConvNeXt_opset17_keeps_LayerNormalization_as_one_op_and_opset13_decomposes_it()
     {
