@@ -222,9 +222,21 @@ internal sealed partial class IlgpuBackend : Backend
         return new Storage<float>(f, _pool);
     }
 
+    /// <summary>Host-to-device copies so far (uploads): a forward or reverse pass makes none.</summary>
+    internal long HostWrites => Interlocked.Read(ref _hostWrites);
+
+    /// <summary>Device-to-host copies so far (downloads), each of which waits for the queued work.</summary>
+    internal long HostReads => Interlocked.Read(ref _hostReads);
+
+    /// <summary>Explicit <see cref="Synchronize"/> calls so far.</summary>
+    internal long Synchronizations => Interlocked.Read(ref _synchronizations);
+
+    private long _hostWrites, _hostReads, _synchronizations;
+
     /// <inheritdoc/>
     protected override void Write(TensorStorage storage, ReadOnlySpan<float> data)
     {
+        Interlocked.Increment(ref _hostWrites);
         var buffer = ((Storage<float>)storage).Buffer;
         buffer.View.SubView(0, data.Length).CopyFromCPU(data.ToArray());
     }
@@ -232,6 +244,7 @@ internal sealed partial class IlgpuBackend : Backend
     /// <inheritdoc/>
     protected override float[] Read(TensorStorage storage, int length)
     {
+        Interlocked.Increment(ref _hostReads);
         var buffer = ((Storage<float>)storage).Buffer;
         var r = new float[length];
         if (length > 0)
@@ -240,7 +253,11 @@ internal sealed partial class IlgpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void Synchronize() => _accelerator.Synchronize();
+    public override void Synchronize()
+    {
+        Interlocked.Increment(ref _synchronizations);
+        _accelerator.Synchronize();
+    }
 
     /// <summary>On a GPU: 60% of the memory free now (the driver's count, plus what this backend's pool holds free
     /// and would hand out first), so batches are sized to what is left beside other processes; the host default for

@@ -23,10 +23,10 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
     public static readonly (string Name, ConvShape Shape)[] ConvShapes =
     [
         ("odd channels, batch 2", new(2, 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)),
-        ("tails in rows, cols, K", new(2, 5, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)),
+        ("tails in rows, cols, K", new(2, 5, 9, 9, 65, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1)),
         ("stride 3, dilation 2, asym pads", new(2, 3, 11, 10, 4, 3, 3, 3, 3, 2, 1, 0, 2, 2, 2, 1)),
         ("groups 2, strides 1x2", new(1, 6, 7, 7, 4, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 2)),
-        ("depthwise x2, dilation 2", new(3, 3, 8, 9, 6, 3, 3, 2, 1, 2, 2, 2, 1, 2, 2, 3)),
+        ("depthwise x2, dilation 2", new(3, 2, 8, 9, 4, 2, 3, 2, 1, 2, 2, 2, 1, 2, 2, 2)),
     ];
 
     public void RunAll()
@@ -34,7 +34,7 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
         foreach (var (name, s) in ConvShapes)
             Conv(name, s);
         Fused();
-        foreach (var (m, k, n, t) in new[] { (5, 21, 70, true), (67, 9, 3, false) })
+        foreach (var (m, k, n, t) in new[] { (5, 21, 130, true), (67, 9, 3, false) })
             Gemm(m, k, n, t);
         Reductions();
     }
@@ -131,9 +131,12 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
             reference.GemmBackwardWeights(xr, dyr, dwr, s);
             Compare("Gemm.TiledBackwardWeights", $"backward-weights, {name}", dw, dwr);
         }
-        using (var db = fast.Allocate(n))
-        using (var dbr = reference.Allocate(n))
+        // One 256-thread group per feature: on the CPU accelerator, only where the features are few.
+        bool cpu = fast is IlgpuBackend { Accelerator.AcceleratorType: ILGPU.Runtime.AcceleratorType.CPU };
+        if (n <= 8 || !cpu)
         {
+            using var db = fast.Allocate(n);
+            using var dbr = reference.Allocate(n);
             fast.GemmBackwardBias(dy, db, s);
             reference.GemmBackwardBias(dyr, dbr, s);
             Compare("Reductions.ChannelSum", $"dense bias gradient, {name}", db, dbr);
