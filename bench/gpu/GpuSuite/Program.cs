@@ -14,7 +14,9 @@ try
         return Dry.Run();
     if (args.Length >= 1 && args[0] == "--gpu")
         return GpuTiming.Run(args[1..]);
-    Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick]");
+    if (args.Length == 2 && args[0] == "--layers")
+        return GpuTiming.WriteLayers(args[1]);
+    Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick] | --layers FILE.json");
     return 2;
 }
 catch (CamEngineException e)
