@@ -1,28 +1,36 @@
 using System.Globalization;
 using CamEngine;
 using CamEngine.Backends;
-using CamEngine.GpuSuite;
 using ILGPU.Runtime.Cuda;
 
-// The GPU suite (bench/gpu/run.sh). `--dry`: no GPU needed. Otherwise: on a CUDA device, the checks, then the timing
-// table against PyTorch (GpuTiming). Exit code: 0 when every check passed, 1 otherwise, 2 on bad usage.
-CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
-CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-try
+namespace CamEngine.GpuSuite;
+
+/// <summary>The GPU suite (bench/gpu/run.sh). <c>--dry</c>: no GPU needed. <c>--gpu</c>: on a CUDA device, the checks,
+/// then the timing table against PyTorch (<see cref="GpuTiming"/>). Exit code: 0 when every check passed, 1
+/// otherwise, 2 on bad usage.</summary>
+internal static class SuiteMain
 {
-    if (args.Length >= 1 && args[0] == "--dry")
-        return Dry.Run();
-    if (args.Length >= 1 && args[0] == "--gpu")
-        return GpuTiming.Run(args[1..]);
-    if (args.Length == 2 && args[0] == "--layers")
-        return GpuTiming.WriteLayers(args[1]);
-    Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick] | --layers FILE.json");
-    return 2;
-}
-catch (CamEngineException e)
-{
-    Console.Error.WriteLine($"gpu suite: {e.Message}");
-    return 2;
+    public static int Main(string[] args)
+    {
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        try
+        {
+            if (args.Length >= 1 && args[0] == "--dry")
+                return Dry.Run();
+            if (args.Length >= 1 && args[0] == "--gpu")
+                return GpuTiming.Run(args[1..]);
+            if (args.Length == 2 && args[0] == "--layers")
+                return GpuTiming.WriteLayers(args[1]);
+            Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick] | --layers FILE.json");
+            return 2;
+        }
+        catch (CamEngineException e)
+        {
+            Console.Error.WriteLine($"gpu suite: {e.Message}");
+            return 2;
+        }
+    }
 }
 
 /// <summary>The suite without a GPU: PTX of every kernel for sm_90 and sm_75, and the tiled kernels on ILGPU's CPU
