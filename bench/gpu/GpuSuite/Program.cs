@@ -44,6 +44,7 @@ internal static class Dry
         Console.WriteLine($"PTX from ILGPU's PTX backend (no GPU needed) for sm_90 and sm_75; figures from the sm_90 PTX.");
         Console.WriteLine("Main loop: the innermost loop with a barrier (tiled kernels), else the loop with the most FMAs.");
         Console.WriteLine("FMA = fma instructions + mul.f32 feeding an add.f32 (ptxas contracts the pair); global load = ld.global or generic ld.");
+        Console.WriteLine("Static counts: both sides of a runtime branch count (Gemm.TiledBackwardWeights reads x or dy by w's layout: 6 loads run per K step).");
         Console.WriteLine($"{"kernel",-34} {"sm_90",-6} {"sm_75",-6} {"shared B",8} {"loads",6} {"FMAs",6} {"FMA/load",9}  goal >= 8");
         foreach (var k in kernels)
         {
@@ -72,7 +73,11 @@ internal static class Dry
             if (!k.ConvOrGemm)
                 continue;
             string ratio = f90 == null ? "-" : double.IsInfinity(f90.FmaPerLoad) ? "inf" : f90.FmaPerLoad.ToString("F1", CultureInfo.InvariantCulture);
-            string goal = !k.IsTiled ? "(simple reference kernel)" : f90 != null && f90.FmaPerLoad >= 8 ? "met" : "NOT met";
+            string goal = !k.IsTiled ? "(simple reference kernel)"
+                : k.Name.Contains("Depthwise", StringComparison.Ordinal) ? "n/a (depthwise: KH*KW FMAs per input, memory-bound)"
+                : f90 != null && f90.FmaPerLoad >= 8 ? "met" : "NOT met";
+            if (goal == "NOT met")
+                failed.Add(k.Name);
             Console.WriteLine($"{k.Name,-34} {e90,-6} {e75,-6} {f90?.SharedBytes,8} {f90?.LoopGlobalLoads,6} {f90?.LoopFmas,6} {ratio,9}  {goal}");
         }
         int others = kernels.Count(k => !k.ConvOrGemm);
