@@ -71,6 +71,8 @@ internal static class Reductions
             hi = v > hi ? v : hi;
         }
         lo = GroupExtensions.AllReduce<float, MinFloat>(lo);
+        // The second reduction reuses the first one's shared memory: every thread has its minimum first.
+        Group.Barrier();
         hi = GroupExtensions.AllReduce<float, MaxFloat>(hi);
         float range = hi - lo;
         for (int j = Group.IdxX; j < length; j += Group.DimX)

@@ -51,7 +51,8 @@ internal interface ITileOperands
 /// block tile   BM x BN = 128 x 64 of the output, K step BK = 8
 /// threads      256 per group, thread (tx, ty) = (t % 16, t / 16) owns rows tx + 16 i (i &lt; 8) and columns
 ///              ty + 16 j (j &lt; 4): an 8x4 register micro-tile, 32 accumulators
-/// shared       A tile [2][BK][BM] and B tile [2][BK][BN], double-buffered: 3072 floats, 12 KiB
+/// shared       A tile [2][BK][BM + 4] and B tile [2][BK][BN + 4], double-buffered: 3200 floats, 12.5 KiB; the
+///              4 floats of padding per row keep a warp's stores conflict-free when an operand is loaded along k
 /// global loads per K step and thread: 4 of A, 2 of B, against 8 * 32 = 256 FMAs
 /// </code>
 /// Each K step prefetches the next A and B tiles from global memory into registers, computes on the current shared
@@ -74,8 +75,14 @@ internal static class TiledGemm
     /// <summary>Threads per group.</summary>
     public const int Threads = 256;
 
+    /// <summary>Row stride of the shared A tile (padded).</summary>
+    private const int AS = BM + 4;
+
+    /// <summary>Row stride of the shared B tile (padded).</summary>
+    private const int BS = BN + 4;
+
     /// <summary>Shared memory per group in bytes.</summary>
-    public const int SharedBytes = 2 * BK * (BM + BN) * sizeof(float);
+    public const int SharedBytes = 2 * BK * (AS + BS) * sizeof(float);
 
     private const int TX = 16;
 
@@ -97,8 +104,8 @@ internal static class TiledGemm
     /// <summary>The kernel. Launch with <see cref="Config"/>; explicitly grouped.</summary>
     public static void Run<TOps>(TOps ops) where TOps : struct, ITileOperands
     {
-        var aS = SharedMemory.Allocate<float>(2 * BK * BM);
-        var bS = SharedMemory.Allocate<float>(2 * BK * BN);
+        var aS = SharedMemory.Allocate<float>(2 * BK * AS);
+        var bS = SharedMemory.Allocate<float>(2 * BK * BS);
         int t = Group.IdxX;
         int tx = t % TX, ty = t / TX;
         int m0 = Grid.IdxX * BM, n0 = Grid.IdxY * BN;
@@ -126,15 +133,15 @@ internal static class TiledGemm
                 pa = LoadA(ops, z, m0, rn, rEnd, t);
                 pb = LoadB(ops, z, n0, rn, rEnd, t);
             }
-            int aBase = cur * BK * BM + tx, bBase = cur * BK * BN + ty;
-            acc = Fma(acc, aS, bS, aBase + 0 * BM, bBase + 0 * BN);
-            acc = Fma(acc, aS, bS, aBase + 1 * BM, bBase + 1 * BN);
-            acc = Fma(acc, aS, bS, aBase + 2 * BM, bBase + 2 * BN);
-            acc = Fma(acc, aS, bS, aBase + 3 * BM, bBase + 3 * BN);
-            acc = Fma(acc, aS, bS, aBase + 4 * BM, bBase + 4 * BN);
-            acc = Fma(acc, aS, bS, aBase + 5 * BM, bBase + 5 * BN);
-            acc = Fma(acc, aS, bS, aBase + 6 * BM, bBase + 6 * BN);
-            acc = Fma(acc, aS, bS, aBase + 7 * BM, bBase + 7 * BN);
+            int aBase = cur * BK * AS + tx, bBase = cur * BK * BS + ty;
+            acc = Fma(acc, aS, bS, aBase + 0 * AS, bBase + 0 * BS);
+            acc = Fma(acc, aS, bS, aBase + 1 * AS, bBase + 1 * BS);
+            acc = Fma(acc, aS, bS, aBase + 2 * AS, bBase + 2 * BS);
+            acc = Fma(acc, aS, bS, aBase + 3 * AS, bBase + 3 * BS);
+            acc = Fma(acc, aS, bS, aBase + 4 * AS, bBase + 4 * BS);
+            acc = Fma(acc, aS, bS, aBase + 5 * AS, bBase + 5 * BS);
+            acc = Fma(acc, aS, bS, aBase + 6 * AS, bBase + 6 * BS);
+            acc = Fma(acc, aS, bS, aBase + 7 * AS, bBase + 7 * BS);
             if (more)
             {
                 StoreA(aS, 1 - cur, pa, ops.AAlongRows, t);
@@ -218,23 +225,23 @@ internal static class TiledGemm
 
     private static void StoreA(ArrayView<float> aS, int buffer, Quad q, bool along, int t)
     {
-        Put(aS, buffer * BK * BM, BM, 0, t, along, q.V0);
-        Put(aS, buffer * BK * BM, BM, 1, t, along, q.V1);
-        Put(aS, buffer * BK * BM, BM, 2, t, along, q.V2);
-        Put(aS, buffer * BK * BM, BM, 3, t, along, q.V3);
+        Put(aS, buffer * BK * AS, BM, AS, 0, t, along, q.V0);
+        Put(aS, buffer * BK * AS, BM, AS, 1, t, along, q.V1);
+        Put(aS, buffer * BK * AS, BM, AS, 2, t, along, q.V2);
+        Put(aS, buffer * BK * AS, BM, AS, 3, t, along, q.V3);
     }
 
     private static void StoreB(ArrayView<float> bS, int buffer, Quad q, bool along, int t)
     {
-        Put(bS, buffer * BK * BN, BN, 0, t, along, q.V0);
-        Put(bS, buffer * BK * BN, BN, 1, t, along, q.V1);
+        Put(bS, buffer * BK * BS, BN, BS, 0, t, along, q.V0);
+        Put(bS, buffer * BK * BS, BN, BS, 1, t, along, q.V1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put(ArrayView<float> tile, int offset, int width, int l, int t, bool along, float v)
+    private static void Put(ArrayView<float> tile, int offset, int width, int stride, int l, int t, bool along, float v)
     {
         Slot(l, t, width, along, out int w, out int k);
-        tile[offset + k * width + w] = v;
+        tile[offset + k * stride + w] = v;
     }
 
     /// <summary>One k of the micro-tile: 8 values of A and 4 of B from shared memory, 32 FMAs.</summary>
