@@ -169,6 +169,7 @@ internal static class ExplainCommand
             }
             bool perClass = results[methods[0].Name].Count > chunk.Count;
             var tiles = chunk.Select(_ => new List<(string, RgbImage)>()).ToList();
+            var tileMaps = chunk.Select(_ => new List<Explanation>()).ToList();
             foreach (var method in methods)
             {
                 foreach (var e in results[method.Name])
@@ -183,6 +184,7 @@ internal static class ExplainCommand
                     // Grid tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
                     var tile = OverlayArgs.Tile(picture, img, overlayOptions);
                     tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, tile));
+                    tileMaps[e.Image].Add(e);
                     if (npy)
                     {
                         Outputs.CheckWritable(baseName + ".npy", overwrite);
@@ -200,7 +202,7 @@ internal static class ExplainCommand
                 {
                     string grid = Path.Combine(outDir, $"{chunk[i].Stem}.grid.png");
                     Outputs.CheckWritable(grid, overwrite);
-                    Overlay.WritePng(Grid.Render(tiles[i]), grid);
+                    Overlay.WritePng(OverlayArgs.Grid(tiles[i], tileMaps[i], chunk[i].Stem, stdout), grid);
                     written.Add(grid);
                 }
             }

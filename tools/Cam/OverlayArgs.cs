@@ -75,6 +75,17 @@ internal static class OverlayArgs
     public static RgbImage Picture(InputImage image, Methods.Explanation e, OverlayOptions options, Model.Preprocessing pre) =>
         ExplanationPicture.Draw(e, image.Display, image.Photo, pre, options);
 
+    /// <summary>The grid of one image's tiles, saying which tiles coincide and why (<see cref="MapCoincidence.Grid"/>);
+    /// each group is also printed as a note.</summary>
+    public static RgbImage Grid(
+        IReadOnlyList<(string, RgbImage)> tiles, IReadOnlyList<Methods.Explanation> maps, string stem, TextWriter stdout)
+    {
+        var grid = MapCoincidence.Grid(tiles, maps, out var groups);
+        foreach (var g in groups)
+            stdout.WriteLine($"note: {stem}: identical tiles {g}");
+        return grid;
+    }
+
     /// <summary>A grid tile: <paramref name="picture"/> scaled to the size of the image's map pictures in this view
     /// (the class-model image has the model's input size), so that all tiles of an image match.</summary>
     public static RgbImage Tile(RgbImage picture, InputImage image, OverlayOptions options) =>

@@ -16,7 +16,7 @@ public class ExifOrientationTests
     private static readonly (byte R, byte G, byte B)[] Colors =
         [(230, 30, 30), (30, 200, 30), (30, 30, 230), (240, 240, 40), (40, 230, 230), (230, 40, 230)];
 
-    private static byte[] BaseJpeg()
+    internal static byte[] BaseJpeg()
     {
         var rgb = new byte[24 * 16 * 3];
         for (int y = 0; y < 16; y++)
@@ -35,7 +35,7 @@ public class ExifOrientationTests
 
     /// <summary>An APP1 "Exif" segment whose IFD0 holds <paramref name="extraEntries"/> unrelated entries, then the
     /// orientation as one SHORT (tag 0x0112, type 3, count 1).</summary>
-    private static byte[] ExifSegment(int orientation, bool littleEndian, int extraEntries = 1)
+    internal static byte[] ExifSegment(int orientation, bool littleEndian, int extraEntries = 1)
     {
         var tiff = new List<byte>();
         void U16(int v) => tiff.AddRange(littleEndian ? [(byte)v, (byte)(v >> 8)] : [(byte)(v >> 8), (byte)v]);
@@ -64,7 +64,7 @@ public class ExifOrientationTests
         return [0xFF, 0xE1, (byte)(length >> 8), (byte)length, .. payload];
     }
 
-    private static byte[] WithSegment(byte[] jpeg, byte[] segment) => [jpeg[0], jpeg[1], .. segment, .. jpeg[2..]];
+    internal static byte[] WithSegment(byte[] jpeg, byte[] segment) => [jpeg[0], jpeg[1], .. segment, .. jpeg[2..]];
 
     /// <summary>The stored block (row, column) that the upright picture shows at block (row, column) for each
     /// orientation, from the EXIF definitions (which stored edge is the picture's top and left).</summary>
