@@ -19,7 +19,7 @@ namespace CamEngine.Imaging;
 /// <item>otherwise: "identical maps".</item>
 /// </list>
 /// </summary>
-internal static class MapCoincidence
+public static class MapCoincidence
 {
     /// <summary>Largest per-pixel difference of coinciding maps.</summary>
     public const float Tolerance = 1e-4f;
