@@ -351,8 +351,8 @@ internal static class EvalCommand
                 Images = images.Select((img, i) => new ReportImage
                 {
                     Name = img.Stem,
-                    Input = img.Display,
-                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i].Map, overlayOptions))).ToList(),
+                    Input = OverlayArgs.Input(img, overlayOptions),
+                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i], overlayOptions, file.Graph.Preprocessing))).ToList(),
                 }).ToList(),
                 Table = new ReportTable
                 {

@@ -209,7 +209,7 @@ internal static class ExplainCommand
             if (reportDir != null)
             {
                 for (int i = 0; i < chunk.Count; i++)
-                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = chunk[i].Display, Overlays = tiles[i] });
+                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = OverlayArgs.Input(chunk[i], overlayOptions), Overlays = tiles[i] });
             }
             progress.Clear();
             string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";

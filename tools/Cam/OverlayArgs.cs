@@ -86,6 +86,11 @@ internal static class OverlayArgs
         return grid;
     }
 
+    /// <summary>The input picture a report shows beside the overlays: the whole photo in the full view, else the
+    /// model's crop.</summary>
+    public static RgbImage? Input(InputImage image, OverlayOptions options) =>
+        options.View == OverlayView.Full && image.Photo is { } photo ? photo.Photo : image.Display;
+
     /// <summary>A grid tile: <paramref name="picture"/> scaled to the size of the image's map pictures in this view
     /// (the class-model image has the model's input size), so that all tiles of an image match.</summary>
     public static RgbImage Tile(RgbImage picture, InputImage image, OverlayOptions options) =>
