@@ -39,6 +39,7 @@ public static class MapCoincidence
         ("cam", "gradcam", "CAM = Grad-CAM on a GAP-linear head"),
         ("gradcam", "hirescam", "gradient constant over each channel (GAP then linear): HiResCAM = Grad-CAM"),
         ("gradcam", "xgradcam", "gradient constant over each channel (GAP then linear): XGrad-CAM = Grad-CAM"),
+        ("hirescam", "xgradcam", "gradient constant over each channel (GAP then linear): XGrad-CAM = HiResCAM"),
         ("cam", "hirescam", "gradient constant over each channel (GAP then linear): HiResCAM = CAM"),
         ("cam", "xgradcam", "gradient constant over each channel (GAP then linear): XGrad-CAM = CAM"),
         ("gradcam", "shapleycam", "piecewise-linear head: the Hessian term of Shapley-CAM is 0"),

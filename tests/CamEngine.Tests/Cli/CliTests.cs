@@ -105,7 +105,13 @@ public sealed class CliTests : CliTestBase
         foreach (var m in new[] { "hirescam", "xgradcam", "layercam" })
             Assert.That(File.Exists($"{stem}.{m}.png"), Is.True, m);
         var grid = CamEngine.Imaging.ImageDecoder.Load(stem + ".grid.png");
-        Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4))));
+        // On this GAP-linear head HiResCAM = XGrad-CAM: the grid says so under its tiles (lines of 10 rows, 3 px
+        // padding above and below, a 4 px gap) and stdout carries the same note.
+        const string note = "hirescam = xgradcam: gradient constant over each channel (GAP then linear): XGrad-CAM = HiResCAM";
+        Assert.That(r.Out, Does.Contain("note: chelsea_32_imagenet: identical tiles " + note));
+        int lines = CamEngine.Imaging.Grid.Wrap(note, 268 - 2 * 4 - 2 * 3, 1).Count();
+        Assert.That(lines, Is.EqualTo(3));
+        Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4) + lines * 10 + 2 * 3 + 4)));
 
         // top-2: one file per class, named with the class; the reference list of classes comes from `predict`.
         r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", Dir, "--device", Device, "--overwrite");
