@@ -71,6 +71,22 @@ internal static class ExplanationPicture
         return crop is null ? null : (crop.Width, crop.Height);
     }
 
+    /// <summary>Longest side of a grid tile: a grid of 26 whole photos at 1600 pixels would be a 10,000-pixel sheet.</summary>
+    public const int MaxTileSide = 512;
+
+    /// <summary>The size grid tiles of this view share: <see cref="Size"/> scaled down to at most
+    /// <see cref="MaxTileSide"/> pixels on the longer side (sides rounded, at least 1); null when there is no picture.</summary>
+    public static (int Width, int Height)? TileSize(RgbImage? crop, PhotoView? photo, OverlayOptions options)
+    {
+        if (Size(crop, photo, options) is not { } size)
+            return null;
+        int longest = Math.Max(size.Width, size.Height);
+        if (longest <= MaxTileSide)
+            return size;
+        double f = (double)MaxTileSide / longest;
+        return (Math.Max(1, (int)Math.Round(size.Width * f)), Math.Max(1, (int)Math.Round(size.Height * f)));
+    }
+
     private static RgbImage Paint(
         RgbImage? crop, PhotoView? photo, OverlayOptions options, Func<RgbImage, RgbImage> over, Func<RgbImage> alone)
     {

@@ -91,10 +91,11 @@ internal static class OverlayArgs
     public static RgbImage? Input(InputImage image, OverlayOptions options) =>
         options.View == OverlayView.Full && image.Photo is { } photo ? photo.Photo : image.Display;
 
-    /// <summary>A grid tile: <paramref name="picture"/> scaled to the size of the image's map pictures in this view
-    /// (the class-model image has the model's input size), so that all tiles of an image match.</summary>
+    /// <summary>A grid tile: <paramref name="picture"/> scaled to the size of the image's map pictures in this view,
+    /// at most 512 pixels a side (the class-model image has the model's input size), so that all tiles of an image
+    /// match.</summary>
     public static RgbImage Tile(RgbImage picture, InputImage image, OverlayOptions options) =>
-        ExplanationPicture.Size(image.Display, image.Photo, options) is { } size
+        ExplanationPicture.TileSize(image.Display, image.Photo, options) is { } size
         && (picture.Width, picture.Height) != size
             ? Resize.ImageBilinear(picture, size.Width, size.Height)
             : picture;

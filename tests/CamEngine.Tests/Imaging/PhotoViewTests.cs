@@ -75,3 +75,23 @@ public class PhotoViewTests
         Assert.That(picture[549, 250], Is.EqualTo(((byte)255, (byte)255, (byte)255)), "outline left of the box");
     }
 }
+
+/// <summary>Sizes of the pictures and grid tiles of each view.</summary>
+public class ExplanationPictureSizeTests
+{
+    [Test]
+    public void Tiles_follow_the_view_and_stay_within_512_pixels()
+    {
+        var pre = new Preprocessing { Height = 8, Width = 8, ResizeShorter = 10, Mean = [0, 0, 0], Std = [1, 1, 1] };
+        var photo = PhotoView.Of(new RgbImage(1600, 1200), pre);
+        var crop = new RgbImage(960, 960);
+        var full = OverlayOptions.Default;
+        var cropView = new OverlayOptions { View = OverlayView.Crop };
+        Assert.That(ExplanationPicture.Size(crop, photo, full), Is.EqualTo((1600, 1200)));
+        Assert.That(ExplanationPicture.TileSize(crop, photo, full), Is.EqualTo((512, 384)));
+        Assert.That(ExplanationPicture.Size(crop, photo, cropView), Is.EqualTo((960, 960)));
+        Assert.That(ExplanationPicture.TileSize(crop, photo, cropView), Is.EqualTo((512, 512)));
+        Assert.That(ExplanationPicture.TileSize(new RgbImage(32, 32), null, full), Is.EqualTo((32, 32)), "no photo: the crop");
+        Assert.That(ExplanationPicture.TileSize(null, null, full), Is.Null);
+    }
+}
