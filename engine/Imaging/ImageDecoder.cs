@@ -141,7 +141,7 @@ public static class ImageDecoder
         if (result.Width != width || result.Height != height || result.Data.Length != width * height * 3)
             throw new InvalidInputException(
                 $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
-        return new RgbImage(result.Width, result.Height, result.Data);
+        return ExifOrientation.Upright(data, new RgbImage(result.Width, result.Height, result.Data));
     }
 
     /// <summary>StbImageSharp's error text, which can hold NUL bytes (a C string copied whole): cut at the first
