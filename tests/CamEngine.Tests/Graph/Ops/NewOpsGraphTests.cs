@@ -224,6 +224,33 @@ internal sealed class NewOpsGraphTests
     }
 
     [Test]
+    public void Concat_along_the_last_axis_places_every_part_and_differentiates()
+    {
+        var g = new OpGraph([3, 2, 4]);
+        string a = g.Add(ModelOps.Slice, A(("axis", [3]), ("start", [0]), ("count", [1])), inputs: ["input"]);
+        string b = g.Add(ModelOps.Tanh, inputs: ["input"]);
+        g.Add(ModelOps.Concat, A(("axis", [3])), inputs: [b, a, "input"]);
+        var x = g.RandomInput();
+        var y = Forward(g, x);
+        // y[n, c, h, :] = (tanh x[n, c, h, 0..3], x[n, c, h, 0], x[n, c, h, 0..3]): 9 per row
+        for (int r = 0; r < x.Length / 4; r++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                Assert.That(y[r * 9 + j], Is.EqualTo(Math.Tanh(x[r * 4 + j])).Within(1e-12));
+                Assert.That(y[r * 9 + 5 + j], Is.EqualTo(x[r * 4 + j]));
+            }
+            Assert.That(y[r * 9 + 4], Is.EqualTo(x[r * 4]));
+        }
+        g.CheckReverse();
+        g.CheckJets();
+        var bad = new OpGraph([3, 2, 4]);
+        string p = bad.Add(ModelOps.Slice, A(("axis", [2]), ("start", [0]), ("count", [1])), inputs: ["input"]);
+        var e = Assert.Throws<ArgumentException>(() => bad.Add(ModelOps.Concat, A(("axis", [3])), inputs: [p, "input"]));
+        Assert.That(e!.Message, Does.Contain("differ outside axis 3"));
+    }
+
+    [Test]
     public void MatMul_with_a_constant_weight_over_the_last_axis_matches_and_differentiates()
     {
         // ConvNeXt's pointwise linear layer on (N, H, W, C).
