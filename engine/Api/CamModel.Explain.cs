@@ -273,7 +273,8 @@ public sealed partial class CamModel
                 {
                     var source = chunk[e.Image];
                     string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
-                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input));
+                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input,
+                        _file.Graph.Preprocessing));
                 }
             }
             progress?.Report(new ExplainProgress(start + count, images.Count));

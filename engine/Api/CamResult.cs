@@ -15,9 +15,13 @@ namespace CamEngine;
 /// </summary>
 public sealed class CamResult
 {
+    private readonly Model.Preprocessing _preprocessing;
+
     internal CamResult(
-        Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label, HostTensor input)
+        Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label, HostTensor input,
+        Model.Preprocessing preprocessing)
     {
+        _preprocessing = preprocessing;
         Explanation = explanation;
         Input = input;
         ImageIndex = imageIndex;
@@ -106,6 +110,8 @@ public sealed class CamResult
     public RgbImage ToOverlay(OverlayOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (Method == "class-model")
+            return SynthesizedImage();
         return Image is null
             ? Overlay.Heatmap(Explanation.Map, options)
             : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), options);
@@ -129,4 +135,68 @@ public sealed class CamResult
     /// <summary>The overlay encoded as PNG bytes (for a response body or a database instead of a file).</summary>
     /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
     public byte[] EncodeOverlayPng(float alpha = Overlay.DefaultAlpha) => Overlay.EncodePng(ToOverlay(alpha));
+
+    /// <summary><see cref="ToOverlay(OverlayOptions)"/> encoded as PNG bytes.</summary>
+    /// <param name="options">Colormap, alpha, contour.</param>
+    public byte[] EncodeOverlayPng(OverlayOptions options) => Overlay.EncodePng(ToOverlay(options));
+
+    /// <summary>The final map as a .npy file's bytes: float32 (H, W) in [0, 1] at input resolution.</summary>
+    public byte[] EncodeMapNpy() => EncodeNpy(Explanation.Map);
+
+    /// <summary>The raw map as a .npy file's bytes: at layer resolution before ReLU and normalization (for
+    /// pixel-space methods the signed (C, H, W) attribution; for class-model the synthesized input).</summary>
+    public byte[] EncodeRawNpy() => EncodeNpy(Explanation.Raw);
+
+    /// <summary>
+    /// One picture of several results of the same image: a labelled tile per result (the method's name, and the
+    /// class when results of several classes are shown), each the <see cref="ToOverlay(OverlayOptions)"/> picture
+    /// scaled to the first overlay's size, as PNG bytes.
+    /// </summary>
+    /// <param name="results">The results, in tile order.</param>
+    /// <param name="options">Colormap, alpha, contour of every tile.</param>
+    public static byte[] EncodeGridPng(IReadOnlyList<CamResult> results, OverlayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        ArgumentNullException.ThrowIfNull(options);
+        if (results.Count == 0)
+            throw new ArgumentException("no results to draw", nameof(results));
+        bool classes = results.Select(r => r.ClassIndex).Distinct().Count() > 1;
+        var size = results[0].Image;
+        var tiles = results.Select(r =>
+        {
+            var picture = r.ToOverlay(options);
+            // Tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
+            if (size != null && (picture.Width != size.Width || picture.Height != size.Height))
+                picture = Resize.ImageBilinear(picture, size.Width, size.Height);
+            string title = classes ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Method} {r.ClassIndex}") : r.Method;
+            return (title, picture);
+        }).ToList();
+        return Overlay.EncodePng(Grid.Render(tiles));
+    }
+
+    private static byte[] EncodeNpy(HostTensor tensor)
+    {
+        using var stream = new MemoryStream();
+        IO.Npy.Write(stream, tensor);
+        return stream.ToArray();
+    }
+
+    // class-model: the synthesized (C, H, W) image back to pixels, x * std + mean, clamped to [0, 1].
+    private RgbImage SynthesizedImage()
+    {
+        var raw = Explanation.Raw;
+        var pre = _preprocessing;
+        int c = raw.Shape[0], h = raw.Shape[1], w = raw.Shape[2], plane = h * w;
+        var image = new RgbImage(w, h);
+        for (int j = 0; j < plane; j++)
+        {
+            for (int ch = 0; ch < 3; ch++)
+            {
+                int src = Math.Min(ch, c - 1);
+                float v = raw.Data[src * plane + j] * pre.Std[src] + pre.Mean[src];
+                image.Data[j * 3 + ch] = (byte)Math.Round(255 * Math.Clamp(v, 0f, 1f));
+            }
+        }
+        return image;
+    }
 }
