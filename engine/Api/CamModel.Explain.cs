@@ -257,7 +257,7 @@ public sealed partial class CamModel
         if (methods.DistinctBy(m => m.Name).Count() != methods.Count)
             throw new ArgumentException("two methods share a name; their maps would be indistinguishable", nameof(methods));
         options ??= new ExplainOptions();
-        var labels = _file.Graph.Labels;
+        var labels = _labels;
         var results = new List<CamResult>();
         for (int start = 0; start < images.Count; start += _batchSize)
         {

@@ -18,6 +18,35 @@ public sealed partial class CamModel
     /// <exception cref="CamEngineException">The bytes hold no valid model.</exception>
     public static ModelSummary Inspect(ReadOnlyMemory<byte> bytes) => new(ModelFile.FromBytes(bytes.Span));
 
+    /// <summary>Largest labels file <see cref="ReadLabels(string)"/> reads.</summary>
+    public const int MaxLabelsFileBytes = 16 << 20;
+
+    /// <summary>
+    /// Reads a labels file: one label per line (UTF-8; blank lines at the end dropped), at most
+    /// <see cref="MaxLabelsFileBytes"/> bytes counted as they are read, so a device or pipe without a length is
+    /// refused at the limit instead of filling memory.
+    /// </summary>
+    /// <param name="path">The labels file.</param>
+    /// <exception cref="InvalidInputException">The file is larger than the limit.</exception>
+    public static IReadOnlyList<string> ReadLabels(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        var buffer = new byte[64 << 10];
+        using var bytes = new MemoryStream();
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            if (bytes.Length + n > MaxLabelsFileBytes)
+                throw new InvalidInputException($"{path}: a labels file is at most {MaxLabelsFileBytes >> 20} MiB");
+            bytes.Write(buffer, 0, n);
+        }
+        var lines = System.Text.Encoding.UTF8.GetString(bytes.GetBuffer(), 0, (int)bytes.Length).ReplaceLineEndings("\n").Split('\n').ToList();
+        while (lines.Count > 0 && lines[^1].Trim().Length == 0)
+            lines.RemoveAt(lines.Count - 1);
+        return lines;
+    }
+
     /// <summary>This model's layers, shapes, parameters, preprocessing and labels.</summary>
     public ModelSummary Summary => new(Live()._file);
 
@@ -53,7 +82,7 @@ public sealed partial class CamModel
         Live();
         options ??= new ExplainOptions();
         var sources = inputs.Select(i => new Source(i.Image, i.Source)).ToList();
-        var labels = _file.Graph.Labels;
+        var labels = _labels;
         var stacked = InputLoader.Stack(inputs.Select(i => i.Image).ToList());
         var results = new List<CamResult>();
         foreach (var method in methods)
@@ -102,7 +131,7 @@ public sealed partial class CamModel
         get
         {
             var g = Live()._file.Graph;
-            if (g.Labels is { Length: > 0 } || g.Nodes.Count == 0)
+            if (_labels is { Length: > 0 } || g.Nodes.Count == 0)
                 return false;
             var last = g.FindByOutput(g.OutputName) ?? g.Nodes[^1];
             return last.Op is not ("Gemm" or "MatMul" or "Linear" or "Dense" or "Conv" or "Add" or "Softmax" or "LogSoftmax");
@@ -120,7 +149,7 @@ public sealed partial class CamModel
     public Target ParseTarget(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var labels = Live()._file.Graph.Labels;
+        var labels = Live()._labels;
         string t = text.Trim();
         foreach (var (prefix, cosine) in new[] { ("similar:", false), ("cosine:", true) })
         {

@@ -1,34 +1,51 @@
+using System.CommandLine;
 using System.Globalization;
 using CamEngine.Imaging;
-using CamEngine.Tensors;
 
 namespace CamEngine.Cli;
 
 /// <summary>
-/// The overlay options shared by <c>cam explain</c> and <c>cam eval</c> (--colormap, --alpha, --contour): parsing,
-/// the manifest's settings text, and the picture of one map over its input.
+/// The picture options shared by <c>cam explain</c> and <c>cam eval</c>, all in one place: their declaration
+/// (<see cref="AddTo"/>), parsing into <see cref="OverlayOptions"/>, the manifest's settings text, and the picture of
+/// one result. A new picture option is added here only.
 /// </summary>
-internal static class OverlayArgs
+internal sealed class OverlayArgs
 {
-    /// <summary>The option names, for <see cref="Args.Parse"/>.</summary>
-    public static readonly string[] Options = ["--colormap", "--alpha", "--contour"];
+    private readonly Option<string> _colormap;
+    private readonly Option<string> _alpha;
+    private readonly Option<string> _contour;
 
-    public static OverlayOptions Parse(Args a)
+    private OverlayArgs(string what)
     {
-        ColormapKind colormap;
-        try
+        _colormap = CliOptions.Text("--colormap", "NAME", $"{what}: jet (default) | viridis | turbo | inferno");
+        _alpha = CliOptions.Text("--alpha", "A", $"weight of the heatmap over the image{(what == "overlays" ? "" : " in the report")}, 0 to 1 (default 0.5)");
+        _contour = CliOptions.Text("--contour", "PCT", "outline the top PCT% of each map (values >= its (100-PCT)th percentile) in white, 2 px; PCT in (0, 100]");
+    }
+
+    /// <summary>Declares the options on <paramref name="command"/>; <paramref name="what"/> names the pictures they
+    /// shape in the help (overlays, or the report's overlays).</summary>
+    public static OverlayArgs AddTo(Command command, string what = "overlays")
+    {
+        var args = new OverlayArgs(what);
+        command.Options.Add(args._colormap);
+        command.Options.Add(args._alpha);
+        command.Options.Add(args._contour);
+        return args;
+    }
+
+    public OverlayOptions Parse(ParseResult r)
+    {
+        string name = r.Get(_colormap, "jet");
+        if (!Enum.TryParse<ColormapKind>(name.Trim(), ignoreCase: true, out var colormap) || !Enum.IsDefined(colormap)
+            || int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
         {
-            colormap = Colormap.Parse(a.Get("--colormap", "jet"));
+            CliOptions.Choice("--colormap", name, [.. Enum.GetNames<ColormapKind>().Select(n => n.ToLowerInvariant())]);
         }
-        catch (CamEngineException e)
-        {
-            throw new UsageException(e.Message);
-        }
-        float alpha = a.GetFloats("--alpha", 1)?[0] ?? Overlay.DefaultAlpha;
+        float alpha = r.GetFloats(_alpha, 1)?[0] ?? new OverlayOptions().Alpha;
         if (alpha is < 0 or > 1)
             throw new UsageException($"--alpha must lie in [0, 1], got {alpha.ToString(CultureInfo.InvariantCulture)}");
-        float contour = a.GetFloats("--contour", 1)?[0] ?? 0;
-        if (a.Has("--contour") && contour is <= 0 or > 100)
+        float contour = r.GetFloats(_contour, 1)?[0] ?? 0;
+        if (r.Has(_contour) && contour is <= 0 or > 100)
             throw new UsageException($"--contour must lie in (0, 100], got {contour.ToString(CultureInfo.InvariantCulture)}");
         return new OverlayOptions { Colormap = colormap, Alpha = alpha, ContourPercent = contour };
     }
@@ -41,19 +58,12 @@ internal static class OverlayArgs
         yield return ("contour", o.ContourPercent == 0 ? "none" : o.ContourPercent.ToString("G", CultureInfo.InvariantCulture) + "%");
     }
 
-    /// <summary>Ordered settings as the manifest's dictionary (insertion order is kept).</summary>
-    public static Dictionary<string, string> Table(IEnumerable<(string Key, string Value)> settings)
-    {
-        var table = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in settings)
-            table[key] = value;
-        return table;
-    }
+    /// <summary>The picture of one result: the map over the input's picture (for class-model the synthesized image).</summary>
+    public static RgbImage Picture(CamResult result, OverlayOptions options) => result.ToOverlay(options);
 
-    /// <summary>The map over the image's display picture (the model's crop, map resized to it), or the colormapped
-    /// map alone for an input without a picture (a .npy tensor).</summary>
-    public static RgbImage Picture(InputImage image, HostTensor map, OverlayOptions options) =>
-        image.Display is { } display
-            ? Overlay.Blend(display, Resize.Bilinear(map, display.Height, display.Width), options)
-            : Overlay.Heatmap(map, options);
+    /// <summary>The PNG bytes of <see cref="Picture"/>.</summary>
+    public static byte[] Png(CamResult result, OverlayOptions options) => result.EncodeOverlayPng(options);
+
+    /// <summary>The PNG bytes of a grid of results of one image.</summary>
+    public static byte[] GridPng(IReadOnlyList<CamResult> results, OverlayOptions options) => CamResult.EncodeGridPng(results, options);
 }

@@ -121,7 +121,7 @@ public sealed partial class EvalReportTests : CliTestBase
         for (int m = 0; m < s_methods.Length; m++)
         {
             Assert.That(Count(road, LineChart.Palette[m]), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} MoRF");
-            Assert.That(Count(road, EvalCharts.Tint(LineChart.Palette[m])), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} LeRF");
+            Assert.That(Count(road, MetricCharts.Tint(LineChart.Palette[m])), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} LeRF");
         }
         var captions = Caption().Matches(html).Select(m => m.Groups[1].Value).ToList();
         string Auc(string method, int column) => csvValues[method][column].ToString("F4", CultureInfo.InvariantCulture);
@@ -199,7 +199,7 @@ public sealed partial class EvalReportTests : CliTestBase
     {
         var a = new PerturbationCurve(0, 3, [0, 0.5, 1], [0.9, 0.4, 0.1], 0.45);
         var b = new PerturbationCurve(1, 7, [0, 0.5, 1], [0.5, 0.2, 0.3], 0.3);
-        var mean = EvalCharts.MeanCurve([a, b]);
+        var mean = MetricCharts.MeanCurve([a, b]);
         Assert.That(mean.Select(p => p.X), Is.EqualTo(new[] { 0, 0.5, 1 }));
         Assert.That(mean.Select(p => p.Y), Is.EqualTo(new[] { 0.7, 0.3, 0.2 }).Within(1e-12));
         var road = new RoadResult
@@ -207,8 +207,8 @@ public sealed partial class EvalReportTests : CliTestBase
             Score = MetricScore.Softmax, Percentiles = [10, 50], Original = [1, 1],
             MostRelevantFirst = [[0.5, 0.25], [0.25, 0.75]], LeastRelevantFirst = [[1, 1], [1, 1]],
         };
-        Assert.That(EvalCharts.MeanRoad(road, road.MostRelevantFirst), Is.EqualTo(new[] { (10.0, 0.375), (50.0, 0.5) }));
-        Assert.That(EvalCharts.Tint((0, 90, 200)), Is.EqualTo(((byte)128, (byte)173, (byte)228)));
+        Assert.That(MetricCharts.MeanRoad(road, road.MostRelevantFirst), Is.EqualTo(new[] { (10.0, 0.375), (50.0, 0.5) }));
+        Assert.That(MetricCharts.Tint((0, 90, 200)), Is.EqualTo(((byte)128, (byte)173, (byte)228)));
     }
 
     [Test]
