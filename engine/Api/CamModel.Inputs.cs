@@ -102,6 +102,25 @@ public sealed partial class CamModel
         return results;
     }
 
+    /// <summary>The sanity check (cascading randomization) of a method on inputs read by <see cref="LoadInputs(string)"/>
+    /// (see <see cref="EvaluateSanity(IReadOnlyList{string}, Methods.CamMethod, ExplainOptions?, Metrics.SanityCheckOptions?, IProgress{Metrics.MetricProgress}?, CancellationToken)"/>).</summary>
+    /// <param name="inputs">The inputs.</param>
+    /// <param name="method">The method.</param>
+    /// <param name="explainOptions">Layers, target, convention...; null for the defaults.</param>
+    /// <param name="options">The seed.</param>
+    /// <param name="progress">Reports randomization steps finished.</param>
+    /// <param name="cancellationToken">Checked between steps.</param>
+    public Metrics.SanityCheckResult EvaluateSanity(
+        IReadOnlyList<CamInput> inputs, CamMethod method, ExplainOptions? explainOptions = null,
+        Metrics.SanityCheckOptions? options = null, IProgress<Metrics.MetricProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0)
+            throw new ArgumentException("no inputs given", nameof(inputs));
+        return EvaluateSanity(InputLoader.Stack(inputs.Select(i => i.Image).ToList()), method, explainOptions, options, progress, cancellationToken);
+    }
+
     /// <summary>The <paramref name="top"/> highest-scoring classes of each input, with softmax probabilities.</summary>
     /// <param name="inputs">Inputs read by <see cref="LoadInputs(string)"/>, one batch.</param>
     /// <param name="top">How many classes per input, highest first.</param>

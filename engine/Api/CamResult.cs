@@ -174,6 +174,14 @@ public sealed class CamResult
         return Overlay.EncodePng(Grid.Render(tiles));
     }
 
+    /// <summary>Any picture (an overlay, a chart) encoded as PNG bytes.</summary>
+    /// <param name="image">The picture.</param>
+    public static byte[] EncodePng(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return Overlay.EncodePng(image);
+    }
+
     private static byte[] EncodeNpy(HostTensor tensor)
     {
         using var stream = new MemoryStream();

@@ -44,7 +44,7 @@ internal static class InputSet
         return sorted;
     }
 
-    private static IEnumerable<InputFile> ExpandOne(string entry, bool recursive)
+    private static List<InputFile> ExpandOne(string entry, bool recursive)
     {
         if (File.Exists(entry))
             return [new InputFile(entry, System.IO.Path.GetFileNameWithoutExtension(entry))];
@@ -136,7 +136,7 @@ internal static class InputSet
         return new Regex(b.Append('$').ToString(), RegexOptions.CultureInvariant);
     }
 
-    private static IEnumerable<string> ReadList(string path)
+    private static List<string> ReadList(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
         var bytes = new MemoryStream();
