@@ -153,7 +153,7 @@ public sealed partial class CamModel
             if (_labels is { Length: > 0 } || g.Nodes.Count == 0)
                 return false;
             var last = g.FindByOutput(g.OutputName) ?? g.Nodes[^1];
-            return last.Op is not ("Gemm" or "MatMul" or "Linear" or "Dense" or "Conv" or "Add" or "Softmax" or "LogSoftmax");
+            return last.Op.ToLowerInvariant() is not ("gemm" or "matmul" or "linear" or "conv" or "add" or "softmax" or "logsoftmax");
         }
     }
 

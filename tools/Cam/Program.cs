@@ -62,15 +62,15 @@ internal static class Program
         }
     }
 
-    internal static RootCommand BuildRoot(CliContext cli)
+    internal static Command BuildRoot(CliContext cli)
     {
-        var root = new RootCommand(
+        var root = new Command("cam",
             "cam: explain CNN decisions with class activation maps, on CUDA, OpenCL or the CPU, without an ML runtime. "
             + "IMAGE: a PNG, JPEG or BMP file, a preprocessed float32 .npy of shape (C,H,W) or (N,C,H,W), a folder, or a glob. "
             + "Devices: --device auto|cpu|ilgpu-cpu|cuda|opencl|reference, or the CAMENGINE_DEVICE variable.");
-        // --version is ours (it also lists the devices); the generated one is dropped.
-        foreach (var o in root.Options.Where(o => o is VersionOption).ToList())
-            root.Options.Remove(o);
+        // A plain command named cam, not a RootCommand (whose name is the executable's: testhost under tests, and whose
+        // generated --version would not list the devices, as ours does).
+        root.Options.Add(new HelpOption { Recursive = true });
         root.Subcommands.Add(ConvertCommand.Build(cli));
         root.Subcommands.Add(InfoCommand.Build(cli));
         root.Subcommands.Add(PredictCommand.Build(cli));
@@ -86,21 +86,37 @@ internal static class Program
     /// an error: <c>--out --quiet</c> must not make a folder named --quiet. <c>--out=--quiet</c> says it is meant.</summary>
     private static void CheckOptionValues(Command command, string[] args)
     {
-        for (int i = 1; i < args.Length - 1; i++)
+        var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Append("--help").Append("-h").Append("-?").ToList();
+        for (int i = 1; i < args.Length; i++)
         {
-            if (args[i] == "--")
+            string token = args[i];
+            if (token == "--")
                 return;
-            var option = command.Options.FirstOrDefault(o => o.Name == args[i] || o.Aliases.Contains(args[i]));
-            if (option == null || option.Arity.MaximumNumberOfValues == 0 || option.ValueType == typeof(bool))
+            if (!IsOptionLike(token))
                 continue;
-            string next = args[i + 1];
-            if (next.Length > 1 && next[0] == '-' && !double.TryParse(next, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
-                throw new UsageException($"option {args[i]} needs a value, got the option '{TerminalText.Escape(next)}'; write {args[i]}={TerminalText.Escape(next)} for a value that starts with '-'");
+            string name = token.Split('=', 2)[0];
+            var option = command.Options.FirstOrDefault(o => o.Name == name || o.Aliases.Contains(name));
+            if (option == null)
+            {
+                if (names.Contains(name))
+                    continue;
+                throw new UsageException(WithSuggestion($"unknown option '{TerminalText.Escape(name)}'",
+                    CamNames.Suggest(name, names.Where(n => n.StartsWith("--", StringComparison.Ordinal)))));
+            }
+            if (option.Arity.MaximumNumberOfValues == 0 || option.ValueType == typeof(bool) || token.Contains('=', StringComparison.Ordinal))
+                continue;
+            if (i + 1 < args.Length && IsOptionLike(args[i + 1]))
+                throw new UsageException($"option {token} needs a value, got the option '{TerminalText.Escape(args[i + 1])}'; write {token}={TerminalText.Escape(args[i + 1])} for a value that starts with '-'");
+            i++;
         }
     }
 
+    /// <summary>A token that looks like an option: starts with '-', is not '-' alone and not a negative number.</summary>
+    private static bool IsOptionLike(string token) =>
+        token.Length > 1 && token[0] == '-' && !double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+
     /// <summary>The first parse error in our words: unknown commands and options with the nearest real name.</summary>
-    private static string Describe(ParseResult result, RootCommand root)
+    private static string Describe(ParseResult result, Command root)
     {
         var command = result.CommandResult.Command;
         if (result.UnmatchedTokens.Count > 0)
@@ -129,7 +145,7 @@ internal static class Program
         suggestion == null ? message : $"{message}; did you mean '{suggestion}'?";
 
     /// <summary>Exit 2 with one line: the problem, then the command's usage line.</summary>
-    private static int Fail(TextWriter stderr, RootCommand root, Command? command, string message)
+    private static int Fail(TextWriter stderr, Command root, Command? command, string message)
     {
         string usage = command == null
             ? "usage: cam <command> [options]; commands: " + string.Join(", ", root.Subcommands.Select(c => c.Name))
@@ -145,7 +161,7 @@ internal static class Program
         return string.Join(' ', new[] { "cam", command.Name }.Concat(args).Append("[options]"));
     }
 
-    private static void WriteHelp(RootCommand root, string[] path, TextWriter writer)
+    private static void WriteHelp(Command root, string[] path, TextWriter writer)
     {
         var result = root.Parse([.. path, "--help"]);
         result.Invoke(new InvocationConfiguration { Output = writer, Error = writer });

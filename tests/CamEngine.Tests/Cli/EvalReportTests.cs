@@ -9,6 +9,7 @@ using CamEngine.Imaging;
 using CamEngine.Methods;
 using CamEngine.Metrics;
 using CamEngine.Model;
+using CamEngine.Reporting;
 using NUnit.Framework;
 
 namespace CamEngine.Tests.Cli;
@@ -107,7 +108,7 @@ public sealed partial class EvalReportTests : CliTestBase
             int first = i * (1 + s_methods.Length);
             Assert.That(pngs[first], Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(images[i].Display!))), $"input {i}");
             Assert.That(pngs[first + 1],
-                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(OverlayArgs.Picture(images[i], gradcam[i].Map, options)))),
+                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(Overlay.Blend(images[i].Display!, Resize.Bilinear(gradcam[i].Map, images[i].Display!.Height, images[i].Display!.Width), options)))),
                 $"gradcam overlay {i}");
         }
 
