@@ -248,11 +248,17 @@ public sealed partial class CamModel
         return resolved;
     }
 
-    // "/layer4/layer4.1/conv2/Conv" -> layer4, layer4.1 style prefixes as module paths ("layer4", "layer4.1.conv2").
+    // "/layer4/layer4.1/conv2/Conv" -> the module paths a forward hook would name: layer4, layer4.1, layer4.1.conv2
+    // (an exporter nests the scopes; the last segment is the operator).
     private static IEnumerable<string> ModulePaths(string nodeName)
     {
         var parts = nodeName.Trim('/').Split('/');
-        for (int i = 1; i < parts.Length; i++)
-            yield return parts[i - 1];
+        string path = "";
+        for (int i = 0; i < parts.Length - 1; i++)
+        {
+            string part = parts[i];
+            path = path.Length > 0 && part.StartsWith(path + ".", StringComparison.Ordinal) ? part : path.Length == 0 ? part : path + "." + part;
+            yield return path;
+        }
     }
 }

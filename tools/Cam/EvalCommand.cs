@@ -175,7 +175,7 @@ internal sealed class EvalCommand
         using var run = new RunHarness(_cli, "eval", modelPath, _inputs.GetShard(r));
         var chartNames = s_chartMetrics.Where(metrics.Contains).ToList();
         if (outDir != null)
-            run.UseOutputFolder(outDir, overwrite, resume: false).CheckFree(chartNames.Select(n => $"eval.{n}.png"));
+            run.UseOutputFolder(outDir, overwrite, resume: false, canResume: false).CheckFree(chartNames.Select(n => $"eval.{n}.png"));
         string? reportPath = reportDir == null ? null : Path.Combine(reportDir, HtmlReport.FileName);
         foreach (var path in new[] { csvPath, jsonPath, reportPath })
         {

@@ -99,7 +99,7 @@ internal sealed class ExplainCommand
         string modelPath = r.GetValue(_model)!;
 
         using var run = new RunHarness(_cli, "explain", modelPath, _inputs.GetShard(r));
-        var plan = run.UseOutputFolder(r.Get(_out, "."), overwrite, resume);
+        var plan = run.UseOutputFolder(r.Get(_out, "."), overwrite, resume, canResume: true);
         string? reportPath = r.Get(_report) is { } rd ? Path.Combine(rd, HtmlReport.FileName) : null;
         if (reportPath != null)
             RunHarness.PlanExtra(reportPath, overwrite);

@@ -40,6 +40,9 @@ internal sealed class OutputPlan
 
     public bool Resume { get; }
 
+    /// <summary>Whether the command has --resume (the refusal message mentions it).</summary>
+    public bool CanResume { get; init; }
+
     /// <summary>Files written so far, relative to <see cref="Folder"/> ('/' separated), in writing order.</summary>
     public IReadOnlyList<string> Written => _written;
 
@@ -49,8 +52,16 @@ internal sealed class OutputPlan
     /// <summary>Creates the folder, checks it is writable, removes stale temp files and lists what exists.</summary>
     public void Prepare()
     {
-        Directory.CreateDirectory(Folder);
-        string probe = System.IO.Path.Combine(Folder, TempName("probe"));
+        // A folder that does not exist yet is not created here (a refused run leaves no trace): its nearest existing
+        // ancestor is probed instead, and the first write creates it.
+        string probeIn = Path.GetFullPath(Folder);
+        while (!Directory.Exists(probeIn))
+        {
+            if (File.Exists(probeIn))
+                throw new CamEngineException($"cannot create the folder {TerminalText.Escape(Folder)}: {TerminalText.Escape(probeIn)} is a file");
+            probeIn = Path.GetDirectoryName(probeIn) ?? throw new CamEngineException($"cannot create the folder {TerminalText.Escape(Folder)}");
+        }
+        string probe = Path.Combine(probeIn, TempName("probe"));
         try
         {
             using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write))
@@ -60,11 +71,13 @@ internal sealed class OutputPlan
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CamEngineException($"cannot write into {TerminalText.Escape(Folder)}: {TerminalText.Escape(e.Message)}", e);
+            throw new CamEngineException($"cannot write into {TerminalText.Escape(probeIn)}: {TerminalText.Escape(e.Message)}", e);
         }
+        if (!Directory.Exists(Folder))
+            return;
         foreach (var file in Directory.EnumerateFiles(Folder, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
         {
-            string name = System.IO.Path.GetFileName(file);
+            string name = Path.GetFileName(file);
             if (name.StartsWith(TempPrefix, StringComparison.Ordinal))
             {
                 if (IsStale(file, name))
@@ -76,6 +89,13 @@ internal sealed class OutputPlan
             }
             _existing.Add(Relative(file));
         }
+    }
+
+    /// <summary>Records a file written outside the folder (a report, --csv), relative to it, so that the manifest
+    /// lists it in writing order and a failed run removes it.</summary>
+    public void Record(string path)
+    {
+        _written.Add(Relative(Path.GetFullPath(path)));
     }
 
     /// <summary>Whether <paramref name="name"/> (relative, '/' separated) exists. A <c>*</c> in it stands for a class
@@ -99,16 +119,16 @@ internal sealed class OutputPlan
             return;
         string more = taken.Count > 1 ? $" (and {(taken.Count == 1000 ? "999 or more" : (taken.Count - 1).ToString(CultureInfo.InvariantCulture))} more planned outputs)" : "";
         throw new CamEngineException(
-            $"{TerminalText.Escape(System.IO.Path.Combine(Folder, taken[0].Replace('*', 'C')))} exists{more}; nothing was computed. Pass --overwrite to replace, --resume to skip the inputs already done, or another --out");
+            $"{TerminalText.Escape(Path.Combine(Folder, taken[0].Replace('*', 'C')))} exists{more}; nothing was computed; pass --overwrite to replace{(CanResume ? ", --resume to skip the inputs already done," : "")} or another --out");
     }
 
     /// <summary>Writes one file (relative name) through a temp file and a create-new move.</summary>
     public void Write(string name, ReadOnlySpan<byte> bytes)
     {
-        string path = System.IO.Path.Combine(Folder, name);
-        string dir = System.IO.Path.GetDirectoryName(path)!;
+        string path = Path.Combine(Folder, name);
+        string dir = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(dir);
-        string temp = System.IO.Path.Combine(dir, TempName(System.IO.Path.GetFileName(path)));
+        string temp = Path.Combine(dir, TempName(Path.GetFileName(path)));
         try
         {
             using (var s = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -136,7 +156,7 @@ internal sealed class OutputPlan
         foreach (var name in _written)
         {
             if (keep == null || !keep(name))
-                TryDelete(System.IO.Path.Combine(Folder, name));
+                TryDelete(Path.Combine(Folder, name));
         }
     }
 
@@ -144,7 +164,7 @@ internal sealed class OutputPlan
     public string TempName(string name) =>
         string.Create(CultureInfo.InvariantCulture, $"{TempPrefix}{_host}.{_pid}.{Guid.NewGuid():N}.{name}");
 
-    private string Relative(string path) => System.IO.Path.GetRelativePath(Folder, path).Replace('\\', '/');
+    private string Relative(string path) => Path.GetRelativePath(Folder, path).Replace('\\', '/');
 
     private bool IsStale(string path, string name)
     {
@@ -157,6 +177,8 @@ internal sealed class OutputPlan
 
     private static bool Alive(int pid)
     {
+        if (pid <= 0)
+            return false;
         try
         {
             using var p = Process.GetProcessById(pid);

@@ -204,6 +204,20 @@ internal sealed class CliContext(TextWriter stdout, TextWriter stderr)
 
     public TextWriter Error { get; } = stderr;
 
-    /// <summary>What the run is doing now, in words ("loading the model", "explaining batch 3"...).</summary>
-    public string Stage { get; set; } = "starting";
+    /// <summary>What the run is doing now, in words ("loading the model", "explaining inputs 1 to 8"...): the
+    /// out-of-memory message names it.</summary>
+    public string Stage
+    {
+        get => _stage;
+        set
+        {
+            _stage = value;
+            StageEntered?.Invoke(value);
+        }
+    }
+
+    /// <summary>Called as each stage begins: the tests' way to fail a run at a chosen point (out of memory).</summary>
+    internal static Action<string>? StageEntered { get; set; }
+
+    private string _stage = "starting";
 }

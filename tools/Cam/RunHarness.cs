@@ -94,10 +94,10 @@ internal sealed class RunHarness : IDisposable
     public string ModelSha256 { get; private set; } = "";
 
     /// <summary>Sets up the output folder (plan, temp cleanup, results index) before any work.</summary>
-    public OutputPlan UseOutputFolder(string folder, bool overwrite, bool resume)
+    public OutputPlan UseOutputFolder(string folder, bool overwrite, bool resume, bool canResume)
     {
         Stage("checking the output folder");
-        Plan = new OutputPlan(folder, overwrite, resume);
+        Plan = new OutputPlan(folder, overwrite, resume) { CanResume = canResume };
         Plan.Prepare();
         Results = new ResultsIndex(folder, RunId, appendEachBatch: resume);
         return Plan;
@@ -108,7 +108,7 @@ internal sealed class RunHarness : IDisposable
     public static void PlanExtra(string path, bool overwrite)
     {
         if (!overwrite && File.Exists(path))
-            throw new CamEngineException($"{TerminalText.Escape(path)} exists; nothing was computed. Pass --overwrite to replace it");
+            throw new CamEngineException($"{TerminalText.Escape(path)} exists; nothing was computed; pass --overwrite to replace it");
     }
 
     /// <summary>Hashes the model file (first: a hash that cannot run stops the run before any output) and loads it.</summary>
@@ -134,7 +134,7 @@ internal sealed class RunHarness : IDisposable
     /// (N, C, H, W) .npy file gives N images named STEM_i).</summary>
     public IEnumerable<List<(string Stem, string Path, CamInput Input)>> Batches(IEnumerable<InputFile> files, int batch)
     {
-        var chunk = new List<(string, string, CamInput)>(batch);
+        var chunk = new List<(string, string, CamInput)>(Math.Min(batch, 64));
         foreach (var file in files)
         {
             Stage($"reading {TerminalText.Escape(file.Path)}");
@@ -146,7 +146,7 @@ internal sealed class RunHarness : IDisposable
                 if (chunk.Count == batch)
                 {
                     yield return chunk;
-                    chunk = new List<(string, string, CamInput)>(batch);
+                    chunk = new List<(string, string, CamInput)>(Math.Min(batch, 64));
                 }
             }
         }
@@ -160,8 +160,7 @@ internal sealed class RunHarness : IDisposable
         if (Plan == null)
             return;
         Stage("writing the manifest");
-        var files = Plan.Written.Concat(_writtenExtra.Select(f => System.IO.Path.GetRelativePath(System.IO.Path.GetFullPath(Plan.Folder), System.IO.Path.GetFullPath(f)).Replace('\\', '/'))).ToList();
-        manifest = manifest with { Files = files, CreatedUtc = DateTime.UtcNow };
+        manifest = manifest with { Files = Plan.Written.ToList(), CreatedUtc = DateTime.UtcNow };
         Plan.Write(ManifestName, System.Text.Encoding.UTF8.GetBytes(manifest.ToJson()));
     }
 
@@ -183,7 +182,10 @@ internal sealed class RunHarness : IDisposable
         var plan = new OutputPlan(dir, overwrite, resume: false);
         Directory.CreateDirectory(dir);
         plan.Write(System.IO.Path.GetFileName(full), bytes);
-        _writtenExtra.Add(full);
+        if (Plan != null)
+            Plan.Record(full);
+        else
+            _writtenExtra.Add(full);
     }
 
     /// <summary>Removes what the run wrote: everything, or with --resume what <paramref name="keep"/> rejects.</summary>

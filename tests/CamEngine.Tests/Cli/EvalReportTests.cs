@@ -132,7 +132,7 @@ public sealed partial class EvalReportTests : CliTestBase
         Assert.That(captions[^1], Does.StartWith("ROAD:").And.EndWith($"gradcam {Auc("gradcam", 4)}, gradcampp {Auc("gradcampp", 4)}"));
 
         // The manifest: the run's facts, a time per method and per method and metric, exactly the files on disk.
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         var manifest = json.RootElement;
         Assert.That(manifest.GetProperty("command").GetString(), Is.EqualTo("eval"));
         Assert.That(manifest.GetProperty("model_sha256").GetString(),
@@ -151,7 +151,7 @@ public sealed partial class EvalReportTests : CliTestBase
         var listed = manifest.GetProperty("files").EnumerateArray().Select(e => e.GetString()!).ToList();
         var onDisk = Directory.GetFiles(outDir, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(outDir, f).Replace('\\', '/'))
-            .Where(f => f != "manifest.json")
+            .Where(f => !IsRunFile(f))
             .ToList();
         Assert.That(listed, Is.EquivalentTo(onDisk));
         Assert.That(listed, Is.EqualTo(new[] { "m.csv", "eval.deletion.png", "eval.insertion.png", "eval.road.png", "report/index.html" }));
@@ -160,21 +160,21 @@ public sealed partial class EvalReportTests : CliTestBase
         var before = Snapshot(outDir);
         var again = Cam(EvalArgs(outDir, reportDir, csv));
         Assert.That(again.Code, Is.EqualTo(2));
-        Assert.That(again.Err, Does.Contain("exists; pass --overwrite"));
+        Assert.That(again.Err, Does.Contain("nothing was computed; pass --overwrite"));
         string elsewhere = Path.Combine(Dir, "elsewhere");
         var reportOnly = Cam(EvalArgs(Path.Combine(elsewhere, "out"), reportDir, Path.Combine(elsewhere, "m.csv")));
         Assert.That(reportOnly.Code, Is.EqualTo(2));
-        Assert.That(reportOnly.Err, Does.Contain("index.html exists; pass --overwrite"));
+        Assert.That(reportOnly.Err, Does.Contain("index.html exists; nothing was computed; pass --overwrite"));
         var outOnly = Cam(EvalArgs(outDir, Path.Combine(elsewhere, "report"), Path.Combine(elsewhere, "m.csv")));
         Assert.That(outOnly.Code, Is.EqualTo(2));
-        Assert.That(outOnly.Err, Does.Contain("exists; pass --overwrite"));
+        Assert.That(outOnly.Err, Does.Contain("nothing was computed; pass --overwrite"));
         Assert.That(Snapshot(outDir), Is.EqualTo(before));
         Assert.That(Directory.Exists(elsewhere), Is.False, "nothing written for a refused run");
 
         // With --overwrite the run replaces them, and lists the same files.
         var replaced = Cam(EvalArgs(outDir, reportDir, csv, "--overwrite"));
         Assert.That(replaced.Code, Is.Zero, replaced.Err);
-        using var json2 = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json2 = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         Assert.That(json2.RootElement.GetProperty("files").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(listed));
     }
 
@@ -186,7 +186,8 @@ public sealed partial class EvalReportTests : CliTestBase
         var r = Cam("eval", Model, Photos[0], "--method", "gradcam", "--metric", "insertion", "--steps", "5", "--device", Device,
             "--out", outDir, "--report", reportDir, "--quiet");
         Assert.That(r.Code, Is.Zero, r.Err);
-        Assert.That(Directory.GetFiles(outDir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "eval.insertion.png", "manifest.json" }));
+        Assert.That(Directory.GetFiles(outDir).Select(Path.GetFileName).Where(f => !IsRunFile(f!)), Is.EquivalentTo(new[] { "eval.insertion.png" }));
+        Assert.That(Manifests(outDir), Has.Count.EqualTo(1));
         string html = File.ReadAllText(Path.Combine(reportDir, "index.html"));
         Assert.That(EmbeddedPng().Matches(html), Has.Count.EqualTo(1 + 1 + 1));
         Assert.That(Caption().Matches(html).Select(m => m.Groups[1].Value).Last(), Does.StartWith("Insertion:").And.Contain("over 1 image;"));
@@ -235,7 +236,7 @@ public sealed partial class EvalReportTests : CliTestBase
 
     private static List<string> ListedFiles(string outDir)
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         return json.RootElement.GetProperty("files").EnumerateArray().Select(e => e.GetString()!).ToList();
     }
 
