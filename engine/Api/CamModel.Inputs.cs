@@ -192,12 +192,11 @@ public sealed partial class CamModel
             var parts = t.Split(',', StringSplitOptions.TrimEntries);
             return Target.PerImage(parts.Select(p => Check(ClassOf(p, labels))).ToArray());
         }
+        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int c))
+            return Target.Class(Check(c));
         try
         {
-            var target = Target.Parse(t);
-            if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int c))
-                Check(c);
-            return target;
+            return Target.Parse(t);
         }
         catch (CamEngineException) when (labels is { Length: > 0 })
         {
