@@ -183,6 +183,15 @@ internal sealed class EvalCommand
                 RunHarness.PlanExtra(path, overwrite);
         }
         var model = run.LoadModel(r.Get(_device), batch, r.Get(_labels));
+        if (model.IsEmbedding)
+        {
+            // A softmax over embedding channels means nothing: the metrics read the channel's raw value.
+            if (r.Has(_score) && score == MetricScore.Softmax)
+                throw new UsageException("the model's output is an embedding, not class scores: a softmax over its channels means nothing; use --score logit");
+            score = MetricScore.Logit;
+            _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"the model's output is a {model.OutputShape.Aggregate(1, (a, b) => a * b)}-d embedding, not class scores: the metrics read the target channel's raw value (--score logit), no softmax"));
+        }
         var target = model.ParseTarget(targetText);
         var inputs = run.Batches(files, int.MaxValue).SelectMany(b => b).ToList();
         if (target.PerImageCount > 0 && target.PerImageCount != inputs.Count)

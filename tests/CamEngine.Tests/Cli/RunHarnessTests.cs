@@ -343,7 +343,15 @@ public sealed class RunHarnessTests : CliTestBase
         Assert.That(r.Out, Does.Contain("channel").And.Not.Contain(" p "));
         var classifier = Cam("predict", Bundled("tiny_gapcnn.safetensors"), Bundled("images", "chelsea.png"), "--top", "3", "--device", Device);
         Assert.That(classifier.Out, Does.Not.Contain("embedding").And.Contain(", p "));
-        using var model = CamModel.Load(featurizer, new CamModelOptions { Device = Device });
-        Assert.That(model.IsEmbedding, Is.True);
+        using (var model = CamModel.Load(featurizer, new CamModelOptions { Device = Device }))
+            Assert.That(model.IsEmbedding, Is.True);
+
+        // eval reads the raw channel value, and refuses an explicit softmax.
+        string csv = Path.Combine(Dir, "m.json");
+        var eval = Cam("eval", featurizer, Bundled("images", "chelsea.png"), "--metric", "avgdrop", "--json", csv, "--device", Device);
+        Assert.That(eval.Code, Is.Zero, eval.Err);
+        Assert.That(eval.Out, Does.Contain("64-d embedding, not class scores: the metrics read the target channel's raw value"));
+        Assert.That(File.ReadAllText(csv), Does.Contain("\"score\": \"logit\""));
+        AssertOneLineError(Cam("eval", featurizer, Bundled("images", "chelsea.png"), "--score", "softmax", "--device", Device), "use --score logit");
     }
 }
