@@ -220,6 +220,7 @@ internal sealed class ExplainCommand
                     timings[method] += ms;
                 images += chunk.Count;
                 run.Results!.Add(rows);
+                batchFiles.Clear();
             }
             progress.Finish();
             if (target.PerImageCount > 0 && target.PerImageCount != images)

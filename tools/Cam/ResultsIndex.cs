@@ -12,10 +12,11 @@ internal sealed record ResultRow(
 /// results.csv in the output folder: a header, then one row per image x method x class, appended by every run and
 /// shard into the same folder. Each append holds an exclusive lock on <c>.results.csv.lock</c> (an OS file lock,
 /// so concurrent runs take turns and rows never interleave) and writes whole rows; the header is written once, by
-/// the first append to an empty file. A run without --resume keeps its rows until it succeeds, so a failed run
-/// adds none; with --resume each batch's rows are appended when the batch's files are written.
+/// the first append to an empty file. A run without --resume keeps its rows in a temp file beside (memory stays
+/// bounded however many images) until it succeeds, so a failed run adds none; with --resume each batch's rows are
+/// appended when the batch's files are written.
 /// </summary>
-internal sealed class ResultsIndex(string folder, string runId, bool appendEachBatch)
+internal sealed class ResultsIndex(string folder, string runId, bool appendEachBatch, string? spoolName = null) : IDisposable
 {
     public const string FileName = "results.csv";
 
@@ -24,24 +25,58 @@ internal sealed class ResultsIndex(string folder, string runId, bool appendEachB
     public static readonly string[] Columns =
         ["input", "class", "label", "score", "probability", "method", "layer", "files", "ms", "run"];
 
-    private readonly List<ResultRow> _pending = [];
+    private FileStream? _spool;
+    private int _spooled;
 
     public int Rows { get; private set; }
 
     public void Add(IEnumerable<ResultRow> rows)
     {
-        _pending.AddRange(rows);
+        var list = rows.ToList();
+        if (list.Count == 0)
+            return;
+        string text = Format(list);
         if (appendEachBatch)
-            Flush();
+        {
+            Append(folder, text);
+            Rows += list.Count;
+            return;
+        }
+        if (_spool == null)
+        {
+            Directory.CreateDirectory(folder);
+            _spool = new FileStream(Path.Combine(folder, spoolName ?? $"{OutputPlan.TempPrefix}{runId}.results.csv"),
+                FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        }
+        _spool.Write(Encoding.UTF8.GetBytes(text));
+        _spooled += list.Count;
     }
 
-    /// <summary>Appends the pending rows (nothing when there are none).</summary>
+    /// <summary>Appends the spooled rows (nothing when there are none) and removes the spool.</summary>
     public void Flush()
     {
-        if (_pending.Count == 0)
+        if (_spool == null)
             return;
+        _spool.Position = 0;
+        var bytes = new byte[_spool.Length];
+        _spool.ReadExactly(bytes);
+        Append(folder, Encoding.UTF8.GetString(bytes));
+        Rows += _spooled;
+        Dispose();
+    }
+
+    /// <summary>Drops the spooled rows (a failed run).</summary>
+    public void Dispose()
+    {
+        _spool?.Dispose();
+        _spool = null;
+        _spooled = 0;
+    }
+
+    private string Format(List<ResultRow> rows)
+    {
         var text = new StringBuilder();
-        foreach (var r in _pending)
+        foreach (var r in rows)
         {
             text.AppendJoin(',', new[]
             {
@@ -52,9 +87,7 @@ internal sealed class ResultsIndex(string folder, string runId, bool appendEachB
                 r.Milliseconds.ToString("F1", CultureInfo.InvariantCulture), Csv(runId),
             }).Append('\n');
         }
-        Append(folder, text.ToString());
-        Rows += _pending.Count;
-        _pending.Clear();
+        return text.ToString();
     }
 
     private static void Append(string folder, string rows)

@@ -99,7 +99,7 @@ internal sealed class RunHarness : IDisposable
         Stage("checking the output folder");
         Plan = new OutputPlan(folder, overwrite, resume) { CanResume = canResume };
         Plan.Prepare();
-        Results = new ResultsIndex(folder, RunId, appendEachBatch: resume);
+        Results = new ResultsIndex(folder, RunId, appendEachBatch: resume, Plan.TempName("results.csv"));
         return Plan;
     }
 
@@ -191,6 +191,7 @@ internal sealed class RunHarness : IDisposable
     /// <summary>Removes what the run wrote: everything, or with --resume what <paramref name="keep"/> rejects.</summary>
     public void RollBack(Func<string, bool>? keep = null)
     {
+        Results?.Dispose();
         Plan?.Rollback(keep);
         foreach (var f in _writtenExtra)
         {
@@ -207,7 +208,11 @@ internal sealed class RunHarness : IDisposable
 
     public void Stage(string what) => _cli.Stage = what;
 
-    public void Dispose() => Model?.Dispose();
+    public void Dispose()
+    {
+        Results?.Dispose();
+        Model?.Dispose();
+    }
 
     /// <summary>Text shown on a terminal line: escaped.</summary>
     public static string Show(string? text) => TerminalText.Escape(text);

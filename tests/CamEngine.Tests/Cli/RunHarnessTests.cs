@@ -119,6 +119,35 @@ public sealed class RunHarnessTests : CliTestBase
     }
 
     [Test]
+    public void Inputs_stream_a_batch_at_a_time_and_a_failed_run_keeps_only_what_resume_asked_for()
+    {
+        // 12 inputs, the 9th unreadable: the first 4 batches of 2 are explained and written before it is even read.
+        string data = Path.Combine(Dir, "data");
+        Directory.CreateDirectory(data);
+        for (int i = 0; i < 12; i++)
+            File.Copy(Bundled("images", "coffee.png"), Path.Combine(data, $"a{i:D2}.png"));
+        File.WriteAllText(Path.Combine(data, "a08.png"), "not a png");
+        string outDir = Path.Combine(Dir, "out");
+        var plain = Cam("explain", Model, data, "--out", outDir, "--batch", "2", "--device", Device);
+        AssertOneLineError(plain, "a08.png");
+        Assert.That(plain.Out, Does.Contain("[8/12] a07:").And.Not.Contain("a09"));
+        Assert.That(Directory.Exists(outDir) ? Directory.GetFiles(outDir).Where(f => !f.EndsWith(".lock", StringComparison.Ordinal)) : [], Is.Empty,
+            "without --resume a failed run leaves nothing: no maps, no rows, no manifest, no temp files");
+
+        var resumed = Cam("explain", Model, data, "--out", outDir, "--batch", "2", "--device", Device, "--resume");
+        AssertOneLineError(resumed, "a08.png");
+        Assert.That(Directory.GetFiles(outDir, "*.png").Select(Path.GetFileName), Is.EquivalentTo(Enumerable.Range(0, 8).Select(i => $"a{i:D2}.gradcam.png")));
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "results.csv")), Has.Length.EqualTo(1 + 8), "rows of the finished batches");
+        File.Copy(Bundled("images", "coffee.png"), Path.Combine(data, "a08.png"), overwrite: true);
+        var rest = Cam("explain", Model, data, "--out", outDir, "--batch", "2", "--device", Device, "--resume");
+        Assert.That(rest.Code, Is.Zero, rest.Err);
+        Assert.That(rest.Out, Does.Contain("inputs: 4 of 12 (shard all, 8 done before)"));
+        Assert.That(Directory.GetFiles(outDir, "*.png"), Has.Length.EqualTo(12));
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "results.csv")), Has.Length.EqualTo(1 + 12));
+        Assert.That(Directory.GetFiles(outDir, ".cam-tmp.*"), Is.Empty);
+    }
+
+    [Test]
     public void Shard_auto_reads_slurm_and_kubernetes_variables()
     {
         Assert.That(Shard.Parse("auto", new Dictionary<string, string?> { ["SLURM_ARRAY_TASK_ID"] = "2", ["SLURM_ARRAY_TASK_COUNT"] = "5" }.GetValueOrDefault),
