@@ -84,17 +84,10 @@ internal sealed class ExplainCommand
     {
         var methods = MethodCatalog.WithParameters(CamNames.ResolveMethods(r.Get(_method, "gradcam")), r.Get(_param));
         int batch = r.GetInt(_batch, 8, 1, 4096);
-        int seed = r.GetInt(_seed, 0, int.MinValue, int.MaxValue);
-        var convention = ParseConvention(r.Get(_convention, "pytorch-grad-cam"));
-        LayerFusion? fusion = r.Get(_fusion) is { } f
-            ? CliOptions.Choice("--fusion", f, "mean", "max", "product") switch { "mean" => LayerFusion.Mean, "max" => LayerFusion.Max, _ => LayerFusion.Product }
-            : null;
-        int perturbationBatch = r.GetInt(_perturbationBatch, 32, 1, 65536);
         var overlay = _overlay.Parse(r);
-        bool npy = r.GetValue(_npy), overwrite = r.GetValue(_overwrite), resume = _inputs.Resume(r);
+        bool overwrite = r.GetValue(_overwrite), resume = _inputs.Resume(r);
         if (overwrite && resume)
             throw new UsageException("--overwrite and --resume exclude each other: replace everything, or skip what is done");
-        string targetText = r.Get(_target, "top1").Trim();
         var (all, mine) = _inputs.Resolve(r);
         string modelPath = r.GetValue(_model)!;
 
@@ -104,40 +97,13 @@ internal sealed class ExplainCommand
         if (reportPath != null)
             RunHarness.PlanExtra(reportPath, overwrite);
         var model = run.LoadModel(r.Get(_device), batch, r.Get(_labels));
-        var target = model.ParseTarget(targetText);
-        if (target.PerImageCount > 0 && run.Shard.Count > 1)
-            throw new UsageException("a per-image --target C1,C2,... names classes in input order; it cannot be combined with --shard");
-        if (target.PerImageCount > 0 && target.PerImageCount != all.Count && !all.Any(i => i.Path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)))
-            throw new UsageException($"--target names {target.PerImageCount} classes for {all.Count} image(s); give one per image");
-        var options = new ExplainOptions
-        {
-            Layers = CliOptions.List(r.Get(_layer)), Target = target, Convention = convention, Fusion = fusion,
-            AugSmooth = r.GetValue(_augSmooth), EigenSmooth = r.GetValue(_eigenSmooth), Seed = seed, PerturbationBatch = perturbationBatch,
-        };
+        var options = Options(r, model);
+        var target = options.Target;
+        if (target.PerImageCount > 0 && (run.Shard.Count > 1 || (target.PerImageCount != all.Count && !all.Any(i => i.Path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)))))
+            throw new UsageException($"--target names {target.PerImageCount} classes for {all.Count} image(s) in input order; give one per image (and no --shard)");
         var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(options.Layers) : [];
-
-        // The plan: every file of every input, checked before any work.
-        int k = target.TopCount;
-        bool perClass = k > 1;
-        IEnumerable<string> Planned(string stem)
-        {
-            foreach (var m in methods)
-            {
-                string name = $"{stem}.{m.Name}{(perClass ? ".c*" : "")}";
-                yield return name + ".png";
-                if (npy)
-                {
-                    yield return name + ".npy";
-                    yield return name + ".raw.npy";
-                }
-            }
-            if (methods.Count > 1 || perClass)
-                yield return stem + ".grid.png";
-        }
-        bool Complete(InputFile f) => Planned(f.OutputStem).All(n => plan.Count(n) >= (n.Contains('*', StringComparison.Ordinal) ? k : 1));
-        var todo = resume ? mine.Where(f => !Complete(f)).ToList() : mine;
-        if (!resume)
-            plan.CheckFree(mine.SelectMany(f => Planned(f.OutputStem)));
+        var outputs = new ExplainOutputs(plan, methods, r.GetValue(_npy), target.TopCount, overlay);
+        var todo = outputs.Todo(mine, resume);
 
         _cli.Out.WriteLine($"device: {RunHarness.Show(model.DeviceName)} ({RunHarness.Show(model.DeviceDescription)})");
         if (layers.Count > 0)
@@ -149,100 +115,41 @@ internal sealed class ExplainCommand
 
         var timings = methods.ToDictionary(m => m.Name, _ => 0.0, StringComparer.Ordinal);
         var reportImages = new List<ReportImage>();
-        var batchFiles = new List<string>();
-        int done = 0, images = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var progress = ConsoleProgress.ForStderr("explain", Math.Max(1, todo.Count), _cli.Error, r.GetValue(_quiet));
-        try
+        int images = run.ForEachBatch(todo, batch, "explain", r.GetValue(_quiet), b =>
         {
-            foreach (var chunk in run.Batches(todo, batch))
+            var batchOptions = target.PerImageCount > 0 ? WithTarget(options, target.ForImages(b.First, b.Inputs.Count)) : options;
+            var ms = new Dictionary<string, double>(StringComparer.Ordinal);
+            var inputs = b.Inputs.Select(c => c.Input).ToList();
+            var results = model.Explain(inputs, methods, batchOptions, ms);
+            var probabilities = model.IsEmbedding ? null : Softmax(model.Outputs(inputs), inputs.Count);
+            foreach (var (method, t) in ms)
+                timings[method] += t;
+            run.Stage($"writing the outputs of inputs {b.First + 1} to {b.First + inputs.Count}");
+            var rows = new List<ResultRow>();
+            for (int i = 0; i < inputs.Count; i++)
             {
-                batchFiles.Clear();
-                run.Stage($"explaining inputs {images + 1} to {images + chunk.Count}");
-                var batchOptions = target.PerImageCount > 0 ? WithTarget(options, target.ForImages(images, chunk.Count)) : options;
-                var batchTimes = new Dictionary<string, double>(StringComparer.Ordinal);
-                var results = model.Explain(chunk.Select(c => c.Input).ToList(), methods, batchOptions, batchTimes);
-                var probabilities = model.IsEmbedding ? null : Softmax(model.Outputs(chunk.Select(c => c.Input).ToList()), chunk.Count);
-                run.Stage($"writing the outputs of inputs {images + 1} to {images + chunk.Count}");
-                var rows = new List<ResultRow>();
-                for (int i = 0; i < chunk.Count; i++)
-                {
-                    var (stem, path, _) = chunk[i];
-                    var mineResults = results.Where(x => x.ImageIndex == i).ToList();
-                    var tiles = new List<CamResult>();
-                    foreach (var res in mineResults)
-                    {
-                        string name = $"{stem}.{res.Method}{(perClass ? string.Create(CultureInfo.InvariantCulture, $".c{res.ClassIndex}") : "")}";
-                        var files = new List<string> { name + ".png" };
-                        plan.Write(name + ".png", OverlayArgs.Png(res, overlay));
-                        if (npy)
-                        {
-                            plan.Write(name + ".npy", res.EncodeMapNpy());
-                            plan.Write(name + ".raw.npy", res.EncodeRawNpy());
-                            files.Add(name + ".npy");
-                            files.Add(name + ".raw.npy");
-                        }
-                        batchFiles.AddRange(files);
-                        tiles.Add(res);
-                        double? p = probabilities != null && res.ClassIndex >= 0 ? probabilities[i][res.ClassIndex] : null;
-                        rows.Add(new ResultRow(path, res.ClassIndex, res.Label, res.Score, p, res.Method, string.Join(';', res.Layers), files,
-                            batchTimes[res.Method] / chunk.Count));
-                    }
-                    if (methods.Count > 1 || perClass)
-                    {
-                        plan.Write(stem + ".grid.png", OverlayArgs.GridPng(tiles, overlay));
-                        batchFiles.Add(stem + ".grid.png");
-                        foreach (int j in Enumerable.Range(rows.Count - tiles.Count, tiles.Count))
-                            rows[j] = rows[j] with { Files = [.. rows[j].Files, stem + ".grid.png"] };
-                    }
-                    if (reportPath != null && reportImages.Count < MaxReportImages)
-                    {
-                        reportImages.Add(new ReportImage
-                        {
-                            Name = stem, Input = chunk[i].Input.Picture,
-                            Overlays = tiles.Select(t => (perClass ? $"{t.Method} {t.ClassIndex}" : t.Method, OverlayArgs.Picture(t, overlay))).ToList(),
-                        });
-                    }
-                    progress.Clear();
-                    foreach (var first in mineResults.Where(x => x.Method == methods[0].Name))
-                    {
-                        string what = first.ClassIndex < 0 ? "similarity" : $"class {first.ClassIndex}" + (first.Label != null ? $" ({RunHarness.Show(first.Label)})" : "");
-                        _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"[{done + 1}/{todo.Count}] {RunHarness.Show(stem)}: {what}, score {first.Score:G5} -> {RunHarness.Show(Path.Combine(plan.Folder, stem))}.{(methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}")}{(perClass ? string.Create(CultureInfo.InvariantCulture, $".c{first.ClassIndex}") : "")}.png"));
-                    }
-                    if (chunk.Count == 1 || i == chunk.Count - 1 || chunk[i + 1].Path != path)
-                    {
-                        done++;
-                        progress.Advance(1);
-                    }
-                }
-                foreach (var (method, ms) in batchTimes)
-                    timings[method] += ms;
-                images += chunk.Count;
-                run.Results!.Add(rows);
-                batchFiles.Clear();
+                var (stem, path, input) = b.Inputs[i];
+                var mineResults = results.Where(x => x.ImageIndex == i).ToList();
+                var (imageRows, report) = outputs.Write(stem, path, input.Picture, mineResults, probabilities?[i],
+                    ms.ToDictionary(p => p.Key, p => p.Value / inputs.Count, StringComparer.Ordinal));
+                rows.AddRange(imageRows);
+                if (reportPath != null && reportImages.Count < MaxReportImages)
+                    reportImages.Add(report);
+                b.Progress.Clear();
+                foreach (var first in mineResults.Where(x => x.Method == methods[0].Name))
+                    _cli.Out.WriteLine(outputs.Line(b.Done(i) + 1, todo.Count, stem, first));
             }
-            progress.Finish();
-            if (target.PerImageCount > 0 && target.PerImageCount != images)
-                throw new UsageException($"--target names {target.PerImageCount} classes for {images} image(s); give one per image");
-            run.Results!.Flush();
-            if (reportPath != null)
-            {
-                run.WriteExtra(reportPath, System.Text.Encoding.UTF8.GetBytes(HtmlReport.Render(new ReportContent
-                {
-                    Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",
-                    Info = Manifest(run, methods, layers, targetText, convention, fusion, seed, timings, overlay, options, images).ToInfo(),
-                    Images = reportImages,
-                })), overwrite);
-            }
-            run.WriteManifest(Manifest(run, methods, layers, targetText, convention, fusion, seed, timings, overlay, options, images));
-        }
-        catch
+            return rows;
+        });
+        if (target.PerImageCount > 0 && target.PerImageCount != images)
+            throw new UsageException($"--target names {target.PerImageCount} classes for {images} image(s); give one per image");
+        run.Finish(reportPath, () => new ReportContent
         {
-            var unfinished = new HashSet<string>(batchFiles, StringComparer.Ordinal);
-            run.RollBack(resume ? name => !unfinished.Contains(name) : null);
-            throw;
-        }
+            Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",
+            Info = Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images).ToInfo(),
+            Images = reportImages,
+        }, overwrite, Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images));
         _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s; {run.Results!.Rows} row(s) added to {Path.Combine(plan.Folder, ResultsIndex.FileName)}; manifest {Path.Combine(plan.Folder, run.ManifestName)}"));
         if (reportPath != null)
@@ -250,10 +157,26 @@ internal sealed class ExplainCommand
         return 0;
     }
 
-    private static RunManifest Manifest(
-        RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, string target, Convention convention,
-        LayerFusion? fusion, int seed, Dictionary<string, double> timings, OverlayOptions overlay, ExplainOptions options, int images)
+    /// <summary>The explanation options from the command line: layers, target (resolved by the model: labels,
+    /// similarity references), convention, fusion, smoothing, seed, perturbation batch.</summary>
+    private ExplainOptions Options(ParseResult r, CamModel model) => new()
     {
+        Layers = CliOptions.List(r.Get(_layer)),
+        Target = model.ParseTarget(r.Get(_target, "top1").Trim()),
+        Convention = ParseConvention(r.Get(_convention, "pytorch-grad-cam")),
+        Fusion = r.Get(_fusion) is { } f
+            ? CliOptions.Choice("--fusion", f, "mean", "max", "product") switch { "mean" => LayerFusion.Mean, "max" => LayerFusion.Max, _ => LayerFusion.Product }
+            : null,
+        AugSmooth = r.GetValue(_augSmooth), EigenSmooth = r.GetValue(_eigenSmooth),
+        Seed = r.GetInt(_seed, 0, int.MinValue, int.MaxValue),
+        PerturbationBatch = r.GetInt(_perturbationBatch, 32, 1, 65536),
+    };
+
+    private static RunManifest Manifest(
+        RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, string target, ExplainOptions options,
+        Dictionary<string, double> timings, OverlayOptions overlay, int images)
+    {
+        var (convention, fusion, seed) = (options.Convention, options.Fusion, options.Seed);
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in OverlayArgs.Settings(overlay))
             settings[key] = value;

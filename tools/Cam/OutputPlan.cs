@@ -150,14 +150,12 @@ internal sealed class OutputPlan
         _existing.Add(name);
     }
 
-    /// <summary>Removes the files this run wrote (all, or those <paramref name="keep"/> rejects).</summary>
-    public void Rollback(Func<string, bool>? keep = null)
+    /// <summary>Removes the files this run wrote from the <paramref name="from"/>th on (all by default).</summary>
+    public void Rollback(int from = 0)
     {
-        foreach (var name in _written)
-        {
-            if (keep == null || !keep(name))
-                TryDelete(Path.Combine(Folder, name));
-        }
+        for (int i = from; i < _written.Count; i++)
+            TryDelete(Path.Combine(Folder, _written[i]));
+        _written.RemoveRange(from, _written.Count - from);
     }
 
     /// <summary>A temp file name for this process: <c>.cam-tmp.HOST.PID.RANDOM.NAME</c>.</summary>

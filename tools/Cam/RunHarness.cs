@@ -5,6 +5,11 @@ using CamEngine.Reporting;
 
 namespace CamEngine.Cli;
 
+/// <summary>One batch of a run: its first image's position, its inputs (output stem, file, input), the progress
+/// line, and each input's file index (for "[done/total]" lines).</summary>
+internal sealed record Batch(
+    int First, List<(string Stem, string Path, CamInput Input)> Inputs, ConsoleProgress Progress, Func<int, int> Done);
+
 /// <summary>The input options of a run (--recursive, --list, --shard, and --resume where the command writes per
 /// image), declared once for every command that reads images.</summary>
 internal sealed class InputArgs
@@ -188,11 +193,12 @@ internal sealed class RunHarness : IDisposable
             _writtenExtra.Add(full);
     }
 
-    /// <summary>Removes what the run wrote: everything, or with --resume what <paramref name="keep"/> rejects.</summary>
-    public void RollBack(Func<string, bool>? keep = null)
+    /// <summary>Removes what the run wrote from the <paramref name="from"/>th file on (everything by default), and
+    /// its pending results.csv rows.</summary>
+    public void RollBack(int from = 0)
     {
         Results?.Dispose();
-        Plan?.Rollback(keep);
+        Plan?.Rollback(from);
         foreach (var f in _writtenExtra)
         {
             try
@@ -205,6 +211,72 @@ internal sealed class RunHarness : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// The batch loop of a run: the inputs read <paramref name="batch"/> at a time, <paramref name="work"/> called on
+    /// each (it writes the batch's files and returns its results.csv rows), progress with an ETA on stderr. When a
+    /// batch fails, the run's files go (with --resume, only those of the failing batch: the finished ones stay for
+    /// the rerun).
+    /// </summary>
+    /// <returns>The number of images done.</returns>
+    public int ForEachBatch(IReadOnlyList<InputFile> files, int batch, string label, bool quiet, Func<Batch, List<ResultRow>> work)
+    {
+        using var progress = ConsoleProgress.ForStderr(label, Math.Max(1, files.Count), _cli.Error, quiet);
+        int images = 0, done = 0;
+        string? previous = null;
+        _committed = 0;
+        try
+        {
+            foreach (var chunk in Batches(files, batch))
+            {
+                // The file index of each input (an (N, C, H, W) .npy file gives several inputs of one file).
+                var fileIndex = new int[chunk.Count];
+                for (int i = 0; i < chunk.Count; i++)
+                {
+                    if (chunk[i].Path != previous)
+                    {
+                        done++;
+                        previous = chunk[i].Path;
+                    }
+                    fileIndex[i] = done - 1;
+                }
+                Stage($"explaining inputs {images + 1} to {images + chunk.Count}");
+                var rows = work(new Batch(images, chunk, progress, i => fileIndex[i]));
+                Results?.Add(rows);
+                _committed = Plan?.Written.Count ?? 0;
+                images += chunk.Count;
+                progress.Report(done);
+            }
+            progress.Finish();
+        }
+        catch
+        {
+            RollBack(Plan is { Resume: true } ? _committed : 0);
+            throw;
+        }
+        return images;
+    }
+
+    /// <summary>The end of a successful run: results.csv rows appended, the report and the manifest written. When this
+    /// fails, the run's files go as in <see cref="ForEachBatch"/>.</summary>
+    public void Finish(string? reportPath, Func<ReportContent> report, bool overwrite, RunManifest manifest)
+    {
+        try
+        {
+            Stage("appending to results.csv");
+            Results?.Flush();
+            if (reportPath != null)
+                WriteExtra(reportPath, System.Text.Encoding.UTF8.GetBytes(HtmlReport.Render(report())), overwrite);
+            WriteManifest(manifest);
+        }
+        catch
+        {
+            RollBack(Plan is { Resume: true } ? _committed : 0);
+            throw;
+        }
+    }
+
+    private int _committed;
 
     public void Stage(string what) => _cli.Stage = what;
 
