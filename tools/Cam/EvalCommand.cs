@@ -214,66 +214,51 @@ internal sealed class EvalCommand
             _cli.Out.WriteLine($"layer: {string.Join(", ", layers.Select(RunHarness.Show))}");
 
         var curveOptions = new DeletionInsertionOptions { Steps = steps, Baseline = baseline, BlurSigma = blurSigma, BatchSize = batch, Score = score };
+        var measure = new Measures(metrics, score, batch, seed, curveOptions, noise, tolerance);
         var clock = Stopwatch.StartNew();
-        // Progress counts one unit per image, method and stage (the maps, then each metric); a metric's own progress
-        // reports move the line within its share.
-        using var progress = ConsoleProgress.ForStderr("eval", inputs.Count * methods.Count * (1 + metrics.Count), _cli.Error, r.GetValue(_quiet));
-        var stage = new StageProgress(progress, inputs.Count);
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
-        T Timed<T>(string key, Func<IProgress<MetricProgress>, T> work)
-        {
-            run.Stage($"computing {key}");
-            long t0 = Stopwatch.GetTimestamp();
-            stage.Begin();
-            var result = work(stage);
-            stage.End();
-            timings[key] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            return result;
-        }
-        var camInputs = inputs.Select(i => i.Input).ToList();
-        var results = new List<MethodEvaluation>();
-        foreach (var method in methods)
-        {
-            var explanations = Timed(method.Name, _ => model.Explain(camInputs, [method], explainOptions));
-            var e = new MethodEvaluation { Method = method.Name, Explanations = explanations };
-            string key = method.Name + " ";
-            if (metrics.Contains("avgdrop"))
-                e.AverageDrop = Timed(key + "avgdrop", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = batch, Score = score }, p));
-            if (metrics.Contains("avgdrop-pgc"))
-                e.AverageDropPgc = Timed(key + "avgdrop-pgc", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = batch, Score = MetricScore.Logit }, p));
-            if (metrics.Contains("deletion"))
-                e.Deletion = Timed(key + "deletion", p => model.EvaluateDeletion(explanations, curveOptions, p));
-            if (metrics.Contains("insertion"))
-                e.Insertion = Timed(key + "insertion", p => model.EvaluateInsertion(explanations, curveOptions, p));
-            if (metrics.Contains("road"))
-                e.Road = Timed(key + "road", p => model.EvaluateRoad(explanations, new RoadOptions { BatchSize = batch, Score = score, Noise = noise, Seed = seed }, p));
-            if (truths != null)
-                e.Pointing = Timed(key + "pointing", _ => CamModel.EvaluatePointingGame(explanations, explanations.Select(x => truths[x.ImageIndex]).ToList(), tolerance));
-            if (metrics.Contains("sanity"))
-                e.Sanity = Timed(key + "sanity", p => model.EvaluateSanity(camInputs, method, explainOptions, new SanityCheckOptions { Seed = seed }, p));
-            results.Add(e);
-        }
-        progress.Finish();
+        var results = Measure(run, model, inputs.Select(i => i.Input).ToList(), methods, explainOptions, measure, truths, r.GetValue(_quiet), timings);
 
         var columns = Columns.Where(c => results[0].Summary().Any(s => s.Column == c)).ToList();
         WriteTable(_cli.Out, results, columns);
+        WriteOutputs(run, model, inputs, methods, layers, results, columns, measure, target, targetText, convention, overlay, modelPath, timings,
+            new Paths(csvPath, jsonPath, outDir, reportDir, reportPath, boxesPath), overwrite);
+        _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{inputs.Count} image(s), {methods.Count} method(s), {metrics.Count} metric(s) in {clock.Elapsed.TotalSeconds:F2} s"));
+        if (outDir != null)
+            _cli.Out.WriteLine($"charts, results.csv and manifest: {outDir}");
+        if (reportPath != null)
+            _cli.Out.WriteLine($"report: {reportPath}");
+        return 0;
+    }
+
+    /// <summary>Where the outputs of a run go (null: not asked for).</summary>
+    private sealed record Paths(string? Csv, string? Json, string? Out, string? ReportDir, string? Report, string? Boxes);
+
+    /// <summary>The outputs of a run: --csv, --json, the charts and results.csv rows (with --out), the report, the
+    /// manifest; a failure removes them all.</summary>
+    private static void WriteOutputs(
+        RunHarness run, CamModel model, List<(string Stem, string Path, CamInput Input)> inputs, IReadOnlyList<CamMethod> methods,
+        IReadOnlyList<string> layers, List<MethodEvaluation> results, List<string> columns, Measures m, Target target, string targetText,
+        Convention convention, OverlayOptions overlay, string modelPath, Dictionary<string, double> timings, Paths paths, bool overwrite)
+    {
         var stems = inputs.Select(i => i.Stem).ToList();
         try
         {
-            if (csvPath != null)
-                run.WriteExtra(csvPath, Bytes(s => WriteCsv(s, results, columns)), overwrite);
-            if (jsonPath != null)
-                run.WriteExtra(jsonPath, Bytes(s => WriteJson(s, results, stems, model, metrics, score, curveOptions, noise, tolerance, seed, target)), overwrite);
-            var charts = outDir != null || reportDir != null
-                ? MetricCharts.Build(results.Select(x => new MethodCurves(x.Method, x.Deletion, x.Insertion, x.Road)).ToList(), score, inputs.Count)
+            if (paths.Csv != null)
+                run.WriteExtra(paths.Csv, Bytes(s => WriteCsv(s, results, columns)), overwrite);
+            if (paths.Json != null)
+                run.WriteExtra(paths.Json, Bytes(s => WriteJson(s, results, stems, model, m.Metrics, m.Score, m.Curves, m.Noise, m.Tolerance, m.Seed, target)), overwrite);
+            var charts = paths.Out != null || paths.ReportDir != null
+                ? MetricCharts.Build(results.Select(x => new MethodCurves(x.Method, x.Deletion, x.Insertion, x.Road)).ToList(), m.Score, inputs.Count)
                 : [];
             var settings = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var (k, v) in Settings(boxesPath, metrics, score, curveOptions, noise, tolerance, inputs.Count, reportDir != null, overlay))
+            foreach (var (k, v) in Settings(paths.Boxes, m.Metrics, m.Score, m.Curves, m.Noise, m.Tolerance, inputs.Count, paths.ReportDir != null, overlay))
                 settings[k] = v;
             settings["shard"] = run.Shard.ToString();
             settings["run"] = run.RunId;
             var manifest = run.Manifest(methods.Select(m => m.Name).ToList(), layers, targetText, ExplainCommand.ConventionName(convention),
-                (convention == Convention.PytorchGradCam ? "mean" : "max") + " (convention default)", seed, timings, settings);
+                (convention == Convention.PytorchGradCam ? "mean" : "max") + " (convention default)", m.Seed, timings, settings);
             if (run.Plan is { } plan)
             {
                 foreach (var chart in charts)
@@ -283,7 +268,7 @@ internal sealed class EvalCommand
                     timings[m.Method] / inputs.Count))));
                 run.Results.Flush();
             }
-            if (reportPath != null)
+            if (paths.Report != null)
             {
                 var content = new ReportContent
                 {
@@ -298,7 +283,7 @@ internal sealed class EvalCommand
                     Table = new ReportTable { Caption = $"Metrics (mean over {inputs.Count} image(s))", Headers = ["method", .. columns], Rows = TableRows(results, columns) },
                     Charts = charts.Select(c => (c.Caption, c.Image)).ToList(),
                 };
-                run.WriteExtra(reportPath, Encoding.UTF8.GetBytes(HtmlReport.Render(content)), overwrite);
+                run.WriteExtra(paths.Report, Encoding.UTF8.GetBytes(HtmlReport.Render(content)), overwrite);
             }
             run.WriteManifest(manifest);
         }
@@ -307,13 +292,56 @@ internal sealed class EvalCommand
             run.RollBack();
             throw;
         }
-        _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{inputs.Count} image(s), {methods.Count} method(s), {metrics.Count} metric(s) in {clock.Elapsed.TotalSeconds:F2} s"));
-        if (outDir != null)
-            _cli.Out.WriteLine($"charts, results.csv and manifest: {outDir}");
-        if (reportPath != null)
-            _cli.Out.WriteLine($"report: {reportPath}");
-        return 0;
+    }
+
+    /// <summary>The settings of the metrics.</summary>
+    private sealed record Measures(
+        IReadOnlyList<string> Metrics, MetricScore Score, int Batch, int Seed, DeletionInsertionOptions Curves, double Noise, double Tolerance);
+
+    /// <summary>Each method's maps of every input, then each metric asked for, timed one by one.</summary>
+    private List<MethodEvaluation> Measure(
+        RunHarness run, CamModel model, List<CamInput> camInputs, IReadOnlyList<CamMethod> methods, ExplainOptions explainOptions,
+        Measures m, List<GroundTruth>? truths, bool quiet, Dictionary<string, double> timings)
+    {
+        // Progress counts one unit per image, method and stage (the maps, then each metric); a metric's own progress
+        // reports move the line within its share.
+        using var progress = ConsoleProgress.ForStderr("eval", camInputs.Count * methods.Count * (1 + m.Metrics.Count), _cli.Error, quiet);
+        var stage = new StageProgress(progress, camInputs.Count);
+        T Timed<T>(string key, Func<IProgress<MetricProgress>, T> work)
+        {
+            run.Stage($"computing {key}");
+            long t0 = Stopwatch.GetTimestamp();
+            stage.Begin();
+            var result = work(stage);
+            stage.End();
+            timings[key] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            return result;
+        }
+        var results = new List<MethodEvaluation>();
+        foreach (var method in methods)
+        {
+            var explanations = Timed(method.Name, _ => model.Explain(camInputs, [method], explainOptions));
+            var e = new MethodEvaluation { Method = method.Name, Explanations = explanations };
+            string key = method.Name + " ";
+            if (m.Metrics.Contains("avgdrop"))
+                e.AverageDrop = Timed(key + "avgdrop", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = m.Batch, Score = m.Score }, p));
+            if (m.Metrics.Contains("avgdrop-pgc"))
+                e.AverageDropPgc = Timed(key + "avgdrop-pgc", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = m.Batch, Score = MetricScore.Logit }, p));
+            if (m.Metrics.Contains("deletion"))
+                e.Deletion = Timed(key + "deletion", p => model.EvaluateDeletion(explanations, m.Curves, p));
+            if (m.Metrics.Contains("insertion"))
+                e.Insertion = Timed(key + "insertion", p => model.EvaluateInsertion(explanations, m.Curves, p));
+            if (m.Metrics.Contains("road"))
+                e.Road = Timed(key + "road", p => model.EvaluateRoad(explanations, new RoadOptions { BatchSize = m.Batch, Score = m.Score, Noise = m.Noise, Seed = m.Seed }, p));
+            if (truths != null)
+                e.Pointing = Timed(key + "pointing", _ => CamModel.EvaluatePointingGame(explanations, explanations.Select(x => truths[x.ImageIndex]).ToList(), m.Tolerance));
+            if (m.Metrics.Contains("sanity"))
+                e.Sanity = Timed(key + "sanity", p => model.EvaluateSanity(camInputs, method, explainOptions, new SanityCheckOptions { Seed = m.Seed }, p));
+            results.Add(e);
+        }
+        progress.Finish();
+
+        return results;
     }
 
     private static byte[] Bytes(Action<Stream> write)
