@@ -118,6 +118,8 @@ internal sealed class ExplainCommand
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int images = run.ForEachBatch(todo, batch, "explain", r.GetValue(_quiet), b =>
         {
+            if (target.PerImageCount > 0 && b.First + b.Inputs.Count > target.PerImageCount)
+                throw new UsageException($"--target names {target.PerImageCount} classes for more image(s); give one per image");
             var batchOptions = target.PerImageCount > 0 ? WithTarget(options, target.ForImages(b.First, b.Inputs.Count)) : options;
             var ms = new Dictionary<string, double>(StringComparer.Ordinal);
             var inputs = b.Inputs.Select(c => c.Input).ToList();
@@ -143,7 +145,10 @@ internal sealed class ExplainCommand
             return rows;
         });
         if (target.PerImageCount > 0 && target.PerImageCount != images)
+        {
+            run.RollBack();
             throw new UsageException($"--target names {target.PerImageCount} classes for {images} image(s); give one per image");
+        }
         run.Finish(reportPath, () => new ReportContent
         {
             Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",

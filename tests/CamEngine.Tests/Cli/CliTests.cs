@@ -122,7 +122,10 @@ public sealed class CliTests : CliTestBase
         Assert.That(r.Out, Does.Contain("similarity, score 1"));
         AssertOneLineError(Cam("explain", model, input, "--convention", "keras"), "unknown convention 'keras'");
         AssertOneLineError(Cam("explain", model, input, "--fusion", "sum"), "unknown fusion 'sum'");
-        AssertOneLineError(Cam("explain", model, input, "--target", "1,2", "--device", Device), "one per image");
+        // A per-image list that does not fit the inputs is found out after the first batch: its files are removed.
+        string perImage = Path.Combine(Dir, "per-image");
+        AssertOneLineError(Cam("explain", model, input, "--target", "1,2", "--out", perImage, "--device", Device), "one per image");
+        Assert.That(Directory.Exists(perImage) ? Directory.GetFiles(perImage, "*.png") : [], Is.Empty);
     }
 
     [Test]
