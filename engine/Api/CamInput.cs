@@ -25,5 +25,9 @@ public sealed class CamInput
     /// to 1024 pixels a side); the denormalized tensor for a .npy input; null when the input has no RGB or grey form.</summary>
     public RgbImage? Picture => Image.Display;
 
+    /// <summary>The whole photo (EXIF orientation applied) that <see cref="Picture"/> is the model's crop of; null for
+    /// inputs that are not photos. Overlays in the full view are drawn over it.</summary>
+    public RgbImage? Photo => Image.Photo?.Photo;
+
     internal InputImage Image { get; }
 }

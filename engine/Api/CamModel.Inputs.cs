@@ -96,7 +96,7 @@ public sealed partial class CamModel
                 var source = sources[e.Image];
                 string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
                 results.Add(new CamResult(e, e.Image, source.Path, source.Image.Display, label, source.Image.Input,
-                    _file.Graph.Preprocessing));
+                    _file.Graph.Preprocessing) { Photo = source.Image.Photo });
             }
         }
         return results;

@@ -91,30 +91,32 @@ public sealed class CamResult
         return map;
     }
 
-    /// <summary>The map in jet colours blended over <see cref="Image"/> (the map resized bilinearly to the
-    /// picture) as <c>(1 - alpha) * image + alpha * jet(map)</c>; the jet colours alone, at map resolution, when
-    /// there is no picture.</summary>
-    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
-    public RgbImage ToOverlay(float alpha = Overlay.DefaultAlpha) =>
-        Image is null
-            ? Overlay.Heatmap(Explanation.Map)
-            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), alpha);
+    /// <summary>The whole photo with the model's crop (null for inputs that are not photos).</summary>
+    internal PhotoView? Photo { get; init; }
 
-    /// <summary>The map blended over <see cref="Image"/> as <paramref name="options"/> say: the colormap (jet,
-    /// viridis, turbo, inferno...), the heatmap's weight and an optional contour around the map's top-k% region;
-    /// the coloured map alone, at map resolution, when there is no picture.</summary>
-    /// <param name="options">Colormap, alpha, contour.</param>
+    /// <summary><see cref="ToOverlay(OverlayOptions)"/> with the default options and heatmap weight
+    /// <paramref name="alpha"/>: for a photo, the whole photo with the map in jet colours over the model's crop,
+    /// <c>(1 - alpha) * image + alpha * jet(map)</c>, and the crop outlined.</summary>
+    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
+    public RgbImage ToOverlay(float alpha = Overlay.DefaultAlpha) => ToOverlay(OverlayOptions.Default with { Alpha = alpha });
+
+    /// <summary>The picture of the result as <paramref name="options"/> say. A CAM map is blended over the picture
+    /// in the colormap (jet, viridis, turbo, inferno...) with the heatmap's weight and an optional contour around its
+    /// top-k% region. Pixel-space attributions (guided-backprop, saliency, integrated-gradients, deconvnet,
+    /// smoothgrad, guided-gradcam) are drawn as Captum draws them: summed over channels, absolute, positive or
+    /// signed (<see cref="OverlayOptions.Sign"/>), clipped at the 99% cumulative threshold, in blues, greens or
+    /// red-white-green over the photo in grey. The class-model image is the synthesized image deprocessed with the
+    /// model's own preprocessing. <see cref="OverlayOptions.View"/> Full (the default) draws the whole photo, scaled
+    /// to at most 1600 pixels a side, with the map over the model's crop and the crop outlined; Crop draws over
+    /// <see cref="Image"/> only. Without a picture: the colours alone, at map resolution.</summary>
+    /// <param name="options">Colormap, alpha, contour, view, sign mode.</param>
     /// <example><code>
     /// var png = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, Alpha = 0.4f, ContourPercent = 20 });
     /// </code></example>
     public RgbImage ToOverlay(OverlayOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (Method == "class-model")
-            return SynthesizedImage();
-        return Image is null
-            ? Overlay.Heatmap(Explanation.Map, options)
-            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), options);
+        return ExplanationPicture.Draw(Explanation, Image, Photo, _preprocessing, options);
     }
 
     /// <summary>The map in jet colours alone, <see cref="Width"/> x <see cref="Height"/>.</summary>
@@ -160,18 +162,35 @@ public sealed class CamResult
         ArgumentNullException.ThrowIfNull(options);
         if (results.Count == 0)
             throw new ArgumentException("no results to draw", nameof(results));
-        bool classes = results.Select(r => r.ClassIndex).Distinct().Count() > 1;
-        var size = results[0].Image;
-        var tiles = results.Select(r =>
+        var size = ExplanationPicture.TileSize(results[0].Image, results[0].Photo, options);
+        var titles = Titles(results);
+        var tiles = results.Select((r, i) =>
         {
             var picture = r.ToOverlay(options);
-            // Tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
-            if (size != null && (picture.Width != size.Width || picture.Height != size.Height))
-                picture = Resize.ImageBilinear(picture, size.Width, size.Height);
-            string title = classes ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Method} {r.ClassIndex}") : r.Method;
-            return (title, picture);
+            // Tiles share one size (at most 512 px a side): the class-model image (input resolution) is scaled too.
+            if (size is { } s && (picture.Width, picture.Height) != s)
+                picture = Resize.ImageBilinear(picture, s.Width, s.Height);
+            return (titles[i], picture);
         }).ToList();
-        return Overlay.EncodePng(Grid.Render(tiles));
+        return Overlay.EncodePng(MapCoincidence.Grid(tiles, results.Select(r => r.Explanation).ToList(), out _));
+    }
+
+    /// <summary>The tiles of <see cref="EncodeGridPng"/> whose maps coincide, with the reason
+    /// (<see cref="MapCoincidence.Find"/>), labelled as the grid labels them.</summary>
+    /// <param name="results">The results, in tile order.</param>
+    public static IReadOnlyList<MapCoincidence.Group> Coincidences(IReadOnlyList<CamResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var titles = Titles(results);
+        return MapCoincidence.Find(results.Select((r, i) => (titles[i], r.Explanation)).ToList());
+    }
+
+    private static string[] Titles(IReadOnlyList<CamResult> results)
+    {
+        bool classes = results.Select(r => r.ClassIndex).Distinct().Count() > 1;
+        return results.Select(r => classes
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Method} {r.ClassIndex}")
+            : r.Method).ToArray();
     }
 
     /// <summary>Any picture (an overlay, a chart) encoded as PNG bytes.</summary>
@@ -187,24 +206,5 @@ public sealed class CamResult
         using var stream = new MemoryStream();
         IO.Npy.Write(stream, tensor);
         return stream.ToArray();
-    }
-
-    // class-model: the synthesized (C, H, W) image back to pixels, x * std + mean, clamped to [0, 1].
-    private RgbImage SynthesizedImage()
-    {
-        var raw = Explanation.Raw;
-        var pre = _preprocessing;
-        int c = raw.Shape[0], h = raw.Shape[1], w = raw.Shape[2], plane = h * w;
-        var image = new RgbImage(w, h);
-        for (int j = 0; j < plane; j++)
-        {
-            for (int ch = 0; ch < 3; ch++)
-            {
-                int src = Math.Min(ch, c - 1);
-                float v = raw.Data[src * plane + j] * pre.Std[src] + pre.Mean[src];
-                image.Data[j * 3 + ch] = (byte)Math.Round(255 * Math.Clamp(v, 0f, 1f));
-            }
-        }
-        return image;
     }
 }

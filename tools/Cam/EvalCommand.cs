@@ -277,7 +277,7 @@ internal sealed class EvalCommand
                     Images = inputs.Take(ExplainCommand.MaxReportImages).Select((img, i) => new ReportImage
                     {
                         Name = img.Stem,
-                        Input = img.Input.Picture,
+                        Input = OverlayArgs.Input(img.Input, overlay),
                         Overlays = results.Select(m => (m.Method, OverlayArgs.Picture(m.Explanations.First(x => x.ImageIndex == i), overlay))).ToList(),
                     }).ToList(),
                     Table = new ReportTable { Caption = $"Metrics (mean over {inputs.Count} image(s))", Headers = ["method", .. columns], Rows = TableRows(results, columns) },

@@ -133,7 +133,7 @@ internal sealed class ExplainCommand
             {
                 var (stem, path, input) = b.Inputs[i];
                 var mineResults = results.Where(x => x.ImageIndex == i).ToList();
-                var (imageRows, report) = outputs.Write(stem, path, input.Picture, mineResults, probabilities?[i],
+                var (imageRows, report, notes) = outputs.Write(stem, path, input, mineResults, probabilities?[i],
                     ms.ToDictionary(p => p.Key, p => p.Value / inputs.Count, StringComparer.Ordinal));
                 rows.AddRange(imageRows);
                 if (reportPath != null && reportImages.Count < MaxReportImages)
@@ -141,6 +141,8 @@ internal sealed class ExplainCommand
                 b.Progress.Clear();
                 foreach (var first in mineResults.Where(x => x.Method == methods[0].Name))
                     _cli.Out.WriteLine(outputs.Line(b.Done(i) + 1, todo.Count, stem, first));
+                foreach (var note in notes)
+                    _cli.Out.WriteLine(note);
             }
             return rows;
         });

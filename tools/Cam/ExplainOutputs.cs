@@ -49,10 +49,11 @@ internal sealed class ExplainOutputs(OutputPlan plan, IReadOnlyList<CamMethod> m
     }
 
     /// <summary>Writes one input's files and returns its results.csv rows and its report block.</summary>
-    public (List<ResultRow> Rows, ReportImage Report) Write(
-        string stem, string path, RgbImage? picture, IReadOnlyList<CamResult> results, double[]? probabilities,
+    public (List<ResultRow> Rows, ReportImage Report, List<string> Notes) Write(
+        string stem, string path, CamInput input, IReadOnlyList<CamResult> results, double[]? probabilities,
         IReadOnlyDictionary<string, double> msPerImage)
     {
+        var notes = new List<string>();
         var rows = new List<ResultRow>();
         foreach (var res in results)
         {
@@ -72,13 +73,17 @@ internal sealed class ExplainOutputs(OutputPlan plan, IReadOnlyList<CamMethod> m
             rows.Add(new ResultRow(path, res.ClassIndex, res.Label, res.Score, p, res.Method, string.Join(';', res.Layers), files, msPerImage[res.Method]));
         }
         if (Grid)
+        {
             plan.Write(stem + ".grid.png", OverlayArgs.GridPng(results, overlay));
+            // Tiles that coincide are marked in the grid; the note says which and why.
+            notes.AddRange(CamResult.Coincidences(results).Select(g => $"note: {TerminalText.Escape(stem)}: identical tiles {TerminalText.Escape(g.ToString())}"));
+        }
         var report = new ReportImage
         {
-            Name = stem, Input = picture,
+            Name = stem, Input = OverlayArgs.Input(input, overlay),
             Overlays = results.Select(t => (PerClass ? $"{t.Method} {t.ClassIndex}" : t.Method, OverlayArgs.Picture(t, overlay))).ToList(),
         };
-        return (rows, report);
+        return (rows, report, notes);
     }
 
     /// <summary>The terminal line of an input's result for the first method.</summary>
