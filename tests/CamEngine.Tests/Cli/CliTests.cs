@@ -177,7 +177,7 @@ public sealed class CliTests : CliTestBase
         Assert.That(r.Code, Is.Zero, r.Err);
         png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "chelsea.gradcam.png"));
         Assert.That((png.Width, png.Height), Is.EqualTo((267, 267)));
-        AssertOneLineError(Cam("explain", model, photo, "--view", "wide", "--out", Dir), "unknown view 'wide': use full or crop");
+        AssertOneLineError(Cam("explain", model, photo, "--view", "wide", "--out", Dir), "unknown view 'wide' (use full, crop)");
     }
 
     [Test]

@@ -108,7 +108,7 @@ public sealed partial class EvalReportTests : CliTestBase
             int first = i * (1 + s_methods.Length);
             Assert.That(pngs[first], Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(images[i].Photo!.Photo))), $"input {i}");
             Assert.That(pngs[first + 1],
-                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(Overlay.Blend(images[i].Display!, Resize.Bilinear(gradcam[i].Map, images[i].Display!.Height, images[i].Display!.Width), options)))),
+                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(ExplanationPicture.Map(gradcam[i].Map, images[i].Display, images[i].Photo, options)))),
                 $"gradcam overlay {i}");
         }
 
