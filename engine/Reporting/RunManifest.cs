@@ -12,7 +12,7 @@ namespace CamEngine.Reporting;
 /// the software versions, per-method timings, the files written and the time. With it a result can be traced to
 /// the exact model bytes and settings, and re-run.
 /// </summary>
-internal sealed record RunManifest
+public sealed record RunManifest
 {
     /// <summary>The manifest's file name in the output folder.</summary>
     public const string FileName = "manifest.json";

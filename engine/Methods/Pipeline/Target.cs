@@ -104,8 +104,19 @@ public sealed class Target
 
     /// <summary>This target for images <paramref name="start"/> .. start + count - 1 of a batch explained in
     /// parts: a per-image list is cut to those images; every other target applies to each image alike.</summary>
-    internal Target ForImages(int start, int count) =>
-        _kind == Kind.PerImage ? PerImage(_classes![start..(start + count)]) : this;
+    /// <param name="start">The first image's position in the whole list.</param>
+    /// <param name="count">Images in the part.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A per-image list has no classes for some of those images.</exception>
+    public Target ForImages(int start, int count) =>
+        _kind != Kind.PerImage ? this
+        : start >= 0 && count >= 0 && start + count <= _classes!.Length ? PerImage(_classes[start..(start + count)])
+        : throw new ArgumentOutOfRangeException(nameof(count), $"the per-image target lists {_classes!.Length} classes; images {start} to {start + count - 1} need one each");
+
+    /// <summary>Classes a per-image target lists (one per image); 0 for every other target.</summary>
+    public int PerImageCount => _kind == Kind.PerImage ? _classes!.Length : 0;
+
+    /// <summary>k of a top-k target (1 for top-1); 0 for every other target.</summary>
+    public int TopCount => _kind switch { Kind.Top1 => 1, Kind.TopK => _class, _ => 0 };
 
     /// <summary>
     /// Parses <c>top1</c>, a class index <c>C</c>, <c>topK</c> (e.g. <c>top3</c>), <c>softmax</c> or
