@@ -45,6 +45,30 @@ public sealed class RelevanceFixtureTests
         Assert.That(sum, Is.EqualTo(e.Score - y0).Within(1e-4 * Math.Max(1, Math.Abs(e.Score - y0))));
     }
 
+    [TestCaseSource(nameof(Cases))]
+    public void GradientShap_with_captums_draws_matches_captum(string model, string image)
+    {
+        var f = MethodFixtures.Load(model, image);
+        var draws = new GradientShapDraws(f.Get("gradientshap.alpha"), f.Get("gradientshap.baseline").Select(v => (int)v).ToArray(),
+            f.Get("gradientshap.noise"));
+        var method = (GradientShap)MethodCatalog.WithParameters([new GradientShap { Draws = draws }], "samples=6,std=0.5,baselines=zero+blur,sigma=2")[0];
+        Assert.That(draws.Baseline, Does.Contain(0).And.Contain(1), "both baselines are drawn");
+        var e = MethodFixtures.Explain(model, image, method, batch: 4);
+        MethodFixtures.AssertClose(e.Raw.Data, f.Get("gradientshap.raw"), Tol, "gradientshap.raw");
+    }
+
+    [Test]
+    public void GradientShap_draws_repeatably_from_the_seed()
+    {
+        var method = MethodCatalog.WithParameters([new GradientShap()], "std=0.2,baselines=zero+mean")[0];
+        using var model = DeviceModel.Load(FixtureData.ModelFor("tiny_gapcnn"), TestDevice.Cpu);
+        var input = Npy.Read(FixturePaths.Input("chelsea"));
+        float[] Raw(int seed, int batch) => new Explainer(model).Explain(input, method, new ExplainOptions { Seed = seed, PerturbationBatch = batch })[0].Raw.Data;
+        var a = Raw(1, 32);
+        TensorAssert.Close(Raw(1, 2), a, 1e-9, 1e-5, "same seed, other batch");
+        Assert.That(Raw(2, 32), Is.Not.EqualTo(a));
+    }
+
     [TestCase("chelsea")]
     [TestCase("coffee")]
     public void Lrp_epsilon_matches_captum_on_a_network_with_biases(string image)
