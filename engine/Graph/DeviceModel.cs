@@ -1,5 +1,5 @@
 using CamEngine.Backends;
-using CamEngine.Kernels;
+using CamEngine.Graph.Ops;
 using CamEngine.Model;
 
 namespace CamEngine.Graph;
@@ -66,11 +66,6 @@ internal sealed partial class DeviceModel : IDisposable
             throw new CamEngineException($"no parameter named '{name}'");
         Backend.CopyFromHost(t, values);
     }
-
-    private Tensor? OptionalParam(GraphNode node, string role) =>
-        node.Param(role) is { } name ? _params[name] : null;
-
-    private static int[] Batched(int n, int[] shape) => [n, .. shape];
 
     /// <summary>
     /// Runs the graph on <paramref name="input"/> (N, C, H, W) and keeps every node's output (the reverse pass
@@ -230,15 +225,15 @@ internal sealed partial class DeviceModel : IDisposable
                 var node = g.Nodes[i];
                 into[i] = -1;
                 unbind[i] = [];
-                if (node.Op is Ops.Flatten or Ops.Reshape)
+                var rule = OpRegistry.For(node);
+                if (rule.IsView)
                 {
                     Join(node.Output, node.Inputs[0], i);
                     if (pinned.Contains(node.Output))
                         pinnedRoots.Add(Root(node.Output));
                     continue;
                 }
-                bool candidates = node.Op == Ops.Relu
-                                  || (node.Op == Ops.Add && node.Param("constant") == null && node.Inputs.Length == 2);
+                bool candidates = rule.CanRunInPlace(node);
                 for (int k = 0; candidates && k < node.Inputs.Length && into[i] < 0; k++)
                 {
                     string x = node.Inputs[k], r = Root(x);
@@ -275,134 +270,20 @@ internal sealed partial class DeviceModel : IDisposable
             {
                 var next = g.Nodes[i + 1];
                 var node = g.Nodes[i];
-                bool sameShapeAdd = node.Op == Ops.Add && node.Param("constant") == null && node.Inputs.Length == 2
-                                    && shapes.TryGetValue(node.Inputs[0], out var s0) && shapes.TryGetValue(node.Inputs[1], out var s1)
-                                    && s0.AsSpan().SequenceEqual(node.Shape) && s1.AsSpan().SequenceEqual(node.Shape);
-                fused[i] = (node.Op == Ops.Conv || sameShapeAdd) && next.Op == Ops.Relu && into[i + 1] == 0
+                // The next node must be a plain ReLU (not under the guided rules: those only change the backward).
+                fused[i] = OpRegistry.For(node).CanFuseRelu(node, shapes) && next.Op == Model.Ops.Relu && into[i + 1] == 0
                            && next.Inputs[0] == node.Output;
             }
             return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused);
         }
     }
 
+    // The op's rule runs the node (engine/Graph/Ops); the plan says whether it writes over an input or carries
+    // the following ReLU.
     private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null, bool fuseRelu = false)
     {
-        var b = Backend;
-        var x = pass[node.Inputs[0]];
-        Tensor y;
-        switch (node.Op)
-        {
-            case Ops.Conv:
-            {
-                var s = NodeGeometry.Conv(node, x.Shape[1..], n);
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                if (fuseRelu)
-                    b.Conv2dRelu(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
-                else
-                    b.Conv2d(x, _params[node.Param("weight")!], OptionalParam(node, "bias"), y, s);
-                break;
-            }
-            case Ops.Relu:
-                y = into ?? pass.Own(b.Allocate(x.Shape));
-                b.Relu(x, y);
-                break;
-            case Ops.MaxPool:
-            {
-                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                var argmax = pass.Own(b.AllocateIndices(y.Shape));
-                b.MaxPool(x, y, argmax, s);
-                pass.Argmax[node.Name] = argmax;
-                break;
-            }
-            case Ops.AvgPool:
-            {
-                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.AvgPool(x, y, s);
-                break;
-            }
-            case Ops.GlobalAvgPool:
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.GlobalAvgPool(x, y);
-                break;
-            case Ops.Flatten:
-                y = pass.Own(x.Reshape(Batched(n, node.Shape)));
-                break;
-            case Ops.Gemm:
-            {
-                var w = _params[node.Param("weight")!];
-                var s = NodeGeometry.Gemm(node, x.Length / n, w.Shape, n);
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.Gemm(x, w, OptionalParam(node, "bias"), y, s);
-                break;
-            }
-            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
-            {
-                var (a, c) = BinaryOperands(pass, node);
-                y = into ?? pass.Own(b.Allocate(Batched(n, node.Shape)));
-                if (fuseRelu)
-                    b.AddRelu(a, c, y); // a same-shape addition of two activations (LeanPlan)
-                else
-                    b.Binary(NodeGeometry.Binary(node), a, c, y);
-                break;
-            }
-            case var op when UnaryDispatch.IsUnary(op):
-                y = pass.Own(b.Allocate(x.Shape));
-                MapUnary(node, x, y, null);
-                break;
-            case Ops.BatchNorm:
-                y = pass.Own(b.Allocate(x.Shape));
-                b.ChannelAffine(x, _params[node.Param("scale")!], _params[node.Param("shift")!], y);
-                break;
-            case Ops.Concat:
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.Concat(node.Inputs.Select(i => pass[i]).ToArray(), y);
-                break;
-            case Ops.Pad:
-                y = pass.Own(b.Allocate(Batched(n, node.Shape)));
-                b.Pad(x, y, NodeGeometry.Pad(node, x.Shape[1..], n), node.Float("value", 0f));
-                break;
-            case Ops.Reshape:
-                y = pass.Own(x.Reshape(Batched(n, node.Shape)));
-                break;
-            case Ops.Softmax:
-                y = pass.Own(b.Allocate(x.Shape));
-                b.Softmax(x, y);
-                break;
-            default:
-                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
-        }
+        var y = OpRegistry.For(node).Forward(new ForwardArgs(this, pass, node, into, fuseRelu));
         pass.Set(node.Output, y);
-    }
-
-    /// <summary>The (a, b) operands of a binary node: two activations, or an activation and its constant parameter
-    /// in the order <c>constant_first</c> gives.</summary>
-    internal (Tensor A, Tensor B) BinaryOperands(ForwardPass pass, GraphNode node)
-    {
-        var x = pass[node.Inputs[0]];
-        if (node.Param("constant") is not { } name)
-            return (x, pass[node.Inputs[1]]);
-        var c = _params[name];
-        return node.Int("constant_first", 0) != 0 ? (c, x) : (x, c);
-    }
-
-    /// <summary>Runs an element-wise unary node forward (dy null: y = f(x)) or backward (y receives dx = dy f'(x)).</summary>
-    private void MapUnary(GraphNode node, Tensor x, Tensor y, Tensor? dy)
-    {
-        var action = new UnaryRun(Backend, x, y, dy);
-        UnaryDispatch.Apply(node, ref action);
-    }
-
-    private readonly struct UnaryRun(Backend b, Tensor x, Tensor y, Tensor? dy) : IUnaryAction
-    {
-        public void Run<TOp>(TOp op) where TOp : struct, IUnaryOp
-        {
-            if (dy == null)
-                b.Unary(op, x, y);
-            else
-                b.UnaryBackward(op, x, dy, y);
-        }
     }
 
     /// <summary>
@@ -476,163 +357,8 @@ internal sealed partial class DeviceModel : IDisposable
         throw new CamEngineException($"no layer produces tensor '{tensor}'");
     }
 
-    private void BackwardNode(ForwardPass pass, Gradients grads, GraphNode node, Tensor dy, BackwardRequest request)
-    {
-        var b = Backend;
-        var x = pass[node.Inputs[0]];
-        int n = pass.Batch;
-        switch (node.Op)
-        {
-            case Ops.Conv:
-            {
-                var s = NodeGeometry.Conv(node, x.Shape[1..], n);
-                var w = _params[node.Param("weight")!];
-                if (request.Parameters)
-                {
-                    var dw = grads.Own(b.Allocate(w.Shape));
-                    b.Conv2dBackwardWeights(x, dy, dw, s);
-                    grads.AddParameter(node.Param("weight")!, dw);
-                    if (node.Param("bias") is { } bias)
-                    {
-                        var db = grads.Own(b.Allocate(s.K));
-                        b.Conv2dBackwardBias(dy, db, s);
-                        grads.AddParameter(bias, db);
-                    }
-                }
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.Conv2dBackwardData(dy, w, dx, s);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.Relu:
-            {
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.ReluBackward(x, dy, dx, request.ReluRule);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.MaxPool:
-            {
-                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.MaxPoolBackward(dy, pass.Argmax[node.Name], dx, s);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.AvgPool:
-            {
-                var s = NodeGeometry.Pool(node, x.Shape[1..], n);
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.AvgPoolBackward(dy, dx, s);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.GlobalAvgPool:
-            {
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.GlobalAvgPoolBackward(dy, dx);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.Flatten:
-                grads.Accumulate(node.Inputs[0], grads.Own(dy.Reshape(x.Shape)));
-                break;
-            case Ops.Gemm:
-            {
-                var w = _params[node.Param("weight")!];
-                var s = NodeGeometry.Gemm(node, x.Length / n, w.Shape, n);
-                if (request.Parameters)
-                {
-                    var dw = grads.Own(b.Allocate(w.Shape));
-                    b.GemmBackwardWeights(x, dy, dw, s);
-                    grads.AddParameter(node.Param("weight")!, dw);
-                    if (node.Param("bias") is { } bias)
-                    {
-                        var db = grads.Own(b.Allocate(s.N));
-                        b.GemmBackwardBias(dy, db, s);
-                        grads.AddParameter(bias, db);
-                    }
-                }
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.GemmBackwardData(dy, w, dx, s);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
-            {
-                var (a, c) = BinaryOperands(pass, node);
-                var op = NodeGeometry.Binary(node);
-                dy = dy.Reshape(Batched(n, node.Shape));
-                grads.Own(dy);
-                string? constant = node.Param("constant");
-                bool constantFirst = node.Int("constant_first", 0) != 0;
-                for (int operand = 0; operand < 2; operand++)
-                {
-                    var t = operand == 0 ? a : c;
-                    bool isConstant = constant != null && (operand == 0) == constantFirst;
-                    if (isConstant && !request.Parameters)
-                        continue;
-                    var g = grads.Own(b.Allocate(t.Shape));
-                    b.BinaryBackward(op, a, c, dy, g, operand);
-                    if (isConstant)
-                        grads.AddParameter(constant!, g);
-                    else
-                        grads.Accumulate(node.Inputs[constant == null ? operand : 0], g);
-                }
-                break;
-            }
-            case var op when UnaryDispatch.IsUnary(op):
-            {
-                var dx = grads.Own(b.Allocate(x.Shape));
-                MapUnary(node, x, dx, dy.Reshape(x.Shape));
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.BatchNorm:
-            {
-                var scale = _params[node.Param("scale")!];
-                if (request.Parameters)
-                {
-                    var ds = grads.Own(b.Allocate(scale.Shape));
-                    var dt = grads.Own(b.Allocate(scale.Shape));
-                    b.ChannelAffineBackwardParams(x, dy, ds, dt);
-                    grads.AddParameter(node.Param("scale")!, ds);
-                    grads.AddParameter(node.Param("shift")!, dt);
-                }
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.ChannelAffineBackwardData(dy, scale, dx);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.Concat:
-            {
-                var parts = node.Inputs.Select(i => grads.Own(b.Allocate(pass[i].Shape))).ToArray();
-                b.ConcatBackward(dy.Reshape(Batched(n, node.Shape)), parts);
-                for (int k = 0; k < parts.Length; k++)
-                    grads.Accumulate(node.Inputs[k], parts[k]);
-                break;
-            }
-            case Ops.Pad:
-            {
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.PadBackward(dy, dx, NodeGeometry.Pad(node, x.Shape[1..], n));
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            case Ops.Reshape:
-                grads.Accumulate(node.Inputs[0], grads.Own(dy.Reshape(x.Shape)));
-                break;
-            case Ops.Softmax:
-            {
-                var dx = grads.Own(b.Allocate(x.Shape));
-                b.SoftmaxBackward(pass[node.Output], dy.Reshape(x.Shape), dx);
-                grads.Accumulate(node.Inputs[0], dx);
-                break;
-            }
-            default:
-                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
-        }
-    }
+    private void BackwardNode(ForwardPass pass, Gradients grads, GraphNode node, Tensor dy, BackwardRequest request) =>
+        OpRegistry.For(node).Backward(new BackwardArgs(this, pass, grads, node, dy, request));
 
     /// <summary>Frees the uploaded weights.</summary>
     public void Dispose()

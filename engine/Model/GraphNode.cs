@@ -138,22 +138,6 @@ internal static class Ops
     /// <summary>Softmax over the last axis.</summary>
     public const string Softmax = "softmax";
 
-    /// <summary>Every operator this version executes.</summary>
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
-    {
-        Conv, Relu, MaxPool, AvgPool, GlobalAvgPool, Flatten, Gemm, Add, Sub, Mul, Div, Sigmoid, HardSigmoid, HardSwish,
-        LeakyRelu, Clip, BatchNorm, Concat, Pad, Reshape, Softmax,
-    };
-
-    /// <summary>The element-wise unary operators (one input, same shape out).</summary>
-    public static readonly IReadOnlySet<string> UnaryMaps = new HashSet<string>(StringComparer.Ordinal)
-    {
-        Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Clip,
-    };
-
-    /// <summary>The broadcasting binary operators.</summary>
-    public static readonly IReadOnlySet<string> Binary = new HashSet<string>(StringComparer.Ordinal)
-    {
-        Add, Sub, Mul, Div,
-    };
+    /// <summary>Every operator this version executes: the names of <see cref="Graph.Ops.OpRegistry"/>.</summary>
+    public static IReadOnlyCollection<string> All => Graph.Ops.OpRegistry.Names;
 }

@@ -1,3 +1,4 @@
+using CamEngine.Graph.Ops;
 using CamEngine.Kernels;
 using CamEngine.Tensors;
 
@@ -39,8 +40,7 @@ internal static class GraphValidator
         {
             if (!names.Add(node.Name))
                 throw new InvalidModelFileException($"duplicate node name '{node.Name}'");
-            if (!Ops.All.Contains(node.Op))
-                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
+            OpRegistry.For(node); // an unknown op is refused here, naming the node
             var ins = new int[node.Inputs.Length][];
             for (int i = 0; i < ins.Length; i++)
             {
@@ -109,272 +109,29 @@ internal static class GraphValidator
 
     private static string Clip(string s) => s.Length <= 64 ? s : s[..64] + "...";
 
-    private static void Arity(GraphNode n, int[][] ins, int count)
-    {
-        if (ins.Length != count)
-            throw new ArgumentException($"needs {count} input(s), has {ins.Length}");
-    }
-
-    private static int[] Spatial(int[] s) =>
-        s.Length == 3 ? s : throw new ArgumentException($"needs a (C, H, W) input, got {TensorShape.Format(s)}");
-
-    private static HostTensor Weight(GraphNode n, string role, IReadOnlyDictionary<string, HostTensor> weights, int[] shape)
-    {
-        string name = n.Param(role) ?? throw new ArgumentException($"missing '{role}' parameter");
-        if (!weights.TryGetValue(name, out var t))
-            throw new ArgumentException($"parameter tensor '{name}' is not in the file");
-        if (!TensorShape.Equal(t.Shape, shape))
-            throw new ArgumentException($"parameter '{name}' has shape {t.ShapeText}, expected {TensorShape.Format(shape)}");
-        return t;
-    }
-
-    /// <summary>Largest kernel, stride, pad or dilation accepted; keeps the int arithmetic of
-    /// <see cref="ConvShape"/> and <see cref="PoolShape"/> free of overflow.</summary>
-    private const int MaxWindowAttr = 1 << 16;
-
-    /// <summary>Rejects window attributes whose output-size arithmetic would overflow an int (a hostile
-    /// dilation * (kernel - 1) can wrap around to a plausible output size).</summary>
-    private static void CheckWindow(int size, int k, int stride, int padBefore, int padAfter, int dilation)
-    {
-        if (k > MaxWindowAttr || stride > MaxWindowAttr || dilation > MaxWindowAttr || padBefore > MaxWindowAttr
-            || padAfter > MaxWindowAttr)
-            throw new ArgumentException($"kernel, stride, pad and dilation values above {MaxWindowAttr} are not supported");
-        // Checked here because ConvShape/PoolShape.Validate format their message with ToString, which
-        // evaluates OH/OW and would divide by a zero stride.
-        if (k < 1 || stride < 1 || dilation < 1)
-            throw new ArgumentException($"kernel ({k}), stride ({stride}) and dilation ({dilation}) must be positive");
-        if (padBefore < 0 || padAfter < 0)
-            throw new ArgumentException($"pads ({padBefore}, {padAfter}) must be non-negative");
-        long padded = (long)size + padBefore + padAfter;
-        if (padded > int.MaxValue / 2)
-            throw new ArgumentException($"padded input side {padded} is too large");
-        if ((long)dilation * (k - 1) + 1 > padded)
-            throw new ArgumentException($"the window (kernel {k}, dilation {dilation}) does not fit the padded input side {padded}");
-    }
-
-    /// <summary>Infers a node's output shape (no batch) from its input shapes, validating attributes and parameters.</summary>
-    public static int[] InferShape(GraphNode node, int[][] ins, IReadOnlyDictionary<string, HostTensor> weights)
-    {
-        switch (node.Op)
-        {
-            case Ops.Conv:
-            {
-                Arity(node, ins, 1);
-                var g = NodeGeometry.Conv(node, Spatial(ins[0]), 1);
-                CheckWindow(g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
-                CheckWindow(g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
-                g.Validate();
-                Weight(node, "weight", weights, [g.K, g.CPerGroup, g.KH, g.KW]);
-                if (node.Param("bias") != null)
-                    Weight(node, "bias", weights, [g.K]);
-                return [g.K, g.OH, g.OW];
-            }
-            case Ops.Relu:
-                Arity(node, ins, 1);
-                return ins[0];
-            case Ops.MaxPool:
-            case Ops.AvgPool:
-            {
-                Arity(node, ins, 1);
-                var g = NodeGeometry.Pool(node, Spatial(ins[0]), 1);
-                CheckWindow(g.H, g.KH, g.StrideH, g.PadTop, g.PadBottom, g.DilationH);
-                CheckWindow(g.W, g.KW, g.StrideW, g.PadLeft, g.PadRight, g.DilationW);
-                g.Validate();
-                return [g.C, g.OH, g.OW];
-            }
-            case Ops.GlobalAvgPool:
-                Arity(node, ins, 1);
-                return [Spatial(ins[0])[0], 1, 1];
-            case Ops.Flatten:
-                Arity(node, ins, 1);
-                if (node.Int("axis", 1) != 1)
-                    throw new ArgumentException("only axis=1 is supported");
-                return [checked((int)TensorShape.CheckedLength(ins[0]))];
-            case Ops.Gemm:
-            {
-                Arity(node, ins, 1);
-                if (ins[0].Length != 1)
-                    throw new ArgumentException($"needs a flat (K) input, got {TensorShape.Format(ins[0])}");
-                string wn = node.Param("weight") ?? throw new ArgumentException("missing 'weight' parameter");
-                if (!weights.TryGetValue(wn, out var w) || w.Shape.Length != 2)
-                    throw new ArgumentException($"weight '{wn}' is missing or not 2-D");
-                var g = NodeGeometry.Gemm(node, ins[0][0], w.Shape, 1);
-                g.Validate();
-                if (node.Param("bias") != null)
-                    Weight(node, "bias", weights, [g.N]);
-                return [g.N];
-            }
-            case Ops.Add or Ops.Sub or Ops.Mul or Ops.Div:
-            {
-                int first = node.Int("constant_first", 0);
-                if (first is not (0 or 1))
-                    throw new ArgumentException($"constant_first must be 0 or 1, is {first}");
-                int[] other;
-                if (node.Param("constant") is { } cn)
-                {
-                    Arity(node, ins, 1);
-                    if (!weights.TryGetValue(cn, out var c))
-                        throw new ArgumentException($"parameter tensor '{cn}' is not in the file");
-                    // The constant is right-aligned against (N, ...) and must not reach the batch axis.
-                    if (c.Shape.Length > ins[0].Length)
-                        throw new ArgumentException($"constant {c.ShapeText} has a higher rank than the input {TensorShape.Format(ins[0])}");
-                    other = c.Shape;
-                }
-                else
-                {
-                    Arity(node, ins, 2);
-                    if (first != 0)
-                        throw new ArgumentException("constant_first is set but the node has no constant");
-                    if (ins[0].Length != ins[1].Length)
-                        throw new ArgumentException($"operand ranks differ: {TensorShape.Format(ins[0])} and {TensorShape.Format(ins[1])}");
-                    other = ins[1];
-                }
-                if (ins[0].Length is < 1 or > 3)
-                    throw new ArgumentException($"operands must have 1 to 3 dimensions besides the batch, got {TensorShape.Format(ins[0])}");
-                return BroadcastShape.Broadcast(ins[0], other);
-            }
-            case Ops.Sigmoid or Ops.HardSwish:
-                Arity(node, ins, 1);
-                return ins[0];
-            case Ops.HardSigmoid or Ops.LeakyRelu or Ops.Clip:
-                Arity(node, ins, 1);
-                NodeGeometry.CheckUnary(node);
-                return ins[0];
-            case Ops.BatchNorm:
-            {
-                Arity(node, ins, 1);
-                Weight(node, "scale", weights, [ins[0][0]]);
-                Weight(node, "shift", weights, [ins[0][0]]);
-                return ins[0];
-            }
-            case Ops.Concat:
-            {
-                if (ins.Length < 1)
-                    throw new ArgumentException("needs at least one input");
-                long channels = 0;
-                foreach (var s in ins)
-                {
-                    if (s.Length != ins[0].Length || !s.AsSpan(1).SequenceEqual(ins[0].AsSpan(1)))
-                        throw new ArgumentException($"inputs {TensorShape.Format(ins[0])} and {TensorShape.Format(s)} differ outside the channel axis");
-                    channels += s[0];
-                }
-                if (channels > TensorShape.MaxElements)
-                    throw new ArgumentException($"{channels} channels in all");
-                int[] r = (int[])ins[0].Clone();
-                r[0] = (int)channels;
-                return r;
-            }
-            case Ops.Pad:
-            {
-                Arity(node, ins, 1);
-                var x = Spatial(ins[0]);
-                var g = NodeGeometry.Pad(node, x, 1);
-                g.Validate();
-                if (!float.IsFinite(node.Float("value", 0f)))
-                    throw new ArgumentException("the pad value must be finite");
-                return [g.C, g.OH, g.OW];
-            }
-            case Ops.Reshape:
-            {
-                Arity(node, ins, 1);
-                var shape = node.Ints("shape", []);
-                if (shape.Length is < 1 or > 3 || shape.Any(d => d < 1))
-                    throw new ArgumentException($"shape [{string.Join(",", shape)}] must have 1 to 3 positive dimensions");
-                if (TensorShape.CheckedLength(shape) != TensorShape.CheckedLength(ins[0]))
-                    throw new ArgumentException($"cannot reshape {TensorShape.Format(ins[0])} to {TensorShape.Format(shape)}");
-                return shape;
-            }
-            case Ops.Softmax:
-                Arity(node, ins, 1);
-                return ins[0];
-            default:
-                throw new UnsupportedModelException($"node '{node.Name}': unknown operator '{node.Op}'");
-        }
-    }
+    /// <summary>Infers a node's output shape (no batch) from its input shapes, validating attributes and parameters
+    /// through the op's rule (<see cref="OpRegistry"/>).</summary>
+    public static int[] InferShape(GraphNode node, int[][] ins, IReadOnlyDictionary<string, HostTensor> weights) =>
+        OpRegistry.For(node).InferShape(node, ins, weights);
 }
 
-/// <summary>Builds kernel geometries from graph nodes and input shapes (batch given separately).</summary>
+/// <summary>Kernel geometries of graph nodes (batch given separately), for callers outside the graph executor (the
+/// benchmarks' per-layer profile); each op's own file parses its attributes.</summary>
 internal static class NodeGeometry
 {
     /// <summary>Conv geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
-    public static ConvShape Conv(GraphNode node, int[] x, int n)
-    {
-        var k = node.Ints("kernel", 2, [0, 0]);
-        var s = node.Ints("strides", 2, [1, 1]);
-        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
-        var d = node.Ints("dilations", 2, [1, 1]);
-        int kOut = node.Int("out_channels", 0);
-        return new ConvShape(n, x[0], x[1], x[2], kOut, k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1],
-            node.Int("group", 1));
-    }
+    public static ConvShape Conv(GraphNode node, int[] x, int n) => Graph.Ops.Conv.Geometry(node, x, n);
 
     /// <summary>Pool geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
-    public static PoolShape Pool(GraphNode node, int[] x, int n)
-    {
-        var k = node.Ints("kernel", 2, [0, 0]);
-        var s = node.Ints("strides", 2, [1, 1]);
-        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
-        var d = node.Ints("dilations", 2, [1, 1]);
-        return new PoolShape(n, x[0], x[1], x[2], k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1],
-            node.Int("ceil_mode", 0) != 0, node.Int("count_include_pad", 0) != 0);
-    }
+    public static PoolShape Pool(GraphNode node, int[] x, int n) => Graph.Ops.MaxPool.Geometry(node, x, n);
 
     /// <summary>Pad geometry for input (C, H, W) and batch <paramref name="n"/>.</summary>
-    public static PadShape Pad(GraphNode node, int[] x, int n)
-    {
-        var p = node.Ints("pads", 4, [0, 0, 0, 0]);
-        return new PadShape(n, x[0], x[1], x[2], p[0], p[1], p[2], p[3]);
-    }
+    public static PadShape Pad(GraphNode node, int[] x, int n) => Graph.Ops.Pad.Geometry(node, x, n);
 
     /// <summary>The binary operator of an add/sub/mul/div node.</summary>
-    public static BinaryOp Binary(GraphNode node) => node.Op switch
-    {
-        Ops.Add => BinaryOp.Add,
-        Ops.Sub => BinaryOp.Sub,
-        Ops.Mul => BinaryOp.Mul,
-        Ops.Div => BinaryOp.Div,
-        _ => throw new ArgumentException($"'{node.Op}' is not a binary operator"),
-    };
-
-    /// <summary>HardSigmoid parameters (ONNX defaults alpha 0.2, beta 0.5).</summary>
-    public static HardSigmoid HardSigmoid(GraphNode node) => new(node.Float("alpha", 0.2f), node.Float("beta", 0.5f));
-
-    /// <summary>LeakyRelu parameter (ONNX default alpha 0.01).</summary>
-    public static LeakyRelu LeakyRelu(GraphNode node) => new(node.Float("alpha", 0.01f));
-
-    /// <summary>Clip bounds (absent bounds are infinite).</summary>
-    public static Clip Clip(GraphNode node) => new(node.Float("min", float.NegativeInfinity), node.Float("max", float.PositiveInfinity));
-
-    /// <summary>Throws when a parameterized unary op has non-finite or inconsistent attributes.</summary>
-    public static void CheckUnary(GraphNode node)
-    {
-        switch (node.Op)
-        {
-            case Ops.HardSigmoid:
-                var h = HardSigmoid(node);
-                if (!float.IsFinite(h.Alpha) || !float.IsFinite(h.Beta))
-                    throw new ArgumentException("alpha and beta must be finite");
-                break;
-            case Ops.LeakyRelu:
-                if (!float.IsFinite(LeakyRelu(node).Alpha))
-                    throw new ArgumentException("alpha must be finite");
-                break;
-            case Ops.Clip:
-                var c = Clip(node);
-                if (float.IsNaN(c.Min) || float.IsNaN(c.Max) || c.Min > c.Max)
-                    throw new ArgumentException($"clip bounds [{c.Min}, {c.Max}] are not an interval");
-                break;
-        }
-    }
+    public static BinaryOp Binary(GraphNode node) =>
+        OpRegistry.Find(node.Op) is BinaryOpRule r ? r.Op : throw new ArgumentException($"'{node.Op}' is not a binary operator");
 
     /// <summary>Gemm geometry for a flat input of <paramref name="k"/> features and a weight of shape <paramref name="w"/>.</summary>
-    public static GemmShape Gemm(GraphNode node, int k, int[] w, int m)
-    {
-        bool transB = node.Int("transB", 1) != 0;
-        int wk = transB ? w[1] : w[0];
-        int wn = transB ? w[0] : w[1];
-        if (wk != k)
-            throw new ArgumentException($"weight shape {TensorShape.Format(w)} does not take {k} input features (transB={transB})");
-        return new GemmShape(m, k, wn, transB, node.Float("alpha", 1f), node.Float("beta", 1f));
-    }
+    public static GemmShape Gemm(GraphNode node, int k, int[] w, int m) => Graph.Ops.Gemm.Geometry(node, k, w, m);
 }

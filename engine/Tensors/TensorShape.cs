@@ -6,6 +6,10 @@ internal static class TensorShape
     /// <summary>Largest element count a single tensor may have (int-indexed device buffers).</summary>
     public const long MaxElements = int.MaxValue;
 
+    /// <summary>Highest rank of a computed tensor, batch axis included: ShuffleNet's channel shuffle is rank 5,
+    /// Swin's window partition rank 6.</summary>
+    public const int MaxRank = 6;
+
     /// <summary>Product of the dimensions; throws <see cref="ArgumentException"/> on a negative dimension
     /// or when the product exceeds <see cref="MaxElements"/>.</summary>
     public static long CheckedLength(ReadOnlySpan<int> shape)

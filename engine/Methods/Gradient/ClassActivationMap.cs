@@ -211,15 +211,7 @@ public sealed class ClassActivationMap : LayerMapMethod
         return downstream.FirstOrDefault(n => feedsOutput.Contains(n.Output) && !IsAffine(n, depends));
     }
 
-    // Affine in the tensors of `depends`, everything else held fixed.
-    private static bool IsAffine(GraphNode n, HashSet<string> depends) => n.Op switch
-    {
-        Ops.Conv or Ops.Gemm or Ops.AvgPool or Ops.GlobalAvgPool or Ops.Flatten or Ops.Reshape or Ops.BatchNorm
-            or Ops.Pad or Ops.Concat or Ops.Add or Ops.Sub => true,
-        // a * b: one factor must not depend on A (a constant parameter, or a branch from before the layer).
-        Ops.Mul => n.Inputs.Count(depends.Contains) == 1,
-        // a / b: only the numerator may depend on A.
-        Ops.Div => n.Param("constant") != null ? n.Int("constant_first", 0) == 0 : !depends.Contains(n.Inputs[1]),
-        _ => false,
-    };
+    // Affine in the tensors of `depends`, everything else held fixed: the op's rule decides (engine/Graph/Ops).
+    private static bool IsAffine(GraphNode n, HashSet<string> depends) =>
+        Graph.Ops.OpRegistry.Find(n.Op)?.IsAffine(n, depends.Contains) ?? false;
 }
