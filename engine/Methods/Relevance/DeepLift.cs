@@ -1,5 +1,5 @@
 using CamEngine.Graph;
-using CamEngine.Kernels;
+using CamEngine.Graph.Ops;
 using CamEngine.Model;
 
 namespace CamEngine.Methods;
@@ -86,7 +86,7 @@ public sealed class DeepLift : CamMethod
 
         protected override float[]?[] Propagate(GraphNode node, float[] signal)
         {
-            if (node.Op == Ops.Relu || UnaryDispatch.IsUnary(node.Op))
+            if (node.Op == Ops.Relu || IsElementwise(OpRegistry.For(node)))
                 return [Rescale(node, signal)];
             if (node.Op == Ops.MaxPool)
                 return [MaxPool(node, signal)];
@@ -110,21 +110,28 @@ public sealed class DeepLift : CamMethod
             return dx;
         }
 
-        // dy * f'(x) of an element-wise activation, on the backend.
+        // An element-wise activation: its operator rule is a unary map.
+        private static bool IsElementwise(OpRule rule)
+        {
+            for (var t = rule.GetType(); t != null; t = t.BaseType)
+            {
+                if (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(UnaryMapRule<>))
+                    return true;
+            }
+            return false;
+        }
+
+        // dy * f'(x) of an element-wise activation: the operator's own reverse rule on a pass holding x.
         private float[] Derivative(GraphNode node, float[] x, float[] dy)
         {
             var b = Model.Backend;
             using var xt = b.Upload(x, [Rows, .. ShapeOf(node.Inputs[0])]);
             using var dyt = b.Upload(dy, xt.Shape);
-            using var dxt = b.Allocate(xt.Shape);
-            var action = new UnaryGradient(b, xt, dyt, dxt);
-            UnaryDispatch.Apply(node, ref action);
-            return b.Download(dxt);
-        }
-
-        private readonly struct UnaryGradient(Backends.Backend b, Backends.Tensor x, Backends.Tensor dy, Backends.Tensor dx) : IUnaryAction
-        {
-            public void Run<TOp>(TOp op) where TOp : struct, IUnaryOp => b.UnaryBackward(op, x, dy, dx);
+            using var values = new ForwardPass(Model, xt, Rows);
+            values.Set(node.Inputs[0], xt);
+            using var grads = new Gradients(Model);
+            OpRegistry.For(node).Backward(new BackwardArgs(Model, values, grads, node, dyt, new BackwardRequest()));
+            return b.Download(grads[node.Inputs[0]]);
         }
 
         // Captum's maxpool rule: with M = max(y, y0), the input's maximum of each window receives dy (M - y0), the
