@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine;
 
 /// <summary>One class of a model's output for one image, as <see cref="CamModel.Predict(string, int)"/> ranks them.</summary>
@@ -12,12 +14,12 @@ public sealed record Prediction(int ClassIndex, string? Label, float Logit, floa
     internal static IReadOnlyList<Prediction> Rank(ReadOnlySpan<float> row, IReadOnlyList<string>? labels, int top)
     {
         var values = row.ToArray();
-        double max = values.Max(), sum = values.Sum(v => Math.Exp(v - max));
+        var p = StableSoftmax.Probabilities(row);
         return Enumerable.Range(0, values.Length)
             .OrderByDescending(c => values[c]).ThenBy(c => c)
             .Take(top)
             .Select(c => new Prediction(c, labels != null && c < labels.Count ? labels[c] : null, values[c],
-                (float)(Math.Exp(values[c] - max) / sum)))
+                (float)p[c]))
             .ToList();
     }
 }

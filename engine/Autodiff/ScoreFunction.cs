@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine.Autodiff;
 
 /// <summary>
@@ -127,19 +129,7 @@ internal abstract class ScoreFunction
     {
         public override bool IsLinear => false;
 
-        private static double[] Probabilities(ReadOnlySpan<float> z)
-        {
-            double max = double.NegativeInfinity;
-            foreach (float v in z)
-                max = Math.Max(max, v);
-            var p = new double[z.Length];
-            double sum = 0;
-            for (int j = 0; j < z.Length; j++)
-                sum += p[j] = Math.Exp(z[j] - max);
-            for (int j = 0; j < z.Length; j++)
-                p[j] /= sum;
-            return p;
-        }
+        private static double[] Probabilities(ReadOnlySpan<float> z) => StableSoftmax.Probabilities(z);
 
         public override float Value(ReadOnlySpan<float> z)
         {
@@ -157,14 +147,11 @@ internal abstract class ScoreFunction
 
         public override Jet3 Evaluate(ReadOnlySpan<Jet3> z)
         {
-            double max = double.NegativeInfinity;
-            foreach (var j in z)
-                max = Math.Max(max, j.C0);
-            var sum = Jet3.Constant(0);
-            foreach (var j in z)
-                sum += Jet3.Exp(j - Jet3.Constant(max));
-            var shifted = z[c] - Jet3.Constant(max);
-            return log ? shifted - Jet3.Log(sum) : Jet3.Exp(shifted) / sum;
+            if (log)
+                return z[c] - StableSoftmax.LogSumExp(z);
+            var p = new Jet3[z.Length];
+            StableSoftmax.Probabilities(z, p);
+            return p[c];
         }
     }
 

@@ -11,7 +11,7 @@ namespace CamEngine.Backends;
 /// the backend's implementation runs: an out-of-bounds kernel access on ILGPU's CPU accelerator would abort
 /// the process.
 /// </summary>
-internal abstract class Backend : IDisposable
+internal abstract partial class Backend : IDisposable
 {
     /// <summary>Short name, e.g. <c>ilgpu-cpu</c>, <c>cuda</c>, <c>reference</c>.</summary>
     public abstract string Name { get; }

@@ -13,7 +13,7 @@ namespace CamEngine.Backends;
 /// The CPU accelerator is configured as DESIGN.md section 8 measured best: warps of 2 simulated threads,
 /// one multiprocessor per core, and implicitly grouped launches of group size 1.
 /// </summary>
-internal sealed class IlgpuBackend : Backend
+internal sealed partial class IlgpuBackend : Backend
 {
     private readonly Context _context;
     private readonly Accelerator _accelerator;

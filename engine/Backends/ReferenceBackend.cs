@@ -7,7 +7,7 @@ namespace CamEngine.Backends;
 /// optimized. Every fast kernel is tested against it, and gradient checks by finite differences run on it.
 /// Readable on purpose, for people studying the algorithms.
 /// </summary>
-internal sealed class ReferenceBackend : Backend
+internal sealed partial class ReferenceBackend : Backend
 {
     /// <inheritdoc/>
     public override string Name => "reference";
@@ -390,6 +390,15 @@ internal sealed class ReferenceBackend : Backend
                           x => x < -3 || x > 3 ? 0 : 1.0 / 3, Zero),
             LeakyRelu l => (x => x > 0 ? x : l.Alpha * x, x => x > 0 ? 1 : l.Alpha, Zero, Zero),
             Clip c => (x => Math.Min(Math.Max(x, c.Min), c.Max), x => x > c.Min && x < c.Max ? 1 : 0, Zero, Zero),
+            // 2/sqrt(pi) exp(-x^2), then its derivatives -2x e and (4x^2 - 2) e
+            Erf => (ErfDouble, x => 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x),
+                    x => -2 * x * 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x),
+                    x => (4 * x * x - 2) * 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x)),
+            Pow p => (x => Math.Pow(x, p.P), x => p.P * Math.Pow(x, p.P - 1), x => p.P * (p.P - 1) * Math.Pow(x, p.P - 2),
+                      x => p.P * (p.P - 1) * (p.P - 2) * Math.Pow(x, p.P - 3)),
+            Sqrt => (Math.Sqrt, x => 0.5 / Math.Sqrt(x), x => -0.25 * Math.Pow(x, -1.5), x => 0.375 * Math.Pow(x, -2.5)),
+            Tanh => (Math.Tanh, x => 1 / (Math.Cosh(x) * Math.Cosh(x)), x => -2 * Math.Tanh(x) / (Math.Cosh(x) * Math.Cosh(x)),
+                     x => (4 * Math.Cosh(x) * Math.Cosh(x) - 6) / Math.Pow(Math.Cosh(x), 4)),
             _ => throw new NotSupportedException($"the reference backend has no definition of {typeof(TOp).Name}"),
         };
     }

@@ -90,13 +90,7 @@ internal sealed partial class MetricEvaluator(Explainer explainer)
             throw new CamEngineException($"the model produced a non-finite score ({v}) for class {c} on a perturbed input");
         if (score == MetricScore.Logit)
             return v;
-        double max = double.NegativeInfinity;
-        foreach (float o in output)
-            max = Math.Max(max, o);
-        double sum = 0;
-        foreach (float o in output)
-            sum += Math.Exp(o - max);
-        return Math.Exp(v - max) / sum;
+        return Math.Exp(v - StableSoftmax.LogSumExp(output));
     }
 
     /// <summary>Checks the input against the model and every explanation against the input; returns (C, H, W).</summary>

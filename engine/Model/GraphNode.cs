@@ -138,6 +138,39 @@ internal static class Ops
     /// <summary>Softmax over the last axis.</summary>
     public const string Softmax = "softmax";
 
+    /// <summary>Mean over axes of the full tensor (N, ...). Attrs: axes (each 1..rank-1), keepdims.</summary>
+    public const string ReduceMean = "reducemean";
+
+    /// <summary>Sum over axes (see <see cref="ReduceMean"/>).</summary>
+    public const string ReduceSum = "reducesum";
+
+    /// <summary>Maximum over adjacent axes (see <see cref="ReduceMean"/>), first maximum at ties.</summary>
+    public const string ReduceMax = "reducemax";
+
+    /// <summary>Permutation of the axes of (N, ...). Attr: perm over the full rank, perm[0] = 0.</summary>
+    public const string Transpose = "transpose";
+
+    /// <summary>Layer normalization over the trailing axes from attr axis. Params scale, bias. Attr: epsilon.</summary>
+    public const string LayerNorm = "layernorm";
+
+    /// <summary>Elements [start, start + count) along one axis. Attrs: axis, start, count.</summary>
+    public const string Slice = "slice";
+
+    /// <summary>The error function (exact GELU's inner part).</summary>
+    public const string Erf = "erf";
+
+    /// <summary>Square root.</summary>
+    public const string Sqrt = "sqrt";
+
+    /// <summary>x to a constant power. Attr: exponent.</summary>
+    public const string Pow = "pow";
+
+    /// <summary>Hyperbolic tangent.</summary>
+    public const string Tanh = "tanh";
+
+    /// <summary>x (N, ..., K) times a constant weight (K, M) over the last axis. Param weight.</summary>
+    public const string MatMul = "matmul";
+
     /// <summary>Every operator this version executes: the names of <see cref="Graph.Ops.OpRegistry"/>.</summary>
     public static IReadOnlyCollection<string> All => Graph.Ops.OpRegistry.Names;
 }

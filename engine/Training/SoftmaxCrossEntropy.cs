@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine.Training;
 
 /// <summary>
@@ -35,10 +37,7 @@ internal static class SoftmaxCrossEntropy
             }
             if (best == y)
                 correct++;
-            double sum = 0;
-            for (int j = 0; j < k; j++)
-                sum += Math.Exp(z[j] - max);
-            double logSum = Math.Log(sum) + max;
+            double logSum = StableSoftmax.LogSumExp(z);
             loss += logSum - z[y];
             for (int j = 0; j < k; j++)
                 g[j] = (float)((Math.Exp(z[j] - logSum) - (j == y ? 1 : 0)) / n);

@@ -7,7 +7,7 @@ namespace CamEngine.Onnx;
 /// Maps one parsed ONNX graph onto engine nodes, in the ONNX node order (which the ONNX spec requires to be
 /// topological). Activations are (C, H, W) or (K) shapes without the batch dimension.
 /// </summary>
-internal sealed class OnnxGraphBuilder
+internal sealed partial class OnnxGraphBuilder
 {
     /// <summary>Largest spatial attribute (kernel, stride, pad, dilation) and input side accepted.</summary>
     public const int MaxSpatial = 1 << 15;
@@ -15,8 +15,8 @@ internal sealed class OnnxGraphBuilder
     private const string Supported =
         "Conv, BatchNormalization, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Add, Sub, Mul, Div, "
         + "MaxPool, AveragePool, GlobalAveragePool, Concat, Pad, Flatten, Reshape, Gemm, MatMul, Softmax, "
-        + "Identity, Dropout, Constant, and Shape/Gather/Unsqueeze/Squeeze/Concat/Slice/Cast/ConstantOfShape/Transpose "
-        + "on constant shape tensors";
+        + "Identity, Dropout, Constant, ReduceMean, ReduceSum, ReduceMax, Transpose, Slice, LayerNormalization, Erf, "
+        + "Sqrt, Pow, Tanh, and Shape/Gather/Unsqueeze/Squeeze/Concat/Slice/Cast/ConstantOfShape/Transpose on constant shape tensors";
 
     private readonly OnnxModel _model;
     private readonly OnnxConvertOptions _options;
@@ -247,8 +247,24 @@ internal sealed class OnnxGraphBuilder
             case "Softmax":
                 Softmax(n);
                 break;
+            case "Slice" or "Transpose" when !IsConst(n, 0):
+                TensorLayoutOp(n);
+                break;
             case "Shape" or "Gather" or "Unsqueeze" or "Squeeze" or "Slice" or "Cast" or "ConstantOfShape" or "Transpose":
                 ShapeArithmetic(n);
+                break;
+            case "ReduceMean" or "ReduceSum" or "ReduceMax":
+                Reduce(n);
+                break;
+            case "LayerNormalization":
+                LayerNormalization(n);
+                break;
+            case "Erf" or "Sqrt" or "Tanh":
+                CheckAttrs(n);
+                Emit(n, n.OpType switch { "Erf" => Ops.Erf, "Sqrt" => Ops.Sqrt, _ => Ops.Tanh }, [Act(n, 0)], new(), new());
+                break;
+            case "Pow":
+                PowNode(n);
                 break;
             case "Identity":
             case "Dropout":
@@ -459,10 +475,12 @@ internal sealed class OnnxGraphBuilder
         return r;
     }
 
-    private void Emit(OnnxNode n, string op, string[] inputs, Dictionary<string, string> pars, Dictionary<string, double[]> attrs)
+    private void Emit(OnnxNode n, string op, string[] inputs, Dictionary<string, string> pars, Dictionary<string, double[]> attrs,
+        string? intermediate = null)
     {
         CheckExtraOutputsUnused(n);
-        string output = n.Outputs[0];
+        // An ONNX node that becomes several engine nodes names the ones before its last by `intermediate`.
+        string output = intermediate ?? n.Outputs[0];
         if (_shapes.ContainsKey(output) || _inits.ContainsKey(output) || _alias.ContainsKey(output))
             throw Invalid(n, $"output '{output}' is produced twice");
         string name = NodeLabel(n);
@@ -1192,7 +1210,10 @@ internal sealed class OnnxGraphBuilder
             throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
         string x = Act(n, 0);
         if (_shapes[x].Length != 1)
-            throw Unsupported(n, $"MatMul needs a flat (N, K) input, got (N, {string.Join(",", _shapes[x])})");
+        {
+            MatMulOverLastAxis(n, x);
+            return;
+        }
         var bt = Const(n, 1, "weight B", true)!;
         if (bt.Dims.Length != 2)
             throw Unsupported(n, $"MatMul weight '{bt.Name}' must be a 2-D constant, has {bt.Dims.Length} dimensions");

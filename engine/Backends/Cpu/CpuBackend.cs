@@ -12,7 +12,7 @@ namespace CamEngine.Backends.Cpu;
 /// rebuilt only after the weights are written. Element-wise ops
 /// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
 /// </summary>
-internal sealed unsafe class CpuBackend : Backend
+internal sealed unsafe partial class CpuBackend : Backend
 {
     private readonly CpuSimd _simd;
 

@@ -10,7 +10,9 @@ internal static class OpRegistry
     private static readonly Dictionary<string, OpRule> Rules = Build(
         new Conv(), new Relu(), new MaxPool(), new AvgPool(), new GlobalAvgPool(), new Flatten(), new Gemm(),
         new Add(), new Sub(), new Mul(), new Div(), new Sigmoid(), new HardSigmoid(), new HardSwish(), new LeakyRelu(),
-        new Clip(), new BatchNorm(), new Concat(), new Pad(), new Reshape(), new Softmax());
+        new Clip(), new BatchNorm(), new Concat(), new Pad(), new Reshape(), new Softmax(),
+        new ReduceMean(), new ReduceSum(), new ReduceMax(), new Transpose(), new LayerNorm(), new Slice(), new MatMul(),
+        new Erf(), new Sqrt(), new Pow(), new Tanh());
 
     private static Dictionary<string, OpRule> Build(params OpRule[] rules)
     {

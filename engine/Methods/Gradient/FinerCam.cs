@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine.Methods;
 
 /// <summary>
@@ -129,16 +131,5 @@ internal sealed class FinerObjective(int[] classes, int[][] comparisons, float a
         }
     }
 
-    private static double[] Softmax(ReadOnlySpan<float> row)
-    {
-        double max = double.NegativeInfinity, sum = 0;
-        foreach (float v in row)
-            max = Math.Max(max, v);
-        var p = new double[row.Length];
-        for (int j = 0; j < row.Length; j++)
-            sum += p[j] = Math.Exp(row[j] - max);
-        for (int j = 0; j < row.Length; j++)
-            p[j] /= sum;
-        return p;
-    }
+    private static double[] Softmax(ReadOnlySpan<float> row) => StableSoftmax.Probabilities(row);
 }

@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine.Methods;
 
 /// <summary>
@@ -148,29 +150,16 @@ public sealed class ScoreCam : ScoreCamBase
     {
         public override float Score(int image, ReadOnlySpan<float> outputRow)
         {
-            double max = double.NegativeInfinity, sum = 0;
-            foreach (float v in outputRow)
-                max = Math.Max(max, v);
-            foreach (float v in outputRow)
-                sum += Math.Exp(v - max);
-            return (float)(Math.Exp(outputRow[classes[image]] - max) / sum);
+            return (float)Math.Exp(outputRow[classes[image]] - StableSoftmax.LogSumExp(outputRow));
         }
 
         public override void Gradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
         {
             // d p_c / d y_m = p_c (delta_cm - p_m)
-            double max = double.NegativeInfinity, sum = 0;
-            foreach (float v in outputRow)
-                max = Math.Max(max, v);
-            foreach (float v in outputRow)
-                sum += Math.Exp(v - max);
+            var p = StableSoftmax.Probabilities(outputRow);
             int c = classes[image];
-            double pc = Math.Exp(outputRow[c] - max) / sum;
             for (int m = 0; m < outputRow.Length; m++)
-            {
-                double pm = Math.Exp(outputRow[m] - max) / sum;
-                gradient[m] = (float)(pc * ((m == c ? 1 : 0) - pm));
-            }
+                gradient[m] = (float)(p[c] * ((m == c ? 1 : 0) - p[m]));
         }
     }
 }

@@ -110,16 +110,10 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// <summary>Softmax over the channels of one image's scores.</summary>
     private protected static float[] Softmax(ReadOnlySpan<double> s)
     {
-        double max = double.NegativeInfinity;
-        foreach (double v in s)
-            max = Math.Max(max, v);
-        var e = new double[s.Length];
-        double sum = 0;
-        for (int k = 0; k < s.Length; k++)
-            sum += e[k] = Math.Exp(s[k] - max);
+        var p = StableSoftmax.Probabilities(s);
         var w = new float[s.Length];
         for (int k = 0; k < s.Length; k++)
-            w[k] = (float)(e[k] / sum);
+            w[k] = (float)p[k];
         return w;
     }
 
