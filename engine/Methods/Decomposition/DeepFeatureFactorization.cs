@@ -196,10 +196,8 @@ public sealed class DeepFeatureFactorization : CamMethod
     // The top classes of one output row by softmax probability.
     private static (int[] Classes, float[] Probabilities) Top(float[] logits, int top)
     {
-        double max = logits.Max(), sum = 0;
-        foreach (float v in logits)
-            sum += Math.Exp(v - max);
-        var order = Enumerable.Range(0, logits.Length).OrderByDescending(j => logits[j]).ThenBy(j => j).Take(top).ToArray();
-        return (order, order.Select(j => (float)(Math.Exp(logits[j] - max) / sum)).ToArray());
+        var p = StableSoftmax.Probabilities(logits);
+        var order = Enumerable.Range(0, logits.Length).OrderByDescending(j => p[j]).ThenBy(j => j).Take(top).ToArray();
+        return (order, order.Select(j => (float)p[j]).ToArray());
     }
 }

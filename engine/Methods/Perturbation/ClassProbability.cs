@@ -1,3 +1,5 @@
+using CamEngine.Tensors;
+
 namespace CamEngine.Methods;
 
 /// <summary>The softmax probability of each row's class, <c>softmax(y)[c]</c>, as a score of a re-run's output row
@@ -19,28 +21,16 @@ internal sealed class ClassProbabilityObjective : ScoreObjective
         return new ClassProbabilityObjective(context.Classes);
     }
 
-    public override float Score(int image, ReadOnlySpan<float> outputRow)
-    {
-        double max = double.NegativeInfinity, sum = 0;
-        foreach (float v in outputRow)
-            max = Math.Max(max, v);
-        foreach (float v in outputRow)
-            sum += Math.Exp(v - max);
-        return (float)(Math.Exp(outputRow[_classes[image]] - max) / sum);
-    }
+    public override float Score(int image, ReadOnlySpan<float> outputRow) =>
+        (float)StableSoftmax.Probabilities(outputRow)[_classes[image]];
 
     public override void Gradient(int image, ReadOnlySpan<float> outputRow, Span<float> gradient)
     {
         // d p_c / d y_m = p_c (delta_cm - p_m)
-        double max = double.NegativeInfinity, sum = 0;
-        foreach (float v in outputRow)
-            max = Math.Max(max, v);
-        foreach (float v in outputRow)
-            sum += Math.Exp(v - max);
+        var p = StableSoftmax.Probabilities(outputRow);
         int c = _classes[image];
-        double pc = Math.Exp(outputRow[c] - max) / sum;
         for (int m = 0; m < outputRow.Length; m++)
-            gradient[m] = (float)(pc * ((m == c ? 1 : 0) - Math.Exp(outputRow[m] - max) / sum));
+            gradient[m] = (float)(p[c] * ((m == c ? 1 : 0) - p[m]));
     }
 }
 
