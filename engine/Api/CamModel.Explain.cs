@@ -206,9 +206,7 @@ public sealed partial class CamModel
 
     private Source FromPicture(RgbImage image)
     {
-        var p = Live()._file.Graph.Preprocessing;
-        var input = ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(image, p), p);
-        return new Source(new InputImage("image", input, InputLoader.DisplayCrop(image, p)), null);
+        return new Source(InputLoader.FromPhoto("image", image, Live()._file.Graph.Preprocessing), null);
     }
 
     /// <summary>Throws unless <paramref name="batch"/> is (N, C, H, W) of the model input, N at least 1.</summary>
@@ -273,7 +271,10 @@ public sealed partial class CamModel
                 {
                     var source = chunk[e.Image];
                     string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
-                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input));
+                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input)
+                    {
+                        Photo = source.Image.Photo, Preprocessing = _file.Graph.Preprocessing,
+                    });
                 }
             }
             progress?.Report(new ExplainProgress(start + count, images.Count));

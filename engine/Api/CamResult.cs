@@ -87,28 +87,35 @@ public sealed class CamResult
         return map;
     }
 
-    /// <summary>The map in jet colours blended over <see cref="Image"/> (the map resized bilinearly to the
-    /// picture) as <c>(1 - alpha) * image + alpha * jet(map)</c>; the jet colours alone, at map resolution, when
-    /// there is no picture.</summary>
-    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
-    public RgbImage ToOverlay(float alpha = Overlay.DefaultAlpha) =>
-        Image is null
-            ? Overlay.Heatmap(Explanation.Map)
-            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), alpha);
+    /// <summary>The whole photo with the model's crop (null for inputs that are not photos).</summary>
+    internal PhotoView? Photo { get; init; }
 
-    /// <summary>The map blended over <see cref="Image"/> as <paramref name="options"/> say: the colormap (jet,
-    /// viridis, turbo, inferno...), the heatmap's weight and an optional contour around the map's top-k% region;
-    /// the coloured map alone, at map resolution, when there is no picture.</summary>
-    /// <param name="options">Colormap, alpha, contour.</param>
+    /// <summary>The model's preprocessing, to deprocess the class-model image (null: drawn as a map).</summary>
+    internal Model.Preprocessing? Preprocessing { get; init; }
+
+    /// <summary><see cref="ToOverlay(OverlayOptions)"/> with the default options and heatmap weight
+    /// <paramref name="alpha"/>: for a photo, the whole photo with the map in jet colours over the model's crop,
+    /// <c>(1 - alpha) * image + alpha * jet(map)</c>, and the crop outlined.</summary>
+    /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
+    public RgbImage ToOverlay(float alpha = Overlay.DefaultAlpha) => ToOverlay(OverlayOptions.Default with { Alpha = alpha });
+
+    /// <summary>The picture of the result as <paramref name="options"/> say. A CAM map is blended over the picture
+    /// in the colormap (jet, viridis, turbo, inferno...) with the heatmap's weight and an optional contour around its
+    /// top-k% region. Pixel-space attributions (guided-backprop, saliency, integrated-gradients, deconvnet,
+    /// smoothgrad, guided-gradcam) are drawn as Captum draws them: summed over channels, absolute, positive or
+    /// signed (<see cref="OverlayOptions.Sign"/>), clipped at the 99% cumulative threshold, in blues, greens or
+    /// red-white-green over the photo in grey. The class-model image is the synthesized image deprocessed with the
+    /// model's own preprocessing. <see cref="OverlayOptions.View"/> Full (the default) draws the whole photo, scaled
+    /// to at most 1600 pixels a side, with the map over the model's crop and the crop outlined; Crop draws over
+    /// <see cref="Image"/> only. Without a picture: the colours alone, at map resolution.</summary>
+    /// <param name="options">Colormap, alpha, contour, view, sign mode.</param>
     /// <example><code>
     /// var png = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, Alpha = 0.4f, ContourPercent = 20 });
     /// </code></example>
     public RgbImage ToOverlay(OverlayOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return Image is null
-            ? Overlay.Heatmap(Explanation.Map, options)
-            : Overlay.Blend(Image, Resize.Bilinear(Explanation.Map, Image.Height, Image.Width), options);
+        return ExplanationPicture.Draw(Explanation, Image, Photo, Preprocessing, options);
     }
 
     /// <summary>The map in jet colours alone, <see cref="Width"/> x <see cref="Height"/>.</summary>

@@ -143,6 +143,24 @@ internal abstract partial class Backend : IDisposable
         Conv2dReluCore(x, w, b, y, s);
     }
 
+    /// <summary>
+    /// <c>y = act(conv(x, w) + b + residual)</c> with residual of y's shape (a ResNet shortcut) or null, and act
+    /// none, ReLU, clip to [<paramref name="lo"/>, <paramref name="hi"/>] or SiLU: one pass on backends whose conv has
+    /// an output stage (the tiled GPU kernels), else conv, add and activation one after another, with the same values.
+    /// </summary>
+    public void Conv2dFused(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
+        EpilogueActivation activation, float lo = 0f, float hi = 0f)
+    {
+        CheckConv(x, w, b, y, s);
+        if (residual != null)
+            CheckShape(residual, y.Shape, nameof(residual));
+        if (!Enum.IsDefined(activation))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation");
+        if (activation == EpilogueActivation.Clip && !(lo <= hi))
+            throw new ArgumentException($"clip needs lo <= hi, got [{lo}, {hi}]");
+        Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
+    }
+
     private void CheckConv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
     {
         s.Validate();
@@ -458,6 +476,18 @@ internal abstract partial class Backend : IDisposable
         SoftmaxBackwardCore(y, dy, dx, y.Length / cols, cols);
     }
 
+    /// <summary>
+    /// Min-max normalization of each row of x (one saliency map per row, x viewed as (rows, length) with rows =
+    /// Shape[0]): <c>y = (x - min) / (max - min)</c> per row, and 0 for a constant row. y has x's shape.
+    /// </summary>
+    public void MinMaxNormalizeRows(Tensor x, Tensor y)
+    {
+        CheckSame(x, y);
+        if (x.Shape.Length < 1 || x.Shape[0] < 1 || x.Length == 0)
+            throw new ArgumentException($"min-max normalization needs (rows, ...) with rows >= 1, got {x.ShapeText}");
+        MinMaxNormalizeRowsCore(x, y, x.Shape[0], x.Length / x.Shape[0]);
+    }
+
     /// <summary>Releases the device.</summary>
     public void Dispose()
     {
@@ -487,6 +517,54 @@ internal abstract partial class Backend : IDisposable
     {
         Conv2dCore(x, w, b, y, s);
         ReluCore(y, y);
+    }
+
+    /// <summary>Conv, then the residual added, then the activation, each as its own operation; backends with a fused
+    /// output stage override it.</summary>
+    protected virtual void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
+        EpilogueActivation activation, float lo, float hi)
+    {
+        Conv2dCore(x, w, b, y, s);
+        if (residual != null)
+            AddCore(y, residual, y);
+        switch (activation)
+        {
+            case EpilogueActivation.Relu:
+                ReluCore(y, y);
+                break;
+            case EpilogueActivation.Clip:
+                UnaryCore(new Clip(lo, hi), y, y);
+                break;
+            case EpilogueActivation.Silu:
+            {
+                using var sigmoid = Allocate(y.Shape);
+                UnaryCore(new Sigmoid(), y, sigmoid);
+                BinaryCore(y, sigmoid, y, BroadcastShape.Create(BinaryOp.Mul, y.Shape, y.Shape));
+                break;
+            }
+        }
+    }
+
+    /// <summary>Min-max normalization on the host (read, normalize in double, write back); the GPU overrides it
+    /// with a group reduction.</summary>
+    protected virtual void MinMaxNormalizeRowsCore(Tensor x, Tensor y, int rows, int length)
+    {
+        var v = Read(x.Storage, x.Length);
+        var r = new float[v.Length];
+        for (int row = 0; row < rows; row++)
+        {
+            var span = v.AsSpan(row * length, length);
+            double lo = double.PositiveInfinity, hi = double.NegativeInfinity;
+            foreach (float f in span)
+            {
+                lo = Math.Min(lo, f);
+                hi = Math.Max(hi, f);
+            }
+            double range = hi - lo;
+            for (int j = 0; j < length; j++)
+                r[row * length + j] = range > 0 ? (float)((span[j] - lo) / range) : 0f;
+        }
+        Write(y.Storage, r);
     }
     protected abstract void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s);
     protected abstract void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s);

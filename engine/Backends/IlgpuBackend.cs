@@ -10,26 +10,64 @@ namespace CamEngine.Backends;
 /// <summary>
 /// Runs the kernels in <c>kernels/</c> through ILGPU on CUDA, OpenCL or ILGPU's CPU accelerator.
 /// Kernels compile on first use (each 4–150 ms), so a model compiles only the kernels it needs.
+/// On CUDA and OpenCL the conv, dense and reduction operations run the tiled kernels (shared-memory block tiles,
+/// register micro-tiles, fused epilogues, group and warp reductions; <c>IlgpuBackend.Tiled.cs</c>); every other
+/// operation runs its one-thread-per-output kernel. Work is queued on one stream: a forward or reverse pass
+/// synchronizes only when the caller reads a result back (<see cref="Backend.Download"/>). Memory comes from an
+/// <see cref="IlgpuBufferPool"/>.
 /// The CPU accelerator is configured as DESIGN.md section 8 measured best: warps of 2 simulated threads,
-/// one multiprocessor per core, and implicitly grouped launches of group size 1.
+/// one multiprocessor per core, and implicitly grouped launches of group size 1, with the simple kernels (barriers
+/// cost milliseconds there). <see cref="CreateTiledCpu"/> opens it shaped like a GPU instead, to test the tiled kernels.
 /// </summary>
 internal sealed partial class IlgpuBackend : Backend
 {
     private readonly Context _context;
     private readonly Accelerator _accelerator;
     private readonly bool _isCpu;
+    private readonly bool _tiled;
+    private readonly IlgpuBufferPool _pool;
     private readonly Dictionary<Delegate, Delegate> _kernels = [];
     private readonly Lock _kernelLock = new();
 
-    private IlgpuBackend(Context context, Accelerator accelerator, string name)
+    private IlgpuBackend(Context context, Accelerator accelerator, string name, bool tiled)
     {
         _context = context;
         _accelerator = accelerator;
         _isCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        _tiled = tiled;
         Name = name;
         DeviceDescription = _isCpu
-            ? $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)"
+            ? tiled
+                ? $"ILGPU CPU accelerator shaped as a GPU ({accelerator.MaxNumThreadsPerGroup} threads per group, warps of {accelerator.WarpSize}, tiled kernels)"
+                : $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)"
             : $"{accelerator.AcceleratorType} {accelerator.Name} ({accelerator.MemorySize / (1 << 20)} MiB)";
+        // A quarter of the device's memory may sit in free buffers (on the CPU accelerator: of the host budget).
+        _pool = new IlgpuBufferPool(_isCpu ? base.MemoryBudgetBytes / 4 : accelerator.MemorySize / 4);
+    }
+
+    /// <summary>True when the conv, dense and reduction operations run the tiled kernels.</summary>
+    public bool UsesTiledKernels => _tiled;
+
+    /// <summary>The pooling allocator (for diagnostics and tests).</summary>
+    internal IlgpuBufferPool Pool => _pool;
+
+    /// <summary>
+    /// ILGPU's CPU accelerator shaped like a GPU, 256 threads per group in warps of 32 (one multiprocessor), running
+    /// the tiled kernels with their real group sizes and barriers: the correctness check of those kernels on a
+    /// machine without a GPU. Barriers are slow there (milliseconds each): tiny shapes only.
+    /// </summary>
+    public static IlgpuBackend CreateTiledCpu()
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(32, 8, 1)).EnableAlgorithms().Math(MathMode.Default));
+        try
+        {
+            return new IlgpuBackend(context, context.GetCPUDevice(0).CreateAccelerator(context), "ilgpu-cpu-tiled", tiled: true);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc/>
@@ -84,7 +122,7 @@ internal sealed partial class IlgpuBackend : Backend
                 AcceleratorType.OpenCL => "opencl",
                 _ => "ilgpu-cpu",
             };
-            return new IlgpuBackend(context, accelerator, name);
+            return new IlgpuBackend(context, accelerator, name, tiled: accelerator.AcceleratorType != AcceleratorType.CPU);
         }
         catch
         {
@@ -125,7 +163,8 @@ internal sealed partial class IlgpuBackend : Backend
         }).ToList();
     }
 
-    private sealed class Storage<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) : TensorStorage
+    /// <summary>A tensor's buffer; disposing it hands the buffer back to the pool.</summary>
+    private sealed class Storage<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, IlgpuBufferPool pool) : TensorStorage
         where T : unmanaged
     {
         public MemoryBuffer1D<T, Stride1D.Dense> Buffer { get; } = buffer;
@@ -133,7 +172,7 @@ internal sealed partial class IlgpuBackend : Backend
         protected override void Dispose(bool disposing)
         {
             if (disposing)
-                Buffer.Dispose();
+                pool.Return(Buffer);
             base.Dispose(disposing);
         }
     }
@@ -151,26 +190,53 @@ internal sealed partial class IlgpuBackend : Backend
         int n = Math.Max(length, 1);
         try
         {
-            if (type == ElementType.Int32)
-            {
-                var b = _accelerator.Allocate1D<int>(n);
-                b.MemSetToZero();
-                return new Storage<int>(b);
-            }
-            var f = _accelerator.Allocate1D<float>(n);
-            f.MemSetToZero();
-            return new Storage<float>(f);
+            return Rent(n, type);
         }
         catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
         {
-            throw new DeviceMemoryException(
-                $"out of memory on {DeviceDescription} allocating {length} {type} elements ({(long)length * 4 / (1 << 20)} MiB)", e);
+            // The pool's free buffers may be what fills the device: release them and try once more.
+            _pool.Trim();
+            try
+            {
+                return Rent(n, type);
+            }
+            catch (Exception again) when (again is OutOfMemoryException or AcceleratorException)
+            {
+                throw new DeviceMemoryException(
+                    $"out of memory on {DeviceDescription} allocating {length} {type} elements ({(long)length * 4 / (1 << 20)} MiB)", again);
+            }
         }
     }
+
+    /// <summary>A zeroed buffer from the pool (the zeroing is queued on the stream like a kernel).</summary>
+    private TensorStorage Rent(int n, ElementType type)
+    {
+        if (type == ElementType.Int32)
+        {
+            var b = _pool.Rent(n, l => _accelerator.Allocate1D<int>(l));
+            b.MemSetToZero();
+            return new Storage<int>(b, _pool);
+        }
+        var f = _pool.Rent(n, l => _accelerator.Allocate1D<float>(l));
+        f.MemSetToZero();
+        return new Storage<float>(f, _pool);
+    }
+
+    /// <summary>Host-to-device copies so far (uploads): a forward or reverse pass makes none.</summary>
+    internal long HostWrites => Interlocked.Read(ref _hostWrites);
+
+    /// <summary>Device-to-host copies so far (downloads), each of which waits for the queued work.</summary>
+    internal long HostReads => Interlocked.Read(ref _hostReads);
+
+    /// <summary>Explicit <see cref="Synchronize"/> calls so far.</summary>
+    internal long Synchronizations => Interlocked.Read(ref _synchronizations);
+
+    private long _hostWrites, _hostReads, _synchronizations;
 
     /// <inheritdoc/>
     protected override void Write(TensorStorage storage, ReadOnlySpan<float> data)
     {
+        Interlocked.Increment(ref _hostWrites);
         var buffer = ((Storage<float>)storage).Buffer;
         buffer.View.SubView(0, data.Length).CopyFromCPU(data.ToArray());
     }
@@ -178,6 +244,7 @@ internal sealed partial class IlgpuBackend : Backend
     /// <inheritdoc/>
     protected override float[] Read(TensorStorage storage, int length)
     {
+        Interlocked.Increment(ref _hostReads);
         var buffer = ((Storage<float>)storage).Buffer;
         var r = new float[length];
         if (length > 0)
@@ -186,12 +253,41 @@ internal sealed partial class IlgpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void Synchronize() => _accelerator.Synchronize();
+    public override void Synchronize()
+    {
+        Interlocked.Increment(ref _synchronizations);
+        _accelerator.Synchronize();
+    }
 
-    /// <summary>60% of a GPU's memory; the host default for ILGPU's CPU accelerator.</summary>
-    public override long MemoryBudgetBytes => _isCpu ? base.MemoryBudgetBytes : _accelerator.MemorySize / 10 * 6;
+    /// <summary>On a GPU: 60% of the memory free now (the driver's count, plus what this backend's pool holds free
+    /// and would hand out first), so batches are sized to what is left beside other processes; the host default for
+    /// ILGPU's CPU accelerator.</summary>
+    public override long MemoryBudgetBytes => _isCpu ? base.MemoryBudgetBytes : (FreeDeviceBytes() + _pool.FreeBytes) / 10 * 6;
+
+    /// <summary>Free device memory as the driver reports it (CUDA), else the device's total memory.</summary>
+    private long FreeDeviceBytes()
+    {
+        if (_accelerator is CudaAccelerator cuda)
+        {
+            try
+            {
+                cuda.Bind();
+                if (CudaAPI.CurrentAPI.GetMemoryInfo(out long free, out long _) == CudaError.CUDA_SUCCESS)
+                    return free;
+            }
+            catch (Exception e) when (e is CudaException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                // Fall back to the total below.
+            }
+        }
+        return _accelerator.MemorySize;
+    }
 
     // ---- kernel loading: one compiled launcher per kernel method, on first use ----
+
+    /// <summary>Group size of the one-thread-per-output kernels on the CPU accelerator: 1 as measured best, or a
+    /// whole group on the GPU-shaped device (whose every group, however small, wakes all its simulated threads).</summary>
+    private int CpuGroupSize => _tiled ? _accelerator.MaxNumThreadsPerGroup : 1;
 
     private TLauncher Get<TLauncher>(Delegate kernel, Func<TLauncher> load) where TLauncher : Delegate
     {
@@ -210,7 +306,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b);
     }
 
@@ -219,7 +315,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b, c);
     }
 
@@ -228,7 +324,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b, c, d);
     }
 
@@ -237,7 +333,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b, c, d, e);
     }
 
@@ -248,7 +344,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b, c, d, e, f, g);
     }
 
@@ -258,27 +354,67 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (extent == 0)
             return;
-        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, 1) : _accelerator.LoadAutoGroupedKernel(k));
+        var l = Get(k, () => _isCpu ? _accelerator.LoadImplicitlyGroupedKernel(k, CpuGroupSize) : _accelerator.LoadAutoGroupedKernel(k));
         l(_accelerator.DefaultStream, extent, a, b, c, d, e, f);
     }
 
     // ---- operations ----
 
     /// <inheritdoc/>
-    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) =>
-        Launch(Kernels.Conv2d.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        if (_tiled)
+            TiledConv(x, w, b, null, y, s, EpilogueActivation.None, 0f, 0f);
+        else
+            Launch(Kernels.Conv2d.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+    }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s) =>
-        Launch(Kernels.Conv2d.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+    protected override void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        if (_tiled)
+            TiledConv(x, w, b, null, y, s, EpilogueActivation.Relu, 0f, 0f);
+        else
+            base.Conv2dReluCore(x, w, b, y, s);
+    }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s) =>
-        Launch(Kernels.Conv2d.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+    protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
+        EpilogueActivation activation, float lo, float hi)
+    {
+        if (_tiled)
+            TiledConv(x, w, b, residual, y, s, activation, lo, hi);
+        else
+            base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
+    }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s) =>
-        Launch(Kernels.Conv2d.BackwardBias, db.Length, F(dy), F(db), s);
+    protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s)
+    {
+        // Depthwise: each input pixel gathers K/G * KH * KW products, too few for a tile; the gather kernel suits it.
+        if (_tiled && s.CPerGroup > 1)
+            TiledConvBackwardData(dy, w, dx, s);
+        else
+            Launch(Kernels.Conv2d.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+    }
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s)
+    {
+        if (_tiled)
+            TiledConvBackwardWeights(x, dy, dw, s);
+        else
+            Launch(Kernels.Conv2d.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+    }
+
+    /// <inheritdoc/>
+    protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s)
+    {
+        if (_tiled)
+            ChannelSum(dy, db, s.N, s.K, s.OH * s.OW, 1f);
+        else
+            Launch(Kernels.Conv2d.BackwardBias, db.Length, F(dy), F(db), s);
+    }
 
     /// <inheritdoc/>
     protected override void ReluCore(Tensor x, Tensor y) => Launch(Kernels.Relu.Forward, y.Length, F(x), F(y));
@@ -308,28 +444,53 @@ internal sealed partial class IlgpuBackend : Backend
         Launch(Kernels.Pooling.AvgBackward, dx.Length, F(dy), F(dx), s);
 
     /// <inheritdoc/>
-    protected override void GlobalAvgPoolCore(Tensor x, Tensor y, int plane) =>
-        Launch(Kernels.GlobalAvgPool.Forward, y.Length, F(x), F(y), plane);
+    protected override void GlobalAvgPoolCore(Tensor x, Tensor y, int plane)
+    {
+        if (_tiled)
+            RowMeans(x, y, y.Length, plane);
+        else
+            Launch(Kernels.GlobalAvgPool.Forward, y.Length, F(x), F(y), plane);
+    }
 
     /// <inheritdoc/>
     protected override void GlobalAvgPoolBackwardCore(Tensor dy, Tensor dx, int plane) =>
         Launch(Kernels.GlobalAvgPool.Backward, dx.Length, F(dy), F(dx), plane);
 
     /// <inheritdoc/>
-    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s) =>
-        Launch(Kernels.Gemm.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        if (_tiled)
+            Tiled(new Kernels.Gemm.TiledForward(F(x), F(w), F(b, w), F(y), F(y), s, Epilogue(b != null, false, EpilogueActivation.None, 0f, 0f)));
+        else
+            Launch(Kernels.Gemm.Forward, y.Length, F(x), F(w), F(b, w), F(y), s, b == null ? 0 : 1);
+    }
 
     /// <inheritdoc/>
-    protected override void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s) =>
-        Launch(Kernels.Gemm.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+    protected override void GemmBackwardDataCore(Tensor dy, Tensor w, Tensor dx, GemmShape s)
+    {
+        if (_tiled)
+            Tiled(new Kernels.Gemm.TiledBackwardData(F(dy), F(w), F(dx), s));
+        else
+            Launch(Kernels.Gemm.BackwardData, dx.Length, F(dy), F(w), F(dx), s);
+    }
 
     /// <inheritdoc/>
-    protected override void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s) =>
-        Launch(Kernels.Gemm.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+    protected override void GemmBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, GemmShape s)
+    {
+        if (_tiled)
+            Tiled(new Kernels.Gemm.TiledBackwardWeights(F(x), F(dy), F(dw), s));
+        else
+            Launch(Kernels.Gemm.BackwardWeights, dw.Length, F(x), F(dy), F(dw), s);
+    }
 
     /// <inheritdoc/>
-    protected override void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s) =>
-        Launch(Kernels.Gemm.BackwardBias, db.Length, F(dy), F(db), s);
+    protected override void GemmBackwardBiasCore(Tensor dy, Tensor db, GemmShape s)
+    {
+        if (_tiled)
+            ChannelSum(dy, db, s.M, s.N, 1, s.Beta);
+        else
+            Launch(Kernels.Gemm.BackwardBias, db.Length, F(dy), F(db), s);
+    }
 
     /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y) =>
@@ -405,6 +566,7 @@ internal sealed partial class IlgpuBackend : Backend
     {
         if (disposing)
         {
+            _pool.Dispose();
             _accelerator.Dispose();
             _context.Dispose();
         }

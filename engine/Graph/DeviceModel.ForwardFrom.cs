@@ -67,15 +67,22 @@ internal sealed partial class DeviceModel
         return result;
     }
 
-    // Rows of an (N, ...) tensor through the host: only residual branches and the graph input take this path.
+    // Rows of an (N, ...) tensor gathered on the device, one copy per row (no host round trip): only residual
+    // branches and the graph input take this path.
     private Tensor GatherRows(Tensor t, int[] rows)
     {
-        var data = Backend.Download(t);
         int size = t.Length / t.Shape[0];
-        var gathered = new float[rows.Length * size];
-        for (int r = 0; r < rows.Length; r++)
-            Array.Copy(data, rows[r] * size, gathered, r * size, size);
-        int[] shape = [rows.Length, .. t.Shape[1..]];
-        return Backend.Upload(gathered, shape);
+        var gathered = Backend.Allocate([rows.Length, .. t.Shape[1..]]);
+        try
+        {
+            for (int r = 0; r < rows.Length; r++)
+                Backend.CopyRange(t, rows[r] * size, gathered, r * size, size);
+        }
+        catch
+        {
+            gathered.Dispose();
+            throw;
+        }
+        return gathered;
     }
 }

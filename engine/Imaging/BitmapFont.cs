@@ -2,7 +2,7 @@ namespace CamEngine.Imaging;
 
 /// <summary>
 /// A tiny built-in 5x7 bitmap font (after the classic HD44780 character ROM) for labelling images without a font
-/// library: digits, letters (drawn as capitals; lower case maps to them), and <c>- + . : _ ( ) /</c> and space.
+/// library: digits, letters (drawn as capitals; lower case maps to them), and <c>- + . : _ ( ) / = , ; * '</c> and space.
 /// Any other character is drawn as '?'. Glyphs are 5 columns by 7 rows with a 1-column gap, scaled by an integer.
 /// </summary>
 internal static class BitmapFont
@@ -68,6 +68,11 @@ internal static class BitmapFont
             [')'] = "01000 00100 00010 00010 00010 00100 01000",
             ['/'] = "00000 00001 00010 00100 01000 10000 00000",
             [' '] = "00000 00000 00000 00000 00000 00000 00000",
+            ['='] = "00000 00000 11111 00000 11111 00000 00000",
+            [','] = "00000 00000 00000 00000 01100 00100 01000",
+            [';'] = "00000 01100 01100 00000 01100 00100 01000",
+            ['*'] = "00000 00100 10101 01110 10101 00100 00000",
+            ['\''] = "01100 00100 01000 00000 00000 00000 00000",
             ['?'] = "01110 10001 00001 00010 00100 00000 00100",
         };
         return rows.ToDictionary(

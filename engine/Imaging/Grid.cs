@@ -17,8 +17,10 @@ internal static class Grid
     private const int LabelPad = 3;
 
     /// <summary>Renders <paramref name="tiles"/> (label, image) into one image; <paramref name="columns"/> 0 means
-    /// ceil(sqrt(count)). Labels too long for a tile are cut with a trailing '.'.</summary>
-    public static RgbImage Render(IReadOnlyList<(string Label, RgbImage Image)> tiles, int columns = 0)
+    /// ceil(sqrt(count)). Labels too long for a tile are cut with a trailing '.'. Each of <paramref name="captions"/>
+    /// is written under the tiles on a white strip, wrapped at spaces to the sheet's width.</summary>
+    public static RgbImage Render(
+        IReadOnlyList<(string Label, RgbImage Image)> tiles, int columns = 0, IReadOnlyList<string>? captions = null)
     {
         ArgumentNullException.ThrowIfNull(tiles);
         if (tiles.Count == 0)
@@ -33,8 +35,18 @@ internal static class Grid
         int textScale = tw >= 2 * MinTileWidth ? 2 : 1;
         int labelHeight = BitmapFont.GlyphHeight * textScale + 2 * LabelPad;
         int cellH = labelHeight + th;
-        var sheet = new RgbImage(Gap + cols * (tw + Gap), Gap + rows * (cellH + Gap));
+        int sheetW = Gap + cols * (tw + Gap), tilesH = Gap + rows * (cellH + Gap);
+        var lines = (captions ?? []).SelectMany(c => Wrap(c, sheetW - 2 * Gap - 2 * LabelPad, textScale)).ToList();
+        int lineH = (BitmapFont.GlyphHeight + 3) * textScale;
+        int captionH = lines.Count == 0 ? 0 : lines.Count * lineH + 2 * LabelPad + Gap;
+        var sheet = new RgbImage(sheetW, tilesH + captionH);
         Fill(sheet, 0, 0, sheet.Width, sheet.Height, (48, 48, 48));
+        if (lines.Count > 0)
+        {
+            Fill(sheet, Gap, tilesH, sheetW - 2 * Gap, captionH - Gap, (255, 255, 255));
+            for (int k = 0; k < lines.Count; k++)
+                BitmapFont.Draw(sheet, lines[k], Gap + LabelPad, tilesH + LabelPad + k * lineH, textScale, (0, 0, 0));
+        }
         for (int t = 0; t < tiles.Count; t++)
         {
             int x0 = Gap + t % cols * (tw + Gap), y0 = Gap + t / cols * (cellH + Gap);
@@ -54,6 +66,39 @@ internal static class Grid
             }
         }
         return sheet;
+    }
+
+    /// <summary><paramref name="text"/> in lines at most <paramref name="width"/> pixels wide, broken at spaces (a
+    /// word longer than a line is cut into pieces).</summary>
+    internal static IEnumerable<string> Wrap(string text, int width, int scale)
+    {
+        int perLine = Math.Max(1, (width / scale + 1) / BitmapFont.Advance);
+        var line = "";
+        foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var rest = word;
+            while (rest.Length > 0)
+            {
+                string candidate = line.Length == 0 ? rest : line + " " + rest;
+                if (candidate.Length <= perLine)
+                {
+                    line = candidate;
+                    rest = "";
+                }
+                else if (line.Length > 0)
+                {
+                    yield return line;
+                    line = "";
+                }
+                else
+                {
+                    yield return rest[..perLine];
+                    rest = rest[perLine..];
+                }
+            }
+        }
+        if (line.Length > 0)
+            yield return line;
     }
 
     private static string Fit(string label, int width, int scale)

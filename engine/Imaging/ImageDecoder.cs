@@ -121,7 +121,7 @@ public static class ImageDecoder
         if (result.Width != i.Width || result.Height != i.Height || result.Data.Length != i.Width * i.Height * 3)
             throw new InvalidInputException(
                 $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
-        return new RgbImage(result.Width, result.Height, result.Data);
+        return ExifOrientation.Upright(data, new RgbImage(result.Width, result.Height, result.Data));
     }
 
     /// <summary>stb_image fills missing BMP pixel data with zeros instead of failing; for uncompressed BMPs the

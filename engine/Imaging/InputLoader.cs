@@ -8,7 +8,12 @@ namespace CamEngine.Imaging;
 /// to draw overlays on (null when the input has no displayable RGB form). For a photo the picture is the
 /// region the model sees (its centre crop) at the photo's own resolution, up to
 /// <see cref="InputLoader.MaxDisplaySide"/> pixels a side; for a .npy input it is the denormalized input.</summary>
-internal sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display);
+internal sealed record InputImage(string Stem, HostTensor Input, RgbImage? Display)
+{
+    /// <summary>The whole photo with the model's crop box, for <see cref="OverlayView.Full"/> pictures; null for
+    /// inputs that are not photos (.npy tensors).</summary>
+    public PhotoView? Photo { get; init; }
+}
 
 /// <summary>
 /// Reads command-line inputs: PNG/JPEG/BMP files are decoded and preprocessed with the model's
@@ -74,8 +79,11 @@ internal static class InputLoader
 
     /// <summary>A decoded photo prepared for the model. Normalize follows every preprocessing field: scale, channel
     /// order, mean image, grey for one channel.</summary>
-    private static InputImage FromPhoto(string stem, RgbImage photo, Preprocessing p) =>
-        new(stem, ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(photo, p), p), DisplayCrop(photo, p));
+    internal static InputImage FromPhoto(string stem, RgbImage photo, Preprocessing p) =>
+        new(stem, ImagePreprocessor.Normalize(ImagePreprocessor.ResizeAndCrop(photo, p), p), DisplayCrop(photo, p))
+        {
+            Photo = PhotoView.Of(photo, p),
+        };
 
     /// <summary>
     /// The part of <paramref name="photo"/> that the preprocessing's centre crop keeps, at the photo's resolution:

@@ -77,15 +77,67 @@ internal sealed class ModelGraph
             $"unknown layer '{name}'; try one of: {string.Join(", ", SuggestedLayers().Take(6))} (see `cam info`)");
     }
 
-    /// <summary>Layers that make good CAM targets: the last spatial (4-D, h*w &gt; 1) node outputs, deepest first.</summary>
+    /// <summary>Layers that make good CAM targets: the last spatial (N, C, H, W) node outputs with h*w &gt; 1, deepest
+    /// first; a channels-last (N, H, W, C) tensor inside a ConvNeXt or Swin block, or any other tensor whose axes a
+    /// transpose or reshape moved, is not read as (C, H, W) (<see cref="IsChannelsFirst"/>).</summary>
     public IEnumerable<string> SuggestedLayers()
     {
+        var first = ChannelsFirst();
         for (int i = Nodes.Count - 1; i >= 0; i--)
         {
             var n = Nodes[i];
-            if (n.Shape.Length == 3 && n.Shape[1] * n.Shape[2] > 1)
+            if (n.Shape.Length == 3 && n.Shape[1] * n.Shape[2] > 1 && first.Contains(n.Output))
                 yield return n.Output;
         }
+    }
+
+    /// <summary>True when <paramref name="tensor"/> is laid out (N, C, H, W) as the input is: see
+    /// <see cref="ChannelsFirst"/>.</summary>
+    public bool IsChannelsFirst(string tensor) => tensor == InputName || ChannelsFirst().Contains(tensor);
+
+    /// <summary>
+    /// The tensors laid out (N, C, H, W): the input; the outputs of conv, pooling and a transpose by (0, 3, 1, 2) of a
+    /// channels-last tensor; a reshape back to (C, H, W) with its input's last two sides (ShuffleNet's channel
+    /// shuffle); every other op keeps the layout of its first activation input. A transpose by (0, 2, 3, 1) makes
+    /// a channels-last tensor, and any other transpose or reshape an unknown layout.
+    /// </summary>
+    private HashSet<string> ChannelsFirst()
+    {
+        var nchw = new HashSet<string>(StringComparer.Ordinal) { InputName };
+        var nhwc = new HashSet<string>(StringComparer.Ordinal);
+        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal) { [InputName] = InputShape };
+        foreach (var n in Nodes)
+        {
+            shapes[n.Output] = n.Shape;
+            string x = n.Inputs.Length > 0 ? n.Inputs[0] : "";
+            switch (n.Op)
+            {
+                case Ops.Conv or Ops.MaxPool or Ops.AvgPool or Ops.GlobalAvgPool:
+                    nchw.Add(n.Output);
+                    break;
+                case Ops.Transpose:
+                {
+                    var perm = n.Ints("perm", []);
+                    if (nchw.Contains(x) && perm.SequenceEqual([0, 2, 3, 1]))
+                        nhwc.Add(n.Output);
+                    else if (nhwc.Contains(x) && perm.SequenceEqual([0, 3, 1, 2]))
+                        nchw.Add(n.Output);
+                    break;
+                }
+                case Ops.Reshape or Ops.Flatten:
+                    if (n.Shape.Length == 3 && shapes.TryGetValue(x, out var xs) && xs.Length >= 3
+                        && xs[^2] == n.Shape[1] && xs[^1] == n.Shape[2])
+                        nchw.Add(n.Output);
+                    break;
+                default:
+                    if (nchw.Contains(x))
+                        nchw.Add(n.Output);
+                    else if (nhwc.Contains(x))
+                        nhwc.Add(n.Output);
+                    break;
+            }
+        }
+        return nchw;
     }
 
     /// <summary>The default CAM target layer: the deepest node whose output is still a spatial map.</summary>

@@ -124,6 +124,12 @@ internal static class EvalCommand
           --colormap NAME       overlays of the report: jet (default) | viridis | turbo | inferno
           --alpha A             weight of the heatmap over the image in the report, 0 to 1 (default 0.5)
           --contour PCT         outline the top PCT% of each map in the report's overlays (white, 2 px)
+          --view V              report overlays: full (default), the whole photo (at most 1600 px a side) with the map over the
+                                model's crop, the crop outlined in white; crop: the model's crop only
+          --sign S              absolute | positive | all: how pixel-space maps (guided-backprop, saliency,
+                                integrated-gradients, deconvnet, smoothgrad, guided-gradcam) are drawn, as Captum
+                                does (summed over channels, clipped at 99% of the attribution mass; blues, greens,
+                                or red-white-green for all). Default: all for integrated-gradients, else absolute
           --quiet               no progress line on stderr (it shows only when stderr is a console)
           --overwrite           replace existing output files (otherwise an existing file is an error)
         """;
@@ -345,8 +351,8 @@ internal static class EvalCommand
                 Images = images.Select((img, i) => new ReportImage
                 {
                     Name = img.Stem,
-                    Input = img.Display,
-                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i].Map, overlayOptions))).ToList(),
+                    Input = OverlayArgs.Input(img, overlayOptions),
+                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i], overlayOptions, file.Graph.Preprocessing))).ToList(),
                 }).ToList(),
                 Table = new ReportTable
                 {

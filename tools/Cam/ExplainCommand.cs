@@ -49,6 +49,12 @@ internal static class ExplainCommand
           --alpha A             weight of the heatmap over the image, 0 to 1 (default 0.5)
           --contour PCT         outline the top PCT% of each map (values >= its (100-PCT)th percentile) in
                                 white, 2 px; PCT in (0, 100]
+          --view V              full (default): the whole photo (at most 1600 px a side) with the map over the
+                                model's crop, the crop outlined in white; crop: the model's crop only
+          --sign S              absolute | positive | all: how pixel-space maps (guided-backprop, saliency,
+                                integrated-gradients, deconvnet, smoothgrad, guided-gradcam) are drawn, as Captum
+                                does (summed over channels, clipped at 99% of the attribution mass; blues, greens,
+                                or red-white-green for all). Default: all for integrated-gradients, else absolute
           --report DIR          also write DIR/index.html: the run's facts, each input and its overlays
           --quiet               no progress line on stderr
           --overwrite           replace existing output files (otherwise an existing file is an error)
@@ -163,6 +169,7 @@ internal static class ExplainCommand
             }
             bool perClass = results[methods[0].Name].Count > chunk.Count;
             var tiles = chunk.Select(_ => new List<(string, RgbImage)>()).ToList();
+            var tileMaps = chunk.Select(_ => new List<Explanation>()).ToList();
             foreach (var method in methods)
             {
                 foreach (var e in results[method.Name])
@@ -170,17 +177,14 @@ internal static class ExplainCommand
                     var img = chunk[e.Image];
                     string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
                     string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}{suffix}");
-                    var picture = method is ClassModel
-                        ? SynthesizedImage(e.Raw, file.Graph.Preprocessing)
-                        : OverlayArgs.Picture(img, e.Map, overlayOptions);
+                    var picture = OverlayArgs.Picture(img, e, overlayOptions, file.Graph.Preprocessing);
                     Outputs.CheckWritable(baseName + ".png", overwrite);
                     Overlay.WritePng(picture, baseName + ".png");
                     written.Add(baseName + ".png");
                     // Grid tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
-                    var tile = img.Display is { } d && (picture.Width != d.Width || picture.Height != d.Height)
-                        ? Resize.ImageBilinear(picture, d.Width, d.Height)
-                        : picture;
+                    var tile = OverlayArgs.Tile(picture, img, overlayOptions);
                     tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, tile));
+                    tileMaps[e.Image].Add(e);
                     if (npy)
                     {
                         Outputs.CheckWritable(baseName + ".npy", overwrite);
@@ -198,14 +202,14 @@ internal static class ExplainCommand
                 {
                     string grid = Path.Combine(outDir, $"{chunk[i].Stem}.grid.png");
                     Outputs.CheckWritable(grid, overwrite);
-                    Overlay.WritePng(Grid.Render(tiles[i]), grid);
+                    Overlay.WritePng(OverlayArgs.Grid(tiles[i], tileMaps[i], chunk[i].Stem, stdout), grid);
                     written.Add(grid);
                 }
             }
             if (reportDir != null)
             {
                 for (int i = 0; i < chunk.Count; i++)
-                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = chunk[i].Display, Overlays = tiles[i] });
+                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = OverlayArgs.Input(chunk[i], overlayOptions), Overlays = tiles[i] });
             }
             progress.Clear();
             string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
@@ -300,23 +304,6 @@ internal static class ExplainCommand
             return (Target.PerImage(classes), classes);
         }
         return (Target.Parse(text), null);
-    }
-
-    // class-model: the synthesized (C, H, W) image back to pixels, x * std + mean, clamped to [0, 1].
-    private static RgbImage SynthesizedImage(Tensors.HostTensor raw, Preprocessing pre)
-    {
-        int c = raw.Shape[0], h = raw.Shape[1], w = raw.Shape[2], plane = h * w;
-        var image = new RgbImage(w, h);
-        for (int j = 0; j < plane; j++)
-        {
-            for (int ch = 0; ch < 3; ch++)
-            {
-                int src = Math.Min(ch, c - 1);
-                float v = raw.Data[src * plane + j] * pre.Std[src] + pre.Mean[src];
-                image.Data[j * 3 + ch] = (byte)Math.Round(255 * Math.Clamp(v, 0f, 1f));
-            }
-        }
-        return image;
     }
 }
 

@@ -9,5 +9,5 @@ string output = args.Length > 2 ? args[2] : Path.GetFileNameWithoutExtension(ima
 using var model = CamModel.Load(modelPath);                 // device: auto (CUDA, OpenCL, else the CPU)
 var result = model.Explain(imagePath, "gradcam");           // top-1 class, the model's default layer
 Console.WriteLine($"class {result.ClassIndex} ({result.Label ?? "no label"}), score {result.Score:F3}, device {model.DeviceName}");
-result.SaveOverlayPng(output);
-Console.WriteLine($"wrote {output} ({result.Image!.Width}x{result.Image.Height})");
+result.SaveOverlayPng(output);                              // the whole photo, the model's crop outlined
+Console.WriteLine($"wrote {output}");

@@ -200,7 +200,7 @@ internal sealed class Explainer(DeviceModel model)
                 Targets = rows, Fusion = options.Fusion, EigenSmooth = options.EigenSmooth,
                 RandomSeed = options.Seed, Input = augmented,
                 PerturbationBatch = options.PerturbationBatch >= 1
-                    ? options.PerturbationBatch
+                    ? PerturbationRows(options)
                     : throw new CamEngineException($"the perturbation batch must be at least 1, got {options.PerturbationBatch}"),
             };
             foreach (var method in methods)
@@ -234,6 +234,14 @@ internal sealed class Explainer(DeviceModel model)
 
     /// <summary>Estimated bytes one row needs on the device: every node's output, kept for the reverse pass, plus
     /// as much again for gradients and scratch.</summary>
+    /// <summary>The requested perturbation batch, cut to the rows whose passes fit the memory budget (on a GPU: 60% of
+    /// the device memory free now), so a re-run batch never asks the device for more than it has.</summary>
+    private int PerturbationRows(ExplainOptions options)
+    {
+        long budget = options.MemoryBudgetBytes ?? Model.Backend.MemoryBudgetBytes;
+        return (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, options.PerturbationBatch);
+    }
+
     private long BytesPerRow() =>
         2L * 4 * (TensorShape.CheckedLength(Model.Graph.InputShape) + Model.Graph.Nodes.Sum(node => TensorShape.CheckedLength(node.Shape)));
 

@@ -1,4 +1,6 @@
 using CamEngine.Graph;
+using CamEngine.Imaging;
+using CamEngine.Model;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -9,7 +11,8 @@ namespace CamEngine.Methods;
 /// <code>I* = argmax_I S_c(I) - lambda |I|^2;   I_{t+1} = I_t + lr (dS_c/dI - 2 lambda I_t)</code>
 /// in the model's normalized input space, all images of the batch (one per target class) at once. The input
 /// image only chooses the class. Raw: the synthesized image (C, H, W); Map: its per-pixel magnitude
-/// <c>sqrt(sum_c I_c^2)</c>, min-max normalized. The CLI also writes the image, denormalized, as a PNG.
+/// <c>sqrt(sum_c I_c^2)</c>, min-max normalized. <see cref="ToPicture"/> turns the image back into pixels with the
+/// model's own preprocessing; the CLI writes that picture as the PNG.
 /// </summary>
 public sealed class ClassModel : CamMethod
 {
@@ -83,6 +86,72 @@ public sealed class ClassModel : CamMethod
                 images[j] += LearningRate * (g[j] - 2 * L2 * images[j]);
         }
         return (images, objective);
+    }
+
+    /// <summary>Byte levels that the 99th percentile of |pattern| is stretched to when the pattern is fainter.</summary>
+    internal const float PatternLevels = 96f;
+
+    /// <summary>
+    /// The synthesized image <paramref name="raw"/> (C, H, W), in the model's normalized input space, as an RGB
+    /// picture, undoing every field of <paramref name="p"/> (<see cref="ImagePreprocessor.Normalize(RgbImage, Preprocessing)"/>):
+    /// the byte value of colour channel src(c) is <c>(raw[c] * Std[c] + Mean[c] + MeanImage[c]) / Scale</c>, with src(c)
+    /// = c for RGB and 2 - c for BGR models; one channel becomes grey. That value is <c>base + d</c>: the picture
+    /// of the zero image (the mean colour, or the mean image) plus the synthesized pattern d = raw * Std / Scale. On
+    /// models fed bytes (Scale 1, e.g. the Caffe/CNTK ResNet-18), the L2 penalty keeps d within a fraction of a byte
+    /// level, which would show the mean image alone; so d is multiplied by
+    /// <c>gain = max(1, PatternLevels / p99(|d|))</c> (p99: numpy's linear 99th percentile over all values), a
+    /// gain of 1 when the pattern is already visible. Rounded half away from zero, clamped to [0, 255].
+    /// </summary>
+    internal static RgbImage ToPicture(HostTensor raw, Preprocessing p)
+    {
+        ArgumentNullException.ThrowIfNull(raw);
+        ArgumentNullException.ThrowIfNull(p);
+        var s = raw.Shape;
+        int c = p.Mean.Length;
+        if (s.Length != 3 || s[0] != c || (c != 3 && c != 1) || p.Std.Length != c)
+            throw new CamEngineException($"class-model image {raw.ShapeText} does not fit the model's {c}-channel preprocessing");
+        if (!(p.Scale > 0) || !float.IsFinite(p.Scale))
+            throw new CamEngineException($"invalid preprocessing scale {p.Scale}");
+        int h = s[1], w = s[2], plane = h * w;
+        float[]? meanImage = null;
+        if (p.MeanImage != null)
+        {
+            var m = p.MeanImageTensor ?? throw new CamEngineException(
+                $"the preprocessing adds mean image '{p.MeanImage}', but its values are not attached (load the model with ModelFile)");
+            if (!TensorShape.Equal(m.Shape, [c, h, w]))
+                throw new CamEngineException($"mean image '{p.MeanImage}' has shape {m.ShapeText}, the image is ({c}, {h}, {w})");
+            meanImage = m.Data;
+        }
+        double factor = 1.0 / p.Scale;
+        var pattern = new float[c * plane];
+        var magnitude = new float[c * plane];
+        for (int ch = 0; ch < c; ch++)
+        {
+            for (int j = 0; j < plane; j++)
+            {
+                pattern[ch * plane + j] = (float)(raw.Data[ch * plane + j] * (double)p.Std[ch] * factor);
+                magnitude[ch * plane + j] = Math.Abs(pattern[ch * plane + j]);
+            }
+        }
+        MapOps.EnsureFinite(pattern, "class-model image");
+        float p99 = Overlay.TopThreshold(magnitude, 1);
+        double gain = p99 > 0 ? Math.Max(1.0, PatternLevels / p99) : 1.0;
+        var dst = new byte[plane * 3];
+        for (int ch = 0; ch < c; ch++)
+        {
+            int to = c == 3 ? p.SourceChannel(ch) : 0;
+            for (int j = 0; j < plane; j++)
+            {
+                double zero = (p.Mean[ch] + (meanImage?[ch * plane + j] ?? 0)) * factor;
+                double v = zero + gain * pattern[ch * plane + j];
+                byte b = (byte)Math.Clamp(Math.Round(v, MidpointRounding.AwayFromZero), 0, 255);
+                if (c == 3)
+                    dst[3 * j + to] = b;
+                else
+                    dst[3 * j] = dst[3 * j + 1] = dst[3 * j + 2] = b;
+            }
+        }
+        return new RgbImage(w, h, dst);
     }
 
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)

@@ -241,6 +241,11 @@ public sealed class CamModelTests
         var result = model.Explain(Photo("chelsea.png"), "gradcam");
         var picture = result.Image!;
         var expected = Overlay.Blend(picture, Resize.Bilinear(result.Explanation.Map, picture.Height, picture.Width));
+        Assert.That(result.ToOverlay(new OverlayOptions { View = OverlayView.Crop }).Data, Is.EqualTo(expected.Data));
+        // The default view is the whole photo with the crop painted and outlined: the engine's full-view picture.
+        var photo = PhotoView.Of(ImageDecoder.Load(Photo("chelsea.png")), ModelFile.Load(ModelPath).Graph.Preprocessing);
+        expected = ExplanationPicture.Map(result.Explanation.Map, picture, photo, OverlayOptions.Default);
+        Assert.That((expected.Width, expected.Height), Is.EqualTo((451, 300)));
         Assert.That(result.ToOverlay().Data, Is.EqualTo(expected.Data));
         Assert.That(result.EncodeOverlayPng(), Is.EqualTo(Overlay.EncodePng(expected)));
         var heat = result.ToHeatmap();
@@ -286,7 +291,7 @@ public sealed class CamModelTests
 
         Assert.That(result.ToOverlay(OverlayOptions.Default).Data, Is.EqualTo(result.ToOverlay().Data));
         Assert.That(result.ToOverlay(new OverlayOptions { Alpha = 0.3f }).Data, Is.EqualTo(result.ToOverlay(0.3f).Data));
-        var viridis = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, ContourPercent = 20 });
+        var viridis = result.ToOverlay(new OverlayOptions { Colormap = ColormapKind.Viridis, ContourPercent = 20, View = OverlayView.Crop });
         Assert.That((viridis.Width, viridis.Height), Is.EqualTo((result.Image!.Width, result.Image.Height)));
         Assert.That(viridis.Data, Is.Not.EqualTo(result.ToOverlay().Data));
         string png = Path.Combine(Path.GetTempPath(), $"camengine-overlay-{Guid.NewGuid():N}.png");

@@ -105,7 +105,13 @@ public sealed class CliTests : CliTestBase
         foreach (var m in new[] { "hirescam", "xgradcam", "layercam" })
             Assert.That(File.Exists($"{stem}.{m}.png"), Is.True, m);
         var grid = CamEngine.Imaging.ImageDecoder.Load(stem + ".grid.png");
-        Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4))));
+        // On this GAP-linear head HiResCAM = XGrad-CAM: the grid says so under its tiles (lines of 10 rows, 3 px
+        // padding above and below, a 4 px gap) and stdout carries the same note.
+        const string note = "hirescam = xgradcam: gradient constant over each channel (GAP then linear): XGrad-CAM = HiResCAM";
+        Assert.That(r.Out, Does.Contain("note: chelsea_32_imagenet: identical tiles " + note));
+        int lines = CamEngine.Imaging.Grid.Wrap(note, 268 - 2 * 4 - 2 * 3, 1).Count();
+        Assert.That(lines, Is.EqualTo(3));
+        Assert.That((grid.Width, grid.Height), Is.EqualTo((4 + 2 * 132, 4 + 2 * (13 + 128 + 4) + lines * 10 + 2 * 3 + 4)));
 
         // top-2: one file per class, named with the class; the reference list of classes comes from `predict`.
         r = Cam("explain", model, input, "--target", "top2", "--npy", "--out", Dir, "--device", Device, "--overwrite");
@@ -138,14 +144,10 @@ public sealed class CliTests : CliTestBase
         Assert.That(r.Code, Is.Zero, r.Err);
         var raw = Npy.Read(Path.Combine(Dir, "x.class-model.raw.npy"));
         Assert.That(raw.Shape, Is.EqualTo(new[] { 3, 8, 8 }));
-        // The PNG is the synthesized image, denormalized with the model's mean and std.
+        // The PNG is the synthesized image, deprocessed with the model's preprocessing (ImageNet mean and std).
         var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "x.class-model.png"));
         var pre = CamEngine.Model.Preprocessing.ImageNet(8, 8);
-        for (int ch = 0; ch < 3; ch++)
-        {
-            float v = Math.Clamp(raw.Data[ch * 64 + 9] * pre.Std[ch] + pre.Mean[ch], 0f, 1f);
-            Assert.That(png.Data[9 * 3 + ch], Is.EqualTo((byte)Math.Round(255 * v)).Within(1), $"pixel (1,1) channel {ch}");
-        }
+        Assert.That(png.Data, Is.EqualTo(CamEngine.Methods.ClassModel.ToPicture(raw, pre).Data));
         Assert.That(Npy.Read(Path.Combine(Dir, "x.smoothgrad.raw.npy")).Shape, Is.EqualTo(new[] { 3, 8, 8 }));
         AssertOneLineError(Cam("explain", model, input, "--method", "smoothgrad", "--perturbation-batch", "0"), "--perturbation-batch");
     }
@@ -159,8 +161,20 @@ public sealed class CliTests : CliTestBase
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("[1/1] chelsea: class 4"));
         var png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "chelsea.gradcam.png"));
+        // The default view: the whole 451x300 photo, the crop (91.9..359.1 x 16.7..283.3) outlined in white 2 px
+        // outside its black border; outside the outline the photo is untouched.
+        Assert.That((png.Width, png.Height), Is.EqualTo((451, 300)));
+        var photoPixels = CamEngine.Imaging.ImageDecoder.Load(photo);
+        Assert.That(png[90, 150], Is.EqualTo(((byte)255, (byte)255, (byte)255)));
+        Assert.That(png[92, 150], Is.EqualTo(((byte)0, (byte)0, (byte)0)));
+        Assert.That(png[10, 150], Is.EqualTo(photoPixels[10, 150]));
+        Assert.That(png[200, 150], Is.Not.EqualTo(photoPixels[200, 150]), "the map is blended inside the crop");
         // 451x300 photo, shorter side resized to 36 and cropped to 32: the crop is 32 * 300 / 36 = 267 pixels.
+        r = Cam("explain", model, photo, "--view", "crop", "--out", Dir, "--device", Device, "--overwrite");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        png = CamEngine.Imaging.ImageDecoder.Load(Path.Combine(Dir, "chelsea.gradcam.png"));
         Assert.That((png.Width, png.Height), Is.EqualTo((267, 267)));
+        AssertOneLineError(Cam("explain", model, photo, "--view", "wide", "--out", Dir), "unknown view 'wide': use full or crop");
     }
 
     [Test]

@@ -92,7 +92,7 @@ public sealed partial class EvalReportTests : CliTestBase
         // The charts are shown pixel for pixel (their bitmap text would blur if scaled down).
         Assert.That(Regex.Count(html, "<img width=\"640\" height=\"400\""), Is.EqualTo(charts.Length));
 
-        // The inputs are the display crops and the overlays follow --colormap and --alpha: recomputed here with the
+        // The inputs are the whole photos (the default view) and the overlays follow --colormap and --alpha: recomputed here with the
         // library, they encode to the very bytes embedded.
         var file = ModelFile.Load(Model);
         var images = Photos.SelectMany(p => InputLoader.Load(p, file.Graph)).ToList();
@@ -105,7 +105,7 @@ public sealed partial class EvalReportTests : CliTestBase
         for (int i = 0; i < images.Count; i++)
         {
             int first = i * (1 + s_methods.Length);
-            Assert.That(pngs[first], Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(images[i].Display!))), $"input {i}");
+            Assert.That(pngs[first], Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(images[i].Photo!.Photo))), $"input {i}");
             Assert.That(pngs[first + 1],
                 Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(OverlayArgs.Picture(images[i], gradcam[i].Map, options)))),
                 $"gradcam overlay {i}");

@@ -94,7 +94,8 @@ public sealed class ExplainOutputsTests : CliTestBase
 
         // Alpha 0 leaves only the photo, and the top-10% contour is drawn over it in white.
         string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "rocket.jpg");
-        r = Cam("explain", Model, photo, "--alpha", "0", "--contour", "10", "--out", Dir, "--device", Device, "--overwrite");
+        r = Cam("explain", Model, photo, "--alpha", "0", "--contour", "10", "--view", "crop", "--out", Dir, "--device", Device,
+            "--overwrite");
         Assert.That(r.Code, Is.Zero, r.Err);
         var overlay = ImageDecoder.Load(Path.Combine(Dir, "rocket.gradcam.png"));
         var display = InputLoader.Load(photo, CamEngine.Model.ModelFile.Load(Model).Graph)[0].Display!;

@@ -34,11 +34,27 @@ public sealed class ModernFamilyTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Family_matches_PyTorch(string name, int opset, string layerName)
+    public void Family_matches_PyTorch(string name, int opset, string layerName) =>
+        Check(Dir, name, opset, layerName, TestDevice.Ilgpu);
+
+    /// <summary>
+    /// The full-size torchvision models (make_modern_family_fixtures.py --full writes NAME.full.*, 224x224, too large
+    /// to commit), on the managed CPU backend; run explicitly with CAMENGINE_FULL_FAMILIES naming their folder.
+    /// </summary>
+    [Explicit("needs the full-size exports: make_modern_family_fixtures.py DIR --full, then CAMENGINE_FULL_FAMILIES=DIR")]
+    [TestCaseSource(nameof(Cases))]
+    public void Full_size_family_matches_PyTorch(string name, int opset, string layerName)
     {
-        var file = OnnxConverter.ConvertFile(Path.Combine(Dir, $"{name}.opset{opset}.onnx"));
-        var refs = Npz.Read(Path.Combine(Dir, name + ".npz"));
-        var b = TestDevice.Ilgpu;
+        string? dir = Environment.GetEnvironmentVariable("CAMENGINE_FULL_FAMILIES");
+        if (dir == null || !File.Exists(Path.Combine(dir, $"{name}.full.npz")))
+            Assert.Ignore("CAMENGINE_FULL_FAMILIES does not name a folder with the full-size exports");
+        Check(dir, name + ".full", opset, layerName, TestDevice.Cpu);
+    }
+
+    private static void Check(string dir, string name, int opset, string layerName, Backend b)
+    {
+        var file = OnnxConverter.ConvertFile(Path.Combine(dir, $"{name}.opset{opset}.onnx"));
+        var refs = Npz.Read(Path.Combine(dir, name + ".npz"));
         using var model = DeviceModel.Load(file, b);
         using var x = b.Upload(refs["input"]);
         using var pass = model.Forward(x);
@@ -88,6 +104,23 @@ public sealed class ModernFamilyTests
     }
 
     private static double MaxError(float[] a, float[] b) => a.Zip(b, (p, q) => Math.Abs((double)p - q)).Max();
+
+    [TestCase("mnasnet", 17, "layers")]
+    [TestCase("shufflenet_v2", 17, "conv5")]
+    [TestCase("convnext", 17, "features")]
+    [TestCase("convnext", 13, "features")]
+    public void The_suggested_layer_is_the_one_users_pick_and_never_channels_last(string name, int opset, string layer)
+    {
+        var g = OnnxConverter.ConvertFile(Path.Combine(Dir, $"{name}.opset{opset}.onnx")).Graph;
+        var suggested = g.SuggestedLayers().ToList();
+        Assert.That(suggested.First(), Is.EqualTo(g.ResolveLayer(layer).Output));
+        Assert.That(g.DefaultTargetLayer().Output, Is.EqualTo(g.ResolveLayer(layer).Output));
+        // Inside a ConvNeXt block the tensors between the two transposes are (N, H, W, C): none is suggested.
+        foreach (var n in g.Nodes.Where(n => n.Op is Ops.LayerNorm or Ops.MatMul or Ops.Erf))
+            Assert.That(suggested, Does.Not.Contain(n.Output), n.Name);
+        if (name == "convnext")
+            Assert.That(g.Nodes.Count(n => n.Op is Ops.MatMul && !g.IsChannelsFirst(n.Output)), Is.EqualTo(g.Nodes.Count(n => n.Op is Ops.MatMul)));
+    }
 
     [Test]
     public void ConvNeXt_opset17_keeps_LayerNormalization_as_one_op_and_opset13_decomposes_it()
