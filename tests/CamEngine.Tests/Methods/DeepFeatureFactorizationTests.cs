@@ -86,6 +86,9 @@ public sealed class DeepFeatureFactorizationTests
             var expected = ConceptOverlay.Colour(t, a.Concepts.Count, a.Concepts[t].Map.Data[at]);
             Assert.That(picture[at % 32, at / 32], Is.EqualTo(expected), $"concept {t}");
         }
+        // cam explain draws it that way: the explanation picture of a factorization is its concept overlay.
+        var crop = new RgbImage(32, 32);
+        Assert.That(ExplanationPicture.Draw(a, crop, null, null, OverlayOptions.Default).Data, Is.EqualTo(ConceptOverlay.Draw(crop, a).Data));
         Assert.Throws<CamEngineException>(() => ConceptOverlay.Draw(new RgbImage(32, 32),
             new Explanation { Image = 0, Method = "gradcam", TargetClass = 0, Score = 0, Layers = [], Map = new HostTensor([1, 1]), Raw = new HostTensor([1, 1]) }));
     }
