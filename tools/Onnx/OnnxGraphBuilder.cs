@@ -1083,14 +1083,14 @@ internal sealed partial class OnnxGraphBuilder
         int rank = _shapes[xs[0]].Length + 1;
         if (axis < 0)
             axis += rank;
-        if (axis != 1)
-            throw Unsupported(n, $"Concat along axis {AttrInt(n, "axis", 1)} is not supported (only the channel axis 1)");
+        if (axis < 1 || axis >= rank)
+            throw Unsupported(n, $"Concat along axis {AttrInt(n, "axis", 1)} is not supported (only axes 1 to {rank - 1}: not the batch axis)");
         if (xs.Length == 1)
         {
             Alias(n, xs[0]);
             return;
         }
-        Emit(n, Ops.Concat, xs, new(), new());
+        Emit(n, Ops.Concat, xs, new(), axis == 1 ? new() : A(("axis", [(int)axis])));
     }
 
     private void Alias(OnnxNode n, string src)

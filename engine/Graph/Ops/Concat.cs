@@ -5,9 +5,10 @@ using CamEngine.Tensors;
 namespace CamEngine.Graph.Ops;
 
 /// <summary>
-/// Concatenation of every input along the channel axis (op <c>concat</c>, axis 1 of (N, C, ...)). Linear: the
-/// backward cuts dy back into the parts, the jets concatenate every order (a missing order is zero).
-/// <code>x_i: (N, C_i, ...)   y: (N, sum C_i, ...)</code>
+/// Concatenation of every input along one axis (op <c>concat</c>; attr axis of (N, ...), default 1, the channel
+/// axis; any axis but the batch). Linear: the backward cuts dy back into the parts, the jets concatenate every
+/// order (a missing order is zero).
+/// <code>x_i: (N, .., D_i, ..)   y: (N, .., sum D_i, ..)   along the axis; the other axes equal</code>
 /// </summary>
 internal sealed class Concat : OpRule
 {
@@ -19,18 +20,68 @@ internal sealed class Concat : OpRule
     {
         if (inputs.Length < 1)
             throw new ArgumentException("needs at least one input");
-        long channels = 0;
+        int axis = Axis(node, inputs[0]);
+        long total = 0;
         foreach (var s in inputs)
         {
-            if (s.Length != inputs[0].Length || !s.AsSpan(1).SequenceEqual(inputs[0].AsSpan(1)))
-                throw new ArgumentException($"inputs {TensorShape.Format(inputs[0])} and {TensorShape.Format(s)} differ outside the channel axis");
-            channels += s[0];
+            bool same = s.Length == inputs[0].Length;
+            for (int k = 0; same && k < s.Length; k++)
+                same = k == axis - 1 || s[k] == inputs[0][k];
+            if (!same)
+                throw new ArgumentException($"inputs {TensorShape.Format(inputs[0])} and {TensorShape.Format(s)} differ outside axis {axis}");
+            total += s[axis - 1];
         }
-        if (channels > TensorShape.MaxElements)
-            throw new ArgumentException($"{channels} channels in all");
+        if (total > TensorShape.MaxElements)
+            throw new ArgumentException($"{total} elements along axis {axis} in all");
         int[] r = (int[])inputs[0].Clone();
-        r[0] = (int)channels;
+        r[axis - 1] = (int)total;
         return r;
+    }
+
+    /// <summary>The concatenation axis of (N, ...), 1..rank-1.</summary>
+    private static int Axis(GraphNode node, int[] x)
+    {
+        int axis = node.Int("axis", 1);
+        if (axis < 1 || axis > x.Length)
+            throw new ArgumentException($"axis {axis} must be 1..{x.Length} of (N, ...) (the batch axis is not concatenated)");
+        return axis;
+    }
+
+    /// <summary>Writes the parts into y along the axis: the channel-axis kernels for axis 1, else one
+    /// <see cref="Backend.PlaceAxis"/> per part.</summary>
+    private static void Join(Backend b, GraphNode node, IReadOnlyList<Tensor> parts, Tensor y)
+    {
+        int axis = Axis(node, y.Shape[1..]);
+        if (axis == 1)
+        {
+            b.Concat(parts, y);
+            return;
+        }
+        var s = Kernels.AxisShape.Of(y.Shape, axis, axis + 1);
+        int offset = 0;
+        foreach (var p in parts)
+        {
+            b.PlaceAxis(p, y, s, offset, p.Shape[axis]);
+            offset += p.Shape[axis];
+        }
+    }
+
+    /// <summary>Cuts dy back into the parts' gradients (the adjoint of <see cref="Join"/>).</summary>
+    private static void Split(Backend b, GraphNode node, Tensor dy, IReadOnlyList<Tensor> parts)
+    {
+        int axis = Axis(node, dy.Shape[1..]);
+        if (axis == 1)
+        {
+            b.ConcatBackward(dy, parts);
+            return;
+        }
+        var s = Kernels.AxisShape.Of(dy.Shape, axis, axis + 1);
+        int offset = 0;
+        foreach (var p in parts)
+        {
+            b.SliceAxis(dy, p, s, offset, p.Shape[axis]);
+            offset += p.Shape[axis];
+        }
     }
 
     /// <inheritdoc/>
@@ -38,7 +89,7 @@ internal sealed class Concat : OpRule
     {
         var y = a.NewOutput();
         var pass = a.Pass;
-        a.Backend.Concat(a.Node.Inputs.Select(i => pass[i]).ToArray(), y);
+        Join(a.Backend, a.Node, a.Node.Inputs.Select(i => pass[i]).ToArray(), y);
         return y;
     }
 
@@ -47,7 +98,7 @@ internal sealed class Concat : OpRule
     {
         var args = a;
         var parts = a.Node.Inputs.Select(i => args.New(args.Pass[i].Shape)).ToArray();
-        a.Backend.ConcatBackward(a.Dy.Reshape([a.N, .. a.Node.Shape]), parts);
+        Split(a.Backend, a.Node, a.Dy.Reshape([a.N, .. a.Node.Shape]), parts);
         for (int k = 0; k < parts.Length; k++)
             a.Accumulate(k, parts[k]);
     }
@@ -65,7 +116,7 @@ internal sealed class Concat : OpRule
             var own = a.Own;
             var parts = a.Inputs.Select(v => v[order] ?? own(b.Allocate(v[0]!.Shape))).ToArray();
             y[k] = a.Own(b.Allocate(a.OutputShape));
-            b.Concat(parts, y[k]!);
+            Join(b, a.Node, parts, y[k]!);
         }
         return y;
     }

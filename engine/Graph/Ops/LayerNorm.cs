@@ -1,3 +1,4 @@
+using CamEngine.Autodiff;
 using CamEngine.Backends;
 using CamEngine.Model;
 using CamEngine.Tensors;
@@ -12,9 +13,9 @@ namespace CamEngine.Graph.Ops;
 /// x, y: (rows, cols) = (N * d1 * .. * d(axis-1), d(axis) * .. * dk)   scale, bias: (cols)
 /// y = scale (x - mean) / sqrt(var + eps) + bias
 /// </code>
-/// The forward keeps (mean, rstd) per row for the backward (in the pass's saved tensors). No Taylor rule: the
-/// normalization is smooth but mixes a whole row, and its jets are not written yet, so higher-order queries
-/// (Grad-CAM++ through exact jets, Shapley-CAM) refuse it by name.
+/// The forward keeps (mean, rstd) per row for the backward (in the pass's saved tensors). The jets run row by row
+/// on the host in double (<see cref="Jet3"/>), with rstd = exp(-log(var + eps) / 2): the normalization is smooth
+/// and mixes a whole row, so every order of the output reads every order of the row.
 /// </summary>
 internal sealed class LayerNorm : OpRule
 {
@@ -86,5 +87,50 @@ internal sealed class LayerNorm : OpRule
     }
 
     /// <inheritdoc/>
-    public override bool HasJets => false;
+    public override Tensor?[] Jets(JetArgs a)
+    {
+        var b = a.Backend;
+        var x = a.Inputs[0];
+        int order = a.Order;
+        var shape = x[0]!.Shape;
+        int cols = Cols(a.Node, shape[1..]), n = x[0]!.Length;
+        double eps = Epsilon(a.Node);
+        var gamma = b.Download(a.Model.Parameter(a.Node.Param("scale")!));
+        var beta = b.Download(a.Model.Parameter(a.Node.Param("bias")!));
+        var values = new float[order + 1][];
+        for (int k = 0; k <= order; k++)
+            values[k] = x[k] == null ? new float[n] : b.Download(x[k]!);
+        var outputs = Enumerable.Range(0, order + 1).Select(_ => new float[n]).ToArray();
+        var row = new Jet3[cols];
+        for (int r = 0; r < n / cols; r++)
+        {
+            // mean = sum x / cols; var = sum (x - mean)^2 / cols; y = gamma (x - mean) rstd + beta
+            var mean = Jet3.Constant(0);
+            for (int j = 0; j < cols; j++)
+            {
+                int i = r * cols + j;
+                row[j] = new Jet3(values[0][i], order >= 1 ? values[1][i] : 0, order >= 2 ? values[2][i] : 0, order >= 3 ? values[3][i] : 0);
+                mean += row[j];
+            }
+            mean = (1.0 / cols) * mean;
+            var variance = Jet3.Constant(0);
+            for (int j = 0; j < cols; j++)
+            {
+                row[j] -= mean;
+                variance += row[j] * row[j];
+            }
+            var rstd = Jet3.Exp(-0.5 * Jet3.Log((1.0 / cols) * variance + Jet3.Constant(eps)));
+            for (int j = 0; j < cols; j++)
+            {
+                var y = gamma[j] * (row[j] * rstd) + Jet3.Constant(beta[j]);
+                double[] c = [y.C0, y.C1, y.C2, y.C3];
+                for (int k = 0; k <= order; k++)
+                    outputs[k][r * cols + j] = (float)c[k];
+            }
+        }
+        var result = new Tensor?[order + 1];
+        for (int k = 0; k <= order; k++)
+            result[k] = k > 0 && x.Skip(1).All(t => t == null) ? null : a.Own(b.Upload(outputs[k], shape));
+        return result;
+    }
 }

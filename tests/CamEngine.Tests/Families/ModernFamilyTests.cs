@@ -33,6 +33,9 @@ public sealed class ModernFamilyTests
         }
     }
 
+    public static IEnumerable<TestCaseData> FullCases() =>
+        Cases().Select(c => new TestCaseData(c.Arguments).SetName($"Full_size_{c.Arguments[0]}_opset{c.Arguments[1]}_matches_PyTorch"));
+
     [TestCaseSource(nameof(Cases))]
     public void Family_matches_PyTorch(string name, int opset, string layerName) =>
         Check(Dir, name, opset, layerName, TestDevice.Ilgpu);
@@ -42,7 +45,7 @@ public sealed class ModernFamilyTests
     /// to commit), on the managed CPU backend; run explicitly with CAMENGINE_FULL_FAMILIES naming their folder.
     /// </summary>
     [Explicit("needs the full-size exports: make_modern_family_fixtures.py DIR --full, then CAMENGINE_FULL_FAMILIES=DIR")]
-    [TestCaseSource(nameof(Cases))]
+    [TestCaseSource(nameof(FullCases))]
     public void Full_size_family_matches_PyTorch(string name, int opset, string layerName)
     {
         string? dir = Environment.GetEnvironmentVariable("CAMENGINE_FULL_FAMILIES");

@@ -3,6 +3,7 @@ using CamEngine.Backends;
 using CamEngine.Graph;
 using CamEngine.Graph.Ops;
 using CamEngine.Model;
+using CamEngine.Tensors;
 using NUnit.Framework;
 using static CamEngine.Tests.Graph.Ops.OpGraph;
 using ModelOps = CamEngine.Model.Ops;
@@ -166,16 +167,42 @@ internal sealed class NewOpsGraphTests
     }
 
     [Test]
-    public void LayerNorm_has_no_jets_and_a_higher_order_query_names_the_node()
+    public void LayerNorm_jets_match_finite_differences()
     {
         var g = new OpGraph([2, 3, 4]);
         g.Weight("s", [4], 1);
         g.Weight("b", [4]);
-        string ln = g.Add(ModelOps.LayerNorm, A(("axis", [3])), P(("scale", "s"), ("bias", "b")));
-        var e = Assert.Throws<UnsupportedModelException>(() => g.CheckJets());
-        Assert.That(e!.Message, Does.Contain("n0_layernorm").And.Contain("layernorm").And.Contain("Taylor"));
-        Assert.That(OpRegistry.Find(ModelOps.LayerNorm)!.HasJets, Is.False);
-        Assert.That(ln, Is.EqualTo("n0_layernorm_out"));
+        g.Add(ModelOps.LayerNorm, A(("axis", [3])), P(("scale", "s"), ("bias", "b")));
+        g.CheckJets();
+        var h = new OpGraph([2, 3, 4]);
+        h.Weight("s", [3, 4], 1);
+        h.Weight("b", [3, 4]);
+        h.Add(ModelOps.LayerNorm, A(("axis", [2])), P(("scale", "s"), ("bias", "b")));
+        h.CheckJets();
+    }
+
+    /// <summary>A rule that declares no Taylor rule (as an op without jets would).</summary>
+    private sealed class NoJetRule : OpRule
+    {
+        public override string Name => "nojets";
+
+        public override bool HasJets => false;
+
+        public override int[] InferShape(GraphNode node, int[][] inputs, IReadOnlyDictionary<string, HostTensor> weights) => inputs[0];
+
+        public override Tensor Forward(ForwardArgs a) => throw new NotSupportedException();
+
+        public override void Backward(BackwardArgs a) => throw new NotSupportedException();
+    }
+
+    [Test]
+    public void An_op_without_jets_refuses_a_higher_order_query_naming_the_node()
+    {
+        var node = new GraphNode { Name = "/blocks/mystery", Op = "nojets", Inputs = ["x"], Output = "y", Shape = [2] };
+        var rule = new NoJetRule();
+        var e = Assert.Throws<UnsupportedModelException>(() => rule.Jets(new JetArgs(null!, node, [], 1, 3, t => t)));
+        Assert.That(e!.Message, Does.Contain("/blocks/mystery").And.Contain("'nojets'").And.Contain("Taylor"));
+        Assert.That(OpRegistry.All.Where(r => !r.HasJets).Select(r => r.Name), Is.Empty, "every registered op has jets today");
     }
 
     [Test]
@@ -194,6 +221,33 @@ internal sealed class NewOpsGraphTests
         var bad = new OpGraph([4, 2, 3]);
         var e = Assert.Throws<ArgumentException>(() => bad.Add(ModelOps.Slice, A(("axis", [2]), ("start", [1]), ("count", [2]))));
         Assert.That(e!.Message, Does.Contain("not a non-empty range"));
+    }
+
+    [Test]
+    public void Concat_along_the_last_axis_places_every_part_and_differentiates()
+    {
+        var g = new OpGraph([3, 2, 4]);
+        string a = g.Add(ModelOps.Slice, A(("axis", [3]), ("start", [0]), ("count", [1])), inputs: ["input"]);
+        string b = g.Add(ModelOps.Tanh, inputs: ["input"]);
+        g.Add(ModelOps.Concat, A(("axis", [3])), inputs: [b, a, "input"]);
+        var x = g.RandomInput();
+        var y = Forward(g, x);
+        // y[n, c, h, :] = (tanh x[n, c, h, 0..3], x[n, c, h, 0], x[n, c, h, 0..3]): 9 per row
+        for (int r = 0; r < x.Length / 4; r++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                Assert.That(y[r * 9 + j], Is.EqualTo(Math.Tanh(x[r * 4 + j])).Within(1e-12));
+                Assert.That(y[r * 9 + 5 + j], Is.EqualTo(x[r * 4 + j]));
+            }
+            Assert.That(y[r * 9 + 4], Is.EqualTo(x[r * 4]));
+        }
+        g.CheckReverse();
+        g.CheckJets();
+        var bad = new OpGraph([3, 2, 4]);
+        string p = bad.Add(ModelOps.Slice, A(("axis", [2]), ("start", [0]), ("count", [1])), inputs: ["input"]);
+        var e = Assert.Throws<ArgumentException>(() => bad.Add(ModelOps.Concat, A(("axis", [3])), inputs: [p, "input"]));
+        Assert.That(e!.Message, Does.Contain("differ outside axis 3"));
     }
 
     [Test]
