@@ -231,6 +231,7 @@ internal sealed class Explainer(DeviceModel model)
                 Layers = e.Layers,
                 Raw = e.Raw,
                 Weights = e.Weights,
+                Concepts = e.Concepts,
                 Map = runs.Count == 1 ? e.Map : Average(runs.Select(r => r[i].Map).ToList()),
             }).ToList();
         }
