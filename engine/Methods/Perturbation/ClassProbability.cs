@@ -21,6 +21,14 @@ internal sealed class ClassProbabilityObjective : ScoreObjective
         return new ClassProbabilityObjective(context.Classes);
     }
 
+    /// <summary>Why a method scoring by <paramref name="score"/> cannot explain <paramref name="target"/> (a
+    /// probability needs a class; a similarity or mask target has none), or null when it can: checked before any
+    /// work through <see cref="CamMethod.CheckTarget"/>.</summary>
+    public static string? Refusal(MaskedScore score, Target target, string method) =>
+        score == MaskedScore.Probability && !target.NamesOutputClass
+            ? $"score=probability explains a class and this target has none (use --param {method}.score=target)"
+            : null;
+
     public override float Score(int image, ReadOnlySpan<float> outputRow) =>
         (float)StableSoftmax.Probabilities(outputRow)[_classes[image]];
 

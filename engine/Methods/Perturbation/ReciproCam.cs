@@ -30,6 +30,9 @@ public sealed class ReciproCam : LayerMapMethod
         new("score", "probability", "what a masked feature map is scored by: probability (softmax of the target class, the paper's) or target"),
     ];
 
+    private protected override string? TargetRefusal(Target target) =>
+        ClassProbabilityObjective.Refusal(Score, target, Name);
+
     private protected override CamMethod Configure(ParameterValues values) => new ReciproCam { Score = values.Enum("score", Score) };
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)

@@ -51,6 +51,9 @@ public sealed class Rise : CamMethod
         new("score", "probability", "what a masked image is scored by: probability (softmax of the target class, the paper's) or target"),
     ];
 
+    private protected override string? TargetRefusal(Target target) =>
+        ClassProbabilityObjective.Refusal(Score, target, Name);
+
     private protected override CamMethod Configure(ParameterValues values)
     {
         double p = values.Double("p", KeepProbability, 0, inclusive: false);

@@ -44,7 +44,10 @@ public sealed class AddressSpaceLimitTests
                 string log = stdout.Result + stderr.Result;
                 Assert.That(p.ExitCode, Is.Zero, $"run {run} under ulimit -v 2000000 exited {p.ExitCode}: {log}");
                 Assert.That(log, Does.Not.Contain("libssl"));
-                string manifest = File.ReadAllText(Path.Combine(outDir, "manifest.json"));
+                // One manifest per run (manifest.RUN.json).
+                var manifests = Directory.GetFiles(outDir, "manifest.*.json");
+                Assert.That(manifests, Has.Length.EqualTo(1), log);
+                string manifest = File.ReadAllText(manifests[0]);
                 Assert.That(manifest, Does.Contain("\"model_sha256\": \"" + Convert.ToHexStringLower(Sha256.Hash(File.ReadAllBytes(model))) + "\""));
             }
         }
