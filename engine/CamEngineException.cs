@@ -2,15 +2,17 @@ namespace CamEngine;
 
 /// <summary>
 /// Base of every error the engine reports on purpose: bad input files, unsupported models, wrong shapes,
-/// device failures. The message names the problem in one line; callers can show it as is.
+/// device failures. The message names the problem in one line; callers can show it as is: the constructors pass it
+/// through <see cref="PrintableText.Escape"/>, so text from a file (a decoder's message, a name) cannot carry
+/// control bytes, NULs or line breaks to a terminal.
 /// </summary>
 public class CamEngineException : Exception
 {
     /// <summary>Creates an error with a one-line message.</summary>
-    public CamEngineException(string message) : base(message) { }
+    public CamEngineException(string message) : base(PrintableText.Escape(message)) { }
 
     /// <summary>Creates an error with a one-line message and the exception that caused it.</summary>
-    public CamEngineException(string message, Exception inner) : base(message, inner) { }
+    public CamEngineException(string message, Exception inner) : base(PrintableText.Escape(message), inner) { }
 
     /// <summary>Creates an error with no message (prefer the other constructors).</summary>
     public CamEngineException() { }
@@ -67,4 +69,19 @@ public class DeviceMemoryException : CamEngineException
 
     /// <summary>Creates the error with no message.</summary>
     public DeviceMemoryException() { }
+}
+
+/// <summary>A method cannot explain the requested kind of target (for example Finer-CAM, which contrasts a class with
+/// its nearest classes, given a similarity target that has no class). Raised by
+/// <see cref="Methods.CamMethod.CheckTarget"/> and by every explain call before any work is done.</summary>
+public class UnsupportedTargetException : CamEngineException
+{
+    /// <summary>Creates the error.</summary>
+    public UnsupportedTargetException(string message) : base(message) { }
+
+    /// <summary>Creates the error with its cause.</summary>
+    public UnsupportedTargetException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Creates the error with no message.</summary>
+    public UnsupportedTargetException() { }
 }

@@ -255,7 +255,7 @@ public sealed partial class CamModel
         if (methods.DistinctBy(m => m.Name).Count() != methods.Count)
             throw new ArgumentException("two methods share a name; their maps would be indistinguishable", nameof(methods));
         options ??= new ExplainOptions();
-        var labels = _file.Graph.Labels;
+        var labels = _labels;
         var results = new List<CamResult>();
         for (int start = 0; start < images.Count; start += _batchSize)
         {
@@ -271,9 +271,10 @@ public sealed partial class CamModel
                 {
                     var source = chunk[e.Image];
                     string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
-                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input)
+                    results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input,
+                        _file.Graph.Preprocessing)
                     {
-                        Photo = source.Image.Photo, Preprocessing = _file.Graph.Preprocessing,
+                        Photo = source.Image.Photo,
                     });
                 }
             }

@@ -65,7 +65,7 @@ public sealed partial class CamModel
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         int n = input.Shape[0];
-        var labels = Live()._file.Graph.Labels;
+        var labels = Live()._labels;
         var result = new List<IReadOnlyList<Prediction>>(n);
         for (int start = 0; start < n; start += _batchSize)
         {

@@ -32,6 +32,7 @@ public sealed partial class CamModel : IDisposable
     private readonly DeviceModel _model;
     private readonly Explainer _explainer;
     private readonly int _batchSize;
+    private readonly string[]? _labels;
     private volatile bool _disposed;
 
     private CamModel(ModelFile file, CamModelOptions? options)
@@ -52,6 +53,7 @@ public sealed partial class CamModel : IDisposable
             throw;
         }
         _explainer = new Explainer(_model);
+        _labels = options.Labels?.ToArray() ?? file.Graph.Labels;
     }
 
     /// <summary>Loads a model file (<c>cam convert</c> writes them) onto a device.</summary>
@@ -132,8 +134,9 @@ public sealed partial class CamModel : IDisposable
     /// <summary>Shape of one image's output (classes for a classifier).</summary>
     public IReadOnlyList<int> OutputShape => Live()._file.Graph.OutputShape;
 
-    /// <summary>The class labels stored in the model; null when it has none.</summary>
-    public IReadOnlyList<string>? Labels => Live()._file.Graph.Labels;
+    /// <summary>The class labels: <see cref="CamModelOptions.Labels"/> when given, else those stored in the model; null
+    /// when there are none.</summary>
+    public IReadOnlyList<string>? Labels => Live()._labels;
 
     /// <summary>Every layer's name (its output tensor), in execution order; any of these, a node name or a PyTorch
     /// module path goes into <see cref="ExplainOptions.Layers"/>.</summary>

@@ -16,4 +16,8 @@ public sealed class CamModelOptions
     /// <summary>Images per forward (and reverse) pass when a call explains or classifies several images; progress
     /// is reported and cancellation checked between batches. Default 8.</summary>
     public int BatchSize { get; init; } = 8;
+
+    /// <summary>Class labels that replace the ones stored in the model (one per output, in order), e.g. from
+    /// <see cref="CamModel.ReadLabels(string)"/>; null keeps the model's own.</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
 }

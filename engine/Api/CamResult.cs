@@ -15,9 +15,13 @@ namespace CamEngine;
 /// </summary>
 public sealed class CamResult
 {
+    private readonly Model.Preprocessing _preprocessing;
+
     internal CamResult(
-        Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label, HostTensor input)
+        Explanation explanation, int imageIndex, string? source, RgbImage? image, string? label, HostTensor input,
+        Model.Preprocessing preprocessing)
     {
+        _preprocessing = preprocessing;
         Explanation = explanation;
         Input = input;
         ImageIndex = imageIndex;
@@ -90,9 +94,6 @@ public sealed class CamResult
     /// <summary>The whole photo with the model's crop (null for inputs that are not photos).</summary>
     internal PhotoView? Photo { get; init; }
 
-    /// <summary>The model's preprocessing, to deprocess the class-model image (null: drawn as a map).</summary>
-    internal Model.Preprocessing? Preprocessing { get; init; }
-
     /// <summary><see cref="ToOverlay(OverlayOptions)"/> with the default options and heatmap weight
     /// <paramref name="alpha"/>: for a photo, the whole photo with the map in jet colours over the model's crop,
     /// <c>(1 - alpha) * image + alpha * jet(map)</c>, and the crop outlined.</summary>
@@ -115,7 +116,7 @@ public sealed class CamResult
     public RgbImage ToOverlay(OverlayOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return ExplanationPicture.Draw(Explanation, Image, Photo, Preprocessing, options);
+        return ExplanationPicture.Draw(Explanation, Image, Photo, _preprocessing, options);
     }
 
     /// <summary>The map in jet colours alone, <see cref="Width"/> x <see cref="Height"/>.</summary>
@@ -136,4 +137,74 @@ public sealed class CamResult
     /// <summary>The overlay encoded as PNG bytes (for a response body or a database instead of a file).</summary>
     /// <param name="alpha">Weight of the heatmap, in [0, 1].</param>
     public byte[] EncodeOverlayPng(float alpha = Overlay.DefaultAlpha) => Overlay.EncodePng(ToOverlay(alpha));
+
+    /// <summary><see cref="ToOverlay(OverlayOptions)"/> encoded as PNG bytes.</summary>
+    /// <param name="options">Colormap, alpha, contour.</param>
+    public byte[] EncodeOverlayPng(OverlayOptions options) => Overlay.EncodePng(ToOverlay(options));
+
+    /// <summary>The final map as a .npy file's bytes: float32 (H, W) in [0, 1] at input resolution.</summary>
+    public byte[] EncodeMapNpy() => EncodeNpy(Explanation.Map);
+
+    /// <summary>The raw map as a .npy file's bytes: at layer resolution before ReLU and normalization (for
+    /// pixel-space methods the signed (C, H, W) attribution; for class-model the synthesized input).</summary>
+    public byte[] EncodeRawNpy() => EncodeNpy(Explanation.Raw);
+
+    /// <summary>
+    /// One picture of several results of the same image: a labelled tile per result (the method's name, and the
+    /// class when results of several classes are shown), each the <see cref="ToOverlay(OverlayOptions)"/> picture
+    /// scaled to the first overlay's size, as PNG bytes.
+    /// </summary>
+    /// <param name="results">The results, in tile order.</param>
+    /// <param name="options">Colormap, alpha, contour of every tile.</param>
+    public static byte[] EncodeGridPng(IReadOnlyList<CamResult> results, OverlayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        ArgumentNullException.ThrowIfNull(options);
+        if (results.Count == 0)
+            throw new ArgumentException("no results to draw", nameof(results));
+        var size = ExplanationPicture.TileSize(results[0].Image, results[0].Photo, options);
+        var titles = Titles(results);
+        var tiles = results.Select((r, i) =>
+        {
+            var picture = r.ToOverlay(options);
+            // Tiles share one size (at most 512 px a side): the class-model image (input resolution) is scaled too.
+            if (size is { } s && (picture.Width, picture.Height) != s)
+                picture = Resize.ImageBilinear(picture, s.Width, s.Height);
+            return (titles[i], picture);
+        }).ToList();
+        return Overlay.EncodePng(MapCoincidence.Grid(tiles, results.Select(r => r.Explanation).ToList(), out _));
+    }
+
+    /// <summary>The tiles of <see cref="EncodeGridPng"/> whose maps coincide, with the reason
+    /// (<see cref="MapCoincidence.Find"/>), labelled as the grid labels them.</summary>
+    /// <param name="results">The results, in tile order.</param>
+    public static IReadOnlyList<MapCoincidence.Group> Coincidences(IReadOnlyList<CamResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var titles = Titles(results);
+        return MapCoincidence.Find(results.Select((r, i) => (titles[i], r.Explanation)).ToList());
+    }
+
+    private static string[] Titles(IReadOnlyList<CamResult> results)
+    {
+        bool classes = results.Select(r => r.ClassIndex).Distinct().Count() > 1;
+        return results.Select(r => classes
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.Method} {r.ClassIndex}")
+            : r.Method).ToArray();
+    }
+
+    /// <summary>Any picture (an overlay, a chart) encoded as PNG bytes.</summary>
+    /// <param name="image">The picture.</param>
+    public static byte[] EncodePng(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return Overlay.EncodePng(image);
+    }
+
+    private static byte[] EncodeNpy(HostTensor tensor)
+    {
+        using var stream = new MemoryStream();
+        IO.Npy.Write(stream, tensor);
+        return stream.ToArray();
+    }
 }

@@ -29,11 +29,13 @@ internal static class Npy
 
     private const int ChunkBytes = 1 << 20;
 
-    /// <summary>Reads a numeric array from the file at <paramref name="path"/> as float32.</summary>
+    /// <summary>Reads a numeric array from the file at <paramref name="path"/> as float32. The file is read through
+    /// <see cref="BoundedReader"/>: its stated length is not trusted, and reading stops past the header and
+    /// <paramref name="maxDataBytes"/> bytes of data.</summary>
     public static HostTensor Read(string path, long maxDataBytes = DefaultMaxDataBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var fs = OpenRead(path);
+        using var fs = OpenRead(path, maxDataBytes);
         return Read(fs, path, maxDataBytes);
     }
 
@@ -52,7 +54,7 @@ internal static class Npy
     public static string[] ReadStrings(string path, long maxDataBytes = DefaultMaxDataBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var fs = OpenRead(path);
+        using var fs = OpenRead(path, maxDataBytes);
         return ReadStrings(fs, path, maxDataBytes);
     }
 
@@ -131,17 +133,10 @@ internal static class Npy
             : (ReadNumeric(stream, header, name, maxDataBytes, available), null);
     }
 
-    private static FileStream OpenRead(string path)
-    {
-        try
-        {
-            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidInputException($"{path}: cannot open: {e.Message}", e);
-        }
-    }
+    /// <summary>The file through <see cref="BoundedReader"/>, limited to the largest header and
+    /// <paramref name="maxDataBytes"/> of data.</summary>
+    private static Stream OpenRead(string path, long maxDataBytes) =>
+        BoundedReader.OpenRead(path, 12 + MaxHeaderLength + Math.Max(0, maxDataBytes));
 
     private static long? Available(Stream s)
     {
@@ -210,7 +205,11 @@ internal static class Npy
     private static HostTensor ReadNumeric(Stream s, NpyHeader h, string name, long maxDataBytes, long? available)
     {
         CheckSize(h, name, maxDataBytes, available);
-        var data = new float[h.Count];
+        if (h.Count > Array.MaxLength)
+            throw new InvalidInputException($"{name}: array {TensorShape.Format(h.Shape)} has more elements than one array holds");
+        // With no trustworthy length (a pipe, a device, a bounded file stream) the array grows as data arrives, so a
+        // header that claims gigabytes costs only what is actually read before the data runs out.
+        var data = new float[available is null ? Math.Min(h.Count, ChunkBytes) : h.Count];
         var buffer = new byte[(int)Math.Min(ChunkBytes, Math.Max(h.DataBytes, 1))];
         long done = 0;
         while (done < h.Count)
@@ -219,6 +218,8 @@ internal static class Npy
             int want = items * h.ItemSize;
             if (ReadFully(s, buffer.AsSpan(0, want)) < want)
                 throw Truncated(h, name);
+            if (done + items > data.Length)
+                Array.Resize(ref data, (int)Math.Min(h.Count, Math.Max(2L * data.Length, done + items)));
             Convert(h.Kind, buffer.AsSpan(0, want), data.AsSpan((int)done, items));
             done += items;
         }
@@ -231,9 +232,18 @@ internal static class Npy
         CheckSize(h, name, maxDataBytes, available);
         if (h.DataBytes > Array.MaxLength)
             throw new InvalidInputException($"{name}: string array too large");
-        var raw = new byte[h.DataBytes];
-        if (ReadFully(s, raw) < raw.Length)
-            throw Truncated(h, name);
+        byte[] raw;
+        if (available is null)
+        {
+            // No trustworthy length: read what arrives (bounded by the declared size) instead of allocating it first.
+            raw = ReadGrowing(s, h.DataBytes) ?? throw Truncated(h, name);
+        }
+        else
+        {
+            raw = new byte[h.DataBytes];
+            if (ReadFully(s, raw) < raw.Length)
+                throw Truncated(h, name);
+        }
         EnsureEnd(s, name);
         var utf32 = new UTF32Encoding(bigEndian: false, byteOrderMark: false, throwOnInvalidCharacters: true);
         var result = new string[h.Count];
@@ -253,6 +263,24 @@ internal static class Npy
             }
         }
         return result;
+    }
+
+    /// <summary>Exactly <paramref name="count"/> bytes from <paramref name="s"/> in a buffer that doubles as they
+    /// arrive; null when the stream ends first.</summary>
+    private static byte[]? ReadGrowing(Stream s, long count)
+    {
+        var buffer = new byte[(int)Math.Min(count, ChunkBytes)];
+        int length = 0;
+        while (length < count)
+        {
+            if (length == buffer.Length)
+                Array.Resize(ref buffer, (int)Math.Min(count, 2L * buffer.Length));
+            int read = s.Read(buffer, length, buffer.Length - length);
+            if (read == 0)
+                return null;
+            length += read;
+        }
+        return buffer;
     }
 
     private static InvalidInputException Truncated(NpyHeader h, string name) =>

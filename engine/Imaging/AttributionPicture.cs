@@ -27,17 +27,18 @@ internal static class AttributionPicture
     public static IReadOnlySet<string> PixelSpaceMethods { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
         "guided-backprop", "saliency", "integrated-gradients", "deconvnet", "smoothgrad", "guided-gradcam",
+        "deeplift", "gradientshap", "lrp",
     };
 
     /// <summary>
-    /// Each method's own sign mode. Integrated gradients: <see cref="AttributionSign.All"/>, because its attributions
-    /// add up to the score difference from the baseline (completeness), so a negative value is evidence against the
-    /// class. Saliency, SmoothGrad, guided backprop, deconvnet and guided Grad-CAM: <see cref="AttributionSign.Absolute"/>,
+    /// Each method's own sign mode. Integrated gradients, DeepLIFT, GradientSHAP and LRP: <see cref="AttributionSign.All"/>,
+    /// because their attributions add up to the score difference from the baseline or to the score (completeness,
+    /// conservation), so a negative value is evidence against the class. Saliency, SmoothGrad, guided backprop, deconvnet and guided Grad-CAM: <see cref="AttributionSign.Absolute"/>,
     /// because their values are gradients, whose sign says which way a pixel would move the score rather than
     /// whether it supports the class (Captum's <c>Saliency</c> itself returns |gradient| by default).
     /// </summary>
     public static AttributionSign DefaultSign(string method) =>
-        method == "integrated-gradients" ? AttributionSign.All : AttributionSign.Absolute;
+        method is "integrated-gradients" or "deeplift" or "gradientshap" or "lrp" ? AttributionSign.All : AttributionSign.Absolute;
 
     /// <summary>Captum's cumulative-sum threshold of non-negative <paramref name="values"/>: the first sorted value
     /// (ascending) at which the running sum reaches <paramref name="percentile"/>% of the total. Sums in double.</summary>

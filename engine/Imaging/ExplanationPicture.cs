@@ -12,6 +12,8 @@ namespace CamEngine.Imaging;
 /// (<see cref="ClassModel.ToPicture"/>), at input resolution, in either view;</item>
 /// <item>pixel-space attributions (<see cref="AttributionPicture.PixelSpaceMethods"/>): their signed (C, H, W) raw
 /// drawn as Captum does (<see cref="AttributionPicture"/>) with the options' sign mode or the method's own;</item>
+/// <item>factorization methods (Deep Feature Factorization, <see cref="Explanation.Concepts"/>): one colour per
+/// concept with its top classes (<see cref="ConceptOverlay"/>);</item>
 /// <item>every other map: its colormap blended over the picture (<see cref="Overlay.Blend(RgbImage, HostTensor, OverlayOptions)"/>).</item>
 /// </list>
 /// <see cref="OverlayView.Full"/> paints the map over the model's crop inside the whole photo and outlines the crop
@@ -30,6 +32,12 @@ internal static class ExplanationPicture
         ArgumentNullException.ThrowIfNull(options);
         if (e.Method == "class-model" && preprocessing != null && e.Raw.Shape.Length == 3)
             return ClassModel.ToPicture(e.Raw, preprocessing);
+        if (e.Concepts is { Count: > 0 })
+        {
+            // Deep Feature Factorization: one colour per concept, labelled with its top classes.
+            return Paint(crop, photo, options, bg => ConceptOverlay.Draw(bg, e),
+                () => ConceptOverlay.Draw(new RgbImage(e.Map.Shape[^1], e.Map.Shape[^2]), e));
+        }
         if (IsAttribution(e))
         {
             var sign = options.Sign ?? AttributionPicture.DefaultSign(e.Method);

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using CamEngine.IO;
 using StbImageSharp;
 
 namespace CamEngine.Imaging;
@@ -22,23 +23,14 @@ public static class ImageDecoder
     /// <summary>Largest encoded file read, in bytes.</summary>
     public const long MaxFileBytes = 512L << 20;
 
-    /// <summary>Reads and decodes the image file at <paramref name="path"/>.</summary>
+    /// <summary>Reads (at most <see cref="MaxFileBytes"/> bytes, counted as they are read, so devices and pipes are
+    /// bounded too) and decodes the image file at <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidInputException">The file is missing, unreadable, too large or not a valid image.</exception>
     public static RgbImage Load(string path, long maxPixels = DefaultMaxPixels)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        byte[] bytes;
-        try
-        {
-            var info = new FileInfo(path);
-            if (info.Exists && info.Length > MaxFileBytes)
-                throw new InvalidInputException($"{path}: file of {info.Length} bytes exceeds the limit of {MaxFileBytes}");
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidInputException($"{path}: cannot read: {e.Message}", e);
-        }
-        return Decode(bytes, path, maxPixels);
+        using var stream = BoundedReader.OpenRead(path, MaxFileBytes);
+        return Decode(ReadSniffed(stream, path), path, maxPixels);
     }
 
     /// <summary>Reads the image file at <paramref name="path"/> asynchronously (at most <see cref="MaxFileBytes"/>
@@ -49,44 +41,64 @@ public static class ImageDecoder
         string path, long maxPixels = DefaultMaxPixels, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        var stream = BoundedReader.OpenRead(path, MaxFileBytes);
         byte[] bytes;
-        try
+        await using (stream.ConfigureAwait(false))
         {
-            var info = new FileInfo(path);
-            if (info.Exists && info.Length > MaxFileBytes)
-                throw new InvalidInputException($"{path}: file of {info.Length} bytes exceeds the limit of {MaxFileBytes}");
-            bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidInputException($"{path}: cannot read: {e.Message}", e);
+            var head = new byte[SniffBytes];
+            int n = await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken)
+                .ConfigureAwait(false);
+            if (Sniff(head.AsSpan(0, n)) == ImageFormat.Unknown)
+                throw NotAnImage(path);
+            var rest = await BoundedReader.ReadAllBytesAsync(stream, MaxFileBytes - n, path, cancellationToken).ConfigureAwait(false);
+            bytes = [.. head.AsSpan(0, n), .. rest];
         }
         return Decode(bytes, path, maxPixels);
     }
 
     /// <summary>Reads <paramref name="stream"/> to its end (at most <see cref="MaxFileBytes"/>) and decodes it;
     /// <paramref name="name"/> names the source in error messages.</summary>
+    /// <exception cref="InvalidInputException">The stream holds too many bytes or no valid image.</exception>
     public static RgbImage Decode(Stream stream, string name = "stream", long maxPixels = DefaultMaxPixels)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        using var ms = new MemoryStream();
-        var buffer = new byte[1 << 16];
-        int n;
-        while ((n = stream.Read(buffer)) > 0)
-        {
-            if (ms.Length + n > MaxFileBytes)
-                throw new InvalidInputException($"{name}: image data exceeds the limit of {MaxFileBytes} bytes");
-            ms.Write(buffer, 0, n);
-        }
-        return Decode(ms.ToArray(), name, maxPixels);
+        return Decode(ReadSniffed(stream, name), name, maxPixels);
     }
+
+    /// <summary>Bytes read before anything else to tell the format.</summary>
+    private const int SniffBytes = 8;
+
+    /// <summary>Reads the first bytes, refuses a source that is not an image at once (<c>/dev/zero</c> or a pipe
+    /// of text is refused after 8 bytes, not after <see cref="MaxFileBytes"/>), then reads the rest, bounded.</summary>
+    private static byte[] ReadSniffed(Stream stream, string name)
+    {
+        var head = new byte[SniffBytes];
+        int n;
+        try
+        {
+            n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            throw new InvalidInputException($"{name}: cannot read: {e.Message}", e);
+        }
+        if (Sniff(head.AsSpan(0, n)) == ImageFormat.Unknown)
+            throw NotAnImage(name);
+        var rest = BoundedReader.ReadAllBytes(stream, MaxFileBytes - n, name);
+        return [.. head.AsSpan(0, n), .. rest];
+    }
+
+    private static InvalidInputException NotAnImage(string name) => new($"not a PNG, JPEG or BMP image: {name}");
 
     /// <summary>Decodes an encoded PNG, JPEG or BMP image held in <paramref name="data"/>.</summary>
     public static RgbImage Decode(byte[] data, string name = "image", long maxPixels = DefaultMaxPixels)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (Sniff(data) == ImageFormat.Unknown)
-            throw new InvalidInputException($"not a PNG, JPEG or BMP image: {name}");
+        var format = Sniff(data);
+        if (format == ImageFormat.Unknown)
+            throw NotAnImage(name);
+        if (format == ImageFormat.Jpeg)
+            ImageStructure.CheckJpeg(data, name);
 
         ImageInfo? info;
         try
@@ -95,19 +107,27 @@ public static class ImageDecoder
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidInputException($"corrupt image: {name}: {e.Message}", e);
+            throw new InvalidInputException($"corrupt image: {name}: {DecoderText(e)}", e);
         }
-        if (info is not { } i || i.Width <= 0 || i.Height <= 0)
+        if (info is not { } found)
             throw new InvalidInputException($"corrupt or truncated image: {name}");
-        if (i.Width > MaxSide || i.Height > MaxSide)
+        int width = found.Width, height = found.Height;
+        // A top-down BMP stores a negative height; stb_image's info passes it on as is (its decoder reads such files).
+        if (format == ImageFormat.Bmp && height < 0 && height != int.MinValue)
+            height = -height;
+        if (width <= 0 || height <= 0)
+            throw new InvalidInputException($"corrupt or truncated image: {name}: the header gives {width}x{height} pixels");
+        if (width > MaxSide || height > MaxSide)
             throw new InvalidInputException(
-                $"image too large: {name}: {i.Width}x{i.Height} has a side over {MaxSide} pixels");
-        if ((long)i.Width * i.Height > maxPixels)
+                $"image too large: {name}: {width}x{height} has a side over {MaxSide} pixels");
+        if ((long)width * height > maxPixels)
             throw new InvalidInputException(
-                $"image too large: {name}: {i.Width}x{i.Height} exceeds the budget of {maxPixels} pixels");
+                $"image too large: {name}: {width}x{height} exceeds the budget of {maxPixels} pixels");
 
-        if (Sniff(data) == ImageFormat.Bmp)
-            CheckBmpLength(data, i.Width, i.Height, name);
+        if (format == ImageFormat.Bmp)
+            CheckBmpLength(data, width, height, name);
+        if (format == ImageFormat.Png)
+            ImageStructure.CheckPng(data, name);
 
         ImageResult result;
         try
@@ -116,12 +136,22 @@ public static class ImageDecoder
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidInputException($"cannot decode image: {name}: {e.Message}", e);
+            throw new InvalidInputException($"cannot decode image: {name}: {DecoderText(e)}", e);
         }
-        if (result.Width != i.Width || result.Height != i.Height || result.Data.Length != i.Width * i.Height * 3)
+        if (result.Width != width || result.Height != height || result.Data.Length != width * height * 3)
             throw new InvalidInputException(
                 $"cannot decode image: {name}: decoded {result.Width}x{result.Height} differs from the header");
         return ExifOrientation.Upright(data, new RgbImage(result.Width, result.Height, result.Data));
+    }
+
+    /// <summary>StbImageSharp's error text, which can hold NUL bytes (a C string copied whole): cut at the first
+    /// NUL; the exception's constructor escapes what else is not printable.</summary>
+    private static string DecoderText(Exception e)
+    {
+        string text = e.Message;
+        int nul = text.IndexOf('\0', StringComparison.Ordinal);
+        text = nul >= 0 ? text[..nul] : text;
+        return text.Length > 0 ? text : e.GetType().Name;
     }
 
     /// <summary>stb_image fills missing BMP pixel data with zeros instead of failing; for uncompressed BMPs the

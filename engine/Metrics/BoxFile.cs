@@ -12,11 +12,14 @@ namespace CamEngine.Metrics;
 /// </summary>
 public static class BoxFile
 {
-    /// <summary>Reads the boxes of <paramref name="path"/>, keyed by the image column as written.</summary>
+    /// <summary>Reads the boxes of <paramref name="path"/> (UTF-8, at most <see cref="IO.BoundedReader.DefaultTextBytes"/>
+    /// bytes, counted as read), keyed by the image column as written.</summary>
+    /// <exception cref="InvalidInputException">The file is missing, unreadable, too long, not UTF-8, or a line is
+    /// malformed.</exception>
     public static IReadOnlyDictionary<string, IReadOnlyList<PixelBox>> Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var reader = new StreamReader(path);
+        using var reader = new StringReader(IO.BoundedReader.ReadAllText(path));
         return Parse(reader, path);
     }
 

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace CamEngine.Model;
 
 /// <summary>Loading and saving: a safetensors file whose <c>__metadata__</c> carries the graph.</summary>
@@ -30,7 +32,7 @@ internal sealed partial class ModelFile
         {
             using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
                 FileOptions.SequentialScan);
-            (bytes, length) = ReadBounded(fs, fs.Length);
+            (bytes, length) = ReadBounded(fs, LengthHint(fs));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidModelFileException)
         {
@@ -56,7 +58,7 @@ internal sealed partial class ModelFile
             var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
                 FileOptions.SequentialScan | FileOptions.Asynchronous);
             await using (fs.ConfigureAwait(false))
-                (bytes, length) = await ReadBoundedAsync(fs, fs.Length, cancellationToken).ConfigureAwait(false);
+                (bytes, length) = await ReadBoundedAsync(fs, LengthHint(fs), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidModelFileException)
         {
@@ -82,7 +84,7 @@ internal sealed partial class ModelFile
     public static async Task<ModelFile> LoadAsync(Stream stream, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        long hint = stream.CanSeek ? Math.Max(0, stream.Length - stream.Position) : 0;
+        long hint = LengthHint(stream);
         var (bytes, length) = await ReadBoundedAsync(stream, hint, cancellationToken).ConfigureAwait(false);
         return FromBytes(bytes.AsSpan(0, length));
     }
@@ -110,7 +112,7 @@ internal sealed partial class ModelFile
     public static ModelFile Load(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        long hint = stream.CanSeek ? Math.Max(0, stream.Length - stream.Position) : 0;
+        long hint = LengthHint(stream);
         var (bytes, length) = ReadBounded(stream, hint);
         return FromBytes(bytes.AsSpan(0, length));
     }
@@ -205,62 +207,97 @@ internal sealed partial class ModelFile
         }
     }
 
-    /// <summary>Reads <paramref name="stream"/> to its end, refusing more than <see cref="MaxFileBytes"/>.
-    /// Returns the buffer and the number of bytes in it.</summary>
-    private static (byte[] Buffer, int Length) ReadBounded(Stream stream, long expected)
+    /// <summary>
+    /// Reads a safetensors file from <paramref name="stream"/> in three bounded steps: the 8-byte header length, the
+    /// header (at most <see cref="Safetensors.DefaultMaxHeaderBytes"/>), then exactly the data buffer the header
+    /// declares plus one byte to detect trailing data. Nothing trusts the file's stated length, so <c>/dev/zero</c>
+    /// (header length 0) stops after 8 bytes and an endless pipe after the declared data. Where a step finds the
+    /// file malformed it returns what it read, and the parser names the problem.
+    /// </summary>
+    private static (byte[] Buffer, int Length) ReadBounded(Stream stream, long lengthHint)
     {
-        if (expected > MaxFileBytes)
-            throw new InvalidModelFileException(
-                $"model file is {expected} bytes; the largest this engine reads is {MaxFileBytes} bytes");
-        var buffer = new byte[Math.Max(expected, 4096)];
-        int length = 0;
-        while (true)
+        var prefix = new byte[8];
+        int got = stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false);
+        if (got < 8)
+            return (prefix, got);
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+        if (n > Safetensors.DefaultMaxHeaderBytes)
+            return (prefix, 8);
+        var buffer = new byte[8 + (int)n];
+        prefix.CopyTo(buffer, 0);
+        got = 8 + stream.ReadAtLeast(buffer.AsSpan(8), (int)n, throwOnEndOfStream: false);
+        if (got < buffer.Length || Safetensors.DeclaredBufferBytes(buffer.AsSpan(8)) is not { } declared)
+            return (buffer, got);
+        long total = WithProbe(8 + (long)n, declared);
+        int length = buffer.Length;
+        Array.Resize(ref buffer, FirstBuffer(total, lengthHint, length));
+        while (length < total)
         {
             if (length == buffer.Length)
-            {
-                // Full (usually at the expected size): probe for one more byte before growing.
-                int next = stream.ReadByte();
-                if (next < 0)
-                    return (buffer, length);
-                if (buffer.Length >= MaxFileBytes)
-                    throw new InvalidModelFileException(
-                        $"model stream is longer than {MaxFileBytes} bytes, the largest this engine reads");
-                Array.Resize(ref buffer, (int)Math.Min(MaxFileBytes, 2L * buffer.Length));
-                buffer[length++] = (byte)next;
-            }
+                Array.Resize(ref buffer, (int)Math.Min(total, 2L * buffer.Length));
             int read = stream.Read(buffer, length, buffer.Length - length);
             if (read == 0)
-                return (buffer, length);
+                break;
             length += read;
+        }
+        return (buffer, length);
+    }
+
+    /// <summary>The asynchronous form of <see cref="ReadBounded"/>: the same steps and bounds.</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadBoundedAsync(Stream stream, long lengthHint, CancellationToken ct)
+    {
+        var prefix = new byte[8];
+        int got = await stream.ReadAtLeastAsync(prefix, 8, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        if (got < 8)
+            return (prefix, got);
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+        if (n > Safetensors.DefaultMaxHeaderBytes)
+            return (prefix, 8);
+        var buffer = new byte[8 + (int)n];
+        prefix.CopyTo(buffer, 0);
+        got = 8 + await stream.ReadAtLeastAsync(buffer.AsMemory(8), (int)n, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        if (got < buffer.Length || Safetensors.DeclaredBufferBytes(buffer.AsSpan(8)) is not { } declared)
+            return (buffer, got);
+        long total = WithProbe(8 + (long)n, declared);
+        int length = buffer.Length;
+        Array.Resize(ref buffer, FirstBuffer(total, lengthHint, length));
+        while (length < total)
+        {
+            if (length == buffer.Length)
+                Array.Resize(ref buffer, (int)Math.Min(total, 2L * buffer.Length));
+            int read = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
+            if (read == 0)
+                break;
+            length += read;
+        }
+        return (buffer, length);
+    }
+
+    /// <summary>The bytes a stream says are left, as a buffer-size hint only; 0 for devices and pipes.</summary>
+    private static long LengthHint(Stream stream)
+    {
+        try
+        {
+            return stream.CanSeek ? Math.Max(0, stream.Length - stream.Position) : 0;
+        }
+        catch (Exception e) when (e is NotSupportedException or IOException)
+        {
+            return 0;
         }
     }
 
-    /// <summary>The asynchronous form of <see cref="ReadBounded"/>: the same bound, the same growth.</summary>
-    private static async Task<(byte[] Buffer, int Length)> ReadBoundedAsync(Stream stream, long expected, CancellationToken ct)
+    /// <summary>Bytes to read: the header and the declared data, plus one probe byte that shows trailing data.</summary>
+    private static long WithProbe(long headerEnd, ulong declared)
     {
-        if (expected > MaxFileBytes)
+        if (declared > (ulong)(MaxFileBytes - headerEnd))
             throw new InvalidModelFileException(
-                $"model file is {expected} bytes; the largest this engine reads is {MaxFileBytes} bytes");
-        var buffer = new byte[Math.Max(expected, 4096)];
-        int length = 0;
-        while (true)
-        {
-            if (length == buffer.Length)
-            {
-                if (buffer.Length >= MaxFileBytes)
-                {
-                    // Full at the bound: one more byte means the stream is too long.
-                    if (await stream.ReadAsync(new byte[1], ct).ConfigureAwait(false) == 0)
-                        return (buffer, length);
-                    throw new InvalidModelFileException(
-                        $"model stream is longer than {MaxFileBytes} bytes, the largest this engine reads");
-                }
-                Array.Resize(ref buffer, (int)Math.Min(MaxFileBytes, 2L * buffer.Length));
-            }
-            int read = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
-            if (read == 0)
-                return (buffer, length);
-            length += read;
-        }
+                $"the safetensors header declares {declared} bytes of tensor data; with the header that is more than "
+                + $"the {MaxFileBytes} bytes this engine reads");
+        return Math.Min(headerEnd + (long)declared + 1, MaxFileBytes);
     }
+
+    /// <summary>The first data buffer: the file's stated length where it is known (a regular file), else 1 MiB,
+    /// growing by doubling as bytes arrive, so a pipe that claims much and sends little costs little.</summary>
+    private static int FirstBuffer(long total, long lengthHint, int have) =>
+        (int)Math.Max(have, Math.Min(total, Math.Max(lengthHint + 1, 1L << 20)));
 }

@@ -33,6 +33,11 @@ internal sealed partial class ModelFile
     public long ParameterCount =>
         Weights.Where(p => p.Key != Graph.Preprocessing.MeanImage).Sum(p => (long)p.Value.Length);
 
-    /// <summary>Checks the graph against the weights; see <see cref="GraphValidator"/>.</summary>
-    public void Validate() => GraphValidator.Validate(Graph, Weights);
+    /// <summary>Checks the graph against the weights (<see cref="GraphValidator"/>), then its size
+    /// (<see cref="GraphBudget.Check"/>: node count and planned activations).</summary>
+    public void Validate()
+    {
+        GraphValidator.Validate(Graph, Weights);
+        GraphBudget.Check(Graph);
+    }
 }

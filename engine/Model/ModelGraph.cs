@@ -262,8 +262,10 @@ internal sealed class ModelGraph
             throw new InvalidModelFileException($"graph format version {format} is not supported (this engine reads {FormatVersion})");
         var input = root.GetProperty("input");
         var pre = root.GetProperty("preprocessing");
+        var nodesElement = root.GetProperty("nodes");
+        GraphBudget.CheckNodeCount(nodesElement.GetArrayLength());
         var nodes = new List<GraphNode>();
-        foreach (var e in root.GetProperty("nodes").EnumerateArray())
+        foreach (var e in nodesElement.EnumerateArray())
         {
             var pars = new Dictionary<string, string>(StringComparer.Ordinal);
             if (e.TryGetProperty("params", out var pe))

@@ -92,6 +92,39 @@ internal static class Safetensors
     }
 
     /// <summary>
+    /// The data buffer length a header declares: the largest <c>data_offsets</c> end of its tensors (0 with no
+    /// tensors), so a reader can stop at the end of the declared data instead of reading a stream to its end.
+    /// Null when the header is not JSON of the expected shape; <see cref="Read"/> then names the problem.
+    /// </summary>
+    public static ulong? DeclaredBufferBytes(ReadOnlySpan<byte> header)
+    {
+        if (header.IsEmpty || header[0] != (byte)'{' || !Utf8.IsValid(header))
+            return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(header.ToArray(), new JsonDocumentOptions { MaxDepth = MaxHeaderDepth });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                return null;
+            ulong end = 0;
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (p.Name == MetadataKey)
+                    continue;
+                if (p.Value.ValueKind != JsonValueKind.Object || !p.Value.TryGetProperty("data_offsets", out var offsets)
+                    || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+                    || !offsets[1].TryGetUInt64(out ulong e))
+                    return null;
+                end = Math.Max(end, e);
+            }
+            return end;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// Writes a safetensors file: float32 little-endian, tensors in ordinal name order, the header padded
     /// with spaces to a multiple of 8 bytes so the buffer stays aligned. Output is byte-for-byte
     /// deterministic for equal inputs.

@@ -12,7 +12,7 @@ namespace CamEngine.Reporting;
 /// <c>image-rendering: pixelated</c>, so that a 32 x 32 map stays a grid of sharp squares. Charts are shown at their
 /// own size, pixel for pixel (their bitmap text would blur when scaled), and a caption wraps at its picture's width.
 /// </summary>
-internal static class HtmlReport
+public static class HtmlReport
 {
     /// <summary>The name of the page in the report folder.</summary>
     public const string FileName = "index.html";

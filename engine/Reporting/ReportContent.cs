@@ -8,7 +8,7 @@ namespace CamEngine.Reporting;
 /// overlay), an optional table (e.g. metrics: any headers and rows of text), and charts (e.g. deletion/insertion
 /// curves from <see cref="LineChart"/>). Every string is HTML-escaped when written.
 /// </summary>
-internal sealed class ReportContent
+public sealed class ReportContent
 {
     /// <summary>The page title and top heading.</summary>
     public string Title { get; init; } = "CamEngine report";

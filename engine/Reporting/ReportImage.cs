@@ -4,7 +4,7 @@ namespace CamEngine.Reporting;
 
 /// <summary>One explained image of a <see cref="ReportContent"/>: its input picture and each method's
 /// overlay, shown side by side under its name.</summary>
-internal sealed class ReportImage
+public sealed class ReportImage
 {
     /// <summary>The image's name (e.g. the file stem).</summary>
     public required string Name { get; init; }

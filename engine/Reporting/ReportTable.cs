@@ -2,7 +2,7 @@ namespace CamEngine.Reporting;
 
 /// <summary>A table of text for a <see cref="ReportContent"/>: column headers and rows with one cell per header.
 /// Either may be empty.</summary>
-internal sealed class ReportTable
+public sealed class ReportTable
 {
     /// <summary>The heading shown above the table.</summary>
     public string Caption { get; init; } = "Metrics";

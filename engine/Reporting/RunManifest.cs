@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text.Json;
 using CamEngine.IO;
 
@@ -13,7 +12,7 @@ namespace CamEngine.Reporting;
 /// the software versions, per-method timings, the files written and the time. With it a result can be traced to
 /// the exact model bytes and settings, and re-run.
 /// </summary>
-internal sealed record RunManifest
+public sealed record RunManifest
 {
     /// <summary>The manifest's file name in the output folder.</summary>
     public const string FileName = "manifest.json";
@@ -83,11 +82,21 @@ internal sealed record RunManifest
     /// <summary>When the run finished, UTC.</summary>
     public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
 
-    /// <summary>SHA-256 of the file at <paramref name="path"/>, lower-case hex.</summary>
+    /// <summary>SHA-256 of the file at <paramref name="path"/>, lower-case hex, computed in managed code
+    /// (<see cref="Sha256"/>: the platform's libssl aborted runs under an address-space limit).</summary>
+    /// <exception cref="CamEngineException">The file cannot be read.</exception>
     public static string Sha256Of(string path)
     {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+            return Convert.ToHexStringLower(Sha256.Hash(stream));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CamEngineException($"cannot hash '{path}': {e.Message}", e);
+        }
     }
 
     /// <summary>The informational version of <paramref name="assembly"/> without a source-revision suffix.</summary>
@@ -109,13 +118,16 @@ internal sealed record RunManifest
         AtomicFile.Write(path, s => s.Write(bytes));
     }
 
+    /// <summary>Largest manifest read back (a manifest lists settings and file names: kilobytes to a few megabytes).</summary>
+    public const long MaxManifestBytes = 64L << 20;
+
     /// <summary>Reads a manifest written by <see cref="Write"/>; throws <see cref="CamEngineException"/> for a
     /// file that is not one.</summary>
     public static RunManifest Read(string path)
     {
         try
         {
-            return JsonSerializer.Deserialize<RunManifest>(File.ReadAllBytes(path), s_json)
+            return JsonSerializer.Deserialize<RunManifest>(BoundedReader.ReadAllBytes(path, MaxManifestBytes), s_json)
                    ?? throw new CamEngineException($"{path}: the manifest is null");
         }
         catch (JsonException e)

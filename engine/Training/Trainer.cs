@@ -7,7 +7,7 @@ using CamEngine.Tensors;
 namespace CamEngine.Training;
 
 /// <summary>Settings of a training run.</summary>
-internal sealed class TrainingOptions
+public sealed class TrainingOptions
 {
     /// <summary>Passes over the training set.</summary>
     public int Epochs { get; init; } = 8;
@@ -29,7 +29,16 @@ internal sealed class TrainingOptions
 }
 
 /// <summary>Progress of a run, reported every few steps and at the end of each epoch.</summary>
-internal sealed record TrainingProgress(
+/// <param name="Epoch">The epoch (1-based).</param>
+/// <param name="Epochs">Epochs of the run.</param>
+/// <param name="Step">The step within the epoch (1-based).</param>
+/// <param name="StepsPerEpoch">Steps per epoch.</param>
+/// <param name="Loss">Mean cross-entropy of the recent steps.</param>
+/// <param name="Accuracy">Training accuracy of the recent steps.</param>
+/// <param name="ImagesPerSecond">Training speed so far.</param>
+/// <param name="Remaining">Estimated time to the end.</param>
+/// <param name="TestAccuracy">Test accuracy, at the end of an epoch; null otherwise.</param>
+public sealed record TrainingProgress(
     int Epoch, int Epochs, int Step, int StepsPerEpoch, double Loss, double Accuracy, double ImagesPerSecond,
     TimeSpan Remaining, double? TestAccuracy);
 

@@ -1,16 +1,12 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using CamEngine.Backends;
-using CamEngine.Graph;
 using CamEngine.Imaging;
-using CamEngine.IO;
 using CamEngine.Methods;
 using CamEngine.Metrics;
-using CamEngine.Model;
 using CamEngine.Reporting;
-using CamEngine.Tensors;
 
 namespace CamEngine.Cli;
 
@@ -19,7 +15,7 @@ internal sealed class MethodEvaluation
 {
     public required string Method { get; init; }
 
-    public required IReadOnlyList<Explanation> Explanations { get; init; }
+    public required IReadOnlyList<CamResult> Explanations { get; init; }
 
     public ConfidenceChangeResult? AverageDrop { get; set; }
 
@@ -67,193 +63,253 @@ internal sealed class MethodEvaluation
             yield return ("sanity", s.FinalCorrelation);
     }
 }
-
-internal static class EvalCommand
+internal sealed class EvalCommand
 {
-    private const string Help = """
-        usage: cam eval MODEL IMAGE... --method NAMES --metric NAMES [options]
-
-        Computes each method's maps for the images, then faithfulness metrics of those maps, and prints a table
-        (one row per method, one column per number, averaged over the images). Perturbed inputs go through the
-        model --batch at a time. Perturbations act on the preprocessed input (0 = the mean colour).
-
-        metrics (columns):
-          avgdrop       average drop (%, lower is better) and increase in confidence (%, higher is better) when
-                        the input is multiplied by the map (Grad-CAM++ paper); columns avgdrop, increase
-          avgdrop-pgc   pytorch-grad-cam's DropInConfidence: mean of max(0, Y - O) on raw logits, not divided
-                        by Y; and its IncreaseInConfidence on logits (%); columns drop-pgc, increase-pgc
-          deletion      area under the score curve as the most relevant pixels are replaced by the baseline
-                        (RISE; lower is better)
-          insertion     area under the score curve as the most relevant pixels are put into the baseline
-                        (RISE; higher is better)
-          road          ROAD combined score, mean over percentiles 10..90 of (LeRF - MoRF) / 2 (higher is
-                        better), with noisy linear imputation; also road-morf and road-lerf: mean score change
-          pointing      pointing game hit rate (map maximum within --tolerance pixels of the box) and energy
-                        (share of map mass inside the box); needs --boxes
-          sanity        cascading weight randomization from the output layer down: Spearman correlation of the
-                        maps with the original ones once every layer is random (lower is better)
-        Default: avgdrop,deletion,insertion. all: every metric (pointing only with --boxes).
-
-        options:
-          --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
-          --metric NAMES        comma-separated metric names (above)
-          --layer NAMES         layer(s) the methods explain (default: the deepest spatial layer)
-          --target T            top1 (default), a class index C, or C1,C2,... (one class per image)
-          --score S             softmax (default) or logit: the number avgdrop, deletion, insertion and road read
-          --convention C        paper | pytorch-grad-cam (default) | torchcam
-          --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
-          --batch N             perturbed inputs per forward pass, for the metrics and the perturbation methods
-                                (default 32)
-          --steps N             deletion/insertion intervals (default 20)
-          --baseline B          zeros (default) | blur | mean: what deleted pixels become
-          --blur-sigma S        Gaussian sigma in input pixels of the blur baseline (default 5)
-          --noise S             ROAD imputation noise standard deviation (default 0.01)
-          --boxes FILE          CSV of boxes image,x0,y0,x1,y1 (image: file name or stem; inclusive pixel
-                                coordinates at the model's input resolution; several lines make a union)
-          --tolerance PX        pointing game tolerance in pixels (default 15)
-          --seed N              seed of ROAD's noise, the sanity check's weights and stochastic methods (default 0)
-          --csv FILE            also write the table as CSV (invariant culture)
-          --json FILE           also write every number (per-image scores, curves, steps) as JSON
-          --out DIR             also write the curves as PNG line charts, DIR/eval.deletion.png,
-                                DIR/eval.insertion.png and DIR/eval.road.png (for the metrics asked for: the
-                                score averaged over the images, one line per method), and DIR/manifest.json (model
-                                path and SHA-256, settings, device, versions, times per method and metric, the
-                                files written)
-          --report DIR          also write DIR/index.html, one self-contained page: the run's facts, each input
-                                with every method's overlay, the table and the charts
-          --colormap NAME       overlays of the report: jet (default) | viridis | turbo | inferno
-          --alpha A             weight of the heatmap over the image in the report, 0 to 1 (default 0.5)
-          --contour PCT         outline the top PCT% of each map in the report's overlays (white, 2 px)
-          --view V              report overlays: full (default), the whole photo (at most 1600 px a side) with the map over the
-                                model's crop, the crop outlined in white; crop: the model's crop only
-          --sign S              absolute | positive | all: how pixel-space maps (guided-backprop, saliency,
-                                integrated-gradients, deconvnet, smoothgrad, guided-gradcam) are drawn, as Captum
-                                does (summed over channels, clipped at 99% of the attribution mass; blues, greens,
-                                or red-white-green for all). Default: all for integrated-gradients, else absolute
-          --quiet               no progress line on stderr (it shows only when stderr is a console)
-          --overwrite           replace existing output files (otherwise an existing file is an error)
+    private const string Description = """
+        Computes each method's maps for the images, then faithfulness metrics of those maps, and prints a table (one row per
+        method, one column per number, averaged over the images). Perturbed inputs go through the model --batch at a time;
+        perturbations act on the preprocessed input (0 = the mean colour). Metrics (columns): avgdrop (average drop %, lower
+        is better, and increase in confidence %; Grad-CAM++ paper), avgdrop-pgc (pytorch-grad-cam's DropInConfidence and
+        IncreaseInConfidence on logits), deletion and insertion (RISE AUCs; lower / higher is better), road (ROAD combined
+        score with noisy linear imputation, also road-morf and road-lerf), pointing (pointing game hit rate and energy; needs
+        --boxes), sanity (cascading weight randomization: Spearman correlation once every layer is random; lower is
+        better). Default: avgdrop,deletion,insertion; all: every metric (pointing only with --boxes). With --out also
+        OUT/results.csv rows (one per image x method x class), OUT/manifest.RUN.json and the curves as PNG charts.
         """;
 
     /// <summary>Metric names in table order.</summary>
     internal static readonly string[] MetricNames = ["avgdrop", "avgdrop-pgc", "deletion", "insertion", "road", "pointing", "sanity"];
 
-    /// <summary>The metrics with a chart (eval.NAME.png), in chart order.</summary>
-    internal static readonly string[] ChartMetrics = ["deletion", "insertion", "road"];
-
     /// <summary>Every column the table can have, in order.</summary>
     internal static readonly string[] Columns =
         ["avgdrop", "increase", "drop-pgc", "increase-pgc", "deletion", "insertion", "road", "road-morf", "road-lerf", "pointing", "energy", "sanity"];
 
-    public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    private static readonly string[] s_chartMetrics = ["deletion", "insertion", "road"];
+
+    private readonly CliContext _cli;
+    private readonly Argument<string> _model = CliOptions.Model();
+    private readonly InputArgs _inputs;
+    private readonly OverlayArgs _overlay;
+    private readonly Option<string> _method = CliOptions.Text("--method", "NAMES", "comma-separated method names, or all (default gradcam); see `cam methods`");
+    private readonly Option<string> _metric = CliOptions.Text("--metric", "NAMES", "comma-separated metric names (see above), or all");
+    private readonly Option<string> _layer = CliOptions.Text("--layer", "NAMES", "layer(s) the methods explain (default: the deepest spatial layer)");
+    private readonly Option<string> _target = CliOptions.Text("--target", "T", "top1 (default), a class index C or label, or C1,C2,... (one class or label per image)");
+    private readonly Option<string> _score = CliOptions.Text("--score", "S", "softmax (default) or logit: the number avgdrop, deletion, insertion and road read");
+    private readonly Option<string> _convention = CliOptions.Text("--convention", "C", "paper | pytorch-grad-cam (default) | torchcam");
+    private readonly Option<string> _device = CliOptions.Device();
+    private readonly Option<string> _batch = CliOptions.Text("--batch", "N", "perturbed inputs per forward pass, for the metrics and the perturbation methods (default 32)");
+    private readonly Option<string> _steps = CliOptions.Text("--steps", "N", "deletion/insertion intervals (default 20)");
+    private readonly Option<string> _baseline = CliOptions.Text("--baseline", "B", "zeros (default) | blur | mean: what deleted pixels become");
+    private readonly Option<string> _blurSigma = CliOptions.Text("--blur-sigma", "S", "Gaussian sigma in input pixels of the blur baseline (default 5)");
+    private readonly Option<string> _noise = CliOptions.Text("--noise", "S", "ROAD imputation noise standard deviation (default 0.01)");
+    private readonly Option<string> _boxes = CliOptions.Text("--boxes", "FILE", "CSV of boxes image,x0,y0,x1,y1 (image: file name or stem; inclusive pixel coordinates at the model's input resolution)");
+    private readonly Option<string> _tolerance = CliOptions.Text("--tolerance", "PX", "pointing game tolerance in pixels (default 15)");
+    private readonly Option<string> _seed = CliOptions.Text("--seed", "N", "seed of ROAD's noise, the sanity check's weights and stochastic methods (default 0)");
+    private readonly Option<string> _csv = CliOptions.Text("--csv", "FILE", "also write the table as CSV (invariant culture)");
+    private readonly Option<string> _json = CliOptions.Text("--json", "FILE", "also write every number (per-image scores, curves, steps) as JSON");
+    private readonly Option<string> _out = CliOptions.Text("--out", "DIR", "also write DIR/eval.deletion.png, DIR/eval.insertion.png, DIR/eval.road.png (the curves asked for), DIR/results.csv rows and DIR/manifest.RUN.json");
+    private readonly Option<string> _report = CliOptions.Text("--report", "DIR", "also write DIR/index.html: the run's facts, each input with every method's overlay, the table and the charts");
+    private readonly Option<bool> _quiet = CliOptions.Quiet();
+    private readonly Option<bool> _overwrite = CliOptions.Overwrite();
+    private readonly Option<string> _labels = CliOptions.Labels();
+
+    private EvalCommand(CliContext cli, Command command)
     {
-        var a = Args.Parse(argv,
-            ["--method", "--metric", "--layer", "--target", "--score", "--convention", "--device", "--batch", "--steps", "--baseline",
-             "--blur-sigma", "--noise", "--boxes", "--tolerance", "--seed", "--csv", "--json", "--out", "--report",
-             .. OverlayArgs.Options],
-            [Outputs.Flag, "--quiet"]);
-        if (a.Has("--help"))
-        {
-            stdout.WriteLine(Help);
-            return 0;
-        }
-        if (a.Positionals.Count < 2)
-            throw new UsageException("expected a model file and at least one image");
-        var metrics = ParseMetrics(a.Get("--metric", "avgdrop,deletion,insertion"), a.Has("--boxes"));
-        if (metrics.Contains("pointing") && !a.Has("--boxes"))
+        _cli = cli;
+        command.Arguments.Add(_model);
+        _inputs = InputArgs.AddTo(command, shard: true, resume: false);
+        foreach (var o in new Option[] { _method, _metric, _layer, _target, _score, _convention, _device, _batch, _steps, _baseline, _blurSigma,
+                     _noise, _boxes, _tolerance, _seed, _csv, _json, _out, _report, _labels })
+            command.Options.Add(o);
+        _overlay = OverlayArgs.AddTo(command, "the report's overlays");
+        command.Options.Add(_quiet);
+        command.Options.Add(_overwrite);
+    }
+
+    public static Command Build(CliContext cli)
+    {
+        var command = new Command("eval", Description.ReplaceLineEndings(" "));
+        var eval = new EvalCommand(cli, command);
+        command.SetAction(eval.Run);
+        return command;
+    }
+
+    private int Run(ParseResult r)
+    {
+        string? boxesPath = r.Get(_boxes);
+        var metrics = ParseMetrics(r.Get(_metric, "avgdrop,deletion,insertion"), boxesPath != null);
+        if (metrics.Contains("pointing") && boxesPath == null)
             throw new UsageException("the pointing metric needs --boxes FILE (CSV: image,x0,y0,x1,y1)");
-        var methodNames = Args.List(a.Get("--method", "gradcam"));
-        var methods = methodNames.Count == 1 && methodNames[0] == "all"
-            ? MethodCatalog.All.Where(m => m is not ClassModel).ToList()
-            : methodNames.Select(MethodCatalog.Get).DistinctBy(m => m.Name).ToList();
-        if (methods.Count == 0)
-            throw new UsageException("--method is empty");
+        var methods = CamNames.ResolveMethods(r.Get(_method, "gradcam"));
+        if (r.Get(_method, "gradcam").Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+            methods = methods.Where(m => m is not ClassModel).ToList();
         if (methods.OfType<ClassModel>().Any())
             throw new UsageException("class-model synthesizes an image, not a map of the input; it cannot be evaluated");
-        var score = a.Get("--score", "softmax").Trim().ToLowerInvariant() switch
+        var score = CliOptions.Choice("--score", r.Get(_score, "softmax"), "softmax", "logit") == "softmax" ? MetricScore.Softmax : MetricScore.Logit;
+        var baseline = CliOptions.Choice("--baseline", r.Get(_baseline, "zeros") is "zero" ? "zeros" : r.Get(_baseline, "zeros"), "zeros", "blur", "mean") switch
         {
-            "softmax" => MetricScore.Softmax,
-            "logit" => MetricScore.Logit,
-            var s => throw new UsageException($"unknown score '{s}': use softmax or logit"),
-        };
-        var baseline = a.Get("--baseline", "zeros").Trim().ToLowerInvariant() switch
-        {
-            "zeros" or "zero" => PerturbationBaseline.Zeros,
             "blur" => PerturbationBaseline.Blur,
             "mean" => PerturbationBaseline.Mean,
-            var s => throw new UsageException($"unknown baseline '{s}': use zeros, blur or mean"),
+            _ => PerturbationBaseline.Zeros,
         };
-        int batch = a.GetInt("--batch", 32, 1, 65536);
-        int steps = a.GetInt("--steps", 20, 1, 100_000);
-        int seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue);
-        double blurSigma = GetDouble(a, "--blur-sigma", 5, 1e-3, 1000);
-        double noise = GetDouble(a, "--noise", NoisyLinearImputation.DefaultNoise, 0, 1e6);
-        double tolerance = GetDouble(a, "--tolerance", PointingGame.DefaultTolerance, 0, 1e9);
-        var convention = ExplainCommand.ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
-        string targetText = a.Get("--target", "top1");
-        var target = ParseTarget(targetText);
-        var overlayOptions = OverlayArgs.Parse(a);
-        bool overwrite = a.Has(Outputs.Flag);
-        string? csvPath = a.Get("--csv"), jsonPath = a.Get("--json"), outDir = a.Get("--out"), reportDir = a.Get("--report");
-        // Every output is checked before any work, so that a refused run costs nothing and leaves the files alone.
-        var chartNames = ChartMetrics.Where(metrics.Contains).ToList();
-        string? manifestPath = outDir == null ? null : Path.Combine(outDir, RunManifest.FileName);
-        var chartPaths = outDir == null ? [] : chartNames.Select(n => Path.Combine(outDir, $"eval.{n}.png")).ToList();
+        int batch = r.GetInt(_batch, 32, 1, 65536);
+        int steps = r.GetInt(_steps, 20, 1, 100_000);
+        int seed = r.GetInt(_seed, 0, int.MinValue, int.MaxValue);
+        double blurSigma = r.GetDouble(_blurSigma, 5, 1e-3, 1000);
+        double noise = r.GetDouble(_noise, 0.01, 0, 1e6);
+        double tolerance = r.GetDouble(_tolerance, 15, 0, 1e9);
+        var convention = ExplainCommand.ParseConvention(r.Get(_convention, "pytorch-grad-cam"));
+        string targetText = r.Get(_target, "top1").Trim();
+        string t = targetText.ToLowerInvariant();
+        if (t.StartsWith("similar:", StringComparison.Ordinal) || t.StartsWith("cosine:", StringComparison.Ordinal))
+            throw new UsageException("the metrics score a class; similarity targets cannot be evaluated");
+        if (t.StartsWith("softmax", StringComparison.Ordinal))
+            throw new UsageException("--target picks the class; choose the score the metrics read with --score softmax|logit");
+        var overlay = _overlay.Parse(r);
+        bool overwrite = r.GetValue(_overwrite);
+        string? csvPath = r.Get(_csv), jsonPath = r.Get(_json), outDir = r.Get(_out), reportDir = r.Get(_report);
+        var (_, files) = _inputs.Resolve(r);
+        string modelPath = r.GetValue(_model)!;
+
+        // Every output is planned before any work, so that a refused run costs nothing and leaves the files alone.
+        using var run = new RunHarness(_cli, "eval", modelPath, _inputs.GetShard(r));
+        var chartNames = s_chartMetrics.Where(metrics.Contains).ToList();
+        if (outDir != null)
+            run.UseOutputFolder(outDir, overwrite, resume: false, canResume: false).CheckFree(chartNames.Select(n => $"eval.{n}.png"));
         string? reportPath = reportDir == null ? null : Path.Combine(reportDir, HtmlReport.FileName);
-        foreach (var path in new[] { csvPath, jsonPath, manifestPath, reportPath }.Concat(chartPaths))
+        foreach (var path in new[] { csvPath, jsonPath, reportPath })
         {
             if (path != null)
-                Outputs.CheckWritable(path, overwrite);
+                RunHarness.PlanExtra(path, overwrite);
         }
-
-        var clock = Stopwatch.StartNew();
-        var file = ModelFile.Load(a.Positionals[0]);
-        var images = new List<InputImage>();
-        var sources = new List<string>();
-        foreach (var path in a.Positionals.Skip(1))
+        var model = run.LoadModel(r.Get(_device), batch, r.Get(_labels));
+        if (model.IsEmbedding)
         {
-            foreach (var image in InputLoader.Load(path, file.Graph))
-            {
-                images.Add(image);
-                sources.Add(path);
-            }
+            // A softmax over embedding channels means nothing: the metrics read the channel's raw value.
+            if (r.Has(_score) && score == MetricScore.Softmax)
+                throw new UsageException("the model's output is an embedding, not class scores: a softmax over its channels means nothing; use --score logit");
+            score = MetricScore.Logit;
+            _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"the model's output is a {model.OutputShape.Aggregate(1, (a, b) => a * b)}-d embedding, not class scores: the metrics read the target channel's raw value (--score logit), no softmax"));
         }
+        var target = model.ParseTarget(targetText);
+        var inputs = run.Batches(files, int.MaxValue).SelectMany(b => b).ToList();
+        if (target.PerImageCount > 0 && target.PerImageCount != inputs.Count)
+            throw new UsageException($"--target names {target.PerImageCount} classes for {inputs.Count} image(s); give one per image");
         List<GroundTruth>? truths = null;
         if (metrics.Contains("pointing"))
         {
-            string boxPath = a.Get("--boxes")!;
-            var boxes = BoxFile.Read(boxPath);
-            int h = file.Graph.InputShape[1], w = file.Graph.InputShape[2];
-            truths = images.Select((img, i) => GroundTruth.FromBoxes(h, w,
-                BoxFile.Find(boxes, sources[i], img.Stem)
-                ?? throw new InvalidInputException($"{boxPath}: no box for image '{img.Stem}' ({Path.GetFileName(sources[i])})"))).ToList();
+            var boxes = BoxFile.Read(boxesPath!);
+            truths = inputs.Select(i => GroundTruth.FromBoxes(model.InputHeight, model.InputWidth,
+                BoxFile.Find(boxes, i.Path, i.Input.Name)
+                ?? throw new InvalidInputException($"{TerminalText.Escape(boxesPath)}: no box for image '{TerminalText.Escape(i.Input.Name)}' ({TerminalText.Escape(Path.GetFileName(i.Path))})"))).ToList();
         }
-
-        using var backend = Devices.Open(a.Get("--device"));
-        using var model = DeviceModel.Load(file, backend);
-        var explainer = new Explainer(model);
-        var input = InputLoader.Stack(images);
         var explainOptions = new ExplainOptions
         {
-            Layers = Args.List(a.Get("--layer")), Target = target, Convention = convention, Seed = seed, PerturbationBatch = batch,
+            Layers = CliOptions.List(r.Get(_layer)), Target = target, Convention = convention, Seed = seed, PerturbationBatch = batch,
         };
-        stdout.WriteLine($"device: {backend.Name} ({backend.DeviceDescription})");
-        if (methods.Any(m => m.UsesLayers))
-            stdout.WriteLine($"layer: {string.Join(", ", explainer.ResolveLayers(explainOptions.Layers).Select(l => l.Output))}");
+        var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(explainOptions.Layers) : [];
+        _cli.Out.WriteLine($"device: {RunHarness.Show(model.DeviceName)} ({RunHarness.Show(model.DeviceDescription)})");
+        if (layers.Count > 0)
+            _cli.Out.WriteLine($"layer: {string.Join(", ", layers.Select(RunHarness.Show))}");
 
-        var evaluator = new MetricEvaluator(explainer);
-        var curveOptions = new DeletionInsertionOptions
-        {
-            Steps = steps, Baseline = baseline, BlurSigma = blurSigma, BatchSize = batch, Score = score,
-        };
-        // Progress counts one unit per image, method and stage (the maps, then each metric); a metric's own
-        // progress reports move the line within its share.
-        using var progress = ConsoleProgress.ForStderr("eval", images.Count * methods.Count * (1 + metrics.Count), stderr,
-            a.Has("--quiet"));
-        var stage = new StageProgress(progress, images.Count);
-        // Milliseconds per method (its maps) and per "method metric".
+        var curveOptions = new DeletionInsertionOptions { Steps = steps, Baseline = baseline, BlurSigma = blurSigma, BatchSize = batch, Score = score };
+        var measure = new Measures(metrics, score, batch, seed, curveOptions, noise, tolerance);
+        var clock = Stopwatch.StartNew();
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var results = Measure(run, model, inputs.Select(i => i.Input).ToList(), methods, explainOptions, measure, truths, r.GetValue(_quiet), timings);
+
+        var columns = Columns.Where(c => results[0].Summary().Any(s => s.Column == c)).ToList();
+        WriteTable(_cli.Out, results, columns);
+        WriteOutputs(run, model, inputs, methods, layers, results, columns, measure, target, targetText, convention, overlay, modelPath, timings,
+            new Paths(csvPath, jsonPath, outDir, reportDir, reportPath, boxesPath), overwrite);
+        _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{inputs.Count} image(s), {methods.Count} method(s), {metrics.Count} metric(s) in {clock.Elapsed.TotalSeconds:F2} s"));
+        if (outDir != null)
+            _cli.Out.WriteLine($"charts, results.csv and manifest: {outDir}");
+        if (reportPath != null)
+            _cli.Out.WriteLine($"report: {reportPath}");
+        return 0;
+    }
+
+    /// <summary>Where the outputs of a run go (null: not asked for).</summary>
+    private sealed record Paths(string? Csv, string? Json, string? Out, string? ReportDir, string? Report, string? Boxes);
+
+    /// <summary>The outputs of a run: --csv, --json, the charts and results.csv rows (with --out), the report, the
+    /// manifest; a failure removes them all.</summary>
+    private static void WriteOutputs(
+        RunHarness run, CamModel model, List<(string Stem, string Path, CamInput Input)> inputs, IReadOnlyList<CamMethod> methods,
+        IReadOnlyList<string> layers, List<MethodEvaluation> results, List<string> columns, Measures m, Target target, string targetText,
+        Convention convention, OverlayOptions overlay, string modelPath, Dictionary<string, double> timings, Paths paths, bool overwrite)
+    {
+        var stems = inputs.Select(i => i.Stem).ToList();
+        try
+        {
+            if (paths.Csv != null)
+                run.WriteExtra(paths.Csv, Bytes(s => WriteCsv(s, results, columns)), overwrite);
+            if (paths.Json != null)
+                run.WriteExtra(paths.Json, Bytes(s => WriteJson(s, results, stems, model, m.Metrics, m.Score, m.Curves, m.Noise, m.Tolerance, m.Seed, target)), overwrite);
+            var charts = paths.Out != null || paths.ReportDir != null
+                ? MetricCharts.Build(results.Select(x => new MethodCurves(x.Method, x.Deletion, x.Insertion, x.Road)).ToList(), m.Score, inputs.Count)
+                : [];
+            var settings = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (k, v) in Settings(paths.Boxes, m.Metrics, m.Score, m.Curves, m.Noise, m.Tolerance, inputs.Count, paths.ReportDir != null, overlay))
+                settings[k] = v;
+            settings["shard"] = run.Shard.ToString();
+            settings["run"] = run.RunId;
+            var manifest = run.Manifest(methods.Select(m => m.Name).ToList(), layers, targetText, ExplainCommand.ConventionName(convention),
+                (convention == Convention.PytorchGradCam ? "mean" : "max") + " (convention default)", m.Seed, timings, settings);
+            if (run.Plan is { } plan)
+            {
+                foreach (var chart in charts)
+                    plan.Write(chart.FileName, PngOf(chart.Image));
+                run.Results!.Add(results.SelectMany(m => m.Explanations.Select(x => new ResultRow(
+                    inputs[x.ImageIndex].Path, x.ClassIndex, x.Label, x.Score, null, x.Method, string.Join(';', x.Layers), [],
+                    timings[m.Method] / inputs.Count))));
+                run.Results.Flush();
+            }
+            if (paths.Report != null)
+            {
+                var content = new ReportContent
+                {
+                    Title = $"CamEngine eval: {Path.GetFileName(modelPath)}",
+                    Info = manifest.ToInfo(),
+                    Images = inputs.Take(ExplainCommand.MaxReportImages).Select((img, i) => new ReportImage
+                    {
+                        Name = img.Stem,
+                        Input = OverlayArgs.Input(img.Input, overlay),
+                        Overlays = results.Select(m => (m.Method, OverlayArgs.Picture(m.Explanations.First(x => x.ImageIndex == i), overlay))).ToList(),
+                    }).ToList(),
+                    Table = new ReportTable { Caption = $"Metrics (mean over {inputs.Count} image(s))", Headers = ["method", .. columns], Rows = TableRows(results, columns) },
+                    Charts = charts.Select(c => (c.Caption, c.Image)).ToList(),
+                };
+                run.WriteExtra(paths.Report, Encoding.UTF8.GetBytes(HtmlReport.Render(content)), overwrite);
+            }
+            run.WriteManifest(manifest);
+        }
+        catch
+        {
+            run.RollBack();
+            throw;
+        }
+    }
+
+    /// <summary>The settings of the metrics.</summary>
+    private sealed record Measures(
+        IReadOnlyList<string> Metrics, MetricScore Score, int Batch, int Seed, DeletionInsertionOptions Curves, double Noise, double Tolerance);
+
+    /// <summary>Each method's maps of every input, then each metric asked for, timed one by one.</summary>
+    private List<MethodEvaluation> Measure(
+        RunHarness run, CamModel model, List<CamInput> camInputs, IReadOnlyList<CamMethod> methods, ExplainOptions explainOptions,
+        Measures m, List<GroundTruth>? truths, bool quiet, Dictionary<string, double> timings)
+    {
+        // Progress counts one unit per image, method and stage (the maps, then each metric); a metric's own progress
+        // reports move the line within its share.
+        using var progress = ConsoleProgress.ForStderr("eval", camInputs.Count * methods.Count * (1 + m.Metrics.Count), _cli.Error, quiet);
+        var stage = new StageProgress(progress, camInputs.Count);
         T Timed<T>(string key, Func<IProgress<MetricProgress>, T> work)
         {
+            run.Stage($"computing {key}");
             long t0 = Stopwatch.GetTimestamp();
             stage.Begin();
             var result = work(stage);
@@ -264,128 +320,42 @@ internal static class EvalCommand
         var results = new List<MethodEvaluation>();
         foreach (var method in methods)
         {
-            // One call per method, so that each method's time is its own (its forward pass included).
-            var explanations = Timed(method.Name, _ => explainer.Explain(input, method, explainOptions));
-            var r = new MethodEvaluation { Method = method.Name, Explanations = explanations };
+            var explanations = Timed(method.Name, _ => model.Explain(camInputs, [method], explainOptions));
+            var e = new MethodEvaluation { Method = method.Name, Explanations = explanations };
             string key = method.Name + " ";
-            if (metrics.Contains("avgdrop"))
-            {
-                r.AverageDrop = Timed(key + "avgdrop", p => evaluator.ConfidenceChange(input, explanations,
-                    new MetricOptions { BatchSize = batch, Score = score }, p));
-            }
-            if (metrics.Contains("avgdrop-pgc"))
-            {
-                r.AverageDropPgc = Timed(key + "avgdrop-pgc", p => evaluator.ConfidenceChange(input, explanations,
-                    new MetricOptions { BatchSize = batch, Score = MetricScore.Logit }, p));
-            }
-            if (metrics.Contains("deletion"))
-                r.Deletion = Timed(key + "deletion", p => evaluator.Deletion(input, explanations, curveOptions, p));
-            if (metrics.Contains("insertion"))
-                r.Insertion = Timed(key + "insertion", p => evaluator.Insertion(input, explanations, curveOptions, p));
-            if (metrics.Contains("road"))
-            {
-                r.Road = Timed(key + "road", p => evaluator.Road(input, explanations,
-                    new RoadOptions { BatchSize = batch, Score = score, Noise = noise, Seed = seed }, p));
-            }
+            if (m.Metrics.Contains("avgdrop"))
+                e.AverageDrop = Timed(key + "avgdrop", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = m.Batch, Score = m.Score }, p));
+            if (m.Metrics.Contains("avgdrop-pgc"))
+                e.AverageDropPgc = Timed(key + "avgdrop-pgc", p => model.EvaluateConfidenceChange(explanations, new MetricOptions { BatchSize = m.Batch, Score = MetricScore.Logit }, p));
+            if (m.Metrics.Contains("deletion"))
+                e.Deletion = Timed(key + "deletion", p => model.EvaluateDeletion(explanations, m.Curves, p));
+            if (m.Metrics.Contains("insertion"))
+                e.Insertion = Timed(key + "insertion", p => model.EvaluateInsertion(explanations, m.Curves, p));
+            if (m.Metrics.Contains("road"))
+                e.Road = Timed(key + "road", p => model.EvaluateRoad(explanations, new RoadOptions { BatchSize = m.Batch, Score = m.Score, Noise = m.Noise, Seed = m.Seed }, p));
             if (truths != null)
-            {
-                r.Pointing = Timed(key + "pointing", _ => PointingGame.Evaluate(explanations.Select(e => e.Map).ToList(),
-                    explanations.Select(e => truths[e.Image]).ToList(), tolerance));
-            }
-            if (metrics.Contains("sanity"))
-            {
-                r.Sanity = Timed(key + "sanity", p => evaluator.SanityCheck(input, method, explainOptions,
-                    new SanityCheckOptions { Seed = seed }, p));
-            }
-            results.Add(r);
+                e.Pointing = Timed(key + "pointing", _ => CamModel.EvaluatePointingGame(explanations, explanations.Select(x => truths[x.ImageIndex]).ToList(), m.Tolerance));
+            if (m.Metrics.Contains("sanity"))
+                e.Sanity = Timed(key + "sanity", p => model.EvaluateSanity(camInputs, method, explainOptions, new SanityCheckOptions { Seed = m.Seed }, p));
+            results.Add(e);
         }
         progress.Finish();
 
-        var columns = Columns.Where(c => results[0].Summary().Any(s => s.Column == c)).ToList();
-        WriteTable(stdout, results, columns);
-        var written = new List<string>();
-        foreach (var path in new[] { csvPath, jsonPath, manifestPath })
-        {
-            if (path != null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
-                Directory.CreateDirectory(folder);
-        }
-        if (csvPath != null)
-        {
-            AtomicFile.Write(csvPath, s => WriteCsv(s, results, columns));
-            written.Add(csvPath);
-        }
-        if (jsonPath != null)
-        {
-            AtomicFile.Write(jsonPath, s => WriteJson(s, results, images.Select(i => i.Stem).ToList(), file, backend, metrics,
-                score, curveOptions, noise, tolerance, seed, target));
-            written.Add(jsonPath);
-        }
-        var charts = outDir != null || reportDir != null ? EvalCharts.Build(results, score, images.Count) : [];
-        if (outDir != null)
-        {
-            foreach (var chart in charts)
-            {
-                string path = Path.Combine(outDir, chart.FileName);
-                Overlay.WritePng(chart.Image, path);
-                written.Add(path);
-            }
-        }
-
-        var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(explainOptions.Layers) : [];
-        var manifest = new RunManifest
-        {
-            Command = "eval", ModelPath = a.Positionals[0], ModelSha256 = RunManifest.Sha256Of(a.Positionals[0]),
-            Methods = methods.Select(m => m.Name).ToList(), Layers = layers.Select(l => l.Output).ToList(),
-            Target = targetText, Convention = ExplainCommand.ConventionName(convention),
-            Fusion = CamPostprocess.DefaultFusion(convention).ToString().ToLowerInvariant() + " (convention default)",
-            Seed = seed, Device = backend.Name, DeviceDescription = backend.DeviceDescription, TimingsMs = timings,
-            Settings = OverlayArgs.Table(Settings(a, metrics, score, curveOptions, noise, tolerance, images.Count, reportDir != null,
-                overlayOptions)),
-        };
-        if (reportDir != null)
-        {
-            var content = new ReportContent
-            {
-                Title = $"CamEngine eval: {Path.GetFileName(a.Positionals[0])}",
-                Info = manifest.ToInfo(),
-                Images = images.Select((img, i) => new ReportImage
-                {
-                    Name = img.Stem,
-                    Input = OverlayArgs.Input(img, overlayOptions),
-                    Overlays = results.Select(r => (r.Method, OverlayArgs.Picture(img, r.Explanations[i], overlayOptions, file.Graph.Preprocessing))).ToList(),
-                }).ToList(),
-                Table = new ReportTable
-                {
-                    Caption = $"Metrics (mean over {images.Count} image(s))",
-                    Headers = ["method", .. columns],
-                    Rows = TableRows(results, columns),
-                },
-                Charts = charts.Select(c => (c.Caption, c.Image)).ToList(),
-            };
-            written.Add(HtmlReport.Write(reportDir, content));
-        }
-        if (outDir != null)
-        {
-            string manifestDir = Path.GetFullPath(outDir);
-            manifest = manifest with
-            {
-                Files = written.Select(f => Path.GetRelativePath(manifestDir, Path.GetFullPath(f)).Replace('\\', '/')).ToList(),
-                CreatedUtc = DateTime.UtcNow,
-            };
-            manifest.Write(manifestPath!);
-        }
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{images.Count} image(s), {methods.Count} method(s), {metrics.Count} metric(s) in {clock.Elapsed.TotalSeconds:F2} s"));
-        if (outDir != null)
-            stdout.WriteLine($"charts and manifest: {outDir}");
-        if (reportPath != null)
-            stdout.WriteLine($"report: {reportPath}");
-        return 0;
+        return results;
     }
+
+    private static byte[] Bytes(Action<Stream> write)
+    {
+        using var stream = new MemoryStream();
+        write(stream);
+        return stream.ToArray();
+    }
+
+    private static byte[] PngOf(RgbImage image) => CamResult.EncodePng(image);
 
     /// <summary>The run's settings beyond the manifest's own fields, in a fixed order (only those that apply).</summary>
     private static IEnumerable<(string Key, string Value)> Settings(
-        Args a, IReadOnlyList<string> metrics, MetricScore score, DeletionInsertionOptions curves, double noise,
+        string? boxes, IReadOnlyList<string> metrics, MetricScore score, DeletionInsertionOptions curves, double noise,
         double tolerance, int images, bool report, OverlayOptions overlay)
     {
         string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
@@ -403,7 +373,7 @@ internal static class EvalCommand
             yield return ("noise", Text(noise));
         if (metrics.Contains("pointing"))
         {
-            yield return ("boxes", a.Get("--boxes")!);
+            yield return ("boxes", boxes!);
             yield return ("tolerance", Text(tolerance));
         }
         yield return ("images", images.ToString(CultureInfo.InvariantCulture));
@@ -416,7 +386,7 @@ internal static class EvalCommand
 
     internal static List<string> ParseMetrics(string text, bool haveBoxes)
     {
-        var names = Args.List(text).Select(n => n.ToLowerInvariant()).ToList();
+        var names = CliOptions.List(text).Select(n => n.ToLowerInvariant()).ToList();
         if (names.Count == 1 && names[0] == "all")
             return MetricNames.Where(m => m != "pointing" || haveBoxes).ToList();
         if (names.Count == 0)
@@ -424,29 +394,9 @@ internal static class EvalCommand
         foreach (var n in names)
         {
             if (!MetricNames.Contains(n))
-                throw new UsageException($"unknown metric '{n}'; use {string.Join(", ", MetricNames)} or all");
+                throw new UsageException($"unknown metric '{TerminalText.Escape(n)}'" + (CamNames.Suggest(n, MetricNames) is { } near ? $"; did you mean '{near}'?" : "") + $" (use {string.Join(", ", MetricNames)} or all)");
         }
         return MetricNames.Where(names.Contains).ToList();
-    }
-
-    private static Target ParseTarget(string text)
-    {
-        string t = text.Trim().ToLowerInvariant();
-        if (t.StartsWith("similar:", StringComparison.Ordinal) || t.StartsWith("cosine:", StringComparison.Ordinal))
-            throw new UsageException("the metrics score a class; similarity targets cannot be evaluated");
-        if (t.StartsWith("softmax", StringComparison.Ordinal))
-            throw new UsageException("--target picks the class; choose the score the metrics read with --score softmax|logit");
-        return Target.Parse(text);
-    }
-
-    private static double GetDouble(Args a, string name, double fallback, double min, double max)
-    {
-        string? v = a.Get(name);
-        if (v == null)
-            return fallback;
-        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double r) || !(r >= min && r <= max))
-            throw new UsageException($"{name} must be a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}, got '{v}'");
-        return r;
     }
 
     private static string Number(double v) =>
@@ -489,18 +439,18 @@ internal static class EvalCommand
     }
 
     private static void WriteJson(
-        Stream stream, IReadOnlyList<MethodEvaluation> results, List<string> stems, ModelFile file, Backend backend,
+        Stream stream, IReadOnlyList<MethodEvaluation> results, List<string> stems, CamModel model,
         IReadOnlyList<string> metrics, MetricScore score, DeletionInsertionOptions curves, double noise, double tolerance, int seed,
         Target target)
     {
         using var j = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
         j.WriteStartObject();
         j.WriteString("cam", Program.Version);
-        j.WriteString("device", backend.Name);
+        j.WriteString("device", model.DeviceName);
         j.WriteString("target", target.ToString());
         j.WriteString("score", score == MetricScore.Softmax ? "softmax" : "logit");
-        j.WriteNumber("inputHeight", file.Graph.InputShape[1]);
-        j.WriteNumber("inputWidth", file.Graph.InputShape[2]);
+        j.WriteNumber("inputHeight", model.InputHeight);
+        j.WriteNumber("inputWidth", model.InputWidth);
         Strings(j, "metrics", metrics);
         Strings(j, "images", stems);
         j.WriteStartObject("options");
@@ -524,8 +474,8 @@ internal static class EvalCommand
             foreach (var e in r.Explanations)
             {
                 j.WriteStartObject();
-                j.WriteString("image", stems[e.Image]);
-                j.WriteNumber("class", e.TargetClass);
+                j.WriteString("image", stems[e.ImageIndex]);
+                j.WriteNumber("class", e.ClassIndex);
                 j.WriteEndObject();
             }
             j.WriteEndArray();

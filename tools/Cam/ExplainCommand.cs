@@ -1,363 +1,226 @@
-using System.Diagnostics;
+using System.CommandLine;
 using System.Globalization;
-using CamEngine.Backends;
-using CamEngine.Graph;
 using CamEngine.Imaging;
-using CamEngine.IO;
 using CamEngine.Methods;
-using CamEngine.Model;
 using CamEngine.Reporting;
 
 namespace CamEngine.Cli;
 
-internal static class ExplainCommand
+/// <summary><c>cam explain</c>: the maps of every input and method, written as the output plan says.</summary>
+internal sealed class ExplainCommand
 {
-    private const string Help = """
-        usage: cam explain MODEL IMAGE... --method NAME[,NAME...]|all [options]
-
-        For every image and method writes STEM.METHOD.png (the map over the image, jet colormap unless
-        --colormap says otherwise; for class-model the synthesized image itself) and, with
-        --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
-        STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space
-        methods the signed (C,H,W) attribution). With several methods also STEM.grid.png: one labelled tile
-        per method. With a top-K target every name gets the class: STEM.METHOD.cC.png.
-        Every run also writes manifest.json (model path and SHA-256, settings, device, versions, per-method
-        times, the files written); with --report DIR, DIR/index.html shows the inputs and overlays in one
-        self-contained page. Long runs show a progress line with an ETA on stderr (not when redirected).
-
-        options:
-          --method NAMES        comma-separated method names, or all (default gradcam); see `cam methods`
-          --param K=V[,K=V...]  method parameters, e.g. samples=50,sigma=0.2 or sscam.samples=8 (METHOD.KEY for one
-                                method); `cam methods` lists each method's keys and defaults
-          --layer NAMES         layer(s) to explain: output tensor, node name or module path (e.g. layer4);
-                                several layers are fused (see --fusion).
-                                Default: the deepest spatial layer (see `cam info`)
-          --target T            top1 (default), a class index C, topK (e.g. top3: one map per class),
-                                softmax or softmax:C (softmax probability instead of the logit),
-                                C1,C2,... (one class per image, in order), similar:IMAGE or cosine:IMAGE
-                                (dot product or cosine of the output embedding with IMAGE's embedding)
-          --convention C        paper | pytorch-grad-cam (default) | torchcam: formula variants and
-                                post-processing order (see the README's Conventions table)
-          --fusion F            mean | max | product: how several layers combine (default: mean for
-                                pytorch-grad-cam, max for torchcam and paper)
-          --aug-smooth          average over horizontal flip x pixel values times 0.9/1/1.1 (6 passes)
-          --eigen-smooth        map = first principal component of the weighted activations
-          --seed N              seed of every random draw (default 0): same seed, same map
-          --out DIR             output folder (default: the current folder), created if missing
-          --npy                 also write the maps as .npy files
-          --colormap NAME       jet (default) | viridis | turbo | inferno
-          --alpha A             weight of the heatmap over the image, 0 to 1 (default 0.5)
-          --contour PCT         outline the top PCT% of each map (values >= its (100-PCT)th percentile) in
-                                white, 2 px; PCT in (0, 100]
-          --view V              full (default): the whole photo (at most 1600 px a side) with the map over the
-                                model's crop, the crop outlined in white; crop: the model's crop only
-          --sign S              absolute | positive | all: how pixel-space maps (guided-backprop, saliency,
-                                integrated-gradients, deconvnet, smoothgrad, guided-gradcam) are drawn, as Captum
-                                does (summed over channels, clipped at 99% of the attribution mass; blues, greens,
-                                or red-white-green for all). Default: all for integrated-gradients, else absolute
-          --report DIR          also write DIR/index.html: the run's facts, each input and its overlays
-          --quiet               no progress line on stderr
-          --overwrite           replace existing output files (otherwise an existing file is an error)
-          --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
-          --batch N             images per forward pass (default 8)
-          --perturbation-batch N  masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam,
-                                smoothgrad, integrated-gradients (default 32)
-          --labels FILE         class labels, one per line (default: the labels stored in the model)
+    private const string Description = """
+        For every image and method writes STEM.METHOD.png (the map over the image; for class-model the synthesized
+        image) and, with --npy, STEM.METHOD.npy (the final map, float32 (H,W) in [0,1] at input resolution) and
+        STEM.METHOD.raw.npy (the map at layer resolution before ReLU and normalization; for pixel-space methods the
+        signed (C,H,W) attribution). With several methods also STEM.grid.png; with a top-K target every name gets the
+        class: STEM.METHOD.cC.png. Inputs of a folder keep their subfolders (OUT/SUB/STEM...). Every run adds its rows
+        to OUT/results.csv (input, class, label, score, probability, method, layer, files, ms, run) and writes its own
+        OUT/manifest.RUN.json (model SHA-256, settings, device, versions, times, files). Every output is planned and
+        checked before any work; an existing one stops the run unless --overwrite or --resume.
         """;
 
-    public static Convention ParseConvention(string text) => text.Trim().ToLowerInvariant() switch
+    private readonly CliContext _cli;
+    private readonly Argument<string> _model = CliOptions.Model();
+    private readonly InputArgs _inputs;
+    private readonly OverlayArgs _overlay;
+    private readonly Option<string> _method = CliOptions.Text("--method", "NAMES", "comma-separated method names, or all (default gradcam); pytorch-grad-cam and TorchCAM class names work too (GradCAMPlusPlus, KPCA_CAM...); see `cam methods`");
+    private readonly Option<string> _param = CliOptions.Text("--param", "K=V[,K=V...]", "method parameters, e.g. samples=50,sigma=0.2 or sscam.samples=8; `cam methods` lists each method's keys");
+    private readonly Option<string> _layer = CliOptions.Text("--layer", "NAMES", "layer(s) to explain: output tensor, node name or module path (e.g. layer4); several are fused (--fusion). Default: the deepest spatial layer (see `cam info`)");
+    private readonly Option<string> _target = CliOptions.Text("--target", "T", "top1 (default), a class index C or label (e.g. Sneaker), topK (one map per class), softmax or softmax:C, C1,C2,... (one class or label per image), similar:IMAGE or cosine:IMAGE (embedding similarity)");
+    private readonly Option<string> _convention = CliOptions.Text("--convention", "C", "paper | pytorch-grad-cam (default) | torchcam: formula variants and post-processing order");
+    private readonly Option<string> _fusion = CliOptions.Text("--fusion", "F", "mean | max | product: how several layers combine (default: mean for pytorch-grad-cam, max for torchcam and paper)");
+    private readonly Option<bool> _augSmooth = CliOptions.Flag("--aug-smooth", "average over horizontal flip x pixel values times 0.9/1/1.1 (6 passes)");
+    private readonly Option<bool> _eigenSmooth = CliOptions.Flag("--eigen-smooth", "map = first principal component of the weighted activations");
+    private readonly Option<string> _seed = CliOptions.Text("--seed", "N", "seed of every random draw (default 0): same seed, same map");
+    private readonly Option<string> _out = CliOptions.Text("--out", "DIR", "output folder (default: the current folder), created if missing");
+    private readonly Option<bool> _npy = CliOptions.Flag("--npy", "also write the maps as .npy files");
+    private readonly Option<string> _report = CliOptions.Text("--report", "DIR", "also write DIR/index.html: the run's facts, each input and its overlays (the first 100 inputs)");
+    private readonly Option<bool> _quiet = CliOptions.Quiet();
+    private readonly Option<bool> _overwrite = CliOptions.Overwrite();
+    private readonly Option<string> _device = CliOptions.Device();
+    private readonly Option<string> _batch = CliOptions.Text("--batch", "N", "images per forward pass (default 8); inputs are read a batch at a time");
+    private readonly Option<string> _perturbationBatch = CliOptions.Text("--perturbation-batch", "N", "masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam, smoothgrad, integrated-gradients (default 32)");
+    private readonly Option<string> _labels = CliOptions.Labels();
+
+    /// <summary>Images shown in the report at most (each holds pictures in memory until the report is written).</summary>
+    public const int MaxReportImages = 100;
+
+    private ExplainCommand(CliContext cli, Command command)
+    {
+        _cli = cli;
+        command.Arguments.Add(_model);
+        _inputs = InputArgs.AddTo(command, shard: true, resume: true);
+        foreach (var o in new Option[] { _method, _param, _layer, _target, _convention, _fusion, _augSmooth, _eigenSmooth, _seed, _out, _npy })
+            command.Options.Add(o);
+        _overlay = OverlayArgs.AddTo(command);
+        foreach (var o in new Option[] { _report, _quiet, _overwrite, _device, _batch, _perturbationBatch, _labels })
+            command.Options.Add(o);
+    }
+
+    public static Command Build(CliContext cli)
+    {
+        var command = new Command("explain", Description.ReplaceLineEndings(" "));
+        var explain = new ExplainCommand(cli, command);
+        command.SetAction(explain.Run);
+        return command;
+    }
+
+    public static Convention ParseConvention(string text) => CliOptions.Choice("--convention", text, "paper", "pytorch-grad-cam", "torchcam") switch
     {
         "paper" => Convention.Paper,
-        "pytorch-grad-cam" or "pgc" or "pytorch_grad_cam" => Convention.PytorchGradCam,
-        "torchcam" or "tc" or "torch-cam" => Convention.TorchCam,
-        _ => throw new UsageException($"unknown convention '{text}': use paper, pytorch-grad-cam or torchcam"),
+        "torchcam" => Convention.TorchCam,
+        _ => Convention.PytorchGradCam,
     };
-
-    public static LayerFusion ParseFusion(string text) => text.Trim().ToLowerInvariant() switch
-    {
-        "mean" => LayerFusion.Mean,
-        "max" => LayerFusion.Max,
-        "product" => LayerFusion.Product,
-        _ => throw new UsageException($"unknown fusion '{text}': use mean, max or product"),
-    };
-
-    public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
-    {
-        var a = Args.Parse(argv,
-            ["--method", "--layer", "--target", "--out", "--device", "--batch", "--labels", "--convention", "--fusion", "--seed",
-             "--perturbation-batch", "--param", "--report", .. OverlayArgs.Options],
-            ["--npy", "--aug-smooth", "--eigen-smooth", Outputs.Flag, "--quiet"]);
-        if (a.Has("--help"))
-        {
-            stdout.WriteLine(Help);
-            return 0;
-        }
-        if (a.Positionals.Count < 2)
-            throw new UsageException("expected a model file and at least one image");
-        var methodNames = Args.List(a.Get("--method", "gradcam"));
-        var methods = methodNames.Count == 1 && methodNames[0] == "all"
-            ? MethodCatalog.All.ToList()
-            : methodNames.Select(MethodCatalog.Get).DistinctBy(m => m.Name).ToList();
-        if (methods.Count == 0)
-            throw new UsageException("--method is empty");
-        methods = [.. MethodCatalog.WithParameters(methods, a.Get("--param"))];
-        string targetText = a.Get("--target", "top1").Trim();
-        int batch = a.GetInt("--batch", 8, 1, 4096);
-        int seed = a.GetInt("--seed", 0, int.MinValue, int.MaxValue);
-        string outDir = a.Get("--out", ".");
-        bool npy = a.Has("--npy");
-        bool overwrite = a.Has(Outputs.Flag);
-        var convention = ParseConvention(a.Get("--convention", "pytorch-grad-cam"));
-        LayerFusion? fusion = a.Get("--fusion") is { } f ? ParseFusion(f) : null;
-        int perturbationBatch = a.GetInt("--perturbation-batch", 32, 1, 65536);
-        var overlayOptions = OverlayArgs.Parse(a);
-        string? reportDir = a.Get("--report");
-        string manifestPath = Path.Combine(outDir, RunManifest.FileName);
-        Outputs.CheckWritable(manifestPath, overwrite);
-        if (reportDir != null)
-            Outputs.CheckWritable(Path.Combine(reportDir, HtmlReport.FileName), overwrite);
-
-        var clock = Stopwatch.StartNew();
-        var file = ModelFile.Load(a.Positionals[0]);
-        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf) : file.Graph.Labels;
-        var images = a.Positionals.Skip(1).SelectMany(p => InputLoader.Load(p, file.Graph)).ToList();
-        var stems = images.GroupBy(i => i.Stem).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
-        if (stems.Count > 0)
-            throw new CamEngineException($"two inputs share the output name '{stems[0]}'; rename one of them");
-        Directory.CreateDirectory(outDir);
-
-        using var backend = Devices.Open(a.Get("--device"));
-        using var model = DeviceModel.Load(file, backend);
-        var explainer = new Explainer(model);
-        var target = ResolveTarget(targetText, explainer, file, images.Count);
-        var options = new ExplainOptions
-        {
-            Layers = Args.List(a.Get("--layer")), Target = target.Target, Convention = convention, Fusion = fusion,
-            AugSmooth = a.Has("--aug-smooth"), EigenSmooth = a.Has("--eigen-smooth"), Seed = seed,
-            PerturbationBatch = perturbationBatch,
-        };
-        var layers = methods.Any(m => m.UsesLayers) ? explainer.ResolveLayers(options.Layers) : [];
-        stdout.WriteLine($"device: {backend.Name} ({backend.DeviceDescription})");
-        if (layers.Count > 0)
-            stdout.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", layers.Select(l => l.Output))}");
-
-        var written = new List<string>();
-        var timings = methods.ToDictionary(m => m.Name, _ => 0.0, StringComparer.Ordinal);
-        var reportImages = new List<ReportImage>();
-        using var progress = ConsoleProgress.ForStderr("explain", images.Count * methods.Count, stderr, a.Has("--quiet"));
-        int done = 0;
-        for (int start = 0; start < images.Count; start += batch)
-        {
-            var chunk = images.Skip(start).Take(batch).ToList();
-            var chunkOptions = target.PerImage is { } all
-                ? new ExplainOptions
-                {
-                    Layers = options.Layers, Target = Target.PerImage(all[start..(start + chunk.Count)]),
-                    Convention = options.Convention, Fusion = options.Fusion, AugSmooth = options.AugSmooth,
-                    EigenSmooth = options.EigenSmooth, Seed = options.Seed, PerturbationBatch = options.PerturbationBatch,
-                }
-                : options;
-            // One call per method, so that each method's time is its own (its forward pass included).
-            var input = InputLoader.Stack(chunk);
-            var results = new Dictionary<string, IReadOnlyList<Explanation>>(StringComparer.Ordinal);
-            foreach (var method in methods)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                results[method.Name] = explainer.Explain(input, method, chunkOptions);
-                timings[method.Name] += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                progress.Advance(chunk.Count);
-            }
-            bool perClass = results[methods[0].Name].Count > chunk.Count;
-            var tiles = chunk.Select(_ => new List<(string, RgbImage)>()).ToList();
-            var tileMaps = chunk.Select(_ => new List<Explanation>()).ToList();
-            foreach (var method in methods)
-            {
-                foreach (var e in results[method.Name])
-                {
-                    var img = chunk[e.Image];
-                    string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
-                    string baseName = Path.Combine(outDir, $"{img.Stem}.{method.Name}{suffix}");
-                    var picture = OverlayArgs.Picture(img, e, overlayOptions, file.Graph.Preprocessing);
-                    Outputs.CheckWritable(baseName + ".png", overwrite);
-                    Overlay.WritePng(picture, baseName + ".png");
-                    written.Add(baseName + ".png");
-                    // Grid tiles share one size: the class-model image (input resolution) is scaled to the overlays'.
-                    var tile = OverlayArgs.Tile(picture, img, overlayOptions);
-                    tiles[e.Image].Add((perClass ? $"{method.Name} {e.TargetClass}" : method.Name, tile));
-                    tileMaps[e.Image].Add(e);
-                    if (npy)
-                    {
-                        Outputs.CheckWritable(baseName + ".npy", overwrite);
-                        Outputs.CheckWritable(baseName + ".raw.npy", overwrite);
-                        Npy.Write(baseName + ".npy", e.Map);
-                        Npy.Write(baseName + ".raw.npy", e.Raw);
-                        written.Add(baseName + ".npy");
-                        written.Add(baseName + ".raw.npy");
-                    }
-                }
-            }
-            if (methods.Count > 1 || perClass)
-            {
-                for (int i = 0; i < chunk.Count; i++)
-                {
-                    string grid = Path.Combine(outDir, $"{chunk[i].Stem}.grid.png");
-                    Outputs.CheckWritable(grid, overwrite);
-                    Overlay.WritePng(OverlayArgs.Grid(tiles[i], tileMaps[i], chunk[i].Stem, stdout), grid);
-                    written.Add(grid);
-                }
-            }
-            if (reportDir != null)
-            {
-                for (int i = 0; i < chunk.Count; i++)
-                    reportImages.Add(new ReportImage { Name = chunk[i].Stem, Input = OverlayArgs.Input(chunk[i], overlayOptions), Overlays = tiles[i] });
-            }
-            progress.Clear();
-            string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
-            foreach (var e in results[methods[0].Name])
-            {
-                done++;
-                string what = e.TargetClass < 0
-                    ? "similarity"
-                    : $"class {e.TargetClass}" + (labels != null && e.TargetClass < labels.Length ? $" ({labels[e.TargetClass]})" : "");
-                string suffix = perClass ? string.Create(CultureInfo.InvariantCulture, $".c{e.TargetClass}") : "";
-                int total = images.Count * results[methods[0].Name].Count / chunk.Count;
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[{done}/{total}] {chunk[e.Image].Stem}: {what}, score {e.Score:G5} -> {Path.Combine(outDir, chunk[e.Image].Stem)}.{names}{suffix}.png"));
-            }
-        }
-        progress.Finish();
-
-        var manifest = new RunManifest
-        {
-            Command = "explain", ModelPath = a.Positionals[0], ModelSha256 = RunManifest.Sha256Of(a.Positionals[0]),
-            Methods = methods.Select(m => m.Name).ToList(), Layers = layers.Select(l => l.Output).ToList(),
-            Target = targetText, Convention = ConventionName(convention),
-            Fusion = (fusion ?? CamPostprocess.DefaultFusion(convention)).ToString().ToLowerInvariant()
-                     + (fusion == null ? " (convention default)" : ""),
-            Seed = seed, Device = backend.Name, DeviceDescription = backend.DeviceDescription,
-            TimingsMs = timings,
-            Settings = OverlayArgs.Table(
-            [
-                .. OverlayArgs.Settings(overlayOptions),
-                ("aug_smooth", options.AugSmooth ? "true" : "false"),
-                ("eigen_smooth", options.EigenSmooth ? "true" : "false"),
-                ("images", images.Count.ToString(CultureInfo.InvariantCulture)),
-            ]),
-        };
-        if (reportDir != null)
-        {
-            var content = new ReportContent
-            {
-                Title = $"CamEngine explain: {Path.GetFileName(a.Positionals[0])}",
-                Info = manifest.ToInfo(),
-                Images = reportImages,
-            };
-            written.Add(HtmlReport.Write(reportDir, content));
-        }
-        string manifestDir = Path.GetFullPath(outDir);
-        manifest = manifest with
-        {
-            Files = written.Select(f => Path.GetRelativePath(manifestDir, Path.GetFullPath(f)).Replace('\\', '/')).ToList(),
-            CreatedUtc = DateTime.UtcNow,
-        };
-        manifest.Write(manifestPath);
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{images.Count} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s"));
-        if (reportDir != null)
-            stdout.WriteLine($"report: {Path.Combine(reportDir, HtmlReport.FileName)}");
-        return 0;
-    }
 
     internal static string ConventionName(Convention c) => c switch
     {
         Convention.Paper => "paper",
-        Convention.PytorchGradCam => "pytorch-grad-cam",
         Convention.TorchCam => "torchcam",
-        _ => c.ToString(),
+        _ => "pytorch-grad-cam",
     };
 
-    /// <summary>The target, with similarity references embedded by the model and per-image lists kept whole
-    /// (they are sliced per batch).</summary>
-    private static (Target Target, int[]? PerImage) ResolveTarget(string text, Explainer explainer, ModelFile file, int imageCount)
+    private int Run(ParseResult r)
     {
-        string lower = text.ToLowerInvariant();
-        foreach (var (prefix, cosine) in new[] { ("similar:", false), ("cosine:", true) })
+        var methods = MethodCatalog.WithParameters(CamNames.ResolveMethods(r.Get(_method, "gradcam")), r.Get(_param));
+        int batch = r.GetInt(_batch, 8, 1, 4096);
+        var overlay = _overlay.Parse(r);
+        bool overwrite = r.GetValue(_overwrite), resume = _inputs.Resume(r);
+        if (overwrite && resume)
+            throw new UsageException("--overwrite and --resume exclude each other: replace everything, or skip what is done");
+        var (all, mine) = _inputs.Resolve(r);
+        string modelPath = r.GetValue(_model)!;
+
+        using var run = new RunHarness(_cli, "explain", modelPath, _inputs.GetShard(r));
+        var plan = run.UseOutputFolder(r.Get(_out, "."), overwrite, resume, canResume: true);
+        string? reportPath = r.Get(_report) is { } rd ? Path.Combine(rd, HtmlReport.FileName) : null;
+        if (reportPath != null)
+            RunHarness.PlanExtra(reportPath, overwrite);
+        var model = run.LoadModel(r.Get(_device), batch, r.Get(_labels));
+        var options = Options(r, model);
+        var target = options.Target;
+        if (target.PerImageCount > 0 && (run.Shard.Count > 1 || (target.PerImageCount != all.Count && !all.Any(i => i.Path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)))))
+            throw new UsageException($"--target names {target.PerImageCount} classes for {all.Count} image(s) in input order; give one per image (and no --shard)");
+        var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(options.Layers) : [];
+        var outputs = new ExplainOutputs(plan, methods, r.GetValue(_npy), target.TopCount, overlay);
+        var todo = outputs.Todo(mine, resume);
+
+        _cli.Out.WriteLine($"device: {RunHarness.Show(model.DeviceName)} ({RunHarness.Show(model.DeviceDescription)})");
+        if (layers.Count > 0)
+            _cli.Out.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", layers.Select(RunHarness.Show))}");
+        if (run.Shard.Count > 1 || todo.Count < mine.Count)
+            _cli.Out.WriteLine($"inputs: {todo.Count} of {all.Count} (shard {run.Shard}{(resume ? $", {mine.Count - todo.Count} done before" : "")})");
+        if (plan.RemovedTemps > 0)
+            _cli.Out.WriteLine($"removed {plan.RemovedTemps} temp file(s) left by runs that did not finish");
+
+        var timings = methods.ToDictionary(m => m.Name, _ => 0.0, StringComparer.Ordinal);
+        var reportImages = new List<ReportImage>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int images = run.ForEachBatch(todo, batch, "explain", r.GetValue(_quiet), b =>
         {
-            if (!lower.StartsWith(prefix, StringComparison.Ordinal))
-                continue;
-            var reference = InputLoader.Load(text[prefix.Length..], file.Graph);
-            if (reference.Count != 1)
-                throw new CamEngineException($"the reference '{text[prefix.Length..]}' holds {reference.Count} images; give one");
-            return (Target.Similarity(explainer.Outputs(InputLoader.Stack(reference)), cosine), null);
-        }
-        if (text.Contains(',', StringComparison.Ordinal))
-        {
-            var parts = Args.List(text);
-            var classes = new int[parts.Count];
-            for (int i = 0; i < parts.Count; i++)
+            if (target.PerImageCount > 0 && b.First + b.Inputs.Count > target.PerImageCount)
+                throw new UsageException($"--target names {target.PerImageCount} classes for more image(s); give one per image");
+            var batchOptions = target.PerImageCount > 0 ? WithTarget(options, target.ForImages(b.First, b.Inputs.Count)) : options;
+            var ms = new Dictionary<string, double>(StringComparer.Ordinal);
+            var inputs = b.Inputs.Select(c => c.Input).ToList();
+            var results = model.Explain(inputs, methods, batchOptions, ms);
+            var probabilities = model.IsEmbedding ? null : Softmax(model.Outputs(inputs), inputs.Count);
+            foreach (var (method, t) in ms)
+                timings[method] += t;
+            run.Stage($"writing the outputs of inputs {b.First + 1} to {b.First + inputs.Count}");
+            var rows = new List<ResultRow>();
+            for (int i = 0; i < inputs.Count; i++)
             {
-                if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out classes[i]))
-                    throw new UsageException($"--target '{text}': '{parts[i]}' is not a class index");
+                var (stem, path, input) = b.Inputs[i];
+                var mineResults = results.Where(x => x.ImageIndex == i).ToList();
+                var (imageRows, report, notes) = outputs.Write(stem, path, input, mineResults, probabilities?[i],
+                    ms.ToDictionary(p => p.Key, p => p.Value / inputs.Count, StringComparer.Ordinal));
+                rows.AddRange(imageRows);
+                if (reportPath != null && reportImages.Count < MaxReportImages)
+                    reportImages.Add(report);
+                b.Progress.Clear();
+                foreach (var first in mineResults.Where(x => x.Method == methods[0].Name))
+                    _cli.Out.WriteLine(outputs.Line(b.Done(i) + 1, todo.Count, stem, first));
+                foreach (var note in notes)
+                    _cli.Out.WriteLine(note);
             }
-            if (classes.Length != imageCount)
-                throw new UsageException($"--target names {classes.Length} classes for {imageCount} image(s); give one per image");
-            return (Target.PerImage(classes), classes);
-        }
-        return (Target.Parse(text), null);
-    }
-}
-
-internal static class PredictCommand
-{
-    private const string Help = """
-        usage: cam predict MODEL IMAGE... [options]
-
-        Prints the K highest raw scores (logits) and softmax probabilities per image.
-
-        options:
-          --top K               classes per image, highest first (default 5)
-          --labels FILE         class labels, one per line (default: the labels stored in the model)
-          --device D            auto|cpu|ilgpu-cpu|cuda|opencl|reference (default auto, or CAMENGINE_DEVICE)
-          --batch N             images per forward pass (default 8)
-        """;
-
-    public static int Run(string[] argv, TextWriter stdout)
-    {
-        var a = Args.Parse(argv, ["--top", "--labels", "--device", "--batch"], []);
-        if (a.Has("--help"))
+            return rows;
+        });
+        if (target.PerImageCount > 0 && target.PerImageCount != images)
         {
-            stdout.WriteLine(Help);
-            return 0;
+            run.RollBack();
+            throw new UsageException($"--target names {target.PerImageCount} classes for {images} image(s); give one per image");
         }
-        if (a.Positionals.Count < 2)
-            throw new UsageException("expected a model file and at least one image");
-        int top = a.GetInt("--top", 5, 1, 1_000_000);
-        int batch = a.GetInt("--batch", 8, 1, 4096);
-        var file = ModelFile.Load(a.Positionals[0]);
-        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf) : file.Graph.Labels;
-        var images = a.Positionals.Skip(1).SelectMany(p => InputLoader.Load(p, file.Graph)).ToList();
-        using var backend = Devices.Open(a.Get("--device"));
-        using var model = DeviceModel.Load(file, backend);
-        for (int start = 0; start < images.Count; start += batch)
+        run.Finish(reportPath, () => new ReportContent
         {
-            var chunk = images.Skip(start).Take(batch).ToList();
-            using var x = backend.Upload(InputLoader.Stack(chunk));
-            using var pass = model.Forward(x);
-            var y = backend.Download(pass.Output);
-            int k = y.Length / chunk.Count;
-            for (int i = 0; i < chunk.Count; i++)
-            {
-                var row = y.AsSpan(i * k, k).ToArray();
-                double max = row.Max(), sum = row.Sum(v => Math.Exp(v - max));
-                stdout.WriteLine(chunk[i].Stem);
-                foreach (int c in Enumerable.Range(0, k).OrderByDescending(c => row[c]).Take(top))
-                {
-                    string label = labels != null && c < labels.Length ? $" {labels[c]}" : "";
-                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"  {c,5}{label}: logit {row[c]:G5}, p {Math.Exp(row[c] - max) / sum:F4}"));
-                }
-            }
-        }
+            Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",
+            Info = Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images).ToInfo(),
+            Images = reportImages,
+        }, overwrite, Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images));
+        _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{images} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s; {run.Results!.Rows} row(s) added to {Path.Combine(plan.Folder, ResultsIndex.FileName)}; manifest {Path.Combine(plan.Folder, run.ManifestName)}"));
+        if (reportPath != null)
+            _cli.Out.WriteLine($"report: {reportPath}");
         return 0;
+    }
+
+    /// <summary>The explanation options from the command line: layers, target (resolved by the model: labels,
+    /// similarity references), convention, fusion, smoothing, seed, perturbation batch.</summary>
+    private ExplainOptions Options(ParseResult r, CamModel model) => new()
+    {
+        Layers = CliOptions.List(r.Get(_layer)),
+        Target = model.ParseTarget(r.Get(_target, "top1").Trim()),
+        Convention = ParseConvention(r.Get(_convention, "pytorch-grad-cam")),
+        Fusion = r.Get(_fusion) is { } f
+            ? CliOptions.Choice("--fusion", f, "mean", "max", "product") switch { "mean" => LayerFusion.Mean, "max" => LayerFusion.Max, _ => LayerFusion.Product }
+            : null,
+        AugSmooth = r.GetValue(_augSmooth), EigenSmooth = r.GetValue(_eigenSmooth),
+        Seed = r.GetInt(_seed, 0, int.MinValue, int.MaxValue),
+        PerturbationBatch = r.GetInt(_perturbationBatch, 32, 1, 65536),
+    };
+
+    private static RunManifest Manifest(
+        RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, string target, ExplainOptions options,
+        Dictionary<string, double> timings, OverlayOptions overlay, int images)
+    {
+        var (convention, fusion, seed) = (options.Convention, options.Fusion, options.Seed);
+        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in OverlayArgs.Settings(overlay))
+            settings[key] = value;
+        settings["aug_smooth"] = options.AugSmooth ? "true" : "false";
+        settings["eigen_smooth"] = options.EigenSmooth ? "true" : "false";
+        settings["images"] = images.ToString(CultureInfo.InvariantCulture);
+        settings["shard"] = run.Shard.ToString();
+        settings["run"] = run.RunId;
+        string fusionText = fusion is { } f ? f.ToString().ToLowerInvariant()
+            : (convention == Convention.PytorchGradCam ? "mean" : "max") + " (convention default)";
+        return run.Manifest(methods.Select(m => m.Name).ToList(), layers, target, ConventionName(convention), fusionText, seed, timings, settings);
+    }
+
+    private static ExplainOptions WithTarget(ExplainOptions o, Target target) => new()
+    {
+        Layers = o.Layers, Target = target, Convention = o.Convention, Fusion = o.Fusion, AugSmooth = o.AugSmooth,
+        EigenSmooth = o.EigenSmooth, Seed = o.Seed, PerturbationBatch = o.PerturbationBatch, MemoryBudgetBytes = o.MemoryBudgetBytes,
+    };
+
+    /// <summary>Softmax over each image's outputs (in double, maximum subtracted).</summary>
+    internal static double[][] Softmax(float[] outputs, int images)
+    {
+        int k = outputs.Length / images;
+        var p = new double[images][];
+        for (int i = 0; i < images; i++)
+        {
+            var row = outputs.AsSpan(i * k, k);
+            double max = double.NegativeInfinity;
+            foreach (float v in row)
+                max = Math.Max(max, v);
+            double sum = 0;
+            p[i] = new double[k];
+            for (int c = 0; c < k; c++)
+                sum += p[i][c] = Math.Exp(row[c] - max);
+            for (int c = 0; c < k; c++)
+                p[i][c] /= sum;
+        }
+        return p;
     }
 }

@@ -1,47 +1,64 @@
+using System.CommandLine;
 using System.Globalization;
 using CamEngine.Imaging;
-using CamEngine.Tensors;
 
 namespace CamEngine.Cli;
 
 /// <summary>
-/// The overlay options shared by <c>cam explain</c> and <c>cam eval</c> (--colormap, --alpha, --contour, --view,
-/// --sign): parsing, the manifest's settings text, and the picture of one map over its input.
+/// The picture options shared by <c>cam explain</c> and <c>cam eval</c>, all in one place: their declaration
+/// (<see cref="AddTo"/>), parsing into <see cref="OverlayOptions"/>, the manifest's settings text, and the picture of
+/// one result. A new picture option is added here only.
 /// </summary>
-internal static class OverlayArgs
+internal sealed class OverlayArgs
 {
-    /// <summary>The option names, for <see cref="Args.Parse"/>.</summary>
-    public static readonly string[] Options = ["--colormap", "--alpha", "--contour", "--view", "--sign"];
+    private readonly Option<string> _colormap;
+    private readonly Option<string> _alpha;
+    private readonly Option<string> _contour;
+    private readonly Option<string> _view;
+    private readonly Option<string> _sign;
 
-    public static OverlayOptions Parse(Args a)
+    private OverlayArgs(string what)
     {
-        ColormapKind colormap;
-        try
+        _colormap = CliOptions.Text("--colormap", "NAME", $"{what}: jet (default) | viridis | turbo | inferno");
+        _alpha = CliOptions.Text("--alpha", "A", $"weight of the heatmap over the image{(what == "overlays" ? "" : " in the report")}, 0 to 1 (default 0.5)");
+        _contour = CliOptions.Text("--contour", "PCT", "outline the top PCT% of each map (values >= its (100-PCT)th percentile) in white, 2 px; PCT in (0, 100]");
+        _view = CliOptions.Text("--view", "V", $"{what}: full (default), the whole photo (at most 1600 px a side) with the map over the model's crop and the crop outlined; crop, the model's crop only");
+        _sign = CliOptions.Text("--sign", "S", "absolute | positive | all: pixel-space maps (guided-backprop, saliency, integrated-gradients, deconvnet, smoothgrad, guided-gradcam) drawn as Captum does, summed over channels and clipped at 99% of the attribution mass, in blues, greens or red-white-green (default: all for integrated-gradients, else absolute)");
+    }
+
+    /// <summary>Declares the options on <paramref name="command"/>; <paramref name="what"/> names the pictures they
+    /// shape in the help (overlays, or the report's overlays).</summary>
+    public static OverlayArgs AddTo(Command command, string what = "overlays")
+    {
+        var args = new OverlayArgs(what);
+        command.Options.Add(args._colormap);
+        command.Options.Add(args._alpha);
+        command.Options.Add(args._contour);
+        command.Options.Add(args._view);
+        command.Options.Add(args._sign);
+        return args;
+    }
+
+    public OverlayOptions Parse(ParseResult r)
+    {
+        string name = r.Get(_colormap, "jet");
+        if (!Enum.TryParse<ColormapKind>(name.Trim(), ignoreCase: true, out var colormap) || !Enum.IsDefined(colormap)
+            || int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
         {
-            colormap = Colormap.Parse(a.Get("--colormap", "jet"));
+            CliOptions.Choice("--colormap", name, [.. Enum.GetNames<ColormapKind>().Select(n => n.ToLowerInvariant())]);
         }
-        catch (CamEngineException e)
-        {
-            throw new UsageException(e.Message);
-        }
-        float alpha = a.GetFloats("--alpha", 1)?[0] ?? Overlay.DefaultAlpha;
+        float alpha = r.GetFloats(_alpha, 1)?[0] ?? new OverlayOptions().Alpha;
         if (alpha is < 0 or > 1)
             throw new UsageException($"--alpha must lie in [0, 1], got {alpha.ToString(CultureInfo.InvariantCulture)}");
-        float contour = a.GetFloats("--contour", 1)?[0] ?? 0;
-        if (a.Has("--contour") && contour is <= 0 or > 100)
+        float contour = r.GetFloats(_contour, 1)?[0] ?? 0;
+        if (r.Has(_contour) && contour is <= 0 or > 100)
             throw new UsageException($"--contour must lie in (0, 100], got {contour.ToString(CultureInfo.InvariantCulture)}");
-        var view = a.Get("--view") is not { } v ? OverlayView.Full : v.Trim().ToLowerInvariant() switch
+        var view = CliOptions.Choice("--view", r.Get(_view, "full"), "full", "crop") == "crop" ? OverlayView.Crop : OverlayView.Full;
+        AttributionSign? sign = r.Get(_sign) is not { } s ? null : CliOptions.Choice("--sign", s, "absolute", "positive", "all") switch
         {
-            "full" => OverlayView.Full,
-            "crop" => OverlayView.Crop,
-            _ => throw new UsageException($"unknown view '{v}': use full or crop"),
-        };
-        AttributionSign? sign = a.Get("--sign") is not { } sg ? null : sg.Trim().ToLowerInvariant() switch
-        {
-            "absolute" or "absolute_value" => AttributionSign.Absolute,
+            "absolute" => AttributionSign.Absolute,
             "positive" => AttributionSign.Positive,
-            "all" => AttributionSign.All,
-            _ => throw new UsageException($"unknown sign '{sg}': use absolute, positive or all"),
+            _ => AttributionSign.All,
         };
         return new OverlayOptions { Colormap = colormap, Alpha = alpha, ContourPercent = contour, View = view, Sign = sign };
     }
@@ -56,47 +73,17 @@ internal static class OverlayArgs
         yield return ("sign", o.Sign?.ToString().ToLowerInvariant() ?? "per method");
     }
 
-    /// <summary>Ordered settings as the manifest's dictionary (insertion order is kept).</summary>
-    public static Dictionary<string, string> Table(IEnumerable<(string Key, string Value)> settings)
-    {
-        var table = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in settings)
-            table[key] = value;
-        return table;
-    }
-
-    /// <summary>The map over the image in the options' view (the whole photo with the crop outlined, or the model's
-    /// crop), or the colormapped map alone for an input without a picture.</summary>
-    public static RgbImage Picture(InputImage image, HostTensor map, OverlayOptions options) =>
-        ExplanationPicture.Map(map, image.Display, image.Photo, options);
-
-    /// <summary>The picture of one explanation (<see cref="ExplanationPicture.Draw"/>): CAM maps as above, pixel-space
-    /// attributions in the options' sign mode, the class-model image deprocessed with <paramref name="pre"/>.</summary>
-    public static RgbImage Picture(InputImage image, Methods.Explanation e, OverlayOptions options, Model.Preprocessing pre) =>
-        ExplanationPicture.Draw(e, image.Display, image.Photo, pre, options);
-
-    /// <summary>The grid of one image's tiles, saying which tiles coincide and why (<see cref="MapCoincidence.Grid"/>);
-    /// each group is also printed as a note.</summary>
-    public static RgbImage Grid(
-        IReadOnlyList<(string, RgbImage)> tiles, IReadOnlyList<Methods.Explanation> maps, string stem, TextWriter stdout)
-    {
-        var grid = MapCoincidence.Grid(tiles, maps, out var groups);
-        foreach (var g in groups)
-            stdout.WriteLine($"note: {stem}: identical tiles {g}");
-        return grid;
-    }
-
     /// <summary>The input picture a report shows beside the overlays: the whole photo in the full view, else the
-    /// model's crop.</summary>
-    public static RgbImage? Input(InputImage image, OverlayOptions options) =>
-        options.View == OverlayView.Full && image.Photo is { } photo ? photo.Photo : image.Display;
+    /// model's crop (or the denormalized tensor).</summary>
+    public static RgbImage? Input(CamInput input, OverlayOptions options) =>
+        options.View == OverlayView.Full && input.Photo is { } photo ? photo : input.Picture;
 
-    /// <summary>A grid tile: <paramref name="picture"/> scaled to the size of the image's map pictures in this view,
-    /// at most 512 pixels a side (the class-model image has the model's input size), so that all tiles of an image
-    /// match.</summary>
-    public static RgbImage Tile(RgbImage picture, InputImage image, OverlayOptions options) =>
-        ExplanationPicture.TileSize(image.Display, image.Photo, options) is { } size
-        && (picture.Width, picture.Height) != size
-            ? Resize.ImageBilinear(picture, size.Width, size.Height)
-            : picture;
+    /// <summary>The picture of one result: the map over the input's picture (for class-model the synthesized image).</summary>
+    public static RgbImage Picture(CamResult result, OverlayOptions options) => result.ToOverlay(options);
+
+    /// <summary>The PNG bytes of <see cref="Picture"/>.</summary>
+    public static byte[] Png(CamResult result, OverlayOptions options) => result.EncodeOverlayPng(options);
+
+    /// <summary>The PNG bytes of a grid of results of one image.</summary>
+    public static byte[] GridPng(IReadOnlyList<CamResult> results, OverlayOptions options) => CamResult.EncodeGridPng(results, options);
 }

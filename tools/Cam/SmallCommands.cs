@@ -1,86 +1,70 @@
+using System.CommandLine;
 using System.Globalization;
-using CamEngine.Backends;
 using CamEngine.Methods;
-using CamEngine.Model;
 using CamEngine.Onnx;
-using CamEngine.Tensors;
 
 namespace CamEngine.Cli;
 
 internal static class ConvertCommand
 {
-    private const string Help = """
-        usage: cam convert MODEL.onnx -o MODEL.safetensors [options]
-
-        Reads an ONNX model with CamEngine's own bounded protobuf reader, folds BatchNormalization into the
-        preceding convolutions, and writes a CamEngine model (safetensors with the graph in its metadata).
-        Unsupported operators are refused with the operator and node name (see models/README.md).
-
-        options:
-          -o, --out FILE        output file (required); written atomically
-          --overwrite           replace FILE if it exists
-          --mean R,G,B          input normalization mean (default ImageNet 0.485,0.456,0.406)
-          --std R,G,B           input normalization std (default ImageNet 0.229,0.224,0.225)
-          --resize N            resize the shorter image side to N before the centre crop
-                                (default floor(size * 256 / 224))
-          --scale S             pixel scale before the mean: a number or 1/N (default 1/255; 1 keeps 0..255)
-          --channel-order ORDER rgb (default) or bgr
-          --preprocess FILE     a preprocessing ONNX model (ML.NET's ResNetPreprocess.onnx style: Split/Concat
-                                to BGR, Sub of a mean image, scalar scale, per-channel std) whose pixel
-                                transform is recorded instead of --mean/--std/--scale/--channel-order; a mean
-                                image is stored as the tensor preprocessing.mean_image
-          --labels FILE         class labels, one per line, stored in the model
-        """;
-
-    public static int Run(string[] argv, TextWriter stdout)
+    public static Command Build(CliContext cli)
     {
-        var a = Args.Parse(argv, ["--out", "--mean", "--std", "--resize", "--labels", "--scale", "--channel-order", "--preprocess"], [Outputs.Flag],
-            new Dictionary<string, string> { ["-o"] = "--out" });
-        if (a.Has("--help"))
+        var command = new Command("convert",
+            "Reads an ONNX model with CamEngine's own bounded protobuf reader, folds BatchNormalization into the preceding "
+            + "convolutions, and writes a CamEngine model (safetensors with the graph in its metadata). Unsupported operators "
+            + "are refused with the operator and node name (see models/README.md).");
+        var onnx = new Argument<string>("MODEL.onnx") { Description = "the ONNX model" };
+        var output = CliOptions.Text("--out", "FILE", "output file (required); written through a temp file, never over an existing one unless --overwrite", "-o");
+        var overwrite = CliOptions.Flag("--overwrite", "replace FILE if it exists");
+        var mean = CliOptions.Text("--mean", "R,G,B", "input normalization mean (default ImageNet 0.485,0.456,0.406)");
+        var std = CliOptions.Text("--std", "R,G,B", "input normalization std (default ImageNet 0.229,0.224,0.225)");
+        var resize = CliOptions.Text("--resize", "N", "resize the shorter image side to N before the centre crop (default floor(size * 256 / 224))");
+        var scale = CliOptions.Text("--scale", "S", "pixel scale before the mean: a number or 1/N (default 1/255; 1 keeps 0..255)");
+        var order = CliOptions.Text("--channel-order", "ORDER", "rgb (default) or bgr");
+        var preprocess = CliOptions.Text("--preprocess", "FILE", "a preprocessing ONNX model (ML.NET's ResNetPreprocess.onnx style) whose pixel transform is recorded instead of --mean/--std/--scale/--channel-order");
+        var labels = CliOptions.Text("--labels", "FILE", "class labels, one per line, stored in the model");
+        command.Arguments.Add(onnx);
+        foreach (var o in new Option[] { output, overwrite, mean, std, resize, scale, order, preprocess, labels })
+            command.Options.Add(o);
+        command.SetAction(r =>
         {
-            stdout.WriteLine(Help);
-            return 0;
-        }
-        if (a.Positionals.Count != 1)
-            throw new UsageException("expected exactly one ONNX file");
-        string output = a.Get("--out") ?? throw new UsageException("missing -o OUTPUT.safetensors");
-        string input = a.Positionals[0];
-        if (!File.Exists(input))
-            throw new CamEngineException($"no such file: {input}");
-        string[]? labels = a.Get("--labels") is { } lf ? File.ReadAllLines(lf).Where(l => l.Length > 0).ToArray() : null;
-        string? order = a.Get("--channel-order");
-        if (order is not (null or Preprocessing.Rgb or Preprocessing.Bgr))
-            throw new UsageException($"--channel-order must be rgb or bgr, got '{order}'");
-        byte[]? preprocess = null;
-        if (a.Get("--preprocess") is { } pf)
-        {
-            foreach (var o in new[] { "--mean", "--std", "--scale", "--channel-order" })
+            string outPath = r.Get(output) ?? throw new UsageException("missing -o OUTPUT.safetensors");
+            string input = r.GetValue(onnx)!;
+            if (!File.Exists(input))
+                throw new CamEngineException($"no such file: {TerminalText.Escape(input)}");
+            string? channelOrder = r.Get(order) is { } co ? CliOptions.Choice("--channel-order", co, "rgb", "bgr") : null;
+            byte[]? preprocessBytes = null;
+            if (r.Get(preprocess) is { } pf)
             {
-                if (a.Has(o))
-                    throw new UsageException($"--preprocess sets the pixel transform; drop {o}");
+                foreach (var o in new[] { mean, std, scale, order })
+                {
+                    if (r.Has(o))
+                        throw new UsageException($"--preprocess sets the pixel transform; drop {o.Name}");
+                }
+                preprocessBytes = ReadOnnx(pf);
             }
-            if (!File.Exists(pf))
-                throw new CamEngineException($"no such file: {pf}");
-            preprocess = ReadBounded(pf);
-        }
-        var options = new OnnxConvertOptions
-        {
-            Mean = a.GetFloats("--mean", 3),
-            Std = a.GetFloats("--std", 3),
-            ResizeShorter = a.Has("--resize") ? a.GetInt("--resize", 0, 1, 65536) : null,
-            Scale = ParseScale(a.Get("--scale")),
-            ChannelOrder = order,
-            PreprocessOnnx = preprocess,
-            Labels = labels,
-        };
-        Outputs.CheckWritable(output, a.Has(Outputs.Flag));
-        var model = OnnxConverter.Convert(ReadBounded(input), options);
-        model.Save(output);
-        var g = model.Graph;
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"wrote {output}: {g.Nodes.Count} nodes, {model.ParameterCount:N0} parameters, input {TensorShape.Format(g.InputShape)}, output {TensorShape.Format(g.OutputShape)}"));
-        stdout.WriteLine($"suggested CAM layer: {g.DefaultTargetLayer().Output}");
-        return 0;
+            var options = new OnnxConvertOptions
+            {
+                Mean = r.GetFloats(mean, 3), Std = r.GetFloats(std, 3),
+                ResizeShorter = r.Has(resize) ? r.GetInt(resize, 0, 1, 65536) : null,
+                Scale = ParseScale(r.Get(scale)), ChannelOrder = channelOrder, PreprocessOnnx = preprocessBytes,
+                Labels = r.Get(labels) is { } lf ? CamModel.ReadLabels(lf).Where(l => l.Length > 0).ToArray() : null,
+            };
+            var plan = new OutputPlan(Path.GetDirectoryName(Path.GetFullPath(outPath))!, r.GetValue(overwrite), resume: false);
+            plan.Prepare();
+            plan.CheckFree([Path.GetFileName(outPath)]);
+            cli.Stage = "converting the model";
+            var bytes = OnnxConversion.Convert(ReadOnnx(input), options);
+            var summary = CamModel.Inspect(bytes);
+            cli.Stage = $"writing {TerminalText.Escape(outPath)}";
+            plan.Write(Path.GetFileName(outPath), bytes);
+            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {TerminalText.Escape(outPath)}: {summary.Layers.Count} nodes, {summary.ParameterCount:N0} parameters, input {ModelSummary.FormatShape(summary.InputShape)}, output {ModelSummary.FormatShape(summary.OutputShape)}"));
+            if (summary.SuggestedLayers.Count > 0)
+                cli.Out.WriteLine($"suggested CAM layer: {TerminalText.Escape(summary.SuggestedLayers[0])}");
+            return 0;
+        });
+        return command;
     }
 
     /// <summary>A positive finite number, or 1/N.</summary>
@@ -100,107 +84,152 @@ internal static class ConvertCommand
             ok = float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out r);
         }
         if (!ok || !(r > 0) || !float.IsFinite(r))
-            throw new UsageException($"--scale must be a positive number or 1/N, got '{v}'");
+            throw new UsageException($"--scale must be a positive number or 1/N, got '{TerminalText.Escape(v)}'");
         return r;
     }
 
-    private static byte[] ReadBounded(string path)
+    /// <summary>Reads an ONNX file, counting the bytes read (a pipe or device stops at the limit).</summary>
+    private static byte[] ReadOnnx(string path)
     {
-        var info = new FileInfo(path);
-        if (info.Length > Array.MaxLength)
-            throw new CamEngineException($"{path}: ONNX files above 2 GiB need external data, which is not supported");
-        return File.ReadAllBytes(path);
+        if (!File.Exists(path))
+            throw new CamEngineException($"no such file: {TerminalText.Escape(path)}");
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var bytes = new MemoryStream();
+        var buffer = new byte[1 << 20];
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            if (bytes.Length + n > OnnxConversion.MaxFileBytes)
+                throw new CamEngineException($"{TerminalText.Escape(path)}: ONNX files above 2 GiB need external data, which is not supported");
+            bytes.Write(buffer, 0, n);
+        }
+        return bytes.ToArray();
     }
 }
 
 internal static class InfoCommand
 {
-    private const string Help = """
-        usage: cam info MODEL.safetensors
-
-        Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the
-        layers that make good CAM targets (the last spatial layers).
-        """;
-
-    public static int Run(string[] argv, TextWriter stdout)
+    public static Command Build(CliContext cli)
     {
-        var a = Args.Parse(argv, [], []);
-        if (a.Has("--help"))
+        var command = new Command("info",
+            "Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the layers that make good CAM targets (the last spatial layers).");
+        var model = CliOptions.Model();
+        command.Arguments.Add(model);
+        command.SetAction(r =>
         {
-            stdout.WriteLine(Help);
+            string path = r.GetValue(model)!;
+            var s = CamModel.Inspect(path);
+            var o = cli.Out;
+            o.WriteLine($"model {TerminalText.Escape(path)}");
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"input {TerminalText.Escape(s.InputName)} (N,{string.Join(",", s.InputShape)}); output {TerminalText.Escape(s.OutputName)} {ModelSummary.FormatShape(s.OutputShape)}; {s.ParameterCount:N0} parameters"));
+            o.WriteLine($"preprocessing: {TerminalText.Escape(s.Preprocessing)}");
+            if (s.Labels == null)
+                o.WriteLine("labels: none");
+            else
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"labels: {s.Labels.Count} ({string.Join(", ", s.Labels.Take(5).Select(TerminalText.Escape))}{(s.Labels.Count > 5 ? ", ..." : "")})"));
+            int width = Math.Max(10, s.Layers.Count == 0 ? 0 : s.Layers.Max(n => TerminalText.Escape(n.Name).Length));
+            o.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
+            foreach (var n in s.Layers)
+                o.WriteLine($"{TerminalText.Escape(n.Name).PadRight(width)}  {TerminalText.Escape(n.Op),-8}  {ModelSummary.FormatShape(n.Shape)}");
+            o.WriteLine($"suggested CAM layers: {string.Join(", ", s.SuggestedLayers.Take(3).Select(TerminalText.Escape))}");
             return 0;
-        }
-        if (a.Positionals.Count != 1)
-            throw new UsageException("expected exactly one model file");
-        var model = ModelFile.Load(a.Positionals[0]);
-        var g = model.Graph;
-        var p = g.Preprocessing;
-        stdout.WriteLine($"model {a.Positionals[0]}");
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"input {g.InputName} (N,{string.Join(",", g.InputShape)}); output {g.OutputName} {TensorShape.Format(g.OutputShape)}; {model.ParameterCount:N0} parameters"));
-        string pixels = p.Scale == Preprocessing.DefaultScale ? "RGB / 255" : string.Create(CultureInfo.InvariantCulture, $"RGB * {p.Scale}");
-        if (p.ChannelOrder == Preprocessing.Bgr)
-            pixels += " as BGR";
-        if (p.MeanImage != null)
-            pixels += $", minus mean image '{p.MeanImage}'";
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"preprocessing: resize shorter side to {p.ResizeShorter}, centre crop {p.Height}x{p.Width}, {pixels}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}]"));
-        int width = Math.Max(10, g.Nodes.Max(n => n.Output.Length));
-        stdout.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
-        foreach (var n in g.Nodes)
-            stdout.WriteLine($"{n.Output.PadRight(width)}  {n.Op,-8}  {TensorShape.Format(n.Shape)}");
-        stdout.WriteLine($"suggested CAM layers: {string.Join(", ", g.SuggestedLayers().Take(3))}");
-        return 0;
+        });
+        return command;
     }
 }
 
 internal static class MethodsCommand
 {
-    public static int Run(string[] argv, TextWriter stdout)
+    public static Command Build(CliContext cli)
     {
-        var a = Args.Parse(argv, [], []);
-        if (a.Has("--help"))
+        var command = new Command("methods",
+            "Lists every explanation method (the names --method takes) with a line on what it computes and its paper, and under it "
+            + "the parameters `cam explain --param KEY=VALUE` sets, with their defaults. --method also takes pytorch-grad-cam's and "
+            + "TorchCAM's class names (GradCAMPlusPlus, KPCA_CAM, SmoothGradCAMpp...), case ignored.");
+        command.SetAction(_ =>
         {
-            stdout.WriteLine("usage: cam methods\n\nLists every explanation method (the names --method takes) with a line on what it\n" +
-                             "computes and its paper, and under it the parameters `cam explain --param KEY=VALUE` sets, with their defaults.");
+            int width = MethodCatalog.All.Max(m => m.Name.Length);
+            foreach (var m in MethodCatalog.All)
+            {
+                cli.Out.WriteLine($"{m.Name.PadRight(width)}  {m.Summary}. {m.Paper}");
+                foreach (var p in m.Parameters)
+                    cli.Out.WriteLine($"{"",-4}{(p.Key + "=" + p.Default),-16}  {p.Description}");
+            }
             return 0;
-        }
-        if (a.Positionals.Count != 0)
-            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
-        int width = MethodCatalog.All.Max(m => m.Name.Length);
-        foreach (var m in MethodCatalog.All)
-        {
-            stdout.WriteLine($"{m.Name.PadRight(width)}  {m.Summary}. {m.Paper}");
-            foreach (var p in m.Parameters)
-                stdout.WriteLine($"{"",-4}{(p.Key + "=" + p.Default),-16}  {p.Description}");
-        }
-        return 0;
+        });
+        return command;
     }
 }
 
 internal static class DevicesCommand
 {
-    public static int Run(string[] argv, TextWriter stdout)
+    public static Command Build(CliContext cli)
     {
-        var a = Args.Parse(argv, [], []);
-        if (a.Has("--help"))
+        var command = new Command("devices",
+            "Lists the managed CPU backend and every accelerator ILGPU sees: the --device kind that opens it, its memory (host memory for "
+            + "the CPU backends), and whether --device auto uses it (the first CUDA device, else the first OpenCL device, else the managed "
+            + "CPU backend `cpu`; `ilgpu-cpu` is ILGPU's CPU accelerator, which runs the GPU kernels slowly).");
+        command.SetAction(_ =>
         {
-            stdout.WriteLine("""
-                usage: cam devices
-
-                Lists the managed CPU backend and every accelerator ILGPU sees: the --device kind that opens it, its
-                memory (host memory for the CPU backends), and whether --device auto uses it (the first CUDA device,
-                else the first OpenCL device, else the managed CPU backend `cpu`; `ilgpu-cpu` is ILGPU's CPU
-                accelerator, which runs the GPU kernels slowly). Then opens the auto device and names it.
-                """);
+            foreach (var d in Program.SafeDevices())
+                cli.Out.WriteLine(d);
+            var auto = CamModel.ListDevices().FirstOrDefault(d => d.UsedByAuto);
+            if (auto != null)
+                cli.Out.WriteLine($"auto selects: {auto.Kind} ({auto.Name})");
             return 0;
-        }
-        if (a.Positionals.Count != 0)
-            throw new UsageException($"unexpected argument '{a.Positionals[0]}'");
-        foreach (var d in Program.SafeDevices())
-            stdout.WriteLine(d);
-        using var backend = Devices.Open("auto");
-        stdout.WriteLine($"auto selects: {backend.Name} ({backend.DeviceDescription})");
-        return 0;
+        });
+        return command;
+    }
+}
+
+internal static class PredictCommand
+{
+    public static Command Build(CliContext cli)
+    {
+        var command = new Command("predict",
+            "Prints the K highest raw scores (logits) and softmax probabilities per image. For a model whose output is an embedding "
+            + "(no labels, no linear head: e.g. the ResNet-18 featurizer) it says so and prints the K largest embedding values, without probabilities.");
+        var model = CliOptions.Model();
+        command.Arguments.Add(model);
+        var inputs = InputArgs.AddTo(command, shard: false);
+        var top = CliOptions.Text("--top", "K", "classes per image, highest first (default 5)");
+        var labels = CliOptions.Labels();
+        var device = CliOptions.Device();
+        var batch = CliOptions.Text("--batch", "N", "images per forward pass (default 8)");
+        foreach (var o in new Option[] { top, labels, device, batch })
+            command.Options.Add(o);
+        command.SetAction(r =>
+        {
+            int k = r.GetInt(top, 5, 1, 1_000_000);
+            int n = r.GetInt(batch, 8, 1, 4096);
+            var (_, files) = inputs.Resolve(r);
+            using var run = new RunHarness(cli, "predict", r.GetValue(model)!, Shard.All);
+            var m = run.LoadModel(r.Get(device), n, r.Get(labels));
+            bool embedding = m.IsEmbedding;
+            if (embedding)
+            {
+                cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"the model's output is a {m.OutputShape.Aggregate(1, (a, b) => a * b)}-d embedding, not class scores: the largest values are shown, without probabilities"));
+            }
+            foreach (var chunk in run.Batches(files, n))
+            {
+                run.Stage("classifying");
+                var ranked = m.Predict(chunk.Select(c => c.Input).ToList(), k);
+                for (int i = 0; i < chunk.Count; i++)
+                {
+                    cli.Out.WriteLine(TerminalText.Escape(chunk[i].Stem));
+                    foreach (var p in ranked[i])
+                    {
+                        string label = p.Label != null ? " " + TerminalText.Escape(p.Label) : "";
+                        cli.Out.WriteLine(embedding
+                            ? string.Create(CultureInfo.InvariantCulture, $"  channel {p.ClassIndex,4}: {p.Logit:G5}")
+                            : string.Create(CultureInfo.InvariantCulture, $"  {p.ClassIndex,5}{label}: logit {p.Logit:G5}, p {p.Probability:F4}"));
+                    }
+                }
+            }
+            return 0;
+        });
+        return command;
     }
 }

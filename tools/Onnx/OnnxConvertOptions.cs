@@ -5,7 +5,7 @@ namespace CamEngine.Onnx;
 /// Unset values fall back to <see cref="CamEngine.Model.Preprocessing.ImageNet"/> for the model's input size
 /// (for inputs that do not have 3 channels: mean 0 and standard deviation 1 per channel).
 /// </summary>
-internal sealed class OnnxConvertOptions
+public sealed class OnnxConvertOptions
 {
     /// <summary>Per-channel mean subtracted after scaling pixels to [0, 1], or null for the default.</summary>
     public float[]? Mean { get; init; }

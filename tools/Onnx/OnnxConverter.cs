@@ -1,3 +1,4 @@
+using CamEngine.IO;
 using CamEngine.Model;
 
 namespace CamEngine.Onnx;
@@ -46,18 +47,17 @@ internal static class OnnxConverter
         }
     }
 
-    /// <summary>Reads and converts the ONNX file at <paramref name="path"/> (I/O errors propagate unchanged).</summary>
+    /// <summary>Reads the ONNX file at <paramref name="path"/> through <see cref="BoundedReader"/> (at most
+    /// <see cref="MaxFileBytes"/>, counted as read, so devices and pipes are bounded too) and converts it.</summary>
     /// <param name="path">The .onnx file.</param>
     /// <param name="options">Preprocessing and labels to record, or null for the defaults.</param>
     /// <returns>The validated model; the caller writes it.</returns>
+    /// <exception cref="InvalidInputException">The file is missing, unreadable or larger than <see cref="MaxFileBytes"/>.</exception>
+    /// <exception cref="InvalidModelFileException">The file is truncated, corrupt or inconsistent.</exception>
+    /// <exception cref="UnsupportedModelException">The model uses an operator or attribute the engine lacks.</exception>
     public static ModelFile ConvertFile(string path, OnnxConvertOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var stream = File.OpenRead(path);
-        if (stream.Length > MaxFileBytes)
-            throw new UnsupportedModelException($"ONNX file '{path}' is larger than 2 GiB (external data is not supported)");
-        var bytes = new byte[stream.Length];
-        stream.ReadExactly(bytes);
-        return Convert(bytes, options);
+        return Convert(BoundedReader.ReadAllBytes(path, MaxFileBytes), options);
     }
 }

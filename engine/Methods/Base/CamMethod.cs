@@ -65,6 +65,23 @@ public abstract class CamMethod
         return Configure(new ParameterValues(Name, given));
     }
 
+    /// <summary>
+    /// Checks that this method can explain <paramref name="target"/>, without running anything: callers (the
+    /// command line with <c>--method all</c>, or any batch job) call it before loading inputs, and every explain call
+    /// makes the same check before its forward pass.
+    /// </summary>
+    /// <exception cref="UnsupportedTargetException">The method cannot explain this kind of target; the message names
+    /// the method, the target and why.</exception>
+    public void CheckTarget(Target target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        if (TargetRefusal(target) is { } why)
+            throw new UnsupportedTargetException($"{Name} cannot explain target '{target}': {why}");
+    }
+
+    /// <summary>Why this method cannot explain <paramref name="target"/>, or null when it can.</summary>
+    private protected virtual string? TargetRefusal(Target target) => null;
+
     /// <summary>A copy with the given settings; every key is one of <see cref="Parameters"/>.</summary>
     private protected virtual CamMethod Configure(ParameterValues values) => this;
 

@@ -34,6 +34,12 @@ public sealed class ClassActivationMap : LayerMapMethod
     public override string Summary =>
         "CAM: classifier weights after global average pooling, or each location's exact contribution to an affine head";
 
+    private protected override string? TargetRefusal(Target target) =>
+        target.IsCosine
+            ? "CAM explains a score linear in the model's output (a logit, a mask sum, a dot-product similarity); "
+              + "cosine similarity is not (use similar: for the dot product)"
+            : null;
+
     /// <inheritdoc/>
     public override string Paper => "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016 (arXiv:1512.04150)";
 
@@ -43,7 +49,10 @@ public sealed class ClassActivationMap : LayerMapMethod
         var graph = context.Model.Graph;
         int c = node.Shape[0];
         var gemm = TryFindClassifier(graph, node, out string why);
-        if (gemm != null && ClassifierInputs(context, gemm) == c)
+        // Rows without a class (a dot-product similarity) have no classifier row to read: their map is the
+        // contribution of each location, which the GAP + linear head, being affine, also gives.
+        bool everyRowHasAClass = context.Classes.All(cls => cls >= 0);
+        if (gemm != null && everyRowHasAClass && ClassifierInputs(context, gemm) == c)
             return Classic(context, node, gemm, activations);
         if (FirstNonAffine(graph, node) is { } blocker)
         {

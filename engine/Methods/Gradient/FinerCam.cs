@@ -41,6 +41,12 @@ public sealed class FinerCam : CamMethod
         new("comparisons", "3", "how many classes with the nearest logits to compare with, an integer >= 1"),
     ];
 
+    private protected override string? TargetRefusal(Target target) =>
+        target.NamesOutputClass
+            ? null
+            : "Finer-CAM contrasts a class's logit with the nearest classes' logits, so it needs a class target "
+              + "(top1, an index, topK, softmax or one index per image)";
+
     private protected override CamMethod Configure(ParameterValues values)
     {
         double? alpha = values.OptionalDouble("alpha", Alpha, double.NegativeInfinity, inclusive: true);
@@ -56,6 +62,8 @@ public sealed class FinerCam : CamMethod
         {
             var row = outputs.AsSpan(i * k, k).ToArray();
             int c = context.Classes[i];
+            if (c < 0 || c >= k)
+                throw new UnsupportedTargetException($"{Name}: row {i} has no class among the model's {k} outputs to contrast");
             similar[i] = Enumerable.Range(0, k).Where(j => j != c)
                 .OrderBy(j => Math.Abs(row[j] - row[c])).ThenBy(j => j).Take(Comparisons).ToArray();
         }

@@ -90,6 +90,9 @@ internal sealed class Explainer(DeviceModel model)
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(methods);
         options ??= new ExplainOptions();
+        foreach (var method in methods)
+            method.CheckTarget(options.Target); // before any work: one method that cannot run refuses the whole call
+        options.Target.CheckOutput(Model.Graph.OutputShape);
         var layers = ResolveLayers(options.Layers);
         foreach (var layer in layers)
         {
@@ -102,6 +105,9 @@ internal sealed class Explainer(DeviceModel model)
         using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
         long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
+        // Refused with the numbers before any pass runs when one image cannot fit the device's budget; a smaller
+        // budget in the options only splits the batch down to one row at a time.
+        GraphBudget.CheckFits(Model.Graph, Math.Max(budget, backend.MemoryBudgetBytes));
         int chunk = (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, int.MaxValue);
         // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
         // (top-1, a class, ...) the methods run on that same pass instead of a second forward of the same input.
@@ -225,6 +231,7 @@ internal sealed class Explainer(DeviceModel model)
                 Layers = e.Layers,
                 Raw = e.Raw,
                 Weights = e.Weights,
+                Concepts = e.Concepts,
                 Map = runs.Count == 1 ? e.Map : Average(runs.Select(r => r[i].Map).ToList()),
             }).ToList();
         }

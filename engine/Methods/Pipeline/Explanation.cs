@@ -31,4 +31,8 @@ public sealed class Explanation
 
     /// <summary>The channel weights (C) at the first layer, for methods that weight channels; otherwise null.</summary>
     public float[]? Weights { get; init; }
+
+    /// <summary>The concepts of a factorization method (Deep Feature Factorization), each with its map and top
+    /// classes; null for every other method. <see cref="Imaging.ConceptOverlay"/> draws them one colour each.</summary>
+    public IReadOnlyList<Concept>? Concepts { get; init; }
 }

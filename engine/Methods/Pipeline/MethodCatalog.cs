@@ -13,6 +13,8 @@ public static class MethodCatalog
         new SmoothGradCamPlusPlus(),
         new GuidedBackprop(), new GuidedGradCam(), new Deconvnet(), new Saliency(), new SmoothGrad(),
         new IntegratedGradients(), new ClassModel(),
+        // Issue 20: black-box, gradient-free and relevance methods.
+        new Fem(), new RandomCam(), new Occlusion(), new Rise(), new ReciproCam(), new DeepFeatureFactorization(), new DeepLift(), new GradientShap(), new Lrp(),
     ];
 
     /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>

@@ -35,6 +35,13 @@ public sealed class Target
         _cosine = cosine;
     }
 
+    /// <summary>True when every row of this target has a class of a class-score output (not a similarity, whose rows
+    /// have none, and not a mask, whose class indexes the planes of a segmentation output).</summary>
+    internal bool NamesOutputClass => _kind is not (Kind.Similarity or Kind.Mask);
+
+    /// <summary>True for a cosine similarity, the one target kind whose score is not linear in the output and has no class.</summary>
+    internal bool IsCosine => _kind == Kind.Similarity && _cosine;
+
     /// <summary>Each image's highest-scoring class (raw logit).</summary>
     public static Target Top1 { get; } = new(Kind.Top1);
 
@@ -97,8 +104,19 @@ public sealed class Target
 
     /// <summary>This target for images <paramref name="start"/> .. start + count - 1 of a batch explained in
     /// parts: a per-image list is cut to those images; every other target applies to each image alike.</summary>
-    internal Target ForImages(int start, int count) =>
-        _kind == Kind.PerImage ? PerImage(_classes![start..(start + count)]) : this;
+    /// <param name="start">The first image's position in the whole list.</param>
+    /// <param name="count">Images in the part.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A per-image list has no classes for some of those images.</exception>
+    public Target ForImages(int start, int count) =>
+        _kind != Kind.PerImage ? this
+        : start >= 0 && count >= 0 && start + count <= _classes!.Length ? PerImage(_classes[start..(start + count)])
+        : throw new ArgumentOutOfRangeException(nameof(count), $"the per-image target lists {_classes!.Length} classes; images {start} to {start + count - 1} need one each");
+
+    /// <summary>Classes a per-image target lists (one per image); 0 for every other target.</summary>
+    public int PerImageCount => _kind == Kind.PerImage ? _classes!.Length : 0;
+
+    /// <summary>k of a top-k target (1 for top-1); 0 for every other target.</summary>
+    public int TopCount => _kind switch { Kind.Top1 => 1, Kind.TopK => _class, _ => 0 };
 
     /// <summary>
     /// Parses <c>top1</c>, a class index <c>C</c>, <c>topK</c> (e.g. <c>top3</c>), <c>softmax</c> or
@@ -147,6 +165,55 @@ public sealed class Target
     public int[] Resolve(ReadOnlySpan<float> outputs, int batch) =>
         Rows(outputs, batch, [outputs.Length / Math.Max(batch, 1)]).Select(r => r.Class).ToArray();
 
+    /// <summary>
+    /// Checks what the model's per-image output shape alone decides, before any pass: a class index within the
+    /// outputs, k of top-k at most the outputs, a reference embedding of the output's length, a mask target only on
+    /// an (N, K, H, W) output with a plane of the mask's size. <see cref="Rows"/> makes the same checks.
+    /// </summary>
+    /// <exception cref="CamEngineException">The target does not fit the output; the message gives both.</exception>
+    internal void CheckOutput(int[] outputShape)
+    {
+        long k = 1;
+        foreach (int d in outputShape)
+            k *= d;
+        switch (_kind)
+        {
+            case Kind.Class:
+                CheckClass(_class, k);
+                break;
+            case Kind.PerImage:
+                foreach (int c in _classes!)
+                    CheckClass(c, k);
+                break;
+            case Kind.TopK:
+                if (_class > k)
+                    throw new CamEngineException($"top-{_class} asks for more classes than the model's {k} outputs");
+                break;
+            case Kind.Softmax:
+                if (_class >= 0)
+                    CheckClass(_class, k);
+                break;
+            case Kind.Similarity:
+                if (_vector!.Length != k)
+                    throw new CamEngineException($"the reference embedding has {_vector.Length} values but the model outputs {k} per image");
+                break;
+            case Kind.Mask:
+                CheckMask(outputShape);
+                break;
+        }
+    }
+
+    private void CheckMask(int[] outputShape)
+    {
+        if (outputShape.Length != 3)
+            throw new CamEngineException(
+                $"a mask target needs an (N, K, H, W) output; the model outputs (N, {string.Join(", ", outputShape)})");
+        int plane = outputShape[1] * outputShape[2];
+        if (_vector!.Length != plane)
+            throw new CamEngineException($"the mask has {_vector.Length} values but the output plane is {outputShape[1]}x{outputShape[2]}");
+        CheckClass(_class, outputShape[0]);
+    }
+
     /// <summary>The rows (image, class, score function) for <paramref name="batch"/> images whose outputs have
     /// the per-image shape <paramref name="outputShape"/>.</summary>
     internal TargetRow[] Rows(ReadOnlySpan<float> outputs, int batch, int[] outputShape)
@@ -192,22 +259,15 @@ public sealed class Target
                     rows.Add(new TargetRow(i, -1, ScoreFunction.Similarity(_vector, _cosine)));
                     break;
                 case Kind.Mask:
-                {
-                    if (outputShape.Length != 3)
-                        throw new CamEngineException(
-                            $"a mask target needs an (N, K, H, W) output; the model outputs (N, {string.Join(", ", outputShape)})");
-                    int plane = outputShape[1] * outputShape[2];
-                    if (_vector!.Length != plane)
-                        throw new CamEngineException($"the mask has {_vector.Length} values but the output plane is {outputShape[1]}x{outputShape[2]}");
-                    rows.Add(new TargetRow(i, CheckClass(_class, outputShape[0]), ScoreFunction.MaskedSum(_class, _vector)));
+                    CheckMask(outputShape);
+                    rows.Add(new TargetRow(i, _class, ScoreFunction.MaskedSum(_class, _vector!)));
                     break;
-                }
             }
         }
         return [.. rows];
     }
 
-    private static int CheckClass(int c, int k) =>
+    private static int CheckClass(int c, long k) =>
         c < k ? c : throw new CamEngineException($"target class {c} is out of range: the model has {k} outputs");
 
     private static int ArgMax(ReadOnlySpan<float> row)

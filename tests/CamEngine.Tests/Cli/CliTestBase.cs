@@ -39,6 +39,18 @@ public abstract class CliTestBase
         Assert.That(r.Err, Does.Contain(contains));
     }
 
+    /// <summary>The manifests of the runs into <paramref name="outDir"/> (manifest.RUN.json), oldest first.</summary>
+    protected static List<string> Manifests(string outDir) =>
+        Directory.GetFiles(outDir, "manifest.*.json").OrderBy(File.GetLastWriteTimeUtc).ThenBy(f => f, StringComparer.Ordinal).ToList();
+
+    /// <summary>The newest run's manifest in <paramref name="outDir"/>.</summary>
+    protected static string Manifest(string outDir) => Manifests(outDir)[^1];
+
+    /// <summary>Files every run keeps in its output folder besides its outputs: manifests, results.csv and its lock.</summary>
+    protected static bool IsRunFile(string relative) =>
+        relative == "results.csv" || relative == ".results.csv.lock"
+        || (relative.StartsWith("manifest.", StringComparison.Ordinal) && relative.EndsWith(".json", StringComparison.Ordinal) && !relative.Contains('/', StringComparison.Ordinal));
+
     /// <summary>A file of the repository's models/ folder as the test project copies it (bundled/...).</summary>
     protected static string Bundled(params string[] parts) =>
         Path.Combine([TestContext.CurrentContext.TestDirectory, "bundled", .. parts]);

@@ -9,6 +9,7 @@ using CamEngine.Imaging;
 using CamEngine.Methods;
 using CamEngine.Metrics;
 using CamEngine.Model;
+using CamEngine.Reporting;
 using NUnit.Framework;
 
 namespace CamEngine.Tests.Cli;
@@ -107,7 +108,7 @@ public sealed partial class EvalReportTests : CliTestBase
             int first = i * (1 + s_methods.Length);
             Assert.That(pngs[first], Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(images[i].Photo!.Photo))), $"input {i}");
             Assert.That(pngs[first + 1],
-                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(OverlayArgs.Picture(images[i], gradcam[i].Map, options)))),
+                Is.EqualTo(Convert.ToBase64String(Overlay.EncodePng(ExplanationPicture.Map(gradcam[i].Map, images[i].Display, images[i].Photo, options)))),
                 $"gradcam overlay {i}");
         }
 
@@ -121,7 +122,7 @@ public sealed partial class EvalReportTests : CliTestBase
         for (int m = 0; m < s_methods.Length; m++)
         {
             Assert.That(Count(road, LineChart.Palette[m]), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} MoRF");
-            Assert.That(Count(road, EvalCharts.Tint(LineChart.Palette[m])), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} LeRF");
+            Assert.That(Count(road, MetricCharts.Tint(LineChart.Palette[m])), Is.GreaterThanOrEqualTo(16 * 3), $"{s_methods[m]} LeRF");
         }
         var captions = Caption().Matches(html).Select(m => m.Groups[1].Value).ToList();
         string Auc(string method, int column) => csvValues[method][column].ToString("F4", CultureInfo.InvariantCulture);
@@ -131,7 +132,7 @@ public sealed partial class EvalReportTests : CliTestBase
         Assert.That(captions[^1], Does.StartWith("ROAD:").And.EndWith($"gradcam {Auc("gradcam", 4)}, gradcampp {Auc("gradcampp", 4)}"));
 
         // The manifest: the run's facts, a time per method and per method and metric, exactly the files on disk.
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         var manifest = json.RootElement;
         Assert.That(manifest.GetProperty("command").GetString(), Is.EqualTo("eval"));
         Assert.That(manifest.GetProperty("model_sha256").GetString(),
@@ -150,7 +151,7 @@ public sealed partial class EvalReportTests : CliTestBase
         var listed = manifest.GetProperty("files").EnumerateArray().Select(e => e.GetString()!).ToList();
         var onDisk = Directory.GetFiles(outDir, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(outDir, f).Replace('\\', '/'))
-            .Where(f => f != "manifest.json")
+            .Where(f => !IsRunFile(f))
             .ToList();
         Assert.That(listed, Is.EquivalentTo(onDisk));
         Assert.That(listed, Is.EqualTo(new[] { "m.csv", "eval.deletion.png", "eval.insertion.png", "eval.road.png", "report/index.html" }));
@@ -159,21 +160,21 @@ public sealed partial class EvalReportTests : CliTestBase
         var before = Snapshot(outDir);
         var again = Cam(EvalArgs(outDir, reportDir, csv));
         Assert.That(again.Code, Is.EqualTo(2));
-        Assert.That(again.Err, Does.Contain("exists; pass --overwrite"));
+        Assert.That(again.Err, Does.Contain("nothing was computed; pass --overwrite"));
         string elsewhere = Path.Combine(Dir, "elsewhere");
         var reportOnly = Cam(EvalArgs(Path.Combine(elsewhere, "out"), reportDir, Path.Combine(elsewhere, "m.csv")));
         Assert.That(reportOnly.Code, Is.EqualTo(2));
-        Assert.That(reportOnly.Err, Does.Contain("index.html exists; pass --overwrite"));
+        Assert.That(reportOnly.Err, Does.Contain("index.html exists; nothing was computed; pass --overwrite"));
         var outOnly = Cam(EvalArgs(outDir, Path.Combine(elsewhere, "report"), Path.Combine(elsewhere, "m.csv")));
         Assert.That(outOnly.Code, Is.EqualTo(2));
-        Assert.That(outOnly.Err, Does.Contain("exists; pass --overwrite"));
+        Assert.That(outOnly.Err, Does.Contain("nothing was computed; pass --overwrite"));
         Assert.That(Snapshot(outDir), Is.EqualTo(before));
         Assert.That(Directory.Exists(elsewhere), Is.False, "nothing written for a refused run");
 
         // With --overwrite the run replaces them, and lists the same files.
         var replaced = Cam(EvalArgs(outDir, reportDir, csv, "--overwrite"));
         Assert.That(replaced.Code, Is.Zero, replaced.Err);
-        using var json2 = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json2 = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         Assert.That(json2.RootElement.GetProperty("files").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(listed));
     }
 
@@ -185,7 +186,8 @@ public sealed partial class EvalReportTests : CliTestBase
         var r = Cam("eval", Model, Photos[0], "--method", "gradcam", "--metric", "insertion", "--steps", "5", "--device", Device,
             "--out", outDir, "--report", reportDir, "--quiet");
         Assert.That(r.Code, Is.Zero, r.Err);
-        Assert.That(Directory.GetFiles(outDir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "eval.insertion.png", "manifest.json" }));
+        Assert.That(Directory.GetFiles(outDir).Select(Path.GetFileName).Where(f => !IsRunFile(f!)), Is.EquivalentTo(new[] { "eval.insertion.png" }));
+        Assert.That(Manifests(outDir), Has.Count.EqualTo(1));
         string html = File.ReadAllText(Path.Combine(reportDir, "index.html"));
         Assert.That(EmbeddedPng().Matches(html), Has.Count.EqualTo(1 + 1 + 1));
         Assert.That(Caption().Matches(html).Select(m => m.Groups[1].Value).Last(), Does.StartWith("Insertion:").And.Contain("over 1 image;"));
@@ -199,7 +201,7 @@ public sealed partial class EvalReportTests : CliTestBase
     {
         var a = new PerturbationCurve(0, 3, [0, 0.5, 1], [0.9, 0.4, 0.1], 0.45);
         var b = new PerturbationCurve(1, 7, [0, 0.5, 1], [0.5, 0.2, 0.3], 0.3);
-        var mean = EvalCharts.MeanCurve([a, b]);
+        var mean = MetricCharts.MeanCurve([a, b]);
         Assert.That(mean.Select(p => p.X), Is.EqualTo(new[] { 0, 0.5, 1 }));
         Assert.That(mean.Select(p => p.Y), Is.EqualTo(new[] { 0.7, 0.3, 0.2 }).Within(1e-12));
         var road = new RoadResult
@@ -207,8 +209,8 @@ public sealed partial class EvalReportTests : CliTestBase
             Score = MetricScore.Softmax, Percentiles = [10, 50], Original = [1, 1],
             MostRelevantFirst = [[0.5, 0.25], [0.25, 0.75]], LeastRelevantFirst = [[1, 1], [1, 1]],
         };
-        Assert.That(EvalCharts.MeanRoad(road, road.MostRelevantFirst), Is.EqualTo(new[] { (10.0, 0.375), (50.0, 0.5) }));
-        Assert.That(EvalCharts.Tint((0, 90, 200)), Is.EqualTo(((byte)128, (byte)173, (byte)228)));
+        Assert.That(MetricCharts.MeanRoad(road, road.MostRelevantFirst), Is.EqualTo(new[] { (10.0, 0.375), (50.0, 0.5) }));
+        Assert.That(MetricCharts.Tint((0, 90, 200)), Is.EqualTo(((byte)128, (byte)173, (byte)228)));
     }
 
     [Test]
@@ -234,7 +236,7 @@ public sealed partial class EvalReportTests : CliTestBase
 
     private static List<string> ListedFiles(string outDir)
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         return json.RootElement.GetProperty("files").EnumerateArray().Select(e => e.GetString()!).ToList();
     }
 

@@ -26,7 +26,7 @@ public sealed class ExplainOutputsTests : CliTestBase
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Err, Is.Empty, "no progress line when stderr is not the console");
 
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")));
+        using var json = JsonDocument.Parse(File.ReadAllText(Manifest(outDir)));
         var m = json.RootElement;
         string expectedHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Model)));
         Assert.That(m.GetProperty("model_sha256").GetString(), Is.EqualTo(expectedHash));
@@ -54,7 +54,7 @@ public sealed class ExplainOutputsTests : CliTestBase
         var listed = m.GetProperty("files").EnumerateArray().Select(e => e.GetString()!).ToList();
         var onDisk = Directory.GetFiles(outDir, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(outDir, f).Replace('\\', '/'))
-            .Where(f => f != "manifest.json")
+            .Where(f => !IsRunFile(f))
             .ToList();
         Assert.That(listed, Is.EquivalentTo(onDisk));
         Assert.That(listed, Has.Count.EqualTo(2 * 2 * 3 + 2 + 1));
@@ -66,10 +66,15 @@ public sealed class ExplainOutputsTests : CliTestBase
         Assert.That(System.Text.RegularExpressions.Regex.Count(html, "data:image/png;base64,"), Is.EqualTo(6));
         Assert.That(r.Out, Does.Contain("report: " + Path.Combine(report, "index.html")));
 
-        // A second run into the same folder keeps the manifest unless --overwrite is given.
+        // A second run of the same image into the same folder stops before any work unless --overwrite is given; a
+        // run of another image goes in beside it, with its own manifest: both survive.
         var again = Cam("explain", Model, FixturePaths.Input("chelsea"), "--out", outDir, "--device", Device);
-        Assert.That(again.Code, Is.EqualTo(2));
-        Assert.That(again.Err, Does.Contain("manifest.json exists; pass --overwrite"));
+        AssertOneLineError(again, "chelsea_32_imagenet.gradcam.png exists; nothing was computed; pass --overwrite");
+        var other = Cam("explain", Model, FixturePaths.Input("coffee"), "--out", outDir, "--device", Device);
+        Assert.That(other.Code, Is.Zero, other.Err);
+        Assert.That(Manifests(outDir), Has.Count.EqualTo(2));
+        Assert.That(File.ReadAllText(Manifests(outDir)[0]), Does.Contain("chelsea_32_imagenet.layercam.raw.npy"));
+        Assert.That(File.ReadAllText(Manifests(outDir)[1]), Does.Contain("coffee_32_imagenet.gradcam.png").And.Not.Contain("chelsea"));
     }
 
     [Test]
@@ -122,7 +127,7 @@ public sealed class ExplainOutputsTests : CliTestBase
         string input = FixturePaths.Input("rocket");
         foreach (var (args, message) in new (string[], string)[]
                  {
-                     (["--colormap", "rainbow"], "unknown colormap 'rainbow': use jet, viridis, turbo, inferno"),
+                     (["--colormap", "rainbow"], "unknown colormap 'rainbow' (use jet, viridis, turbo, inferno)"),
                      (["--alpha", "1.5"], "--alpha must lie in [0, 1], got 1.5"),
                      (["--alpha", "x"], "--alpha must be 1 comma-separated numbers"),
                      (["--contour", "0"], "--contour must lie in (0, 100], got 0"),
@@ -136,7 +141,7 @@ public sealed class ExplainOutputsTests : CliTestBase
         }
         Assert.That(Directory.GetFiles(Dir), Is.Empty);
         var help = Cam("explain", "--help");
-        Assert.That(help.Out, Does.Contain("--colormap NAME").And.Contain("--contour PCT").And.Contain("--report DIR")
-            .And.Contain("--quiet").And.Contain("--alpha A"));
+        Assert.That(help.Out, Does.Contain("--colormap <NAME>").And.Contain("--contour <PCT>").And.Contain("--report <DIR>")
+            .And.Contain("--quiet").And.Contain("--alpha <A>"));
     }
 }

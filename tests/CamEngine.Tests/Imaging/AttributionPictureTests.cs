@@ -65,6 +65,9 @@ public class AttributionPictureTests
     [TestCase("saliency", AttributionSign.Absolute)]
     [TestCase("guided-backprop", AttributionSign.Absolute)]
     [TestCase("smoothgrad", AttributionSign.Absolute)]
+    [TestCase("deeplift", AttributionSign.All)]
+    [TestCase("gradientshap", AttributionSign.All)]
+    [TestCase("lrp", AttributionSign.All)]
     public void Default_signs_per_method(string method, AttributionSign sign) =>
         Assert.That(AttributionPicture.DefaultSign(method), Is.EqualTo(sign));
 }

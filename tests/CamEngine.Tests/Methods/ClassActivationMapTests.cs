@@ -185,11 +185,11 @@ public sealed class ClassActivationMapTests
     }
 
     [Test]
-    public void Cam_refuses_a_cosine_similarity_target_on_an_affine_head()
+    public void Cam_refuses_a_cosine_similarity_target_before_any_work()
     {
         using var model = DeviceModel.Load(Build([], 32), Device);
         var target = Target.Similarity([1f, -1f, 0.5f], cosine: true);
-        var e = Assert.Throws<CamEngineException>(() => RawCam(model, Inputs(), 0, target));
+        var e = Assert.Throws<UnsupportedTargetException>(() => RawCam(model, Inputs(), 0, target));
         Assert.That(e!.Message, Does.Contain("linear in the model's output"));
         // The dot product is linear: its map is the contributions to r . y = sum_k r_k (W_k A + b_k).
         var dot = RawCam(model, Inputs(), 0, Target.Similarity([1f, -1f, 0.5f], cosine: false));

@@ -6,9 +6,11 @@ namespace CamEngine.Tests.Robustness;
 /// <summary>
 /// Seeded mutation fuzzing: each case mutates a valid file (bit flips, truncation, a length field overwritten
 /// with a boundary value, a duplicated chunk, two swapped chunks, random bytes) and runs a parser on it under a
-/// per-case time limit. A case passes when the parser returns or throws a <see cref="CamEngineException"/>;
-/// any other exception, or running past the limit, fails the test with the case number and mutation.
-/// CI runs <see cref="DefaultCases"/> cases per parser; set CAMENGINE_FUZZ_CASES for more.
+/// per-case time limit. A case passes when the parser returns or throws the parser's typed input error (one of the
+/// given <see cref="CamEngineException"/> types) with a one-line printable message; any other exception, a
+/// message with control bytes, or running past the limit fails the test with the case number and mutation.
+/// CI runs <see cref="DefaultCases"/> cases per parser (the seeds are fixed, so every run tries the same
+/// mutants); set CAMENGINE_FUZZ_CASES for more.
 /// </summary>
 public static class Fuzz
 {
@@ -75,13 +77,18 @@ public static class Fuzz
         }
     }
 
-    /// <summary>Runs <see cref="Cases"/> mutations through <paramref name="parse"/>; returns how many were accepted.</summary>
-    public static int Run(string parser, byte[] valid, Action<byte[]> parse, int seed, int hot = 0, double secondsPerCase = 10)
+    /// <summary>Runs <paramref name="cases"/> (default <see cref="Cases"/>) mutations through <paramref name="parse"/>;
+    /// a refusal must be one of <paramref name="typed"/> (default: any <see cref="CamEngineException"/>). Returns how
+    /// many were accepted.</summary>
+    public static int Run(string parser, byte[] valid, Action<byte[]> parse, int seed, int hot = 0, double secondsPerCase = 10,
+        Type[]? typed = null, int? cases = null)
     {
         var rng = new Random(seed);
         int accepted = 0;
-        int cases = Cases;
-        for (int i = 0; i < cases; i++)
+        int total = cases ?? Cases;
+        typed ??= [typeof(CamEngineException)];
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < total; i++)
         {
             var (bytes, what) = Mutate(valid, rng, hot);
             var task = Task.Run(() => parse(bytes));
@@ -90,8 +97,13 @@ public static class Fuzz
             {
                 finished = task.Wait(TimeSpan.FromSeconds(secondsPerCase));
             }
-            catch (AggregateException e) when (e.InnerException is CamEngineException)
+            catch (AggregateException e) when (e.InnerException is CamEngineException refused)
             {
+                if (!typed.Any(t => t.IsInstanceOfType(refused)))
+                    Assert.Fail($"{parser} case {i} ({what}): {refused.GetType().Name} is not the parser's typed error "
+                                + $"({string.Join(" or ", typed.Select(t => t.Name))}): {refused.Message}");
+                if (refused.Message.Length == 0 || refused.Message.Any(PrintableText.NeedsEscape))
+                    Assert.Fail($"{parser} case {i} ({what}): the message is not one printable line: {PrintableText.Escape(refused.Message)}");
                 continue;
             }
             catch (AggregateException e)
@@ -104,7 +116,8 @@ public static class Fuzz
                 Assert.Fail($"{parser} case {i} ({what}) ran past {secondsPerCase} s");
             accepted++;
         }
-        TestContext.Out.WriteLine($"{parser}: {cases} cases, {accepted} accepted, {cases - accepted} refused with a typed error");
+        TestContext.Out.WriteLine(
+            $"{parser}: {total} cases, {accepted} accepted, {total - accepted} refused with a typed error, {watch.Elapsed.TotalSeconds:0.0} s");
         return accepted;
     }
 }

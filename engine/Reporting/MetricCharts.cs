@@ -2,14 +2,25 @@ using System.Globalization;
 using CamEngine.Imaging;
 using CamEngine.Metrics;
 
-namespace CamEngine.Cli;
+namespace CamEngine.Reporting;
 
 /// <summary>One chart of <c>cam eval</c>: its name (the file is eval.NAME.png), the report caption and the
 /// picture.</summary>
-internal sealed record EvalChart(string Name, string Caption, RgbImage Image)
+/// <param name="Name">deletion, insertion or road.</param>
+/// <param name="Caption">What the chart shows, in a sentence, with the summary numbers.</param>
+/// <param name="Image">The chart.</param>
+public sealed record MetricChart(string Name, string Caption, RgbImage Image)
 {
+    /// <summary>The chart's file name, eval.NAME.png.</summary>
     public string FileName => $"eval.{Name}.png";
 }
+
+/// <summary>One method's curve results, as <see cref="MetricCharts.Build"/> draws them (null: not measured).</summary>
+/// <param name="Method">The method's name.</param>
+/// <param name="Deletion">Its deletion result.</param>
+/// <param name="Insertion">Its insertion result.</param>
+/// <param name="Road">Its ROAD result.</param>
+public sealed record MethodCurves(string Method, DeletionInsertionResult? Deletion, DeletionInsertionResult? Insertion, RoadResult? Road);
 
 /// <summary>
 /// The curves of <c>cam eval</c> as <see cref="LineChart"/>s: deletion and insertion (the class score against the
@@ -17,11 +28,16 @@ internal sealed record EvalChart(string Name, string Caption, RgbImage Image)
 /// ROAD (the score after imputing the p% most and least relevant pixels, averaged over the images, two series per
 /// method: MoRF in the method's colour, LeRF in a lighter tint of it).
 /// </summary>
-internal static class EvalCharts
+public static class MetricCharts
 {
-    public static List<EvalChart> Build(IReadOnlyList<MethodEvaluation> results, MetricScore score, int images)
+    /// <summary>The charts of the metrics measured (deletion, insertion, road; in that order).</summary>
+    /// <param name="results">Each method's curves, in legend order.</param>
+    /// <param name="score">The score the metrics read (the y axis).</param>
+    /// <param name="images">Images averaged over (for the captions).</param>
+    public static IReadOnlyList<MetricChart> Build(IReadOnlyList<MethodCurves> results, MetricScore score, int images)
     {
-        var charts = new List<EvalChart>();
+        ArgumentNullException.ThrowIfNull(results);
+        var charts = new List<MetricChart>();
         string scoreName = score == MetricScore.Softmax ? "softmax probability" : "logit";
         string over = images == 1 ? "1 image" : string.Create(CultureInfo.InvariantCulture, $"{images} images");
         foreach (bool insertion in new[] { false, true })
@@ -49,7 +65,7 @@ internal static class EvalCharts
             string caption = $"{(insertion ? "Insertion" : "Deletion")}: mean {scoreName} of the explained class vs the "
                              + $"fraction of pixels {verb}, most relevant first, over {over}; AUC "
                              + $"({(insertion ? "higher" : "lower")} is better): {aucs}";
-            charts.Add(new EvalChart(name, caption, image));
+            charts.Add(new MetricChart(name, caption, image));
         }
 
         var roads = results.Select((r, k) => (r.Method, Index: k, r.Road)).Where(c => c.Road != null).ToList();
@@ -74,21 +90,21 @@ internal static class EvalCharts
             string caption = $"ROAD: mean {scoreName} of the explained class after imputing the p% most relevant "
                              + $"(MoRF, dark) and least relevant (LeRF, light) pixels, over {over}; combined score "
                              + $"(higher is better): {combined}";
-            charts.Add(new EvalChart("road", caption, image));
+            charts.Add(new MetricChart("road", caption, image));
         }
         return charts;
     }
 
     /// <summary>A method's line colour: <see cref="LineChart.Palette"/> at its index (cycled).</summary>
-    public static (byte R, byte G, byte B) MethodColor(int index) => LineChart.Palette[index % LineChart.Palette.Count];
+    internal static (byte R, byte G, byte B) MethodColor(int index) => LineChart.Palette[index % LineChart.Palette.Count];
 
     /// <summary>Halfway to white: the LeRF line of a method.</summary>
-    public static (byte R, byte G, byte B) Tint((byte R, byte G, byte B) c) =>
+    internal static (byte R, byte G, byte B) Tint((byte R, byte G, byte B) c) =>
         ((byte)((c.R + 255 + 1) / 2), (byte)((c.G + 255 + 1) / 2), (byte)((c.B + 255 + 1) / 2));
 
     /// <summary>The point-by-point mean of the images' curves (they share their fractions: one input size, one
     /// step count).</summary>
-    public static List<(double X, double Y)> MeanCurve(IReadOnlyList<PerturbationCurve> curves)
+    internal static List<(double X, double Y)> MeanCurve(IReadOnlyList<PerturbationCurve> curves)
     {
         var fractions = curves[0].Fractions;
         if (curves.Any(c => c.Fractions.Length != fractions.Length))
@@ -97,6 +113,6 @@ internal static class EvalCharts
     }
 
     /// <summary>The mean over images of the scores after imputation, per percentile.</summary>
-    public static List<(double X, double Y)> MeanRoad(RoadResult road, double[][] scores) =>
+    internal static List<(double X, double Y)> MeanRoad(RoadResult road, double[][] scores) =>
         road.Percentiles.Select((p, k) => ((double)p, scores.Average(s => s[k]))).ToList();
 }

@@ -1,0 +1,73 @@
+using System.Globalization;
+using CamEngine.Model;
+
+namespace CamEngine;
+
+/// <summary>One layer of a model as <see cref="ModelSummary"/> lists it.</summary>
+/// <param name="Name">The layer's output tensor (what <see cref="Methods.ExplainOptions.Layers"/> takes).</param>
+/// <param name="Op">The operator (Conv, Relu, Gemm...).</param>
+/// <param name="Shape">The output shape of one image.</param>
+public sealed record LayerInfo(string Name, string Op, IReadOnlyList<int> Shape);
+
+/// <summary>
+/// What a model file holds, read without opening a device (<see cref="CamModel.Inspect(string)"/>): its layers,
+/// input, output, parameter count, preprocessing and labels; <c>cam info</c> prints it.
+/// </summary>
+public sealed class ModelSummary
+{
+    internal ModelSummary(ModelFile file)
+    {
+        var g = file.Graph;
+        InputName = g.InputName;
+        InputShape = g.InputShape;
+        OutputName = g.OutputName;
+        OutputShape = g.OutputShape;
+        ParameterCount = file.ParameterCount;
+        Layers = g.Nodes.Select(n => new LayerInfo(n.Output, n.Op, n.Shape)).ToList();
+        SuggestedLayers = g.SuggestedLayers().ToList();
+        Labels = g.Labels;
+        var p = g.Preprocessing;
+        string pixels = p.Scale == Model.Preprocessing.DefaultScale ? "RGB / 255" : string.Create(CultureInfo.InvariantCulture, $"RGB * {p.Scale}");
+        if (p.ChannelOrder == Model.Preprocessing.Bgr)
+            pixels += " as BGR";
+        if (p.MeanImage != null)
+            pixels += $", minus mean image '{p.MeanImage}'";
+        Preprocessing = string.Create(CultureInfo.InvariantCulture,
+            $"resize shorter side to {p.ResizeShorter}, centre crop {p.Height}x{p.Width}, {pixels}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}]");
+    }
+
+    /// <summary>The input tensor's name.</summary>
+    public string InputName { get; }
+
+    /// <summary>One image's input shape (C, H, W).</summary>
+    public IReadOnlyList<int> InputShape { get; }
+
+    /// <summary>The output tensor's name.</summary>
+    public string OutputName { get; }
+
+    /// <summary>One image's output shape.</summary>
+    public IReadOnlyList<int> OutputShape { get; }
+
+    /// <summary>Weights and biases, counted.</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>Every layer in execution order.</summary>
+    public IReadOnlyList<LayerInfo> Layers { get; }
+
+    /// <summary>Layers that make good CAM targets, deepest first; the first is the default layer.</summary>
+    public IReadOnlyList<string> SuggestedLayers { get; }
+
+    /// <summary>The class labels stored in the model; null when it has none.</summary>
+    public IReadOnlyList<string>? Labels { get; }
+
+    /// <summary>How photos become inputs, in words (resize, crop, scale, channel order, mean, std).</summary>
+    public string Preprocessing { get; }
+
+    /// <summary>A shape as text: <c>(3,224,224)</c>.</summary>
+    /// <param name="shape">The shape.</param>
+    public static string FormatShape(IReadOnlyList<int> shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return Tensors.TensorShape.Format(shape.ToArray());
+    }
+}
