@@ -1,3 +1,4 @@
+using CamEngine.IO;
 using System.Globalization;
 using CamEngine.Imaging;
 using CamEngine.Methods;
@@ -27,21 +28,11 @@ public sealed partial class CamModel
     /// refused at the limit instead of filling memory.
     /// </summary>
     /// <param name="path">The labels file.</param>
-    /// <exception cref="InvalidInputException">The file is larger than the limit.</exception>
+    /// <exception cref="InvalidInputException">The file is missing, larger than the limit, or not UTF-8 text.</exception>
     public static IReadOnlyList<string> ReadLabels(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        var buffer = new byte[64 << 10];
-        using var bytes = new MemoryStream();
-        int n;
-        while ((n = stream.Read(buffer)) > 0)
-        {
-            if (bytes.Length + n > MaxLabelsFileBytes)
-                throw new InvalidInputException($"{path}: a labels file is at most {MaxLabelsFileBytes >> 20} MiB");
-            bytes.Write(buffer, 0, n);
-        }
-        var lines = System.Text.Encoding.UTF8.GetString(bytes.GetBuffer(), 0, (int)bytes.Length).ReplaceLineEndings("\n").Split('\n').ToList();
+        var lines = BoundedReader.ReadAllLines(path, MaxLabelsFileBytes).ToList();
         while (lines.Count > 0 && lines[^1].Trim().Length == 0)
             lines.RemoveAt(lines.Count - 1);
         return lines;

@@ -50,6 +50,12 @@ public static class CamNames
             : $"unknown method '{name}'; implemented: {string.Join(", ", MethodCatalog.All.Select(m => m.Name))} (see `cam methods`)");
     }
 
+    /// <summary>True when <paramref name="names"/> is the single word <c>all</c> (any case, spaces and stray commas
+    /// ignored): every method.</summary>
+    public static bool IsAll(string names) =>
+        names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) is [var one]
+        && one.Equals("all", StringComparison.OrdinalIgnoreCase);
+
     /// <summary><c>all</c> (every method), or comma-separated names as <see cref="ResolveMethod"/> reads them,
     /// duplicates dropped, in the order given.</summary>
     /// <param name="names">The list as typed.</param>
@@ -60,7 +66,7 @@ public static class CamNames
         var parts = names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length == 0)
             throw new CamEngineException("no method named; see `cam methods`");
-        if (parts is [var one] && one.Equals("all", StringComparison.OrdinalIgnoreCase))
+        if (IsAll(names))
             return MethodCatalog.All;
         return parts.Select(ResolveMethod).DistinctBy(m => m.Name).ToList();
     }

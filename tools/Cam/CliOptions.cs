@@ -43,7 +43,7 @@ internal static class CliOptions
         if (v == null)
             return fallback;
         if (!int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
-            throw new UsageException($"{option.Name} must be an integer from {min} to {max}, got '{TerminalText.Escape(v)}'");
+            throw new UsageException($"{option.Name} must be an integer from {min} to {max}, got '{PrintableText.Escape(v)}'");
         return value;
     }
 
@@ -54,7 +54,7 @@ internal static class CliOptions
             return fallback;
         if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !(value >= min && value <= max))
             throw new UsageException(string.Create(CultureInfo.InvariantCulture,
-                $"{option.Name} must be a number from {min} to {max}, got '{TerminalText.Escape(v)}'"));
+                $"{option.Name} must be a number from {min} to {max}, got '{PrintableText.Escape(v)}'"));
         return value;
     }
 
@@ -68,10 +68,10 @@ internal static class CliOptions
         for (int i = 0; i < parts.Length; i++)
         {
             if (!float.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !float.IsFinite(values[i]))
-                throw new UsageException($"{option.Name} must be {count} comma-separated numbers, got '{TerminalText.Escape(v)}'");
+                throw new UsageException($"{option.Name} must be {count} comma-separated numbers, got '{PrintableText.Escape(v)}'");
         }
         if (values.Length != count)
-            throw new UsageException($"{option.Name} must be {count} comma-separated numbers, got '{TerminalText.Escape(v)}'");
+            throw new UsageException($"{option.Name} must be {count} comma-separated numbers, got '{PrintableText.Escape(v)}'");
         return values;
     }
 
@@ -85,7 +85,7 @@ internal static class CliOptions
         if (choices.Contains(v))
             return v;
         string? near = CamNames.Suggest(v, choices);
-        throw new UsageException($"unknown {option.TrimStart('-')} '{TerminalText.Escape(value)}'"
+        throw new UsageException($"unknown {option.TrimStart('-')} '{PrintableText.Escape(value)}'"
                                  + (near != null ? $"; did you mean '{near}'?" : "") + $" (use {string.Join(", ", choices)})");
     }
 }

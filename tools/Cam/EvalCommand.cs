@@ -141,7 +141,7 @@ internal sealed class EvalCommand
         if (metrics.Contains("pointing") && boxesPath == null)
             throw new UsageException("the pointing metric needs --boxes FILE (CSV: image,x0,y0,x1,y1)");
         var methods = CamNames.ResolveMethods(r.Get(_method, "gradcam"));
-        if (r.Get(_method, "gradcam").Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+        if (CamNames.IsAll(r.Get(_method, "gradcam")))
             methods = methods.Where(m => m is not ClassModel).ToList();
         if (methods.OfType<ClassModel>().Any())
             throw new UsageException("class-model synthesizes an image, not a map of the input; it cannot be evaluated");
@@ -193,6 +193,7 @@ internal sealed class EvalCommand
                 $"the model's output is a {model.OutputShape.Aggregate(1, (a, b) => a * b)}-d embedding, not class scores: the metrics read the target channel's raw value (--score logit), no softmax"));
         }
         var target = model.ParseTarget(targetText);
+        methods = run.MethodsFor(methods, target, CamNames.IsAll(r.Get(_method, "gradcam")));
         var inputs = run.Batches(files, int.MaxValue).SelectMany(b => b).ToList();
         if (target.PerImageCount > 0 && target.PerImageCount != inputs.Count)
             throw new UsageException($"--target names {target.PerImageCount} classes for {inputs.Count} image(s); give one per image");
@@ -202,7 +203,7 @@ internal sealed class EvalCommand
             var boxes = BoxFile.Read(boxesPath!);
             truths = inputs.Select(i => GroundTruth.FromBoxes(model.InputHeight, model.InputWidth,
                 BoxFile.Find(boxes, i.Path, i.Input.Name)
-                ?? throw new InvalidInputException($"{TerminalText.Escape(boxesPath)}: no box for image '{TerminalText.Escape(i.Input.Name)}' ({TerminalText.Escape(Path.GetFileName(i.Path))})"))).ToList();
+                ?? throw new InvalidInputException($"{PrintableText.Escape(boxesPath)}: no box for image '{PrintableText.Escape(i.Input.Name)}' ({PrintableText.Escape(Path.GetFileName(i.Path))})"))).ToList();
         }
         var explainOptions = new ExplainOptions
         {
@@ -394,7 +395,7 @@ internal sealed class EvalCommand
         foreach (var n in names)
         {
             if (!MetricNames.Contains(n))
-                throw new UsageException($"unknown metric '{TerminalText.Escape(n)}'" + (CamNames.Suggest(n, MetricNames) is { } near ? $"; did you mean '{near}'?" : "") + $" (use {string.Join(", ", MetricNames)} or all)");
+                throw new UsageException($"unknown metric '{PrintableText.Escape(n)}'" + (CamNames.Suggest(n, MetricNames) is { } near ? $"; did you mean '{near}'?" : "") + $" (use {string.Join(", ", MetricNames)} or all)");
         }
         return MetricNames.Where(names.Contains).ToList();
     }

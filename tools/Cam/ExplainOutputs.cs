@@ -76,7 +76,7 @@ internal sealed class ExplainOutputs(OutputPlan plan, IReadOnlyList<CamMethod> m
         {
             plan.Write(stem + ".grid.png", OverlayArgs.GridPng(results, overlay));
             // Tiles that coincide are marked in the grid; the note says which and why.
-            notes.AddRange(CamResult.Coincidences(results).Select(g => $"note: {TerminalText.Escape(stem)}: identical tiles {TerminalText.Escape(g.ToString())}"));
+            notes.AddRange(CamResult.Coincidences(results).Select(g => $"note: {PrintableText.Escape(stem)}: identical tiles {PrintableText.Escape(g.ToString())}"));
         }
         var report = new ReportImage
         {
@@ -89,10 +89,10 @@ internal sealed class ExplainOutputs(OutputPlan plan, IReadOnlyList<CamMethod> m
     /// <summary>The terminal line of an input's result for the first method.</summary>
     public string Line(int done, int total, string stem, CamResult first)
     {
-        string what = first.ClassIndex < 0 ? "similarity" : $"class {first.ClassIndex}" + (first.Label != null ? $" ({TerminalText.Escape(first.Label)})" : "");
+        string what = first.ClassIndex < 0 ? "similarity" : $"class {first.ClassIndex}" + (first.Label != null ? $" ({PrintableText.Escape(first.Label)})" : "");
         string names = methods.Count == 1 ? methods[0].Name : "{" + string.Join(",", methods.Select(m => m.Name)) + "}";
         string cls = PerClass ? string.Create(CultureInfo.InvariantCulture, $".c{first.ClassIndex}") : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"[{done}/{total}] {TerminalText.Escape(stem)}: {what}, score {first.Score:G5} -> {TerminalText.Escape(Path.Combine(plan.Folder, stem))}.{names}{cls}.png");
+            $"[{done}/{total}] {PrintableText.Escape(stem)}: {what}, score {first.Score:G5} -> {PrintableText.Escape(Path.Combine(plan.Folder, stem))}.{names}{cls}.png");
     }
 }

@@ -1,3 +1,4 @@
+using CamEngine.IO;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -39,7 +40,7 @@ internal static class InputSet
         {
             var two = clash.Take(2).ToList();
             throw new UsageException(
-                $"{TerminalText.Escape(two[0].Path)} and {TerminalText.Escape(two[1].Path)} would both write outputs named '{TerminalText.Escape(clash.Key)}'; give their folder instead, or rename one");
+                $"{PrintableText.Escape(two[0].Path)} and {PrintableText.Escape(two[1].Path)} would both write outputs named '{PrintableText.Escape(clash.Key)}'; give their folder instead, or rename one");
         }
         return sorted;
     }
@@ -56,17 +57,17 @@ internal static class InputSet
                 MatchCasing = MatchCasing.CaseSensitive,
             }).Where(IsImage).Select(f => new InputFile(f, Stem(entry, f))).ToList();
             if (found.Count == 0)
-                throw new CamEngineException($"{TerminalText.Escape(entry)}: no {string.Join(", ", Extensions)} files{(recursive ? "" : " (add --recursive for subfolders)")}");
+                throw new CamEngineException($"{PrintableText.Escape(entry)}: no {string.Join(", ", Extensions)} files{(recursive ? "" : " (add --recursive for subfolders)")}");
             return found;
         }
         if (entry.IndexOfAny(['*', '?', '[']) >= 0)
         {
             var found = Glob(entry).ToList();
             if (found.Count == 0)
-                throw new CamEngineException($"no file matches '{TerminalText.Escape(entry)}'");
+                throw new CamEngineException($"no file matches '{PrintableText.Escape(entry)}'");
             return found;
         }
-        throw new CamEngineException($"no such file or folder: {TerminalText.Escape(entry)}");
+        throw new CamEngineException($"no such file or folder: {PrintableText.Escape(entry)}");
     }
 
     private static bool IsImage(string path) =>
@@ -136,19 +137,6 @@ internal static class InputSet
         return new Regex(b.Append('$').ToString(), RegexOptions.CultureInvariant);
     }
 
-    private static List<string> ReadList(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        var bytes = new MemoryStream();
-        var buffer = new byte[64 << 10];
-        int n;
-        while ((n = stream.Read(buffer)) > 0)
-        {
-            if (bytes.Length + n > MaxListBytes)
-                throw new CamEngineException($"{TerminalText.Escape(path)}: a --list file is at most {MaxListBytes >> 20} MiB");
-            bytes.Write(buffer, 0, n);
-        }
-        return Encoding.UTF8.GetString(bytes.GetBuffer(), 0, (int)bytes.Length).ReplaceLineEndings("\n").Split('\n')
-            .Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
-    }
+    private static List<string> ReadList(string path) =>
+        BoundedReader.ReadAllLines(path, MaxListBytes).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
 }

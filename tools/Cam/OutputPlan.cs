@@ -58,8 +58,8 @@ internal sealed class OutputPlan
         while (!Directory.Exists(probeIn))
         {
             if (File.Exists(probeIn))
-                throw new CamEngineException($"cannot create the folder {TerminalText.Escape(Folder)}: {TerminalText.Escape(probeIn)} is a file");
-            probeIn = Path.GetDirectoryName(probeIn) ?? throw new CamEngineException($"cannot create the folder {TerminalText.Escape(Folder)}");
+                throw new CamEngineException($"cannot create the folder {PrintableText.Escape(Folder)}: {PrintableText.Escape(probeIn)} is a file");
+            probeIn = Path.GetDirectoryName(probeIn) ?? throw new CamEngineException($"cannot create the folder {PrintableText.Escape(Folder)}");
         }
         string probe = Path.Combine(probeIn, TempName("probe"));
         try
@@ -71,7 +71,7 @@ internal sealed class OutputPlan
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CamEngineException($"cannot write into {TerminalText.Escape(probeIn)}: {TerminalText.Escape(e.Message)}", e);
+            throw new CamEngineException($"cannot write into {PrintableText.Escape(probeIn)}: {PrintableText.Escape(e.Message)}", e);
         }
         if (!Directory.Exists(Folder))
             return;
@@ -119,7 +119,7 @@ internal sealed class OutputPlan
             return;
         string more = taken.Count > 1 ? $" (and {(taken.Count == 1000 ? "999 or more" : (taken.Count - 1).ToString(CultureInfo.InvariantCulture))} more planned outputs)" : "";
         throw new CamEngineException(
-            $"{TerminalText.Escape(Path.Combine(Folder, taken[0].Replace('*', 'C')))} exists{more}; nothing was computed; pass --overwrite to replace{(CanResume ? ", --resume to skip the inputs already done," : "")} or another --out");
+            $"{PrintableText.Escape(Path.Combine(Folder, taken[0].Replace('*', 'C')))} exists{more}; nothing was computed; pass --overwrite to replace{(CanResume ? ", --resume to skip the inputs already done," : "")} or another --out");
     }
 
     /// <summary>Writes one file (relative name) through a temp file and a create-new move.</summary>
@@ -139,7 +139,7 @@ internal sealed class OutputPlan
         {
             TryDelete(temp);
             throw new CamEngineException(
-                $"{TerminalText.Escape(path)} was written by another run meanwhile; this run stops (pass --overwrite to replace, or use another --out)");
+                $"{PrintableText.Escape(path)} was written by another run meanwhile; this run stops (pass --overwrite to replace, or use another --out)");
         }
         catch
         {

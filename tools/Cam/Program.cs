@@ -30,7 +30,7 @@ internal static class Program
         if (args[0] == "--version")
         {
             if (args.Length > 1)
-                return Fail(stderr, root, null, $"--version takes no arguments, got '{TerminalText.Escape(args[1])}'");
+                return Fail(stderr, root, null, $"--version takes no arguments, got '{PrintableText.Escape(args[1])}'");
             stdout.WriteLine($"cam {Version}");
             foreach (var d in SafeDevices())
                 stdout.WriteLine($"  {d}");
@@ -57,7 +57,7 @@ internal static class Program
         }
         catch (Exception e) when (e is CamEngineException or IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"cam{(command != null ? " " + command.Name : "")}: {TerminalText.Escape(OneLine(e.Message))}");
+            stderr.WriteLine($"cam{(command != null ? " " + command.Name : "")}: {PrintableText.Escape(OneLine(e.Message))}");
             return 2;
         }
     }
@@ -100,13 +100,13 @@ internal static class Program
             {
                 if (names.Contains(name))
                     continue;
-                throw new UsageException(WithSuggestion($"unknown option '{TerminalText.Escape(name)}'",
+                throw new UsageException(WithSuggestion($"unknown option '{PrintableText.Escape(name)}'",
                     CamNames.Suggest(name, names.Where(n => n.StartsWith("--", StringComparison.Ordinal)))));
             }
             if (option.Arity.MaximumNumberOfValues == 0 || option.ValueType == typeof(bool) || token.Contains('=', StringComparison.Ordinal))
                 continue;
             if (i + 1 < args.Length && IsOptionLike(args[i + 1]))
-                throw new UsageException($"option {token} needs a value, got the option '{TerminalText.Escape(args[i + 1])}'; write {token}={TerminalText.Escape(args[i + 1])} for a value that starts with '-'");
+                throw new UsageException($"option {token} needs a value, got the option '{PrintableText.Escape(args[i + 1])}'; write {token}={PrintableText.Escape(args[i + 1])} for a value that starts with '-'");
             i++;
         }
     }
@@ -122,12 +122,12 @@ internal static class Program
         if (result.UnmatchedTokens.Count > 0)
         {
             string token = result.UnmatchedTokens[0];
-            string shown = TerminalText.Escape(token);
+            string shown = PrintableText.Escape(token);
             if (token.Length > 1 && token[0] == '-' && !double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
             {
                 string name = token.Split('=', 2)[0];
                 var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal));
-                return WithSuggestion($"unknown option '{TerminalText.Escape(name)}'", CamNames.Suggest(name, names));
+                return WithSuggestion($"unknown option '{PrintableText.Escape(name)}'", CamNames.Suggest(name, names));
             }
             if (command == root)
                 return WithSuggestion($"unknown command '{shown}'", CamNames.Suggest(token, root.Subcommands.Select(c => c.Name)));
@@ -138,7 +138,7 @@ internal static class Program
             return $"option {option.Option.Name} needs a value";
         if (error.SymbolResult is System.CommandLine.Parsing.ArgumentResult { Tokens.Count: 0 } argument)
             return $"missing {argument.Argument.Name}";
-        return TerminalText.Escape(OneLine(error.Message)).TrimEnd('.');
+        return PrintableText.Escape(OneLine(error.Message)).TrimEnd('.');
     }
 
     private static string WithSuggestion(string message, string? suggestion) =>
@@ -191,7 +191,7 @@ internal static class Program
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return [header, $"(the devices could not be listed: {TerminalText.Escape(OneLine(e.Message))})"];
+            return [header, $"(the devices could not be listed: {PrintableText.Escape(OneLine(e.Message))})"];
         }
     }
 }

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Security.Cryptography;
+using CamEngine.Methods;
 using CamEngine.Reporting;
 
 namespace CamEngine.Cli;
@@ -76,7 +76,7 @@ internal sealed class RunHarness : IDisposable
         ModelPath = modelPath;
         Shard = shard;
         RunId = string.Create(CultureInfo.InvariantCulture,
-            $"{DateTime.UtcNow:yyyyMMdd'T'HHmmss'Z'}-{(shard.Count > 1 ? $"shard{shard.Index}of{shard.Count}-" : "")}{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}");
+            $"{DateTime.UtcNow:yyyyMMdd'T'HHmmss'Z'}-{(shard.Count > 1 ? $"shard{shard.Index}of{shard.Count}-" : "")}{Random.Shared.Next(1 << 24):x6}");
     }
 
     public string Command { get; }
@@ -113,7 +113,7 @@ internal sealed class RunHarness : IDisposable
     public static void PlanExtra(string path, bool overwrite)
     {
         if (!overwrite && File.Exists(path))
-            throw new CamEngineException($"{TerminalText.Escape(path)} exists; nothing was computed; pass --overwrite to replace it");
+            throw new CamEngineException($"{PrintableText.Escape(path)} exists; nothing was computed; pass --overwrite to replace it");
     }
 
     /// <summary>Hashes the model file (first: a hash that cannot run stops the run before any output) and loads it.</summary>
@@ -122,10 +122,10 @@ internal sealed class RunHarness : IDisposable
         Stage("hashing the model file");
         try
         {
-            using var stream = new FileStream(ModelPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            ModelSha256 = Convert.ToHexStringLower(SHA256.HashData(stream));
+            // Managed SHA-256 (RunManifest.Sha256Of): the platform's libssl aborted whole runs under an address-space limit.
+            ModelSha256 = RunManifest.Sha256Of(ModelPath);
         }
-        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
+        catch (CamEngineException e)
         {
             ModelSha256 = "unavailable: " + Program.OneLine(e.Message);
         }
@@ -142,7 +142,7 @@ internal sealed class RunHarness : IDisposable
         var chunk = new List<(string, string, CamInput)>(Math.Min(batch, 64));
         foreach (var file in files)
         {
-            Stage($"reading {TerminalText.Escape(file.Path)}");
+            Stage($"reading {PrintableText.Escape(file.Path)}");
             var inputs = Model.LoadInputs(file.Path);
             string dir = file.OutputStem.Contains('/', StringComparison.Ordinal) ? file.OutputStem[..(file.OutputStem.LastIndexOf('/') + 1)] : "";
             foreach (var input in inputs)
@@ -181,7 +181,7 @@ internal sealed class RunHarness : IDisposable
     /// <summary>Writes a file outside the output folder (planned with <see cref="PlanExtra"/>), through a temp file.</summary>
     public void WriteExtra(string path, byte[] bytes, bool overwrite)
     {
-        Stage($"writing {TerminalText.Escape(path)}");
+        Stage($"writing {PrintableText.Escape(path)}");
         string full = System.IO.Path.GetFullPath(path);
         string dir = System.IO.Path.GetDirectoryName(full)!;
         var plan = new OutputPlan(dir, overwrite, resume: false);
@@ -278,6 +278,29 @@ internal sealed class RunHarness : IDisposable
 
     private int _committed;
 
+    /// <summary>
+    /// The methods that can explain <paramref name="target"/>, checked before any input is read: with
+    /// <c>--method all</c> (<paramref name="all"/>) a method that cannot is left out with a note; a method named
+    /// explicitly that cannot refuses the run (<see cref="UnsupportedTargetException"/>, exit 2).
+    /// </summary>
+    public IReadOnlyList<CamMethod> MethodsFor(IReadOnlyList<CamMethod> methods, Target target, bool all)
+    {
+        var kept = new List<CamMethod>(methods.Count);
+        foreach (var method in methods)
+        {
+            try
+            {
+                method.CheckTarget(target);
+                kept.Add(method);
+            }
+            catch (UnsupportedTargetException e) when (all)
+            {
+                _cli.Out.WriteLine($"note: {Show(e.Message)}; left out of --method all");
+            }
+        }
+        return kept;
+    }
+
     public void Stage(string what) => _cli.Stage = what;
 
     public void Dispose()
@@ -287,5 +310,5 @@ internal sealed class RunHarness : IDisposable
     }
 
     /// <summary>Text shown on a terminal line: escaped.</summary>
-    public static string Show(string? text) => TerminalText.Escape(text);
+    public static string Show(string? text) => PrintableText.Escape(text);
 }

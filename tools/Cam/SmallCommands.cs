@@ -1,3 +1,4 @@
+using CamEngine.IO;
 using System.CommandLine;
 using System.Globalization;
 using CamEngine.Methods;
@@ -31,7 +32,7 @@ internal static class ConvertCommand
             string outPath = r.Get(output) ?? throw new UsageException("missing -o OUTPUT.safetensors");
             string input = r.GetValue(onnx)!;
             if (!File.Exists(input))
-                throw new CamEngineException($"no such file: {TerminalText.Escape(input)}");
+                throw new CamEngineException($"no such file: {PrintableText.Escape(input)}");
             string? channelOrder = r.Get(order) is { } co ? CliOptions.Choice("--channel-order", co, "rgb", "bgr") : null;
             byte[]? preprocessBytes = null;
             if (r.Get(preprocess) is { } pf)
@@ -41,7 +42,7 @@ internal static class ConvertCommand
                     if (r.Has(o))
                         throw new UsageException($"--preprocess sets the pixel transform; drop {o.Name}");
                 }
-                preprocessBytes = ReadOnnx(pf);
+                preprocessBytes = BoundedReader.ReadAllBytes(pf, OnnxConversion.MaxFileBytes);
             }
             var options = new OnnxConvertOptions
             {
@@ -54,14 +55,14 @@ internal static class ConvertCommand
             plan.Prepare();
             plan.CheckFree([Path.GetFileName(outPath)]);
             cli.Stage = "converting the model";
-            var bytes = OnnxConversion.Convert(ReadOnnx(input), options);
+            var bytes = OnnxConversion.Convert(BoundedReader.ReadAllBytes(input, OnnxConversion.MaxFileBytes), options);
             var summary = CamModel.Inspect(bytes);
-            cli.Stage = $"writing {TerminalText.Escape(outPath)}";
+            cli.Stage = $"writing {PrintableText.Escape(outPath)}";
             plan.Write(Path.GetFileName(outPath), bytes);
             cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {TerminalText.Escape(outPath)}: {summary.Layers.Count} nodes, {summary.ParameterCount:N0} parameters, input {ModelSummary.FormatShape(summary.InputShape)}, output {ModelSummary.FormatShape(summary.OutputShape)}"));
+                $"wrote {PrintableText.Escape(outPath)}: {summary.Layers.Count} nodes, {summary.ParameterCount:N0} parameters, input {ModelSummary.FormatShape(summary.InputShape)}, output {ModelSummary.FormatShape(summary.OutputShape)}"));
             if (summary.SuggestedLayers.Count > 0)
-                cli.Out.WriteLine($"suggested CAM layer: {TerminalText.Escape(summary.SuggestedLayers[0])}");
+                cli.Out.WriteLine($"suggested CAM layer: {PrintableText.Escape(summary.SuggestedLayers[0])}");
             return 0;
         });
         return command;
@@ -84,26 +85,8 @@ internal static class ConvertCommand
             ok = float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out r);
         }
         if (!ok || !(r > 0) || !float.IsFinite(r))
-            throw new UsageException($"--scale must be a positive number or 1/N, got '{TerminalText.Escape(v)}'");
+            throw new UsageException($"--scale must be a positive number or 1/N, got '{PrintableText.Escape(v)}'");
         return r;
-    }
-
-    /// <summary>Reads an ONNX file, counting the bytes read (a pipe or device stops at the limit).</summary>
-    private static byte[] ReadOnnx(string path)
-    {
-        if (!File.Exists(path))
-            throw new CamEngineException($"no such file: {TerminalText.Escape(path)}");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        using var bytes = new MemoryStream();
-        var buffer = new byte[1 << 20];
-        int n;
-        while ((n = stream.Read(buffer)) > 0)
-        {
-            if (bytes.Length + n > OnnxConversion.MaxFileBytes)
-                throw new CamEngineException($"{TerminalText.Escape(path)}: ONNX files above 2 GiB need external data, which is not supported");
-            bytes.Write(buffer, 0, n);
-        }
-        return bytes.ToArray();
     }
 }
 
@@ -120,19 +103,19 @@ internal static class InfoCommand
             string path = r.GetValue(model)!;
             var s = CamModel.Inspect(path);
             var o = cli.Out;
-            o.WriteLine($"model {TerminalText.Escape(path)}");
+            o.WriteLine($"model {PrintableText.Escape(path)}");
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"input {TerminalText.Escape(s.InputName)} (N,{string.Join(",", s.InputShape)}); output {TerminalText.Escape(s.OutputName)} {ModelSummary.FormatShape(s.OutputShape)}; {s.ParameterCount:N0} parameters"));
-            o.WriteLine($"preprocessing: {TerminalText.Escape(s.Preprocessing)}");
+                $"input {PrintableText.Escape(s.InputName)} (N,{string.Join(",", s.InputShape)}); output {PrintableText.Escape(s.OutputName)} {ModelSummary.FormatShape(s.OutputShape)}; {s.ParameterCount:N0} parameters"));
+            o.WriteLine($"preprocessing: {PrintableText.Escape(s.Preprocessing)}");
             if (s.Labels == null)
                 o.WriteLine("labels: none");
             else
-                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"labels: {s.Labels.Count} ({string.Join(", ", s.Labels.Take(5).Select(TerminalText.Escape))}{(s.Labels.Count > 5 ? ", ..." : "")})"));
-            int width = Math.Max(10, s.Layers.Count == 0 ? 0 : s.Layers.Max(n => TerminalText.Escape(n.Name).Length));
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"labels: {s.Labels.Count} ({string.Join(", ", s.Labels.Take(5).Select(PrintableText.Escape))}{(s.Labels.Count > 5 ? ", ..." : "")})"));
+            int width = Math.Max(10, s.Layers.Count == 0 ? 0 : s.Layers.Max(n => PrintableText.Escape(n.Name).Length));
             o.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
             foreach (var n in s.Layers)
-                o.WriteLine($"{TerminalText.Escape(n.Name).PadRight(width)}  {TerminalText.Escape(n.Op),-8}  {ModelSummary.FormatShape(n.Shape)}");
-            o.WriteLine($"suggested CAM layers: {string.Join(", ", s.SuggestedLayers.Take(3).Select(TerminalText.Escape))}");
+                o.WriteLine($"{PrintableText.Escape(n.Name).PadRight(width)}  {PrintableText.Escape(n.Op),-8}  {ModelSummary.FormatShape(n.Shape)}");
+            o.WriteLine($"suggested CAM layers: {string.Join(", ", s.SuggestedLayers.Take(3).Select(PrintableText.Escape))}");
             return 0;
         });
         return command;
@@ -218,10 +201,10 @@ internal static class PredictCommand
                 var ranked = m.Predict(chunk.Select(c => c.Input).ToList(), k);
                 for (int i = 0; i < chunk.Count; i++)
                 {
-                    cli.Out.WriteLine(TerminalText.Escape(chunk[i].Stem));
+                    cli.Out.WriteLine(PrintableText.Escape(chunk[i].Stem));
                     foreach (var p in ranked[i])
                     {
-                        string label = p.Label != null ? " " + TerminalText.Escape(p.Label) : "";
+                        string label = p.Label != null ? " " + PrintableText.Escape(p.Label) : "";
                         cli.Out.WriteLine(embedding
                             ? string.Create(CultureInfo.InvariantCulture, $"  channel {p.ClassIndex,4}: {p.Logit:G5}")
                             : string.Create(CultureInfo.InvariantCulture, $"  {p.ClassIndex,5}{label}: logit {p.Logit:G5}, p {p.Probability:F4}"));

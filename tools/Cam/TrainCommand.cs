@@ -32,7 +32,7 @@ internal static class TrainCommand
             plan.CheckFree([Path.GetFileName(outPath)]);
             var channels = CliOptions.List(r.Get(widths, "32,64,128"))
                 .Select(w => int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v is > 0 and <= 1024
-                    ? v : throw new UsageException($"--widths must be positive integers, got '{TerminalText.Escape(w)}'")).ToArray();
+                    ? v : throw new UsageException($"--widths must be positive integers, got '{PrintableText.Escape(w)}'")).ToArray();
             var options = new TrainingOptions
             {
                 Epochs = r.GetInt(epochs, 8, 1, 1000), BatchSize = r.GetInt(batch, 64, 1, 4096),
@@ -47,12 +47,12 @@ internal static class TrainCommand
             });
             cli.Stage = "training";
             var result = FashionMnistTraining.Train(r.Get(data, FashionMnistTraining.DebianFolder), channels, options, r.Get(device), progress);
-            cli.Stage = $"writing {TerminalText.Escape(outPath)}";
+            cli.Stage = $"writing {PrintableText.Escape(outPath)}";
             plan.Write(Path.GetFileName(outPath), result.Model);
             cli.Out.WriteLine(FormattableString.Invariant(
                 $"device: {result.Device} ({result.DeviceDescription}); {result.ParameterCount:N0} parameters; {result.TrainingImages} training images, {options.Epochs} epochs, batch {options.BatchSize}"));
             cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {TerminalText.Escape(outPath)}: test accuracy {result.TestAccuracy:P2} on {result.TestImages} images, {result.Seconds:F0} s, {result.ImagesPerSecond:F0} images/s"));
+                $"wrote {PrintableText.Escape(outPath)}: test accuracy {result.TestAccuracy:P2} on {result.TestImages} images, {result.Seconds:F0} s, {result.ImagesPerSecond:F0} images/s"));
             return 0;
         });
         return command;

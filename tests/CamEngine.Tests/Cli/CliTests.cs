@@ -270,4 +270,23 @@ public sealed class CliTests : CliTestBase
         Assert.That(grid.Width, Is.GreaterThan(6 * 267));
         Assert.That(grid.Height, Is.GreaterThan(6 * 267));
     }
+
+    [Test]
+    public void A_method_that_cannot_explain_the_target_is_refused_before_work_or_left_out_of_all()
+    {
+        string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
+        string model = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "tiny_resnet.safetensors");
+        string similar = "similar:" + photo;
+        // Named explicitly: refused by name, nothing written (issue 18: Finer-CAM crashed on similarity targets).
+        AssertOneLineError(Cam("explain", model, photo, "--method", "gradcam,finercam", "--target", similar, "--out", Dir, "--device", "cpu"),
+            "finercam cannot explain target");
+        Assert.That(Directory.Exists(Dir) ? Directory.GetFileSystemEntries(Dir) : [], Is.Empty);
+        // Within --method all: left out with a note, every other method drawn.
+        var r = Cam("explain", model, photo, "--method", "all", "--param", "rise.masks=200", "--target", similar, "--out", Dir, "--device", "cpu");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("note: finercam cannot explain target"));
+        Assert.That(File.Exists(Path.Combine(Dir, "chelsea.finercam.png")), Is.False);
+        foreach (var m in MethodCatalog.All.Where(m => m.Name != "finercam"))
+            Assert.That(File.Exists(Path.Combine(Dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
+    }
 }

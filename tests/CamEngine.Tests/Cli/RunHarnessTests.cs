@@ -347,7 +347,7 @@ public sealed class RunHarnessTests : CliTestBase
         Assert.That(r.Code, Is.Zero, r.Err);
         Assert.That(r.Out, Does.Contain("class 2 (\\x1B[31mred\\x1B[0m)"));
         Assert.That(r.Out.Contains('\u001b', StringComparison.Ordinal), Is.False, "no raw escape character reaches the terminal");
-        Assert.That(TerminalText.Escape("a\rb\u0000c\u202Ed\u0085"), Is.EqualTo("a\\x0Db\\x00c\\u{202E}d\\x85"));
+        Assert.That(PrintableText.Escape("a\rb\u0000c\u202Ed\u0085"), Is.EqualTo("a\\rb\\0c\\u202Ed\\x85"));
     }
 
     [Test]
