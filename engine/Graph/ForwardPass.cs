@@ -87,6 +87,10 @@ internal sealed class BackwardRequest
 
     /// <summary>ReLU backward rule for this pass.</summary>
     public Kernels.ReluRule ReluRule { get; init; } = Kernels.ReluRule.Standard;
+
+    /// <summary>Names of ReLU nodes that keep the standard rule whatever <see cref="ReluRule"/> says (the
+    /// functional ReLU calls pytorch-grad-cam's guided backprop does not replace).</summary>
+    public IReadOnlySet<string>? StandardReluNodes { get; init; }
 }
 
 /// <summary>The result of a reverse pass. Owns its tensors; disposing frees them.</summary>

@@ -567,6 +567,11 @@ internal sealed partial class OnnxGraphBuilder
         var b = conv.Param("bias") is { } bn ? _weights[bn] : null;
         var w2 = new float[w.Length];
         var b2 = new float[kOut];
+        // FullGrad's bias terms before folding (pytorch-grad-cam sums the conv's own bias at the conv output and
+        // the BN's effective bias at the BN output): recorded only when the conv had a bias, since otherwise the
+        // folded bias is the BN's effective bias itself.
+        var convTerm = b != null ? new double[kOut] : null;
+        var bnTerm = b != null ? new double[kOut] : null;
         int per = w.Length / kOut;
         for (int c = 0; c < kOut; c++)
         {
@@ -578,6 +583,12 @@ internal sealed partial class OnnxGraphBuilder
             for (int j = 0; j < per; j++)
                 w2[c * per + j] = (float)(w.Data[c * per + j] * scale);
             b2[c] = (float)(((b?.Data[c] ?? 0.0) - stats[2].Data[c]) * scale + stats[1].Data[c]);
+            if (b != null)
+            {
+                // d score / d conv output = scale * d score / d folded output
+                convTerm![c] = b.Data[c] * scale;
+                bnTerm![c] = stats[1].Data[c] - stats[2].Data[c] * scale;
+            }
             if (!float.IsFinite(b2[c]) || !float.IsFinite((float)scale))
                 throw Invalid(n, $"folding into '{conv.Name}' gives a non-finite value for channel {c}");
         }
@@ -593,7 +604,11 @@ internal sealed partial class OnnxGraphBuilder
         int index = _producer[x];
         _nodes[index] = new GraphNode
         {
-            Name = conv.Name, Op = conv.Op, Inputs = conv.Inputs, Output = output, Params = pars, Attrs = conv.Attrs,
+            Name = conv.Name, Op = conv.Op, Inputs = conv.Inputs, Output = output, Params = pars,
+            Attrs = convTerm == null ? conv.Attrs : new Dictionary<string, double[]>(conv.Attrs, StringComparer.Ordinal)
+            {
+                [FoldedBiasTerms.ConvBias] = convTerm, [FoldedBiasTerms.BatchNormBias] = bnTerm!,
+            },
             Shape = conv.Shape,
         };
         _shapes.Remove(x);

@@ -37,7 +37,8 @@ internal sealed class Relu : OpRule
     {
         var x = a.Input(0);
         var dx = a.New(x.Shape);
-        a.Backend.ReluBackward(x, a.Dy, dx, a.Request.ReluRule);
+        var rule = a.Request.StandardReluNodes?.Contains(a.Node.Name) == true ? Kernels.ReluRule.Standard : a.Request.ReluRule;
+        a.Backend.ReluBackward(x, a.Dy, dx, rule);
         a.Accumulate(0, dx);
     }
 

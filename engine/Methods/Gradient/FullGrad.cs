@@ -7,12 +7,18 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// FullGrad (Srinivas and Fleuret, NeurIPS 2019, arXiv:1905.00780), as pytorch-grad-cam computes it: the
-/// input-gradient term plus a bias-gradient term for every convolution with a bias (batch norm is folded into
-/// the convolutions of a converted model, so its bias is there too):
-/// <code>S = sum_rgb N(|x * dy/dx|) + sum_convs sum_k N(|b_k * dy/dZ_k|),   Map = minmax(S)</code>
-/// with Z the convolution's output and N = min-max (eps 1e-7) per channel, then bilinear resize (half-pixel
+/// input-gradient term plus a bias-gradient term for every layer pytorch-grad-cam uses, each Conv2d with a bias
+/// and each BatchNorm2d (its effective bias <c>beta - mean * gamma / sqrt(var + eps)</c>):
+/// <code>S = sum_rgb N(|x * dy/dx|) + sum_layers sum_k N(|b_k * dy/dZ_k|),   Map = minmax(S)</code>
+/// with Z the layer's output and N = min-max (eps 1e-7) per channel, then bilinear resize (half-pixel
 /// centres) to the input size. One reverse pass yields the input gradient and every convolution output's
-/// gradient. The layer option is ignored. Raw: S (H, W) before the final min-max.
+/// gradient. The layer option is ignored. In a converted model a BN that followed a conv is folded into it: a
+/// conv without a bias then carries exactly the BN's effective bias; a conv with its own bias carries the two
+/// terms pgc counts separately as <see cref="FoldedBiasTerms"/> (recorded by the converter; a model file written
+/// before they were recorded counts the folded bias once). A BN kept as an op (DenseNet's pre-activation BN
+/// after Concat) is a term of its own. Not distinguishable in ONNX: a BatchNorm2d(affine = False), which pgc
+/// skips (its bias is None), exports with gamma = 1, beta = 0 and is counted here; and an ONNX file whose
+/// exporter already fused Conv + BN carries the mixed bias as one term. Raw: S (H, W) before the final min-max.
 /// <para>
 /// One pipeline under every <see cref="Convention"/>: TorchCAM has no FullGrad, and the paper describes its
 /// post-processing psi only as absolute value, bilinear upsampling and rescaling to [0, 1], applied to each
@@ -30,7 +36,7 @@ public sealed class FullGrad : CamMethod
     public override string Name => "fullgrad";
 
     /// <inheritdoc/>
-    public override string Summary => "FullGrad: input-gradient and every convolution bias-gradient, normalized and summed";
+    public override string Summary => "FullGrad: input-gradient and every conv / batch-norm bias-gradient, normalized and summed";
 
     /// <inheritdoc/>
     public override string Paper => "Srinivas and Fleuret, Full-Gradient Representation, NeurIPS 2019 (arXiv:1905.00780)";
@@ -42,16 +48,30 @@ public sealed class FullGrad : CamMethod
     {
         var model = context.Model;
         var backend = model.Backend;
-        var convs = model.Graph.Nodes.Where(n => n.Op == Ops.Conv && n.Param("bias") != null).ToList();
-        using var seed = context.Seed();
-        using var grads = model.Backward(context.Forward, seed, new BackwardRequest
+        // pytorch-grad-cam's layers: every Conv2d with a bias and every BatchNorm2d, each with its bias. After the
+        // converter's folding: a conv with a bias (the BN's effective bias when a BN without a conv bias was
+        // folded in, or the conv's own), split into its two recorded terms when a BN was folded into a conv that
+        // had one, and every BN kept as an op on a (C, H, W) activation (its shift is the effective bias).
+        var terms = new List<(GraphNode Node, float[] Bias)>();
+        foreach (var n in model.Graph.Nodes)
         {
-            Layers = convs.Select(n => n.Output).ToList(), Input = true,
-        });
+            if (n.Op == Ops.Conv && n.Attrs.TryGetValue(FoldedBiasTerms.ConvBias, out var convBias)
+                && n.Attrs.TryGetValue(FoldedBiasTerms.BatchNormBias, out var bnBias))
+            {
+                terms.Add((n, convBias.Select(v => (float)v).ToArray()));
+                terms.Add((n, bnBias.Select(v => (float)v).ToArray()));
+            }
+            else if (n.Op == Ops.Conv && n.Param("bias") != null)
+                terms.Add((n, backend.Download(model.Parameter(n.Param("bias")!))));
+            else if (n.Op == Ops.BatchNorm && n.Shape.Length == 3)
+                terms.Add((n, backend.Download(model.Parameter(n.Param("shift")!))));
+        }
+        var layers = terms.Select(t => t.Node.Output).Distinct().ToList();
+        using var seed = context.Seed();
+        using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = layers, Input = true });
         var x = backend.Download(context.Forward.Input);
         var dx = backend.Download(grads.Input!);
-        var convGrads = convs.Select(n => backend.Download(grads.Layers[n.Output])).ToList();
-        var biases = convs.Select(n => backend.Download(model.Parameter(n.Param("bias")!))).ToList();
+        var layerGrads = layers.ToDictionary(l => l, l => backend.Download(grads.Layers[l]));
         var input = model.Graph.InputShape;
         int height = input[1], width = input[2], big = height * width, size = input[0] * big;
         var result = new List<Explanation>();
@@ -65,16 +85,17 @@ public sealed class FullGrad : CamMethod
                     term[j] = Math.Abs(dx[i * size + c * big + j] * x[i * size + c * big + j]);
                 AddNormalized(term, height, width, height, width, sum);
             }
-            for (int l = 0; l < convs.Count; l++)
+            foreach (var (node, bias) in terms)
             {
-                var shape = convs[l].Shape;
+                var shape = node.Shape;
+                var g = layerGrads[node.Output];
                 int channels = shape[0], plane = shape[1] * shape[2], csize = channels * plane;
                 var channel = new float[plane];
                 for (int k = 0; k < channels; k++)
                 {
-                    float b = biases[l][k];
+                    float b = bias[k];
                     for (int j = 0; j < plane; j++)
-                        channel[j] = Math.Abs(b * convGrads[l][i * csize + k * plane + j]);
+                        channel[j] = Math.Abs(b * g[i * csize + k * plane + j]);
                     AddNormalized(channel, shape[1], shape[2], height, width, sum);
                 }
             }
