@@ -105,7 +105,7 @@ public sealed class MethodTargetMatrixTests
         var mask = new float[64];
         for (int j = 0; j < 64; j++)
             mask[j] = j % 8 < 4 ? 1 : 0;
-        RunPair(SegmentationModel(), Quick(method), Target.Mask(1, mask), images: 1);
+        RunPair(TinyModel.Segmentation(), Quick(method), Target.Mask(1, mask), images: 1);
     }
 
     [Test]
@@ -141,35 +141,5 @@ public sealed class MethodTargetMatrixTests
             Assert.That(() => explainer.Explain(bad, new GradCam(), new ExplainOptions { Target = target }),
                 Throws.TypeOf<CamEngineException>().With.Message.EqualTo(message), target.ToString());
         }
-    }
-
-    /// <summary>The tiny model with a 3x3 conv head instead of the classifier: output (3, 8, 8), a segmentation map.</summary>
-    private static ModelFile SegmentationModel()
-    {
-        var tiny = TinyModel.Graph();
-        var head = new GraphNode
-        {
-            Name = "/head/Conv", Op = Ops.Conv, Inputs = ["/relu/Relu_output_0"], Output = "masks",
-            Params = new(StringComparer.Ordinal) { ["weight"] = "head.weight", ["bias"] = "head.bias" },
-            Attrs = new(StringComparer.Ordinal)
-            {
-                ["kernel"] = [3, 3], ["strides"] = [1, 1], ["pads"] = [1, 1, 1, 1], ["dilations"] = [1, 1],
-                ["group"] = [1], ["out_channels"] = [3],
-            },
-            Shape = [3, 8, 8],
-        };
-        var graph = new ModelGraph
-        {
-            InputName = tiny.InputName, InputShape = tiny.InputShape, OutputName = "masks",
-            Preprocessing = tiny.Preprocessing, Nodes = [tiny.Nodes[0], tiny.Nodes[1], head],
-        };
-        var weights = TinyModel.Weights();
-        var rng = new Random(5);
-        var hw = new HostTensor(3, 4, 3, 3);
-        for (int i = 0; i < hw.Length; i++)
-            hw.Data[i] = (float)(rng.NextDouble() * 2 - 1);
-        weights["head.weight"] = hw;
-        weights["head.bias"] = new HostTensor([3], [0.1f, -0.2f, 0.3f]);
-        return new ModelFile(graph, weights);
     }
 }

@@ -192,40 +192,10 @@ public sealed class TargetTests
         Assert.That(self.Score, Is.EqualTo(1).Within(1e-5), "cosine similarity of an image with itself");
     }
 
-    /// <summary>conv 3->4 (3x3, pad 1), relu, conv 4->3 (3x3, pad 1): a tiny segmentation head, output (3, 8, 8).</summary>
-    private static ModelFile SegmentationModel()
-    {
-        var tiny = Model.TinyModel.Graph();
-        var conv2 = new GraphNode
-        {
-            Name = "/head/Conv", Op = Ops.Conv, Inputs = ["/relu/Relu_output_0"], Output = "masks",
-            Params = new(StringComparer.Ordinal) { ["weight"] = "head.weight", ["bias"] = "head.bias" },
-            Attrs = new(StringComparer.Ordinal)
-            {
-                ["kernel"] = [3, 3], ["strides"] = [1, 1], ["pads"] = [1, 1, 1, 1], ["dilations"] = [1, 1],
-                ["group"] = [1], ["out_channels"] = [3],
-            },
-            Shape = [3, 8, 8],
-        };
-        var graph = new ModelGraph
-        {
-            InputName = tiny.InputName, InputShape = tiny.InputShape, OutputName = "masks",
-            Preprocessing = tiny.Preprocessing, Nodes = [tiny.Nodes[0], tiny.Nodes[1], conv2],
-        };
-        var weights = Model.TinyModel.Weights();
-        var rng = new Random(5);
-        var hw = new HostTensor(3, 4, 3, 3);
-        for (int i = 0; i < hw.Length; i++)
-            hw.Data[i] = (float)(rng.NextDouble() * 2 - 1);
-        weights["head.weight"] = hw;
-        weights["head.bias"] = new HostTensor([3], [0.1f, -0.2f, 0.3f]);
-        return new ModelFile(graph, weights);
-    }
-
     [Test]
     public void Mask_target_explains_the_masked_sum_of_a_segmentation_output()
     {
-        using var model = DeviceModel.Load(SegmentationModel(), TestDevice.Ilgpu);
+        using var model = DeviceModel.Load(Model.TinyModel.Segmentation(), TestDevice.Ilgpu);
         var explainer = new Explainer(model);
         var rng = new Random(3);
         var input = new HostTensor(1, 3, 8, 8);

@@ -85,6 +85,36 @@ internal static class TinyModel
 
     public static ModelFile Create() => new(Graph(), Weights());
 
+    /// <summary>conv 3->4 (3x3, pad 1), relu, conv 4->3 (3x3, pad 1): a tiny segmentation head, output (3, 8, 8).</summary>
+    public static ModelFile Segmentation()
+    {
+        var tiny = Graph();
+        var conv2 = new GraphNode
+        {
+            Name = "/head/Conv", Op = Ops.Conv, Inputs = ["/relu/Relu_output_0"], Output = "masks",
+            Params = new(StringComparer.Ordinal) { ["weight"] = "head.weight", ["bias"] = "head.bias" },
+            Attrs = new(StringComparer.Ordinal)
+            {
+                ["kernel"] = [3, 3], ["strides"] = [1, 1], ["pads"] = [1, 1, 1, 1], ["dilations"] = [1, 1],
+                ["group"] = [1], ["out_channels"] = [3],
+            },
+            Shape = [3, 8, 8],
+        };
+        var graph = new ModelGraph
+        {
+            InputName = tiny.InputName, InputShape = tiny.InputShape, OutputName = "masks",
+            Preprocessing = tiny.Preprocessing, Nodes = [tiny.Nodes[0], tiny.Nodes[1], conv2],
+        };
+        var weights = Weights();
+        var rng = new Random(5);
+        var hw = new HostTensor(3, 4, 3, 3);
+        for (int i = 0; i < hw.Length; i++)
+            hw.Data[i] = (float)(rng.NextDouble() * 2 - 1);
+        weights["head.weight"] = hw;
+        weights["head.bias"] = new HostTensor([3], [0.1f, -0.2f, 0.3f]);
+        return new ModelFile(graph, weights);
+    }
+
     /// <summary>A valid model file's bytes.</summary>
     public static byte[] ValidBytes()
     {
