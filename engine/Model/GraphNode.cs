@@ -171,6 +171,9 @@ internal static class Ops
     /// <summary>x (N, ..., K) times a constant weight (K, M) over the last axis. Param weight.</summary>
     public const string MatMul = "matmul";
 
+    /// <summary>Batched product of two computed tensors (N, B.., M, K) x (N, B.., K, P) (attention).</summary>
+    public const string BatchMatMul = "batchmatmul";
+
     /// <summary>Every operator this version executes: the names of <see cref="Graph.Ops.OpRegistry"/>.</summary>
     public static IReadOnlyCollection<string> All => Graph.Ops.OpRegistry.Names;
 }

@@ -155,7 +155,7 @@ internal sealed partial class OnnxGraphBuilder
     private void PowNode(OnnxNode n)
     {
         CheckAttrs(n);
-        string x = Act(n, 0);
+        var (x, pl) = ActAny(n, 0);
         float p = Scalar(n, 1, "exponent");
         if (!float.IsFinite(p))
             throw Unsupported(n, $"exponent {p} is not finite");
@@ -164,7 +164,7 @@ internal sealed partial class OnnxGraphBuilder
             Alias(n, x);
             return;
         }
-        Emit(n, Ops.Pow, [x], new(), Floats(("exponent", p)));
+        EmitL(n, Ops.Pow, [x], new(), Floats(("exponent", p)), pl);
     }
 
     /// <summary>MatMul of a computed (N, ..., K) tensor by a constant 2-D (K, M) weight.</summary>

@@ -170,6 +170,8 @@ internal sealed partial class OnnxGraphBuilder
             throw Unsupported(n, $"unsupported ONNX operator '{n.Domain}.{n.OpType}'");
         if (n.Outputs.Count == 0 || n.Outputs[0].Length == 0)
             throw new InvalidModelFileException($"ONNX node '{n.Name}' ({n.OpType}) has no output");
+        if (TryFold(n))
+            return;
         switch (n.OpType)
         {
             case "Conv":
@@ -180,7 +182,7 @@ internal sealed partial class OnnxGraphBuilder
                 break;
             case "Relu":
                 CheckAttrs(n);
-                Emit(n, Ops.Relu, [Act(n, 0)], new(), new());
+                UnaryL(n, Ops.Relu);
                 break;
             case "MaxPool":
             case "AveragePool":
@@ -208,14 +210,24 @@ internal sealed partial class OnnxGraphBuilder
                 break;
             }
             case "Gemm":
-                Gemm(n);
+                if (n.Inputs.Count >= 1 && ActAny(n, 0) is var (gx, gl) && (!IsDefault(gl) || _shapes[gx].Length != 1))
+                {
+                    CheckAttrs(n, "alpha", "beta", "transA", "transB");
+                    if (AttrInt(n, "transA", 0) != 0 || gl.Dims.Length != 2)
+                        throw Unsupported(n, $"Gemm of {gl.Text} with transA={AttrInt(n, "transA", 0)} is not supported");
+                    GemmRows(n, gx, gl);
+                }
+                else
+                {
+                    Gemm(n);
+                }
                 break;
             case "Add" or "Sub" or "Mul" or "Div":
-                Binary(n);
+                BinaryL(n);
                 break;
             case "Sigmoid":
                 CheckAttrs(n);
-                Emit(n, Ops.Sigmoid, [Act(n, 0)], new(), new());
+                UnaryL(n, Ops.Sigmoid);
                 break;
             case "HardSwish":
                 CheckAttrs(n);
@@ -233,23 +245,64 @@ internal sealed partial class OnnxGraphBuilder
                 Clip(n);
                 break;
             case "Concat":
-                Concat(n);
+                if (n.Inputs.Count == 0)
+                    throw Invalid(n, "needs at least one input");
+                ConcatL(n);
                 break;
             case "Pad":
-                PadNode(n);
+                if (!TryZeroPad(n))
+                    PadNode(n);
                 break;
             case "Reshape":
-                Reshape(n);
+                if (_batch == 1 && !IsConst(n, 0))
+                {
+                    CheckAttrs(n, "allowzero");
+                    var (rx, rl) = ActAny(n, 0);
+                    ReshapeL(n, rx, rl);
+                }
+                else
+                {
+                    Reshape(n);
+                }
+                break;
+            case "Unsqueeze" or "Squeeze" or "Flatten" when _batch == 1 && !IsConst(n, 0) && (n.OpType != "Flatten" || !IsDefault(ActAny(n, 0).Layout)):
+                ReshapeLike(n);
                 break;
             case "MatMul":
-                MatMul(n);
+                CheckAttrs(n);
+                if (n.Inputs.Count != 2)
+                    throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
+                if (!IsConst(n, 0) && !IsConst(n, 1))
+                {
+                    MatMulComputed(n);
+                }
+                else
+                {
+                    var (mx, ml) = ActAny(n, 0);
+                    MatMulWeight(n, mx, ml);
+                }
                 break;
             case "Softmax":
-                Softmax(n);
+                SoftmaxL(n);
                 break;
-            case "Slice" or "Transpose" when !IsConst(n, 0):
-                TensorLayoutOp(n);
+            case "Slice" when !IsConst(n, 0):
+                SliceL(n);
                 break;
+            case "Transpose" when !IsConst(n, 0):
+                TransposeL(n);
+                break;
+            case "Gather" when !IsConst(n, 0):
+                GatherL(n);
+                break;
+            case "Cast" when !IsConst(n, 0):
+            {
+                CheckAttrs(n, "to", "saturate");
+                long to = AttrInt(n, "to", 0);
+                if (to is not ((long)OnnxDataType.Float or (long)OnnxDataType.Double))
+                    throw Unsupported(n, $"Cast of a computed tensor to data type {to} is not supported (only float)");
+                Alias(n, ActRaw(n, 0));
+                break;
+            }
             case "Shape" or "Gather" or "Unsqueeze" or "Squeeze" or "Slice" or "Cast" or "ConstantOfShape" or "Transpose":
                 ShapeArithmetic(n);
                 break;
@@ -257,11 +310,11 @@ internal sealed partial class OnnxGraphBuilder
                 Reduce(n);
                 break;
             case "LayerNormalization":
-                LayerNormalization(n);
+                LayerNormalizationL(n);
                 break;
             case "Erf" or "Sqrt" or "Tanh":
                 CheckAttrs(n);
-                Emit(n, n.OpType switch { "Erf" => Ops.Erf, "Sqrt" => Ops.Sqrt, _ => Ops.Tanh }, [Act(n, 0)], new(), new());
+                UnaryL(n, n.OpType switch { "Erf" => Ops.Erf, "Sqrt" => Ops.Sqrt, _ => Ops.Tanh });
                 break;
             case "Pow":
                 PowNode(n);
@@ -292,6 +345,14 @@ internal sealed partial class OnnxGraphBuilder
 
     /// <summary>The activation read by input <paramref name="i"/>.</summary>
     private string Act(OnnxNode n, int i)
+    {
+        string x = ActRaw(n, i);
+        RequireBatchFirst(n, x);
+        return x;
+    }
+
+    /// <summary>The activation read by input <paramref name="i"/>, wherever its batch sits.</summary>
+    private string ActRaw(OnnxNode n, int i)
     {
         if (i >= n.Inputs.Count || n.Inputs[i].Length == 0)
             throw Invalid(n, $"input {i} is missing");
@@ -716,7 +777,10 @@ internal sealed partial class OnnxGraphBuilder
             if (n.Inputs.Count >= 3 && n.Inputs[2].Length > 0)
             {
                 var t = Const(n, 2, "training_mode", true)!;
-                if (t.Ints is not { Length: 1 } || t.Ints[0] != 0)
+                // Training mode with a constant ratio of 0 (Swin's attention dropout at p = 0) is the identity too.
+                bool zeroRatio = n.Inputs.Count >= 2 && n.Inputs[1].Length > 0 && IsConst(n, 1)
+                                 && Const(n, 1, "ratio", true)! is { Count: 1 } r && (r.Floats?[0] ?? r.Ints![0]) == 0;
+                if ((t.Ints is not { Length: 1 } || t.Ints[0] != 0) && !zeroRatio)
                     throw Unsupported(n, "Dropout with training_mode other than a constant false is not supported");
             }
         }
