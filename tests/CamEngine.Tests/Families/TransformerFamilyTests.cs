@@ -91,6 +91,70 @@ public sealed class TransformerFamilyTests
             + $"layer gradient error {MaxError(grad, refGrad.Data) / lgmax:G3} of their max");
         TensorAssert.Close(act, refAct.Data, 1e-4 * amax, 1e-4, $"{name} opset {opset} activation at {layerName}");
         TensorAssert.Close(grad, refGrad.Data, 1e-3 * lgmax, 1e-3, $"{name} opset {opset} gradient at {layerName}");
+
+        // pytorch-grad-cam's Grad-CAM on its reshape_transform grid, from the raw layer: ViT drops the class token
+        // and reads the tokens as a square grid; Swin's layer is channels-last already. Both (h*w, C) row-major.
+        int c = layer.Shape[^1];
+        int skip = name.StartsWith("vit", StringComparison.Ordinal) ? 1 : 0;
+        int plane = act.Length / c - skip;
+        var cam = new double[plane];
+        for (int k = 0; k < c; k++)
+        {
+            double w = 0;
+            for (int p = 0; p < plane; p++)
+                w += grad[(p + skip) * c + k];
+            w /= plane;
+            for (int p = 0; p < plane; p++)
+                cam[p] += w * act[(p + skip) * c + k];
+        }
+        var map = cam.Select(v => (float)Math.Max(v, 0)).ToArray();
+        var refMap = refs["gradcam"].Data;
+        double mmax = refMap.Max(v => Math.Abs((double)v));
+        Assert.That(mmax, Is.GreaterThan(0), "the reference Grad-CAM map is not all zero");
+        TestContext.Out.WriteLine($"{name} opset {opset}: Grad-CAM map max abs error {MaxError(map, refMap) / mmax:G3} of its max");
+        TensorAssert.Close(map, refMap, 1e-3 * mmax, 1e-3, $"{name} opset {opset} Grad-CAM at {layerName}");
+    }
+
+    /// <summary>
+    /// The export is traced at batch 1, where the batch is invisible in the reshape targets (MultiheadAttention's
+    /// <c>(L, N * heads, d)</c>, Swin's <c>(N * windows, ws * ws, C)</c>); the converter decides where it sits. Two
+    /// different images in one batch must give each image's own logits and input gradient.
+    /// </summary>
+    [TestCase("vit", 17)]
+    [TestCase("swin", 17)]
+    [TestCase("vit", 13)]
+    public void A_batch_of_two_images_gives_each_its_own_result(string name, int opset)
+    {
+        var b = TestDevice.Ilgpu;
+        var file = OnnxConverter.ConvertFile(Path.Combine(Dir, $"{name}.opset{opset}.onnx"));
+        var refs = Npz.Read(Path.Combine(Dir, name + ".npz"));
+        using var model = DeviceModel.Load(file, b);
+        var one = refs["input"].Data;
+        var other = one.Select((v, i) => 0.7f * one[(i * 7 + 3) % one.Length] - 0.2f * v).ToArray();
+        float[][] Single(float[] image)
+        {
+            using var t = b.Upload(image, refs["input"].Shape);
+            using var p = model.Forward(t);
+            var l = b.Download(p.Output);
+            var s = new float[l.Length];
+            s[Array.IndexOf(l, l.Max())] = 1f;
+            using var st = b.Upload(s, p.Output.Shape);
+            using var g = model.Backward(p, st, new BackwardRequest { Input = true });
+            return [l, b.Download(g.Input!), s];
+        }
+        var r0 = Single(one);
+        var r1 = Single(other);
+        int[] shape = [2, .. refs["input"].Shape[1..]];
+        using var x = b.Upload([.. one, .. other], shape);
+        using var pass = model.Forward(x);
+        var logits = b.Download(pass.Output);
+        Assert.That(r0[0], Is.Not.EqualTo(r1[0]), "the two images have different logits");
+        TensorAssert.Close(logits, [.. r0[0], .. r1[0]], 1e-5, 1e-4, $"{name} batch-of-2 logits");
+        using var seed = b.Upload([.. r0[2], .. r1[2]], pass.Output.Shape);
+        using var grads = model.Backward(pass, seed, new BackwardRequest { Input = true });
+        var dx = b.Download(grads.Input!);
+        double gmax = r0[1].Concat(r1[1]).Max(v => Math.Abs((double)v));
+        TensorAssert.Close(dx, [.. r0[1], .. r1[1]], 1e-4 * gmax, 1e-4, $"{name} batch-of-2 input gradients");
     }
 
     private static double MaxError(float[] a, float[] b) => a.Zip(b, (p, q) => Math.Abs((double)p - q)).Max();
