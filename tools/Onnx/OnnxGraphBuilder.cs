@@ -15,8 +15,9 @@ internal sealed partial class OnnxGraphBuilder
     private const string Supported =
         "Conv, BatchNormalization, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Add, Sub, Mul, Div, "
         + "MaxPool, AveragePool, GlobalAveragePool, Concat, Pad, Flatten, Reshape, Gemm, MatMul, Softmax, "
-        + "Identity, Dropout, Constant, ReduceMean, ReduceSum, ReduceMax, Transpose, Slice, LayerNormalization, Erf, "
-        + "Sqrt, Pow, Tanh, and Shape/Gather/Unsqueeze/Squeeze/Concat/Slice/Cast/ConstantOfShape/Transpose on constant shape tensors";
+        + "Identity, Dropout, Constant, ReduceMean, ReduceSum, ReduceMax, Transpose, Slice, Gather, Unsqueeze, Squeeze, "
+        + "LayerNormalization, Erf, Sqrt, Pow, Tanh, and any node whose inputs are all constant among "
+        + "Shape/Size/Range/Equal/Less/Greater/Not/And/Or/Where/ConstantOfShape/ScatterND/Cast/Mod/Expand/Neg/Abs/Floor/Ceil/Max/Min/ReduceProd";
 
     private readonly OnnxModel _model;
     private readonly OnnxConvertOptions _options;
