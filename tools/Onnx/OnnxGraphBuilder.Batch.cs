@@ -506,11 +506,9 @@ internal sealed partial class OnnxGraphBuilder
         var inv = new int[er];
         for (int k = 0; k < er; k++)
             inv[perm[k]] = k;
-        var moved = perm[1..].Select(p => l.EngineShape[p - 1]).ToArray();
         string t1 = n.Outputs[0] + ":moved", t2 = n.Outputs[0] + ":softmax";
         Emit(n, Ops.Transpose, [x], new(), A(("perm", perm)), t1);
         Emit(n, Ops.Softmax, [t1], new(), new(), t2);
-        _ = moved;
         EmitL(n, Ops.Transpose, [t2], new(), A(("perm", inv)), l);
     }
 

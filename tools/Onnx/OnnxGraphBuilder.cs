@@ -862,83 +862,7 @@ internal sealed partial class OnnxGraphBuilder
     private bool IsConst(OnnxNode n, int i) =>
         i < n.Inputs.Count && n.Inputs[i].Length > 0 && _inits.ContainsKey(Resolve(n.Inputs[i]));
 
-    private void Binary(OnnxNode n)
-    {
-        CheckAttrs(n);
-        if (n.Inputs.Count != 2)
-            throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
-        string op = n.OpType switch { "Add" => Ops.Add, "Sub" => Ops.Sub, "Mul" => Ops.Mul, _ => Ops.Div };
-        bool c0 = IsConst(n, 0), c1 = IsConst(n, 1);
-        if (c0 && c1)
-        {
-            FoldConstantBinary(n);
-            return;
-        }
-        if (!c0 && !c1)
-        {
-            string a = Act(n, 0), b = Act(n, 1);
-            if (_shapes[a].Length != _shapes[b].Length)
-                throw Unsupported(n, $"operands {TensorShape.Format(_shapes[a])} and {TensorShape.Format(_shapes[b])} "
-                    + "(without the batch) have different ranks");
-            Emit(n, op, [a, b], new(), new());
-            return;
-        }
-        int ci = c0 ? 0 : 1;
-        string x = Act(n, 1 - ci);
-        var t = Const(n, ci, "constant operand", true)!;
-        var h = Floats(n, t, "constant operand");
-        int rank = _shapes[x].Length + 1;
-        int[] shape = h.Shape;
-        // Right-aligned against (N, ...): a leading 1 is the batch axis, which the engine broadcasts itself.
-        if (shape.Length > rank || (shape.Length == rank && shape[0] != 1))
-            throw Unsupported(n, $"constant '{t.Name}' of shape {h.ShapeText} would broadcast over the batch axis");
-        if (shape.Length == rank)
-            shape = shape[1..];
-        if (shape.Length == 0)
-            shape = [1];
-        string name = TensorShape.Equal(shape, h.Shape) ? Weight(n, t, h) : NewWeight(NodeLabel(n) + ".constant", new HostTensor(shape, h.Data));
-        var pars = new Dictionary<string, string>(StringComparer.Ordinal) { ["constant"] = name };
-        Emit(n, op, [x], pars, ci == 0 ? A(("constant_first", [1])) : new());
-    }
 
-    /// <summary>Add/Sub/Mul/Div of two constants (shape arithmetic in exported graphs): evaluated here, in
-    /// integers for integer tensors and floats otherwise, for equal shapes or a scalar operand.</summary>
-    private void FoldConstantBinary(OnnxNode n)
-    {
-        var a = Const(n, 0, "operand A", true)!;
-        var b = Const(n, 1, "operand B", true)!;
-        long count = Math.Max(a.Count, b.Count);
-        if ((a.Count != b.Count && a.Count != 1 && b.Count != 1) || count > MaxFoldedElements)
-            throw Unsupported(n, "constant arithmetic needs operands of equal size or a scalar");
-        long[] dims = a.Count >= b.Count ? a.Dims : b.Dims;
-        string output = n.Outputs[0];
-        if (a.Ints != null && b.Ints != null)
-        {
-            var r = new long[count];
-            for (long i = 0; i < count; i++)
-            {
-                long x = a.Ints[a.Count == 1 ? 0 : i], y = b.Ints[b.Count == 1 ? 0 : i];
-                r[i] = n.OpType switch
-                {
-                    "Add" => x + y,
-                    "Sub" => x - y,
-                    "Mul" => x * y,
-                    _ => y == 0 ? throw Invalid(n, "integer division by zero") : x / y,
-                };
-            }
-            DefineConstant(n, new OnnxTensor(output, dims, (int)OnnxDataType.Int64, null, r) { Count = count });
-            return;
-        }
-        if (a.Floats == null || b.Floats == null)
-            throw Unsupported(n, "constant arithmetic on mixed or unsupported data types");
-        var f = new float[count];
-        for (long i = 0; i < count; i++)
-        {
-            float x = a.Floats[a.Count == 1 ? 0 : i], y = b.Floats[b.Count == 1 ? 0 : i];
-            f[i] = n.OpType switch { "Add" => x + y, "Sub" => x - y, "Mul" => x * y, _ => x / y };
-        }
-        DefineConstant(n, new OnnxTensor(output, dims, (int)OnnxDataType.Float, f, null) { Count = count });
-    }
 
     /// <summary>Largest constant the shape arithmetic evaluates.</summary>
     private const long MaxFoldedElements = 1 << 16;
@@ -1145,33 +1069,6 @@ internal sealed partial class OnnxGraphBuilder
         return t.Floats?[0] ?? t.Ints![0];
     }
 
-    private void Concat(OnnxNode n)
-    {
-        CheckAttrs(n, "axis");
-        if (n.Inputs.Count == 0)
-            throw Invalid(n, "needs at least one input");
-        if (Enumerable.Range(0, n.Inputs.Count).All(i => IsConst(n, i)))
-        {
-            // Shape vectors built by exporters: 1-D integer constants joined along axis 0.
-            var parts = Enumerable.Range(0, n.Inputs.Count).Select(i => ConstInts(n, i, "input")).ToArray();
-            var joined = parts.SelectMany(p => p).ToArray();
-            DefineConstant(n, IntTensor(n, joined, [joined.Length]));
-            return;
-        }
-        var xs = Enumerable.Range(0, n.Inputs.Count).Select(i => Act(n, i)).ToArray();
-        long axis = AttrInt(n, "axis", 1);
-        int rank = _shapes[xs[0]].Length + 1;
-        if (axis < 0)
-            axis += rank;
-        if (axis < 1 || axis >= rank)
-            throw Unsupported(n, $"Concat along axis {AttrInt(n, "axis", 1)} is not supported (only axes 1 to {rank - 1}: not the batch axis)");
-        if (xs.Length == 1)
-        {
-            Alias(n, xs[0]);
-            return;
-        }
-        Emit(n, Ops.Concat, xs, new(), axis == 1 ? new() : A(("axis", [(int)axis])));
-    }
 
     private void Alias(OnnxNode n, string src)
     {
@@ -1283,37 +1180,5 @@ internal sealed partial class OnnxGraphBuilder
         Emit(n, Ops.Reshape, [x], new(), A(("shape", shape)));
     }
 
-    private void MatMul(OnnxNode n)
-    {
-        CheckAttrs(n);
-        if (n.Inputs.Count != 2)
-            throw Invalid(n, $"needs 2 inputs, has {n.Inputs.Count}");
-        string x = Act(n, 0);
-        if (_shapes[x].Length != 1)
-        {
-            MatMulOverLastAxis(n, x);
-            return;
-        }
-        var bt = Const(n, 1, "weight B", true)!;
-        if (bt.Dims.Length != 2)
-            throw Unsupported(n, $"MatMul weight '{bt.Name}' must be a 2-D constant, has {bt.Dims.Length} dimensions");
-        var w = Floats(n, bt, "weight B");
-        var pars = new Dictionary<string, string>(StringComparer.Ordinal) { ["weight"] = Weight(n, bt, w) };
-        var attrs = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["transB"] = [0], ["alpha"] = [1], ["beta"] = [1] };
-        Emit(n, Ops.Gemm, [x], pars, attrs);
-    }
 
-    private void Softmax(OnnxNode n)
-    {
-        CheckAttrs(n, "axis");
-        string x = Act(n, 0);
-        int rank = _shapes[x].Length + 1;
-        long axis = AttrInt(n, "axis", _opset >= 13 ? -1 : 1);
-        if (axis < 0)
-            axis += rank;
-        if (rank != 2 || axis != 1)
-            throw Unsupported(n, $"Softmax is supported over the features of a flat (N, K) input, got axis {AttrInt(n, "axis", 1)} "
-                + $"of (N, {string.Join(",", _shapes[x])})");
-        Emit(n, Ops.Softmax, [x], new(), new());
-    }
 }
