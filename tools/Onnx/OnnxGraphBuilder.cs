@@ -76,6 +76,8 @@ internal sealed partial class OnnxGraphBuilder
         string output = Resolve(g.Outputs[0].Name);
         if (!_shapes.ContainsKey(output) || output == _inputName)
             throw new UnsupportedModelException($"graph output '{g.Outputs[0].Name}' is not computed by any supported node");
+        if (_layouts.TryGetValue(output, out var outLayout) && !IsDefault(outLayout))
+            throw new UnsupportedModelException($"graph output '{g.Outputs[0].Name}' is {outLayout.Text}; the output must have the batch first");
 
         var used = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
         foreach (var node in _nodes)
