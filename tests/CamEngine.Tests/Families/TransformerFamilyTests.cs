@@ -43,7 +43,9 @@ public sealed class TransformerFamilyTests
     /// large to commit), on the managed CPU backend; run explicitly with CAMENGINE_FULL_FAMILIES naming the folder.
     /// </summary>
     [Explicit("needs the full-size exports: make_transformer_fixtures.py DIR --full, then CAMENGINE_FULL_FAMILIES=DIR")]
+    [TestCase("vit", 13, VitFullLayer)]
     [TestCase("vit", 17, VitFullLayer)]
+    [TestCase("swin", 13, SwinLayer)]
     [TestCase("swin", 17, SwinLayer)]
     public void Full_size_transformer_matches_PyTorch(string name, int opset, string layer)
     {
