@@ -79,6 +79,28 @@ public abstract class CamMethod
             throw new UnsupportedTargetException($"{Name} cannot explain target '{target}': {why}");
     }
 
+    /// <summary>
+    /// Checks that this method can explain <paramref name="model"/> at all, without running anything (the
+    /// transformer-native methods need a vision transformer's self-attention); every explain call makes the same
+    /// check before its forward pass.
+    /// </summary>
+    /// <exception cref="MethodNotApplicableException">The method cannot read this model; the message names the method
+    /// and what is missing.</exception>
+    public void CheckModel(CamModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckModel(model.GraphOf);
+    }
+
+    internal void CheckModel(ModelGraph graph)
+    {
+        if (ModelRefusal(graph) is { } why)
+            throw new MethodNotApplicableException($"{Name} cannot explain this model: {why}");
+    }
+
+    /// <summary>Why this method cannot explain a model with this graph, or null when it can.</summary>
+    private protected virtual string? ModelRefusal(ModelGraph graph) => null;
+
     /// <summary>Why this method cannot explain <paramref name="target"/>, or null when it can.</summary>
     private protected virtual string? TargetRefusal(Target target) => null;
 
