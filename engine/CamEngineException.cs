@@ -87,7 +87,7 @@ public class UnsupportedTargetException : CamEngineException
 }
 
 /// <summary>A method cannot explain this model (for example attention rollout, which reads the self-attention of a
-/// vision transformer, given a CNN). Raised by <see cref="Methods.CamMethod.CheckModel(CamModel)"/> and by every explain call
+/// vision transformer, given a CNN). Raised by <see cref="Methods.CamMethod.CheckModel(CamModel, IReadOnlyList{string})"/> and by every explain call
 /// before any work is done; the command line leaves such a method out of <c>--method all</c> with a note.</summary>
 public class MethodNotApplicableException : CamEngineException
 {

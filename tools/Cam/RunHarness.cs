@@ -284,7 +284,7 @@ internal sealed class RunHarness : IDisposable
     /// a note; a method named explicitly that cannot refuses the run (<see cref="UnsupportedTargetException"/> or
     /// <see cref="MethodNotApplicableException"/>, exit 2).
     /// </summary>
-    public IReadOnlyList<CamMethod> MethodsFor(IReadOnlyList<CamMethod> methods, Target target, bool all)
+    public IReadOnlyList<CamMethod> MethodsFor(IReadOnlyList<CamMethod> methods, Target target, bool all, IReadOnlyList<string>? layers = null)
     {
         var kept = new List<CamMethod>(methods.Count);
         foreach (var method in methods)
@@ -292,7 +292,7 @@ internal sealed class RunHarness : IDisposable
             try
             {
                 method.CheckTarget(target);
-                method.CheckModel(Model);
+                method.CheckModel(Model, layers);
                 kept.Add(method);
             }
             catch (Exception e) when (all && e is UnsupportedTargetException or MethodNotApplicableException)

@@ -91,12 +91,11 @@ internal sealed class Explainer(DeviceModel model)
         ArgumentNullException.ThrowIfNull(methods);
         options ??= new ExplainOptions();
         foreach (var method in methods)
-        {
             method.CheckTarget(options.Target); // before any work: one method that cannot run refuses the whole call
-            method.CheckModel(Model.Graph);
-        }
         options.Target.CheckOutput(Model.Graph.OutputShape);
         var layers = ResolveLayers(options.Layers);
+        foreach (var method in methods)
+            method.CheckModel(Model.Graph, method.UsesLayers ? layers : []);
         foreach (var layer in layers)
         {
             if (layer.Shape.Length != 3)

@@ -6,7 +6,7 @@ namespace CamEngine.Methods;
 /// <summary>
 /// Base of the methods that read a vision transformer's own structure (attention rollout, LeGrad, ViT
 /// Recipro-CAM) rather than a layer the user picks: they find the encoder blocks with <see cref="VitStructure"/>,
-/// refuse any other model before work (<see cref="CamMethod.CheckModel(CamModel)"/>), and return a map over the square patch
+/// refuse any other model before work (<see cref="CamMethod.CheckModel(CamModel, IReadOnlyList{string})"/>), and return a map over the square patch
 /// grid left after <see cref="Prefix"/> leading tokens, finished (upsampled and normalized) as every CAM map is.
 /// </summary>
 public abstract class TransformerMethod : CamMethod
@@ -24,7 +24,7 @@ public abstract class TransformerMethod : CamMethod
     private protected static MethodParameter PrefixParameter =>
         new("prefix", "1", "leading tokens that are not image patches (1: the class token; 2 for DeiT)");
 
-    private protected override string? ModelRefusal(ModelGraph graph) =>
+    private protected override string? ModelRefusal(ModelGraph graph, IReadOnlyList<GraphNode> layers) =>
         VitStructure.Find(graph, out string why) == null ? why : null;
 
     /// <summary>The explanation of row <paramref name="image"/> from its raw (side, side) patch-grid map.</summary>
