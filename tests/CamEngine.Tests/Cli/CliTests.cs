@@ -300,4 +300,24 @@ public sealed class CliTests : CliTestBase
         foreach (var m in MethodCatalog.All.Where(m => !leftOut.Contains(m.Name) && m is not TransformerMethod))
             Assert.That(File.Exists(Path.Combine(Dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
     }
+
+    [Test]
+    public void Method_all_on_a_vision_transformer_draws_the_transformer_methods_and_leaves_out_what_cannot_read_it()
+    {
+        string photo = Path.Combine(TestContext.CurrentContext.TestDirectory, "bundled", "images", "chelsea.png");
+        string model = Path.Combine(Dir, "vit.safetensors");
+        Assert.That(Cam("convert", Path.Combine(FixturePaths.Root, "transformers", "vit.opset17.onnx"), "-o", model).Code, Is.Zero);
+        var r = Cam("explain", model, photo, "--method", "all", "--param", "rise.masks=200", "--out", Dir, "--device", "cpu");
+        Assert.That(r.Code, Is.Zero, r.Err);
+        // CAM cannot read the patch-embedding conv's head, DeepLIFT and LRP have no rule for the token ops.
+        string[] leftOut = ["cam", "deeplift", "lrp"];
+        foreach (var name in leftOut)
+        {
+            Assert.That(r.Out, Does.Contain($"note: {name} cannot explain this model"));
+            Assert.That(File.Exists(Path.Combine(Dir, $"chelsea.{name}.png")), Is.False, name);
+        }
+        foreach (var m in MethodCatalog.All.Where(m => !leftOut.Contains(m.Name)))
+            Assert.That(File.Exists(Path.Combine(Dir, $"chelsea.{m.Name}.png")), Is.True, m.Name);
+        Assert.That(File.Exists(Path.Combine(Dir, "chelsea.grid.png")), Is.True);
+    }
 }
