@@ -85,3 +85,18 @@ public class UnsupportedTargetException : CamEngineException
     /// <summary>Creates the error with no message.</summary>
     public UnsupportedTargetException() { }
 }
+
+/// <summary>A method cannot explain this model (for example attention rollout, which reads the self-attention of a
+/// vision transformer, given a CNN). Raised by <see cref="Methods.CamMethod.CheckModel(CamModel, IReadOnlyList{string})"/> and by every explain call
+/// before any work is done; the command line leaves such a method out of <c>--method all</c> with a note.</summary>
+public class MethodNotApplicableException : CamEngineException
+{
+    /// <summary>Creates the error.</summary>
+    public MethodNotApplicableException(string message) : base(message) { }
+
+    /// <summary>Creates the error with its cause.</summary>
+    public MethodNotApplicableException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Creates the error with no message.</summary>
+    public MethodNotApplicableException() { }
+}

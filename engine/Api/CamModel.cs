@@ -122,6 +122,9 @@ public sealed partial class CamModel : IDisposable
     /// <summary>The device in words (accelerator name and memory, or the CPU's vector width and cores).</summary>
     public string DeviceDescription => Live()._backend.DeviceDescription;
 
+    /// <summary>The model's graph (for the methods' model checks).</summary>
+    internal ModelGraph GraphOf => Live()._file.Graph;
+
     /// <summary>Channels of the model input (3 for RGB, 1 for grey).</summary>
     public int InputChannels => Live()._file.Graph.InputShape[0];
 

@@ -16,16 +16,38 @@ internal sealed partial class DeviceModel
     /// </summary>
     public ForwardPass ForwardFrom(ForwardPass pass, string layer, Tensor replaced, IReadOnlyList<int>? rows = null)
     {
-        ArgumentNullException.ThrowIfNull(pass);
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(replaced);
+        return ForwardFrom(pass, [(layer, replaced)], rows);
+    }
+
+    /// <summary>
+    /// <see cref="ForwardFrom(ForwardPass, string, Tensor, IReadOnlyList{int}?)"/> with several activations
+    /// replaced at once (ViT Recipro-CAM replaces a block's input and its normalized copy): the run starts after
+    /// the earliest of them, and a node whose output is replaced does not run. Every replacement has the same
+    /// batch M.
+    /// </summary>
+    public ForwardPass ForwardFrom(ForwardPass pass, IReadOnlyList<(string Layer, Tensor Replaced)> replacements, IReadOnlyList<int>? rows = null)
+    {
+        ArgumentNullException.ThrowIfNull(pass);
+        ArgumentNullException.ThrowIfNull(replacements);
+        if (replacements.Count == 0)
+            throw new CamEngineException("ForwardFrom: nothing to replace");
         var g = Graph;
-        int at = IndexOfOutput(layer);
-        var original = pass[layer];
-        int m = replaced.Shape[0];
-        if (replaced.Shape.Length != original.Shape.Length || !replaced.Shape.AsSpan(1).SequenceEqual(original.Shape.AsSpan(1)))
-            throw new CamEngineException(
-                $"replacement for '{layer}' has shape {replaced.ShapeText}; the layer is (N,{string.Join(",", original.Shape[1..])})");
+        int at = int.MaxValue;
+        int m = replacements[0].Replaced.Shape[0];
+        foreach (var (layer, replaced) in replacements)
+        {
+            ArgumentNullException.ThrowIfNull(layer);
+            ArgumentNullException.ThrowIfNull(replaced);
+            at = Math.Min(at, IndexOfOutput(layer));
+            var original = pass[layer];
+            if (replaced.Shape.Length != original.Shape.Length || !replaced.Shape.AsSpan(1).SequenceEqual(original.Shape.AsSpan(1)))
+                throw new CamEngineException(
+                    $"replacement for '{layer}' has shape {replaced.ShapeText}; the layer is (N,{string.Join(",", original.Shape[1..])})");
+            if (replaced.Shape[0] != m)
+                throw new CamEngineException($"ForwardFrom: the replacements have batches {m} and {replaced.Shape[0]}");
+        }
         int[] map = rows?.ToArray() ?? Enumerable.Range(0, m).ToArray();
         if (map.Length != m)
             throw new CamEngineException($"ForwardFrom: {map.Length} row indices for a replacement of batch {m}");
@@ -36,7 +58,8 @@ internal sealed partial class DeviceModel
         }
         bool identity = m == pass.Batch && map.Select((r, i) => r == i).All(b => b);
 
-        var produced = new HashSet<string>(StringComparer.Ordinal) { layer };
+        var replacedNames = replacements.Select(p => p.Layer).ToHashSet(StringComparer.Ordinal);
+        var produced = new HashSet<string>(replacedNames, StringComparer.Ordinal);
         for (int i = at + 1; i < g.Nodes.Count; i++)
             produced.Add(g.Nodes[i].Output);
         var input = identity ? pass.Input : GatherRows(pass.Input, map);
@@ -45,10 +68,13 @@ internal sealed partial class DeviceModel
         {
             if (!identity)
                 result.Own(input);
-            result.Set(layer, replaced);
+            foreach (var (layer, replaced) in replacements)
+                result.Set(layer, replaced);
             for (int i = at + 1; i < g.Nodes.Count; i++)
             {
                 var node = g.Nodes[i];
+                if (replacedNames.Contains(node.Output))
+                    continue;
                 foreach (var name in node.Inputs)
                 {
                     // An earlier activation (residual branch): copied once for the rows.

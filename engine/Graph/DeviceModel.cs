@@ -301,10 +301,20 @@ internal sealed partial class DeviceModel : IDisposable
         if (seed.Length != output.Length)
             throw new CamEngineException($"gradient seed has shape {seed.ShapeText}, the output is {output.ShapeText}");
 
+        return Reverse(pass, g.Nodes.Count - 1, g.OutputName, seed.Reshape(output.Shape), request);
+    }
+
+    /// <summary>
+    /// The reverse pass from node <paramref name="from"/> down, with dL/d(<paramref name="tensor"/>) =
+    /// <paramref name="seed"/> (that node's output; the caller keeps the seed) and nothing above it.
+    /// </summary>
+    private Gradients Reverse(ForwardPass pass, int from, string tensor, Tensor seed, BackwardRequest request)
+    {
+        var g = Graph;
         int stop = -1;
         if (!request.Input && !request.Parameters)
         {
-            stop = g.Nodes.Count;
+            stop = from + 1;
             foreach (var layer in request.Layers)
             {
                 int at = IndexOfOutput(layer);
@@ -316,8 +326,8 @@ internal sealed partial class DeviceModel : IDisposable
         using var scope = Backend.SyncRoot.EnterScope();
         try
         {
-            grads.Set(g.OutputName, seed.Reshape(output.Shape));
-            for (int i = g.Nodes.Count - 1; i > stop; i--)
+            grads.Set(tensor, seed);
+            for (int i = from; i > stop; i--)
             {
                 var node = g.Nodes[i];
                 if (!grads.TryGet(node.Output, out var dy))

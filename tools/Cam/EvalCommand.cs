@@ -193,7 +193,7 @@ internal sealed class EvalCommand
                 $"the model's output is a {model.OutputShape.Aggregate(1, (a, b) => a * b)}-d embedding, not class scores: the metrics read the target channel's raw value (--score logit), no softmax"));
         }
         var target = model.ParseTarget(targetText);
-        methods = run.MethodsFor(methods, target, CamNames.IsAll(r.Get(_method, "gradcam")));
+        methods = run.MethodsFor(methods, target, CamNames.IsAll(r.Get(_method, "gradcam")), CliOptions.List(r.Get(_layer)));
         var inputs = run.Batches(files, int.MaxValue).SelectMany(b => b).ToList();
         if (target.PerImageCount > 0 && target.PerImageCount != inputs.Count)
             throw new UsageException($"--target names {target.PerImageCount} classes for {inputs.Count} image(s); give one per image");

@@ -99,7 +99,7 @@ internal sealed class ExplainCommand
         var model = run.LoadModel(r.Get(_device), batch, r.Get(_labels));
         var options = Options(r, model);
         var target = options.Target;
-        methods = run.MethodsFor(methods, target, CamNames.IsAll(r.Get(_method, "gradcam")));
+        methods = run.MethodsFor(methods, target, CamNames.IsAll(r.Get(_method, "gradcam")), options.Layers);
         if (target.PerImageCount > 0 && (run.Shard.Count > 1 || (target.PerImageCount != all.Count && !all.Any(i => i.Path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)))))
             throw new UsageException($"--target names {target.PerImageCount} classes for {all.Count} image(s) in input order; give one per image (and no --shard)");
         var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(options.Layers) : [];

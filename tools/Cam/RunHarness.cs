@@ -280,10 +280,11 @@ internal sealed class RunHarness : IDisposable
 
     /// <summary>
     /// The methods that can explain <paramref name="target"/>, checked before any input is read: with
-    /// <c>--method all</c> (<paramref name="all"/>) a method that cannot is left out with a note; a method named
-    /// explicitly that cannot refuses the run (<see cref="UnsupportedTargetException"/>, exit 2).
+    /// <c>--method all</c> (<paramref name="all"/>) a method that cannot (or cannot read this model) is left out with
+    /// a note; a method named explicitly that cannot refuses the run (<see cref="UnsupportedTargetException"/> or
+    /// <see cref="MethodNotApplicableException"/>, exit 2).
     /// </summary>
-    public IReadOnlyList<CamMethod> MethodsFor(IReadOnlyList<CamMethod> methods, Target target, bool all)
+    public IReadOnlyList<CamMethod> MethodsFor(IReadOnlyList<CamMethod> methods, Target target, bool all, IReadOnlyList<string>? layers = null)
     {
         var kept = new List<CamMethod>(methods.Count);
         foreach (var method in methods)
@@ -291,9 +292,10 @@ internal sealed class RunHarness : IDisposable
             try
             {
                 method.CheckTarget(target);
+                method.CheckModel(Model, layers);
                 kept.Add(method);
             }
-            catch (UnsupportedTargetException e) when (all)
+            catch (Exception e) when (all && e is UnsupportedTargetException or MethodNotApplicableException)
             {
                 _cli.Out.WriteLine($"note: {Show(e.Message)}; left out of --method all");
             }

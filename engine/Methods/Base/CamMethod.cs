@@ -79,6 +79,37 @@ public abstract class CamMethod
             throw new UnsupportedTargetException($"{Name} cannot explain target '{target}': {why}");
     }
 
+    /// <summary>
+    /// Checks that this method can explain <paramref name="model"/> at <paramref name="layers"/>, without running
+    /// anything (the transformer-native methods need a vision transformer's self-attention; CAM needs a head it can
+    /// read after its layer); every explain call makes the same check before its forward pass.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="layers">The layers the method would work at (names as <c>--layer</c> takes them); null or empty
+    /// means the model's default layer. Ignored by methods that do not use layers.</param>
+    /// <exception cref="MethodNotApplicableException">The method cannot read this model; the message names the
+    /// method and what is missing.</exception>
+    /// <exception cref="CamEngineException">A layer name is unknown.</exception>
+    public void CheckModel(CamModel model, IReadOnlyList<string>? layers = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var graph = model.GraphOf;
+        var nodes = !UsesLayers ? []
+            : layers is null || layers.Count == 0 ? [graph.DefaultTargetLayer()]
+            : layers.Select(graph.ResolveLayer).ToList();
+        CheckModel(graph, nodes);
+    }
+
+    internal void CheckModel(ModelGraph graph, IReadOnlyList<GraphNode> layers)
+    {
+        if (ModelRefusal(graph, layers) is { } why)
+            throw new MethodNotApplicableException($"{Name} cannot explain this model: {why}");
+    }
+
+    /// <summary>Why this method cannot explain a model with this graph at these layers (empty for methods without
+    /// layers), or null when it can.</summary>
+    private protected virtual string? ModelRefusal(ModelGraph graph, IReadOnlyList<GraphNode> layers) => null;
+
     /// <summary>Why this method cannot explain <paramref name="target"/>, or null when it can.</summary>
     private protected virtual string? TargetRefusal(Target target) => null;
 

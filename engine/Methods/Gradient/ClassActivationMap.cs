@@ -40,6 +40,18 @@ public sealed class ClassActivationMap : LayerMapMethod
               + "cosine similarity is not (use similar: for the dot product)"
             : null;
 
+    // Refused before any work (and left out of --method all with a note) when no classifier reads the layer's
+    // pooled channels and the head after it is not affine: a vision transformer's token layers, for example.
+    private protected override string? ModelRefusal(ModelGraph graph, IReadOnlyList<GraphNode> layers)
+    {
+        foreach (var node in layers)
+        {
+            if (TryFindClassifier(graph, node, out string why) == null && FirstNonAffine(graph, node) is { } blocker)
+                return $"at layer '{node.Output}' it needs a global-average-pool + linear head or a head affine in the layer ({why}; node '{blocker.Name}' ({blocker.Op}) is not affine)";
+        }
+        return null;
+    }
+
     /// <inheritdoc/>
     public override string Paper => "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016 (arXiv:1512.04150)";
 

@@ -94,6 +94,8 @@ internal sealed class Explainer(DeviceModel model)
             method.CheckTarget(options.Target); // before any work: one method that cannot run refuses the whole call
         options.Target.CheckOutput(Model.Graph.OutputShape);
         var layers = ResolveLayers(options.Layers);
+        foreach (var method in methods)
+            method.CheckModel(Model.Graph, method.UsesLayers ? layers : []);
         foreach (var layer in layers)
         {
             if (layer.Shape.Length != 3)

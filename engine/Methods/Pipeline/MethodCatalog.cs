@@ -15,6 +15,8 @@ public static class MethodCatalog
         new IntegratedGradients(), new ClassModel(),
         // Issue 20: black-box, gradient-free and relevance methods.
         new Fem(), new RandomCam(), new Occlusion(), new Rise(), new ReciproCam(), new DeepFeatureFactorization(), new DeepLift(), new GradientShap(), new Lrp(),
+        // Issue 20: vision-transformer methods (they refuse any other model before work).
+        new AttentionRollout(), new LeGrad(), new VitReciproCam(),
     ];
 
     /// <summary>Looks a method up by name; throws <see cref="CamEngineException"/> listing the names otherwise.</summary>

@@ -79,6 +79,9 @@ public sealed class DeepLift : CamMethod
         return result;
     }
 
+    private protected override string? ModelRefusal(ModelGraph graph, IReadOnlyList<GraphNode> layers) =>
+        SignalPass.Refusal(graph, n => n.Op is Ops.Relu or Ops.MaxPool || SignalPass.LinearOps.Contains(n.Op) || Multipliers.IsElementwise(OpRegistry.For(n)));
+
     /// <summary>The rescale multipliers of rows [0, n) of a pass over n inputs followed by their n references.</summary>
     private sealed class Multipliers(DeviceModel model, ForwardPass pass, int n, string method) : SignalPass(model, n)
     {
@@ -111,7 +114,7 @@ public sealed class DeepLift : CamMethod
         }
 
         // An element-wise activation: its operator rule is a unary map.
-        private static bool IsElementwise(OpRule rule)
+        internal static bool IsElementwise(OpRule rule)
         {
             for (var t = rule.GetType(); t != null; t = t.BaseType)
             {

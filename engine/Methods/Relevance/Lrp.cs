@@ -117,6 +117,9 @@ public sealed class Lrp : CamMethod
         return propagation.Run(seed);
     }
 
+    private protected override string? ModelRefusal(ModelGraph graph, IReadOnlyList<GraphNode> layers) =>
+        SignalPass.Refusal(graph, n => n.Op is Ops.Relu or Ops.MaxPool || SignalPass.LinearOps.Contains(n.Op));
+
     private sealed class Propagation(Lrp lrp, DeviceModel model, ForwardPass pass) : SignalPass(model, pass.Batch), IDisposable
     {
         private readonly Dictionary<string, (Tensor Plus, Tensor Minus)> _split = new(StringComparer.Ordinal);

@@ -17,6 +17,23 @@ internal abstract class SignalPass(DeviceModel model, int rows)
 
     public DeviceModel Model { get; } = model;
 
+    /// <summary>The operators <see cref="Vjp"/> has a rule for.</summary>
+    public static readonly IReadOnlySet<string> LinearOps = new HashSet<string>(StringComparer.Ordinal)
+    {
+        Ops.Conv, Ops.Gemm, Ops.AvgPool, Ops.GlobalAvgPool, Ops.BatchNorm, Ops.Pad, Ops.Concat, Ops.Flatten, Ops.Reshape,
+        Ops.Add, Ops.Sub,
+    };
+
+    /// <summary>Why a method whose rules cover the nodes <paramref name="hasRule"/> accepts cannot run on
+    /// <paramref name="graph"/> (the first node without a rule, by name and operator), or null: checked before
+    /// any work, so <c>--method all</c> leaves the method out of a model it cannot read (a vision transformer's
+    /// attention, for example).</summary>
+    public static string? Refusal(ModelGraph graph, Func<GraphNode, bool> hasRule)
+    {
+        var missing = graph.Nodes.FirstOrDefault(n => !hasRule(n));
+        return missing == null ? null : $"it has no rule for node '{missing.Name}' ({missing.Op})";
+    }
+
     /// <summary>Rows of every signal (the images explained).</summary>
     public int Rows { get; } = rows;
 

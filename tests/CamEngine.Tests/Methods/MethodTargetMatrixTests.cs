@@ -11,7 +11,8 @@ namespace CamEngine.Tests.Methods;
 /// Every method against every kind of target on the tiny bundled-style model (issue 18): each pair either gives a
 /// finite map at input resolution or is refused with <see cref="UnsupportedTargetException"/>, and a refusal is
 /// exactly what <see cref="CamMethod.CheckTarget"/> predicts without running anything. Finer-CAM with an embedding
-/// target used to throw IndexOutOfRangeException.
+/// target used to throw IndexOutOfRangeException. The vision-transformer methods run on the small ViT fixture
+/// instead (the same targets over its 10 outputs), and must refuse the CNNs by <see cref="MethodNotApplicableException"/>.
 /// </summary>
 [TestFixture]
 public sealed class MethodTargetMatrixTests
@@ -24,17 +25,25 @@ public sealed class MethodTargetMatrixTests
     private static IEnumerable<TestCaseData> MaskPairs() =>
         MethodCatalog.All.Select(m => new TestCaseData(m.Name).SetName($"{m.Name} x mask"));
 
-    private static Target TargetOf(string kind) => kind switch
+    private static Target TargetOf(string kind, int outputs = 5) => kind switch
     {
         "top1" => Target.Top1,
         "index" => Target.Class(3),
         "top2" => Target.TopK(2),
         "softmax" => Target.Softmax(),
         "per-image" => Target.PerImage([1, 4]),
-        "similar" => Target.Similarity([0.5f, -1f, 0.25f, 2f, 1f], cosine: false),
-        "cosine" => Target.Similarity([0.5f, -1f, 0.25f, 2f, 1f], cosine: true),
+        "similar" => Target.Similarity(Reference(outputs), cosine: false),
+        "cosine" => Target.Similarity(Reference(outputs), cosine: true),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
+
+    private static float[] Reference(int outputs) =>
+        Enumerable.Range(0, outputs).Select(i => new[] { 0.5f, -1f, 0.25f, 2f, 1f }[i % 5]).ToArray();
+
+    private static ModelFile? s_vit;
+
+    /// <summary>The small torchvision ViT of the transformer fixtures (3x32x32 input, 10 outputs).</summary>
+    private static ModelFile Vit => s_vit ??= CamEngine.Onnx.OnnxConverter.ConvertFile(Path.Combine(FixturePaths.Root, "transformers", "vit.opset17.onnx"));
 
     /// <summary>Small settings so the perturbation and sampling methods stay quick on the 8x8 model.</summary>
     private static CamMethod Quick(string name)
@@ -51,10 +60,10 @@ public sealed class MethodTargetMatrixTests
         return method.WithParameters(settings);
     }
 
-    private static HostTensor Input(int images, int seed)
+    private static HostTensor Input(int images, int seed, int side = 8)
     {
         var rng = new Random(seed);
-        var input = new HostTensor(images, 3, 8, 8);
+        var input = new HostTensor(images, 3, side, side);
         for (int i = 0; i < input.Length; i++)
             input.Data[i] = (float)(rng.NextDouble() * 2 - 1);
         return input;
@@ -64,7 +73,9 @@ public sealed class MethodTargetMatrixTests
     {
         using var model = DeviceModel.Load(file, TestDevice.Cpu);
         var explainer = new Explainer(model);
-        var options = new ExplainOptions { Target = target, Layers = ["/relu/Relu_output_0"], PerturbationBatch = 8 };
+        int side = file.Graph.InputShape[1];
+        string[] layers = method is TransformerMethod ? [] : ["/relu/Relu_output_0"];
+        var options = new ExplainOptions { Target = target, Layers = layers, PerturbationBatch = 8 };
         string? predicted = null;
         try
         {
@@ -77,7 +88,7 @@ public sealed class MethodTargetMatrixTests
         IReadOnlyList<Explanation> maps;
         try
         {
-            maps = explainer.Explain(Input(images, 7), method, options);
+            maps = explainer.Explain(Input(images, 7, side), method, options);
         }
         catch (UnsupportedTargetException e)
         {
@@ -89,15 +100,24 @@ public sealed class MethodTargetMatrixTests
         Assert.That(maps, Is.Not.Empty);
         foreach (var e in maps)
         {
-            Assert.That(e.Map.Shape[^2..], Is.EqualTo(new[] { 8, 8 }), $"{method.Name} map shape");
+            Assert.That(e.Map.Shape[^2..], Is.EqualTo(new[] { side, side }), $"{method.Name} map shape");
             Assert.That(e.Map.Data.All(float.IsFinite), Is.True, $"{method.Name} map is finite");
             Assert.That(e.Image, Is.InRange(0, images - 1));
         }
     }
 
     [TestCaseSource(nameof(Pairs))]
-    public void Method_gives_a_map_or_refuses_the_target_by_name(string method, string kind) =>
-        RunPair(TinyModel.Create(), Quick(method), TargetOf(kind), images: 2);
+    public void Method_gives_a_map_or_refuses_the_target_by_name(string method, string kind)
+    {
+        var m = Quick(method);
+        if (m is TransformerMethod)
+        {
+            Assert.That(() => m.CheckModel(TinyModel.Create().Graph, []), Throws.TypeOf<MethodNotApplicableException>());
+            RunPair(Vit, m, TargetOf(kind, outputs: 10), images: 2);
+            return;
+        }
+        RunPair(TinyModel.Create(), m, TargetOf(kind), images: 2);
+    }
 
     [TestCaseSource(nameof(MaskPairs))]
     public void Method_with_a_mask_target_on_a_segmentation_model(string method)
@@ -105,7 +125,17 @@ public sealed class MethodTargetMatrixTests
         var mask = new float[64];
         for (int j = 0; j < 64; j++)
             mask[j] = j % 8 < 4 ? 1 : 0;
-        RunPair(TinyModel.Segmentation(), Quick(method), Target.Mask(1, mask), images: 1);
+        var m = Quick(method);
+        if (m is TransformerMethod)
+        {
+            // No vision transformer here: refused as such before any work, whatever the target.
+            using var segmentation = DeviceModel.Load(TinyModel.Segmentation(), TestDevice.Cpu);
+            Assert.That(() => new Explainer(segmentation).Explain(Input(1, 7), m,
+                    new ExplainOptions { Target = Target.Mask(1, mask) }),
+                Throws.TypeOf<MethodNotApplicableException>().With.Message.StartsWith(m.Name + " cannot explain this model"));
+            return;
+        }
+        RunPair(TinyModel.Segmentation(), m, Target.Mask(1, mask), images: 1);
     }
 
     [Test]
