@@ -1,4 +1,4 @@
-using CamEngine.Imaging;
+using CamEngine.Backends;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -26,8 +26,8 @@ public abstract class ScoreCamBase : LayerMapMethod
     {
     }
 
-    /// <summary>The channel weights (N, C) from the masks (N, C, H*W) and the batch's inputs.</summary>
-    private protected abstract float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels);
+    /// <summary>The channel weights (N, C) from the masks and the batch's inputs.</summary>
+    private protected abstract float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels);
 
     /// <summary>Which mask convention the method uses in <paramref name="context"/>.</summary>
     private protected abstract Convention MaskConvention(ExplainContext context);
@@ -36,9 +36,7 @@ public abstract class ScoreCamBase : LayerMapMethod
     {
         var shape = context.Layers[layer].Shape;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
-        var masks = new float[context.Batch][];
-        for (int i = 0; i < context.Batch; i++)
-            masks[i] = Masks(context, activations.AsSpan(i * size, size), shape, MaskConvention(context));
+        using var masks = MaskSet.Build(context, context.Forward[context.Layers[layer].Output], MaskConvention(context));
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
@@ -46,65 +44,147 @@ public abstract class ScoreCamBase : LayerMapMethod
         return new LayerMaps(maps, weights);
     }
 
-    /// <summary>The masks (C, H*W) at input resolution of one image's activations (C, h, w).</summary>
-    internal static float[] Masks(ExplainContext context, ReadOnlySpan<float> a, int[] shape, Convention convention)
+    /// <summary>
+    /// The masks of one layer for the whole batch, built on the device (<see cref="Backend.ActivationMasks"/>) from
+    /// the captured activations and kept there as (N*C, H, W) rows, so every masked batch is built on the device
+    /// from them and the input (<see cref="Backend.MaskedInputs"/>). A host copy of the masks (one download per layer)
+    /// serves the bookkeeping that decides which rows to run: which masked inputs are all zero and which masks are
+    /// equal; the masked batches themselves never leave the device.
+    /// </summary>
+    private protected sealed class MaskSet : IDisposable
     {
-        var input = context.Model.Graph.InputShape;
-        int c = shape[0], h = shape[1], w = shape[2], plane = h * w, big = input[1] * input[2];
-        var masks = new float[c * big];
-        for (int k = 0; k < c; k++)
+        private MaskSet(Tensor device, float[][] host, float[] inputs, int big)
         {
-            var channel = new HostTensor([h, w], a.Slice(k * plane, plane).ToArray());
-            HostTensor up;
-            if (convention == Convention.TorchCam)
-            {
-                NormalizeChannel(channel.Data, 0);
-                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: false);
-            }
-            else
-            {
-                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: convention == Convention.PytorchGradCam);
-                NormalizeChannel(up.Data, convention == Convention.PytorchGradCam ? 1e-8f : 0f);
-            }
-            up.Data.CopyTo(masks, k * big);
+            Device = device;
+            Host = host;
+            Inputs = inputs;
+            Big = big;
         }
-        return masks;
+
+        /// <summary>The masks on the device, (N*C, H, W): row i*C + k is channel k of image i.</summary>
+        public Tensor Device { get; }
+
+        /// <summary>The same masks on the host, (C, H*W) per image.</summary>
+        public float[][] Host { get; }
+
+        /// <summary>The batch's inputs (N, C_in, H, W) on the host, for the zero test.</summary>
+        public float[] Inputs { get; }
+
+        /// <summary>H*W of the input.</summary>
+        public int Big { get; }
+
+        /// <summary>Masks of activations <paramref name="a"/> (N, C, h, w) under <paramref name="convention"/>.</summary>
+        public static MaskSet Build(ExplainContext context, Tensor a, Convention convention)
+        {
+            var backend = context.Model.Backend;
+            var input = context.Model.Graph.InputShape;
+            int n = a.Shape[0], c = a.Shape[1], big = input[1] * input[2];
+            var device = backend.Allocate(n * c, input[1], input[2]);
+            try
+            {
+                using (var view = device.Reshape(n, c, input[1], input[2]))
+                {
+                    backend.ActivationMasks(a, view, normalizeFirst: convention == Convention.TorchCam,
+                        alignCorners: convention == Convention.PytorchGradCam, eps: convention == Convention.PytorchGradCam ? 1e-8f : 0f);
+                }
+                var all = backend.Download(device);
+                var host = new float[n][];
+                for (int i = 0; i < n; i++)
+                    host[i] = all.AsSpan(i * c * big, c * big).ToArray();
+                return new MaskSet(device, host, Perturbation.Inputs(context), big);
+            }
+            catch
+            {
+                device.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Frees the device masks.</summary>
+        public void Dispose() => Device.Dispose();
     }
 
-    // (m - min) / (max - min + eps); a constant channel becomes all zeros.
-    private static void NormalizeChannel(Span<float> m, float eps)
+    /// <summary>
+    /// Scores of <paramref name="count"/> masked inputs: item u is the row <paramref name="rowOf"/>(u) of a masked
+    /// batch (a negative mask index: the all-zero input of that image), with the image's channel masks (<see cref="MaskSet.Device"/>) and optional
+    /// noise rows (<paramref name="noise"/> on the device, <paramref name="hostNoise"/> its host copy). Rows are built on
+    /// the device <see cref="ExplainContext.PerturbationBatch"/> at a time and scored by one forward pass each. An
+    /// all-zero masked input is not run: its score is the model's on the zero image, computed once.
+    /// </summary>
+    private protected static float[] MaskedScores(ExplainContext context, MaskSet masks, int count, Func<int, MaskedRow> rowOf,
+        Tensor? noise = null, float[]? hostNoise = null)
     {
-        float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        foreach (float v in m)
+        var model = context.Model;
+        var backend = model.Backend;
+        var shape = model.Graph.InputShape;
+        int size = shape[0] * masks.Big, channels = masks.Host[0].Length / masks.Big;
+        int batch = Math.Max(1, context.PerturbationBatch);
+        var rows = new List<MaskedRow>(batch);
+        var pending = new List<int>(batch);
+        var scores = new float[count];
+        float[]? zeroRow = null;
+
+        void Flush()
         {
-            min = Math.Min(min, v);
-            max = Math.Max(max, v);
+            if (pending.Count == 0)
+                return;
+            int m = pending.Count;
+            using var x = backend.Allocate([m, .. shape]);
+            backend.MaskedInputs(context.Forward.Input, masks.Device, noise, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows), x);
+            using var pass = model.ForwardOutput(x);
+            var y = backend.Download(pass.Output);
+            int k = y.Length / m;
+            for (int r = 0; r < m; r++)
+                scores[pending[r]] = context.Score(rows[r].Image, y.AsSpan(r * k, k));
+            pending.Clear();
+            rows.Clear();
         }
-        float range = max - min;
-        if (range == 0)
+
+        for (int item = 0; item < count; item++)
         {
-            m.Clear();
-            return;
+            var row = rowOf(item);
+            bool zero = row.Mask < 0 || IsZero(masks.Inputs.AsSpan(row.Image * size, size),
+                masks.Host[row.Mask / channels].AsSpan(row.Mask % channels * masks.Big, masks.Big),
+                row.Noise >= 0 ? hostNoise.AsSpan(row.Noise * masks.Big, masks.Big) : default, row.Scale);
+            if (zero)
+            {
+                zeroRow ??= ZeroOutput(context);
+                scores[item] = context.Score(row.Image, zeroRow);
+                continue;
+            }
+            rows.Add(row);
+            pending.Add(item);
+            if (pending.Count == batch)
+                Flush();
         }
-        float denom = range + eps;
-        for (int j = 0; j < m.Length; j++)
-            m[j] = (m[j] - min) / denom;
+        Flush();
+        return scores;
     }
 
-    /// <summary>Writes <c>scale * x * (mask + noise)</c> for one item: x (C, H, W), mask and noise (H, W).</summary>
-    private protected static void Masked(ReadOnlySpan<float> x, ReadOnlySpan<float> mask, ReadOnlySpan<float> noise, float scale, Span<float> output)
+    /// <summary>True when every value of the masked input <c>scale * x * (mask + noise)</c> is 0, computed as
+    /// <see cref="Backend.MaskedInputs"/> computes it.</summary>
+    private static bool IsZero(ReadOnlySpan<float> x, ReadOnlySpan<float> mask, ReadOnlySpan<float> noise, float scale)
     {
         int big = mask.Length;
-        for (int ch = 0; ch * big < x.Length; ch++)
+        for (int j = 0; j < big; j++)
         {
-            var xc = x.Slice(ch * big, big);
-            var oc = output.Slice(ch * big, big);
-            for (int j = 0; j < big; j++)
+            float m = noise.IsEmpty ? mask[j] : mask[j] + noise[j];
+            for (int ch = 0; ch * big < x.Length; ch++)
             {
-                float m = noise.IsEmpty ? mask[j] : mask[j] + noise[j];
-                oc[j] = scale == 1f ? xc[j] * m : scale * (xc[j] * m);
+                float v = x[ch * big + j] * m;
+                if ((scale == 1f ? v : scale * v) != 0f)
+                    return false;
             }
         }
+        return true;
+    }
+
+    private static float[] ZeroOutput(ExplainContext context)
+    {
+        var model = context.Model;
+        using var x = model.Backend.Allocate([1, .. model.Graph.InputShape]);
+        using var pass = model.ForwardOutput(x);
+        return model.Backend.Download(pass.Output);
     }
 
     /// <summary>Softmax over the channels of one image's scores.</summary>
