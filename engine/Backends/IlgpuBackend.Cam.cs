@@ -56,6 +56,7 @@ internal sealed partial class IlgpuBackend
         using var items = AllocateIndices(table.Length);
         using var scale = Allocate(scales.Length);
         Interlocked.Increment(ref _hostWrites);
+        Interlocked.Add(ref _hostWriteBytes, 4L * table.Length);
         I(items).SubView(0, table.Length).CopyFromCPU(table);
         Write(scale.Storage, scales);
         Launch(CamMaps.Masked, y.Length, F(x), F(masks), F(noise, masks), I(items), F(scale), F(y), s);
