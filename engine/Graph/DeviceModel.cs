@@ -154,6 +154,8 @@ internal sealed partial class DeviceModel : IDisposable
                         pass.Set(node.Output, pass[node.Inputs[0]]); // the conv before applied this ReLU
                     else if (plan.Epilogues[i] is { } epilogue)
                         RunFusedConv(pass, node, epilogue);
+                    else if (node.Op == Model.Ops.Clip && into >= 0)
+                        RunClipInPlace(pass, node);
                     else
                         RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]], plan.FusedRelu[i]);
                     foreach (var name in plan.Unbind[i])
@@ -242,7 +244,8 @@ internal sealed partial class DeviceModel : IDisposable
                         pinnedRoots.Add(Root(node.Output));
                     continue;
                 }
-                bool candidates = rule.CanRunInPlace(node);
+                // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
+                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip;
                 // An addition writes over the output of the conv just before it if it can, so that the conv may fuse it.
                 int first = i > 0 && node.Op == Model.Ops.Add && g.Nodes[i - 1].Op == Model.Ops.Conv
                     ? Math.Max(0, Array.IndexOf(node.Inputs, g.Nodes[i - 1].Output)) : 0;
@@ -372,6 +375,13 @@ internal sealed partial class DeviceModel : IDisposable
         var plan = layers == null ? _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1)
             : _layerPlans[string.Join('\n', layers)];
         return Graph.Nodes.Where((_, i) => plan.Epilogues[i] != null).Select(n => n.Name).ToList();
+    }
+
+    private void RunClipInPlace(ForwardPass pass, GraphNode node)
+    {
+        var x = pass[node.Inputs[0]];
+        Backend.Unary(new Kernels.Clip(node.Float("min", float.NegativeInfinity), node.Float("max", float.PositiveInfinity)), x, x);
+        pass.Set(node.Output, x);
     }
 
     private void RunFusedConv(ForwardPass pass, GraphNode node, ConvEpilogue e)

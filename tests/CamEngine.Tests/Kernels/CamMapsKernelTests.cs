@@ -221,8 +221,9 @@ internal sealed class CamMapsKernelTests
                 TensorAssert.Close(dev[i].Raw.Data, cpu[i].Raw.Data, 1e-5, 1e-4, $"raw map of image {i} on {gpu.Name}");
                 TensorAssert.Close(dev[i].Map.Data, cpu[i].Map.Data, 1e-4, 0, $"map of image {i} on {gpu.Name}");
             }
-            // The logits (2x5) and the two 8x8 maps; the activations and gradients (2x4x8x8 each) stay on the device.
-            Assert.That(down, Is.EqualTo((2 * 5 + 2 * 64) * 4), $"bytes downloaded from {gpu.Name}");
+            // The logits (2x5, read three times by the explainer: target, scores, gradient seed) and the two 8x8 maps;
+            // the activations and gradients (2x4x8x8 each, 2 KiB) stay on the device.
+            Assert.That(down, Is.EqualTo((3 * 2 * 5 + 2 * 64) * 4), $"bytes downloaded from {gpu.Name}");
         }
     }
 }
