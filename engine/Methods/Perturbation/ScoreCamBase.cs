@@ -106,85 +106,16 @@ public abstract class ScoreCamBase : LayerMapMethod
 
     /// <summary>
     /// Scores of <paramref name="count"/> masked inputs: item u is the row <paramref name="rowOf"/>(u) of a masked
-    /// batch (a negative mask index: the all-zero input of that image), with the image's channel masks (<see cref="MaskSet.Device"/>) and optional
-    /// noise rows (<paramref name="noise"/> on the device, <paramref name="hostNoise"/> its host copy). Rows are built on
-    /// the device <see cref="ExplainContext.PerturbationBatch"/> at a time and scored by one forward pass each. An
-    /// all-zero masked input is not run: its score is the model's on the zero image, computed once.
+    /// batch (a negative mask index: the all-zero input of that image), with the image's channel masks
+    /// (<see cref="MaskSet.Device"/>) and optional noise rows (<paramref name="noise"/> on the device,
+    /// <paramref name="hostNoise"/> its host copy); see <see cref="DeviceMasked.Scores"/>.
     /// </summary>
     private protected static float[] MaskedScores(ExplainContext context, MaskSet masks, int count, Func<int, MaskedRow> rowOf,
         Tensor? noise = null, float[]? hostNoise = null)
     {
-        var model = context.Model;
-        var backend = model.Backend;
-        var shape = model.Graph.InputShape;
-        int size = shape[0] * masks.Big, channels = masks.Host[0].Length / masks.Big;
-        int batch = Math.Max(1, context.PerturbationBatch);
-        var rows = new List<MaskedRow>(batch);
-        var pending = new List<int>(batch);
-        var scores = new float[count];
-        float[]? zeroRow = null;
-
-        void Flush()
-        {
-            if (pending.Count == 0)
-                return;
-            int m = pending.Count;
-            using var x = backend.Allocate([m, .. shape]);
-            backend.MaskedInputs(context.Forward.Input, masks.Device, noise, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows), x);
-            using var pass = model.ForwardOutput(x);
-            var y = backend.Download(pass.Output);
-            int k = y.Length / m;
-            for (int r = 0; r < m; r++)
-                scores[pending[r]] = context.Score(rows[r].Image, y.AsSpan(r * k, k));
-            pending.Clear();
-            rows.Clear();
-        }
-
-        for (int item = 0; item < count; item++)
-        {
-            var row = rowOf(item);
-            bool zero = row.Mask < 0 || IsZero(masks.Inputs.AsSpan(row.Image * size, size),
-                masks.Host[row.Mask / channels].AsSpan(row.Mask % channels * masks.Big, masks.Big),
-                row.Noise >= 0 ? hostNoise.AsSpan(row.Noise * masks.Big, masks.Big) : default, row.Scale);
-            if (zero)
-            {
-                zeroRow ??= ZeroOutput(context);
-                scores[item] = context.Score(row.Image, zeroRow);
-                continue;
-            }
-            rows.Add(row);
-            pending.Add(item);
-            if (pending.Count == batch)
-                Flush();
-        }
-        Flush();
-        return scores;
-    }
-
-    /// <summary>True when every value of the masked input <c>scale * x * (mask + noise)</c> is 0, computed as
-    /// <see cref="Backend.MaskedInputs"/> computes it.</summary>
-    private static bool IsZero(ReadOnlySpan<float> x, ReadOnlySpan<float> mask, ReadOnlySpan<float> noise, float scale)
-    {
-        int big = mask.Length;
-        for (int j = 0; j < big; j++)
-        {
-            float m = noise.IsEmpty ? mask[j] : mask[j] + noise[j];
-            for (int ch = 0; ch * big < x.Length; ch++)
-            {
-                float v = x[ch * big + j] * m;
-                if ((scale == 1f ? v : scale * v) != 0f)
-                    return false;
-            }
-        }
-        return true;
-    }
-
-    private static float[] ZeroOutput(ExplainContext context)
-    {
-        var model = context.Model;
-        using var x = model.Backend.Allocate([1, .. model.Graph.InputShape]);
-        using var pass = model.ForwardOutput(x);
-        return model.Backend.Download(pass.Output);
+        int channels = masks.Host[0].Length / masks.Big;
+        return DeviceMasked.Scores(context, masks.Device, row => masks.Host[row / channels].AsSpan(row % channels * masks.Big, masks.Big),
+            masks.Inputs, count, rowOf, noise, hostNoise);
     }
 
     /// <summary>Softmax over the channels of one image's scores.</summary>
