@@ -169,6 +169,7 @@ internal sealed class CamMapsKernelTests
         yield return new TestCaseData(new SsCam { Samples = 2 }, Convention.TorchCam).SetName("Sscam_on_device");
         yield return new TestCaseData(new IsCam { Steps = 3 }, Convention.TorchCam).SetName("Iscam_on_device");
         yield return new TestCaseData(new Rise { MaskCount = 4, Cells = 2 }, Convention.PytorchGradCam).SetName("Rise_on_device");
+        yield return new TestCaseData(new ReciproCam(), Convention.PytorchGradCam).SetName("Reciprocam_on_device");
     }
 
     [TestCaseSource(nameof(EndToEndCases))]
@@ -182,19 +183,25 @@ internal sealed class CamMapsKernelTests
         long up = gpu.HostWriteBytes - written, down = gpu.HostReadBytes - read;
         for (int i = 0; i < 2; i++)
         {
-            if (method is not Rise)
+            if (method is not (Rise or ReciproCam))
                 TensorAssert.Close(dev[i].Weights!, cpu[i].Weights!, 1e-5, 1e-4, $"weights of image {i}");
             TensorAssert.Close(dev[i].Map.Data, cpu[i].Map.Data, 1e-4, 0, $"map of image {i}");
         }
-        // 2 images x 4 channels (RISE: 4 masks) x samples masked inputs of 3x8x8 floats were scored (built on the host
+        // 2 images x 4 channels (RISE: 4 masks; Recipro-CAM: 64 positions, masking the 4x8x8 features) x samples masked inputs of 3x8x8 floats were scored (built on the host
         // and uploaded, before). What crosses the bus now: the weights, the input, the noise (SS-CAM) or the masks
         // (RISE) and the row tables (16 bytes a row) going up; the activations, the masks, the input (for the zero
         // test) and the scores coming down.
         int samples = method is SsCam s ? s.Samples : method is IsCam c ? c.Steps : 1;
-        int rows = 2 * 4 * samples;
+        int rows = method is ReciproCam ? 2 * 64 : 2 * 4 * samples;
         long maskedBytes = rows * 3 * 64 * 4L;
         long weightBytes = (4 * 27 + 4 + 5 * 4 + 5) * 4, inputBytes = 2 * 3 * 64 * 4, layerBytes = 2 * 4 * 64 * 4;
-        long noiseBytes = method is SsCam ? rows * 64 * 4L : method is Rise ? 4 * 64 * 4L : 0;
+        long noiseBytes = method switch
+        {
+            SsCam => rows * 64 * 4L,
+            Rise => 4 * 64 * 4L,
+            ReciproCam => 64 * 64 * 4L, // the one-hot masks of the 8x8 positions
+            _ => 0,
+        };
         Assert.That(up, Is.LessThanOrEqualTo(weightBytes + inputBytes + noiseBytes + 16L * rows + 256), "uploaded bytes");
         Assert.That(up, Is.LessThan(maskedBytes), "less went up than one copy of the masked inputs");
         Assert.That(down, Is.LessThanOrEqualTo(2 * layerBytes + inputBytes + (rows + 4) * 5 * 4L + 256), "downloaded bytes");
