@@ -62,7 +62,14 @@ internal sealed class ConvFusionTests
         var data = TensorAssert.Random(new Random(4), 2 * 3 * 6 * 5);
         using var x = backend.Upload(data, 2, 3, 6, 5);
         using var full = model.Forward(x);
+        var ilgpu = backend as IlgpuBackend;
+        long reads = ilgpu?.HostReads ?? 0, writes = ilgpu?.HostWrites ?? 0;
         using var lean = model.ForwardOutput(x);
+        if (ilgpu != null)
+        {
+            Assert.That(ilgpu.HostReads, Is.EqualTo(reads), "no device-to-host copy inside the fused pass");
+            Assert.That(ilgpu.HostWrites, Is.EqualTo(writes), "no host-to-device copy inside the fused pass");
+        }
         TensorAssert.Close(backend.Download(lean.Output), backend.Download(full.Output), tol, tol, "logits, fused vs unfused");
 
         // A requested intermediate (the addition before a ReLU) stops that fusion at the addition and is readable.
