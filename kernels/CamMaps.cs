@@ -102,6 +102,23 @@ internal static class CamMaps
         y[i] = scale == 1f ? v : scale * v;
     }
 
+    /// <summary>
+    /// One row of an occlusion batch per item r: image img of x with the window [y0, y1) x [x0, x1) of every channel
+    /// taken from <paramref name="baseline"/> instead. <paramref name="items"/> holds (img, y0, y1, x0, x1) per row;
+    /// <paramref name="width"/> is W (Plane = H*W). Index: one per element of y.
+    /// </summary>
+    public static void Windowed(Index1D i, ArrayView<float> x, ArrayView<float> baseline, ArrayView<int> items,
+        ArrayView<float> y, MaskedShape s, int width)
+    {
+        int j = i % s.Plane;
+        int c = i / s.Plane % s.Channels;
+        int r = i / (s.Plane * s.Channels);
+        int image = items[5 * r], py = j / width, px = j % width;
+        int at = (image * s.Channels + c) * s.Plane + j;
+        bool inside = py >= items[5 * r + 1] && py < items[5 * r + 2] && px >= items[5 * r + 3] && px < items[5 * r + 4];
+        y[i] = inside ? baseline[at] : x[at];
+    }
+
     /// <summary><c>map[n, j] = sum_k weights[n, k] * a[n, k, j]</c>, k in order (Grad-CAM, XGrad-CAM, Grad-CAM++,
     /// Score-CAM's map). Index: one per element of map (N * P).</summary>
     public static void WeightedChannelSum(Index1D i, ArrayView<float> a, ArrayView<float> weights, ArrayView<float> map,

@@ -8,6 +8,11 @@ namespace CamEngine.Backends;
 /// <paramref name="Scale"/>.</summary>
 internal readonly record struct MaskedRow(int Image, int Mask, int Noise, float Scale);
 
+/// <summary>One row of an occlusion batch (<see cref="Backend.WindowedInputs"/>): image <paramref name="Image"/> of x
+/// with rows [<paramref name="Y0"/>, <paramref name="Y1"/>) and columns [<paramref name="X0"/>, <paramref name="X1"/>)
+/// taken from the baseline.</summary>
+internal readonly record struct WindowRow(int Image, int Y0, int Y1, int X0, int X1);
+
 /// <summary>
 /// The CAM operations that keep a method's work on the device: the Score-CAM family's masks from a layer's
 /// activations and the masked batches from them, and the channel weights and weighted channel sums of the gradient
@@ -66,6 +71,26 @@ internal abstract partial class Backend
         }
         if (rows.Length > 0)
             MaskedInputsCore(x, masks, noise, rows, y, new MaskedShape(rows.Length, channels, plane));
+    }
+
+    /// <summary>An occlusion batch y (rows, C, H, W) from x and baseline (N, C, H, W): row r is image <c>img</c> of x
+    /// with its window (every channel) taken from the baseline (<see cref="WindowRow"/>).</summary>
+    public void WindowedInputs(Tensor x, Tensor baseline, ReadOnlySpan<WindowRow> rows, Tensor y)
+    {
+        Check(x, ElementType.Float32, nameof(x));
+        if (x.Shape.Length != 4 || x.Length == 0)
+            throw new ArgumentException($"windowed inputs need x as (N,C,H,W), got {x.ShapeText}");
+        CheckShape(baseline, x.Shape, nameof(baseline));
+        CheckShape(y, [rows.Length, x.Shape[1], x.Shape[2], x.Shape[3]], nameof(y));
+        for (int r = 0; r < rows.Length; r++)
+        {
+            var w = rows[r];
+            if ((uint)w.Image >= (uint)x.Shape[0] || w.Y0 < 0 || w.Y1 < w.Y0 || w.Y1 > x.Shape[2] || w.X0 < 0 || w.X1 < w.X0
+                || w.X1 > x.Shape[3])
+                throw new ArgumentException($"occlusion row {r} ({w}) is outside the {x.Shape[0]} images of {x.Shape[2]}x{x.Shape[3]}");
+        }
+        if (rows.Length > 0)
+            WindowedInputsCore(x, baseline, rows, y, new MaskedShape(rows.Length, x.Shape[1], x.Shape[2] * x.Shape[3]), x.Shape[3]);
     }
 
     /// <summary>Channel weights (N, C) from a layer's activations and gradients (N, C, h, w) under
@@ -188,6 +213,29 @@ internal abstract partial class Backend
                 oc[j] = scale == 1f ? xc[j] * m : scale * (xc[j] * m);
             }
         }
+    }
+
+    protected virtual void WindowedInputsCore(Tensor x, Tensor baseline, ReadOnlySpan<WindowRow> rows, Tensor y, MaskedShape s, int width)
+    {
+        var xs = Read(x.Storage, x.Length);
+        var bs = Read(baseline.Storage, baseline.Length);
+        var r = new float[y.Length];
+        int size = s.Channels * s.Plane;
+        for (int row = 0; row < rows.Length; row++)
+        {
+            var w = rows[row];
+            var output = r.AsSpan(row * size, size);
+            xs.AsSpan(w.Image * size, size).CopyTo(output);
+            for (int c = 0; c < s.Channels; c++)
+            {
+                for (int yy = w.Y0; yy < w.Y1; yy++)
+                {
+                    int at = c * s.Plane + yy * width + w.X0;
+                    bs.AsSpan(w.Image * size + at, w.X1 - w.X0).CopyTo(output.Slice(at, w.X1 - w.X0));
+                }
+            }
+        }
+        Write(y.Storage, r);
     }
 
     protected virtual void CamChannelWeightsCore(Tensor a, Tensor g, Tensor weights, CamWeightRule rule, double eps, int plane)

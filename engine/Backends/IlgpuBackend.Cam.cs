@@ -63,6 +63,26 @@ internal sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
+    protected override void WindowedInputsCore(Tensor x, Tensor baseline, ReadOnlySpan<WindowRow> rows, Tensor y, MaskedShape s,
+        int width)
+    {
+        var table = new int[rows.Length * 5];
+        for (int r = 0; r < rows.Length; r++)
+        {
+            table[5 * r] = rows[r].Image;
+            table[5 * r + 1] = rows[r].Y0;
+            table[5 * r + 2] = rows[r].Y1;
+            table[5 * r + 3] = rows[r].X0;
+            table[5 * r + 4] = rows[r].X1;
+        }
+        using var items = AllocateIndices(table.Length);
+        Interlocked.Increment(ref _hostWrites);
+        Interlocked.Add(ref _hostWriteBytes, 4L * table.Length);
+        I(items).SubView(0, table.Length).CopyFromCPU(table);
+        Launch(CamMaps.Windowed, y.Length, F(x), F(baseline), I(items), F(y), s, width);
+    }
+
+    /// <inheritdoc/>
     protected override void CamChannelWeightsCore(Tensor a, Tensor g, Tensor weights, CamWeightRule rule, double eps, int plane)
     {
         if (_tiled && rule == CamWeightRule.GradCam)

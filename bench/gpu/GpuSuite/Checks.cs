@@ -181,7 +181,7 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
 
     /// <summary>The CAM kernels (<see cref="CamMaps"/>) against the reference backend, which runs the host arithmetic
     /// the methods used before: Score-CAM masks in both orders (odd sizes, a constant channel), a masked batch with
-    /// noise and scales, channel weights under every rule, the weighted and element-wise channel sums.</summary>
+    /// noise and scales, an occlusion batch, channel weights under every rule, the weighted and element-wise channel sums.</summary>
     private void CamKernels()
     {
         var rng = new Random(6);
@@ -209,6 +209,16 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
             fast.MaskedInputs(x, masks, noise, rows, y);
             reference.MaskedInputs(xr, masksr, noiser, rows, yr);
             Compare("CamMaps.Masked", "masked batch 4x3x5x7, noise and scales", y, yr);
+        }
+        using (var baseline = Pair(rng, out var baseliner, 2, 3, 5, 7))
+        using (var y = fast.Allocate(3, 3, 5, 7))
+        using (var yr = reference.Allocate(3, 3, 5, 7))
+        {
+            WindowRow[] windows = [new(1, 0, 2, 3, 7), new(0, 4, 5, 0, 1), new(1, 1, 4, 2, 5)];
+            fast.WindowedInputs(x, baseline, windows, y);
+            reference.WindowedInputs(xr, baseliner, windows, yr);
+            Compare("CamMaps.Windowed", "occlusion batch 3x3x5x7", y, yr);
+            baseliner.Dispose();
         }
         using var g = Pair(rng, out var gr, 2, 3, 3, 5);
         foreach (var (rule, eps) in new[]

@@ -5,6 +5,9 @@ namespace CamEngine.Methods;
 /// <summary>A mask row (H*W) on the host.</summary>
 internal delegate ReadOnlySpan<float> HostMaskRow(int row);
 
+/// <summary>Writes the perturbed inputs of <paramref name="rows"/> into the device batch <paramref name="x"/>.</summary>
+internal delegate void BuildBatch<TRow>(ReadOnlySpan<TRow> rows, Tensor x);
+
 /// <summary>
 /// The batched re-runs of the masking methods with their batches built on the device: the masks (and noise) live on
 /// the device, and each batch of masked inputs <c>scale * x * (mask + noise)</c> is written there by
@@ -25,12 +28,28 @@ internal static class DeviceMasked
     public static float[] Scores(ExplainContext context, Tensor masks, HostMaskRow hostMask, float[] hostInputs, int count,
         Func<int, MaskedRow> rowOf, Tensor? noise = null, float[]? hostNoise = null)
     {
+        var shape = context.Model.Graph.InputShape;
+        int big = shape[1] * shape[2], size = shape[0] * big;
+        return Scores(context, count, rowOf, row => row.Image,
+            row => row.Mask < 0 || IsZero(hostInputs.AsSpan(row.Image * size, size), hostMask(row.Mask),
+                row.Noise >= 0 ? hostNoise.AsSpan(row.Noise * big, big) : default, row.Scale),
+            (rows, x) => context.Model.Backend.MaskedInputs(context.Forward.Input, masks, noise, rows, x));
+    }
+
+    /// <summary>
+    /// The loop behind every device-built perturbation: item u is row <paramref name="rowOf"/>(u) of image
+    /// <paramref name="imageOf"/>(row); rows that <paramref name="isZero"/> are scored as the zero image, the others are
+    /// written <see cref="ExplainContext.PerturbationBatch"/> at a time into a device batch by <paramref name="build"/>
+    /// and scored by one forward pass each.
+    /// </summary>
+    public static float[] Scores<TRow>(ExplainContext context, int count, Func<int, TRow> rowOf, Func<TRow, int> imageOf,
+        Func<TRow, bool> isZero, BuildBatch<TRow> build)
+    {
         var model = context.Model;
         var backend = model.Backend;
         var shape = model.Graph.InputShape;
-        int big = shape[1] * shape[2], size = shape[0] * big;
         int batch = Math.Max(1, context.PerturbationBatch);
-        var rows = new List<MaskedRow>(batch);
+        var rows = new List<TRow>(batch);
         var pending = new List<int>(batch);
         var scores = new float[count];
         float[]? zeroRow = null;
@@ -41,12 +60,12 @@ internal static class DeviceMasked
                 return;
             int m = pending.Count;
             using var x = backend.Allocate([m, .. shape]);
-            backend.MaskedInputs(context.Forward.Input, masks, noise, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows), x);
+            build(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows), x);
             using var pass = model.ForwardOutput(x);
             var y = backend.Download(pass.Output);
             int k = y.Length / m;
             for (int r = 0; r < m; r++)
-                scores[pending[r]] = context.Score(rows[r].Image, y.AsSpan(r * k, k));
+                scores[pending[r]] = context.Score(imageOf(rows[r]), y.AsSpan(r * k, k));
             pending.Clear();
             rows.Clear();
         }
@@ -54,12 +73,10 @@ internal static class DeviceMasked
         for (int item = 0; item < count; item++)
         {
             var row = rowOf(item);
-            bool zero = row.Mask < 0 || IsZero(hostInputs.AsSpan(row.Image * size, size), hostMask(row.Mask),
-                row.Noise >= 0 ? hostNoise.AsSpan(row.Noise * big, big) : default, row.Scale);
-            if (zero)
+            if (isZero(row))
             {
                 zeroRow ??= ZeroOutput(context);
-                scores[item] = context.Score(row.Image, zeroRow);
+                scores[item] = context.Score(imageOf(row), zeroRow);
                 continue;
             }
             rows.Add(row);

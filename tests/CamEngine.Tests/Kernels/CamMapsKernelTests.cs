@@ -104,6 +104,44 @@ internal sealed class CamMapsKernelTests
         }
     }
 
+    [Test]
+    public void Windowed_inputs_match_host()
+    {
+        var rng = new Random(8);
+        int n = 2, ch = 3, hh = 5, ww = 7;
+        var x = TensorAssert.Random(rng, n * ch * hh * ww);
+        var baseline = TensorAssert.Random(rng, n * ch * hh * ww);
+        WindowRow[] rows = [new(1, 0, 2, 3, 7), new(0, 4, 5, 0, 1), new(1, 1, 4, 2, 5), new(0, 2, 2, 0, 7)];
+        var expected = new float[rows.Length * ch * hh * ww];
+        for (int r = 0; r < rows.Length; r++)
+        {
+            var w = rows[r];
+            for (int c = 0; c < ch; c++)
+            {
+                for (int py = 0; py < hh; py++)
+                {
+                    for (int px = 0; px < ww; px++)
+                    {
+                        int at = ((w.Image * ch + c) * hh + py) * ww + px;
+                        bool inside = py >= w.Y0 && py < w.Y1 && px >= w.X0 && px < w.X1;
+                        expected[((r * ch + c) * hh + py) * ww + px] = inside ? baseline[at] : x[at];
+                    }
+                }
+            }
+        }
+        foreach (var b in Devices().Append(TestDevice.Cpu))
+        {
+            using var xt = b.Upload(x, n, ch, hh, ww);
+            using var bt = b.Upload(baseline, n, ch, hh, ww);
+            using var y = b.Allocate(rows.Length, ch, hh, ww);
+            b.WindowedInputs(xt, bt, rows, y);
+            Assert.That(b.Download(y), Is.EqualTo(expected), $"occlusion batch on {b.Name}");
+            using var y1 = b.Allocate(1, ch, hh, ww);
+            Assert.That(() => b.WindowedInputs(xt, bt, [new WindowRow(0, 0, 6, 0, 1)], y1),
+                Throws.ArgumentException.With.Message.Contains("outside the 2 images of 5x7"));
+        }
+    }
+
     [TestCase(CamWeightRule.GradCam, 0.0)]
     [TestCase(CamWeightRule.XGradCam, 1e-7)]
     [TestCase(CamWeightRule.GradCamPlusPlus, 1e-6)]
@@ -170,6 +208,8 @@ internal sealed class CamMapsKernelTests
         yield return new TestCaseData(new IsCam { Steps = 3 }, Convention.TorchCam).SetName("Iscam_on_device");
         yield return new TestCaseData(new Rise { MaskCount = 4, Cells = 2 }, Convention.PytorchGradCam).SetName("Rise_on_device");
         yield return new TestCaseData(new ReciproCam(), Convention.PytorchGradCam).SetName("Reciprocam_on_device");
+        yield return new TestCaseData(new Occlusion { Window = 3, Stride = 3, Baseline = InputBaselineKind.Mean }, Convention.PytorchGradCam)
+            .SetName("Occlusion_on_device");
     }
 
     [TestCaseSource(nameof(EndToEndCases))]
@@ -183,7 +223,7 @@ internal sealed class CamMapsKernelTests
         long up = gpu.HostWriteBytes - written, down = gpu.HostReadBytes - read;
         for (int i = 0; i < 2; i++)
         {
-            if (method is not (Rise or ReciproCam))
+            if (method is not (Rise or ReciproCam or Occlusion))
                 TensorAssert.Close(dev[i].Weights!, cpu[i].Weights!, 1e-5, 1e-4, $"weights of image {i}");
             TensorAssert.Close(dev[i].Map.Data, cpu[i].Map.Data, 1e-4, 0, $"map of image {i}");
         }
@@ -192,7 +232,7 @@ internal sealed class CamMapsKernelTests
         // (RISE) and the row tables (16 bytes a row) going up; the activations, the masks, the input (for the zero
         // test) and the scores coming down.
         int samples = method is SsCam s ? s.Samples : method is IsCam c ? c.Steps : 1;
-        int rows = method is ReciproCam ? 2 * 64 : 2 * 4 * samples;
+        int rows = method switch { ReciproCam => 2 * 64, Occlusion => 2 * 9, _ => 2 * 4 * samples };
         long maskedBytes = rows * 3 * 64 * 4L;
         long weightBytes = (4 * 27 + 4 + 5 * 4 + 5) * 4, inputBytes = 2 * 3 * 64 * 4, layerBytes = 2 * 4 * 64 * 4;
         long noiseBytes = method switch
@@ -200,9 +240,10 @@ internal sealed class CamMapsKernelTests
             SsCam => rows * 64 * 4L,
             Rise => 4 * 64 * 4L,
             ReciproCam => 64 * 64 * 4L, // the one-hot masks of the 8x8 positions
+            Occlusion => 2 * 3 * 64 * 4L, // the baselines, and 4 more bytes a row in the table
             _ => 0,
         };
-        Assert.That(up, Is.LessThanOrEqualTo(weightBytes + inputBytes + noiseBytes + 16L * rows + 256), "uploaded bytes");
+        Assert.That(up, Is.LessThanOrEqualTo(weightBytes + inputBytes + noiseBytes + 20L * rows + 256), "uploaded bytes");
         Assert.That(up, Is.LessThan(maskedBytes), "less went up than one copy of the masked inputs");
         Assert.That(down, Is.LessThanOrEqualTo(2 * layerBytes + inputBytes + (rows + 4) * 5 * 4L + 256), "downloaded bytes");
     }

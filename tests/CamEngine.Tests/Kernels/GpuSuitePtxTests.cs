@@ -43,7 +43,7 @@ internal sealed class GpuSuitePtxTests
             "Conv2d.TiledForward", "Conv2d.TiledBackwardData", "Conv2d.TiledBackwardWeights", "Gemm.TiledForward",
             "Gemm.TiledBackwardData", "Gemm.TiledBackwardWeights", "Conv2d.DepthwiseForward",
             "Conv2d.DepthwiseBackwardWeights", "Reductions.ChannelSum", "Reductions.RowMeans", "Reductions.MinMaxNormalize", "CamMaps.Upsample", "CamMaps.MinMaxRow",
-            "CamMaps.Masked", "CamMaps.ChannelWeights", "CamMaps.WeightedChannelSum", "CamMaps.ProductChannelSum",
+            "CamMaps.Masked", "CamMaps.Windowed", "CamMaps.ChannelWeights", "CamMaps.WeightedChannelSum", "CamMaps.ProductChannelSum",
         }));
         int operandStructs = typeof(ITileOperands).Assembly.GetTypes()
             .Count(t => t.IsValueType && typeof(ITileOperands).IsAssignableFrom(t));
