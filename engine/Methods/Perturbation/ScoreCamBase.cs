@@ -17,7 +17,8 @@ namespace CamEngine.Methods;
 /// <item>Paper (the authors' code): bilinear upsampling with align_corners=False, then min-max without epsilon
 /// (constant channels are skipped by the method).</item>
 /// </list>
-/// All-zero masked inputs are scored once (the zero image), not re-run.
+/// All-zero masked inputs are scored once (the zero image), not re-run. The masks and every masked batch are built
+/// on the device (<see cref="MaskSet"/>, <see cref="DeviceMasked"/>) with the arithmetic the host used.
 /// </summary>
 public abstract class ScoreCamBase : LayerMapMethod
 {
