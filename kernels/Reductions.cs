@@ -55,11 +55,11 @@ internal static class Reductions
     }
 
     /// <summary>
-    /// Min-max normalization of each row (one saliency map per row): <c>y[r, j] = (x[r, j] - min_r) / (max_r - min_r)</c>,
+    /// Min-max normalization of each row (one saliency map per row): <c>y[r, j] = (x[r, j] - min_r) / (max_r - min_r + eps)</c>,
     /// and 0 for a constant row, with one group per row: two group all-reductions, then every thread writes its share.
-    /// Grid: rows groups of <see cref="GroupSize"/>.
+    /// eps is 0 for saliency maps, 1e-8 for pytorch-grad-cam's Score-CAM masks. Grid: rows groups of <see cref="GroupSize"/>.
     /// </summary>
-    public static void MinMaxNormalize(ArrayView<float> x, ArrayView<float> y, int length)
+    public static void MinMaxNormalize(ArrayView<float> x, ArrayView<float> y, int length, float eps)
     {
         int row = Grid.IdxX;
         int start = row * length;
@@ -75,7 +75,8 @@ internal static class Reductions
         Group.Barrier();
         hi = GroupExtensions.AllReduce<float, MaxFloat>(hi);
         float range = hi - lo;
+        float denominator = range + eps;
         for (int j = Group.IdxX; j < length; j += Group.DimX)
-            y[start + j] = range > 0f ? (x[start + j] - lo) / range : 0f;
+            y[start + j] = range > 0f ? (x[start + j] - lo) / denominator : 0f;
     }
 }

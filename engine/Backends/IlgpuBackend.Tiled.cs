@@ -106,9 +106,14 @@ internal sealed partial class IlgpuBackend
             base.MinMaxNormalizeRowsCore(x, y, rows, length);
             return;
         }
-        var launch = Get<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>>(
-            (Action<ArrayView<float>, ArrayView<float>, int>)Reductions.MinMaxNormalize,
-            () => _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Reductions.MinMaxNormalize));
-        launch(new KernelConfig(rows, ReductionGroup), F(x), F(y), length);
+        MinMaxRows(F(x), F(y), rows, length, 0f);
+    }
+
+    private void MinMaxRows(ArrayView<float> x, ArrayView<float> y, int rows, int length, float eps)
+    {
+        var launch = Get<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, float>>(
+            (Action<ArrayView<float>, ArrayView<float>, int, float>)Reductions.MinMaxNormalize,
+            () => _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, float>(Reductions.MinMaxNormalize));
+        launch(new KernelConfig(rows, ReductionGroup), x, y, length, eps);
     }
 }

@@ -231,12 +231,19 @@ internal sealed partial class IlgpuBackend : Backend
     /// <summary>Explicit <see cref="Synchronize"/> calls so far.</summary>
     internal long Synchronizations => Interlocked.Read(ref _synchronizations);
 
-    private long _hostWrites, _hostReads, _synchronizations;
+    /// <summary>Bytes copied host-to-device so far.</summary>
+    internal long HostWriteBytes => Interlocked.Read(ref _hostWriteBytes);
+
+    /// <summary>Bytes copied device-to-host so far.</summary>
+    internal long HostReadBytes => Interlocked.Read(ref _hostReadBytes);
+
+    private long _hostWrites, _hostReads, _synchronizations, _hostWriteBytes, _hostReadBytes;
 
     /// <inheritdoc/>
     protected override void Write(TensorStorage storage, ReadOnlySpan<float> data)
     {
         Interlocked.Increment(ref _hostWrites);
+        Interlocked.Add(ref _hostWriteBytes, 4L * data.Length);
         var buffer = ((Storage<float>)storage).Buffer;
         buffer.View.SubView(0, data.Length).CopyFromCPU(data.ToArray());
     }
@@ -245,6 +252,7 @@ internal sealed partial class IlgpuBackend : Backend
     protected override float[] Read(TensorStorage storage, int length)
     {
         Interlocked.Increment(ref _hostReads);
+        Interlocked.Add(ref _hostReadBytes, 4L * length);
         var buffer = ((Storage<float>)storage).Buffer;
         var r = new float[length];
         if (length > 0)

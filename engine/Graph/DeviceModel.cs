@@ -148,8 +148,14 @@ internal sealed partial class DeviceModel : IDisposable
                 {
                     var node = g.Nodes[i];
                     int into = plan.Into[i];
-                    if (i > 0 && plan.FusedRelu[i - 1])
+                    if (plan.Absorbed[i] is { } carried)
+                        pass.Set(node.Output, pass[carried]); // a fused conv before already wrote this node's value
+                    else if (i > 0 && plan.FusedRelu[i - 1])
                         pass.Set(node.Output, pass[node.Inputs[0]]); // the conv before applied this ReLU
+                    else if (plan.Epilogues[i] is { } epilogue)
+                        RunFusedConv(pass, node, epilogue);
+                    else if (node.Op == Model.Ops.Clip && into >= 0)
+                        RunClipInPlace(pass, node);
                     else
                         RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]], plan.FusedRelu[i]);
                     foreach (var name in plan.Unbind[i])
@@ -188,7 +194,12 @@ internal sealed partial class DeviceModel : IDisposable
     /// <param name="FusedRelu">Per node: a conv, or a same-shape addition of two activations, whose output only the
     /// next node, a ReLU in place over it, reads; the node applies the ReLU as it writes (<see cref="Backend.Conv2dRelu"/>,
     /// <see cref="Backend.AddRelu"/>) and that ReLU node only names the result.</param>
-    private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu)
+    /// <param name="Epilogues">Per node: a conv that applies the residual addition and activation of the nodes after
+    /// it as it writes (<see cref="Backend.Conv2dFused"/>), or null.</param>
+    /// <param name="Absorbed">Per node: for a node a fused conv before it computed, the name whose value it takes
+    /// (its operand in the chain), else null.</param>
+    private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu,
+        ConvEpilogue?[] Epilogues, string?[] Absorbed)
     {
         /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
         /// they share).</summary>
@@ -233,9 +244,14 @@ internal sealed partial class DeviceModel : IDisposable
                         pinnedRoots.Add(Root(node.Output));
                     continue;
                 }
-                bool candidates = rule.CanRunInPlace(node);
-                for (int k = 0; candidates && k < node.Inputs.Length && into[i] < 0; k++)
+                // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
+                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip;
+                // An addition writes over the output of the conv just before it if it can, so that the conv may fuse it.
+                int first = i > 0 && node.Op == Model.Ops.Add && g.Nodes[i - 1].Op == Model.Ops.Conv
+                    ? Math.Max(0, Array.IndexOf(node.Inputs, g.Nodes[i - 1].Output)) : 0;
+                for (int t = 0; candidates && t < node.Inputs.Length && into[i] < 0; t++)
                 {
+                    int k = (first + t) % node.Inputs.Length;
                     string x = node.Inputs[k], r = Root(x);
                     if (r == g.InputName || pinned.Contains(x) || pinnedRoots.Contains(r)
                         || !groupEnd.TryGetValue(r, out int end) || end > i
@@ -274,8 +290,109 @@ internal sealed partial class DeviceModel : IDisposable
                 fused[i] = OpRegistry.For(node).CanFuseRelu(node, shapes) && next.Op == Model.Ops.Relu && into[i + 1] == 0
                            && next.Inputs[0] == node.Output;
             }
-            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused);
+            var (epilogues, absorbed) = ConvEpilogues(g, pinned, into, fused);
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed);
         }
+
+        /// <summary>
+        /// The convs that fuse what follows them: a same-shape addition of an activation computed before the conv (a
+        /// residual shortcut), then optionally a ReLU or clip; or a clip alone (ReLU alone is <c>FusedRelu</c>). Every
+        /// intermediate must be unpinned (not a requested layer, not read by a reverse pass) and read only by the next
+        /// node of the chain, which writes its result over it in place, so the storage plan is that of the unfused
+        /// nodes.
+        /// </summary>
+        private static (ConvEpilogue?[], string?[]) ConvEpilogues(ModelGraph g, HashSet<string> pinned, int[] into, bool[] fusedRelu)
+        {
+            int count = g.Nodes.Count;
+            var readers = new Dictionary<string, int>(StringComparer.Ordinal);
+            var producedAt = new Dictionary<string, int>(StringComparer.Ordinal) { [g.InputName] = -1 };
+            for (int i = 0; i < count; i++)
+            {
+                foreach (var name in g.Nodes[i].Inputs)
+                    readers[name] = readers.GetValueOrDefault(name) + 1;
+                producedAt[g.Nodes[i].Output] = i;
+            }
+            var epilogues = new ConvEpilogue?[count];
+            var absorbed = new string?[count];
+            bool Intermediate(string name, int reader) =>
+                !pinned.Contains(name) && name != g.OutputName && readers.GetValueOrDefault(name) == 1 && into[reader] >= 0
+                && g.Nodes[reader].Inputs[into[reader]] == name;
+            for (int i = 0; i + 1 < count; i++)
+            {
+                var conv = g.Nodes[i];
+                if (conv.Op != Model.Ops.Conv || fusedRelu[i] || (i > 0 && absorbed[i] != null))
+                    continue;
+                var next = g.Nodes[i + 1];
+                string? residual = null;
+                int last = i;
+                if (next.Op == Model.Ops.Add && next.Inputs.Length == 2 && Intermediate(conv.Output, i + 1)
+                    && next.Shape.AsSpan().SequenceEqual(conv.Shape))
+                {
+                    string other = next.Inputs[0] == conv.Output ? next.Inputs[1] : next.Inputs[0];
+                    if (other != conv.Output && producedAt.TryGetValue(other, out int at) && at < i
+                        && (at < 0 ? g.InputShape : g.Nodes[at].Shape).AsSpan().SequenceEqual(conv.Shape))
+                    {
+                        residual = other;
+                        last = i + 1;
+                    }
+                }
+                var activation = Kernels.EpilogueActivation.None;
+                float lo = 0f, hi = 0f;
+                if (last + 1 < count && g.Nodes[last + 1] is { Op: Model.Ops.Relu or Model.Ops.Clip } act
+                    && act.Inputs[0] == g.Nodes[last].Output && Intermediate(g.Nodes[last].Output, last + 1)
+                    && (residual != null || act.Op == Model.Ops.Clip))
+                {
+                    activation = act.Op == Model.Ops.Relu ? Kernels.EpilogueActivation.Relu : Kernels.EpilogueActivation.Clip;
+                    if (act.Op == Model.Ops.Clip)
+                    {
+                        lo = act.Float("min", float.NegativeInfinity);
+                        hi = act.Float("max", float.PositiveInfinity);
+                    }
+                    last++;
+                }
+                if (last == i)
+                    continue;
+                epilogues[i] = new ConvEpilogue(residual, activation, lo, hi);
+                for (int k = i + 1; k <= last; k++)
+                    absorbed[k] = g.Nodes[k - 1].Output;
+            }
+            return (epilogues, absorbed);
+        }
+    }
+
+    /// <summary>What a fused conv applies as it writes: a residual tensor added (or none), then an activation.</summary>
+    private sealed record ConvEpilogue(string? Residual, Kernels.EpilogueActivation Activation, float Lo, float Hi);
+
+    /// <summary>The names of the convs that a forward pass fuses with the nodes after them (<see cref="ForwardOutput"/>
+    /// when <paramref name="layers"/> is null, else <see cref="ForwardFor"/>), for tests and diagnostics.</summary>
+    internal IReadOnlyList<string> FusedConvs(IReadOnlyList<string>? layers)
+    {
+        if (layers != null)
+        {
+            using var probe = Backend.Allocate([1, .. Graph.InputShape]);
+            ForwardFor(probe, layers).Dispose();
+        }
+        var plan = layers == null ? _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1)
+            : _layerPlans[string.Join('\n', layers)];
+        return Graph.Nodes.Where((_, i) => plan.Epilogues[i] != null).Select(n => n.Name).ToList();
+    }
+
+    private void RunClipInPlace(ForwardPass pass, GraphNode node)
+    {
+        var x = pass[node.Inputs[0]];
+        Backend.Unary(new Kernels.Clip(node.Float("min", float.NegativeInfinity), node.Float("max", float.PositiveInfinity)), x, x);
+        pass.Set(node.Output, x);
+    }
+
+    private void RunFusedConv(ForwardPass pass, GraphNode node, ConvEpilogue e)
+    {
+        var a = new ForwardArgs(this, pass, node, null, false);
+        var x = a.Input(0);
+        var s = Ops.Conv.Geometry(node, x.Shape[1..], a.N);
+        var y = a.NewOutput();
+        Backend.Conv2dFused(x, a.Param("weight"), a.OptionalParam("bias"), e.Residual == null ? null : pass[e.Residual], y, s,
+            e.Activation, e.Lo, e.Hi);
+        pass.Set(node.Output, y);
     }
 
     // The op's rule runs the node (engine/Graph/Ops); the plan says whether it writes over an input or carries

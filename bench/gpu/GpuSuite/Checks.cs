@@ -37,6 +37,7 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
         foreach (var (m, k, n, t) in new[] { (5, 21, 130, true), (67, 9, 3, false) })
             Gemm(m, k, n, t);
         Reductions();
+        CamKernels();
     }
 
     private static string ConvKernel(ConvShape s, string pass) => (pass, s.CPerGroup == 1 && s.Groups > 1) switch
@@ -176,6 +177,77 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
         }
         xr.Dispose();
         dyr.Dispose();
+    }
+
+    /// <summary>The CAM kernels (<see cref="CamMaps"/>) against the reference backend, which runs the host arithmetic
+    /// the methods used before: Score-CAM masks in both orders (odd sizes, a constant channel), a masked batch with
+    /// noise and scales, an occlusion batch, channel weights under every rule, the weighted and element-wise channel sums.</summary>
+    private void CamKernels()
+    {
+        var rng = new Random(6);
+        using var a = Pair(rng, out var ar, 2, 3, 3, 5);
+        reference.CopyFromHost(ar, Enumerable.Repeat(0.5f, 15).Concat(reference.Download(ar).Skip(15)).ToArray());
+        fast.CopyFromHost(a, reference.Download(ar));
+        foreach (var (first, align, eps, what) in new[]
+                 {
+                     (false, true, 1e-8f, "upsample (align corners), min-max + 1e-8"), (true, false, 0f, "min-max, upsample"),
+                 })
+        {
+            using var m = fast.Allocate(2, 3, 7, 9);
+            using var mr = reference.Allocate(2, 3, 7, 9);
+            fast.ActivationMasks(a, m, first, align, eps);
+            reference.ActivationMasks(ar, mr, first, align, eps);
+            Compare(first ? "Reductions.MinMaxNormalize" : "CamMaps.Upsample", $"Score-CAM masks 2x3 3x5->7x9, {what}", m, mr);
+        }
+        using var x = Pair(rng, out var xr, 2, 3, 5, 7);
+        using var masks = Pair(rng, out var masksr, 4, 5, 7);
+        using var noise = Pair(rng, out var noiser, 3, 5, 7);
+        MaskedRow[] rows = [new(1, 3, -1, 1f), new(0, 0, 2, 1f), new(1, 2, 0, 0.3f), new(0, 1, -1, 2.5f)];
+        using (var y = fast.Allocate(4, 3, 5, 7))
+        using (var yr = reference.Allocate(4, 3, 5, 7))
+        {
+            fast.MaskedInputs(x, masks, noise, rows, y);
+            reference.MaskedInputs(xr, masksr, noiser, rows, yr);
+            Compare("CamMaps.Masked", "masked batch 4x3x5x7, noise and scales", y, yr);
+        }
+        using (var baseline = Pair(rng, out var baseliner, 2, 3, 5, 7))
+        using (var y = fast.Allocate(3, 3, 5, 7))
+        using (var yr = reference.Allocate(3, 3, 5, 7))
+        {
+            WindowRow[] windows = [new(1, 0, 2, 3, 7), new(0, 4, 5, 0, 1), new(1, 1, 4, 2, 5)];
+            fast.WindowedInputs(x, baseline, windows, y);
+            reference.WindowedInputs(xr, baseliner, windows, yr);
+            Compare("CamMaps.Windowed", "occlusion batch 3x3x5x7", y, yr);
+            baseliner.Dispose();
+        }
+        using var g = Pair(rng, out var gr, 2, 3, 3, 5);
+        foreach (var (rule, eps) in new[]
+                 {
+                     (CamWeightRule.GradCam, 0.0), (CamWeightRule.XGradCam, 1e-7), (CamWeightRule.GradCamPlusPlus, 1e-6),
+                     (CamWeightRule.GradCamPlusPlusSquared, 0.0),
+                 })
+        {
+            using var w = fast.Allocate(2, 3);
+            using var wr = reference.Allocate(2, 3);
+            fast.CamChannelWeights(a, g, w, rule, eps);
+            reference.CamChannelWeights(ar, gr, wr, rule, eps);
+            Compare(rule == CamWeightRule.GradCam ? "Reductions.RowMeans" : "CamMaps.ChannelWeights", $"{rule} channel weights 2x3x3x5", w, wr);
+            using var map = fast.Allocate(2, 3, 5);
+            using var mapr = reference.Allocate(2, 3, 5);
+            fast.WeightedChannelSum(a, w, map);
+            reference.WeightedChannelSum(ar, wr, mapr);
+            Compare("CamMaps.WeightedChannelSum", $"weighted channel sum, {rule}", map, mapr);
+        }
+        foreach (bool relu in new[] { false, true })
+        {
+            using var map = fast.Allocate(2, 3, 5);
+            using var mapr = reference.Allocate(2, 3, 5);
+            fast.ProductChannelSum(a, g, map, relu);
+            reference.ProductChannelSum(ar, gr, mapr, relu);
+            Compare("CamMaps.ProductChannelSum", relu ? "Layer-CAM channel sum" : "HiResCAM channel sum", map, mapr);
+        }
+        foreach (var t in new[] { ar, xr, masksr, noiser, gr })
+            t.Dispose();
     }
 
     private Tensor Pair(Random rng, out Tensor r, params int[] shape)

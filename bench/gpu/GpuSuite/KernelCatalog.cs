@@ -41,7 +41,7 @@ internal static class KernelCatalog
                      (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2d.Geometry>)Conv2d.DepthwiseBackwardWeights,
                      (Action<ArrayView<float>, ArrayView<float>, int, int, int, float>)Reductions.ChannelSum,
                      (Action<ArrayView<float>, ArrayView<float>, int, int>)Reductions.RowMeans,
-                     (Action<ArrayView<float>, ArrayView<float>, int>)Reductions.MinMaxNormalize,
+                     (Action<ArrayView<float>, ArrayView<float>, int, float>)Reductions.MinMaxNormalize,
                  })
             list.Add(Entry(m.Method, true));
         return list.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();

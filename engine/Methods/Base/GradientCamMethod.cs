@@ -88,12 +88,24 @@ public abstract class GradientCamMethod : CamMethod
         return map;
     }
 
+    /// <summary>How the map is computed on the device under <paramref name="convention"/>
+    /// (<see cref="Backends.Backend.CamChannelWeights"/> then <see cref="Backends.Backend.WeightedChannelSum"/>, or
+    /// <see cref="Backends.Backend.ProductChannelSum"/>), with the same arithmetic as the host methods above; null
+    /// (the default): on the host from downloaded activations and gradients.</summary>
+    private protected virtual DeviceMapRule? DeviceMap(Convention convention) => null;
+
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
     {
         var model = context.Model;
         var layerNames = context.Layers.Select(l => l.Output).ToList();
         using var seed = context.Seed();
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = layerNames });
+        if (!context.EigenSmooth && DeviceMap(context.Convention) is { } rule && context.Layers.All(l => l.Shape.Length == 3))
+        {
+            // Weights and the channel sum on the device: only the (h, w) map of each image comes back.
+            var maps = layerNames.Select(n => DeviceMaps(model.Backend, context.Forward[n], grads.Layers[n], rule)).ToList();
+            return Build(context, (i, l, c, plane) => maps[l].AsSpan(i * plane, plane).ToArray());
+        }
         var activations = layerNames.Select(n => model.Backend.Download(context.Forward[n])).ToList();
         var gradients = layerNames.Select(n => model.Backend.Download(grads.Layers[n])).ToList();
         return Build(context, (i, l, c, plane) =>
@@ -102,6 +114,23 @@ public abstract class GradientCamMethod : CamMethod
             return RawMap(activations[l].AsSpan(i * size, size), gradients[l].AsSpan(i * size, size), c, plane,
                 context.Convention, context.EigenSmooth);
         });
+    }
+
+    private static float[] DeviceMaps(Backends.Backend backend, Backends.Tensor a, Backends.Tensor g, DeviceMapRule rule)
+    {
+        int n = a.Shape[0], c = a.Shape[1], h = a.Shape[2], w = a.Shape[3];
+        using var map = backend.Allocate(n, h, w);
+        if (rule.Weights is { } weightRule)
+        {
+            using var weights = backend.Allocate(n, c);
+            backend.CamChannelWeights(a, g, weights, weightRule, rule.Epsilon);
+            backend.WeightedChannelSum(a, weights, map);
+        }
+        else
+        {
+            backend.ProductChannelSum(a, g, map, rule.ReluGradient);
+        }
+        return backend.Download(map);
     }
 
     /// <summary>Explanations of every row from a function (row, layer, channels, plane) -> raw map (h*w).</summary>
@@ -137,3 +166,8 @@ public abstract class GradientCamMethod : CamMethod
         return result;
     }
 }
+
+/// <summary>A gradient CAM's map on the device: channel weights under <see cref="Weights"/> (with
+/// <see cref="Epsilon"/>) then the weighted channel sum, or, without weights, the element-wise channel sum of
+/// <c>g * a</c> (<c>max(g, 0) * a</c> with <see cref="ReluGradient"/>).</summary>
+internal sealed record DeviceMapRule(Kernels.CamWeightRule? Weights, double Epsilon = 0, bool ReluGradient = false);

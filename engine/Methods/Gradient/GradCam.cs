@@ -17,6 +17,9 @@ public sealed class GradCam : GradientCamMethod
     public override string Paper => "Selvaraju et al., Grad-CAM, ICCV 2017 (arXiv:1610.02391)";
 
     /// <inheritdoc/>
+    private protected override DeviceMapRule DeviceMap(Convention convention) => new(Kernels.CamWeightRule.GradCam);
+
+    /// <inheritdoc/>
     private protected override float[] ChannelWeights(ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane)
     {
         var w = new float[channels];

@@ -34,6 +34,11 @@ public sealed class GradCamPlusPlus : GradientCamMethod
     public override string Paper => "Chattopadhay et al., Grad-CAM++, WACV 2018 (arXiv:1710.11063)";
 
     /// <inheritdoc/>
+    private protected override DeviceMapRule DeviceMap(Convention convention) => convention == Convention.TorchCam
+        ? new(Kernels.CamWeightRule.GradCamPlusPlusSquared)
+        : new(Kernels.CamWeightRule.GradCamPlusPlus, convention == Convention.PytorchGradCam ? PytorchGradCamEpsilon : 0);
+
+    /// <inheritdoc/>
     private protected override float[] ChannelWeights(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {

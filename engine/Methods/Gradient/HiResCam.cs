@@ -19,6 +19,9 @@ public sealed class HiResCam : GradientCamMethod
     public override string Paper => "Draelos and Carin, Use HiResCAM instead of Grad-CAM, 2020 (arXiv:2011.08891)";
 
     /// <inheritdoc/>
+    private protected override DeviceMapRule DeviceMap(Convention convention) => new(null);
+
+    /// <inheritdoc/>
     private protected override float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {

@@ -22,6 +22,9 @@ public sealed class LayerCam : GradientCamMethod
     private protected override Func<float, float>? LayerScale => static c => MathF.Tanh(2f * c);
 
     /// <inheritdoc/>
+    private protected override DeviceMapRule DeviceMap(Convention convention) => new(null, ReluGradient: true);
+
+    /// <inheritdoc/>
     private protected override float[] WeightedActivations(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {

@@ -18,15 +18,13 @@ public sealed class XGradCam : GradientCamMethod
     public override string Paper => "Fu et al., Axiom-based Grad-CAM, BMVC 2020 (arXiv:2008.02312)";
 
     /// <inheritdoc/>
+    private protected override DeviceMapRule DeviceMap(Convention convention) => new(Kernels.CamWeightRule.XGradCam, Epsilon(convention));
+
+    /// <inheritdoc/>
     private protected override float[] ChannelWeights(
         ReadOnlySpan<float> a, ReadOnlySpan<float> g, int channels, int plane, Convention convention)
     {
-        double eps = convention switch
-        {
-            Convention.PytorchGradCam => 1e-7,
-            Convention.TorchCam => 1e-8,
-            _ => 0,
-        };
+        double eps = Epsilon(convention);
         var w = new float[channels];
         for (int k = 0; k < channels; k++)
         {
@@ -41,4 +39,11 @@ public sealed class XGradCam : GradientCamMethod
         }
         return w;
     }
+
+    private static double Epsilon(Convention convention) => convention switch
+    {
+        Convention.PytorchGradCam => 1e-7,
+        Convention.TorchCam => 1e-8,
+        _ => 0,
+    };
 }

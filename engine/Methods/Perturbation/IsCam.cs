@@ -1,3 +1,5 @@
+using CamEngine.Backends;
+
 namespace CamEngine.Methods;
 
 /// <summary>
@@ -28,23 +30,18 @@ public sealed class IsCam : ScoreCamBase
 
     private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
-    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {
         if (Steps < 1)
             throw new CamEngineException($"iscam needs at least one step, got {Steps}");
-        var x = Perturbation.Inputs(context);
-        var inputShape = context.Model.Graph.InputShape;
-        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
         int n = context.Batch;
         var coefficients = new float[Steps];
         double coefficient = 0;
         for (int s = 0; s < Steps; s++)
             coefficients[s] = (float)(coefficient += (double)(s + 1) / Steps);
-        var scores = Perturbation.Scores(context, Steps * n * channels, item => item / channels % n, (item, input) =>
-        {
-            int k = item % channels, i = item / channels % n, s = item / (channels * n);
-            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, coefficients[s], input);
-        });
+        // item = (s * N + i) * C + k: mask row i * C + k scaled by the step's coefficient.
+        var scores = MaskedScores(context, masks, Steps * n * channels,
+            item => new MaskedRow(item / channels % n, item % (n * channels), -1, coefficients[item / (channels * n)]));
         var baseline = BaselineScores(context);
         var weights = new float[n][];
         for (int i = 0; i < n; i++)

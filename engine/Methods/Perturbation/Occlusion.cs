@@ -1,3 +1,4 @@
+using CamEngine.Backends;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -77,20 +78,18 @@ public sealed class Occlusion : CamMethod
             int y0 = k / px * Stride, x0 = k % px * Stride;
             return (y0, Math.Min(y0 + Window, h), x0, Math.Min(x0 + Window, w));
         }
-        var scores = Perturbation.Scores(context, n * windows, item => item / windows, (item, input) =>
-        {
-            int i = item / windows;
-            x.AsSpan(i * size, size).CopyTo(input);
-            var (y0, y1, x0, x1) = Box(item % windows);
-            for (int c = 0; c < ch; c++)
+        // The windowed inputs are built on the device from the input and the baselines (which go up once).
+        var backend = context.Model.Backend;
+        var flat = new float[n * size];
+        for (int i = 0; i < n; i++)
+            baselines[i].CopyTo(flat, i * size);
+        using var deviceBaselines = backend.Upload(flat, [n, .. shape]);
+        var scores = DeviceMasked.Scores(context, n * windows, item =>
             {
-                for (int yy = y0; yy < y1; yy++)
-                {
-                    int row = c * plane + yy * w;
-                    baselines[i].AsSpan(row + x0, x1 - x0).CopyTo(input.Slice(row + x0, x1 - x0));
-                }
-            }
-        });
+                var (y0, y1, x0, x1) = Box(item % windows);
+                return new WindowRow(item / windows, y0, y1, x0, x1);
+            }, row => row.Image, row => IsZero(x.AsSpan(row.Image * size, size), baselines[row.Image], row, plane, w),
+            (rows, batch) => backend.WindowedInputs(context.Forward.Input, deviceBaselines, rows, batch));
         var outputs = context.Backend.Download(context.Forward.Output);
         int classes = outputs.Length / n;
         var result = new List<Explanation>();
@@ -134,5 +133,19 @@ public sealed class Occlusion : CamMethod
             Raw = raw,
             Map = CamPostprocess.Finish([raw], shape[1], shape[2], context.Convention, context.Fusion, $"{method.Name} map of image {image}"),
         };
+    }
+
+    /// <summary>True when the windowed input of <paramref name="row"/> is all zero: x outside the window and the
+    /// baseline inside it.</summary>
+    private static bool IsZero(ReadOnlySpan<float> x, ReadOnlySpan<float> baseline, WindowRow row, int plane, int width)
+    {
+        for (int j = 0; j < x.Length; j++)
+        {
+            int p = j % plane, py = p / width, px = p % width;
+            bool inside = py >= row.Y0 && py < row.Y1 && px >= row.X0 && px < row.X1;
+            if ((inside ? baseline[j] : x[j]) != 0f)
+                return false;
+        }
+        return true;
     }
 }

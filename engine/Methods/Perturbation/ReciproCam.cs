@@ -1,3 +1,5 @@
+using CamEngine.Backends;
+
 namespace CamEngine.Methods;
 
 /// <summary>
@@ -43,24 +45,31 @@ public sealed class ReciproCam : LayerMapMethod
         var shape = context.Layers[layer].Shape;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch, count = n * plane;
         int batch = Math.Max(1, context.PerturbationBatch);
-        var buffer = new float[Math.Min(batch, count) * size];
         var maps = new float[n][];
         for (int i = 0; i < n; i++)
             maps[i] = new float[plane];
+        // The feature maps that keep one position are built on the device: A_i times the one-hot mask of position j
+        // (the plane x plane one-hot masks go up once; a masked feature batch never crosses the bus).
+        var backend = model.Backend;
+        var identity = new float[plane * plane];
+        for (int j = 0; j < plane; j++)
+            identity[j * plane + j] = 1f;
+        using var onehot = backend.Upload(identity, plane, shape[1], shape[2]);
+        using var features = context.Forward[name].Reshape([n, .. shape]);
         // item = image * plane + position
         for (int start = 0; start < count; start += batch)
         {
             int m = Math.Min(batch, count - start);
             var rows = new int[m];
-            Array.Clear(buffer);
+            var table = new MaskedRow[m];
             for (int r = 0; r < m; r++)
             {
-                int item = start + r, i = item / plane, j = item % plane;
-                rows[r] = i;
-                for (int k = 0; k < c; k++)
-                    buffer[r * size + k * plane + j] = activations[i * size + k * plane + j];
+                int item = start + r;
+                rows[r] = item / plane;
+                table[r] = new MaskedRow(item / plane, item % plane, -1, 1f);
             }
-            using var replaced = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
+            using var replaced = backend.Allocate([m, .. shape]);
+            backend.MaskedInputs(features, onehot, null, table, replaced);
             using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
             var y = model.Backend.Download(pass.Output);
             int classes = y.Length / m;

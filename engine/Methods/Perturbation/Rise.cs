@@ -1,3 +1,4 @@
+using CamEngine.Backends;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -89,18 +90,11 @@ public sealed class Rise : CamMethod
                 else
                     DrawMask(context.NewRandom(unchecked(0x52495345 + start + k)), Cells, KeepProbability, h, w, mask);
             }
-            // item = image * m + mask
-            var scores = Perturbation.Scores(scoring, n * m, item => item / m, (item, input) =>
-            {
-                int i = item / m;
-                var mask = masks.AsSpan(item % m * plane, plane);
-                var xi = x.AsSpan(i * size, size);
-                for (int c = 0; c < ch; c++)
-                {
-                    for (int j = 0; j < plane; j++)
-                        input[c * plane + j] = mask[j] * xi[c * plane + j];
-                }
-            });
+            // item = image * m + mask: the chunk's masks go up once (shared by every image), the masked batches are
+            // built on the device.
+            using var deviceMasks = context.Model.Backend.Upload(masks.AsSpan(0, m * plane), m, h, w);
+            var scores = DeviceMasked.Scores(scoring, deviceMasks, row => masks.AsSpan(row * plane, plane), x, n * m,
+                item => new MaskedRow(item / m, item % m, -1, 1f));
             for (int i = 0; i < n; i++)
             {
                 var s = sums.AsSpan(i * plane, plane);

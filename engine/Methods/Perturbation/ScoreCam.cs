@@ -1,3 +1,4 @@
+using CamEngine.Backends;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -31,19 +32,14 @@ public sealed class ScoreCam : ScoreCamBase
 
     private protected override Convention MaskConvention(ExplainContext context) => context.Convention;
 
-    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {
-        var x = Perturbation.Inputs(context);
-        var inputShape = context.Model.Graph.InputShape;
-        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
+        int big = masks.Big;
         int n = context.Batch;
         if (context.Convention == Convention.Paper)
-            return PaperWeights(context, masks, channels, x, big, size);
-        var scores = DistinctScores(context, masks, channels, big, (item, input) =>
-        {
-            int i = item / channels, k = item % channels;
-            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, 1f, input);
-        });
+            return PaperWeights(context, masks, channels, big);
+        // item = image * C + channel is mask row item of the device masks.
+        var scores = DistinctScores(context, masks, channels, big, item => new MaskedRow(item / channels, item, -1, 1f));
         var baseline = context.Convention == Convention.TorchCam ? BaselineScores(context) : new float[n];
         var weights = new float[n][];
         for (int i = 0; i < n; i++)
@@ -56,8 +52,9 @@ public sealed class ScoreCam : ScoreCamBase
         return weights;
     }
 
-    private static float[][] PaperWeights(ExplainContext context, float[][] masks, int channels, float[] x, int big, int size)
+    private static float[][] PaperWeights(ExplainContext context, MaskSet set, int channels, int big)
     {
+        var masks = set.Host;
         int n = context.Batch;
         // The class probability of each masked input: scored through a softmax objective over the outputs.
         var probability = context.WithObjective(new ClassProbability(context.Classes));
@@ -67,12 +64,8 @@ public sealed class ScoreCam : ScoreCamBase
             for (int k = 0; k < channels; k++)
                 constant[i * channels + k] = !masks[i].AsSpan(k * big, big).ContainsAnyExcept(0f);
         }
-        var scores = DistinctScores(probability, masks, channels, big, (item, input) =>
-        {
-            int i = item / channels, k = item % channels;
-            if (!constant[item])
-                Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), default, 1f, input);
-        });
+        var scores = DistinctScores(probability, set, channels, big,
+            item => new MaskedRow(item / channels, constant[item] ? -1 : item, -1, 1f));
         var weights = new float[n][];
         for (int i = 0; i < n; i++)
         {
@@ -89,8 +82,9 @@ public sealed class ScoreCam : ScoreCamBase
     /// fires at one position normalizes to the same mask as every other channel firing only there) mask the
     /// same input, and a row's output does not depend on the rest of its batch, so their scores are equal.
     /// </summary>
-    private static float[] DistinctScores(ExplainContext context, float[][] masks, int channels, int big, FillInput fill)
+    private static float[] DistinctScores(ExplainContext context, MaskSet set, int channels, int big, Func<int, MaskedRow> rowOf)
     {
+        var masks = set.Host;
         int n = context.Batch;
         var first = new int[n * channels];
         var distinct = new List<int>(n * channels);
@@ -125,8 +119,7 @@ public sealed class ScoreCam : ScoreCamBase
                 }
             }
         }
-        var unique = Perturbation.Scores(context, distinct.Count, u => distinct[u] / channels,
-            (u, input) => fill(distinct[u], input));
+        var unique = MaskedScores(context, set, distinct.Count, u => rowOf(distinct[u]));
         var byItem = new float[n * channels];
         for (int u = 0; u < distinct.Count; u++)
             byItem[distinct[u]] = unique[u];

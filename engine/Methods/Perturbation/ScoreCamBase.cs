@@ -1,4 +1,4 @@
-using CamEngine.Imaging;
+using CamEngine.Backends;
 using CamEngine.Tensors;
 
 namespace CamEngine.Methods;
@@ -17,7 +17,8 @@ namespace CamEngine.Methods;
 /// <item>Paper (the authors' code): bilinear upsampling with align_corners=False, then min-max without epsilon
 /// (constant channels are skipped by the method).</item>
 /// </list>
-/// All-zero masked inputs are scored once (the zero image), not re-run.
+/// All-zero masked inputs are scored once (the zero image), not re-run. The masks and every masked batch are built
+/// on the device (<see cref="MaskSet"/>, <see cref="DeviceMasked"/>) with the arithmetic the host used.
 /// </summary>
 public abstract class ScoreCamBase : LayerMapMethod
 {
@@ -26,8 +27,8 @@ public abstract class ScoreCamBase : LayerMapMethod
     {
     }
 
-    /// <summary>The channel weights (N, C) from the masks (N, C, H*W) and the batch's inputs.</summary>
-    private protected abstract float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels);
+    /// <summary>The channel weights (N, C) from the masks and the batch's inputs.</summary>
+    private protected abstract float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels);
 
     /// <summary>Which mask convention the method uses in <paramref name="context"/>.</summary>
     private protected abstract Convention MaskConvention(ExplainContext context);
@@ -36,9 +37,7 @@ public abstract class ScoreCamBase : LayerMapMethod
     {
         var shape = context.Layers[layer].Shape;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
-        var masks = new float[context.Batch][];
-        for (int i = 0; i < context.Batch; i++)
-            masks[i] = Masks(context, activations.AsSpan(i * size, size), shape, MaskConvention(context));
+        using var masks = MaskSet.Build(context, context.Forward[context.Layers[layer].Output], MaskConvention(context));
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
@@ -46,65 +45,78 @@ public abstract class ScoreCamBase : LayerMapMethod
         return new LayerMaps(maps, weights);
     }
 
-    /// <summary>The masks (C, H*W) at input resolution of one image's activations (C, h, w).</summary>
-    internal static float[] Masks(ExplainContext context, ReadOnlySpan<float> a, int[] shape, Convention convention)
+    /// <summary>
+    /// The masks of one layer for the whole batch, built on the device (<see cref="Backend.ActivationMasks"/>) from
+    /// the captured activations and kept there as (N*C, H, W) rows, so every masked batch is built on the device
+    /// from them and the input (<see cref="Backend.MaskedInputs"/>). A host copy of the masks (one download per layer)
+    /// serves the bookkeeping that decides which rows to run: which masked inputs are all zero and which masks are
+    /// equal; the masked batches themselves never leave the device.
+    /// </summary>
+    private protected sealed class MaskSet : IDisposable
     {
-        var input = context.Model.Graph.InputShape;
-        int c = shape[0], h = shape[1], w = shape[2], plane = h * w, big = input[1] * input[2];
-        var masks = new float[c * big];
-        for (int k = 0; k < c; k++)
+        private MaskSet(Tensor device, float[][] host, float[] inputs, int big)
         {
-            var channel = new HostTensor([h, w], a.Slice(k * plane, plane).ToArray());
-            HostTensor up;
-            if (convention == Convention.TorchCam)
-            {
-                NormalizeChannel(channel.Data, 0);
-                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: false);
-            }
-            else
-            {
-                up = Resize.Bilinear(channel, input[1], input[2], alignCorners: convention == Convention.PytorchGradCam);
-                NormalizeChannel(up.Data, convention == Convention.PytorchGradCam ? 1e-8f : 0f);
-            }
-            up.Data.CopyTo(masks, k * big);
+            Device = device;
+            Host = host;
+            Inputs = inputs;
+            Big = big;
         }
-        return masks;
+
+        /// <summary>The masks on the device, (N*C, H, W): row i*C + k is channel k of image i.</summary>
+        public Tensor Device { get; }
+
+        /// <summary>The same masks on the host, (C, H*W) per image.</summary>
+        public float[][] Host { get; }
+
+        /// <summary>The batch's inputs (N, C_in, H, W) on the host, for the zero test.</summary>
+        public float[] Inputs { get; }
+
+        /// <summary>H*W of the input.</summary>
+        public int Big { get; }
+
+        /// <summary>Masks of activations <paramref name="a"/> (N, C, h, w) under <paramref name="convention"/>.</summary>
+        public static MaskSet Build(ExplainContext context, Tensor a, Convention convention)
+        {
+            var backend = context.Model.Backend;
+            var input = context.Model.Graph.InputShape;
+            int n = a.Shape[0], c = a.Shape[1], big = input[1] * input[2];
+            var device = backend.Allocate(n * c, input[1], input[2]);
+            try
+            {
+                using (var view = device.Reshape(n, c, input[1], input[2]))
+                {
+                    backend.ActivationMasks(a, view, normalizeFirst: convention == Convention.TorchCam,
+                        alignCorners: convention == Convention.PytorchGradCam, eps: convention == Convention.PytorchGradCam ? 1e-8f : 0f);
+                }
+                var all = backend.Download(device);
+                var host = new float[n][];
+                for (int i = 0; i < n; i++)
+                    host[i] = all.AsSpan(i * c * big, c * big).ToArray();
+                return new MaskSet(device, host, Perturbation.Inputs(context), big);
+            }
+            catch
+            {
+                device.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Frees the device masks.</summary>
+        public void Dispose() => Device.Dispose();
     }
 
-    // (m - min) / (max - min + eps); a constant channel becomes all zeros.
-    private static void NormalizeChannel(Span<float> m, float eps)
+    /// <summary>
+    /// Scores of <paramref name="count"/> masked inputs: item u is the row <paramref name="rowOf"/>(u) of a masked
+    /// batch (a negative mask index: the all-zero input of that image), with the image's channel masks
+    /// (<see cref="MaskSet.Device"/>) and optional noise rows (<paramref name="noise"/> on the device,
+    /// <paramref name="hostNoise"/> its host copy); see <see cref="DeviceMasked.Scores"/>.
+    /// </summary>
+    private protected static float[] MaskedScores(ExplainContext context, MaskSet masks, int count, Func<int, MaskedRow> rowOf,
+        Tensor? noise = null, float[]? hostNoise = null)
     {
-        float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        foreach (float v in m)
-        {
-            min = Math.Min(min, v);
-            max = Math.Max(max, v);
-        }
-        float range = max - min;
-        if (range == 0)
-        {
-            m.Clear();
-            return;
-        }
-        float denom = range + eps;
-        for (int j = 0; j < m.Length; j++)
-            m[j] = (m[j] - min) / denom;
-    }
-
-    /// <summary>Writes <c>scale * x * (mask + noise)</c> for one item: x (C, H, W), mask and noise (H, W).</summary>
-    private protected static void Masked(ReadOnlySpan<float> x, ReadOnlySpan<float> mask, ReadOnlySpan<float> noise, float scale, Span<float> output)
-    {
-        int big = mask.Length;
-        for (int ch = 0; ch * big < x.Length; ch++)
-        {
-            var xc = x.Slice(ch * big, big);
-            var oc = output.Slice(ch * big, big);
-            for (int j = 0; j < big; j++)
-            {
-                float m = noise.IsEmpty ? mask[j] : mask[j] + noise[j];
-                oc[j] = scale == 1f ? xc[j] * m : scale * (xc[j] * m);
-            }
-        }
+        int channels = masks.Host[0].Length / masks.Big;
+        return DeviceMasked.Scores(context, masks.Device, row => masks.Host[row / channels].AsSpan(row % channels * masks.Big, masks.Big),
+            masks.Inputs, count, rowOf, noise, hostNoise);
     }
 
     /// <summary>Softmax over the channels of one image's scores.</summary>

@@ -1,3 +1,5 @@
+using CamEngine.Backends;
+
 namespace CamEngine.Methods;
 
 /// <summary>
@@ -42,13 +44,11 @@ public sealed class SsCam : ScoreCamBase
 
     private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
 
-    private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
+    private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {
         if (Samples < 1)
             throw new CamEngineException($"sscam needs at least one sample, got {Samples}");
-        var x = Perturbation.Inputs(context);
-        var inputShape = context.Model.Graph.InputShape;
-        int big = inputShape[1] * inputShape[2], size = inputShape[0] * big;
+        int big = masks.Big;
         int n = context.Batch, perSample = n * channels * big;
         var noise = Noise;
         if (noise != null && noise.Length != Samples * perSample)
@@ -60,13 +60,12 @@ public sealed class SsCam : ScoreCamBase
             for (int j = 0; j < noise.Length; j++)
                 noise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng));
         }
-        // item = (s * N + i) * C + k
-        var scores = Perturbation.Scores(context, Samples * n * channels, item => item / channels % n, (item, input) =>
-        {
-            int k = item % channels, i = item / channels % n, s = item / (channels * n);
-            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big),
-                noise.AsSpan(s * perSample + (i * channels + k) * big, big), 1f, input);
-        });
+        // item = (s * N + i) * C + k: mask row i * C + k, noise row item (the noise goes up once, the batches are
+        // built on the device).
+        var inputShape = context.Model.Graph.InputShape;
+        using var deviceNoise = context.Model.Backend.Upload(noise, Samples * n * channels, inputShape[1], inputShape[2]);
+        var scores = MaskedScores(context, masks, Samples * n * channels,
+            item => new MaskedRow(item / channels % n, item % (n * channels), item, 1f), deviceNoise, noise);
         var baseline = BaselineScores(context);
         var weights = new float[n][];
         for (int i = 0; i < n; i++)

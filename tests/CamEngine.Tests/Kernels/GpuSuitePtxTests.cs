@@ -42,7 +42,8 @@ internal sealed class GpuSuitePtxTests
         {
             "Conv2d.TiledForward", "Conv2d.TiledBackwardData", "Conv2d.TiledBackwardWeights", "Gemm.TiledForward",
             "Gemm.TiledBackwardData", "Gemm.TiledBackwardWeights", "Conv2d.DepthwiseForward",
-            "Conv2d.DepthwiseBackwardWeights", "Reductions.ChannelSum", "Reductions.RowMeans", "Reductions.MinMaxNormalize",
+            "Conv2d.DepthwiseBackwardWeights", "Reductions.ChannelSum", "Reductions.RowMeans", "Reductions.MinMaxNormalize", "CamMaps.Upsample", "CamMaps.MinMaxRow",
+            "CamMaps.Masked", "CamMaps.Windowed", "CamMaps.ChannelWeights", "CamMaps.WeightedChannelSum", "CamMaps.ProductChannelSum",
         }));
         int operandStructs = typeof(ITileOperands).Assembly.GetTypes()
             .Count(t => t.IsValueType && typeof(ITileOperands).IsAssignableFrom(t));
