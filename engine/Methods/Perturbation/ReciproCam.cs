@@ -39,8 +39,7 @@ public sealed class ReciproCam : LayerMapMethod
     {
         var model = context.Model;
         var scoring = Score == MaskedScore.Probability ? context.WithObjective(ClassProbabilityObjective.For(context, Name)) : context;
-        string name = context.Layers[layer].Output;
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch, count = n * plane;
         int batch = Math.Max(1, context.PerturbationBatch);
         var buffer = new float[Math.Min(batch, count) * size];
@@ -60,8 +59,7 @@ public sealed class ReciproCam : LayerMapMethod
                 for (int k = 0; k < c; k++)
                     buffer[r * size + k * plane + j] = activations[i * size + k * plane + j];
             }
-            using var replaced = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+            using var pass = context.ForwardFromGrid(layer, buffer, m, rows);
             var y = model.Backend.Download(pass.Output);
             int classes = y.Length / m;
             for (int r = 0; r < m; r++)
