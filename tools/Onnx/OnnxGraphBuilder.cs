@@ -12,11 +12,20 @@ internal sealed partial class OnnxGraphBuilder
     /// <summary>Largest spatial attribute (kernel, stride, pad, dilation) and input side accepted.</summary>
     public const int MaxSpatial = 1 << 15;
 
-    private const string Supported =
-        "Conv, BatchNormalization, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Add, Sub, Mul, Div, "
-        + "MaxPool, AveragePool, GlobalAveragePool, Concat, Pad, Flatten, Reshape, Gemm, MatMul, Softmax, "
-        + "Identity, Dropout, Constant, ReduceMean, ReduceSum, ReduceMax, Transpose, Slice, LayerNormalization, Erf, "
-        + "Sqrt, Pow, Tanh, and Shape/Gather/Unsqueeze/Squeeze/Concat/Slice/Cast/ConstantOfShape/Transpose on constant shape tensors";
+    /// <summary>The ONNX operators converted (`cam ops` lists them beside the engine operators they become).</summary>
+    internal static readonly string[] SupportedOperators =
+    [
+        "Conv", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub", "Mul", "Div",
+        "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Pad", "Flatten", "Reshape", "Gemm", "MatMul", "Softmax",
+        "Identity", "Dropout", "Constant", "ReduceMean", "ReduceSum", "ReduceMax", "Transpose", "Slice", "LayerNormalization", "Erf",
+        "Sqrt", "Pow", "Tanh",
+    ];
+
+    /// <summary>The ONNX operators evaluated at conversion when their inputs are constant (shape arithmetic).</summary>
+    internal static readonly string[] FoldedOperators = ["Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "ConstantOfShape", "Transpose"];
+
+    private static readonly string Supported =
+        string.Join(", ", SupportedOperators) + ", and " + string.Join("/", FoldedOperators) + " on constant shape tensors";
 
     private readonly OnnxModel _model;
     private readonly OnnxConvertOptions _options;
