@@ -2,23 +2,6 @@ using System.Globalization;
 
 namespace CamEngine.Methods;
 
-/// <summary>How a layer's tensor is laid out, so that every layer method reads it as a (C, h, w) grid.</summary>
-public enum LayerLayoutKind
-{
-    /// <summary>Decided from the graph, per layer (<see cref="LayerLayout.Auto"/>).</summary>
-    Auto,
-
-    /// <summary>(C, h, w) per image: convolutional layers, read as is.</summary>
-    Nchw,
-
-    /// <summary>(h, w, C) per image: channels last, as in ConvNeXt and Swin blocks.</summary>
-    Nhwc,
-
-    /// <summary>(T, C) per image: a token sequence whose first K tokens (class token...) are not on the grid and the
-    /// other T - K form a square grid in row-major order.</summary>
-    Tokens,
-}
-
 /// <summary>
 /// How a layer's tensor becomes the (C, h, w) grid the layer methods work on (<c>--layout</c>), as
 /// pytorch-grad-cam's <c>reshape_transform</c> does for transformers:
@@ -95,19 +78,4 @@ public readonly record struct LayerLayout
         LayerLayoutKind.Tokens => "tokens:" + LeadingTokens.ToString(CultureInfo.InvariantCulture),
         _ => "auto",
     };
-}
-
-/// <summary>How one layer is read: the layout used (never <see cref="LayerLayoutKind.Auto"/>), the (C, h, w) grid
-/// the methods see, and why that layout (the graph evidence when it was decided automatically).</summary>
-/// <param name="Layer">The layer's output tensor.</param>
-/// <param name="Layout">The layout it is read through.</param>
-/// <param name="Channels">C.</param>
-/// <param name="Height">h.</param>
-/// <param name="Width">w.</param>
-/// <param name="Reason">Where the layout came from: "given", or the graph evidence of <c>auto</c>.</param>
-public sealed record LayerReading(string Layer, LayerLayout Layout, int Channels, int Height, int Width, string Reason)
-{
-    /// <summary>E.g. <c>nhwc as (C, h, w) = (768, 7, 7)</c>.</summary>
-    public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Layout} as (C, h, w) = ({Channels}, {Height}, {Width}); {Reason}");
 }
