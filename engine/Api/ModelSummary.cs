@@ -18,6 +18,7 @@ public sealed class ModelSummary
     internal ModelSummary(ModelFile file)
     {
         var g = file.Graph;
+        Graph = g;
         InputName = g.InputName;
         InputShape = g.InputShape;
         OutputName = g.OutputName;
@@ -56,6 +57,9 @@ public sealed class ModelSummary
 
     /// <summary>Layers that make good CAM targets, deepest first; the first is the default layer.</summary>
     public IReadOnlyList<string> SuggestedLayers { get; }
+
+    /// <summary>The graph (for the command line's layer descriptions).</summary>
+    internal ModelGraph Graph { get; }
 
     /// <summary>The class labels stored in the model; null when it has none.</summary>
     public IReadOnlyList<string>? Labels { get; }

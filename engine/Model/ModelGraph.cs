@@ -108,19 +108,10 @@ internal sealed class ModelGraph
         }
     }
 
-    /// <summary>Layers that make good CAM targets: the last spatial (N, C, H, W) node outputs with h*w &gt; 1, deepest
-    /// first; a channels-last (N, H, W, C) tensor inside a ConvNeXt or Swin block, or any other tensor whose axes a
-    /// transpose or reshape moved, is not read as (C, H, W) (<see cref="IsChannelsFirst"/>).</summary>
-    public IEnumerable<string> SuggestedLayers()
-    {
-        var first = ChannelsFirst();
-        for (int i = Nodes.Count - 1; i >= 0; i--)
-        {
-            var n = Nodes[i];
-            if (n.Shape.Length == 3 && n.Shape[1] * n.Shape[2] > 1 && first.Contains(n.Output))
-                yield return n.Output;
-        }
-    }
+    /// <summary>Layers that make good CAM targets, best first: the head's input (the deepest grid, channels first or
+    /// last, or the deepest token LayerNorm that feeds an attention), then the residual block outputs and the stage
+    /// outputs; see <see cref="Methods.LayerLayouts.Suggest"/>.</summary>
+    public IEnumerable<string> SuggestedLayers() => Methods.LayerLayouts.Of(this).Suggest();
 
     /// <summary>True when <paramref name="tensor"/> is laid out (N, C, H, W) as the input is: see
     /// <see cref="ChannelsFirst"/>.</summary>

@@ -90,7 +90,7 @@ internal static class ConvertCommand
     }
 }
 
-internal static class InfoCommand
+internal static partial class InfoCommand
 {
     public static Command Build(CliContext cli)
     {
@@ -115,10 +115,34 @@ internal static class InfoCommand
             o.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
             foreach (var n in s.Layers)
                 o.WriteLine($"{PrintableText.Escape(n.Name).PadRight(width)}  {PrintableText.Escape(n.Op),-8}  {ModelSummary.FormatShape(n.Shape)}");
-            o.WriteLine($"suggested CAM layers: {string.Join(", ", s.SuggestedLayers.Take(3).Select(PrintableText.Escape))}");
+            WriteSuggestions(o, s);
             return 0;
         });
         return command;
+    }
+}
+
+internal static partial class InfoCommand
+{
+    /// <summary>The suggested layers, best first: the module path that names each (what --layer takes, as a forward
+    /// hook names the module), its output tensor, and how --layout auto reads it.</summary>
+    internal static void WriteSuggestions(TextWriter o, ModelSummary s)
+    {
+        var g = s.Graph;
+        var layouts = LayerLayouts.Of(g);
+        var shown = s.SuggestedLayers.Take(5).ToList();
+        o.WriteLine(shown.Count == 0 ? "suggested CAM layers: none (no layer is a spatial or token grid)" : "suggested CAM layers (--layer), best first:");
+        foreach (var layer in shown)
+        {
+            var node = g.FindByOutput(layer)!;
+            // The shortest module path that resolves to this node (a forward hook's module), if any.
+            string? module = CamEngine.Model.ModelGraph.ModulePaths(node.Name).FirstOrDefault(p => g.ResolveLayer(p).Output == layer);
+            var r = layouts.Read(node, LayerLayout.Auto);
+            string grid = string.Create(CultureInfo.InvariantCulture, $"{r.Layout} ({r.Channels}, {r.Height}, {r.Width})");
+            o.WriteLine(module != null
+                ? $"  {PrintableText.Escape(module)}  ({PrintableText.Escape(layer)}, {grid})"
+                : $"  {PrintableText.Escape(layer)}  ({grid})");
+        }
     }
 }
 

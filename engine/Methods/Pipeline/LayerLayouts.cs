@@ -179,6 +179,136 @@ internal sealed class LayerLayouts
         return default;
     }
 
+    /// <summary>
+    /// Layers that make good CAM targets, best first (<c>cam info</c>; the first is the default layer):
+    /// <list type="number">
+    /// <item>the head's input: the deepest tensor read as a grid with h*w &gt; 1 (channels first or last) or, for token
+    /// sequences, the deepest LayerNorm that feeds an attention (ViT: the last block's <c>ln_1</c>;
+    /// the final LayerNorm feeds only the class token to the head, so its patch tokens get no gradient); a transpose
+    /// or reshape of a grid is passed over for the tensor it re-lays (Swin's <c>norm</c>, not the permute after it);</item>
+    /// <item>then, per other grid, from the deepest, its stage output: the last residual sum on it (with the activation
+    /// after it: ResNet's <c>layer3</c>, ConvNeXt's <c>features.5</c>), else the first tensor on it that a grid-shrinking
+    /// node reads (ShuffleNet's <c>stage3</c>), else the last convolution, pooling, activation, concatenation or
+    /// gating product on it; for a token model, the earlier LayerNorms that feed an attention.</item>
+    /// </list>
+    /// </summary>
+    public IEnumerable<string> Suggest()
+    {
+        var nodes = _graph.Nodes;
+        // attention[t]: a softmax over a rank >= 3 tensor (attention weights) is computed from t before any further
+        // LayerNorm (so a block's ln_1 feeds its attention; its ln_2, the MLP and the residual stream do not).
+        var attention = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = nodes.Count - 1; i >= 0; i--)
+        {
+            var n = nodes[i];
+            bool feeds = (n.Op == Ops.Softmax && n.Shape.Length >= 3) || (n.Op != Ops.LayerNorm && attention.Contains(n.Output));
+            if (feeds)
+            {
+                foreach (var x in n.Inputs)
+                    attention.Add(x);
+            }
+        }
+        var byOutput = nodes.ToDictionary(n => n.Output, StringComparer.Ordinal);
+
+        string? head = null;
+        for (int i = nodes.Count - 1; i >= 0 && head == null; i--)
+        {
+            var n = nodes[i];
+            if (Grid(n) is not { } g || g.Item1 * g.Item2 <= 1)
+                continue;
+            var st = _states[n.Output];
+            if (st.Kind == Kind.Tokens && !(attention.Contains(n.Output) && n.Op == Ops.LayerNorm))
+                continue;
+            // A pure re-layout of another grid tensor of the same size: the tensor it re-lays.
+            var source = n;
+            while (source.Op is Ops.Transpose or Ops.Reshape or Ops.Flatten && source.Inputs.Length == 1
+                && byOutput.TryGetValue(source.Inputs[0], out var from) && Grid(from) == g)
+                source = from;
+            head = source.Output;
+        }
+        if (head == null)
+            yield break;
+        var headGrid = Grid(byOutput[head])!.Value;
+        yield return head;
+        if (_states[head].Kind == Kind.Tokens)
+        {
+            // Token models keep one grid: the earlier blocks' LayerNorms that feed an attention (ViT's ln_1).
+            int more = 0;
+            for (int i = nodes.Count - 1; i >= 0 && more < 3; i--)
+            {
+                var n = nodes[i];
+                if (n.Output != head && n.Op == Ops.LayerNorm && attention.Contains(n.Output) && _states[n.Output].Kind == Kind.Tokens
+                    && Grid(n) == headGrid)
+                {
+                    more++;
+                    yield return n.Output;
+                }
+            }
+            yield break;
+        }
+        // The stage outputs: per grid, the last residual sum on it (with the activation right after it, as ResNet's
+        // block ends), else the first tensor on it that a grid-shrinking node reads, else the last block output on it;
+        // deepest first.
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < nodes.Count; i++)
+            index[nodes[i].Output] = i;
+        var residual = new Dictionary<(int, int), GraphNode>();
+        var last = new Dictionary<(int, int), GraphNode>();
+        for (int i = nodes.Count - 1; i >= 0; i--)
+        {
+            var n = nodes[i];
+            if (_states[n.Output].Kind == Kind.Tokens || Grid(n) is not { } g || g.Item1 * g.Item2 <= 1 || g == headGrid)
+                continue;
+            if (IsResidual(n))
+                residual.TryAdd(g, n);
+            bool blockOutput = n.Op is Ops.Conv or Ops.MaxPool or Ops.AvgPool or Ops.Relu or Ops.Clip or Ops.LeakyRelu
+                or Ops.HardSwish or Ops.Concat || (n.Op is Ops.Add or Ops.Mul && n.Inputs.Length == 2)
+                || (n.Op == Ops.Reshape && _states[n.Output].Kind == Kind.Nchw); // ShuffleNet's channel shuffle ends a block
+            if (blockOutput)
+                last.TryAdd(g, n);
+        }
+        // The first tensor on a grid that a node shrinking the grid reads: the stage's output where the next stage
+        // starts with a strided op on it (ShuffleNet's stage output, read by both branches of the next block).
+        var shrunk = new Dictionary<(int, int), GraphNode>();
+        var byName = nodes.ToDictionary(n => n.Output, StringComparer.Ordinal);
+        foreach (var n in nodes)
+        {
+            if (Grid(n) is not { } g || !last.ContainsKey(g) || _states[n.Output].Kind == Kind.Tokens)
+                continue;
+            bool feedsSmaller = (_consumers.GetValueOrDefault(n.Output) ?? []).Any(c =>
+                Grid(c) is { } cg && cg.Item1 * cg.Item2 < g.Item1 * g.Item2);
+            if (feedsSmaller)
+                shrunk.TryAdd(g, n);
+        }
+        var stages = last.Keys.Select(g =>
+        {
+            if (!residual.TryGetValue(g, out var r))
+                return shrunk.GetValueOrDefault(g) ?? last[g];
+            var users = _consumers.GetValueOrDefault(r.Output) ?? [];
+            return users is [{ Op: Ops.Relu or Ops.Clip or Ops.LeakyRelu or Ops.HardSwish } act] && TensorShape.Equal(act.Shape, r.Shape) ? act : r;
+        });
+        foreach (var n in stages.OrderByDescending(n => index[n.Output]))
+            yield return n.Output;
+    }
+
+    // A sum of two activations of the same shape (a residual connection).
+    private static bool IsResidual(GraphNode n) => n.Op == Ops.Add && n.Inputs.Length == 2;
+
+    // The (h, w) grid a tensor is read as under what the graph says (no fallback), or null.
+    private (int, int)? Grid(GraphNode n)
+    {
+        var s = n.Shape;
+        var st = _states.GetValueOrDefault(n.Output);
+        return st.Kind switch
+        {
+            Kind.Nchw when s.Length == 3 => (s[1], s[2]),
+            Kind.Nhwc when s.Length == 3 => (s[0], s[1]),
+            Kind.Tokens when s.Length == 2 => SquareSide(s[0] - (st.Leading >= 0 ? st.Leading : Guess(s[0]))) is int side and > 0
+                && (st.Leading >= 0 || Guess(s[0]) <= MaxGuessedLeadingTokens) ? (side, side) : null,
+            _ => null,
+        };
+    }
+
     /// <summary>How <paramref name="layer"/> is read under <paramref name="requested"/>: the layout (auto decided),
     /// the (C, h, w) grid and why.</summary>
     /// <exception cref="CamEngineException">The layout does not fit the layer (wrong rank, a token count that leaves
