@@ -95,7 +95,7 @@ internal static partial class InfoCommand
     public static Command Build(CliContext cli)
     {
         var command = new Command("info",
-            "Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the layers that make good CAM targets (the last spatial layers).");
+            "Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the layers that make good CAM targets, best first (the head's input, then one stage output per grid), with their module paths and how --layout auto reads them.");
         var model = CliOptions.Model();
         command.Arguments.Add(model);
         command.SetAction(r =>
