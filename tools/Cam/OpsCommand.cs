@@ -81,8 +81,8 @@ internal static class OpsCommand
         sb.Append("| engine op | from ONNX | jets (orders 2-3) | notes |\n|---|---|---|---|\n");
         foreach (var rule in OpRegistry.All)
         {
-            if (!sources.TryGetValue(rule.Name, out var s))
-                throw new InvalidOperationException($"operator '{rule.Name}' has no line in cam ops");
+            // An operator added to the registry without a line here still prints (OpsCommandTests fails until it has one).
+            var s = sources.GetValueOrDefault(rule.Name, (rule.Name, ["?"], "not described in cam ops yet"));
             sb.Append($"| `{rule.Name}` | {string.Join(", ", s.Onnx)} | {(rule.HasJets ? "yes" : "no")} | {s.Note} |\n");
         }
         sb.Append('\n');
