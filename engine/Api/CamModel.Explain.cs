@@ -296,6 +296,7 @@ public sealed partial class CamModel
                 Layers = options.Layers, Target = target, Convention = options.Convention,
                 MemoryBudgetBytes = options.MemoryBudgetBytes, Fusion = options.Fusion, AugSmooth = options.AugSmooth,
                 EigenSmooth = options.EigenSmooth, PerturbationBatch = options.PerturbationBatch, Seed = options.Seed,
+                Layout = options.Layout,
             };
     }
 }

@@ -230,7 +230,7 @@ public sealed partial class CamModel
             }
             catch (CamEngineException e)
             {
-                var modules = g.Nodes.SelectMany(n => ModulePaths(n.Name));
+                var modules = g.Nodes.SelectMany(n => ModelGraph.ModulePaths(n.Name));
                 string? near = CamNames.Suggest(name, g.Nodes.Select(n => n.Output).Concat(g.Nodes.Select(n => n.Name)).Concat(modules));
                 throw near != null ? new CamEngineException($"unknown layer '{name}'; did you mean '{near}'? (see `cam info`)", e) : e;
             }
@@ -238,17 +238,18 @@ public sealed partial class CamModel
         return resolved;
     }
 
-    // "/layer4/layer4.1/conv2/Conv" -> the module paths a forward hook would name: layer4, layer4.1, layer4.1.conv2
-    // (an exporter nests the scopes; the last segment is the operator).
-    private static IEnumerable<string> ModulePaths(string nodeName)
+    /// <summary>
+    /// How each layer that <paramref name="names"/> names (as <see cref="ResolveLayers"/> resolves them) is read as the
+    /// (C, h, w) grid the layer methods see under <paramref name="layout"/> (<see cref="ExplainOptions.Layout"/>): the
+    /// layout (with <c>auto</c>, the one the graph says), the grid and why.
+    /// </summary>
+    /// <exception cref="CamEngineException">A name matches no layer, or the layout does not fit a layer (a token count
+    /// that leaves no square grid, a rank the layout cannot read); the message names the layer.</exception>
+    public IReadOnlyList<LayerReading> ReadLayers(IReadOnlyList<string> names, LayerLayout layout)
     {
-        var parts = nodeName.Trim('/').Split('/');
-        string path = "";
-        for (int i = 0; i < parts.Length - 1; i++)
-        {
-            string part = parts[i];
-            path = path.Length > 0 && part.StartsWith(path + ".", StringComparison.Ordinal) ? part : path.Length == 0 ? part : path + "." + part;
-            yield return path;
-        }
+        var resolved = ResolveLayers(names);
+        var g = Live()._file.Graph;
+        var layouts = LayerLayouts.Of(g);
+        return resolved.Select(name => layouts.Read(g.FindByOutput(name)!, layout)).ToList();
     }
 }

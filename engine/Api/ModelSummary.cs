@@ -9,6 +9,15 @@ namespace CamEngine;
 /// <param name="Shape">The output shape of one image.</param>
 public sealed record LayerInfo(string Name, string Op, IReadOnlyList<int> Shape);
 
+/// <summary>A layer <c>cam info</c> suggests for CAM methods, with how <c>--layout auto</c> reads it.</summary>
+/// <param name="Tensor">The layer's output tensor.</param>
+/// <param name="Module">The shortest module path that names it (what a forward hook would name), or null.</param>
+/// <param name="Layout">How <c>--layout auto</c> reads it: nchw, nhwc or tokens:K.</param>
+/// <param name="Channels">Channels of the (C, h, w) grid methods see.</param>
+/// <param name="Height">Grid height.</param>
+/// <param name="Width">Grid width.</param>
+public sealed record LayerSuggestion(string Tensor, string? Module, string Layout, int Channels, int Height, int Width);
+
 /// <summary>
 /// What a model file holds, read without opening a device (<see cref="CamModel.Inspect(string)"/>): its layers,
 /// input, output, parameter count, preprocessing and labels; <c>cam info</c> prints it.
@@ -18,6 +27,7 @@ public sealed class ModelSummary
     internal ModelSummary(ModelFile file)
     {
         var g = file.Graph;
+        Graph = g;
         InputName = g.InputName;
         InputShape = g.InputShape;
         OutputName = g.OutputName;
@@ -25,6 +35,14 @@ public sealed class ModelSummary
         ParameterCount = file.ParameterCount;
         Layers = g.Nodes.Select(n => new LayerInfo(n.Output, n.Op, n.Shape)).ToList();
         SuggestedLayers = g.SuggestedLayers().ToList();
+        var layouts = Methods.LayerLayouts.Of(g);
+        Suggestions = SuggestedLayers.Select(layer =>
+        {
+            var node = g.FindByOutput(layer)!;
+            string? module = ModelGraph.ModulePaths(node.Name).FirstOrDefault(p => g.ResolveLayer(p).Output == layer);
+            var r = layouts.Read(node, Methods.LayerLayout.Auto);
+            return new LayerSuggestion(layer, module, r.Layout.ToString(), r.Channels, r.Height, r.Width);
+        }).ToList();
         Labels = g.Labels;
         var p = g.Preprocessing;
         string pixels = p.Scale == Model.Preprocessing.DefaultScale ? "RGB / 255" : string.Create(CultureInfo.InvariantCulture, $"RGB * {p.Scale}");
@@ -56,6 +74,12 @@ public sealed class ModelSummary
 
     /// <summary>Layers that make good CAM targets, deepest first; the first is the default layer.</summary>
     public IReadOnlyList<string> SuggestedLayers { get; }
+
+    /// <summary>The graph (for the command line's layer descriptions).</summary>
+    internal ModelGraph Graph { get; }
+
+    /// <summary><see cref="SuggestedLayers"/> with their module paths and how <c>--layout auto</c> reads each.</summary>
+    public IReadOnlyList<LayerSuggestion> Suggestions { get; }
 
     /// <summary>The class labels stored in the model; null when it has none.</summary>
     public IReadOnlyList<string>? Labels { get; }

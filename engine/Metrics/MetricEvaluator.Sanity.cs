@@ -109,6 +109,6 @@ internal sealed partial class MetricEvaluator
     {
         Layers = o.Layers, Target = target, Convention = o.Convention, MemoryBudgetBytes = o.MemoryBudgetBytes,
         Fusion = o.Fusion, AugSmooth = o.AugSmooth, EigenSmooth = o.EigenSmooth,
-        PerturbationBatch = o.PerturbationBatch, Seed = o.Seed,
+        PerturbationBatch = o.PerturbationBatch, Seed = o.Seed, Layout = o.Layout,
     };
 }

@@ -73,23 +73,45 @@ internal sealed class ModelGraph
         }
         if (last != null)
             return last;
+        // Exporters nest scopes as "/features/features.3/features.3.0/block/block.2/Op": module "features.3.0.block.2".
+        string module = name.Trim('/');
+        foreach (var n in Nodes)
+        {
+            if (ModulePaths(n.Name).Contains(module, StringComparer.Ordinal))
+                last = n;
+        }
+        if (last != null)
+            return last;
         throw new CamEngineException(
             $"unknown layer '{name}'; try one of: {string.Join(", ", SuggestedLayers().Take(6))} (see `cam info`)");
     }
 
-    /// <summary>Layers that make good CAM targets: the last spatial (N, C, H, W) node outputs with h*w &gt; 1, deepest
-    /// first; a channels-last (N, H, W, C) tensor inside a ConvNeXt or Swin block, or any other tensor whose axes a
-    /// transpose or reshape moved, is not read as (C, H, W) (<see cref="IsChannelsFirst"/>).</summary>
-    public IEnumerable<string> SuggestedLayers()
+    /// <summary>The PyTorch module paths a node's exported name stands for: "/layer4/layer4.1/conv2/Conv" gives
+    /// layer4, layer4.1, layer4.1.conv2 and "/features/features.3/features.3.0/block/block.2/LayerNormalization" gives
+    /// features, features.3, features.3.0, features.3.0.block, features.3.0.block.2 (the exporter nests the scopes;
+    /// the last segment is the operator).</summary>
+    public static IEnumerable<string> ModulePaths(string nodeName)
     {
-        var first = ChannelsFirst();
-        for (int i = Nodes.Count - 1; i >= 0; i--)
+        ArgumentNullException.ThrowIfNull(nodeName);
+        // A Sequential's children are scoped "<its scope>.<index>": "/features/features.3/features.3.0/block/block.2"
+        // is features.3.0.block.2, so a part that extends the previous part extends the path by the same suffix.
+        var parts = nodeName.Trim('/').Split('/');
+        string path = "", previous = "";
+        for (int i = 0; i < parts.Length - 1; i++)
         {
-            var n = Nodes[i];
-            if (n.Shape.Length == 3 && n.Shape[1] * n.Shape[2] > 1 && first.Contains(n.Output))
-                yield return n.Output;
+            string part = parts[i];
+            path = path.Length == 0 ? part
+                : previous.Length > 0 && part.StartsWith(previous + ".", StringComparison.Ordinal) ? path + part[previous.Length..]
+                : path + "." + part;
+            previous = part;
+            yield return path;
         }
     }
+
+    /// <summary>Layers that make good CAM targets, best first: the head's input (the deepest grid, channels first or
+    /// last, or the deepest token LayerNorm that feeds an attention), then the residual block outputs and the stage
+    /// outputs; see <see cref="Methods.LayerLayouts.Suggest"/>.</summary>
+    public IEnumerable<string> SuggestedLayers() => Methods.LayerLayouts.Of(this).Suggest();
 
     /// <summary>True when <paramref name="tensor"/> is laid out (N, C, H, W) as the input is: see
     /// <see cref="ChannelsFirst"/>.</summary>

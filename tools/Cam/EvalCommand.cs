@@ -93,6 +93,7 @@ internal sealed class EvalCommand
     private readonly Option<string> _method = CliOptions.Text("--method", "NAMES", "comma-separated method names, or all (default gradcam); see `cam methods`");
     private readonly Option<string> _metric = CliOptions.Text("--metric", "NAMES", "comma-separated metric names (see above), or all");
     private readonly Option<string> _layer = CliOptions.Text("--layer", "NAMES", "layer(s) the methods explain (default: the deepest spatial layer)");
+    private readonly Option<string> _layout = CliOptions.Text("--layout", "L", "auto (default) | nchw | nhwc | tokens | tokens:K: how the layer is read as a (C, h, w) grid, as in `cam explain`");
     private readonly Option<string> _target = CliOptions.Text("--target", "T", "top1 (default), a class index C or label, or C1,C2,... (one class or label per image)");
     private readonly Option<string> _score = CliOptions.Text("--score", "S", "softmax (default) or logit: the number avgdrop, deletion, insertion and road read");
     private readonly Option<string> _convention = CliOptions.Text("--convention", "C", "paper | pytorch-grad-cam (default) | torchcam");
@@ -118,7 +119,7 @@ internal sealed class EvalCommand
         _cli = cli;
         command.Arguments.Add(_model);
         _inputs = InputArgs.AddTo(command, shard: true, resume: false);
-        foreach (var o in new Option[] { _method, _metric, _layer, _target, _score, _convention, _device, _batch, _steps, _baseline, _blurSigma,
+        foreach (var o in new Option[] { _method, _metric, _layer, _layout, _target, _score, _convention, _device, _batch, _steps, _baseline, _blurSigma,
                      _noise, _boxes, _tolerance, _seed, _csv, _json, _out, _report, _labels })
             command.Options.Add(o);
         _overlay = OverlayArgs.AddTo(command, "the report's overlays");
@@ -208,11 +209,13 @@ internal sealed class EvalCommand
         var explainOptions = new ExplainOptions
         {
             Layers = CliOptions.List(r.Get(_layer)), Target = target, Convention = convention, Seed = seed, PerturbationBatch = batch,
+            Layout = LayerLayout.Parse(r.Get(_layout, "auto")),
         };
         var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(explainOptions.Layers) : [];
+        var readings = layers.Count > 0 ? model.ReadLayers(explainOptions.Layers, explainOptions.Layout) : [];
         _cli.Out.WriteLine($"device: {RunHarness.Show(model.DeviceName)} ({RunHarness.Show(model.DeviceDescription)})");
         if (layers.Count > 0)
-            _cli.Out.WriteLine($"layer: {string.Join(", ", layers.Select(RunHarness.Show))}");
+            _cli.Out.WriteLine($"layer: {string.Join(", ", readings.Select(l => $"{RunHarness.Show(l.Layer)} ({RunHarness.Show(l.Describe())})"))}");
 
         var curveOptions = new DeletionInsertionOptions { Steps = steps, Baseline = baseline, BlurSigma = blurSigma, BatchSize = batch, Score = score };
         var measure = new Measures(metrics, score, batch, seed, curveOptions, noise, tolerance);

@@ -26,7 +26,8 @@ internal sealed class ExplainCommand
     private readonly OverlayArgs _overlay;
     private readonly Option<string> _method = CliOptions.Text("--method", "NAMES", "comma-separated method names, or all (default gradcam); pytorch-grad-cam and TorchCAM class names work too (GradCAMPlusPlus, KPCA_CAM...); see `cam methods`");
     private readonly Option<string> _param = CliOptions.Text("--param", "K=V[,K=V...]", "method parameters, e.g. samples=50,sigma=0.2 or sscam.samples=8; `cam methods` lists each method's keys");
-    private readonly Option<string> _layer = CliOptions.Text("--layer", "NAMES", "layer(s) to explain: output tensor, node name or module path (e.g. layer4); several are fused (--fusion). Default: the deepest spatial layer (see `cam info`)");
+    private readonly Option<string> _layer = CliOptions.Text("--layer", "NAMES", "layer(s) to explain: output tensor, node name or module path (e.g. layer4); several are fused (--fusion). Default: the first layer `cam info` suggests");
+    private readonly Option<string> _layout = CliOptions.Text("--layout", "L", "auto (default) | nchw | nhwc | tokens | tokens:K: how the layer's tensor is read as a (C, h, w) grid; nhwc reads channels last (Swin, ConvNeXt blocks), tokens:K drops K leading tokens (default 1, a class token) and reads the rest as a square grid (ViT); auto decides per layer from the graph and prints the decision");
     private readonly Option<string> _target = CliOptions.Text("--target", "T", "top1 (default), a class index C or label (e.g. Sneaker), topK (one map per class), softmax or softmax:C, C1,C2,... (one class or label per image), similar:IMAGE or cosine:IMAGE (embedding similarity)");
     private readonly Option<string> _convention = CliOptions.Text("--convention", "C", "paper | pytorch-grad-cam (default) | torchcam: formula variants and post-processing order");
     private readonly Option<string> _fusion = CliOptions.Text("--fusion", "F", "mean | max | product: how several layers combine (default: mean for pytorch-grad-cam, max for torchcam and paper)");
@@ -51,7 +52,7 @@ internal sealed class ExplainCommand
         _cli = cli;
         command.Arguments.Add(_model);
         _inputs = InputArgs.AddTo(command, shard: true, resume: true);
-        foreach (var o in new Option[] { _method, _param, _layer, _target, _convention, _fusion, _augSmooth, _eigenSmooth, _seed, _out, _npy })
+        foreach (var o in new Option[] { _method, _param, _layer, _layout, _target, _convention, _fusion, _augSmooth, _eigenSmooth, _seed, _out, _npy })
             command.Options.Add(o);
         _overlay = OverlayArgs.AddTo(command);
         foreach (var o in new Option[] { _report, _quiet, _overwrite, _device, _batch, _perturbationBatch, _labels })
@@ -103,12 +104,13 @@ internal sealed class ExplainCommand
         if (target.PerImageCount > 0 && (run.Shard.Count > 1 || (target.PerImageCount != all.Count && !all.Any(i => i.Path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)))))
             throw new UsageException($"--target names {target.PerImageCount} classes for {all.Count} image(s) in input order; give one per image (and no --shard)");
         var layers = methods.Any(m => m.UsesLayers) ? model.ResolveLayers(options.Layers) : [];
+        var readings = layers.Count > 0 ? model.ReadLayers(options.Layers, options.Layout) : [];
         var outputs = new ExplainOutputs(plan, methods, r.GetValue(_npy), target.TopCount, overlay);
         var todo = outputs.Todo(mine, resume);
 
         _cli.Out.WriteLine($"device: {RunHarness.Show(model.DeviceName)} ({RunHarness.Show(model.DeviceDescription)})");
         if (layers.Count > 0)
-            _cli.Out.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", layers.Select(RunHarness.Show))}");
+            _cli.Out.WriteLine($"layer{(layers.Count > 1 ? "s" : "")}: {string.Join(", ", readings.Select(l => $"{RunHarness.Show(l.Layer)} ({RunHarness.Show(l.Describe())})"))}");
         if (run.Shard.Count > 1 || todo.Count < mine.Count)
             _cli.Out.WriteLine($"inputs: {todo.Count} of {all.Count} (shard {run.Shard}{(resume ? $", {mine.Count - todo.Count} done before" : "")})");
         if (plan.RemovedTemps > 0)
@@ -155,9 +157,9 @@ internal sealed class ExplainCommand
         run.Finish(reportPath, () => new ReportContent
         {
             Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",
-            Info = Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images).ToInfo(),
+            Info = Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images).ToInfo(),
             Images = reportImages,
-        }, overwrite, Manifest(run, methods, layers, r.Get(_target, "top1").Trim(), options, timings, overlay, images));
+        }, overwrite, Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images));
         _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s; {run.Results!.Rows} row(s) added to {Path.Combine(plan.Folder, ResultsIndex.FileName)}; manifest {Path.Combine(plan.Folder, run.ManifestName)}"));
         if (reportPath != null)
@@ -170,6 +172,7 @@ internal sealed class ExplainCommand
     private ExplainOptions Options(ParseResult r, CamModel model) => new()
     {
         Layers = CliOptions.List(r.Get(_layer)),
+        Layout = LayerLayout.Parse(r.Get(_layout, "auto")),
         Target = model.ParseTarget(r.Get(_target, "top1").Trim()),
         Convention = ParseConvention(r.Get(_convention, "pytorch-grad-cam")),
         Fusion = r.Get(_fusion) is { } f
@@ -181,7 +184,8 @@ internal sealed class ExplainCommand
     };
 
     private static RunManifest Manifest(
-        RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, string target, ExplainOptions options,
+        RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, IReadOnlyList<LayerReading> readings,
+        string target, ExplainOptions options,
         Dictionary<string, double> timings, OverlayOptions overlay, int images)
     {
         var (convention, fusion, seed) = (options.Convention, options.Fusion, options.Seed);
@@ -190,6 +194,9 @@ internal sealed class ExplainCommand
             settings[key] = value;
         settings["aug_smooth"] = options.AugSmooth ? "true" : "false";
         settings["eigen_smooth"] = options.EigenSmooth ? "true" : "false";
+        settings["layout"] = options.Layout.ToString();
+        if (readings.Count > 0)
+            settings["layer_layouts"] = string.Join("; ", readings.Select(l => $"{l.Layer}: {l.Describe()}"));
         settings["images"] = images.ToString(CultureInfo.InvariantCulture);
         settings["shard"] = run.Shard.ToString();
         settings["run"] = run.RunId;
@@ -202,6 +209,7 @@ internal sealed class ExplainCommand
     {
         Layers = o.Layers, Target = target, Convention = o.Convention, Fusion = o.Fusion, AugSmooth = o.AugSmooth,
         EigenSmooth = o.EigenSmooth, Seed = o.Seed, PerturbationBatch = o.PerturbationBatch, MemoryBudgetBytes = o.MemoryBudgetBytes,
+        Layout = o.Layout,
     };
 
     /// <summary>Softmax over each image's outputs (in double, maximum subtracted).</summary>

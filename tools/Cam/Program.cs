@@ -77,6 +77,7 @@ internal static class Program
         root.Subcommands.Add(ExplainCommand.Build(cli));
         root.Subcommands.Add(EvalCommand.Build(cli));
         root.Subcommands.Add(MethodsCommand.Build(cli));
+        root.Subcommands.Add(OpsCommand.Build(cli));
         root.Subcommands.Add(DevicesCommand.Build(cli));
         root.Subcommands.Add(TrainCommand.Build(cli));
         return root;

@@ -90,12 +90,12 @@ internal static class ConvertCommand
     }
 }
 
-internal static class InfoCommand
+internal static partial class InfoCommand
 {
     public static Command Build(CliContext cli)
     {
         var command = new Command("info",
-            "Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the layers that make good CAM targets (the last spatial layers).");
+            "Prints the layers (name, operator, output shape), the parameter count, the input preprocessing and the layers that make good CAM targets, best first (the head's input, then one stage output per grid), with their module paths and how --layout auto reads them.");
         var model = CliOptions.Model();
         command.Arguments.Add(model);
         command.SetAction(r =>
@@ -115,10 +115,28 @@ internal static class InfoCommand
             o.WriteLine($"{"layer (output tensor)".PadRight(width)}  {"op",-8}  shape");
             foreach (var n in s.Layers)
                 o.WriteLine($"{PrintableText.Escape(n.Name).PadRight(width)}  {PrintableText.Escape(n.Op),-8}  {ModelSummary.FormatShape(n.Shape)}");
-            o.WriteLine($"suggested CAM layers: {string.Join(", ", s.SuggestedLayers.Take(3).Select(PrintableText.Escape))}");
+            WriteSuggestions(o, s);
             return 0;
         });
         return command;
+    }
+}
+
+internal static partial class InfoCommand
+{
+    /// <summary>The suggested layers, best first: the module path that names each (what --layer takes, as a forward
+    /// hook names the module), its output tensor, and how --layout auto reads it.</summary>
+    internal static void WriteSuggestions(TextWriter o, ModelSummary s)
+    {
+        var shown = s.Suggestions.Take(5).ToList();
+        o.WriteLine(shown.Count == 0 ? "suggested CAM layers: none (no layer is a spatial or token grid)" : "suggested CAM layers (--layer), best first:");
+        foreach (var x in shown)
+        {
+            string grid = string.Create(CultureInfo.InvariantCulture, $"{x.Layout} ({x.Channels}, {x.Height}, {x.Width})");
+            o.WriteLine(x.Module != null
+                ? $"  {PrintableText.Escape(x.Module)}  ({PrintableText.Escape(x.Tensor)}, {grid})"
+                : $"  {PrintableText.Escape(x.Tensor)}  ({grid})");
+        }
     }
 }
 

@@ -12,12 +12,24 @@ internal sealed partial class OnnxGraphBuilder
     /// <summary>Largest spatial attribute (kernel, stride, pad, dilation) and input side accepted.</summary>
     public const int MaxSpatial = 1 << 15;
 
-    private const string Supported =
-        "Conv, BatchNormalization, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Add, Sub, Mul, Div, "
-        + "MaxPool, AveragePool, GlobalAveragePool, Concat, Pad, Flatten, Reshape, Gemm, MatMul, Softmax, "
-        + "Identity, Dropout, Constant, ReduceMean, ReduceSum, ReduceMax, Transpose, Slice, Gather, Unsqueeze, Squeeze, "
-        + "LayerNormalization, Erf, Sqrt, Pow, Tanh, and any node whose inputs are all constant among "
-        + "Shape/Size/Range/Equal/Less/Greater/Not/And/Or/Where/ConstantOfShape/ScatterND/Cast/Mod/Expand/Neg/Abs/Floor/Ceil/Max/Min/ReduceProd";
+    /// <summary>The ONNX operators converted (`cam ops` lists them beside the engine operators they become).</summary>
+    internal static readonly string[] SupportedOperators =
+    [
+        "Conv", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub", "Mul", "Div",
+        "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Pad", "Flatten", "Reshape", "Gemm", "MatMul", "Softmax",
+        "Identity", "Dropout", "Constant", "ReduceMean", "ReduceSum", "ReduceMax", "Transpose", "Slice", "Gather", "Unsqueeze", "Squeeze",
+        "LayerNormalization", "Erf", "Sqrt", "Pow", "Tanh",
+    ];
+
+    /// <summary>The ONNX operators evaluated at conversion when all their inputs are constant (shape arithmetic).</summary>
+    internal static readonly string[] FoldedOperators =
+    [
+        "Shape", "Size", "Range", "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "ConstantOfShape", "ScatterND", "Cast",
+        "Mod", "Expand", "Neg", "Abs", "Floor", "Ceil", "Max", "Min", "ReduceProd",
+    ];
+
+    private static readonly string Supported =
+        string.Join(", ", SupportedOperators) + ", and any node whose inputs are all constant among " + string.Join("/", FoldedOperators);
 
     private readonly OnnxModel _model;
     private readonly OnnxConvertOptions _options;

@@ -31,7 +31,7 @@ public sealed class Fem : LayerMapMethod
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var maps = new float[context.Batch][];
         var weights = new float[context.Batch][];

@@ -23,7 +23,7 @@ public sealed class RandomCam : LayerMapMethod
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         if (Weights != null && Weights.Length != c)
             throw new CamEngineException($"randomcam: {Weights.Length} replayed weights for a layer of {c} channels");

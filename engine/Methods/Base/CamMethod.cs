@@ -139,6 +139,10 @@ internal sealed class ExplainContext
 
     public required IReadOnlyList<GraphNode> Layers { get; init; }
 
+    /// <summary>How each of <see cref="Layers"/> is read as a (C, h, w) grid (<see cref="LayerLayout"/>); null: every
+    /// layer as is, which must then be (C, h, w).</summary>
+    public IReadOnlyList<LayerGrid>? Grids { get; init; }
+
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
 
     /// <summary>Layer fusion; null means the convention's default (<see cref="CamPostprocess.DefaultFusion"/>).</summary>
@@ -171,8 +175,60 @@ internal sealed class ExplainContext
     {
         Model = Model, Forward = Forward, Classes = Classes, Scores = Scores, Layers = Layers,
         Convention = Convention, PerturbationBatch = PerturbationBatch, RandomSeed = RandomSeed, Objective = objective,
-        Fusion = Fusion, EigenSmooth = EigenSmooth, Input = Input, Targets = Targets,
+        Fusion = Fusion, EigenSmooth = EigenSmooth, Input = Input, Targets = Targets, Grids = Grids,
     };
+
+    private readonly Dictionary<int, float[]> _nativeActivations = [];
+
+    /// <summary>Layer <paramref name="layer"/> as the methods see it: its layout and (C, h, w) grid.</summary>
+    public LayerGrid Grid(int layer) => Grids?[layer] ?? LayerGrid.AsIs(Layers[layer]);
+
+    /// <summary>The (C, h, w) grid shape of layer <paramref name="layer"/>.</summary>
+    public int[] GridShape(int layer) => Grid(layer).Shape;
+
+    /// <summary>The activations of layer <paramref name="layer"/> in the forward pass, (N, C, h, w) row-major.</summary>
+    public float[] Activations(int layer)
+    {
+        var grid = Grid(layer);
+        return grid.ToGrid(grid.IsIdentity ? Backend.Download(Forward[Layers[layer].Output]) : NativeActivations(layer));
+    }
+
+    /// <summary>dL/d(layer <paramref name="layer"/>) from <paramref name="grads"/>, (N, C, h, w) row-major.</summary>
+    public float[] LayerGradients(Gradients grads, int layer)
+    {
+        ArgumentNullException.ThrowIfNull(grads);
+        return Grid(layer).ToGrid(Backend.Download(grads.Layers[Layers[layer].Output]));
+    }
+
+    /// <summary>
+    /// Runs the layers after layer <paramref name="layer"/> with its activations replaced by <paramref name="m"/>
+    /// grids (m, C, h, w), row r standing for row <paramref name="rows"/>[r] of the forward pass (the layer's tensor is
+    /// written through the inverse of its layout; dropped leading tokens keep that row's values).
+    /// </summary>
+    public ForwardPass ForwardFromGrid(int layer, ReadOnlySpan<float> grids, int m, int[] rows)
+    {
+        var grid = Grid(layer);
+        var node = Layers[layer];
+        var native = grid.ToNative(grids, m, grid.IsIdentity ? [] : NativeActivations(layer), rows);
+        using var replaced = Backend.Upload(native, [m, .. node.Shape]);
+        return Model.ForwardFrom(Forward, node.Output, replaced, rows);
+    }
+
+    /// <summary>One image's grid (C, h, w) of layer <paramref name="layer"/> in the layer's own layout, the dropped
+    /// leading tokens taken from row <paramref name="row"/> of the forward pass.</summary>
+    public float[] NativeRow(int layer, ReadOnlySpan<float> grid, int row)
+    {
+        var g = Grid(layer);
+        return g.ToNative(grid, 1, g.IsIdentity ? [] : NativeActivations(layer), [row]);
+    }
+
+    // The layer's own (N, native...) values, downloaded once per context.
+    private float[] NativeActivations(int layer)
+    {
+        if (!_nativeActivations.TryGetValue(layer, out var a))
+            _nativeActivations[layer] = a = Backend.Download(Forward[Layers[layer].Output]);
+        return a;
+    }
 
     public Backend Backend => Model.Backend;
 

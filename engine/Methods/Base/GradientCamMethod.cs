@@ -100,14 +100,15 @@ public abstract class GradientCamMethod : CamMethod
         var layerNames = context.Layers.Select(l => l.Output).ToList();
         using var seed = context.Seed();
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = layerNames });
-        if (!context.EigenSmooth && DeviceMap(context.Convention) is { } rule && context.Layers.All(l => l.Shape.Length == 3))
+        if (!context.EigenSmooth && DeviceMap(context.Convention) is { } rule
+            && Enumerable.Range(0, context.Layers.Count).All(l => context.Grid(l).IsIdentity && context.Layers[l].Shape.Length == 3))
         {
             // Weights and the channel sum on the device: only the (h, w) map of each image comes back.
             var maps = layerNames.Select(n => DeviceMaps(model.Backend, context.Forward[n], grads.Layers[n], rule)).ToList();
             return Build(context, (i, l, c, plane) => maps[l].AsSpan(i * plane, plane).ToArray());
         }
-        var activations = layerNames.Select(n => model.Backend.Download(context.Forward[n])).ToList();
-        var gradients = layerNames.Select(n => model.Backend.Download(grads.Layers[n])).ToList();
+        var activations = layerNames.Select((_, l) => context.Activations(l)).ToList(); // (N, C, h, w) through the layout
+        var gradients = layerNames.Select((_, l) => context.LayerGradients(grads, l)).ToList();
         return Build(context, (i, l, c, plane) =>
         {
             int size = c * plane;
@@ -146,9 +147,7 @@ public abstract class GradientCamMethod : CamMethod
             var raws = new List<HostTensor>();
             for (int l = 0; l < layerNames.Count; l++)
             {
-                var shape = context.Layers[l].Shape;
-                if (shape.Length != 3)
-                    throw new CamEngineException($"layer '{layerNames[l]}' has shape {TensorShape.Format(shape)}; a CAM layer must be (C, h, w)");
+                var shape = context.GridShape(l);
                 raws.Add(new HostTensor([shape[1], shape[2]], rawMap(i, l, shape[0], shape[1] * shape[2])));
             }
             result.Add(new Explanation

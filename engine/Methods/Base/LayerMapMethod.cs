@@ -26,7 +26,9 @@ public abstract class LayerMapMethod : CamMethod
     private protected virtual bool NeedsGradients => false;
 
     /// <summary>Maps (and channel weights, if any) of every image at layer <paramref name="layer"/> of the context.
-    /// <paramref name="activations"/> and <paramref name="gradients"/> are (N, C, h, w) row-major.</summary>
+    /// <paramref name="activations"/> and <paramref name="gradients"/> are (N, C, h, w) row-major, the layer read
+    /// through its layout (<see cref="ExplainContext.GridShape"/>; <see cref="ExplainContext.ForwardFromGrid"/> writes
+    /// back through it).</summary>
     private protected abstract LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients);
 
     internal override IReadOnlyList<Explanation> Run(ExplainContext context)
@@ -44,11 +46,8 @@ public abstract class LayerMapMethod : CamMethod
             }
             for (int l = 0; l < names.Count; l++)
             {
-                var shape = context.Layers[l].Shape;
-                if (shape.Length != 3)
-                    throw new CamEngineException($"layer '{names[l]}' has shape {TensorShape.Format(shape)}; a CAM layer must be (C, h, w)");
-                var a = model.Backend.Download(context.Forward[names[l]]);
-                var g = grads != null ? model.Backend.Download(grads.Layers[names[l]]) : null;
+                var a = context.Activations(l); // (N, C, h, w) through the layer's layout
+                var g = grads != null ? context.LayerGradients(grads, l) : null;
                 perLayer.Add(Compute(context, l, a, g));
             }
         }
@@ -63,7 +62,7 @@ public abstract class LayerMapMethod : CamMethod
             var raws = new List<HostTensor>();
             for (int l = 0; l < names.Count; l++)
             {
-                var shape = context.Layers[l].Shape;
+                var shape = context.GridShape(l);
                 raws.Add(new HostTensor([shape[1], shape[2]], perLayer[l].Maps[i]));
             }
             result.Add(new Explanation

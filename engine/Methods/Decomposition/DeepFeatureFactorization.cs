@@ -69,19 +69,17 @@ public sealed class DeepFeatureFactorization : CamMethod
     {
         var model = context.Model;
         var layer = context.Layers[0];
-        var shape = layer.Shape;
-        if (shape.Length != 3)
-            throw new CamEngineException($"layer '{layer.Output}' has shape {TensorShape.Format(shape)}; a CAM layer must be (C, h, w)");
+        var shape = context.GridShape(0);
         int c = shape[0], hh = shape[1], ww = shape[2], plane = hh * ww, size = c * plane, k = Components, n = context.Batch;
         if ((InitialW == null) != (InitialH == null)
             || (InitialW != null && (InitialW.Length != c * k || InitialH!.Length != k * plane)))
             throw new CamEngineException($"dff: a replayed start needs W ({c}x{k}) and H ({k}x{plane})");
-        var a = model.Backend.Download(context.Forward[layer.Output]);
+        var a = context.Activations(0); // (N, C, h, w) through the layer's layout
         var concepts = new double[n][];
         var maps = new double[n][];
         for (int i = 0; i < n; i++)
             (concepts[i], maps[i]) = Factorize(context, a.AsSpan(i * size, size), c, plane, k, i);
-        var scores = ConceptScores(context, layer.Output, shape, concepts);
+        var scores = ConceptScores(context, shape, concepts);
 
         var input = model.Graph.InputShape;
         int bigH = input[1], bigW = input[2];
@@ -165,7 +163,7 @@ public sealed class DeepFeatureFactorization : CamMethod
     }
 
     // The head's output on a feature map filled with each concept vector: row i * K + t.
-    private float[][] ConceptScores(ExplainContext context, string layer, int[] shape, double[][] concepts)
+    private float[][] ConceptScores(ExplainContext context, int[] shape, double[][] concepts)
     {
         var model = context.Model;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, k = Components, count = context.Batch * k;
@@ -183,8 +181,7 @@ public sealed class DeepFeatureFactorization : CamMethod
                 for (int ch = 0; ch < c; ch++)
                     buffer.AsSpan(r * size + ch * plane, plane).Fill((float)concepts[i][ch * k + t]);
             }
-            using var filled = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.ForwardFrom(context.Forward, layer, filled, rows);
+            using var pass = context.ForwardFromGrid(0, buffer, m, rows);
             var y = model.Backend.Download(pass.Output);
             int classes = y.Length / m;
             for (int r = 0; r < m; r++)

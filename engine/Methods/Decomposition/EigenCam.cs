@@ -21,7 +21,7 @@ public sealed class EigenCam : LayerMapMethod
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)

@@ -20,7 +20,7 @@ public sealed class EigenGradCam : LayerMapMethod
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var maps = new float[context.Batch][];
         var product = new float[size];

@@ -59,13 +59,13 @@ public sealed class ClassActivationMap : LayerMapMethod
     {
         var node = context.Layers[layer];
         var graph = context.Model.Graph;
-        int c = node.Shape[0];
+        int c = context.GridShape(layer)[0];
         var gemm = TryFindClassifier(graph, node, out string why);
         // Rows without a class (a dot-product similarity) have no classifier row to read: their map is the
         // contribution of each location, which the GAP + linear head, being affine, also gives.
         bool everyRowHasAClass = context.Classes.All(cls => cls >= 0);
         if (gemm != null && everyRowHasAClass && ClassifierInputs(context, gemm) == c)
-            return Classic(context, node, gemm, activations);
+            return Classic(context, layer, gemm, activations);
         if (FirstNonAffine(graph, node) is { } blocker)
         {
             string reason = gemm != null
@@ -75,16 +75,17 @@ public sealed class ClassActivationMap : LayerMapMethod
                 $"cam needs a global-average-pool + linear head or a head affine in the layer after layer '{node.Output}': " +
                 $"{reason}, and node '{blocker.Name}' ({blocker.Op}) is not affine");
         }
-        return Contributions(context, node, activations);
+        return Contributions(context, layer, activations);
     }
 
     private static int ClassifierInputs(ExplainContext context, GraphNode gemm) =>
         context.Model.Parameter(gemm.Param("weight")!).Length / Math.Max(gemm.Shape[0], 1);
 
     // L = sum_k W[c, k] A_k with the classifier's weights of each row's class.
-    private static LayerMaps Classic(ExplainContext context, GraphNode node, GraphNode gemm, float[] activations)
+    private static LayerMaps Classic(ExplainContext context, int layer, GraphNode gemm, float[] activations)
     {
-        int c = node.Shape[0], plane = node.Shape[1] * node.Shape[2], size = c * plane;
+        var shape = context.GridShape(layer);
+        int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var weight = context.Model.Backend.Download(context.Model.Parameter(gemm.Param("weight")!));
         int outputs = gemm.Shape[0];
         bool transB = gemm.Int("transB", 0) != 0;
@@ -106,13 +107,15 @@ public sealed class ClassActivationMap : LayerMapMethod
     }
 
     // L[j] = sum_k G[k, j] A[k, j] with G = dy/dA of the affine head (one reverse pass for the batch).
-    private static LayerMaps Contributions(ExplainContext context, GraphNode node, float[] activations)
+    private static LayerMaps Contributions(ExplainContext context, int layer, float[] activations)
     {
-        int c = node.Shape[0], plane = node.Shape[1] * node.Shape[2], size = c * plane;
+        var node = context.Layers[layer];
+        var shape = context.GridShape(layer);
+        int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         var model = context.Model;
         using var seed = LinearSeed(context);
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = [node.Output] });
-        var g = model.Backend.Download(grads.Layers[node.Output]);
+        var g = context.LayerGradients(grads, layer);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
         {

@@ -29,14 +29,17 @@ public sealed class ShapleyCam : GradientCamMethod
         var layerNames = context.Layers.Select(l => l.Output).ToList();
         using var seed = context.Seed();
         using var grads = model.Backward(context.Forward, seed, new BackwardRequest { Layers = layerNames });
-        var activations = layerNames.Select(n => model.Backend.Download(context.Forward[n])).ToList();
-        var gradients = layerNames.Select(n => model.Backend.Download(grads.Layers[n])).ToList();
+        var activations = layerNames.Select((_, l) => context.Activations(l)).ToList(); // (N, C, h, w) through the layout
+        var gradients = layerNames.Select((_, l) => context.LayerGradients(grads, l)).ToList();
         return Build(context, (i, l, c, plane) =>
         {
             int size = c * plane;
             var a = activations[l].AsSpan(i * size, size);
             var g = gradients[l].AsSpan(i * size, size);
-            var ha = HigherOrder.Hvp(model, context.Forward, i, layerNames[l], context.ScoreFunctionFor(i), a);
+            // H a in the layer's own layout (a's dropped tokens, if any, keep their values), read back as the grid.
+            var grid = context.Grid(l);
+            var ha = grid.ToGrid(HigherOrder.Hvp(model, context.Forward, i, layerNames[l], context.ScoreFunctionFor(i),
+                grid.IsIdentity ? a : context.NativeRow(l, a, i)));
             var w = new float[c];
             for (int k = 0; k < c; k++)
             {

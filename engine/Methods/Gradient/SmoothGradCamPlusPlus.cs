@@ -56,7 +56,7 @@ public sealed class SmoothGradCamPlusPlus : GradientCamMethod
         var model = context.Model;
         var backend = model.Backend;
         var layerNames = context.Layers.Select(l => l.Output).ToList();
-        var clean = layerNames.Select(n => backend.Download(context.Forward[n])).ToList();
+        var clean = layerNames.Select((_, l) => context.Activations(l)).ToList(); // (N, C, h, w) through the layout
         var input = context.Input ?? backend.DownloadHost(context.Forward.Input);
         int samples = ReplayNoise?.Count ?? Samples;
         if (samples < 1)
@@ -92,7 +92,7 @@ public sealed class SmoothGradCamPlusPlus : GradientCamMethod
             lastG.Clear();
             for (int l = 0; l < layerNames.Count; l++)
             {
-                var g = backend.Download(grads.Layers[layerNames[l]]);
+                var g = context.LayerGradients(grads, l);
                 for (int j = 0; j < g.Length; j++)
                 {
                     double v = g[j];
@@ -100,7 +100,7 @@ public sealed class SmoothGradCamPlusPlus : GradientCamMethod
                     m2[l][j] += v * v;
                     m3[l][j] += v * v * v;
                 }
-                lastA.Add(backend.Download(pass[layerNames[l]]));
+                lastA.Add(context.Grid(l).ToGrid(backend.Download(pass[layerNames[l]])));
                 lastG.Add(g);
             }
         }

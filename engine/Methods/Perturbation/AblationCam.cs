@@ -28,8 +28,7 @@ public sealed class AblationCam : LayerMapMethod
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var model = context.Model;
-        string name = context.Layers[layer].Output;
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch;
         var baseline = new float[n];
         var outputs = model.Backend.Download(context.Forward.Output);
@@ -72,8 +71,7 @@ public sealed class AblationCam : LayerMapMethod
                 activations.AsSpan(i * size, size).CopyTo(slot);
                 slot.Slice(k * plane, plane).Fill(fill[i]);
             }
-            using var replaced = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+            using var pass = context.ForwardFromGrid(layer, buffer, m, rows);
             var y = model.Backend.Download(pass.Output);
             for (int r = 0; r < m; r++)
             {

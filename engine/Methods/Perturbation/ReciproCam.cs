@@ -1,4 +1,5 @@
 using CamEngine.Backends;
+using CamEngine.Graph;
 
 namespace CamEngine.Methods;
 
@@ -41,21 +42,28 @@ public sealed class ReciproCam : LayerMapMethod
     {
         var model = context.Model;
         var scoring = Score == MaskedScore.Probability ? context.WithObjective(ClassProbabilityObjective.For(context, Name)) : context;
-        string name = context.Layers[layer].Output;
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch, count = n * plane;
         int batch = Math.Max(1, context.PerturbationBatch);
         var maps = new float[n][];
         for (int i = 0; i < n; i++)
             maps[i] = new float[plane];
-        // The feature maps that keep one position are built on the device: A_i times the one-hot mask of position j
-        // (the plane x plane one-hot masks go up once; a masked feature batch never crosses the bus).
+        // On an NCHW layer the feature maps that keep one position are built on the device: A_i times the one-hot
+        // mask of position j (the plane x plane one-hot masks go up once; a masked feature batch never crosses the
+        // bus). A layer read through another layout is masked on its (C, h, w) grid on the host and written back.
         var backend = model.Backend;
-        var identity = new float[plane * plane];
-        for (int j = 0; j < plane; j++)
-            identity[j * plane + j] = 1f;
-        using var onehot = backend.Upload(identity, plane, shape[1], shape[2]);
-        using var features = context.Forward[name].Reshape([n, .. shape]);
+        bool onDevice = context.Grid(layer).IsIdentity;
+        string name = context.Layers[layer].Output;
+        float[]? identity = null;
+        if (onDevice)
+        {
+            identity = new float[plane * plane];
+            for (int j = 0; j < plane; j++)
+                identity[j * plane + j] = 1f;
+        }
+        using var onehot = onDevice ? backend.Upload(identity!, plane, shape[1], shape[2]) : null;
+        using var features = onDevice ? context.Forward[name].Reshape([n, .. shape]) : null;
+        var buffer = onDevice ? null : new float[Math.Min(batch, count) * size];
         // item = image * plane + position
         for (int start = 0; start < count; start += batch)
         {
@@ -68,9 +76,25 @@ public sealed class ReciproCam : LayerMapMethod
                 rows[r] = item / plane;
                 table[r] = new MaskedRow(item / plane, item % plane, -1, 1f);
             }
-            using var replaced = backend.Allocate([m, .. shape]);
-            backend.MaskedInputs(features, onehot, null, table, replaced);
-            using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+            ForwardPass pass;
+            if (onDevice)
+            {
+                using var replaced = backend.Allocate([m, .. shape]);
+                backend.MaskedInputs(features!, onehot!, null, table, replaced);
+                pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+            }
+            else
+            {
+                Array.Clear(buffer!);
+                for (int r = 0; r < m; r++)
+                {
+                    int item = start + r, i = item / plane, j = item % plane;
+                    for (int k = 0; k < c; k++)
+                        buffer![r * size + k * plane + j] = activations[i * size + k * plane + j];
+                }
+                pass = context.ForwardFromGrid(layer, buffer.AsSpan(0, m * size), m, rows);
+            }
+            using var _ = pass;
             var y = model.Backend.Download(pass.Output);
             int classes = y.Length / m;
             for (int r = 0; r < m; r++)

@@ -35,7 +35,7 @@ public abstract class ScoreCamBase : LayerMapMethod
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
-        var shape = context.Layers[layer].Shape;
+        var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
         using var masks = MaskSet.Build(context, context.Forward[context.Layers[layer].Output], MaskConvention(context));
         var weights = ChannelWeights(context, masks, c);

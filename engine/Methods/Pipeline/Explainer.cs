@@ -43,6 +43,10 @@ public sealed class ExplainOptions
 
     /// <summary>Seed of every random draw (noise of stochastic methods); same seed, same map.</summary>
     public int Seed { get; init; }
+
+    /// <summary>How the layers' tensors are read as (C, h, w) grids (<c>--layout</c>): <see cref="LayerLayout.Auto"/>
+    /// (the default) decides per layer from the graph; an explicit layout applies to every layer.</summary>
+    public LayerLayout Layout { get; init; } = LayerLayout.Auto;
 }
 
 /// <summary>
@@ -67,6 +71,17 @@ internal sealed class Explainer(DeviceModel model)
     /// <summary>Resolves the layers a method works at.</summary>
     public IReadOnlyList<GraphNode> ResolveLayers(IReadOnlyList<string> names) =>
         names.Count == 0 ? [Model.Graph.DefaultTargetLayer()] : names.Select(Model.Graph.ResolveLayer).ToList();
+
+    /// <summary>How each layer is read as a (C, h, w) grid under <paramref name="layout"/> (auto: decided from the graph).</summary>
+    /// <exception cref="CamEngineException">The layout does not fit a layer; the message names it.</exception>
+    public IReadOnlyList<LayerGrid> ReadLayers(IReadOnlyList<GraphNode> layers, LayerLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Count == 0)
+            return [];
+        var layouts = LayerLayouts.Of(Model.Graph);
+        return layers.Select(l => new LayerGrid(l, layouts.Read(l, layout))).ToList();
+    }
 
     /// <summary>Explains every image of <paramref name="input"/> (N, C, H, W) with <paramref name="method"/>.</summary>
     public IReadOnlyList<Explanation> Explain(HostTensor input, CamMethod method, ExplainOptions? options = null) =>
@@ -96,12 +111,8 @@ internal sealed class Explainer(DeviceModel model)
         var layers = ResolveLayers(options.Layers);
         foreach (var method in methods)
             method.CheckModel(Model.Graph, method.UsesLayers ? layers : []);
-        foreach (var layer in layers)
-        {
-            if (layer.Shape.Length != 3)
-                throw new CamEngineException(
-                    $"layer '{layer.Output}' has shape {TensorShape.Format(layer.Shape)}; pick a convolutional layer (C, h, w)");
-        }
+        // A layout that does not fit a layer refuses before any pass.
+        IReadOnlyList<LayerGrid>? grids = methods.Any(m => m.UsesLayers) ? ReadLayers(layers, options.Layout) : null;
         MapOpsGuard(input);
         var backend = Model.Backend;
         using var scope = backend.SyncRoot.EnterScope();
@@ -141,7 +152,7 @@ internal sealed class Explainer(DeviceModel model)
                 kept?.Dispose();
                 kept = null;
             }
-            return ExplainChunks(rows, rowInput, methods, layers, options, chunk, kept);
+            return ExplainChunks(rows, rowInput, methods, layers, grids, options, chunk, kept);
         }
         finally
         {
@@ -154,7 +165,7 @@ internal sealed class Explainer(DeviceModel model)
     /// memory); <paramref name="kept"/>, when given, is the forward pass of exactly these rows.</summary>
     private Dictionary<string, IReadOnlyList<Explanation>> ExplainChunks(
         TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
-        ExplainOptions options, int chunk, ForwardPass? kept)
+        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, int chunk, ForwardPass? kept)
     {
         var merged = methods.ToDictionary(m => m.Name, _ => new List<Explanation>(), StringComparer.Ordinal);
         for (int start = 0; start < rows.Length;)
@@ -164,7 +175,7 @@ internal sealed class Explainer(DeviceModel model)
             try
             {
                 var reuse = start == 0 && count == rows.Length ? kept : null;
-                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, options, reuse);
+                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, grids, options, reuse);
             }
             catch (DeviceMemoryException) when (count > 1)
             {
@@ -183,7 +194,7 @@ internal sealed class Explainer(DeviceModel model)
     /// <summary>Explains a contiguous run of target rows (each an image replicated per target).</summary>
     private Dictionary<string, IReadOnlyList<Explanation>> ExplainRows(
         TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
-        ExplainOptions options, ForwardPass? reuse)
+        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, ForwardPass? reuse)
     {
         var backend = Model.Backend;
         var variants = options.AugSmooth
@@ -202,7 +213,7 @@ internal sealed class Explainer(DeviceModel model)
             int k = y.Length / rows.Length;
             var context = new ExplainContext
             {
-                Model = Model, Forward = forward, Layers = layers, Convention = options.Convention,
+                Model = Model, Forward = forward, Layers = layers, Grids = grids, Convention = options.Convention,
                 Classes = rows.Select(r => r.Class).ToArray(),
                 Scores = rows.Select((r, i) => r.Score.Value(y.AsSpan(i * k, k))).ToArray(),
                 Targets = rows, Fusion = options.Fusion, EigenSmooth = options.EigenSmooth,

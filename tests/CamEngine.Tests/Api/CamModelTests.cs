@@ -156,7 +156,7 @@ public sealed class CamModelTests
         {
             Layers = ["layer2", "layer3"], Target = Target.PerImage([1, 2, 3]), Convention = Convention.TorchCam,
             MemoryBudgetBytes = 12345, Fusion = LayerFusion.Product, AugSmooth = true, EigenSmooth = true,
-            PerturbationBatch = 7, Seed = 42,
+            PerturbationBatch = 7, Seed = 42, Layout = LayerLayout.Tokens(2),
         };
         var defaults = new ExplainOptions();
         foreach (var p in properties.Where(p => p.Name != nameof(ExplainOptions.Target)))

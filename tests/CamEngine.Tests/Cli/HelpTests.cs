@@ -10,7 +10,7 @@ namespace CamEngine.Tests.Cli;
 public sealed partial class HelpTests
 {
     /// <summary>Every command the top-level usage lists.</summary>
-    private static readonly string[] s_commands = ["convert", "info", "predict", "explain", "eval", "methods", "devices", "train"];
+    private static readonly string[] s_commands = ["convert", "info", "predict", "explain", "eval", "methods", "ops", "devices", "train"];
 
     private static (int Code, string Out, string Err) Cam(params string[] args)
     {
