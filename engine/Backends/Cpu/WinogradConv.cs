@@ -50,7 +50,9 @@ internal static unsafe class WinogradConv
         int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
         long tiles = (long)s.N * th * tw;
         double tileEff = (double)s.OH * s.OW / (16.0 * th * tw);
-        double panelEff = tiles >= 256 ? 1.0 : tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.NR);
+        double panelEff = tiles >= 256 ? 1.0
+            : TilesAsRows(s) ? tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.MR)
+            : tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.NR);
         double transform = 8.0 * (s.C + s.K) / ((double)s.C * s.K);
         double relative = 0.25 / (tileEff * panelEff) + transform;
         return relative < MaxRelativeCost;
@@ -59,8 +61,14 @@ internal static unsafe class WinogradConv
     /// <summary>The modelled cost relative to the direct form below which <see cref="Pays"/> says yes.</summary>
     internal static double MaxRelativeCost { get; set; } = 0.6;
 
-    /// <summary>Floats in the packed transformed weights.</summary>
-    public static long PackedLength(ConvShape s) => Xi * PackedGemm.PackedALength(s.K, s.C);
+    /// <summary>Layers with fewer tiles than this (over the batch) run their GEMMs with tiles as rows,
+    /// <c>M_xi^T[tiles, K] = V_xi^T U_xi^T</c>: 8-row panels of tiles instead of 32-wide column panels (a 14x14 plane
+    /// at batch 1 has 16 tiles, half a column panel). Tests raise it to force that orientation.</summary>
+    internal static int TilesAsRowsBelow { get; set; } = 64;
+
+    /// <summary>Whether the layer's GEMMs take tiles as rows (<see cref="TilesAsRowsBelow"/>); the packed weights
+    /// differ (<see cref="PackWeights"/>), so the cache key names it.</summary>
+    public static bool TilesAsRows(ConvShape s) => (long)s.N * ((s.OH + 3) / 4) * ((s.OW + 3) / 4) < TilesAsRowsBelow;
 
     // G (6 x 3) of F(4x4, 3x3).
     private static readonly double[,] G =
@@ -73,8 +81,9 @@ internal static unsafe class WinogradConv
         { 0, 0, 1 },
     };
 
-    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], packed per xi as the A operand of <see cref="PackedGemm.Run"/>.</summary>
-    public static float[] PackWeights(float* w, ConvShape s)
+    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], packed per xi as the A operand of <see cref="PackedGemm.Run"/>, or,
+    /// when <paramref name="tilesAsRows"/>, U_xi^T packed as its B operand.</summary>
+    public static float[] PackWeights(float* w, ConvShape s, bool tilesAsRows)
     {
         int k = s.K, c = s.C;
         var u = new float[(long)Xi * k * c];
@@ -96,6 +105,18 @@ internal static unsafe class WinogradConv
             }
         }
         CpuConv.For(k, (long)k * c * 64, Row);
+        if (tilesAsRows)
+        {
+            long perB = PackedGemm.PackedBLength(c, k);
+            var packedT = GC.AllocateUninitializedArray<float>(checked((int)(perB * Xi)), pinned: true);
+            fixed (float* pu = u, p = packedT)
+            {
+                float* src = pu, dst = p;
+                CpuConv.For(Xi, (long)Xi * k * c,
+                    xi => PackedGemm.PackB(new StridedPanels(src + (long)xi * k * c, 1, c, k), c, k, dst + xi * perB));
+            }
+            return packedT;
+        }
         long per = PackedGemm.PackedALength(k, c);
         var packed = GC.AllocateUninitializedArray<float>(checked((int)(per * Xi)), pinned: true);
         fixed (float* pu = u, p = packed)
@@ -106,11 +127,17 @@ internal static unsafe class WinogradConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c> (then ReLU when <paramref name="relu"/>), w packed by <see cref="PackWeights"/>.</summary>
+    /// <summary><c>y = conv(x, w) + b</c> (then ReLU when <paramref name="relu"/>), w packed by <see cref="PackWeights"/>
+    /// with <see cref="TilesAsRows"/> of this shape.</summary>
     public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd, bool relu = false)
     {
         int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
         var geo = new Geometry(s, th, tw);
+        if (TilesAsRows(s))
+        {
+            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, relu);
+            return;
+        }
         int rowsPerChunk = (int)Math.Clamp(ChunkFloats / ((long)Xi * (s.C + s.K) * tw), 1, (long)s.N * th);
         long ldMax = (long)rowsPerChunk * tw + L;
         var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
@@ -148,6 +175,51 @@ internal static unsafe class WinogradConv
             Scratch.Return(bufArray);
             Scratch.Return(vArray);
             Scratch.Return(mArray);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> for few tiles, in one chunk: per xi, V_xi^T (tiles x C) is packed as the A operand, the
+    /// product with the packed U_xi^T lands in a (tiles x K) temporary, and that is transposed into M's layout.
+    /// </summary>
+    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd, bool relu)
+    {
+        var s = geo.S;
+        int tiles = s.N * geo.TH * geo.TW;
+        long ld = tiles + L, perA = PackedGemm.PackedALength(tiles, s.C), perB = PackedGemm.PackedBLength(s.C, s.K);
+        int npad = PackedGemm.RoundUp(s.K, PackedGemm.NR);
+        var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
+        var vArray = Scratch.Rent(Xi * s.C * ld);
+        var mArray = Scratch.Rent(Xi * s.K * ld);
+        var aArray = Scratch.Rent(Xi * perA);
+        var tArray = Scratch.Rent((long)Xi * tiles * s.K);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
+            float* a = Scratch.Aligned(aArray), t = Scratch.Aligned(tArray);
+            BuildPhases(x, buf, geo);
+            InputTransform(buf, v, geo, 0, s.N * geo.TH, ld);
+            CpuConv.For(Xi, 2L * s.K * s.C * tiles * Xi / 64, xi =>
+            {
+                float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * s.K * ld;
+                PackedGemm.PackA(v + xi * s.C * ld, 1, ld, tiles, s.C, 1f, ax);
+                PackedGemm.Run(tiles, s.K, s.C, ax, new PrepackedPanels(packedUt + xi * perB, npad), tx, s.K, false, simd,
+                    serial: true);
+                for (int k = 0; k < s.K; k++)
+                {
+                    for (int i = 0; i < tiles; i++)
+                        mx[k * ld + i] = tx[(long)i * s.K + k];
+                }
+            });
+            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, relu);
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(vArray);
+            Scratch.Return(mArray);
+            Scratch.Return(aArray);
+            Scratch.Return(tArray);
         }
     }
 

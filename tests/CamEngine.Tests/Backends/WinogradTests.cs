@@ -9,7 +9,8 @@ namespace CamEngine.Tests.Backends;
 /// <summary>
 /// The Winograd F(4x4, 3x3) form of the CPU convolution (<see cref="WinogradConv"/>), forced, at 512- and 256-bit
 /// widths, against the double-precision reference: forward (with and without bias, fused ReLU) and backward-data
-/// (the flipped kernel through the same form), on geometries that hit its edges: one channel, odd channel counts,
+/// (the flipped kernel through the same form), with its GEMMs taking tiles as columns and as rows, on geometries
+/// that hit its edges: one channel, odd channel counts,
 /// output planes that are not a multiple of the 4x4 tile or of the 8-tile vectors, asymmetric pads 0/1/2, batch 1
 /// and 3, a chunk of tile rows that ends inside an image, and a few hundred channels.
 /// Winograd's rounding error scales with the layer's outputs, not with each output (the transforms mix values up to
@@ -49,16 +50,20 @@ internal sealed class WinogradTests
         };
         foreach (var (s, name) in shapes)
         foreach (var simd in new[] { CpuSimd.Vector512, CpuSimd.Vector256 })
-            yield return new TestCaseData(s, simd).SetName($"Winograd {simd}: {name}");
+        foreach (bool rows in new[] { false, true })
+            yield return new TestCaseData(s, simd, rows).SetName($"Winograd {simd} {(rows ? "tiles as rows" : "tiles as columns")}: {name}");
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Forced_winograd_matches_reference_forward_and_backward_data(ConvShape s, CpuSimd simd)
+    public void Forced_winograd_matches_reference_forward_and_backward_data(ConvShape s, CpuSimd simd, bool tilesAsRows)
     {
         Assume.That(WinogradConv.Supports(s, simd), "needs AVX");
+        int below = WinogradConv.TilesAsRowsBelow;
         CpuConv.FormOverride = ConvForm.Winograd;
+        WinogradConv.TilesAsRowsBelow = tilesAsRows ? int.MaxValue : 0;
         try
         {
+            Assert.That(WinogradConv.TilesAsRows(s), Is.EqualTo(tilesAsRows));
             Assert.That(CpuConv.ChooseForm(s, simd), Is.EqualTo(ConvForm.Winograd), "forward form");
             Assert.That(CpuConv.ChooseForm(CpuConv.FlippedShape(s)!.Value, simd), Is.EqualTo(ConvForm.Winograd),
                 "backward-data form");
@@ -68,16 +73,18 @@ internal sealed class WinogradTests
         finally
         {
             CpuConv.FormOverride = null;
+            WinogradConv.TilesAsRowsBelow = below;
         }
     }
 
     [Test]
     public void Chunks_of_tile_rows_that_end_inside_an_image_match_reference()
     {
-        long chunk = WinogradConv.ChunkFloats;
+        (long chunk, int below) = (WinogradConv.ChunkFloats, WinogradConv.TilesAsRowsBelow);
         CpuConv.FormOverride = ConvForm.Winograd;
         // 36 * (C + K) * TW = 36 * 20 * 3 floats per tile row: 2 rows per chunk, images of 3 tile rows.
         WinogradConv.ChunkFloats = 2 * 36 * 20 * 3;
+        WinogradConv.TilesAsRowsBelow = 0; // the tiles-as-rows orientation runs in one chunk
         try
         {
             foreach (var backend in _cpu.Values)
@@ -85,7 +92,7 @@ internal sealed class WinogradTests
         }
         finally
         {
-            WinogradConv.ChunkFloats = chunk;
+            (WinogradConv.ChunkFloats, WinogradConv.TilesAsRowsBelow) = (chunk, below);
             CpuConv.FormOverride = null;
         }
     }
@@ -147,6 +154,7 @@ internal sealed class WinogradTests
         Assert.That(CpuConv.ChooseForm(Conv3(1, 128, 28, 28, 128, 1, 1, 1, 1), simd), Is.EqualTo(ConvForm.Winograd), "ResNet 128x28x28");
         Assert.That(CpuConv.ChooseForm(Conv3(1, 512, 7, 7, 512, 1, 1, 1, 1), simd), Is.Not.EqualTo(ConvForm.Winograd),
             "7x7 at batch 1: 4 tiles per GEMM");
+        Assert.That(CpuConv.ChooseForm(Conv3(8, 512, 7, 7, 512, 1, 1, 1, 1), simd), Is.EqualTo(ConvForm.Winograd), "7x7 at batch 8");
         Assert.That(CpuConv.ChooseForm(Conv3(1, 3, 56, 56, 64, 1, 1, 1, 1), simd), Is.Not.EqualTo(ConvForm.Winograd), "3 channels");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), simd),
             Is.Not.EqualTo(ConvForm.Winograd), "stride 2");
