@@ -40,8 +40,11 @@ internal static unsafe class WinogradConv
     /// to the direct form's (36 products per 16 outputs instead of 144) divided by two efficiencies: outputs per
     /// computed tile output (a 7x7 plane computes 8x8) and tiles per 32-wide GEMM panel (a 7x7 plane at batch 1 has
     /// 4 tiles, so its GEMMs run 4 of 32 lanes). The transforms cost about (C + K) per tile against C*K for the
-    /// GEMM, so few channels do not pay. The thresholds are calibrated with the bench's `profile` mode
-    /// (PROFILE_FORMS=1) on ResNet-18 and ResNet-50 layers, batch 1 and 8.
+    /// GEMM, so few channels do not pay. The threshold is calibrated with the bench's `profile` mode
+    /// (PROFILE_FORMS=1) on ResNet-18 and ResNet-50 layers at batch 1 and 8, on a loaded 2-core machine (so only
+    /// clear wins and losses count): Winograd ran the 64x56x56 layers in 1.2-1.5 ms against 2.2-2.5 for the direct
+    /// form, 128x28x28 in 1.0-1.3 against 2.2-2.6, 256x14x14 (tiles as rows) in 1.5 against 2.1-2.3; the 512x7x7
+    /// layers at batch 1 (model 0.68) took 2.8-4.0 against 2.3, and at batch 8 (model 0.36) won.
     /// </summary>
     public static bool Pays(ConvShape s)
     {
@@ -63,8 +66,11 @@ internal static unsafe class WinogradConv
 
     /// <summary>Layers with fewer tiles than this (over the batch) run their GEMMs with tiles as rows,
     /// <c>M_xi^T[tiles, K] = V_xi^T U_xi^T</c>: 8-row panels of tiles instead of 32-wide column panels (a 14x14 plane
-    /// at batch 1 has 16 tiles, half a column panel). Tests raise it to force that orientation.</summary>
-    internal static int TilesAsRowsBelow { get; set; } = 64;
+    /// at batch 1 has 16 tiles, half a column panel). Measured (bench profile, PROFILE_FORMS=1, batch 1): 256x14x14
+    /// 1.5 ms as rows against 2.3-3.5 as columns (direct form 2.2); 128x28x28 (49 tiles) 1.4-1.6 as rows against
+    /// 1.0-1.3 as columns, where the extra packing and transpose cost more than the panel they save. Tests set it
+    /// to force either orientation.</summary>
+    internal static int TilesAsRowsBelow { get; set; } = 32;
 
     /// <summary>Whether the layer's GEMMs take tiles as rows (<see cref="TilesAsRowsBelow"/>); the packed weights
     /// differ (<see cref="PackWeights"/>), so the cache key names it.</summary>

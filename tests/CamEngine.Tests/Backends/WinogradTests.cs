@@ -155,6 +155,10 @@ internal sealed class WinogradTests
         Assert.That(CpuConv.ChooseForm(Conv3(1, 512, 7, 7, 512, 1, 1, 1, 1), simd), Is.Not.EqualTo(ConvForm.Winograd),
             "7x7 at batch 1: 4 tiles per GEMM");
         Assert.That(CpuConv.ChooseForm(Conv3(8, 512, 7, 7, 512, 1, 1, 1, 1), simd), Is.EqualTo(ConvForm.Winograd), "7x7 at batch 8");
+        Assert.That(CpuConv.ChooseForm(Conv3(1, 256, 14, 14, 256, 1, 1, 1, 1), simd), Is.EqualTo(ConvForm.Winograd),
+            "14x14 at batch 1 (16 tiles, as rows)");
+        Assert.That(WinogradConv.TilesAsRows(Conv3(1, 256, 14, 14, 256, 1, 1, 1, 1)), Is.True);
+        Assert.That(WinogradConv.TilesAsRows(Conv3(1, 128, 28, 28, 128, 1, 1, 1, 1)), Is.False, "49 tiles as columns");
         Assert.That(CpuConv.ChooseForm(Conv3(1, 3, 56, 56, 64, 1, 1, 1, 1), simd), Is.Not.EqualTo(ConvForm.Winograd), "3 channels");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), simd),
             Is.Not.EqualTo(ConvForm.Winograd), "stride 2");
