@@ -11,7 +11,8 @@ namespace CamEngine.Backends.Cpu;
 /// <c>Y = A^T [ sum over c of (G g[k,c] G^T) (.) (B^T d[c] B) ] A</c>, so the 36 products per (k, c) and tile
 /// replace 144 multiply-adds of the direct form (4x fewer). The element-wise products summed over channels are
 /// 36 GEMMs, one per transformed position xi: <c>M_xi[K, tiles] = U_xi[K, C] V_xi[C, tiles]</c>, run by
-/// <see cref="PackedGemm"/> with U packed once per weight version (<see cref="PackWeights"/>).
+/// <see cref="PackedGemm"/> with U packed once per weight version (<see cref="PackWeights"/>); with few tiles
+/// (<see cref="TilesAsRows"/>) they run transposed, tiles as the rows of 8-row panels.
 /// <code>
 /// phase buffer: [c][image][padded row][column mod 4][column / 4]   (zero padding)
 /// V: [xi][c][tile]   M: [xi][k][tile]   tile = (image*TH + ty)*TW + tx, rows of tiles in chunks
