@@ -13,10 +13,60 @@
 #      (pytorch-grad-cam's steps on torchvision's resnet18), printed as a speed-up (PyTorch time / engine time).
 # usage: bench/compare.sh [MODEL]   (default models/resnet18.safetensors; see tools/get-resnet18.sh)
 # Other processes on the machine skew both sides: run it on an idle machine, or raise ROUNDS.
+#
+# bench/compare.sh --ort [--smoke] [NAME ...]: the engine against ONNX Runtime instead (the bench tool's `ort` mode:
+#   ORT 1.31 from NuGet, CPU provider, intra-op threads = cores, ORT_ENABLE_ALL), on the same .onnx files: ResNet-18
+#   and ResNet-50 (forward, batch 1 and 8; ResNet-50 also Grad-CAM = forward keeping layer4 + reverse to it, against
+#   ORT's forward alone), MobileNetV2, EfficientNet-B0 and ConvNeXt-T (forward, batch 1 and 8). Models: torchvision,
+#   random seeded weights (bench/export_ort_models.py), converted with `cam convert`, made once into $ORT_MODELS
+#   (default ~/.cache/camengine/ort-models). Each cell: both outputs checked to agree, 10 warm-up calls of each side,
+#   then 30 (batch 1) or 8 (batch 8) calls alternating engine and ORT; medians and engine / ORT (<= 1: the engine is
+#   as fast or faster). --smoke: 2 warm-ups and 3 calls, to check the plumbing (its ratios mean nothing).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-model="${1:-$root/models/resnet18.safetensors}"
 py=/usr/bin/python3
+
+if [[ "${1:-}" == --ort ]]; then
+  shift
+  smoke=()
+  if [[ "${1:-}" == --smoke ]]; then
+    smoke=(--smoke)
+    shift
+  fi
+  names=("$@")
+  ((${#names[@]})) || names=(resnet18 resnet50 mobilenet_v2 efficientnet_b0 convnext_tiny)
+  models="${ORT_MODELS:-$HOME/.cache/camengine/ort-models}"
+  mkdir -p "$models"
+  dotnet build "$root/bench/CamEngine.Bench" -c Release -v:q -nologo >/dev/null
+  dotnet build "$root/tools/Cam" -c Release -v:q -nologo >/dev/null
+  bench="$root/bench/CamEngine.Bench/bin/Release/net10.0/CamEngine.Bench.dll"
+  cam="$root/tools/Cam/bin/Release/net10.0/cam.dll"
+  export DOTNET_TieredCompilation=0
+  out="$(mktemp)"
+  trap 'rm -f "$out"' EXIT
+  for name in "${names[@]}"; do
+    if [[ ! -f "$models/$name.onnx" ]]; then
+      echo "exporting $name (torchvision, random seeded weights)"
+      $py "$root/bench/export_ort_models.py" "$models" "$name"
+    fi
+    if [[ ! -f "$models/$name.safetensors" || "$models/$name.onnx" -nt "$models/$name.safetensors" ]]; then
+      dotnet "$cam" convert "$models/$name.onnx" -o "$models/$name.safetensors" >/dev/null
+    fi
+    layer=()
+    [[ $name == resnet50 ]] && layer=(/layer4/layer4.2/relu_2/Relu_output_0)
+    dotnet "$bench" ort "$name" "$models/$name.onnx" "$models/$name.safetensors" "${layer[@]}" "${smoke[@]}" | tee -a "$out"
+  done
+  echo
+  echo "engine / ONNX Runtime ($(nproc) cores; median of alternating calls; <= 1: the engine is as fast or faster)"
+  printf '%-34s %10s %10s %8s\n' "" "engine ms" "ORT ms" "ratio"
+  sed -nE 's/^ort ([a-z0-9_]+) batch ([0-9]+) ([a-z]+): engine ([0-9.]+) ms, ORT ([0-9.]+) ms, engine\/ORT ([0-9.]+)$/\1 \2 \3 \4 \5 \6/p' "$out" |
+    while read -r n b what e o r; do
+      [[ $what == gradcam ]] && what="Grad-CAM vs ORT forward" || what=forward
+      printf '%-34s %10s %10s %8s\n' "$n b$b $what" "$e" "$o" "$r"
+    done
+  exit 0
+fi
+model="${1:-$root/models/resnet18.safetensors}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -16,6 +16,16 @@ internal static class Program
             TorchLike.Run(args);
             return;
         }
+        if (args.Length > 0 && args[0] == "ort")
+        {
+            OrtComparison.Run(args);
+            return;
+        }
+        if (args.Length > 0 && args[0] == "fidelity")
+        {
+            Fidelity.Run(args);
+            return;
+        }
         if (args.Length > 0 && args[0] == "model")
         {
             ModelTiming.Run(args);

@@ -6,7 +6,8 @@ namespace CamEngine.Backends.Cpu;
 /// The managed CPU backend (DESIGN.md section 7): plain C# with <c>Vector512</c>/<c>Vector256</c> FMA
 /// micro-kernels, packing, cache blocking and <see cref="Parallel"/> over tiles; no native code. Tensors are
 /// pinned float arrays in logical row-major NCHW order (reshaped views and flatten need no conversion).
-/// Convolutions take one of three forms per layer (<see cref="CpuConv.ChooseForm"/>): the direct NHWC form
+/// Convolutions take one of four forms per layer (<see cref="CpuConv.ChooseForm"/>): Winograd F(4x4, 3x3)
+/// (<see cref="WinogradConv"/>) for 3x3 stride-1 layers where its cost model says it pays, the direct NHWC form
 /// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
 /// over a phase-split padded input (<see cref="CpuConv"/>); the packed forms of weights are cached per storage and
 /// rebuilt only after the weights are written. Element-wise ops
@@ -92,6 +93,14 @@ internal sealed unsafe partial class CpuBackend : Backend
     {
         float* wp = In(w);
         var form = CpuConv.ChooseForm(s, _simd);
+        if (form == ConvForm.Winograd)
+        {
+            bool rows = WinogradConv.TilesAsRows(s);
+            var packedW = S(w).Derived(WeightKey(rows ? "fwdWr" : "fwdW", s), () => WinogradConv.PackWeights(wp, s, rows));
+            fixed (float* pw = packedW)
+                WinogradConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, relu);
+            return;
+        }
         if (form == ConvForm.Direct)
         {
             var packedD = S(w).Derived(WeightKey("fwdD", s), () => DirectConv.PackWeights(wp, s));
@@ -126,6 +135,14 @@ internal sealed unsafe partial class CpuBackend : Backend
         {
             // Stride 1: backward-data is a forward convolution of dy with the flipped, transposed kernel.
             var form = CpuConv.ChooseForm(flipped, _simd);
+            if (form == ConvForm.Winograd)
+            {
+                var packedFW = S(w).Derived(WeightKey(WinogradConv.TilesAsRows(flipped) ? "flipWr" : "flipW", s),
+                    () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Winograd));
+                fixed (float* pw = packedFW)
+                    WinogradConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
+                return;
+            }
             if (form == ConvForm.Direct)
             {
                 var packedFD = S(w).Derived(WeightKey("flipD", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Direct));
@@ -145,7 +162,7 @@ internal sealed unsafe partial class CpuBackend : Backend
                 CpuConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
             return;
         }
-        if ((CpuConv.FormOverride is null or ConvForm.Direct) && DirectConv.SupportsBackwardData(s, _simd))
+        if ((CpuConv.FormOverride is null or ConvForm.Direct or ConvForm.Winograd) && DirectConv.SupportsBackwardData(s, _simd))
         {
             // Strided (or over-padded): one direct conv per phase of dx, no col2im. The phases, and so the packing,
             // depend on the whole geometry.

@@ -132,18 +132,25 @@ internal static unsafe class CpuConv
     /// null: choose per layer.</summary>
     internal static ConvForm? FormOverride { get; set; }
 
-    /// <summary>The forward form for a layer: <see cref="DirectConv"/> where it runs, else the im2col form that
-    /// wastes less (<see cref="UseTransposed"/>).</summary>
+    /// <summary>The forward form for a layer: <see cref="WinogradConv"/> for 3x3 stride-1 layers where its cost model
+    /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="DirectConv"/> where it runs, else the im2col
+    /// form that wastes less (<see cref="UseTransposed"/>). A forced form a layer cannot take falls back to this choice.</summary>
     public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
     {
-        var form = FormOverride ?? (DirectConv.Supports(s, simd) && s.C >= 16 && !PointwiseOnLargePlane(s) ? ConvForm.Direct
-            : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column);
+        var form = FormOverride
+                   ?? (WinogradConv.Supports(s, simd) && WinogradConv.Pays(s) ? ConvForm.Winograd : DefaultForm(s, simd));
+        if (form == ConvForm.Winograd && !WinogradConv.Supports(s, simd))
+            form = DefaultForm(s, simd);
         if (form == ConvForm.Direct && !DirectConv.Supports(s, simd))
             form = UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
         if (form == ConvForm.PixelRow && (s.Groups != 1 || s.K < PackedGemm.NR))
             form = ConvForm.Column;
         return form;
     }
+
+    private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
+        DirectConv.Supports(s, simd) && s.C >= 16 && !PointwiseOnLargePlane(s) ? ConvForm.Direct
+        : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
 
     /// <summary>
     /// A 1x1, stride-1, unpadded conv on a plane of 28x28 or more: the column form reads x in place there, with
@@ -394,6 +401,7 @@ internal static unsafe class CpuConv
             }
             return form switch
             {
+                ConvForm.Winograd => WinogradConv.PackWeights(f, flipped, WinogradConv.TilesAsRows(flipped)),
                 ConvForm.Direct => DirectConv.PackWeights(f, flipped),
                 ConvForm.PixelRow => PackForwardWeightsTransposed(f, flipped),
                 _ => PackForwardWeights(f, flipped),
@@ -590,4 +598,7 @@ internal enum ConvForm
 
     /// <summary><see cref="DirectConv.Forward"/>: no im2col, the input read in place from an NHWC copy.</summary>
     Direct,
+
+    /// <summary><see cref="WinogradConv.Forward"/>: F(4x4, 3x3) for 3x3 stride-1 one-group layers.</summary>
+    Winograd,
 }

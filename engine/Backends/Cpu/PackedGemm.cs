@@ -140,14 +140,16 @@ internal static unsafe class PackedGemm
 
     /// <summary>
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
-    /// C(i, j) at <c>c[i*ldc + j]</c>.
+    /// C(i, j) at <c>c[i*ldc + j]</c>. <paramref name="serial"/> keeps it on the calling thread (for callers that
+    /// run many GEMMs in parallel themselves).
     /// </summary>
-    public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd)
+    public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
+        bool serial = false)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
         int mpad = mPanels * MR;
-        bool parallel = 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
+        bool parallel = !serial && 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
         // Task tiles: up to 128 rows x 256 columns (B block 256 KB in L2), split further until every thread
         // has several tasks so the last ones balance.
         int mcP = Math.Min(mPanels, 16), ncP = Math.Min(nPanels, 8);

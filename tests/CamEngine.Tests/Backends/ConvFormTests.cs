@@ -8,7 +8,7 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// Every forward form of the CPU backend's convolution (<see cref="ConvForm"/>: im2col columns, im2col pixel rows,
-/// direct NHWC), forced in turn at 512- and 256-bit widths, against the double-precision reference, forward and backward, on geometries that
+/// direct NHWC; WinogradTests covers the Winograd form), forced in turn at 512- and 256-bit widths, against the double-precision reference, forward and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
 /// without padding (the subsampled copy), unpadded planes (one transpose per image), depth over one block, small blocks and image chunks,
@@ -47,7 +47,8 @@ internal sealed class ConvFormTests
         };
         foreach (var (s, name) in shapes)
         {
-            foreach (var form in Enum.GetValues<ConvForm>())
+            // Winograd's error scales with the layer's largest output, not each output: WinogradTests holds it to that.
+            foreach (var form in Enum.GetValues<ConvForm>().Where(f => f != ConvForm.Winograd))
             foreach (var simd in new[] { CpuSimd.Vector512, CpuSimd.Vector256 })
                 yield return new TestCaseData(s, form, simd).SetName($"{form} {simd}: {name}");
         }
@@ -119,8 +120,8 @@ internal sealed class ConvFormTests
     {
         var simd = CpuSimdDetect.Best;
         bool direct = DirectConv.Supports(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd);
-        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd),
-            Is.EqualTo(direct ? ConvForm.Direct : ConvForm.Column));
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), simd),
+            Is.EqualTo(direct ? ConvForm.Direct : ConvForm.Column), "3x3 stride 2 (3x3 stride 1 goes to Winograd: WinogradTests)");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 56, 56, 64, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
             Is.EqualTo(ConvForm.Column), "pointwise on a 56x56 plane reads x in place");
         var p14 = new ConvShape(1, 1024, 14, 14, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);

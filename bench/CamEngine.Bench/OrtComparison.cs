@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Globalization;
+using CamEngine.Backends;
+using CamEngine.Graph;
+using CamEngine.Model;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace CamEngine.Bench;
+
+/// <summary>
+/// The engine against ONNX Runtime on the same .onnx file (ORT runs the file; the engine runs what `cam convert` made
+/// of it): ORT from NuGet (Microsoft.ML.OnnxRuntime, its CPU provider), intra-op threads = cores, ORT_ENABLE_ALL.
+/// Per batch size: the same random input to both, their outputs compared (the comparison is void if they differ),
+/// 10 warm-up calls of each, then 30 (batch 1) or 8 (batch 8) timed calls alternating engine and ORT (which side
+/// goes first flips every call, so load from other processes hits both alike); medians and engine / ORT printed.
+/// With a LAYER, also the engine's Grad-CAM pass (forward keeping LAYER, reverse to LAYER, seed on class 281) against
+/// ORT's forward alone. --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
+/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--smoke]
+/// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> lines).
+/// </summary>
+internal static class OrtComparison
+{
+    public static void Run(string[] args)
+    {
+        var rest = args.Skip(1).ToList();
+        bool smoke = rest.Remove("--smoke");
+        int[] batches = [1, 8];
+        int bi = rest.IndexOf("--batches");
+        if (bi >= 0)
+        {
+            batches = rest[bi + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+            rest.RemoveRange(bi, 2);
+        }
+        if (rest.Count < 3)
+            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--smoke]");
+        string name = rest[0], onnx = rest[1], st = rest[2];
+        string? layer = rest.Count > 3 ? rest[3] : null;
+
+        using var backend = Devices.Open("cpu");
+        using var model = DeviceModel.Load(ModelFile.Load(st), backend);
+        using var options = new SessionOptions
+        {
+            IntraOpNumThreads = Environment.ProcessorCount,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        using var session = new InferenceSession(onnx, options);
+        string inputName = session.InputMetadata.Keys.First();
+        var inShape = model.Graph.InputShape;
+        int classes = model.Graph.OutputShape.Aggregate(1, (a, b) => a * b);
+
+        foreach (int batch in batches)
+        {
+            var rng = new Random(3);
+            int n = batch * inShape.Aggregate(1, (a, b) => a * b);
+            var data = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            int[] shape = [batch, .. inShape];
+            using var input = backend.Upload(data, shape);
+            var ortInput = new DenseTensor<float>(data, shape);
+            var feeds = new[] { NamedOnnxValue.CreateFromTensor(inputName, ortInput) };
+            var seedData = new float[batch * classes];
+            for (int i = 0; i < batch; i++)
+                seedData[i * classes + 281 % classes] = 1f;
+            using var seed = backend.Upload(seedData, batch, classes);
+
+            float[] EngineOutput()
+            {
+                using var pass = model.ForwardOutput(input);
+                return backend.Download(pass.Output);
+            }
+            float[] OrtOutput()
+            {
+                using var results = session.Run(feeds);
+                return results[0].AsTensor<float>().ToArray();
+            }
+            void Engine()
+            {
+                using var pass = model.ForwardOutput(input);
+                backend.Synchronize();
+            }
+            void GradCam()
+            {
+                using var pass = model.ForwardFor(input, [layer!]);
+                using var g = model.Backward(pass, seed, new BackwardRequest { Layers = [layer!] });
+                backend.Synchronize();
+            }
+            void Ort()
+            {
+                using var results = session.Run(feeds);
+            }
+
+            // The two sides must compute the same function before their times mean anything.
+            var e = EngineOutput();
+            var o = OrtOutput();
+            if (e.Length != o.Length)
+                throw new InvalidOperationException($"ort {name}: engine gives {e.Length} outputs, ORT {o.Length}");
+            double scale = o.Max(v => Math.Abs((double)v)), diff = 0;
+            for (int i = 0; i < e.Length; i++)
+                diff = Math.Max(diff, Math.Abs((double)e[i] - o[i]));
+            Console.WriteLine(FormattableString.Invariant(
+                $"ort {name} batch {batch}: outputs agree to {diff / scale:E2} of the largest ({scale:G4})"));
+            if (!(diff <= 1e-3 * scale))
+                throw new InvalidOperationException($"ort {name}: engine and ORT outputs differ by {diff / scale:E2} of the largest");
+
+            int warm = smoke ? 2 : 10, reps = smoke ? 3 : batch == 1 ? 30 : 8;
+            var (te, to) = Alternate(warm, reps, Engine, Ort);
+            Print(name, batch, "forward", te, to);
+            if (layer != null)
+            {
+                var (tg, to2) = Alternate(warm, reps, GradCam, Ort);
+                Print(name, batch, "gradcam", tg, to2);
+            }
+        }
+        Console.WriteLine($"ort {name}: engine on {backend.DeviceDescription}; ORT {OrtEnv.Instance().GetVersionString()} CPU provider, "
+                          + $"{Environment.ProcessorCount} intra-op threads, ORT_ENABLE_ALL");
+    }
+
+    private static void Print(string name, int batch, string what, double engine, double ort) =>
+        Console.WriteLine(FormattableString.Invariant(
+            $"ort {name} batch {batch} {what}: engine {engine:F2} ms, ORT {ort:F2} ms, engine/ORT {engine / ort:F3}"));
+
+    /// <summary>Medians (ms) of <paramref name="reps"/> calls of each side after <paramref name="warmup"/> of each,
+    /// alternating, the first side flipping every call.</summary>
+    private static (double A, double B) Alternate(int warmup, int reps, Action a, Action b)
+    {
+        for (int i = 0; i < warmup; i++)
+        {
+            a();
+            b();
+        }
+        var ta = new double[reps];
+        var tb = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            if (i % 2 == 0)
+            {
+                ta[i] = Time(a);
+                tb[i] = Time(b);
+            }
+            else
+            {
+                tb[i] = Time(b);
+                ta[i] = Time(a);
+            }
+        }
+        Array.Sort(ta);
+        Array.Sort(tb);
+        return (ta[reps / 2], tb[reps / 2]);
+    }
+
+    private static double Time(Action f)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        f();
+        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+    }
+}

@@ -1,0 +1,429 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// Winograd F(4x4, 3x3) convolution for 3x3, stride-1, dilation-1, one-group layers (any channel counts and pads):
+/// each 4x4 block of outputs (a tile) is computed from the 6x6 input patch under it as
+/// <c>Y = A^T [ sum over c of (G g[k,c] G^T) (.) (B^T d[c] B) ] A</c>, so the 36 products per (k, c) and tile
+/// replace 144 multiply-adds of the direct form (4x fewer). The element-wise products summed over channels are
+/// 36 GEMMs, one per transformed position xi: <c>M_xi[K, tiles] = U_xi[K, C] V_xi[C, tiles]</c>, run by
+/// <see cref="PackedGemm"/> with U packed once per weight version (<see cref="PackWeights"/>); with few tiles
+/// (<see cref="TilesAsRows"/>) they run transposed, tiles as the rows of 8-row panels.
+/// <code>
+/// phase buffer: [c][image][padded row][column mod 4][column / 4]   (zero padding)
+/// V: [xi][c][tile]   M: [xi][k][tile]   tile = (image*TH + ty)*TW + tx, rows of tiles in chunks
+/// </code>
+/// The input is copied once into a zero-padded buffer with each row split by column mod 4, so the patches of eight
+/// horizontally adjacent tiles are eight consecutive floats: the input transform (per channel) and the output
+/// transform (per output channel) run on 8-tile vectors, and the output transform writes NCHW rows directly with
+/// the bias (and the ReLU, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
+/// is computed in double.
+/// </summary>
+internal static unsafe class WinogradConv
+{
+    private const int Xi = 36;
+    private const int L = 8;
+
+    /// <summary>Floats of V and M per chunk of tile rows (8 MB); tests lower it to exercise the chunk loop.</summary>
+    internal static long ChunkFloats { get; set; } = 1L << 21;
+
+    /// <summary>Whether this form can run the layer: 3x3, stride 1, dilation 1, one group, 256-bit vectors (AVX).</summary>
+    public static bool Supports(ConvShape s, CpuSimd simd) =>
+        s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1 && s.DilationH == 1 && s.DilationW == 1
+        && s.Groups == 1 && (simd is CpuSimd.Vector512 or CpuSimd.Vector256) && Avx.IsSupported;
+
+    /// <summary>
+    /// Whether the layer runs faster this way than in the direct form. The modelled cost is the GEMM work relative
+    /// to the direct form's (36 products per 16 outputs instead of 144) divided by two efficiencies: outputs per
+    /// computed tile output (a 7x7 plane computes 8x8) and tiles per 32-wide GEMM panel (a 7x7 plane at batch 1 has
+    /// 4 tiles, so its GEMMs run 4 of 32 lanes). The transforms cost about (C + K) per tile against C*K for the
+    /// GEMM, so few channels do not pay. The threshold is calibrated with the bench's `profile` mode
+    /// (PROFILE_FORMS=1) on ResNet-18 and ResNet-50 layers at batch 1 and 8, on a loaded 2-core machine (so only
+    /// clear wins and losses count): Winograd ran the 64x56x56 layers in 1.2-1.5 ms against 2.2-2.5 for the direct
+    /// form, 128x28x28 in 1.0-1.3 against 2.2-2.6, 256x14x14 (tiles as rows) in 1.5 against 2.1-2.3; the 512x7x7
+    /// layers at batch 1 (model 0.68) took 2.8-4.0 against 2.3, and at batch 8 (model 0.36) won.
+    /// </summary>
+    public static bool Pays(ConvShape s)
+    {
+        if (s.C < 16 || s.K < 16)
+            return false;
+        int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
+        long tiles = (long)s.N * th * tw;
+        double tileEff = (double)s.OH * s.OW / (16.0 * th * tw);
+        double panelEff = tiles >= 256 ? 1.0
+            : TilesAsRows(s) ? tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.MR)
+            : tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.NR);
+        double transform = 8.0 * (s.C + s.K) / ((double)s.C * s.K);
+        double relative = 0.25 / (tileEff * panelEff) + transform;
+        return relative < MaxRelativeCost;
+    }
+
+    /// <summary>The modelled cost relative to the direct form below which <see cref="Pays"/> says yes.</summary>
+    internal static double MaxRelativeCost { get; set; } = 0.6;
+
+    /// <summary>Layers with fewer tiles than this (over the batch) run their GEMMs with tiles as rows,
+    /// <c>M_xi^T[tiles, K] = V_xi^T U_xi^T</c>: 8-row panels of tiles instead of 32-wide column panels (a 14x14 plane
+    /// at batch 1 has 16 tiles, half a column panel). Measured (bench profile, PROFILE_FORMS=1, batch 1): 256x14x14
+    /// 1.5 ms as rows against 2.3-3.5 as columns (direct form 2.2); 128x28x28 (49 tiles) 1.4-1.6 as rows against
+    /// 1.0-1.3 as columns, where the extra packing and transpose cost more than the panel they save. Tests set it
+    /// to force either orientation.</summary>
+    internal static int TilesAsRowsBelow { get; set; } = 32;
+
+    /// <summary>Whether the layer's GEMMs take tiles as rows (<see cref="TilesAsRowsBelow"/>); the packed weights
+    /// differ (<see cref="PackWeights"/>), so the cache key names it.</summary>
+    public static bool TilesAsRows(ConvShape s) => (long)s.N * ((s.OH + 3) / 4) * ((s.OW + 3) / 4) < TilesAsRowsBelow;
+
+    // G (6 x 3) of F(4x4, 3x3).
+    private static readonly double[,] G =
+    {
+        { 1.0 / 4, 0, 0 },
+        { -1.0 / 6, -1.0 / 6, -1.0 / 6 },
+        { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+        { 1.0 / 24, 1.0 / 12, 1.0 / 6 },
+        { 1.0 / 24, -1.0 / 12, 1.0 / 6 },
+        { 0, 0, 1 },
+    };
+
+    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], packed per xi as the A operand of <see cref="PackedGemm.Run"/>, or,
+    /// when <paramref name="tilesAsRows"/>, U_xi^T packed as its B operand.</summary>
+    public static float[] PackWeights(float* w, ConvShape s, bool tilesAsRows)
+    {
+        int k = s.K, c = s.C;
+        var u = new float[(long)Xi * k * c];
+        void Row(int kk)
+        {
+            Span<double> gw = stackalloc double[18];
+            for (int cc = 0; cc < c; cc++)
+            {
+                float* g = w + ((long)kk * c + cc) * 9;
+                for (int a = 0; a < 6; a++)
+                for (int j = 0; j < 3; j++)
+                    gw[a * 3 + j] = G[a, 0] * g[j] + G[a, 1] * g[3 + j] + G[a, 2] * g[6 + j];
+                for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++)
+                {
+                    double v = gw[a * 3] * G[b, 0] + gw[a * 3 + 1] * G[b, 1] + gw[a * 3 + 2] * G[b, 2];
+                    u[((long)(a * 6 + b) * k + kk) * c + cc] = (float)v;
+                }
+            }
+        }
+        CpuConv.For(k, (long)k * c * 64, Row);
+        if (tilesAsRows)
+        {
+            long perB = PackedGemm.PackedBLength(c, k);
+            var packedT = GC.AllocateUninitializedArray<float>(checked((int)(perB * Xi)), pinned: true);
+            fixed (float* pu = u, p = packedT)
+            {
+                float* src = pu, dst = p;
+                CpuConv.For(Xi, (long)Xi * k * c,
+                    xi => PackedGemm.PackB(new StridedPanels(src + (long)xi * k * c, 1, c, k), c, k, dst + xi * perB));
+            }
+            return packedT;
+        }
+        long per = PackedGemm.PackedALength(k, c);
+        var packed = GC.AllocateUninitializedArray<float>(checked((int)(per * Xi)), pinned: true);
+        fixed (float* pu = u, p = packed)
+        {
+            float* src = pu, dst = p;
+            CpuConv.For(Xi, (long)Xi * k * c, xi => PackedGemm.PackA(src + (long)xi * k * c, c, 1, k, c, 1f, dst + xi * per));
+        }
+        return packed;
+    }
+
+    /// <summary><c>y = conv(x, w) + b</c> (then ReLU when <paramref name="relu"/>), w packed by <see cref="PackWeights"/>
+    /// with <see cref="TilesAsRows"/> of this shape.</summary>
+    public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd, bool relu = false)
+    {
+        int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
+        var geo = new Geometry(s, th, tw);
+        if (TilesAsRows(s))
+        {
+            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, relu);
+            return;
+        }
+        int rowsPerChunk = (int)Math.Clamp(ChunkFloats / ((long)Xi * (s.C + s.K) * tw), 1, (long)s.N * th);
+        long ldMax = (long)rowsPerChunk * tw + L;
+        var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
+        var vArray = Scratch.Rent(Xi * s.C * ldMax);
+        var mArray = Scratch.Rent(Xi * s.K * ldMax);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
+            BuildPhases(x, buf, geo);
+            long perU = PackedGemm.PackedALength(s.K, s.C);
+            int totalRows = s.N * th;
+            for (int r0 = 0; r0 < totalRows; r0 += rowsPerChunk)
+            {
+                int rows = Math.Min(rowsPerChunk, totalRows - r0);
+                int tiles = rows * tw;
+                long ld = tiles + L;
+                InputTransform(buf, v, geo, r0, rows, ld);
+                // 36 GEMMs, split into column blocks until every core has several tasks.
+                int colBlocks = Math.Clamp((4 * Environment.ProcessorCount + Xi - 1) / Xi, 1, Math.Max(1, tiles / 64));
+                int colStep = PackedGemm.RoundUp((tiles + colBlocks - 1) / colBlocks, PackedGemm.NR);
+                colBlocks = (tiles + colStep - 1) / colStep;
+                float* vv = v, mm = m;
+                CpuConv.For(Xi * colBlocks, 2L * s.K * s.C * tiles * Xi / 64, task =>
+                {
+                    int xi = task % Xi, j0 = task / Xi * colStep, nc = Math.Min(colStep, tiles - j0);
+                    PackedGemm.Run(s.K, nc, s.C, packedU + xi * perU,
+                        new StridedPanels(vv + xi * s.C * ld + j0, ld, 1, nc),
+                        mm + xi * s.K * ld + j0, ld, false, simd, serial: true);
+                });
+                OutputTransform(m, bias, y, geo, r0, rows, ld, relu);
+            }
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(vArray);
+            Scratch.Return(mArray);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> for few tiles, in one chunk: per xi, V_xi^T (tiles x C) is packed as the A operand, the
+    /// product with the packed U_xi^T lands in a (tiles x K) temporary, and that is transposed into M's layout.
+    /// </summary>
+    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd, bool relu)
+    {
+        var s = geo.S;
+        int tiles = s.N * geo.TH * geo.TW;
+        long ld = tiles + L, perA = PackedGemm.PackedALength(tiles, s.C), perB = PackedGemm.PackedBLength(s.C, s.K);
+        int npad = PackedGemm.RoundUp(s.K, PackedGemm.NR);
+        var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
+        var vArray = Scratch.Rent(Xi * s.C * ld);
+        var mArray = Scratch.Rent(Xi * s.K * ld);
+        var aArray = Scratch.Rent(Xi * perA);
+        var tArray = Scratch.Rent((long)Xi * tiles * s.K);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
+            float* a = Scratch.Aligned(aArray), t = Scratch.Aligned(tArray);
+            BuildPhases(x, buf, geo);
+            InputTransform(buf, v, geo, 0, s.N * geo.TH, ld);
+            CpuConv.For(Xi, 2L * s.K * s.C * tiles * Xi / 64, xi =>
+            {
+                float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * s.K * ld;
+                PackedGemm.PackA(v + xi * s.C * ld, 1, ld, tiles, s.C, 1f, ax);
+                PackedGemm.Run(tiles, s.K, s.C, ax, new PrepackedPanels(packedUt + xi * perB, npad), tx, s.K, false, simd,
+                    serial: true);
+                for (int k = 0; k < s.K; k++)
+                {
+                    for (int i = 0; i < tiles; i++)
+                        mx[k * ld + i] = tx[(long)i * s.K + k];
+                }
+            });
+            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, relu);
+        }
+        finally
+        {
+            Scratch.Return(bufArray);
+            Scratch.Return(vArray);
+            Scratch.Return(mArray);
+            Scratch.Return(aArray);
+            Scratch.Return(tArray);
+        }
+    }
+
+    /// <summary>The layer and its tiling: TH x TW tiles per image; the phase buffer holds, per channel and image,
+    /// 4*TH + 2 padded rows, each as 4 column phases of <see cref="J"/> floats.</summary>
+    private readonly struct Geometry(ConvShape s, int th, int tw)
+    {
+        public readonly ConvShape S = s;
+        public readonly int TH = th, TW = tw;
+
+        /// <summary>Floats per column phase: TW rounded up to whole vectors, plus one (the 5th and 6th patch columns).</summary>
+        public readonly int J = PackedGemm.RoundUp(tw, L) + 1;
+
+        public readonly int Rows = 4 * th + 2;
+
+        public long RowLength => 4L * J;
+
+        public long PlaneLength => Rows * RowLength;
+    }
+
+    /// <summary>buffer[c][img][ihp][iwp % 4][iwp / 4] = x[img, c, ihp - PT, iwp - PL], zero outside x.</summary>
+    private static void BuildPhases(float* x, float* buf, Geometry geo)
+    {
+        var s = geo.S;
+        long plane = (long)s.H * s.W;
+        void Channel(int c)
+        {
+            for (int img = 0; img < s.N; img++)
+            {
+                float* dst = buf + ((long)c * s.N + img) * geo.PlaneLength;
+                new Span<float>(dst, checked((int)geo.PlaneLength)).Clear();
+                float* src = x + ((long)img * s.C + c) * plane;
+                int rowsIn = Math.Min(s.H, geo.Rows - s.PadTop);
+                for (int ih = 0; ih < rowsIn; ih++, src += s.W)
+                {
+                    float* row = dst + (ih + s.PadTop) * geo.RowLength;
+                    int wIn = Math.Min(s.W, 4 * geo.J - s.PadLeft);
+                    for (int p = 0; p < 4; p++)
+                    {
+                        int iw0 = ((p - s.PadLeft) % 4 + 4) % 4;
+                        float* d = row + p * geo.J + (iw0 + s.PadLeft) / 4;
+                        for (int iw = iw0; iw < wIn; iw += 4)
+                            *d++ = src[iw];
+                    }
+                }
+            }
+        }
+        CpuConv.For(s.C, (long)s.C * s.N * geo.PlaneLength, Channel);
+    }
+
+    /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, eight tiles of a row at a time; the last
+    /// vector of a row spills into the next row's first tiles (written again after) or the slack past the last.</summary>
+    private static void InputTransform(float* buf, float* v, Geometry geo, int r0, int rows, long ld)
+    {
+        var s = geo.S;
+        long xiStride = s.C * ld;
+        void Channel(int c)
+        {
+            var t = stackalloc Vector256<float>[Xi];
+            var o = stackalloc Vector256<float>[6];
+            for (int r = 0; r < rows; r++)
+            {
+                int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
+                float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
+                float* dst = v + c * ld + (long)r * geo.TW;
+                for (int t0 = 0; t0 < geo.TW; t0 += L)
+                {
+                    // Rows: t[i][b] = (d[i] B)[b].
+                    for (int i = 0; i < 6; i++)
+                    {
+                        float* p = src + i * geo.RowLength + t0;
+                        int j = geo.J;
+                        BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
+                            Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
+                    }
+                    // Columns: V[a][b] = (B^T t)[a][b].
+                    for (int b = 0; b < 6; b++)
+                    {
+                        BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+                        for (int a = 0; a < 6; a++)
+                            Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
+                    }
+                }
+            }
+        }
+        CpuConv.For(s.C, (long)Xi * s.C * rows * geo.TW, Channel);
+    }
+
+    /// <summary>o = B^T d for F(4x4, 3x3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BT(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
+        Vector256<float> d4, Vector256<float> d5, Vector256<float>* o)
+    {
+        var four = Vector256.Create(4f);
+        var five = Vector256.Create(5f);
+        var two = Vector256.Create(2f);
+        var d42 = d4 - d2;
+        var d31 = d3 - d1;
+        o[0] = four * d0 - five * d2 + d4;
+        o[1] = d3 + d4 - four * (d1 + d2);
+        o[2] = d4 - d3 + four * (d1 - d2);
+        o[3] = d42 + two * d31;
+        o[4] = d42 - two * d31;
+        o[5] = four * d1 - five * d3 + d5;
+    }
+
+    /// <summary>o = A^T m for F(4x4, 3x3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AT(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3,
+        Vector256<float> m4, Vector256<float> m5, Vector256<float>* o)
+    {
+        var s12 = m1 + m2;
+        var d12 = m1 - m2;
+        var s34 = m3 + m4;
+        var d34 = m3 - m4;
+        o[0] = m0 + s12 + s34;
+        o[1] = d12 + Vector256.Create(2f) * d34;
+        o[2] = s12 + Vector256.Create(4f) * s34;
+        o[3] = d12 + Vector256.Create(8f) * d34 + m5;
+    }
+
+    /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k] (then ReLU), eight tiles at a time.</summary>
+    private static void OutputTransform(float* m, float* bias, float* y, Geometry geo, int r0, int rows, long ld, bool relu)
+    {
+        var s = geo.S;
+        long xiStride = s.K * ld;
+        long plane = (long)s.OH * s.OW;
+        void Channel(int k)
+        {
+            var t = stackalloc Vector256<float>[24];
+            var o = stackalloc Vector256<float>[16];
+            var col = stackalloc Vector256<float>[4];
+            var lanes = stackalloc float[4 * L];
+            var b = Vector256.Create(bias == null ? 0f : bias[k]);
+            for (int r = 0; r < rows; r++)
+            {
+                int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
+                float* src = m + k * ld + (long)r * geo.TW;
+                float* dst = y + ((long)img * s.K + k) * plane + 4L * ty * s.OW;
+                int outRows = Math.Min(4, s.OH - 4 * ty);
+                for (int t0 = 0; t0 < geo.TW; t0 += L)
+                {
+                    // Rows: t[a][j] = (M[a] A)[j].
+                    for (int a = 0; a < 6; a++)
+                    {
+                        float* p = src + a * 6 * xiStride + t0;
+                        AT(Vector256.Load(p), Vector256.Load(p + xiStride), Vector256.Load(p + 2 * xiStride),
+                            Vector256.Load(p + 3 * xiStride), Vector256.Load(p + 4 * xiStride), Vector256.Load(p + 5 * xiStride),
+                            t + a * 4);
+                    }
+                    // Columns: o[i][j] = (A^T t)[i][j].
+                    for (int j = 0; j < 4; j++)
+                    {
+                        AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
+                        for (int i = 0; i < 4; i++)
+                        {
+                            var val = col[i] + b;
+                            o[i * 4 + j] = relu ? Vector256.Max(val, Vector256<float>.Zero) : val;
+                        }
+                    }
+                    int x0 = 4 * t0;
+                    bool full = x0 + 4 * L <= s.OW;
+                    for (int i = 0; i < outRows; i++)
+                    {
+                        float* row = dst + (long)i * s.OW + x0;
+                        if (full)
+                        {
+                            StoreInterleaved(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], row);
+                            continue;
+                        }
+                        for (int j = 0; j < 4; j++)
+                            Vector256.Store(o[i * 4 + j], lanes + j * L);
+                        int n = s.OW - x0;
+                        for (int q = 0; q < n; q++)
+                            row[q] = lanes[(q & 3) * L + (q >> 2)];
+                    }
+                }
+            }
+        }
+        CpuConv.For(s.K, (long)Xi * s.K * rows * geo.TW, Channel);
+    }
+
+    /// <summary>dst[4*l + j] = v_j[l]: four vectors of eight tiles' columns j into 32 consecutive outputs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreInterleaved(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    {
+        var acLo = Avx.UnpackLow(a, c);   // a0 c0 a1 c1 | a4 c4 a5 c5
+        var acHi = Avx.UnpackHigh(a, c);  // a2 c2 a3 c3 | a6 c6 a7 c7
+        var bdLo = Avx.UnpackLow(b, d);
+        var bdHi = Avx.UnpackHigh(b, d);
+        var p0 = Avx.UnpackLow(acLo, bdLo);   // tile 0 | tile 4
+        var p1 = Avx.UnpackHigh(acLo, bdLo);  // tile 1 | tile 5
+        var p2 = Avx.UnpackLow(acHi, bdHi);   // tile 2 | tile 6
+        var p3 = Avx.UnpackHigh(acHi, bdHi);  // tile 3 | tile 7
+        Vector256.Store(Avx.Permute2x128(p0, p1, 0x20), dst);
+        Vector256.Store(Avx.Permute2x128(p2, p3, 0x20), dst + 8);
+        Vector256.Store(Avx.Permute2x128(p0, p1, 0x31), dst + 16);
+        Vector256.Store(Avx.Permute2x128(p2, p3, 0x31), dst + 24);
+    }
+}
