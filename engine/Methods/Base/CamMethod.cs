@@ -94,9 +94,8 @@ public abstract class CamMethod
     {
         ArgumentNullException.ThrowIfNull(model);
         var graph = model.GraphOf;
-        var nodes = !UsesLayers ? []
-            : layers is null || layers.Count == 0 ? [graph.DefaultTargetLayer()]
-            : layers.Select(graph.ResolveLayer).ToList();
+        // Resolved as every explain call resolves them (an unknown name gets its "did you mean").
+        var nodes = !UsesLayers ? [] : model.ResolveLayers(layers ?? []).Select(t => graph.FindByOutput(t)!).ToList();
         CheckModel(graph, nodes);
     }
 

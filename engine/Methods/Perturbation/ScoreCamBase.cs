@@ -37,7 +37,10 @@ public abstract class ScoreCamBase : LayerMapMethod
     {
         var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
-        using var masks = MaskSet.Build(context, context.Forward[context.Layers[layer].Output], MaskConvention(context));
+        // An NCHW layer's activations are read where they are, on the device; a layer read through another layout
+        // (tokens, channels last) goes up once as its (N, C, h, w) grid.
+        using var grid = context.Grid(layer).IsIdentity ? null : context.Backend.Upload(activations, [context.Batch, .. shape]);
+        using var masks = MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], MaskConvention(context));
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)
