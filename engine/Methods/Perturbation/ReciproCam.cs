@@ -35,6 +35,9 @@ public sealed class ReciproCam : LayerMapMethod
 
     private protected override CamMethod Configure(ParameterValues values) => new ReciproCam { Score = values.Enum("score", Score) };
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Suffix;
+
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var model = context.Model;
@@ -42,32 +45,38 @@ public sealed class ReciproCam : LayerMapMethod
         string name = context.Layers[layer].Output;
         var shape = context.Layers[layer].Shape;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch, count = n * plane;
-        int batch = Math.Max(1, context.PerturbationBatch);
-        var buffer = new float[Math.Min(batch, count) * size];
+        int batch = context.Plan.Rows(Reruns.Suffix);
+        var buffer = context.Plan.Scratch(Math.Min(batch, count) * size);
         var maps = new float[n][];
         for (int i = 0; i < n; i++)
             maps[i] = new float[plane];
         // item = image * plane + position
         for (int start = 0; start < count; start += batch)
         {
-            int m = Math.Min(batch, count - start);
-            var rows = new int[m];
-            Array.Clear(buffer);
-            for (int r = 0; r < m; r++)
+            int filled = Math.Min(batch, count - start);
+            Array.Clear(buffer, 0, filled * size);
+            for (int r = 0; r < filled; r++)
             {
                 int item = start + r, i = item / plane, j = item % plane;
-                rows[r] = i;
                 for (int k = 0; k < c; k++)
                     buffer[r * size + k * plane + j] = activations[i * size + k * plane + j];
             }
-            using var replaced = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
-            var y = model.Backend.Download(pass.Output);
-            int classes = y.Length / m;
-            for (int r = 0; r < m; r++)
+            foreach (var (offset, m) in MemoryPlan.Pieces(filled, batch))
             {
-                int item = start + r;
-                maps[item / plane][item % plane] = scoring.Score(item / plane, y.AsSpan(r * classes, classes));
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                var rows = new int[m];
+                for (int r = 0; r < m; r++)
+                    rows[r] = (start + offset + r) / plane;
+                using var replaced = model.Backend.Upload(buffer.AsSpan(offset * size, m * size), [m, .. shape]);
+                using var pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+                var y = model.Backend.Download(pass.Output);
+                context.Plan.Record(Reruns.Suffix, m, t0);
+                int classes = y.Length / m;
+                for (int r = 0; r < m; r++)
+                {
+                    int item = start + offset + r;
+                    maps[item / plane][item % plane] = scoring.Score(item / plane, y.AsSpan(r * classes, classes));
+                }
             }
         }
         return new LayerMaps(maps);

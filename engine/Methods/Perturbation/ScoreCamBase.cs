@@ -5,8 +5,8 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// Base of the Score-CAM family: every channel k of the layer becomes a mask M_k (H, W) at input resolution,
-/// the model scores the masked inputs <c>x * M_k</c> (batched, <see cref="ExplainOptions.PerturbationBatch"/>
-/// at a time), and the channel weights come from those scores; the map is <c>sum_k w_k A_k</c>.
+/// the model scores the masked inputs <c>x * M_k</c> (batched as the call's <see cref="MemoryPlan"/> sizes
+/// forward re-runs), and the channel weights come from those scores; the map is <c>sum_k w_k A_k</c>.
 /// Masks follow one of two conventions:
 /// <list type="bullet">
 /// <item>pytorch-grad-cam: upsample A_k bilinearly with align_corners=True, then
@@ -29,16 +29,26 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// <summary>The channel weights (N, C) from the masks (N, C, H*W) and the batch's inputs.</summary>
     private protected abstract float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels);
 
-    /// <summary>Which mask convention the method uses in <paramref name="context"/>.</summary>
-    private protected abstract Convention MaskConvention(ExplainContext context);
+    /// <summary>Which mask convention the method uses when <paramref name="requested"/> is the call's convention.</summary>
+    internal abstract Convention MaskConventionFor(Convention requested);
+
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Forward;
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var shape = context.Layers[layer].Shape;
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
-        var masks = new float[context.Batch][];
-        for (int i = 0; i < context.Batch; i++)
-            masks[i] = Masks(context, activations.AsSpan(i * size, size), shape, MaskConvention(context));
+        // The masks depend only on the layer's activations and the convention: methods of one call that agree on both
+        // (SS-CAM, IS-CAM, and Score-CAM under TorchCAM's convention) share one set through the plan.
+        var convention = MaskConventionFor(context.Convention);
+        var masks = context.Plan.Masks(layer, convention, () =>
+        {
+            var built = new float[context.Batch][];
+            for (int i = 0; i < context.Batch; i++)
+                built[i] = Masks(context, activations.AsSpan(i * size, size), shape, convention);
+            return built;
+        });
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)

@@ -40,7 +40,7 @@ public sealed class SsCam : ScoreCamBase
         Samples = values.Int("samples", Samples, 1), NoiseStd = values.Float("std", NoiseStd, 0), Noise = Noise,
     };
 
-    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
+    internal override Convention MaskConventionFor(Convention requested) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, float[][] masks, int channels)
     {
@@ -53,19 +53,31 @@ public sealed class SsCam : ScoreCamBase
         var noise = Noise;
         if (noise != null && noise.Length != Samples * perSample)
             throw new CamEngineException($"sscam noise has {noise.Length} values; expected {Samples}x{n}x{channels}x{big}");
-        if (noise == null)
-        {
-            var rng = new Random(context.RandomSeed);
-            noise = new float[Samples * perSample];
-            for (int j = 0; j < noise.Length; j++)
-                noise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng));
-        }
+        // Drawn noise is made item by item as the items are filled, in item order, which is the order of the
+        // (S, N, C, H, W) layout: the same values as drawing the whole array first, without holding S x N x C x H x W
+        // floats.
+        var rng = noise == null ? new Random(context.RandomSeed) : null;
+        var drawn = noise == null ? new float[big] : null;
+        int next = 0;
         // item = (s * N + i) * C + k
         var scores = Perturbation.Scores(context, Samples * n * channels, item => item / channels % n, (item, input) =>
         {
             int k = item % channels, i = item / channels % n, s = item / (channels * n);
-            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big),
-                noise.AsSpan(s * perSample + (i * channels + k) * big, big), 1f, input);
+            ReadOnlySpan<float> itemNoise;
+            if (noise != null)
+            {
+                itemNoise = noise.AsSpan(s * perSample + (i * channels + k) * big, big);
+            }
+            else
+            {
+                if (item != next)
+                    throw new InvalidOperationException($"sscam: items filled out of order ({item}, expected {next})");
+                next++;
+                for (int j = 0; j < big; j++)
+                    drawn![j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
+                itemNoise = drawn;
+            }
+            Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), itemNoise, 1f, input);
         });
         var baseline = BaselineScores(context);
         var weights = new float[n][];
