@@ -134,8 +134,15 @@ internal sealed class ExplainContext
     /// plan's batches; the planned methods ask <see cref="Plan"/> for their kind's.</summary>
     public int PerturbationBatch { get; init; } = 32;
 
-    /// <summary>The call's memory plan: re-run batch sizes, shared buffers and masks, the pass ledger.</summary>
-    public required MemoryPlan Plan { get; init; }
+    /// <summary>The call's memory plan: re-run batch sizes, shared buffers and masks, the pass ledger. A context made
+    /// outside the explainer gets a plan of <see cref="PerturbationBatch"/> rows for every kind.</summary>
+    public MemoryPlan Plan
+    {
+        get => _plan ??= MemoryPlan.Fixed(PerturbationBatch);
+        init => _plan = value;
+    }
+
+    private MemoryPlan? _plan;
 
     /// <summary>A score other than the target's (Finer-CAM's contrast); null means the target's score.</summary>
     public ScoreObjective? Objective { get; init; }

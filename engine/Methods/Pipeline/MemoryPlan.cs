@@ -75,6 +75,9 @@ internal sealed class MemoryPlan
     /// <summary>The masks' part of <see cref="FixedRowBytes"/>.</summary>
     public long MaskRowBytes { get; }
 
+    /// <summary>The smallest budget that holds one explained row and one re-run row of each kind used.</summary>
+    public long MinimumBytes { get; private init; }
+
     /// <summary>Bytes of one re-run row, per kind the methods use.</summary>
     public IReadOnlyDictionary<Reruns, long> RowBytes { get; }
 
@@ -124,8 +127,8 @@ internal sealed class MemoryPlan
             foreach (var (kind, bytes) in rowBytes)
                 parts.Add($"{GraphBudget.Size(bytes)} for one {KindName(kind)} re-run row");
             throw new DeviceMemoryException(
-                $"out of memory before starting: explaining one image needs {GraphBudget.Size(need)} ({string.Join(", ", parts)}), "
-                + $"more than the memory budget of {GraphBudget.Size(budget)}");
+                $"out of memory before starting: explaining one image needs {need} bytes ({GraphBudget.Size(need)}: {string.Join(", ", parts)}), "
+                + $"more than the memory budget of {budget} bytes ({GraphBudget.Size(budget)})");
         }
         // Explained rows: at most half the budget (at least one row, which fits by the check above).
         int explain = (int)Math.Clamp(budget / 2 / Math.Max(1, fixedRow), 1, Math.Max(1, rows));
@@ -135,7 +138,16 @@ internal sealed class MemoryPlan
             perKind[kind] = (int)Math.Clamp(share / (2 * bytes), 1, cap);
         foreach (var kind in new[] { Reruns.Forward, Reruns.Suffix, Reruns.Gradient })
             perKind.TryAdd(kind, Math.Min(cap, perKind.Count == 0 ? cap : perKind.Values.Min()));
-        return new MemoryPlan(budget, explain, fixedRow, masks, rowBytes, perKind, ledger ?? new PassLedger());
+        return new MemoryPlan(budget, explain, fixedRow, masks, rowBytes, perKind, ledger ?? new PassLedger()) { MinimumBytes = need };
+    }
+
+    /// <summary>A plan of <paramref name="rows"/> rows for every kind of re-run and no budget (for contexts made outside
+    /// the explainer).</summary>
+    public static MemoryPlan Fixed(int rows)
+    {
+        int r = Math.Max(1, rows);
+        var perKind = new Dictionary<Reruns, int> { [Reruns.Forward] = r, [Reruns.Suffix] = r, [Reruns.Gradient] = r };
+        return new MemoryPlan(long.MaxValue, 1, 0, 0, [], perKind, new PassLedger());
     }
 
     /// <summary>Refuses a budget that is not a positive number of bytes.</summary>
@@ -188,7 +200,10 @@ internal sealed class MemoryPlan
     public float[][] Masks(int layer, Convention convention, Func<float[][]> build)
     {
         if (!_masks.TryGetValue((layer, convention), out var masks))
+        {
             _masks[(layer, convention)] = masks = build();
+            Ledger.AddMaskSet();
+        }
         return masks;
     }
 

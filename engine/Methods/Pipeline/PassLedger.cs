@@ -20,6 +20,14 @@ public sealed class PassLedger
     private readonly Dictionary<string, double> _best = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _planned = new(StringComparer.Ordinal);
     private long _budget;
+    private int _maskSets;
+
+    /// <summary>Counts a Score-CAM mask set computed (shared by the methods of a call that read it).</summary>
+    internal void AddMaskSet()
+    {
+        lock (_lock)
+            _maskSets++;
+    }
 
     /// <summary>Adds a batch of <paramref name="rows"/> re-run rows of <paramref name="kind"/> that took
     /// <paramref name="ms"/> milliseconds to <paramref name="method"/>.</summary>
@@ -58,6 +66,40 @@ public sealed class PassLedger
         }
     }
 
+    /// <summary>Adds everything <paramref name="other"/> recorded (the best per-image times compete).</summary>
+    internal void Add(PassLedger other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (ReferenceEquals(other, this))
+            return;
+        lock (other._lock)
+        {
+            lock (_lock)
+            {
+                foreach (var name in other._order)
+                {
+                    var from = other._entries[name];
+                    var to = Get(name);
+                    foreach (var (kind, rows) in from.Rows)
+                        to.Rows[kind] = to.Rows.GetValueOrDefault(kind) + rows;
+                    to.BatchSizes.UnionWith(from.BatchSizes);
+                    to.Batches += from.Batches;
+                    to.PassMs += from.PassMs;
+                    to.WallMs += from.WallMs;
+                }
+                foreach (var (kind, best) in other._best)
+                {
+                    if (!_best.TryGetValue(kind, out double mine) || best < mine)
+                        _best[kind] = best;
+                }
+                foreach (var (kind, rows) in other._planned)
+                    _planned[kind] = Math.Max(_planned.GetValueOrDefault(kind), rows);
+                _budget = other._budget;
+                _maskSets += other._maskSets;
+            }
+        }
+    }
+
     /// <summary>The breakdown so far.</summary>
     public RunBreakdown Snapshot()
     {
@@ -90,6 +132,7 @@ public sealed class PassLedger
                 WallMs = wall,
                 IdealMs = idealTotal,
                 Ratio = idealTotal > 0 ? wall / idealTotal : 0,
+                MaskSetsBuilt = _maskSets,
             };
         }
     }

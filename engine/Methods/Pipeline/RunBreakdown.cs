@@ -16,6 +16,10 @@ public sealed record RunBreakdown
     /// <summary>The best per-image time of each kind of pass measured in the run: the smallest batch time / rows, ms.</summary>
     public IReadOnlyDictionary<string, double> BestPerImageMs { get; init; } = new Dictionary<string, double>();
 
+    /// <summary>Score-CAM mask sets computed: one per layer, mask convention and batch of rows, whichever of Score-CAM,
+    /// SS-CAM and IS-CAM read it.</summary>
+    public int MaskSetsBuilt { get; init; }
+
     /// <summary>Per method in the order run, and <see cref="PassLedger.SharedForward"/>.</summary>
     public IReadOnlyList<MethodBreakdown> Methods { get; init; } = [];
 
