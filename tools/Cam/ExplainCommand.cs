@@ -41,7 +41,7 @@ internal sealed class ExplainCommand
     private readonly Option<string> _device = CliOptions.Device();
     private readonly Option<string> _batch = CliOptions.Text("--batch", "N", "images per forward pass (default 8); inputs are read a batch at a time");
     private readonly Option<string> _perturbationBatch = CliOptions.Text("--perturbation-batch", "N", "at most N masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam, rise, occlusion, reciprocam, smoothgrad, integrated-gradients (default 32; --memory-budget may give fewer)");
-    private readonly Option<string> _memoryBudget = CliOptions.Text("--memory-budget", "SIZE", "memory the explanation may plan for, e.g. 1.5G or 800M (K, M, G, T: powers of 1024): it sizes how many images are explained at once and every re-run batch (Score-CAM masks, ablations, noisy copies...); too small for one image is refused with both numbers (default: a quarter of the machine's available memory, at most 4G; on a GPU 60% of its free memory)");
+    private readonly Option<string> _memoryBudget = CliOptions.Text("--memory-budget", "SIZE", "memory the explanation may plan for, e.g. 1.5G or 800M (K, M, G, T: powers of 1024): it sizes how many images are explained at once and every re-run batch (Score-CAM masks, ablations, noisy copies...); too small for one image is refused with both numbers (default: a quarter of the machine's available memory, at most 1G; on a GPU 60% of its free memory)");
     private readonly Option<string> _labels = CliOptions.Labels();
 
     /// <summary>Images shown in the report at most (each holds pictures in memory until the report is written).</summary>

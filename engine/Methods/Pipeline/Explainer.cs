@@ -21,8 +21,8 @@ public sealed class ExplainOptions
     /// images are explained at once and how many rows each kind of re-run batch takes (Score-CAM's masked inputs,
     /// Ablation-CAM's ablated layers, SmoothGrad's noisy copies...), counting the kept activations, a reverse pass and
     /// the Score-CAM masks; a batch that still runs out of device memory is retried in halves. A budget that cannot
-    /// hold one image is refused with both numbers before any pass. Null: the device's budget (on the CPU a quarter of
-    /// the memory available to the process, at most 4 GiB; on a GPU 60% of its free memory).</summary>
+    /// hold one image is refused with both numbers before any pass. Null: on the CPU a quarter of the memory available
+    /// to the process, at most 1 GiB; on a GPU 60% of its free memory.</summary>
     public long? MemoryBudgetBytes { get; init; }
 
     /// <summary>How several layers' maps are fused; null: the convention's default (mean for pytorch-grad-cam,
@@ -109,7 +109,7 @@ internal sealed class Explainer(DeviceModel model)
         var backend = Model.Backend;
         using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
-        long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
+        long budget = options.MemoryBudgetBytes ?? MemoryPlan.DefaultBudget(backend);
         MemoryPlan.CheckBudget(budget);
         // Refused with the numbers before any pass runs when one image cannot fit the budget.
         GraphBudget.CheckFits(Model.Graph, budget);

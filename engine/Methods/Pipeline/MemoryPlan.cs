@@ -150,6 +150,23 @@ internal sealed class MemoryPlan
         return new MemoryPlan(long.MaxValue, 1, 0, 0, [], perKind, new PassLedger());
     }
 
+    /// <summary>Most a budget defaults to on a host backend (cpu, ilgpu-cpu, reference): 1 GiB.</summary>
+    public const long HostDefaultCap = 1L << 30;
+
+    /// <summary>
+    /// The budget when the options give none: the backend's (<see cref="Backends.Backend.MemoryBudgetBytes"/>: on the
+    /// host a quarter of the memory available to the process, at most 4 GiB; on a GPU 60% of its free memory), and on a
+    /// host backend at most <see cref="HostDefaultCap"/>: there the re-run batches come out of the same memory as
+    /// everything else the process holds, and the CPU backend's buffer pool keeps what a batch used, so the default
+    /// keeps a ResNet-18 run of every method near 1.5 GB resident.
+    /// </summary>
+    public static long DefaultBudget(Backends.Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        long budget = backend.MemoryBudgetBytes;
+        return backend.Name is "cpu" or "ilgpu-cpu" or "reference" ? Math.Min(budget, HostDefaultCap) : budget;
+    }
+
     /// <summary>Refuses a budget that is not a positive number of bytes.</summary>
     public static void CheckBudget(long budget)
     {
