@@ -129,6 +129,31 @@ internal static class Perturbation
         return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
     }
 
+    /// <summary>
+    /// Fills <paramref name="into"/> with <c>(float)(std * Gaussian(rng))</c>, the values of calling
+    /// <see cref="Gaussian"/> once per element in order: the uniforms are drawn in that order (into
+    /// <paramref name="uniforms"/>, twice as long), and the Box-Muller transform, which is most of the cost, runs on
+    /// every core (same operations, so the same bits).
+    /// </summary>
+    public static void Gaussians(Random rng, double std, float[] into, double[] uniforms)
+    {
+        int length = into.Length;
+        if (uniforms.Length < 2 * length)
+            throw new ArgumentException($"{uniforms.Length} uniforms for {length} normals", nameof(uniforms));
+        for (int j = 0; j < 2 * length; j += 2)
+        {
+            uniforms[j] = 1.0 - rng.NextDouble();
+            uniforms[j + 1] = rng.NextDouble();
+        }
+        const int Block = 4096;
+        Parallel.For(0, (length + Block - 1) / Block, b =>
+        {
+            int end = Math.Min(length, (b + 1) * Block);
+            for (int j = b * Block; j < end; j++)
+                into[j] = (float)(std * (Math.Sqrt(-2.0 * Math.Log(uniforms[2 * j])) * Math.Cos(2 * Math.PI * uniforms[2 * j + 1])));
+        });
+    }
+
     /// <summary>The batch's inputs (N, C, H, W) on the host.</summary>
     public static float[] Inputs(ExplainContext context) => context.Model.Backend.Download(context.Forward.Input);
 

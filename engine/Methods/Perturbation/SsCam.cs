@@ -58,6 +58,7 @@ public sealed class SsCam : ScoreCamBase
         // floats.
         var rng = noise == null ? new Random(context.RandomSeed) : null;
         var drawn = noise == null ? new float[big] : null;
+        var uniforms = noise == null ? new double[2 * big] : null;
         int next = 0;
         // item = (s * N + i) * C + k
         var scores = Perturbation.Scores(context, Samples * n * channels, item => item / channels % n, (item, input) =>
@@ -73,8 +74,7 @@ public sealed class SsCam : ScoreCamBase
                 if (item != next)
                     throw new InvalidOperationException($"sscam: items filled out of order ({item}, expected {next})");
                 next++;
-                for (int j = 0; j < big; j++)
-                    drawn![j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
+                Perturbation.Gaussians(rng!, NoiseStd, drawn!, uniforms!);
                 itemNoise = drawn;
             }
             Masked(x.AsSpan(i * size, size), masks[i].AsSpan(k * big, big), itemNoise, 1f, input);
