@@ -4,7 +4,7 @@ namespace CamEngine;
 
 /// <summary>
 /// One image read and preprocessed for a model by <see cref="CamModel.LoadInputs(string)"/>: load a few at a time and
-/// pass them to <see cref="CamModel.Explain(IReadOnlyList{CamInput}, IReadOnlyList{Methods.CamMethod}, Methods.ExplainOptions?, IDictionary{string, double}?)"/>,
+/// pass them to <see cref="CamModel.Explain(IReadOnlyList{CamInput}, IReadOnlyList{Methods.CamMethod}, Methods.ExplainOptions?, IDictionary{string, double}?, Methods.PassLedger?)"/>,
 /// so that a folder of any size runs in bounded memory and each image is decoded once however many methods run.
 /// </summary>
 public sealed class CamInput

@@ -52,19 +52,21 @@ public sealed partial class CamModel
     }
 
     /// <summary>
-    /// Explains inputs read by <see cref="LoadInputs(string)"/> with each method in turn, in one batch (so pass at most
-    /// as many inputs as fit the device). One call per method, so that <paramref name="timings"/> gets each
-    /// method's own time.
+    /// Explains inputs read by <see cref="LoadInputs(string)"/> with every method in one batch (so pass at most as many
+    /// inputs as fit the device): one forward pass and one memory plan shared by the methods, which run in turn.
     /// </summary>
     /// <param name="inputs">The inputs of this batch.</param>
     /// <param name="methods">The methods (distinct names).</param>
-    /// <param name="options">Layers, target, convention...; null for the defaults. A per-image target
+    /// <param name="options">Layers, target, convention, memory budget...; null for the defaults. A per-image target
     /// (<see cref="Target.PerImage"/>) must list one class per input of this call.</param>
-    /// <param name="timings">When not null, receives each method's milliseconds for the batch.</param>
+    /// <param name="timings">When not null, receives each method's own milliseconds for the batch (the shared forward
+    /// pass is not in them: it is in <paramref name="ledger"/> as <see cref="PassLedger.SharedForward"/>).</param>
+    /// <param name="ledger">When not null, collects each method's re-run passes, batch sizes and times (a run's
+    /// breakdown, over all its batches).</param>
     /// <returns>Every map, ordered by method (in the order given), then input, then target rank (top-k).</returns>
     public IReadOnlyList<CamResult> Explain(
         IReadOnlyList<CamInput> inputs, IReadOnlyList<CamMethod> methods, ExplainOptions? options = null,
-        IDictionary<string, double>? timings = null)
+        IDictionary<string, double>? timings = null, PassLedger? ledger = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(methods);
@@ -75,14 +77,16 @@ public sealed partial class CamModel
         var sources = inputs.Select(i => new Source(i.Image, i.Source)).ToList();
         var labels = _labels;
         var stacked = InputLoader.Stack(inputs.Select(i => i.Image).ToList());
+        var calls = new PassLedger();
+        var byMethod = _explainer.Explain(stacked, methods, options, calls);
+        var breakdown = calls.Snapshot();
+        ledger?.Add(calls);
         var results = new List<CamResult>();
         foreach (var method in methods)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            var explanations = _explainer.Explain(stacked, [method], options)[method.Name];
             if (timings != null)
-                timings[method.Name] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            foreach (var e in explanations)
+                timings[method.Name] = breakdown.Methods.FirstOrDefault(m => m.Method == method.Name)?.WallMs ?? 0;
+            foreach (var e in byMethod[method.Name])
             {
                 var source = sources[e.Image];
                 string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;

@@ -72,6 +72,10 @@ public sealed record RunManifest
     /// included).</summary>
     public IReadOnlyDictionary<string, double> TimingsMs { get; init; } = new Dictionary<string, double>();
 
+    /// <summary>Where the explain time went (per method: re-run rows by kind, batch sizes, wall time and the ideal time,
+    /// rows x the run's best per-image pass time); null for commands that do not explain.</summary>
+    public Methods.RunBreakdown? Breakdown { get; init; }
+
     /// <summary>Other settings of the run by option name (e.g. colormap, alpha), as text.</summary>
     public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
 
@@ -156,6 +160,9 @@ public sealed record RunManifest
             info.Add((key, value));
         foreach (var (method, ms) in TimingsMs)
             info.Add(($"time {method}", string.Create(CultureInfo.InvariantCulture, $"{ms:F1} ms")));
+        if (Breakdown is { } b)
+            info.Add(("time / ideal", string.Create(CultureInfo.InvariantCulture,
+                $"{b.WallMs:F0} ms / {b.IdealMs:F0} ms = {b.Ratio:F2} (ideal: re-run rows x best per-image pass time)")));
         info.Add(("versions", $"CamEngine {CamEngineVersion}, ILGPU {IlgpuVersion}, {DotnetVersion}"));
         info.Add(("OS", Os));
         info.Add(("created (UTC)", CreatedUtc.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)));

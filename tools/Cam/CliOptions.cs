@@ -58,6 +58,41 @@ internal static class CliOptions
         return value;
     }
 
+    /// <summary>
+    /// A byte count written as a number with an optional binary unit: <c>1.5G</c>, <c>800M</c>, <c>512MiB</c>,
+    /// <c>64K</c>, <c>2000000</c> (K, M, G, T and KiB..TiB are powers of 1024; a trailing B is allowed); null when the
+    /// option is absent. Zero, negative, malformed or over 8 EiB: a usage error.
+    /// </summary>
+    public static long? GetBytes(this ParseResult r, Option<string> option)
+    {
+        string? v = r.GetValue(option);
+        if (v == null)
+            return null;
+        return ParseBytes(v) ?? throw new UsageException(
+            $"{option.Name} must be a positive size such as 1.5G, 800M or 2000000 (K, M, G, T: powers of 1024), got '{PrintableText.Escape(v)}'");
+    }
+
+    /// <summary>The bytes of <paramref name="text"/> (see <see cref="GetBytes"/>), or null when it is not a positive size.</summary>
+    internal static long? ParseBytes(string text)
+    {
+        string t = text.Trim();
+        int end = 0;
+        while (end < t.Length && (char.IsAsciiDigit(t[end]) || t[end] == '.'))
+            end++;
+        if (end == 0 || !double.TryParse(t[..end], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double number))
+            return null;
+        string unit = t[end..].Trim().ToUpperInvariant();
+        if (unit.EndsWith('B'))
+            unit = unit[..^1];
+        if (unit.EndsWith('I') && unit.Length == 2)
+            unit = unit[..1];
+        int power = unit switch { "" => 0, "K" => 1, "M" => 2, "G" => 3, "T" => 4, _ => -1 };
+        if (power < 0)
+            return null;
+        double bytes = Math.Floor(number * Math.Pow(1024, power));
+        return bytes >= 1 && bytes < 9.2e18 ? (long)bytes : null;
+    }
+
     public static float[]? GetFloats(this ParseResult r, Option<string> option, int count)
     {
         string? v = r.GetValue(option);

@@ -41,7 +41,8 @@ internal sealed class ExplainCommand
     private readonly Option<bool> _overwrite = CliOptions.Overwrite();
     private readonly Option<string> _device = CliOptions.Device();
     private readonly Option<string> _batch = CliOptions.Text("--batch", "N", "images per forward pass (default 8); inputs are read a batch at a time");
-    private readonly Option<string> _perturbationBatch = CliOptions.Text("--perturbation-batch", "N", "masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam, smoothgrad, integrated-gradients (default 32)");
+    private readonly Option<string> _perturbationBatch = CliOptions.Text("--perturbation-batch", "N", "at most N masked/ablated/noisy inputs per pass of scorecam, sscam, iscam, ablationcam, rise, occlusion, reciprocam, smoothgrad, integrated-gradients (default 32; --memory-budget may give fewer)");
+    private readonly Option<string> _memoryBudget = CliOptions.Text("--memory-budget", "SIZE", "memory the explanation may plan for, e.g. 1.5G or 800M (K, M, G, T: powers of 1024): it sizes how many images are explained at once and every re-run batch (Score-CAM masks, ablations, noisy copies...); too small for one image is refused with both numbers (default: a quarter of the machine's available memory, at most 1G; on a GPU 60% of its free memory)");
     private readonly Option<string> _labels = CliOptions.Labels();
 
     /// <summary>Images shown in the report at most (each holds pictures in memory until the report is written).</summary>
@@ -55,7 +56,7 @@ internal sealed class ExplainCommand
         foreach (var o in new Option[] { _method, _param, _layer, _layout, _target, _convention, _fusion, _augSmooth, _eigenSmooth, _seed, _out, _npy })
             command.Options.Add(o);
         _overlay = OverlayArgs.AddTo(command);
-        foreach (var o in new Option[] { _report, _quiet, _overwrite, _device, _batch, _perturbationBatch, _labels })
+        foreach (var o in new Option[] { _report, _quiet, _overwrite, _device, _batch, _perturbationBatch, _memoryBudget, _labels })
             command.Options.Add(o);
     }
 
@@ -117,6 +118,7 @@ internal sealed class ExplainCommand
             _cli.Out.WriteLine($"removed {plan.RemovedTemps} temp file(s) left by runs that did not finish");
 
         var timings = methods.ToDictionary(m => m.Name, _ => 0.0, StringComparer.Ordinal);
+        var ledger = new PassLedger();
         var reportImages = new List<ReportImage>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int images = run.ForEachBatch(todo, batch, "explain", r.GetValue(_quiet), b =>
@@ -126,7 +128,7 @@ internal sealed class ExplainCommand
             var batchOptions = target.PerImageCount > 0 ? WithTarget(options, target.ForImages(b.First, b.Inputs.Count)) : options;
             var ms = new Dictionary<string, double>(StringComparer.Ordinal);
             var inputs = b.Inputs.Select(c => c.Input).ToList();
-            var results = model.Explain(inputs, methods, batchOptions, ms);
+            var results = model.Explain(inputs, methods, batchOptions, ms, ledger);
             var probabilities = model.IsEmbedding ? null : Softmax(model.Outputs(inputs), inputs.Count);
             foreach (var (method, t) in ms)
                 timings[method] += t;
@@ -157,9 +159,9 @@ internal sealed class ExplainCommand
         run.Finish(reportPath, () => new ReportContent
         {
             Title = $"CamEngine explain: {Path.GetFileName(modelPath)}",
-            Info = Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images).ToInfo(),
+            Info = Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images, ledger).ToInfo(),
             Images = reportImages,
-        }, overwrite, Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images));
+        }, overwrite, Manifest(run, methods, layers, readings, r.Get(_target, "top1").Trim(), options, timings, overlay, images, ledger));
         _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{images} image(s), {methods.Count} method(s) in {clock.Elapsed.TotalSeconds:F2} s; {run.Results!.Rows} row(s) added to {Path.Combine(plan.Folder, ResultsIndex.FileName)}; manifest {Path.Combine(plan.Folder, run.ManifestName)}"));
         if (reportPath != null)
@@ -181,12 +183,13 @@ internal sealed class ExplainCommand
         AugSmooth = r.GetValue(_augSmooth), EigenSmooth = r.GetValue(_eigenSmooth),
         Seed = r.GetInt(_seed, 0, int.MinValue, int.MaxValue),
         PerturbationBatch = r.GetInt(_perturbationBatch, 32, 1, 65536),
+        MemoryBudgetBytes = r.GetBytes(_memoryBudget),
     };
 
     private static RunManifest Manifest(
         RunHarness run, IReadOnlyList<CamMethod> methods, IReadOnlyList<string> layers, IReadOnlyList<LayerReading> readings,
         string target, ExplainOptions options,
-        Dictionary<string, double> timings, OverlayOptions overlay, int images)
+        Dictionary<string, double> timings, OverlayOptions overlay, int images, PassLedger ledger)
     {
         var (convention, fusion, seed) = (options.Convention, options.Fusion, options.Seed);
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -202,7 +205,11 @@ internal sealed class ExplainCommand
         settings["run"] = run.RunId;
         string fusionText = fusion is { } f ? f.ToString().ToLowerInvariant()
             : (convention == Convention.PytorchGradCam ? "mean" : "max") + " (convention default)";
-        return run.Manifest(methods.Select(m => m.Name).ToList(), layers, target, ConventionName(convention), fusionText, seed, timings, settings);
+        var breakdown = ledger.Snapshot();
+        settings["memory_budget"] = breakdown.MemoryBudgetBytes.ToString(CultureInfo.InvariantCulture);
+        settings["perturbation_batch"] = options.PerturbationBatch.ToString(CultureInfo.InvariantCulture);
+        return run.Manifest(methods.Select(m => m.Name).ToList(), layers, target, ConventionName(convention), fusionText, seed, timings, settings)
+            with { Breakdown = breakdown };
     }
 
     private static ExplainOptions WithTarget(ExplainOptions o, Target target) => new()

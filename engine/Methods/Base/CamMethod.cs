@@ -36,6 +36,9 @@ public abstract class CamMethod
     /// </summary>
     internal virtual bool ReadsOnlyLayerSuffix => false;
 
+    /// <summary>The kinds of batched re-run the method makes (the <see cref="MemoryPlan"/> budgets a batch for each).</summary>
+    internal virtual Reruns Reruns => Reruns.None;
+
     /// <summary>The settings <see cref="WithParameters"/> can change, with their defaults; empty when none.</summary>
     public virtual IReadOnlyList<MethodParameter> Parameters => [];
 
@@ -161,8 +164,19 @@ internal sealed class ExplainContext
     /// <summary>Score function of each row; null means the raw logit of <see cref="Classes"/>.</summary>
     public TargetRow[]? Targets { get; init; }
 
-    /// <summary>Images per masked, ablated or noisy re-run (Score-CAM, Ablation-CAM, SmoothGrad...).</summary>
+    /// <summary>Images per masked, ablated or noisy re-run (Score-CAM, Ablation-CAM, SmoothGrad...): the smallest of the
+    /// plan's batches; the planned methods ask <see cref="Plan"/> for their kind's.</summary>
     public int PerturbationBatch { get; init; } = 32;
+
+    /// <summary>The call's memory plan: re-run batch sizes, shared buffers and masks, the pass ledger. A context made
+    /// outside the explainer gets a plan of <see cref="PerturbationBatch"/> rows for every kind.</summary>
+    public MemoryPlan Plan
+    {
+        get => _plan ??= MemoryPlan.Fixed(PerturbationBatch);
+        init => _plan = value;
+    }
+
+    private MemoryPlan? _plan;
 
     /// <summary>A score other than the target's (Finer-CAM's contrast); null means the target's score.</summary>
     public ScoreObjective? Objective { get; init; }
@@ -174,7 +188,7 @@ internal sealed class ExplainContext
     {
         Model = Model, Forward = Forward, Classes = Classes, Scores = Scores, Layers = Layers,
         Convention = Convention, PerturbationBatch = PerturbationBatch, RandomSeed = RandomSeed, Objective = objective,
-        Fusion = Fusion, EigenSmooth = EigenSmooth, Input = Input, Targets = Targets, Grids = Grids,
+        Fusion = Fusion, EigenSmooth = EigenSmooth, Input = Input, Targets = Targets, Grids = Grids, Plan = Plan,
     };
 
     private readonly Dictionary<int, float[]> _nativeActivations = [];

@@ -7,7 +7,7 @@ namespace CamEngine.Methods;
 /// image's activations have minimum 0 (after a ReLU), otherwise to <c>min(A) - 1e7</c> (pytorch-grad-cam's
 /// choice for signed activations; it compounds that value across a batch, here each ablation uses the image's
 /// own minimum). Only the layers after the target run again,
-/// <see cref="ExplainOptions.PerturbationBatch"/> ablations per pass. A channel that is already all zeros is
+/// as many ablations per pass as the call's <see cref="MemoryPlan"/> gives forwards from a layer. A channel that is already all zeros is
 /// not re-run: ablating it to 0 changes nothing, so its weight is exactly 0. Dividing by y flips the sign when
 /// the score is negative (as in pytorch-grad-cam).
 /// </summary>
@@ -24,6 +24,9 @@ public sealed class AblationCam : LayerMapMethod
 
     /// <inheritdoc/>
     public override string Paper => "Desai and Ramaswamy, Ablation-CAM, WACV 2020";
+
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Suffix;
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
@@ -57,26 +60,32 @@ public sealed class AblationCam : LayerMapMethod
         var ablated = new float[n * c];
         for (int i = 0; i < n; i++)
             Array.Fill(ablated, baseline[i], i * c, c);
-        int batch = Math.Max(1, context.PerturbationBatch);
-        var buffer = new float[batch * size];
+        int batch = context.Plan.Rows(Reruns.Suffix);
+        var buffer = context.Plan.Scratch(Math.Min(batch, Math.Max(items.Count, 1)) * size);
         for (int start = 0; start < items.Count; start += batch)
         {
-            int m = Math.Min(batch, items.Count - start);
-            var rows = new int[m];
-            for (int r = 0; r < m; r++)
+            int filled = Math.Min(batch, items.Count - start);
+            for (int r = 0; r < filled; r++)
             {
                 var (i, k) = items[start + r];
-                rows[r] = i;
                 var slot = buffer.AsSpan(r * size, size);
                 activations.AsSpan(i * size, size).CopyTo(slot);
                 slot.Slice(k * plane, plane).Fill(fill[i]);
             }
-            using var pass = context.ForwardFromGrid(layer, buffer, m, rows);
-            var y = model.Backend.Download(pass.Output);
-            for (int r = 0; r < m; r++)
+            foreach (var (offset, m) in MemoryPlan.Pieces(filled, batch))
             {
-                var (i, k) = items[start + r];
-                ablated[i * c + k] = context.Score(i, y.AsSpan(r * classes, classes));
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                var rows = new int[m];
+                for (int r = 0; r < m; r++)
+                    rows[r] = items[start + offset + r].Image;
+                using var pass = context.ForwardFromGrid(layer, buffer.AsSpan(offset * size, m * size), m, rows);
+                var y = model.Backend.Download(pass.Output);
+                context.Plan.Record(Reruns.Suffix, m, t0);
+                for (int r = 0; r < m; r++)
+                {
+                    var (i, k) = items[start + offset + r];
+                    ablated[i * c + k] = context.Score(i, y.AsSpan(r * classes, classes));
+                }
             }
         }
 

@@ -39,7 +39,7 @@ internal static class DeviceMasked
     /// <summary>
     /// The loop behind every device-built perturbation: item u is row <paramref name="rowOf"/>(u) of image
     /// <paramref name="imageOf"/>(row); rows that <paramref name="isZero"/> are scored as the zero image, the others are
-    /// written <see cref="ExplainContext.PerturbationBatch"/> at a time into a device batch by <paramref name="build"/>
+    /// written <see cref="MemoryPlan.Rows"/>(<see cref="Reruns.Forward"/>) at a time into a device batch by <paramref name="build"/>
     /// and scored by one forward pass each.
     /// </summary>
     public static float[] Scores<TRow>(ExplainContext context, int count, Func<int, TRow> rowOf, Func<TRow, int> imageOf,
@@ -48,7 +48,8 @@ internal static class DeviceMasked
         var model = context.Model;
         var backend = model.Backend;
         var shape = model.Graph.InputShape;
-        int batch = Math.Max(1, context.PerturbationBatch);
+        var plan = context.Plan;
+        int batch = plan.Rows(Reruns.Forward);
         var rows = new List<TRow>(batch);
         var pending = new List<int>(batch);
         var scores = new float[count];
@@ -58,14 +59,20 @@ internal static class DeviceMasked
         {
             if (pending.Count == 0)
                 return;
-            int m = pending.Count;
-            using var x = backend.Allocate([m, .. shape]);
-            build(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows), x);
-            using var pass = model.ForwardOutput(x);
-            var y = backend.Download(pass.Output);
-            int k = y.Length / m;
-            for (int r = 0; r < m; r++)
-                scores[pending[r]] = context.Score(imageOf(rows[r]), y.AsSpan(r * k, k));
+            // A short tail runs in power-of-two pieces, as every planned re-run does (few buffer shapes in the pools).
+            var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rows);
+            foreach (var (offset, m) in MemoryPlan.Pieces(pending.Count, batch))
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                using var x = backend.Allocate([m, .. shape]);
+                build(all.Slice(offset, m), x);
+                using var pass = model.ForwardOutput(x);
+                var y = backend.Download(pass.Output);
+                plan.Record(Reruns.Forward, m, t0);
+                int k = y.Length / m;
+                for (int r = 0; r < m; r++)
+                    scores[pending[offset + r]] = context.Score(imageOf(rows[offset + r]), y.AsSpan(r * k, k));
+            }
             pending.Clear();
             rows.Clear();
         }
@@ -75,7 +82,7 @@ internal static class DeviceMasked
             var row = rowOf(item);
             if (isZero(row))
             {
-                zeroRow ??= ZeroOutput(context);
+                zeroRow ??= plan.ZeroOutput(() => ZeroOutput(context));
                 scores[item] = context.Score(imageOf(row), zeroRow);
                 continue;
             }

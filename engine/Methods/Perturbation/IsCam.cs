@@ -28,7 +28,7 @@ public sealed class IsCam : ScoreCamBase
 
     private protected override CamMethod Configure(ParameterValues values) => new IsCam { Steps = values.Int("steps", Steps, 1) };
 
-    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
+    internal override Convention MaskConventionFor(Convention requested) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {

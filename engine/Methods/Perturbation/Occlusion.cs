@@ -27,6 +27,9 @@ public sealed class Occlusion : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Forward;
+
     /// <summary>Side of the square window, in input pixels.</summary>
     public int Window { get; init; } = 16;
 

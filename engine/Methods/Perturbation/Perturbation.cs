@@ -11,7 +11,7 @@ internal delegate void GradientSink(int item, ReadOnlySpan<float> gradient);
 
 /// <summary>
 /// The batched re-runs of the perturbation methods: items (masked, noisy or interpolated inputs) are built on
-/// the host, stacked <see cref="ExplainContext.PerturbationBatch"/> at a time, and run as one forward (and
+/// the host, stacked as many at a time as the call's <see cref="MemoryPlan"/> gives their kind, and run as one forward (and
 /// reverse) pass per stack, never one image at a time. Scores go through <see cref="ExplainContext.Score"/>,
 /// so the target (or a method's objective) applies to every re-run.
 /// </summary>
@@ -19,30 +19,37 @@ internal static class Perturbation
 {
     /// <summary>
     /// Scores of <paramref name="count"/> perturbed inputs; item i belongs to image <paramref name="imageOf"/>(i).
-    /// An all-zero input is not run: its output is the model's output on the zero image, computed once.
+    /// An all-zero input is not run: its output is the model's output on the zero image, computed once per call
+    /// (<see cref="MemoryPlan.ZeroOutput"/>). Items go <see cref="MemoryPlan.Rows"/>(<see cref="Reruns.Forward"/>) to
+    /// a pass through the plan's shared scratch buffer; the last, partial batch in power-of-two pieces
+    /// (<see cref="MemoryPlan.Pieces"/>). A row's output does not depend on the rest of its batch, so the batching
+    /// changes no score.
     /// </summary>
     public static float[] Scores(ExplainContext context, int count, Func<int, int> imageOf, FillInput fill)
     {
         var model = context.Model;
+        var plan = context.Plan;
         var shape = model.Graph.InputShape;
         int size = shape[0] * shape[1] * shape[2];
-        int batch = Math.Max(1, context.PerturbationBatch);
-        var buffer = new float[batch * size];
+        int batch = plan.Rows(Reruns.Forward);
+        var buffer = plan.Scratch(Math.Min(batch, Math.Max(count, 1)) * size);
         var pending = new List<int>(batch);
         var scores = new float[count];
         float[]? zeroRow = null;
 
         void Flush()
         {
-            if (pending.Count == 0)
-                return;
-            int m = pending.Count;
-            using var x = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.ForwardOutput(x);
-            var y = model.Backend.Download(pass.Output);
-            int k = y.Length / m;
-            for (int r = 0; r < m; r++)
-                scores[pending[r]] = context.Score(imageOf(pending[r]), y.AsSpan(r * k, k));
+            foreach (var (offset, m) in MemoryPlan.Pieces(pending.Count, batch))
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                using var x = model.Backend.Upload(buffer.AsSpan(offset * size, m * size), [m, .. shape]);
+                using var pass = model.ForwardOutput(x);
+                var y = model.Backend.Download(pass.Output);
+                plan.Record(Reruns.Forward, m, t0);
+                int k = y.Length / m;
+                for (int r = 0; r < m; r++)
+                    scores[pending[offset + r]] = context.Score(imageOf(pending[offset + r]), y.AsSpan(r * k, k));
+            }
             pending.Clear();
         }
 
@@ -53,7 +60,7 @@ internal static class Perturbation
             fill(item, slot);
             if (IsZero(slot))
             {
-                zeroRow ??= ZeroOutput(context);
+                zeroRow ??= plan.ZeroOutput(() => ZeroOutput(context));
                 scores[item] = context.Score(imageOf(item), zeroRow);
                 continue;
             }
@@ -66,7 +73,8 @@ internal static class Perturbation
     }
 
     /// <summary>
-    /// d score / d input of <paramref name="count"/> perturbed inputs under <paramref name="rule"/>, batched;
+    /// d score / d input of <paramref name="count"/> perturbed inputs under <paramref name="rule"/>, batched
+    /// (<see cref="MemoryPlan.Rows"/>(<see cref="Reruns.Gradient"/>) rows, the tail in power-of-two pieces);
     /// returns each item's score as well.
     /// </summary>
     public static float[] InputGradients(
@@ -74,36 +82,42 @@ internal static class Perturbation
         ReluRule rule = ReluRule.Standard)
     {
         var model = context.Model;
+        var plan = context.Plan;
         var shape = model.Graph.InputShape;
         int size = shape[0] * shape[1] * shape[2];
-        int batch = Math.Max(1, context.PerturbationBatch);
-        var buffer = new float[batch * size];
+        int batch = plan.Rows(Reruns.Gradient);
+        var buffer = plan.Scratch(Math.Min(batch, Math.Max(count, 1)) * size);
         var scores = new float[count];
         for (int start = 0; start < count; start += batch)
         {
-            int m = Math.Min(batch, count - start);
-            for (int r = 0; r < m; r++)
+            int filled = Math.Min(batch, count - start);
+            for (int r = 0; r < filled; r++)
             {
                 var slot = buffer.AsSpan(r * size, size);
                 slot.Clear();
                 fill(start + r, slot);
             }
-            using var x = model.Backend.Upload(buffer.AsSpan(0, m * size), [m, .. shape]);
-            using var pass = model.Forward(x);
-            var y = model.Backend.Download(pass.Output);
-            int k = y.Length / m;
-            var seed = new float[y.Length];
-            for (int r = 0; r < m; r++)
+            foreach (var (offset, m) in MemoryPlan.Pieces(filled, batch))
             {
-                int image = imageOf(start + r);
-                scores[start + r] = context.Score(image, y.AsSpan(r * k, k));
-                context.ScoreGradient(image, y.AsSpan(r * k, k), seed.AsSpan(r * k, k));
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                using var x = model.Backend.Upload(buffer.AsSpan(offset * size, m * size), [m, .. shape]);
+                using var pass = model.Forward(x);
+                var y = model.Backend.Download(pass.Output);
+                int k = y.Length / m;
+                var seed = new float[y.Length];
+                for (int r = 0; r < m; r++)
+                {
+                    int image = imageOf(start + offset + r);
+                    scores[start + offset + r] = context.Score(image, y.AsSpan(r * k, k));
+                    context.ScoreGradient(image, y.AsSpan(r * k, k), seed.AsSpan(r * k, k));
+                }
+                using var seedTensor = model.Backend.Upload(seed, pass.Output.Shape);
+                using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true, ReluRule = rule });
+                var g = model.Backend.Download(grads.Input!);
+                plan.Record(Reruns.Gradient, m, t0);
+                for (int r = 0; r < m; r++)
+                    sink(start + offset + r, g.AsSpan(r * size, size));
             }
-            using var seedTensor = model.Backend.Upload(seed, pass.Output.Shape);
-            using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true, ReluRule = rule });
-            var g = model.Backend.Download(grads.Input!);
-            for (int r = 0; r < m; r++)
-                sink(start + r, g.AsSpan(r * size, size));
         }
         return scores;
     }
@@ -113,6 +127,31 @@ internal static class Perturbation
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>
+    /// Fills <paramref name="into"/> with <c>(float)(std * Gaussian(rng))</c>, the values of calling
+    /// <see cref="Gaussian"/> once per element in order: the uniforms are drawn in that order (into
+    /// <paramref name="uniforms"/>, twice as long), and the Box-Muller transform, which is most of the cost, runs on
+    /// every core (same operations, so the same bits).
+    /// </summary>
+    public static void Gaussians(Random rng, double std, float[] into, double[] uniforms)
+    {
+        int length = into.Length;
+        if (uniforms.Length < 2 * length)
+            throw new ArgumentException($"{uniforms.Length} uniforms for {length} normals", nameof(uniforms));
+        for (int j = 0; j < 2 * length; j += 2)
+        {
+            uniforms[j] = 1.0 - rng.NextDouble();
+            uniforms[j + 1] = rng.NextDouble();
+        }
+        const int Block = 4096;
+        Parallel.For(0, (length + Block - 1) / Block, b =>
+        {
+            int end = Math.Min(length, (b + 1) * Block);
+            for (int j = b * Block; j < end; j++)
+                into[j] = (float)(std * (Math.Sqrt(-2.0 * Math.Log(uniforms[2 * j])) * Math.Cos(2 * Math.PI * uniforms[2 * j + 1])));
+        });
     }
 
     /// <summary>The batch's inputs (N, C, H, W) on the host.</summary>

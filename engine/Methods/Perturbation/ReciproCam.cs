@@ -38,13 +38,16 @@ public sealed class ReciproCam : LayerMapMethod
 
     private protected override CamMethod Configure(ParameterValues values) => new ReciproCam { Score = values.Enum("score", Score) };
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Suffix;
+
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var model = context.Model;
         var scoring = Score == MaskedScore.Probability ? context.WithObjective(ClassProbabilityObjective.For(context, Name)) : context;
         var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane, n = context.Batch, count = n * plane;
-        int batch = Math.Max(1, context.PerturbationBatch);
+        int batch = context.Plan.Rows(Reruns.Suffix);
         var maps = new float[n][];
         for (int i = 0; i < n; i++)
             maps[i] = new float[plane];
@@ -63,44 +66,52 @@ public sealed class ReciproCam : LayerMapMethod
         }
         using var onehot = onDevice ? backend.Upload(identity!, plane, shape[1], shape[2]) : null;
         using var features = onDevice ? context.Forward[name].Reshape([n, .. shape]) : null;
-        var buffer = onDevice ? null : new float[Math.Min(batch, count) * size];
+        var buffer = onDevice ? null : context.Plan.Scratch(Math.Min(batch, count) * size);
         // item = image * plane + position
         for (int start = 0; start < count; start += batch)
         {
-            int m = Math.Min(batch, count - start);
-            var rows = new int[m];
-            var table = new MaskedRow[m];
-            for (int r = 0; r < m; r++)
+            int filled = Math.Min(batch, count - start);
+            if (buffer != null)
             {
-                int item = start + r;
-                rows[r] = item / plane;
-                table[r] = new MaskedRow(item / plane, item % plane, -1, 1f);
-            }
-            ForwardPass pass;
-            if (onDevice)
-            {
-                using var replaced = backend.Allocate([m, .. shape]);
-                backend.MaskedInputs(features!, onehot!, null, table, replaced);
-                pass = model.ForwardFrom(context.Forward, name, replaced, rows);
-            }
-            else
-            {
-                Array.Clear(buffer!);
-                for (int r = 0; r < m; r++)
+                Array.Clear(buffer, 0, filled * size);
+                for (int r = 0; r < filled; r++)
                 {
                     int item = start + r, i = item / plane, j = item % plane;
                     for (int k = 0; k < c; k++)
-                        buffer![r * size + k * plane + j] = activations[i * size + k * plane + j];
+                        buffer[r * size + k * plane + j] = activations[i * size + k * plane + j];
                 }
-                pass = context.ForwardFromGrid(layer, buffer.AsSpan(0, m * size), m, rows);
             }
-            using var _ = pass;
-            var y = model.Backend.Download(pass.Output);
-            int classes = y.Length / m;
-            for (int r = 0; r < m; r++)
+            foreach (var (offset, m) in MemoryPlan.Pieces(filled, batch))
             {
-                int item = start + r;
-                maps[item / plane][item % plane] = scoring.Score(item / plane, y.AsSpan(r * classes, classes));
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                var rows = new int[m];
+                var table = new MaskedRow[m];
+                for (int r = 0; r < m; r++)
+                {
+                    int item = start + offset + r;
+                    rows[r] = item / plane;
+                    table[r] = new MaskedRow(item / plane, item % plane, -1, 1f);
+                }
+                ForwardPass pass;
+                if (onDevice)
+                {
+                    using var replaced = backend.Allocate([m, .. shape]);
+                    backend.MaskedInputs(features!, onehot!, null, table, replaced);
+                    pass = model.ForwardFrom(context.Forward, name, replaced, rows);
+                }
+                else
+                {
+                    pass = context.ForwardFromGrid(layer, buffer.AsSpan(offset * size, m * size), m, rows);
+                }
+                using var _ = pass;
+                var y = model.Backend.Download(pass.Output);
+                context.Plan.Record(Reruns.Suffix, m, t0);
+                int classes = y.Length / m;
+                for (int r = 0; r < m; r++)
+                {
+                    int item = start + offset + r;
+                    maps[item / plane][item % plane] = scoring.Score(item / plane, y.AsSpan(r * classes, classes));
+                }
             }
         }
         return new LayerMaps(maps);

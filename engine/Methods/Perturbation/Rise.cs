@@ -28,6 +28,9 @@ public sealed class Rise : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Forward;
+
     /// <summary>Number of masks N.</summary>
     public int MaskCount { get; init; } = 4000;
 
@@ -77,7 +80,7 @@ public sealed class Rise : CamMethod
         var scoring = Score == MaskedScore.Probability ? context.WithObjective(ClassProbabilityObjective.For(context, Name)) : context;
         var x = Perturbation.Inputs(context);
         var sums = new double[n * plane];
-        int chunk = Math.Max(64, 4 * context.PerturbationBatch);
+        int chunk = Math.Max(64, 4 * context.Plan.Rows(Reruns.Forward));
         var masks = new float[Math.Min(chunk, count) * plane];
         for (int start = 0; start < count; start += chunk)
         {

@@ -30,7 +30,7 @@ public sealed class ScoreCam : ScoreCamBase
     /// <inheritdoc/>
     public override string Paper => "Wang et al., Score-CAM, CVPR Workshops 2020 (arXiv:1910.01279)";
 
-    private protected override Convention MaskConvention(ExplainContext context) => context.Convention;
+    internal override Convention MaskConventionFor(Convention requested) => requested;
 
     private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {

@@ -5,8 +5,8 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// Base of the Score-CAM family: every channel k of the layer becomes a mask M_k (H, W) at input resolution,
-/// the model scores the masked inputs <c>x * M_k</c> (batched, <see cref="ExplainOptions.PerturbationBatch"/>
-/// at a time), and the channel weights come from those scores; the map is <c>sum_k w_k A_k</c>.
+/// the model scores the masked inputs <c>x * M_k</c> (batched as the call's <see cref="MemoryPlan"/> sizes
+/// forward re-runs), and the channel weights come from those scores; the map is <c>sum_k w_k A_k</c>.
 /// Masks follow one of two conventions:
 /// <list type="bullet">
 /// <item>pytorch-grad-cam: upsample A_k bilinearly with align_corners=True, then
@@ -30,17 +30,26 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// <summary>The channel weights (N, C) from the masks and the batch's inputs.</summary>
     private protected abstract float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels);
 
-    /// <summary>Which mask convention the method uses in <paramref name="context"/>.</summary>
-    private protected abstract Convention MaskConvention(ExplainContext context);
+    /// <summary>Which mask convention the method uses when <paramref name="requested"/> is the call's convention.</summary>
+    internal abstract Convention MaskConventionFor(Convention requested);
+
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Forward;
 
     private protected override LayerMaps Compute(ExplainContext context, int layer, float[] activations, float[]? gradients)
     {
         var shape = context.GridShape(layer);
         int c = shape[0], plane = shape[1] * shape[2], size = c * plane;
+        // The masks depend only on the layer's activations and the convention: methods of one call that agree on both
+        // (SS-CAM, IS-CAM, and Score-CAM under TorchCAM's convention) share one set through the plan, which owns it.
         // An NCHW layer's activations are read where they are, on the device; a layer read through another layout
         // (tokens, channels last) goes up once as its (N, C, h, w) grid.
-        using var grid = context.Grid(layer).IsIdentity ? null : context.Backend.Upload(activations, [context.Batch, .. shape]);
-        using var masks = MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], MaskConvention(context));
+        var convention = MaskConventionFor(context.Convention);
+        var masks = context.Plan.Masks(layer, convention, () =>
+        {
+            using var grid = context.Grid(layer).IsIdentity ? null : context.Backend.Upload(activations, [context.Batch, .. shape]);
+            return MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], convention);
+        });
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
         for (int i = 0; i < context.Batch; i++)

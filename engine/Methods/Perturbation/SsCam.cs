@@ -42,7 +42,7 @@ public sealed class SsCam : ScoreCamBase
         Samples = values.Int("samples", Samples, 1), NoiseStd = values.Float("std", NoiseStd, 0), Noise = Noise,
     };
 
-    private protected override Convention MaskConvention(ExplainContext context) => Convention.TorchCam;
+    internal override Convention MaskConventionFor(Convention requested) => Convention.TorchCam;
 
     private protected override float[][] ChannelWeights(ExplainContext context, MaskSet masks, int channels)
     {
@@ -53,19 +53,29 @@ public sealed class SsCam : ScoreCamBase
         var noise = Noise;
         if (noise != null && noise.Length != Samples * perSample)
             throw new CamEngineException($"sscam noise has {noise.Length} values; expected {Samples}x{n}x{channels}x{big}");
-        if (noise == null)
-        {
-            var rng = new Random(context.RandomSeed);
-            noise = new float[Samples * perSample];
-            for (int j = 0; j < noise.Length; j++)
-                noise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng));
-        }
-        // item = (s * N + i) * C + k: mask row i * C + k, noise row item (the noise goes up once, the batches are
-        // built on the device).
+        // One sample at a time: its noise (N x C x H x W) is drawn in the (S, N, C, H, W) order of drawing the whole
+        // array first (same values) and goes up once, and its masked batches are built on the device; nothing holds
+        // all S samples' noise. item = (s * N + i) * C + k.
         var inputShape = context.Model.Graph.InputShape;
-        using var deviceNoise = context.Model.Backend.Upload(noise, Samples * n * channels, inputShape[1], inputShape[2]);
-        var scores = MaskedScores(context, masks, Samples * n * channels,
-            item => new MaskedRow(item / channels % n, item % (n * channels), item, 1f), deviceNoise, noise);
+        var rng = noise == null ? new Random(context.RandomSeed) : null;
+        var sampleNoise = new float[perSample];
+        var scores = new float[Samples * n * channels];
+        for (int s = 0; s < Samples; s++)
+        {
+            if (noise != null)
+            {
+                noise.AsSpan(s * perSample, perSample).CopyTo(sampleNoise);
+            }
+            else
+            {
+                for (int j = 0; j < perSample; j++)
+                    sampleNoise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
+            }
+            using var deviceNoise = context.Model.Backend.Upload(sampleNoise, n * channels, inputShape[1], inputShape[2]);
+            var part = MaskedScores(context, masks, n * channels,
+                local => new MaskedRow(local / channels, local, local, 1f), deviceNoise, sampleNoise);
+            part.CopyTo(scores, s * n * channels);
+        }
         var baseline = BaselineScores(context);
         var weights = new float[n][];
         for (int i = 0; i < n; i++)

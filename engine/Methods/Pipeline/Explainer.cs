@@ -17,9 +17,12 @@ public sealed class ExplainOptions
     /// <summary>Which library's (or the paper's) definition to follow.</summary>
     public Convention Convention { get; init; } = Convention.PytorchGradCam;
 
-    /// <summary>Bound on the memory one batch of rows may use (bytes); batches over it are split, and a batch that
-    /// still runs out of device memory is retried in halves. Null: the device's
-    /// budget, a quarter of the memory available to the process, at most 4 GiB.</summary>
+    /// <summary>The one memory knob of an explain call (bytes): the <see cref="MemoryPlan"/> sizes from it how many
+    /// images are explained at once and how many rows each kind of re-run batch takes (Score-CAM's masked inputs,
+    /// Ablation-CAM's ablated layers, SmoothGrad's noisy copies...), counting the kept activations, a reverse pass and
+    /// the Score-CAM masks; a batch that still runs out of device memory is retried in halves. A budget that cannot
+    /// hold one image is refused with both numbers before any pass. Null: on the CPU a quarter of the memory available
+    /// to the process, at most 1 GiB; on a GPU 60% of its free memory.</summary>
     public long? MemoryBudgetBytes { get; init; }
 
     /// <summary>How several layers' maps are fused; null: the convention's default (mean for pytorch-grad-cam,
@@ -37,8 +40,9 @@ public sealed class ExplainOptions
     /// <summary>pytorch-grad-cam's <c>eigen_smooth</c> (the map is the first principal component of the weighted activations instead of their sum).</summary>
     public bool EigenSmooth { get; init; }
 
-    /// <summary>Images per forward (and reverse) pass of the perturbation methods' re-runs: Score-CAM's masked
-    /// inputs, Ablation-CAM's ablated activations, SmoothGrad's noisy copies, integrated gradients' path points.</summary>
+    /// <summary>At most this many images per forward (and reverse) pass of the perturbation methods' re-runs:
+    /// Score-CAM's masked inputs, Ablation-CAM's ablated activations, SmoothGrad's noisy copies, integrated gradients'
+    /// path points. The memory plan may give fewer (<see cref="MemoryBudgetBytes"/>).</summary>
     public int PerturbationBatch { get; init; } = 32;
 
     /// <summary>Seed of every random draw (noise of stochastic methods); same seed, same map.</summary>
@@ -98,9 +102,10 @@ internal sealed class Explainer(DeviceModel model)
         return Model.Backend.Download(forward.Output);
     }
 
-    /// <summary>Explains the batch with several methods, sharing one forward pass.</summary>
+    /// <summary>Explains the batch with several methods, sharing one forward pass and one memory plan; each method's
+    /// re-run batches and wall time go to <paramref name="ledger"/> when given.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<Explanation>> Explain(
-        HostTensor input, IReadOnlyList<CamMethod> methods, ExplainOptions? options = null)
+        HostTensor input, IReadOnlyList<CamMethod> methods, ExplainOptions? options = null, PassLedger? ledger = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(methods);
@@ -117,11 +122,14 @@ internal sealed class Explainer(DeviceModel model)
         var backend = Model.Backend;
         using var scope = backend.SyncRoot.EnterScope();
         int n = input.Shape[0];
-        long budget = options.MemoryBudgetBytes ?? backend.MemoryBudgetBytes;
-        // Refused with the numbers before any pass runs when one image cannot fit the device's budget; a smaller
-        // budget in the options only splits the batch down to one row at a time.
-        GraphBudget.CheckFits(Model.Graph, Math.Max(budget, backend.MemoryBudgetBytes));
-        int chunk = (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, int.MaxValue);
+        long budget = options.MemoryBudgetBytes ?? MemoryPlan.DefaultBudget(backend);
+        MemoryPlan.CheckBudget(budget);
+        // Refused with the numbers before any pass runs when one image cannot fit the budget.
+        GraphBudget.CheckFits(Model.Graph, budget);
+        var plan = MemoryPlan.For(Model.Graph, budget, options.PerturbationBatch, int.MaxValue, methods, layers,
+            options.Convention, ledger);
+        plan.Ledger.AddPlan(budget, plan.RowBytes.Keys.ToDictionary(MemoryPlan.KindName, plan.Rows, StringComparer.Ordinal));
+        int chunk = plan.ExplainRows;
         // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
         // (top-1, a class, ...) the methods run on that same pass instead of a second forward of the same input.
         Backends.Tensor? keptInput = null;
@@ -131,9 +139,13 @@ internal sealed class Explainer(DeviceModel model)
             float[] outputs;
             if (n <= chunk)
             {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                 keptInput = backend.Upload(input);
                 kept = ForwardFor(keptInput, methods, layers);
                 outputs = backend.Download(kept.Output);
+                plan.Current = PassLedger.SharedForward;
+                plan.Record(Reruns.Forward, n, t0);
+                plan.Ledger.AddWall(PassLedger.SharedForward, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 if (outputs.Any(v => !float.IsFinite(v)))
                 {
                     using var full = Model.Forward(keptInput); // every activation, to name the node
@@ -152,12 +164,13 @@ internal sealed class Explainer(DeviceModel model)
                 kept?.Dispose();
                 kept = null;
             }
-            return ExplainChunks(rows, rowInput, methods, layers, grids, options, chunk, kept);
+            return ExplainChunks(rows, rowInput, methods, layers, grids, options, chunk, kept, plan);
         }
         finally
         {
             kept?.Dispose();
             keptInput?.Dispose();
+            plan.Release();
         }
     }
 
@@ -165,7 +178,7 @@ internal sealed class Explainer(DeviceModel model)
     /// memory); <paramref name="kept"/>, when given, is the forward pass of exactly these rows.</summary>
     private Dictionary<string, IReadOnlyList<Explanation>> ExplainChunks(
         TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
-        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, int chunk, ForwardPass? kept)
+        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, int chunk, ForwardPass? kept, MemoryPlan plan)
     {
         var merged = methods.ToDictionary(m => m.Name, _ => new List<Explanation>(), StringComparer.Ordinal);
         for (int start = 0; start < rows.Length;)
@@ -175,7 +188,7 @@ internal sealed class Explainer(DeviceModel model)
             try
             {
                 var reuse = start == 0 && count == rows.Length ? kept : null;
-                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, grids, options, reuse);
+                part = ExplainRows(rows[start..(start + count)], Slice(rowInput, start, count), methods, layers, grids, options, reuse, plan);
             }
             catch (DeviceMemoryException) when (count > 1)
             {
@@ -194,7 +207,7 @@ internal sealed class Explainer(DeviceModel model)
     /// <summary>Explains a contiguous run of target rows (each an image replicated per target).</summary>
     private Dictionary<string, IReadOnlyList<Explanation>> ExplainRows(
         TargetRow[] rows, HostTensor rowInput, IReadOnlyList<CamMethod> methods, IReadOnlyList<GraphNode> layers,
-        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, ForwardPass? reuse)
+        IReadOnlyList<LayerGrid>? grids, ExplainOptions options, ForwardPass? reuse, MemoryPlan plan)
     {
         var backend = Model.Backend;
         var variants = options.AugSmooth
@@ -206,10 +219,17 @@ internal sealed class Explainer(DeviceModel model)
         {
             var augmented = Augment(rowInput, flip, factor);
             bool reusing = reuse != null && !flip && factor == 1f;
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             using var x = reusing ? null : backend.Upload(augmented);
             using var fresh = reusing ? null : ForwardFor(x!, methods, layers);
             var forward = reusing ? reuse! : fresh!;
             var y = backend.Download(forward.Output);
+            if (!reusing)
+            {
+                plan.Current = PassLedger.SharedForward;
+                plan.Record(Reruns.Forward, rows.Length, t0);
+                plan.Ledger.AddWall(PassLedger.SharedForward, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
             int k = y.Length / rows.Length;
             var context = new ExplainContext
             {
@@ -217,14 +237,21 @@ internal sealed class Explainer(DeviceModel model)
                 Classes = rows.Select(r => r.Class).ToArray(),
                 Scores = rows.Select((r, i) => r.Score.Value(y.AsSpan(i * k, k))).ToArray(),
                 Targets = rows, Fusion = options.Fusion, EigenSmooth = options.EigenSmooth,
-                RandomSeed = options.Seed, Input = augmented,
-                PerturbationBatch = options.PerturbationBatch >= 1
-                    ? PerturbationRows(options)
-                    : throw new CamEngineException($"the perturbation batch must be at least 1, got {options.PerturbationBatch}"),
+                RandomSeed = options.Seed, Input = augmented, Plan = plan,
+                PerturbationBatch = Math.Min(plan.Rows(Reruns.Forward), Math.Min(plan.Rows(Reruns.Suffix), plan.Rows(Reruns.Gradient))),
             };
-            foreach (var method in methods)
+            // Masks belong to one variant's activations; each method's per-method buffers go when it finishes, and the
+            // masks when no later method of the call reads them.
+            plan.KeepMasksFor([], options.Convention);
+            for (int m = 0; m < methods.Count; m++)
             {
+                var method = methods[m];
+                plan.Current = method.Name;
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 var explanations = method.Run(context);
+                plan.Ledger.AddWall(method.Name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                plan.KeepMasksFor(methods.Skip(m + 1), options.Convention);
+                plan.AfterMethod();
                 collected[method.Name].Add(flip ? explanations.Select(FlipMap).ToList() : explanations);
                 if (!flip && factor == 1f)
                     identities[method.Name] = explanations;
@@ -250,19 +277,6 @@ internal sealed class Explainer(DeviceModel model)
         }
         return result;
     }
-
-    /// <summary>Estimated bytes one row needs on the device: every node's output, kept for the reverse pass, plus
-    /// as much again for gradients and scratch.</summary>
-    /// <summary>The requested perturbation batch, cut to the rows whose passes fit the memory budget (on a GPU: 60% of
-    /// the device memory free now), so a re-run batch never asks the device for more than it has.</summary>
-    private int PerturbationRows(ExplainOptions options)
-    {
-        long budget = options.MemoryBudgetBytes ?? Model.Backend.MemoryBudgetBytes;
-        return (int)Math.Clamp(budget / Math.Max(1, BytesPerRow()), 1, options.PerturbationBatch);
-    }
-
-    private long BytesPerRow() =>
-        2L * 4 * (TensorShape.CheckedLength(Model.Graph.InputShape) + Model.Graph.Nodes.Sum(node => TensorShape.CheckedLength(node.Shape)));
 
     /// <summary>The model outputs for every image, computed <paramref name="chunk"/> images at a time.</summary>
     private float[] ChunkedOutputs(HostTensor input, int chunk)

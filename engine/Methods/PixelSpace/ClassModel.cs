@@ -64,6 +64,7 @@ public sealed class ClassModel : CamMethod
         var objective = Enumerable.Range(0, n).Select(_ => new double[Steps + 1]).ToArray();
         for (int step = 0; step <= Steps; step++)
         {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             using var x = model.Backend.Upload(images, [n, .. shape]);
             using var pass = model.Forward(x);
             var y = model.Backend.Download(pass.Output);
@@ -82,6 +83,7 @@ public sealed class ClassModel : CamMethod
             using var seedTensor = model.Backend.Upload(seed, pass.Output.Shape);
             using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true });
             var g = model.Backend.Download(grads.Input!);
+            context.Plan.Record(Reruns.Gradient, n, t0); // one forward and reverse pass per step, timed for the run's breakdown
             for (int j = 0; j < images.Length; j++)
                 images[j] += LearningRate * (g[j] - 2 * L2 * images[j]);
         }

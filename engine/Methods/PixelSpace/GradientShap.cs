@@ -24,6 +24,9 @@ public sealed class GradientShap : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Gradient;
+
     /// <summary>Samples per image (Captum's default 5).</summary>
     public int Samples { get; init; } = 5;
 

@@ -27,6 +27,9 @@ public sealed class IntegratedGradients : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Gradient;
+
     /// <summary>Intervals of the path (m); 50 by default.</summary>
     public int Steps { get; init; } = 50;
 

@@ -21,6 +21,9 @@ public sealed class SmoothGrad : CamMethod
     /// <inheritdoc/>
     public override bool UsesLayers => false;
 
+    /// <inheritdoc/>
+    internal override Reruns Reruns => Reruns.Gradient;
+
     /// <summary>Noisy copies per image (n).</summary>
     public int Samples { get; init; } = 25;
 

@@ -92,8 +92,11 @@ public sealed class ConcurrencyAndNumbersTests
         var explainer = new Explainer(model);
         var methods = new CamMethod[] { new GradCam(), new ScoreCam(), new GuidedBackprop() };
         var whole = explainer.Explain(input, methods, new ExplainOptions { Target = Target.TopK(2) });
-        // A budget below one row's estimate: one row per batch.
-        var split = explainer.Explain(input, methods, new ExplainOptions { Target = Target.TopK(2), MemoryBudgetBytes = 1 });
+        // The smallest budget the plan accepts: one row per batch (a smaller one is refused, MemoryPlanTests).
+        long least = MemoryPlan.For(model.Graph, long.MaxValue, 32, 1, methods, [model.Graph.DefaultTargetLayer()], Convention.PytorchGradCam).MinimumBytes;
+        var plan = MemoryPlan.For(model.Graph, least, 32, 8, methods, [model.Graph.DefaultTargetLayer()], Convention.PytorchGradCam);
+        Assert.That(plan.ExplainRows, Is.EqualTo(1));
+        var split = explainer.Explain(input, methods, new ExplainOptions { Target = Target.TopK(2), MemoryBudgetBytes = least });
         foreach (var m in methods)
         {
             Assert.That(split[m.Name], Has.Count.EqualTo(8), m.Name);
