@@ -168,8 +168,18 @@ internal sealed partial class OnnxGraphBuilder
         EmitL(n, Ops.Transpose, [x], new(), A(("perm", enginePerm.ToArray())), outL);
     }
 
-    /// <summary>Resolves ONNX Reshape's 0 and -1 against <paramref name="dims"/>.</summary>
+    /// <summary>Resolves ONNX Reshape's 0 and -1 against <paramref name="dims"/>, and checks the element count.</summary>
     private static long[] ResolveTarget(OnnxNode n, long[] dims, long[] target, bool allowZero)
+    {
+        var r = ResolveDims(n, dims, target, allowZero);
+        if (r.Aggregate(1L, (a, b) => a * b) != dims.Aggregate(1L, (a, b) => a * b))
+            throw Invalid(n, $"cannot reshape [{string.Join(",", dims)}] to [{string.Join(",", target)}]");
+        return r;
+    }
+
+    /// <summary>Resolves ONNX Reshape's 0 (copy the input's dimension, unless <paramref name="allowZero"/>) and one
+    /// -1 (inferred from the element count) against <paramref name="dims"/>; the caller checks the element count.</summary>
+    private static long[] ResolveDims(OnnxNode n, long[] dims, long[] target, bool allowZero)
     {
         long total = dims.Aggregate(1L, (a, b) => a * b);
         var r = new long[target.Length];
@@ -198,8 +208,6 @@ internal sealed partial class OnnxGraphBuilder
                 throw Invalid(n, $"cannot infer -1 in [{string.Join(",", target)}] for {total} elements");
             r[infer] = total / known;
         }
-        if (r.Aggregate(1L, (a, b) => a * b) != total)
-            throw Invalid(n, $"cannot reshape [{string.Join(",", dims)}] to [{string.Join(",", target)}]");
         return r;
     }
 

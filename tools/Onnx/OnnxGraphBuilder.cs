@@ -1156,32 +1156,7 @@ internal sealed partial class OnnxGraphBuilder
         bool allowZero = AttrInt(n, "allowzero", 0) != 0;
         long[] full = [_batch, .. _shapes[x].Select(d => (long)d)];
         long total = full.Aggregate(1L, (a, b) => a * b);
-        var r = new long[target.Length];
-        int infer = -1;
-        long known = 1;
-        for (int i = 0; i < r.Length; i++)
-        {
-            long d = target[i];
-            if (d == 0 && !allowZero)
-                d = i < full.Length ? full[i] : throw Invalid(n, $"shape entry {i} copies a dimension the input lacks");
-            if (d == -1)
-            {
-                if (infer >= 0)
-                    throw Invalid(n, "shape has two -1 entries");
-                infer = i;
-                continue;
-            }
-            if (d < 1)
-                throw Unsupported(n, $"shape [{string.Join(",", target)}] has an entry {target[i]}");
-            r[i] = d;
-            known *= d;
-        }
-        if (infer >= 0)
-        {
-            if (known == 0 || total % known != 0)
-                throw Invalid(n, $"cannot infer -1 in [{string.Join(",", target)}] for {total} elements");
-            r[infer] = total / known;
-        }
+        var r = ResolveDims(n, full, target, allowZero);
         if (r.Length < 2 || r[0] != _batch || r.Aggregate(1L, (a, b) => a * b) != total)
             throw Unsupported(n, $"Reshape to [{string.Join(",", target)}] must keep the batch axis ({_batch}) first "
                 + $"and the {total} elements of {TensorShape.Format(full.Select(d => (int)d).ToArray())}");
