@@ -13,7 +13,9 @@
 #                                 PyTorch with CUDA for the comparison columns): the kernel checks on the GPU, then
 #                                 one table in a few minutes: ResNet-50's conv layers (forward, backward-data,
 #                                 backward-weights) against cuDNN fp32 with TF32 off and on, ResNet-50 Grad-CAM
-#                                 throughput at batch 64 against PyTorch eager, ResNet-18 Score-CAM per image.
+#                                 throughput at batch 64 against PyTorch eager, ResNet-18 Score-CAM per image; then
+#                                 every applicable method on CUDA against the managed CPU backend on four models
+#                                 (tiny ResNet, MobileNetV2, ConvNeXt, ViT), map by map (`method parity: ...`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -64,4 +66,8 @@ if python3 -c 'import sys, torch, torchvision; sys.exit(0 if torch.cuda.is_avail
 else
   echo "no PyTorch with CUDA here: the PyTorch columns stay empty" >&2
 fi
-suite --gpu "${torch_args[@]}" "${quick[@]}"
+rc=0
+suite --gpu "${torch_args[@]}" "${quick[@]}" || rc=$?
+echo
+suite --methods cuda "$root" || rc=$?
+exit $rc

@@ -20,9 +20,11 @@ internal static class SuiteMain
                 return Dry.Run();
             if (args.Length >= 1 && args[0] == "--gpu")
                 return GpuTiming.Run(args[1..]);
+            if (args.Length == 3 && args[0] == "--methods")
+                return MethodParity.Run(args[1], args[2]);
             if (args.Length == 2 && args[0] == "--layers")
                 return GpuTiming.WriteLayers(args[1]);
-            Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick] | --layers FILE.json");
+            Console.Error.WriteLine("usage: CamEngine.GpuSuite --dry | --gpu [--torch FILE.json] [--quick] | --layers FILE.json | --methods DEVICE REPO_ROOT");
             return 2;
         }
         catch (CamEngineException e)
