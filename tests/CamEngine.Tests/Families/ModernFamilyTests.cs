@@ -1,6 +1,6 @@
 using CamEngine.Backends;
 using CamEngine.Graph;
-using CamEngine.IO;
+using CamEngine.Methods;
 using CamEngine.Model;
 using CamEngine.Onnx;
 using NUnit.Framework;
@@ -11,9 +11,8 @@ namespace CamEngine.Tests.Families;
 /// Width-reduced torchvision MNASNet, ShuffleNetV2 and ConvNeXt (tools/fixtures/make_modern_family_fixtures.py: the
 /// families' own classes with fewer channels and blocks, so the same operators and graph structure), exported by
 /// PyTorch at two opsets (ConvNeXt at 13, where LayerNorm is decomposed into ReduceMean/Sub/Pow/Sqrt/Div, and at 17,
-/// where it is one LayerNormalization): each converts, and on the ILGPU CPU accelerator reproduces PyTorch's logits
-/// (1e-4 relative), the input gradient of the top-1 logit and the Grad-CAM map at the layer users pick (1e-3 of
-/// their largest magnitude).
+/// where it is one LayerNormalization): each converts and, on the ILGPU CPU accelerator, matches PyTorch
+/// (<see cref="FamilyCheck"/>). The full-size models: <see cref="FullSizeFamilyTests"/>.
 /// </summary>
 [TestFixture]
 public sealed class ModernFamilyTests
@@ -33,80 +32,9 @@ public sealed class ModernFamilyTests
         }
     }
 
-    public static IEnumerable<TestCaseData> FullCases() =>
-        Cases().Select(c => new TestCaseData(c.Arguments).SetName($"Full_size_{c.Arguments[0]}_opset{c.Arguments[1]}_matches_PyTorch"));
-
     [TestCaseSource(nameof(Cases))]
     public void Family_matches_PyTorch(string name, int opset, string layerName) =>
-        Check(Dir, name, opset, layerName, TestDevice.Ilgpu);
-
-    /// <summary>
-    /// The full-size torchvision models (make_modern_family_fixtures.py --full writes NAME.full.*, 224x224, too large
-    /// to commit), on the managed CPU backend; run explicitly with CAMENGINE_FULL_FAMILIES naming their folder.
-    /// </summary>
-    [Explicit("needs the full-size exports: make_modern_family_fixtures.py DIR --full, then CAMENGINE_FULL_FAMILIES=DIR")]
-    [TestCaseSource(nameof(FullCases))]
-    public void Full_size_family_matches_PyTorch(string name, int opset, string layerName)
-    {
-        string? dir = Environment.GetEnvironmentVariable("CAMENGINE_FULL_FAMILIES");
-        if (dir == null || !File.Exists(Path.Combine(dir, $"{name}.full.npz")))
-            Assert.Ignore("CAMENGINE_FULL_FAMILIES does not name a folder with the full-size exports");
-        Check(dir, name + ".full", opset, layerName, TestDevice.Cpu);
-    }
-
-    private static void Check(string dir, string name, int opset, string layerName, Backend b)
-    {
-        var file = OnnxConverter.ConvertFile(Path.Combine(dir, $"{name}.opset{opset}.onnx"));
-        var refs = Npz.Read(Path.Combine(dir, name + ".npz"));
-        using var model = DeviceModel.Load(file, b);
-        using var x = b.Upload(refs["input"]);
-        using var pass = model.Forward(x);
-        var logits = b.Download(pass.Output);
-        var expected = refs["logits"].Data;
-        double scale = expected.Max(v => Math.Abs((double)v));
-        TestContext.Out.WriteLine($"{name} opset {opset}: logits max abs error {MaxError(logits, expected):G3} (max |logit| {scale:G3})");
-        TensorAssert.Close(logits, expected, 1e-4 * scale, 1e-4, $"{name} opset {opset} logits");
-
-        int top1 = Array.IndexOf(expected, expected.Max());
-        var seed = new float[logits.Length];
-        seed[top1] = 1f;
-        var layer = file.Graph.ResolveLayer(layerName);
-        using var seedTensor = b.Upload(seed, pass.Output.Shape);
-        using var grads = model.Backward(pass, seedTensor, new BackwardRequest { Input = true, Layers = [layer.Output] });
-
-        var dx = b.Download(grads.Input!);
-        var gx = refs["input_grad"].Data;
-        double gmax = gx.Max(v => Math.Abs((double)v));
-        Assert.That(gmax, Is.GreaterThan(0), "the reference gradient is not all zero");
-        TestContext.Out.WriteLine($"{name} opset {opset}: input gradient max abs error {MaxError(dx, gx) / gmax:G3} of its max");
-        TensorAssert.Close(dx, gx, 1e-3 * gmax, 1e-3, $"{name} opset {opset} input gradient");
-
-        // Grad-CAM at the layer: ReLU(sum_k mean_ij(dy/dA_k) A_k), A (1, K, h, w).
-        var act = b.Download(pass[layer.Output]);
-        var grad = b.Download(grads.Layers[layer.Output]);
-        var refAct = refs["layer_act"];
-        Assert.That(layer.Shape, Is.EqualTo(refAct.Shape[1..]), $"layer '{layerName}' resolves to {layer.Output}");
-        TensorAssert.Close(act, refAct.Data, 1e-4 * refAct.Data.Max(v => Math.Abs((double)v)), 1e-4, "layer activation");
-        int k = layer.Shape[0], plane = layer.Shape[1] * layer.Shape[2];
-        var cam = new double[plane];
-        for (int c = 0; c < k; c++)
-        {
-            double w = 0;
-            for (int p = 0; p < plane; p++)
-                w += grad[c * plane + p];
-            w /= plane;
-            for (int p = 0; p < plane; p++)
-                cam[p] += w * act[c * plane + p];
-        }
-        var map = cam.Select(v => (float)Math.Max(v, 0)).ToArray();
-        var refMap = refs["gradcam"].Data;
-        double mmax = refMap.Max(v => Math.Abs((double)v));
-        Assert.That(mmax, Is.GreaterThan(0), "the reference Grad-CAM map is not all zero");
-        TestContext.Out.WriteLine($"{name} opset {opset}: Grad-CAM map max abs error {MaxError(map, refMap) / mmax:G3} of its max");
-        TensorAssert.Close(map, refMap, 1e-3 * mmax, 1e-3, $"{name} opset {opset} Grad-CAM at {layerName}");
-    }
-
-    private static double MaxError(float[] a, float[] b) => a.Zip(b, (p, q) => Math.Abs((double)p - q)).Max();
+        FamilyCheck.Check(Dir, name, opset, layerName, TestDevice.Ilgpu, LayerLayoutKind.Nchw);
 
     [TestCase("mnasnet", 17, "layers")]
     [TestCase("shufflenet_v2", 17, "conv5")]
