@@ -21,7 +21,7 @@ public sealed class FullGradGuidedFixtureTests
 
     /// <summary>Max abs difference of the FullGrad map (both in [0, 1]) and of guided backprop relative to its
     /// largest magnitude.</summary>
-    internal static (double FullGrad, double Guided, int Target, int RefTarget) Compare(string onnx, string npz,
+    internal static (double FullGrad, double Guided, int Target, int RefTarget, double Sensitivity) Compare(string onnx, string npz,
         CamEngine.Backends.Backend backend)
     {
         var refs = Npz.Read(npz);
@@ -36,7 +36,8 @@ public sealed class FullGradGuidedFixtureTests
         double fgDiff = fg.Map.Data.Zip(expectedFg, (a, b) => Math.Abs((double)a - b)).Max();
         double scale = expectedGb.Max(v => Math.Abs((double)v));
         double gbDiff = gb.Raw.Data.Zip(expectedGb, (a, b) => Math.Abs((double)a - b)).Max() / scale;
-        return (fgDiff, gbDiff, fg.TargetClass, (int)refs["target"].Data[0]);
+        double sensitivity = refs.TryGetValue("fullgrad_sensitivity", out var sens) ? sens.Data[0] : 0;
+        return (fgDiff, gbDiff, fg.TargetClass, (int)refs["target"].Data[0], sensitivity);
     }
 
     [TestCase("tiny_densenet")]
@@ -44,7 +45,7 @@ public sealed class FullGradGuidedFixtureTests
     [TestCase("tiny_resnet")]
     public void FullGrad_and_guided_backprop_match_pytorch_grad_cam(string name)
     {
-        var (fg, gb, target, refTarget) = Compare(Path.Combine(Dir, name + ".onnx"), Path.Combine(Dir, name + ".npz"), TestDevice.Ilgpu);
+        var (fg, gb, target, refTarget, _) = Compare(Path.Combine(Dir, name + ".onnx"), Path.Combine(Dir, name + ".npz"), TestDevice.Ilgpu);
         TestContext.Out.WriteLine($"{name}: fullgrad max|diff| {fg:E3}, guided max|diff|/max|ref| {gb:E3}");
         Assert.That(target, Is.EqualTo(refTarget), "target class");
         Assert.That(fg, Is.LessThan(1e-4), "fullgrad map");
@@ -53,7 +54,11 @@ public sealed class FullGradGuidedFixtureTests
 
     /// <summary>The full-size comparison (torchvision densenet121, mobilenet_v2, resnet50 with random seeded
     /// weights): set CAM_FULLGRAD_DIR to the output folder of
-    /// <c>make_fullgrad_guided_fixtures.py --full DIR</c> and run explicitly.</summary>
+    /// <c>make_fullgrad_guided_fixtures.py --full DIR</c> and run explicitly. The FullGrad bound is 1e-3, or twice
+    /// the map's own conditioning where that is larger: the fixture records how far pgc's float64 map moves when the
+    /// input is scaled by (1 + 1e-6 noise), the relative error a float32 forward carries after a few dozen layers
+    /// (on the seeded ResNet-50 that moves it by 2.0e-3 in a 28x28 corner, where per-channel min-max normalization
+    /// of near-flat bias-gradient maps amplifies any difference).</summary>
     [Explicit("needs CAM_FULLGRAD_DIR from make_fullgrad_guided_fixtures.py --full")]
     [TestCase("densenet121")]
     [TestCase("mobilenet_v2")]
@@ -61,10 +66,10 @@ public sealed class FullGradGuidedFixtureTests
     public void Full_size_networks_match_pytorch_grad_cam(string name)
     {
         string dir = Environment.GetEnvironmentVariable("CAM_FULLGRAD_DIR") ?? throw new InconclusiveException("CAM_FULLGRAD_DIR unset");
-        var (fg, gb, target, refTarget) = Compare(Path.Combine(dir, name + ".onnx"), Path.Combine(dir, name + ".npz"), TestDevice.Cpu);
-        TestContext.Out.WriteLine($"FULLSIZE {name}: fullgrad max|diff| {fg:E3}, guided max|diff|/max|ref| {gb:E3}");
+        var (fg, gb, target, refTarget, sensitivity) = Compare(Path.Combine(dir, name + ".onnx"), Path.Combine(dir, name + ".npz"), TestDevice.Cpu);
+        TestContext.Out.WriteLine($"FULLSIZE {name}: fullgrad max|diff| {fg:E3} (pgc's own map moves {sensitivity:E3} under a 1e-6 input change), guided max|diff|/max|ref| {gb:E3}");
         Assert.That(target, Is.EqualTo(refTarget), "target class");
-        Assert.That(fg, Is.LessThan(1e-3), "fullgrad map");
+        Assert.That(fg, Is.LessThan(Math.Max(1e-3, 2 * sensitivity)), "fullgrad map");
         Assert.That(gb, Is.LessThan(1e-3), "guided backprop");
     }
 
