@@ -91,6 +91,8 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// the output, the im2col forms in a pass after it.</summary>
     private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, bool relu)
     {
+        if (TryDepthwise(x, w, b, null, y, s, relu ? EpilogueActivation.Relu : EpilogueActivation.None, 0f, 0f))
+            return;
         float* wp = In(w);
         var form = CpuConv.ChooseForm(s, _simd);
         if (form == ConvForm.Winograd)
@@ -130,6 +132,8 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// <inheritdoc/>
     protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s)
     {
+        if (TryDepthwiseBackwardData(dy, w, dx, s))
+            return;
         float* wp = In(w);
         if (CpuConv.FlippedShape(s) is { } flipped)
         {
@@ -178,8 +182,11 @@ internal sealed unsafe partial class CpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s) =>
-        CpuConv.BackwardWeights(In(x), In(dy), Out(dw), s, _simd);
+    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s)
+    {
+        if (!TryDepthwiseBackwardWeights(x, dy, dw, s))
+            CpuConv.BackwardWeights(In(x), In(dy), Out(dw), s, _simd);
+    }
 
     /// <inheritdoc/>
     protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s) =>
