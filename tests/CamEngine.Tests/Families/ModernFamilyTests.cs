@@ -33,6 +33,12 @@ public sealed class ModernFamilyTests
         }
     }
 
+    /// <summary>The depthwise families (MNASNet's 3x3/5x5 and ConvNeXt's 7x7 depthwise convs) on the managed CPU backend.</summary>
+    [TestCase("mnasnet", 17, "layers")]
+    [TestCase("convnext", 17, "features")]
+    public void Depthwise_family_matches_PyTorch_on_the_managed_cpu(string name, int opset, string layerName) =>
+        Check(Dir, name, opset, layerName, TestDevice.Cpu);
+
     public static IEnumerable<TestCaseData> FullCases() =>
         Cases().Select(c => new TestCaseData(c.Arguments).SetName($"Full_size_{c.Arguments[0]}_opset{c.Arguments[1]}_matches_PyTorch"));
 
