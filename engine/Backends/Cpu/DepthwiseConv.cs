@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
@@ -107,7 +108,7 @@ internal static unsafe class DepthwiseConv
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
             int* off = stackalloc int[pl.Taps];
             pl.Offsets(s, off);
-            Fill(x + ((long)n * s.C + g) * hw, buf, s, pl);
+            Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
             for (int j = 0; j < m; j++)
             {
                 int k = g * m + j;
@@ -120,37 +121,74 @@ internal static unsafe class DepthwiseConv
         ForPlanes(s, Task);
     }
 
-    /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane (every float of the buffer written).</summary>
-    private static void Fill(float* src, float* buf, ConvShape s, Plane pl)
+    /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane: every float of the buffer written once,
+    /// phase row by phase row (zeros left of the data, the data, zeros right of it; rows outside x all zero).</summary>
+    private static void Fill(float* src, float* buf, ConvShape s, Plane pl, CpuSimd simd)
     {
-        if (s.StrideH == 1 && s.StrideW == 1)
+        int sh = s.StrideH, sw = s.StrideW, wq = pl.Wq;
+        if (pl.Length <= 4096)
+            new Span<float>(buf, (int)pl.Length).Clear(); // small planes: one clear beats many short ones
+        for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++)
         {
-            // One phase: clear only the padding around the copied rows.
-            int wq = pl.Wq, right = wq - s.PadLeft - s.W;
-            new Span<float>(buf, s.PadTop * wq).Clear();
-            float* row = buf + (long)s.PadTop * wq;
-            for (int ih = 0; ih < s.H; ih++, row += wq, src += s.W)
+            // Phase columns c hold padded columns c*SW + b; those in [PL, PL+W) hold data, consecutively.
+            int last = s.PadLeft + s.W - 1 - b; // the last data column's padded index in this phase, if any
+            int c0 = (s.PadLeft - b + sw - 1) / sw, c1 = last < 0 ? 0 : Math.Min(wq, last / sw + 1);
+            int count = Math.Max(0, c1 - c0), iw0 = c0 * sw + b - s.PadLeft;
+            float* row = buf + (a * sw + b) * pl.P;
+            for (int r = 0; r < pl.Hq; r++, row += wq)
             {
-                new Span<float>(row, s.PadLeft).Clear();
-                new ReadOnlySpan<float>(src, s.W).CopyTo(new Span<float>(row + s.PadLeft, s.W));
-                new Span<float>(row + s.PadLeft + s.W, right).Clear();
+                int ih = r * sh + a - s.PadTop;
+                if (ih < 0 || ih >= s.H || count == 0)
+                {
+                    if (pl.Length > 4096)
+                        new Span<float>(row, wq).Clear();
+                    continue;
+                }
+                if (pl.Length > 4096)
+                {
+                    new Span<float>(row, c0).Clear();
+                    new Span<float>(row + c0 + count, wq - c0 - count).Clear();
+                }
+                float* from = src + (long)ih * s.W + iw0;
+                if (sw == 1)
+                    new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(row + c0, count));
+                else
+                    Gather(from, sw, row + c0, count, s.W - iw0, simd);
             }
-            new Span<float>(row, checked((int)(pl.Length - (row - buf)))).Clear();
-            return;
         }
-        new Span<float>(buf, checked((int)pl.Length)).Clear();
-        for (int ih = 0; ih < s.H; ih++, src += s.W)
+        if (pl.Length > 4096)
         {
-            int hp = ih + s.PadTop;
-            for (int b = 0; b < s.StrideW && b < s.W; b++)
+            long used = pl.Phases * pl.P;
+            new Span<float>(buf + used, (int)(pl.Length - used)).Clear();
+        }
+    }
+
+    /// <summary>dst[i] = src[i*step] for i &lt; count, never reading src[avail] or beyond; step 2 deinterleaves 32
+    /// floats into 16 with one permute (AVX-512) or 16 into 8 (AVX2).</summary>
+    private static void Gather(float* src, int step, float* dst, int count, int avail, CpuSimd simd)
+    {
+        int i = 0;
+        if (step == 2)
+        {
+            if (simd == CpuSimd.Vector512 && Avx512F.IsSupported)
             {
-                // Columns iw = b, b + SW, ... land in one phase row, consecutively.
-                float* dst = buf + pl.At(s, hp, b + s.PadLeft);
-                int count = (s.W - b + s.StrideW - 1) / s.StrideW;
-                for (int i = 0; i < count; i++)
-                    dst[i] = src[b + i * s.StrideW];
+                var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                for (; i + 16 <= count && 2 * i + 32 <= avail; i += 16)
+                    Avx512F.PermuteVar16x32x2(Vector512.Load(src + 2 * i), even, Vector512.Load(src + 2 * i + 16)).Store(dst + i);
+            }
+            else if (simd == CpuSimd.Vector256 && Avx2.IsSupported)
+            {
+                for (; i + 8 <= count && 2 * i + 16 <= avail; i += 8)
+                {
+                    // Within 128-bit lanes [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs reordered.
+                    var p = Avx.Shuffle(Vector256.Load(src + 2 * i), Vector256.Load(src + 2 * i + 8), 0b10_00_10_00);
+                    Avx2.Permute4x64(p.AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + i);
+                }
             }
         }
+        for (; i < count; i++)
+            dst[i] = src[i * step];
     }
 
     /// <summary>wide[q] = sum_t w[t] buf[q + off[t]] for q in [0, count) (vector paths run to whole vectors past
@@ -231,7 +269,7 @@ internal static unsafe class DepthwiseConv
                     v.Store(y + i);
                 }
             }
-            else if (simd == CpuSimd.Vector256 && act != EpilogueActivation.Silu)
+            if (simd != CpuSimd.Scalar && act != EpilogueActivation.Silu)
             {
                 var bv = Vector256.Create(b);
                 for (; i + 8 <= ow; i += 8)
@@ -243,6 +281,18 @@ internal static unsafe class DepthwiseConv
                         v = Vector256.Max(v, Vector256<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
                         v = Vector256.Min(Vector256.Max(v, Vector256.Create(lo)), Vector256.Create(hi));
+                    v.Store(y + i);
+                }
+                // Rows shorter than a vector (14 and 7 wide) and the tails of longer ones.
+                for (; i + 4 <= ow; i += 4)
+                {
+                    var v = Vector128.Load(wide + i) + Vector128.Create(b);
+                    if (res != null)
+                        v += Vector128.Load(res + i);
+                    if (act == EpilogueActivation.Relu)
+                        v = Vector128.Max(v, Vector128<float>.Zero);
+                    else if (act == EpilogueActivation.Clip)
+                        v = Vector128.Min(Vector128.Max(v, Vector128.Create(lo)), Vector128.Create(hi));
                     v.Store(y + i);
                 }
             }
@@ -397,7 +447,7 @@ internal static unsafe class DepthwiseConv
                 float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
                 int* off = stackalloc int[taps];
                 pl.Offsets(s, off);
-                Fill(x + ((long)n * s.C + g) * hw, buf, s, pl);
+                Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
                 for (int j = 0; j < m; j++)
                 {
                     int k = g * m + j;

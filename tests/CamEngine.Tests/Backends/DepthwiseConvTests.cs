@@ -10,10 +10,11 @@ namespace CamEngine.Tests.Backends;
 /// The CPU backend's depthwise convolution (<see cref="DepthwiseConv"/>) at 512-bit, 256-bit and scalar widths
 /// against the double-precision reference, forward (with and without bias), backward-data (the flipped-kernel
 /// forward at stride 1, the per-tap scatter otherwise), backward-weights and bias, on geometries that hit its edges:
-/// odd channel counts, planes narrower than a vector and with tails (W = 1, 5, 13, 17, 33), whole planes shorter than
-/// one 64-float block, strides 1, 2 and (1, 2), pads 0 to 3 (past the kernel's reach, where backward-data scatters
-/// at stride 1 too), asymmetric pads, dilation 2, KH != KW, 3x3, 5x5 and 7x7, batch 1 to 3, channel multipliers 2
-/// and 3; and its fused output stage (bias, residual, ReLU, clip, SiLU) against the reference's separate ops.
+/// odd channel counts, planes narrower than a vector and with tails (W = 1, 5, 13, 17, 33, 69, 133), whole planes
+/// shorter than one 64-float block, planes over 4096 floats (padding cleared by rows, stride-2 rows deinterleaved
+/// by vectors), strides 1, 2 and (1, 2), pads 0 to 3 (past the kernel's reach, where backward-data scatters at
+/// stride 1 too), asymmetric pads, dilation 2, KH != KW, 3x3, 5x5 and 7x7, batch 1 to 3, channel multipliers 2 and
+/// 3; and its fused output stage (bias, residual, ReLU, clip, SiLU) against the reference's separate ops.
 /// </summary>
 [TestFixture]
 internal sealed class DepthwiseConvTests
@@ -42,6 +43,9 @@ internal sealed class DepthwiseConvTests
         (new ConvShape(2, 3, 9, 13, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "multiplier 2, stride 1"),
         (new ConvShape(1, 3, 10, 11, 6, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 3), "multiplier 2, stride 2"),
         (new ConvShape(1, 1, 6, 7, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "one channel, multiplier 3"),
+        (new ConvShape(1, 3, 70, 69, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "large plane: padding cleared row by row"),
+        (new ConvShape(1, 2, 67, 133, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2), "large plane, stride 2, 133 wide: vector deinterleave"),
+        (new ConvShape(1, 2, 80, 45, 4, 5, 5, 2, 2, 2, 0, 3, 2, 1, 1, 2), "large plane, stride 2, asymmetric pads, multiplier 2"),
     ];
 
     public static IEnumerable<TestCaseData> Cases()
