@@ -93,7 +93,7 @@ internal static unsafe class DepthwiseConv
 
     /// <summary>
     /// <c>y = act(conv(x, w) + b + residual)</c>, w in its own (K, 1, KH, KW) layout, b and residual optional.
-    /// The activation follows <see cref="EpilogueActivation"/> (ReLU and Clip as <see cref="ReluOp"/> and
+    /// The activation follows <see cref="EpilogueActivation"/> (ReLU as <see cref="ReluOp"/>, clip exactly as
     /// <see cref="Clip"/>, SiLU as <c>v * sigmoid(v)</c>).
     /// </summary>
     public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
@@ -265,7 +265,7 @@ internal static unsafe class DepthwiseConv
                     if (act == EpilogueActivation.Relu)
                         v = Vector512.Max(v, Vector512<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
-                        v = Vector512.Min(Vector512.Max(v, Vector512.Create(lo)), Vector512.Create(hi));
+                        v = new ClipOp(lo, hi).Apply(v);
                     v.Store(y + i);
                 }
             }
@@ -280,7 +280,7 @@ internal static unsafe class DepthwiseConv
                     if (act == EpilogueActivation.Relu)
                         v = Vector256.Max(v, Vector256<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
-                        v = Vector256.Min(Vector256.Max(v, Vector256.Create(lo)), Vector256.Create(hi));
+                        v = new ClipOp(lo, hi).Apply(v);
                     v.Store(y + i);
                 }
                 // Rows shorter than a vector (14 and 7 wide) and the tails of longer ones.
@@ -292,7 +292,8 @@ internal static unsafe class DepthwiseConv
                     if (act == EpilogueActivation.Relu)
                         v = Vector128.Max(v, Vector128<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
-                        v = Vector128.Min(Vector128.Max(v, Vector128.Create(lo)), Vector128.Create(hi));
+                        v = Vector128.ConditionalSelect(Vector128.LessThan(v, Vector128.Create(lo)), Vector128.Create(lo),
+                            Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(hi)), Vector128.Create(hi), v));
                     v.Store(y + i);
                 }
             }
