@@ -9,7 +9,8 @@ namespace CamEngine.Backends.Cpu;
 /// Convolutions take one of four forms per layer (<see cref="CpuConv.ChooseForm"/>): Winograd F(4x4, 3x3)
 /// (<see cref="WinogradConv"/>) for 3x3 stride-1 layers where its cost model says it pays, the direct NHWC form
 /// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
-/// over a phase-split padded input (<see cref="CpuConv"/>); the packed forms of weights are cached per storage and
+/// over a phase-split padded input (<see cref="CpuConv"/>); depthwise layers (one input channel per group) run
+/// <see cref="DepthwiseConv"/> instead (CpuBackend.Depthwise.cs); the packed forms of weights are cached per storage and
 /// rebuilt only after the weights are written. Element-wise ops
 /// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
 /// </summary>
