@@ -63,7 +63,7 @@ internal static unsafe class DepthwiseConv
                 throw new CamEngineException($"cpu depthwise conv: padded plane of {Length} floats is too large");
         }
 
-        /// <summary>Padded pixel (hp, wp) of phase plane index.</summary>
+        /// <summary>The buffer index of padded pixel (hp, wp): its phase's plane, then row and column in the phase.</summary>
         public long At(ConvShape s, int hp, int wp) =>
             (hp % s.StrideH * s.StrideW + wp % s.StrideW) * P + (long)(hp / s.StrideH) * Wq + wp / s.StrideW;
 
@@ -102,7 +102,7 @@ internal static unsafe class DepthwiseConv
         var pl = new Plane(s);
         int m = s.KPerGroup, ohw = s.OH * s.OW;
         long hw = (long)s.H * s.W;
-        void Task(int n, int g)
+        void Run(int n, int g)
         {
             float* buf = Buffer(ref t_buf, pl.Length);
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
@@ -118,7 +118,7 @@ internal static unsafe class DepthwiseConv
                     s.OH, s.OW, simd, act, lo, hi);
             }
         }
-        ForPlanes(s, Task);
+        ForPlanes(s, Run);
     }
 
     /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane: every float of the buffer written once,
@@ -344,7 +344,7 @@ internal static unsafe class DepthwiseConv
         var pl = new Plane(s);
         int m = s.KPerGroup, ohw = s.OH * s.OW;
         long hw = (long)s.H * s.W;
-        void Task(int n, int g)
+        void Run(int n, int g)
         {
             float* buf = Buffer(ref t_buf, pl.Length);
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
@@ -359,7 +359,7 @@ internal static unsafe class DepthwiseConv
             }
             Unpad(buf, dx + ((long)n * s.C + g) * hw, s, pl);
         }
-        ForPlanes(s, Task);
+        ForPlanes(s, Run);
     }
 
     /// <summary>wide[oh*Wq + ow] = src[oh, ow], zero in the Wq - OW extra columns and up to the rounded length.</summary>
@@ -442,7 +442,7 @@ internal static unsafe class DepthwiseConv
         fixed (double* part = partial)
         {
             double* pp = part;
-            void Task(int n, int g)
+            void Run(int n, int g)
             {
                 float* buf = Buffer(ref t_buf, pl.Length);
                 float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
@@ -458,7 +458,7 @@ internal static unsafe class DepthwiseConv
                         dst[t] = Dot(wide, buf + off[t], pl.WideRounded, simd);
                 }
             }
-            ForPlanes(s, Task);
+            ForPlanes(s, Run);
             for (int k = 0; k < s.K; k++)
             for (int t = 0; t < taps; t++)
             {
