@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using CamEngine.Backends;
 using CamEngine.Graph;
+using CamEngine.Graph.Ops;
 using CamEngine.Model;
 
 namespace CamEngine.Bench;
@@ -10,7 +11,8 @@ namespace CamEngine.Bench;
 /// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
-/// every conv. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
+/// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
+/// layer and for the whole forward. Ops beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
 {
@@ -56,8 +58,8 @@ internal static class Profile
                     Action run = () => backend.Conv2d(x, w, bias, yy, s);
                     ms = Best(reps, run);
                     actions.Add(run);
-                    flop = 2.0 * s.N * s.K * s.OH * s.OW * s.C * s.KH * s.KW;
-                    what = $"conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH}";
+                    flop = 2.0 * s.N * s.K * s.OH * s.OW * s.CPerGroup * s.KH * s.KW;
+                    what = $"{(s.Groups > 1 && s.CPerGroup == 1 ? "dwconv" : "conv")} {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH}";
                     break;
                 }
                 case Ops.Relu:
@@ -119,7 +121,23 @@ internal static class Profile
                     break;
                 }
                 default:
-                    continue;
+                {
+                    // Any other op through its rule (a new output each call, freed at once); views copy nothing.
+                    var rule = OpRegistry.For(node);
+                    if (rule.IsView)
+                        continue;
+                    var inputs = node.Inputs.Select(n => pass[n]).ToList();
+                    Action run = () =>
+                    {
+                        var t = rule.Forward(new ForwardArgs(model, pass, node, null, false));
+                        if (!inputs.Any(i => ReferenceEquals(i, t)))
+                            pass.Release(t);
+                    };
+                    ms = Best(reps, run);
+                    actions.Add(run);
+                    what = $"{node.Op} {y.ShapeText}";
+                    break;
+                }
             }
             rows.Add((node.Name, what, ms, flop));
             string kind = what.Split(' ')[0];
@@ -158,6 +176,40 @@ internal static class Profile
                 Console.WriteLine($"backward-data conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH} {ms,8:F3} ms {gf,5:F0} GFLOP/s");
             }
             Console.WriteLine($"backward-data of all convs {total:F2} ms");
+        }
+
+        if (Environment.GetEnvironmentVariable("PROFILE_DEPTHWISE") == "1")
+        {
+            // Depthwise convs through DepthwiseConv against the im2col path they took before (DepthwiseConv.Enabled
+            // off), per layer and for the whole forward, interleaved so that load from other processes hits both alike.
+            var (offTotal, onTotal) = (0.0, 0.0);
+            for (int i = 0; i < rows.Count; i++)
+            {
+                if (!rows[i].What.StartsWith("dwconv", StringComparison.Ordinal))
+                    continue;
+                var (off, on) = (double.MaxValue, double.MaxValue);
+                for (int r = 0; r < reps; r++)
+                {
+                    CamEngine.Backends.Cpu.DepthwiseConv.Enabled = false;
+                    off = Math.Min(off, Best(1, actions[i]));
+                    CamEngine.Backends.Cpu.DepthwiseConv.Enabled = true;
+                    on = Math.Min(on, Best(1, actions[i]));
+                }
+                (offTotal, onTotal) = (offTotal + off, onTotal + on);
+                Console.WriteLine($"depthwise {rows[i].What,-28} im2col {off,8:F3} ms  direct {on,8:F3} ms  x{off / on:F1}");
+            }
+            var (wholeOff, wholeOn) = (new List<double>(), new List<double>());
+            for (int r = 0; r < reps; r++)
+            {
+                CamEngine.Backends.Cpu.DepthwiseConv.Enabled = r % 2 == 1;
+                (r % 2 == 1 ? wholeOn : wholeOff).Add(Best(1, () => { using var p = model.Forward(input); }));
+                CamEngine.Backends.Cpu.DepthwiseConv.Enabled = r % 2 == 0;
+                (r % 2 == 0 ? wholeOn : wholeOff).Add(Best(1, () => { using var p = model.Forward(input); }));
+            }
+            CamEngine.Backends.Cpu.DepthwiseConv.Enabled = true;
+            double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
+            Console.WriteLine($"depthwise layers: im2col {offTotal:F2} ms, direct {onTotal:F2} ms (best per layer); whole forward "
+                              + $"median im2col {Median(wholeOff):F2} ms, direct {Median(wholeOn):F2} ms, direct/im2col {Median(wholeOn) / Median(wholeOff):F3}");
         }
 
         if (Environment.GetEnvironmentVariable("PROFILE_FORMS") == "1")
@@ -204,7 +256,7 @@ internal static class Profile
             Console.WriteLine($"{name,-46} {r.What,-28} {r.Ms,7:F3} {(r.Gflop > 0 ? (r.Gflop / r.Ms / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture) : ""),7} {seq[i],7:F3}");
         }
         double sum = rows.Sum(r => r.Ms);
-        double convFlop = rows.Sum(r => r.Gflop), convMs = byKind.GetValueOrDefault("conv");
+        double convFlop = rows.Where(r => r.What.StartsWith("conv ", StringComparison.Ordinal)).Sum(r => r.Gflop), convMs = byKind.GetValueOrDefault("conv");
         Console.WriteLine();
         foreach (var (k, v) in byKind.OrderByDescending(kv => kv.Value))
             Console.WriteLine($"{k,-10} {v,8:F2} ms  {100 * v / whole,5:F1}%");

@@ -9,7 +9,8 @@ namespace CamEngine.Backends.Cpu;
 /// Convolutions take one of four forms per layer (<see cref="CpuConv.ChooseForm"/>): Winograd F(4x4, 3x3)
 /// (<see cref="WinogradConv"/>) for 3x3 stride-1 layers where its cost model says it pays, the direct NHWC form
 /// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
-/// over a phase-split padded input (<see cref="CpuConv"/>); the packed forms of weights are cached per storage and
+/// over a phase-split padded input (<see cref="CpuConv"/>); depthwise layers (one input channel per group) run
+/// <see cref="DepthwiseConv"/> instead (CpuBackend.Depthwise.cs); the packed forms of weights are cached per storage and
 /// rebuilt only after the weights are written. Element-wise ops
 /// are <c>CpuElementwise.Map</c> over operator structs, so a new one is a struct and one line.
 /// </summary>
@@ -91,6 +92,8 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// the output, the im2col forms in a pass after it.</summary>
     private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, bool relu)
     {
+        if (TryDepthwise(x, w, b, null, y, s, relu ? EpilogueActivation.Relu : EpilogueActivation.None, 0f, 0f))
+            return;
         float* wp = In(w);
         var form = CpuConv.ChooseForm(s, _simd);
         if (form == ConvForm.Winograd)
@@ -130,6 +133,8 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// <inheritdoc/>
     protected override void Conv2dBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvShape s)
     {
+        if (TryDepthwiseBackwardData(dy, w, dx, s))
+            return;
         float* wp = In(w);
         if (CpuConv.FlippedShape(s) is { } flipped)
         {
@@ -178,8 +183,11 @@ internal sealed unsafe partial class CpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s) =>
-        CpuConv.BackwardWeights(In(x), In(dy), Out(dw), s, _simd);
+    protected override void Conv2dBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, ConvShape s)
+    {
+        if (!TryDepthwiseBackwardWeights(x, dy, dw, s))
+            CpuConv.BackwardWeights(In(x), In(dy), Out(dw), s, _simd);
+    }
 
     /// <inheritdoc/>
     protected override void Conv2dBackwardBiasCore(Tensor dy, Tensor db, ConvShape s) =>

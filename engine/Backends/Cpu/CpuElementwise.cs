@@ -37,6 +37,34 @@ internal readonly struct ReluOp : IUnaryOp
     public Vector512<float> Apply(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
 }
 
+/// <summary>y = x &lt; lo ? lo : x &gt; hi ? hi : x, exactly <see cref="Kernels.Clip.Value"/> (NaN passes).</summary>
+internal readonly struct ClipOp(float lo, float hi) : IUnaryOp
+{
+    public float Apply(float x) => x < lo ? lo : x > hi ? hi : x;
+
+    public Vector256<float> Apply(Vector256<float> x)
+    {
+        Vector256<float> l = Vector256.Create(lo), h = Vector256.Create(hi);
+        return Vector256.ConditionalSelect(Vector256.LessThan(x, l), l, Vector256.ConditionalSelect(Vector256.GreaterThan(x, h), h, x));
+    }
+
+    public Vector512<float> Apply(Vector512<float> x)
+    {
+        Vector512<float> l = Vector512.Create(lo), h = Vector512.Create(hi);
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, l), l, Vector512.ConditionalSelect(Vector512.GreaterThan(x, h), h, x));
+    }
+}
+
+/// <summary>y = 1 / (1 + exp(-x)), <see cref="Kernels.Sigmoid.Value"/> with the vector exp.</summary>
+internal readonly struct SigmoidOp : IUnaryOp
+{
+    public float Apply(float x) => 1f / (1f + MathF.Exp(-x));
+
+    public Vector256<float> Apply(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+
+    public Vector512<float> Apply(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+}
+
 /// <summary>y = x * s.</summary>
 internal readonly struct ScaleOp(float s) : IUnaryOp
 {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
@@ -26,6 +28,20 @@ internal static unsafe class CpuMisc
 
     public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
     {
+        // Clip (ReLU6) and sigmoid (SiLU, squeeze-excitation gates) at the vector width: the same values as the
+        // op's Value (clip exactly; sigmoid through the vector exp, within a few ulp of MathF.Exp).
+        var simd = CpuSimdDetect.Best;
+        if (typeof(TOp) == typeof(Clip) && simd != CpuSimd.Scalar)
+        {
+            var c = Unsafe.As<TOp, Clip>(ref op);
+            CpuElementwise.Map(x, y, n, new ClipOp(c.Min, c.Max), simd);
+            return;
+        }
+        if (typeof(TOp) == typeof(Sigmoid) && simd != CpuSimd.Scalar)
+        {
+            CpuElementwise.Map(x, y, n, new SigmoidOp(), simd);
+            return;
+        }
         nint px = (nint)x, py = (nint)y;
         For(n, (s, e) =>
         {
@@ -97,6 +113,8 @@ internal static unsafe class CpuMisc
             }
             return;
         }
+        if (s.D2 * s.D3 >= 16 && ChannelScalar(a, b, y, s))
+            return;
         nint pa = (nint)a, pb = (nint)b, py = (nint)y;
         For(s.OutputLength, (st, e) =>
         {
@@ -110,6 +128,66 @@ internal static unsafe class CpuMisc
                     B[i0 * s.SB0 + i1 * s.SB1 + i2 * s.SB2 + i3 * s.SB3]);
             }
         });
+    }
+
+    /// <summary>
+    /// One operand full and the other one value per (i0, i1) row (a squeeze-excitation gate x * s[n, c, 1, 1], a
+    /// per-channel bias): each row is a vector loop against one broadcast scalar. False for other broadcasts.
+    /// </summary>
+    private static bool ChannelScalar(float* a, float* b, float* y, BroadcastShape s)
+    {
+        bool aFull = s.A0 == s.D0 && s.A1 == s.D1 && s.A2 == s.D2 && s.A3 == s.D3;
+        bool bFull = s.B0 == s.D0 && s.B1 == s.D1 && s.B2 == s.D2 && s.B3 == s.D3;
+        bool aRow = s.A2 == 1 && s.A3 == 1, bRow = s.B2 == 1 && s.B3 == 1;
+        if (!(aFull && bRow) && !(bFull && aRow))
+            return false;
+        bool scalarRight = aFull && bRow;
+        int rows = s.D0 * s.D1, len = s.D2 * s.D3, op = s.Op;
+        nint pa = (nint)a, pb = (nint)b, py = (nint)y;
+        void Rows(int r0, int r1)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int i0 = r / s.D1, i1 = r % s.D1;
+                float* full = (float*)(scalarRight ? pa : pb) + (long)r * len;
+                float v = scalarRight ? ((float*)pb)[i0 * s.SB0 + i1 * s.SB1] : ((float*)pa)[i0 * s.SA0 + i1 * s.SA1];
+                RowOp(full, v, (float*)py + (long)r * len, len, op, scalarRight);
+            }
+        }
+        int chunks = (long)rows * len <= Serial ? 1 : Math.Min(4 * Environment.ProcessorCount, rows);
+        if (chunks == 1)
+            Rows(0, rows);
+        else
+            Parallel.For(0, chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
+        return true;
+    }
+
+    /// <summary>y[i] = op(x[i], v) (scalarRight) or op(v, x[i]) for i &lt; n.</summary>
+    private static void RowOp(float* x, float v, float* y, int n, int op, bool scalarRight)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vv = Vector512.Create(v);
+            for (; i + 16 <= n; i += 16)
+            {
+                var e = Vector512.Load(x + i);
+                var (l, r) = scalarRight ? (e, vv) : (vv, e);
+                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vv = Vector256.Create(v);
+            for (; i + 8 <= n; i += 8)
+            {
+                var e = Vector256.Load(x + i);
+                var (l, r) = scalarRight ? (e, vv) : (vv, e);
+                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
+            }
+        }
+        for (; i < n; i++)
+            y[i] = scalarRight ? Apply(op, x[i], v) : Apply(op, v, x[i]);
     }
 
     /// <summary>Gradient of operand 0 or 1 of a broadcasting op, summed over the axes it is broadcast along

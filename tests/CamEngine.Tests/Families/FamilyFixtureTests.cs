@@ -10,7 +10,8 @@ namespace CamEngine.Tests.Families;
 /// <summary>
 /// Small seeded variants of the CNN families users bring (tools/fixtures/make_family_fixtures.py), exported by
 /// PyTorch at several opsets: each converts, and on the ILGPU CPU accelerator reproduces PyTorch's logits and the
-/// input gradient of the top-1 logit.
+/// input gradient of the top-1 logit; the families with depthwise convolutions also on the managed CPU backend
+/// (its <c>DepthwiseConv</c> forward with fused epilogues, and both backward passes through it).
 /// </summary>
 [TestFixture]
 public sealed class FamilyFixtureTests
@@ -33,11 +34,16 @@ public sealed class FamilyFixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Family_matches_PyTorch(string name, int opset)
+    public void Family_matches_PyTorch(string name, int opset) => Check(name, opset, TestDevice.Ilgpu);
+
+    [TestCase("mobilenet_v2", 17)]
+    [TestCase("efficientnet_b0", 17)]
+    public void Depthwise_family_matches_PyTorch_on_the_managed_cpu(string name, int opset) => Check(name, opset, TestDevice.Cpu);
+
+    private static void Check(string name, int opset, Backend b)
     {
         var file = OnnxConverter.ConvertFile(Path.Combine(Dir, $"{name}.opset{opset}.onnx"));
         var refs = Npz.Read(Path.Combine(Dir, name + ".npz"));
-        var b = TestDevice.Ilgpu;
         using var model = DeviceModel.Load(file, b);
         using var x = b.Upload(refs["input"]);
         using var pass = model.Forward(x);

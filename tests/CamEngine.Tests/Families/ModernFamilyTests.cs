@@ -32,6 +32,12 @@ public sealed class ModernFamilyTests
         }
     }
 
+    /// <summary>The depthwise families (MNASNet's 3x3/5x5 and ConvNeXt's 7x7 depthwise convs) on the managed CPU backend.</summary>
+    [TestCase("mnasnet", 17, "layers")]
+    [TestCase("convnext", 17, "features")]
+    public void Depthwise_family_matches_PyTorch_on_the_managed_cpu(string name, int opset, string layerName) =>
+        FamilyCheck.Check(Dir, name, opset, layerName, TestDevice.Cpu, LayerLayoutKind.Nchw);
+
     [TestCaseSource(nameof(Cases))]
     public void Family_matches_PyTorch(string name, int opset, string layerName) =>
         FamilyCheck.Check(Dir, name, opset, layerName, TestDevice.Ilgpu, LayerLayoutKind.Nchw);

@@ -1,0 +1,506 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// Depthwise 2-D convolution (one input channel per group, <c>C = G</c>, channel multiplier <c>M = K/G &gt;= 1</c>,
+/// as in MobileNetV2, EfficientNet and ConvNeXt), NCHW, any kernel, stride, padding and dilation. The im2col forms
+/// run a (M x KH*KW) by (KH*KW x OH*OW) GEMM per channel, which is all packing and no reuse; here each (image,
+/// channel) plane is one task:
+/// <list type="number">
+/// <item>the input plane is copied once into a zero-padded plane split into its SH x SW stride phases (the layout of
+/// <see cref="ConvPlan"/>), so tap (kh, kw) of output pixel (oh, ow) is the phase element at
+/// <c>q + offset[kh, kw]</c>, with <c>q = oh*Wq + ow</c> the pixel's index in a "wide" output of Wq columns per row;</item>
+/// <item>the wide output is KH*KW vector FMAs per vector of pixels, <c>wide[q] = sum_t w[t] buf[q + offset[t]]</c>:
+/// contiguous loads, no bounds checks, no borders (the padding holds the zeros), rows shorter than a vector
+/// handled with the plane as one run (a 7x7 plane is 4 vectors, not 7);</item>
+/// <item>the OW valid columns of each wide row are stored with the bias, the residual and the activation.</item>
+/// </list>
+/// Backward-data is the same forward with the flipped kernel at stride 1 (multiplier 1); otherwise each tap adds
+/// <c>w[t] dy_wide</c> into a zeroed phase plane at its offset (the adjoint of step 2, garbage columns of dy_wide
+/// zero) and the plane is read back without its padding. Backward-weights is one dot product per tap and plane,
+/// <c>sum_q dy_wide[q] buf[q + offset[t]]</c>, summed over images in double in image order (no races, the same sum
+/// on any core count).
+/// <code>x: (N, G, H, W)   w: (G*M, 1, KH, KW)   y: (N, G*M, OH, OW)   buf per plane: [SH*SW phase][Hq][Wq] + slack</code>
+/// </summary>
+internal static unsafe class DepthwiseConv
+{
+    /// <summary>Whether the CPU backend routes depthwise layers here (benchmarks turn it off to time the im2col path
+    /// side by side).</summary>
+    internal static bool Enabled { get; set; } = true;
+
+    [ThreadStatic]
+    private static float[]? t_buf;
+
+    [ThreadStatic]
+    private static float[]? t_wide;
+
+    /// <summary>One input channel per group: what this file computes.</summary>
+    public static bool Supports(ConvShape s) => Enabled && s.Groups == s.C && s.CPerGroup == 1;
+
+    /// <summary>The padded, phase-split plane of one (image, channel) and the tap offsets into it.</summary>
+    private readonly struct Plane
+    {
+        public readonly int Wq, Hq, Phases, Wide, Taps;
+        public readonly long P, Length;
+
+        public Plane(ConvShape s)
+        {
+            int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
+            Hq = (hp + s.StrideH - 1) / s.StrideH;
+            Wq = (wp + s.StrideW - 1) / s.StrideW;
+            P = (long)Hq * Wq;
+            Phases = s.StrideH * s.StrideW;
+            Wide = s.OH * Wq;
+            Taps = s.KH * s.KW;
+            // Slack past the last phase: the wide index runs up to a whole 64-float block past OH*Wq, and a tap's
+            // offset is at most (Phases-1)*P + (Hq-OH)*Wq + Wq-1, so reads stay below Phases*P + Wq + 64.
+            Length = Phases * P + Wq + 128;
+            if (Length > Array.MaxLength / 2)
+                throw new CamEngineException($"cpu depthwise conv: padded plane of {Length} floats is too large");
+        }
+
+        /// <summary>The buffer index of padded pixel (hp, wp): its phase's plane, then row and column in the phase.</summary>
+        public long At(ConvShape s, int hp, int wp) =>
+            (hp % s.StrideH * s.StrideW + wp % s.StrideW) * P + (long)(hp / s.StrideH) * Wq + wp / s.StrideW;
+
+        public void Offsets(ConvShape s, int* off)
+        {
+            for (int kh = 0; kh < s.KH; kh++)
+            for (int kw = 0; kw < s.KW; kw++)
+                off[kh * s.KW + kw] = (int)At(s, kh * s.DilationH, kw * s.DilationW);
+        }
+
+        /// <summary>The wide length rounded up to whole 64-float blocks (what the vector loops run over).</summary>
+        public int WideRounded => (Wide + 63) & ~63;
+    }
+
+    private static float* Buffer(ref float[]? a, long length)
+    {
+        if (a == null || a.Length < length + 16)
+            a = GC.AllocateUninitializedArray<float>((int)(length + 16), pinned: true);
+        return Scratch.Aligned(a);
+    }
+
+    /// <summary>Runs <paramref name="body"/> for every (image, channel) plane task.</summary>
+    private static void ForPlanes(ConvShape s, Action<int, int> body) =>
+        CpuConv.For(s.N * s.C, (long)s.N * s.K * s.OH * s.OW * s.KH * s.KW, i => body(i / s.C, i % s.C));
+
+    // ---- forward ----
+
+    /// <summary>
+    /// <c>y = act(conv(x, w) + b + residual)</c>, w in its own (K, 1, KH, KW) layout, b and residual optional.
+    /// The activation follows <see cref="EpilogueActivation"/> (ReLU as <see cref="ReluOp"/>, clip exactly as
+    /// <see cref="Clip"/>, SiLU as <c>v * sigmoid(v)</c>).
+    /// </summary>
+    public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
+        EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f)
+    {
+        var pl = new Plane(s);
+        int m = s.KPerGroup, ohw = s.OH * s.OW;
+        long hw = (long)s.H * s.W;
+        void Run(int n, int g)
+        {
+            float* buf = Buffer(ref t_buf, pl.Length);
+            float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
+            int* off = stackalloc int[pl.Taps];
+            pl.Offsets(s, off);
+            Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
+            for (int j = 0; j < m; j++)
+            {
+                int k = g * m + j;
+                long plane = ((long)n * s.K + k) * ohw;
+                Taps(buf, off, w + (long)k * pl.Taps, pl.Taps, wide, pl.Wide, simd);
+                Store(wide, pl.Wq, bias == null ? 0f : bias[k], residual == null ? null : residual + plane, y + plane,
+                    s.OH, s.OW, simd, act, lo, hi);
+            }
+        }
+        ForPlanes(s, Run);
+    }
+
+    /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane: every float of the buffer written once,
+    /// phase row by phase row (zeros left of the data, the data, zeros right of it; rows outside x all zero).</summary>
+    private static void Fill(float* src, float* buf, ConvShape s, Plane pl, CpuSimd simd)
+    {
+        int sh = s.StrideH, sw = s.StrideW, wq = pl.Wq;
+        if (pl.Length <= 4096)
+            new Span<float>(buf, (int)pl.Length).Clear(); // small planes: one clear beats many short ones
+        for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++)
+        {
+            // Phase columns c hold padded columns c*SW + b; those in [PL, PL+W) hold data, consecutively.
+            int last = s.PadLeft + s.W - 1 - b; // the last data column's padded index in this phase, if any
+            int c0 = (s.PadLeft - b + sw - 1) / sw, c1 = last < 0 ? 0 : Math.Min(wq, last / sw + 1);
+            int count = Math.Max(0, c1 - c0), iw0 = c0 * sw + b - s.PadLeft;
+            float* row = buf + (a * sw + b) * pl.P;
+            for (int r = 0; r < pl.Hq; r++, row += wq)
+            {
+                int ih = r * sh + a - s.PadTop;
+                if (ih < 0 || ih >= s.H || count == 0)
+                {
+                    if (pl.Length > 4096)
+                        new Span<float>(row, wq).Clear();
+                    continue;
+                }
+                if (pl.Length > 4096)
+                {
+                    new Span<float>(row, c0).Clear();
+                    new Span<float>(row + c0 + count, wq - c0 - count).Clear();
+                }
+                float* from = src + (long)ih * s.W + iw0;
+                if (sw == 1)
+                    new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(row + c0, count));
+                else
+                    Gather(from, sw, row + c0, count, s.W - iw0, simd);
+            }
+        }
+        if (pl.Length > 4096)
+        {
+            long used = pl.Phases * pl.P;
+            new Span<float>(buf + used, (int)(pl.Length - used)).Clear();
+        }
+    }
+
+    /// <summary>dst[i] = src[i*step] for i &lt; count, never reading src[avail] or beyond; step 2 deinterleaves 32
+    /// floats into 16 with one permute (AVX-512) or 16 into 8 (AVX2).</summary>
+    private static void Gather(float* src, int step, float* dst, int count, int avail, CpuSimd simd)
+    {
+        int i = 0;
+        if (step == 2)
+        {
+            if (simd == CpuSimd.Vector512 && Avx512F.IsSupported)
+            {
+                var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                for (; i + 16 <= count && 2 * i + 32 <= avail; i += 16)
+                    Avx512F.PermuteVar16x32x2(Vector512.Load(src + 2 * i), even, Vector512.Load(src + 2 * i + 16)).Store(dst + i);
+            }
+            else if (simd == CpuSimd.Vector256 && Avx2.IsSupported)
+            {
+                for (; i + 8 <= count && 2 * i + 16 <= avail; i += 8)
+                {
+                    // Within 128-bit lanes [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs reordered.
+                    var p = Avx.Shuffle(Vector256.Load(src + 2 * i), Vector256.Load(src + 2 * i + 8), 0b10_00_10_00);
+                    Avx2.Permute4x64(p.AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + i);
+                }
+            }
+        }
+        for (; i < count; i++)
+            dst[i] = src[i * step];
+    }
+
+    /// <summary>wide[q] = sum_t w[t] buf[q + off[t]] for q in [0, count) (vector paths run to whole vectors past
+    /// count, into the slack).</summary>
+    private static void Taps(float* buf, int* off, float* w, int taps, float* wide, int count, CpuSimd simd)
+    {
+        if (simd == CpuSimd.Vector512)
+        {
+            for (int q = 0; q < count; q += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int t = 0; t < taps; t++)
+                {
+                    float* p = buf + q + off[t];
+                    var c = Vector512.Create(w[t]);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(p), c, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(p + 16), c, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(p + 32), c, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(p + 48), c, a3);
+                }
+                a0.Store(wide + q);
+                a1.Store(wide + q + 16);
+                a2.Store(wide + q + 32);
+                a3.Store(wide + q + 48);
+            }
+            return;
+        }
+        if (simd == CpuSimd.Vector256)
+        {
+            for (int q = 0; q < count; q += 32)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int t = 0; t < taps; t++)
+                {
+                    float* p = buf + q + off[t];
+                    var c = Vector256.Create(w[t]);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(p), c, a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(p + 8), c, a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.Load(p + 16), c, a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.Load(p + 24), c, a3);
+                }
+                a0.Store(wide + q);
+                a1.Store(wide + q + 8);
+                a2.Store(wide + q + 16);
+                a3.Store(wide + q + 24);
+            }
+            return;
+        }
+        for (int q = 0; q < count; q++)
+        {
+            float a = 0f;
+            for (int t = 0; t < taps; t++)
+                a += w[t] * buf[q + off[t]];
+            wide[q] = a;
+        }
+    }
+
+    /// <summary>y[oh, ow] = act(wide[oh*Wq + ow] + b + residual[oh, ow]) for the OW valid columns of each row.</summary>
+    private static void Store(float* wide, int wq, float b, float* residual, float* y, int oh, int ow, CpuSimd simd,
+        EpilogueActivation act, float lo, float hi)
+    {
+        for (int r = 0; r < oh; r++, wide += wq, y += ow)
+        {
+            float* res = residual == null ? null : residual + (long)r * ow;
+            int i = 0;
+            if (simd == CpuSimd.Vector512 && act != EpilogueActivation.Silu)
+            {
+                var bv = Vector512.Create(b);
+                for (; i + 16 <= ow; i += 16)
+                {
+                    var v = Vector512.Load(wide + i) + bv;
+                    if (res != null)
+                        v += Vector512.Load(res + i);
+                    if (act == EpilogueActivation.Relu)
+                        v = Vector512.Max(v, Vector512<float>.Zero);
+                    else if (act == EpilogueActivation.Clip)
+                        v = new ClipOp(lo, hi).Apply(v);
+                    v.Store(y + i);
+                }
+            }
+            if (simd != CpuSimd.Scalar && act != EpilogueActivation.Silu)
+            {
+                var bv = Vector256.Create(b);
+                for (; i + 8 <= ow; i += 8)
+                {
+                    var v = Vector256.Load(wide + i) + bv;
+                    if (res != null)
+                        v += Vector256.Load(res + i);
+                    if (act == EpilogueActivation.Relu)
+                        v = Vector256.Max(v, Vector256<float>.Zero);
+                    else if (act == EpilogueActivation.Clip)
+                        v = new ClipOp(lo, hi).Apply(v);
+                    v.Store(y + i);
+                }
+                // Rows shorter than a vector (14 and 7 wide) and the tails of longer ones.
+                for (; i + 4 <= ow; i += 4)
+                {
+                    var v = Vector128.Load(wide + i) + Vector128.Create(b);
+                    if (res != null)
+                        v += Vector128.Load(res + i);
+                    if (act == EpilogueActivation.Relu)
+                        v = Vector128.Max(v, Vector128<float>.Zero);
+                    else if (act == EpilogueActivation.Clip)
+                        v = Vector128.ConditionalSelect(Vector128.LessThan(v, Vector128.Create(lo)), Vector128.Create(lo),
+                            Vector128.ConditionalSelect(Vector128.GreaterThan(v, Vector128.Create(hi)), Vector128.Create(hi), v));
+                    v.Store(y + i);
+                }
+            }
+            for (; i < ow; i++)
+            {
+                float v = wide[i] + b;
+                if (res != null)
+                    v += res[i];
+                y[i] = Activate(v, act, lo, hi);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Activate(float v, EpilogueActivation act, float lo, float hi) => act switch
+    {
+        EpilogueActivation.Relu => MathF.Max(v, 0f),
+        EpilogueActivation.Clip => new Clip(lo, hi).Value(v),
+        EpilogueActivation.Silu => v * new Sigmoid().Value(v),
+        _ => v,
+    };
+
+    // ---- backward data ----
+
+    /// <summary>w'[k, 0, kh, kw] = w[k, 0, KH-1-kh, KW-1-kw]: the kernel of the stride-1 backward-data conv
+    /// (multiplier 1, so the channel transpose is the identity).</summary>
+    public static float[] FlipWeights(float* w, ConvShape s)
+    {
+        int taps = s.KH * s.KW;
+        var f = GC.AllocateUninitializedArray<float>(checked((int)s.WeightLength), pinned: true);
+        for (int k = 0; k < s.K; k++)
+        for (int t = 0; t < taps; t++)
+            f[k * taps + t] = w[(long)k * taps + taps - 1 - t];
+        return f;
+    }
+
+    /// <summary>The stride-1 multiplier-1 backward-data conv's shape (<see cref="CpuConv.FlippedShape"/>), or null
+    /// where <see cref="BackwardData"/> must scatter (strides, multipliers, padding past the kernel's reach).</summary>
+    public static ConvShape? FlippedShape(ConvShape s) => s.KPerGroup == 1 ? CpuConv.FlippedShape(s) : null;
+
+    /// <summary>
+    /// dx[n, g, ih, iw] = sum over m, taps and output pixels reaching (ih, iw) of w[g*M+m, t] dy[n, g*M+m, oh, ow]:
+    /// per plane, each tap adds w[t] * dy_wide into the phase plane at its offset (the forward's gather run
+    /// backwards), then the unpadded pixels are read out. Any stride, padding, dilation and multiplier.
+    /// </summary>
+    public static void BackwardData(float* dy, float* w, float* dx, ConvShape s, CpuSimd simd)
+    {
+        var pl = new Plane(s);
+        int m = s.KPerGroup, ohw = s.OH * s.OW;
+        long hw = (long)s.H * s.W;
+        void Run(int n, int g)
+        {
+            float* buf = Buffer(ref t_buf, pl.Length);
+            float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
+            int* off = stackalloc int[pl.Taps];
+            pl.Offsets(s, off);
+            new Span<float>(buf, checked((int)pl.Length)).Clear();
+            for (int j = 0; j < m; j++)
+            {
+                int k = g * m + j;
+                Widen(dy + ((long)n * s.K + k) * ohw, wide, s.OH, s.OW, pl);
+                Scatter(wide, off, w + (long)k * pl.Taps, pl.Taps, buf, pl.WideRounded, simd);
+            }
+            Unpad(buf, dx + ((long)n * s.C + g) * hw, s, pl);
+        }
+        ForPlanes(s, Run);
+    }
+
+    /// <summary>wide[oh*Wq + ow] = src[oh, ow], zero in the Wq - OW extra columns and up to the rounded length.</summary>
+    private static void Widen(float* src, float* wide, int oh, int ow, Plane pl)
+    {
+        float* d = wide;
+        for (int r = 0; r < oh; r++, src += ow, d += pl.Wq)
+        {
+            new ReadOnlySpan<float>(src, ow).CopyTo(new Span<float>(d, ow));
+            new Span<float>(d + ow, pl.Wq - ow).Clear();
+        }
+        new Span<float>(wide + pl.Wide, pl.WideRounded - pl.Wide).Clear();
+    }
+
+    /// <summary>buf[q + off[t]] += w[t] wide[q] for q in [0, count), count a multiple of 64, in blocks of 1024
+    /// pixels so the block's taps stay in L1. Extra columns of wide are zero, so what they add is zero.</summary>
+    private static void Scatter(float* wide, int* off, float* w, int taps, float* buf, int count, CpuSimd simd)
+    {
+        const int Block = 1024;
+        for (int q0 = 0; q0 < count; q0 += Block)
+        {
+            int q1 = Math.Min(count, q0 + Block);
+            for (int t = 0; t < taps; t++)
+            {
+                float* d = buf + off[t];
+                float c = w[t];
+                int q = q0;
+                if (simd == CpuSimd.Vector512)
+                {
+                    var cv = Vector512.Create(c);
+                    for (; q < q1; q += 16)
+                        Vector512.FusedMultiplyAdd(Vector512.Load(wide + q), cv, Vector512.Load(d + q)).Store(d + q);
+                }
+                else if (simd == CpuSimd.Vector256)
+                {
+                    var cv = Vector256.Create(c);
+                    for (; q < q1; q += 8)
+                        Vector256.FusedMultiplyAdd(Vector256.Load(wide + q), cv, Vector256.Load(d + q)).Store(d + q);
+                }
+                for (; q < q1; q++)
+                    d[q] += c * wide[q];
+            }
+        }
+    }
+
+    /// <summary>dst[ih, iw] = buf at padded (ih + PT, iw + PL).</summary>
+    private static void Unpad(float* buf, float* dst, ConvShape s, Plane pl)
+    {
+        for (int ih = 0; ih < s.H; ih++, dst += s.W)
+        {
+            int hp = ih + s.PadTop;
+            if (s.StrideW == 1)
+            {
+                new ReadOnlySpan<float>(buf + pl.At(s, hp, s.PadLeft), s.W).CopyTo(new Span<float>(dst, s.W));
+                continue;
+            }
+            for (int b = 0; b < s.StrideW && b < s.W; b++)
+            {
+                float* src = buf + pl.At(s, hp, b + s.PadLeft);
+                int count = (s.W - b + s.StrideW - 1) / s.StrideW;
+                for (int i = 0; i < count; i++)
+                    dst[b + i * s.StrideW] = src[i];
+            }
+        }
+    }
+
+    // ---- backward weights ----
+
+    /// <summary>
+    /// dw[g*M+m, 0, kh, kw] = sum over n, oh, ow of dy[n, g*M+m, oh, ow] x[n, g, oh*SH - PT + kh*DH, ow*SW - PL + kw*DW]
+    /// (zero outside x): per (image, channel) plane one dot product per tap between dy_wide and the phase plane at
+    /// the tap's offset, stored per image; then summed over images in double, in image order.
+    /// </summary>
+    public static void BackwardWeights(float* x, float* dy, float* dw, ConvShape s, CpuSimd simd)
+    {
+        var pl = new Plane(s);
+        int m = s.KPerGroup, ohw = s.OH * s.OW, taps = pl.Taps;
+        long hw = (long)s.H * s.W;
+        var partial = new double[(long)s.N * s.K * taps];
+        fixed (double* part = partial)
+        {
+            double* pp = part;
+            void Run(int n, int g)
+            {
+                float* buf = Buffer(ref t_buf, pl.Length);
+                float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
+                int* off = stackalloc int[taps];
+                pl.Offsets(s, off);
+                Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
+                for (int j = 0; j < m; j++)
+                {
+                    int k = g * m + j;
+                    Widen(dy + ((long)n * s.K + k) * ohw, wide, s.OH, s.OW, pl);
+                    double* dst = pp + ((long)n * s.K + k) * taps;
+                    for (int t = 0; t < taps; t++)
+                        dst[t] = Dot(wide, buf + off[t], pl.WideRounded, simd);
+                }
+            }
+            ForPlanes(s, Run);
+            for (int k = 0; k < s.K; k++)
+            for (int t = 0; t < taps; t++)
+            {
+                double acc = 0;
+                for (int n = 0; n < s.N; n++)
+                    acc += pp[((long)n * s.K + k) * taps + t];
+                dw[(long)k * taps + t] = (float)acc;
+            }
+        }
+    }
+
+    /// <summary>sum_i a[i] b[i] over count floats, count a multiple of 64.</summary>
+    private static double Dot(float* a, float* b, int count, CpuSimd simd)
+    {
+        int i = 0;
+        double sum = 0;
+        if (simd == CpuSimd.Vector512)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i < count; i += 64)
+            {
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 32), Vector512.Load(b + i + 32), s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 48), Vector512.Load(b + i + 48), s3);
+            }
+            sum = Vector512.Sum((s0 + s1) + (s2 + s3));
+        }
+        else if (simd == CpuSimd.Vector256)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i < count; i += 32)
+            {
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
+                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
+                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
+            }
+            sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+        }
+        for (; i < count; i++)
+            sum += a[i] * b[i];
+        return sum;
+    }
+}

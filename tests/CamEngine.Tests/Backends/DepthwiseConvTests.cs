@@ -1,0 +1,151 @@
+using CamEngine.Backends;
+using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
+using CamEngine.Tests.Kernels;
+using NUnit.Framework;
+
+namespace CamEngine.Tests.Backends;
+
+/// <summary>
+/// The CPU backend's depthwise convolution (<see cref="DepthwiseConv"/>) at 512-bit, 256-bit and scalar widths
+/// against the double-precision reference, forward (with and without bias), backward-data (the flipped-kernel
+/// forward at stride 1, the per-tap scatter otherwise), backward-weights and bias, on geometries that hit its edges:
+/// odd channel counts, planes narrower than a vector and with tails (W = 1, 5, 13, 17, 33, 69, 133), whole planes
+/// shorter than one 64-float block, planes over 4096 floats (padding cleared by rows, stride-2 rows deinterleaved
+/// by vectors), strides 1, 2 and (1, 2), pads 0 to 3 (past the kernel's reach, where backward-data scatters at
+/// stride 1 too), asymmetric pads, dilation 2, KH != KW, 3x3, 5x5 and 7x7, batch 1 to 3, channel multipliers 2 and
+/// 3; and its fused output stage (bias, residual, ReLU, clip, SiLU) against the reference's separate ops.
+/// </summary>
+[TestFixture]
+internal sealed class DepthwiseConvTests
+{
+    private readonly ReferenceBackend _ref = new();
+    private readonly Dictionary<CpuSimd, CpuBackend> _cpu = new()
+    {
+        [CpuSimd.Vector512] = new CpuBackend(CpuSimd.Vector512),
+        [CpuSimd.Vector256] = new CpuBackend(CpuSimd.Vector256),
+        [CpuSimd.Scalar] = new CpuBackend(CpuSimd.Scalar),
+    };
+
+    private static readonly (ConvShape S, string Name)[] Shapes =
+    [
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        (new ConvShape(1, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "3 channels 3x3, 5x5 planes"),
+        (new ConvShape(3, 5, 1, 1, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5), "1x1 planes, batch 3"),
+        (new ConvShape(1, 7, 17, 17, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 7), "stride 2, 17 wide"),
+        (new ConvShape(3, 7, 33, 33, 7, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 7), "5x5, 33 wide, batch 3 (parallel)"),
+        (new ConvShape(1, 9, 14, 14, 9, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 9), "7x7 pad 3 (ConvNeXt)"),
+        (new ConvShape(2, 5, 12, 17, 5, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 5), "dilation 2"),
+        (new ConvShape(1, 5, 11, 9, 5, 3, 5, 1, 2, 0, 0, 0, 0, 1, 1, 5), "3x5, stride (1,2), no padding"),
+        (new ConvShape(1, 4, 6, 5, 4, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 4), "pad 3 past the kernel's reach"),
+        (new ConvShape(2, 16, 28, 28, 16, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1, 16), "stride 2, pads only bottom/right"),
+        (new ConvShape(1, 11, 13, 13, 11, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 11), "5x5 stride 2, 13 wide"),
+        (new ConvShape(2, 3, 9, 13, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "multiplier 2, stride 1"),
+        (new ConvShape(1, 3, 10, 11, 6, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 3), "multiplier 2, stride 2"),
+        (new ConvShape(1, 1, 6, 7, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "one channel, multiplier 3"),
+        (new ConvShape(1, 3, 70, 69, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "large plane: padding cleared row by row"),
+        (new ConvShape(1, 2, 67, 133, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2), "large plane, stride 2, 133 wide: vector deinterleave"),
+        (new ConvShape(1, 2, 80, 45, 4, 5, 5, 2, 2, 2, 0, 3, 2, 1, 1, 2), "large plane, stride 2, asymmetric pads, multiplier 2"),
+    ];
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var (s, name) in Shapes)
+        foreach (var simd in new[] { CpuSimd.Vector512, CpuSimd.Vector256, CpuSimd.Scalar })
+            yield return new TestCaseData(s, simd).SetName($"{simd}: {name}");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Depthwise_matches_reference(ConvShape s, CpuSimd simd)
+    {
+        Assert.That(DepthwiseConv.Supports(s), Is.True, "the case must take the depthwise path");
+        BackendComparison.Conv(_cpu[simd], _ref, s);
+    }
+
+    [TestCase(CpuSimd.Vector512, EpilogueActivation.Clip)]
+    [TestCase(CpuSimd.Vector512, EpilogueActivation.Relu)]
+    [TestCase(CpuSimd.Vector512, EpilogueActivation.Silu)]
+    [TestCase(CpuSimd.Vector256, EpilogueActivation.Clip)]
+    [TestCase(CpuSimd.Vector256, EpilogueActivation.None)]
+    [TestCase(CpuSimd.Scalar, EpilogueActivation.Clip)]
+    public void Fused_output_stage_matches_reference(CpuSimd simd, EpilogueActivation act)
+    {
+        var cpu = _cpu[simd];
+        // 19 wide: one 16-lane vector and a tail per row; multiplier 2 so the residual has K planes.
+        var s = new ConvShape(2, 3, 9, 19, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3);
+        const float lo = -0.5f, hi = 0.75f;
+        var rng = new Random(17);
+        float[] xd = TensorAssert.Random(rng, s.N * s.C * s.H * s.W), wd = TensorAssert.Random(rng, (int)s.WeightLength);
+        float[] bd = TensorAssert.Random(rng, s.K), rd = TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW);
+        int[] ys = [s.N, s.K, s.OH, s.OW];
+        foreach (bool withResidual in new[] { true, false })
+        {
+            using var x = cpu.Upload(xd, s.N, s.C, s.H, s.W);
+            using var w = cpu.Upload(wd, s.K, 1, s.KH, s.KW);
+            using var b = cpu.Upload(bd, s.K);
+            using var r = cpu.Upload(rd, ys);
+            using var y = cpu.Allocate(ys);
+            using var xr = _ref.Upload(xd, s.N, s.C, s.H, s.W);
+            using var wr = _ref.Upload(wd, s.K, 1, s.KH, s.KW);
+            using var br = _ref.Upload(bd, s.K);
+            using var rr = _ref.Upload(rd, ys);
+            using var yr = _ref.Allocate(ys);
+            cpu.Conv2dFused(x, w, b, withResidual ? r : null, y, s, act, lo, hi);
+            _ref.Conv2dFused(xr, wr, br, withResidual ? rr : null, yr, s, act, lo, hi);
+            var actual = cpu.Download(y);
+            TensorAssert.Close(actual, ReferenceBackend.DownloadDouble(yr), BackendComparison.Atol, BackendComparison.Rtol,
+                $"fused {act}, residual {withResidual}");
+            if (act == EpilogueActivation.Clip)
+            {
+                Assert.That(actual.Count(v => v == lo), Is.GreaterThan(actual.Length / 8), "outputs clipped at lo");
+                Assert.That(actual.Count(v => v == hi), Is.GreaterThan(actual.Length / 8), "outputs clipped at hi");
+            }
+            if (act == EpilogueActivation.Relu)
+                Assert.That(actual.Count(v => v == 0f), Is.GreaterThan(actual.Length / 4), "outputs clipped at 0");
+        }
+    }
+
+    [Test]
+    public void Conv2dRelu_is_max_of_zero_and_conv()
+    {
+        var cpu = _cpu[CpuSimdDetect.Best];
+        var s = new ConvShape(1, 5, 7, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5);
+        var rng = new Random(3);
+        using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, 1, s.KH, s.KW);
+        using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+        using var fused = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+        cpu.Conv2d(x, w, null, y, s);
+        cpu.Conv2dRelu(x, w, null, fused, s);
+        var expected = cpu.Download(y).Select(v => MathF.Max(v, 0f)).ToArray();
+        Assert.That(cpu.Download(fused), Is.EqualTo(expected));
+        Assert.That(expected.Count(v => v == 0f), Is.GreaterThan(expected.Length / 4), "about half the outputs are clipped");
+    }
+
+    [Test]
+    public void Only_one_input_channel_per_group_takes_the_depthwise_path_and_the_im2col_path_still_agrees()
+    {
+        Assert.That(DepthwiseConv.Supports(new ConvShape(1, 8, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4)), Is.False,
+            "two channels per group");
+        Assert.That(DepthwiseConv.Supports(new ConvShape(1, 8, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1)), Is.False,
+            "one group of eight channels");
+        DepthwiseConv.Enabled = false;
+        try
+        {
+            Assert.That(DepthwiseConv.Supports(Shapes[2].S), Is.False, "disabled");
+            BackendComparison.Conv(_cpu[CpuSimdDetect.Best], _ref, Shapes[2].S);
+        }
+        finally
+        {
+            DepthwiseConv.Enabled = true;
+        }
+    }
+
+    [OneTimeTearDown]
+    public void DisposeBackends()
+    {
+        foreach (var backend in _cpu.Values)
+            backend.Dispose();
+        _ref.Dispose();
+    }
+}
