@@ -20,7 +20,7 @@ namespace CamEngine.Backends.Cpu;
 /// The input is copied once into a zero-padded buffer with each row split by column mod 4, so the patches of eight
 /// horizontally adjacent tiles are eight consecutive floats: the input transform (per channel) and the output
 /// transform (per output channel) run on 8-tile vectors, and the output transform writes NCHW rows directly with
-/// the bias (and the ReLU, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
+/// the bias (and the residual and activation, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
 /// is computed in double.
 /// </summary>
 internal static unsafe class WinogradConv
@@ -134,15 +134,16 @@ internal static unsafe class WinogradConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c> (then ReLU when <paramref name="relu"/>), w packed by <see cref="PackWeights"/>
-    /// with <see cref="TilesAsRows"/> of this shape.</summary>
-    public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd, bool relu = false)
+    /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
+    /// w packed by <see cref="PackWeights"/> with <see cref="TilesAsRows"/> of this shape.</summary>
+    public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
     {
         int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
         var geo = new Geometry(s, th, tw);
         if (TilesAsRows(s))
         {
-            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, relu);
+            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, epilogue);
             return;
         }
         int rowsPerChunk = (int)Math.Clamp(ChunkFloats / ((long)Xi * (s.C + s.K) * tw), 1, (long)s.N * th);
@@ -174,7 +175,7 @@ internal static unsafe class WinogradConv
                         new StridedPanels(vv + xi * s.C * ld + j0, ld, 1, nc),
                         mm + xi * s.K * ld + j0, ld, false, simd, serial: true);
                 });
-                OutputTransform(m, bias, y, geo, r0, rows, ld, relu);
+                OutputTransform(m, bias, y, geo, r0, rows, ld, epilogue);
             }
         }
         finally
@@ -189,7 +190,8 @@ internal static unsafe class WinogradConv
     /// <see cref="Forward"/> for few tiles, in one chunk: per xi, V_xi^T (tiles x C) is packed as the A operand, the
     /// product with the packed U_xi^T lands in a (tiles x K) temporary, and that is transposed into M's layout.
     /// </summary>
-    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd, bool relu)
+    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd,
+        StoreEpilogue epilogue)
     {
         var s = geo.S;
         int tiles = s.N * geo.TH * geo.TW;
@@ -218,7 +220,7 @@ internal static unsafe class WinogradConv
                         mx[k * ld + i] = tx[(long)i * s.K + k];
                 }
             });
-            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, relu);
+            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, epilogue);
         }
         finally
         {
@@ -348,8 +350,10 @@ internal static unsafe class WinogradConv
         o[3] = d12 + Vector256.Create(8f) * d34 + m5;
     }
 
-    /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k] (then ReLU), eight tiles at a time.</summary>
-    private static void OutputTransform(float* m, float* bias, float* y, Geometry geo, int r0, int rows, long ld, bool relu)
+    /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k], then the epilogue (residual at the same
+    /// index, activation), eight tiles at a time.</summary>
+    private static void OutputTransform(float* m, float* bias, float* y, Geometry geo, int r0, int rows, long ld,
+        StoreEpilogue epilogue)
     {
         var s = geo.S;
         long xiStride = s.K * ld;
@@ -361,6 +365,7 @@ internal static unsafe class WinogradConv
             var col = stackalloc Vector256<float>[4];
             var lanes = stackalloc float[4 * L];
             var b = Vector256.Create(bias == null ? 0f : bias[k]);
+            bool plain = epilogue.IsNone;
             for (int r = 0; r < rows; r++)
             {
                 int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
@@ -382,26 +387,29 @@ internal static unsafe class WinogradConv
                     {
                         AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
                         for (int i = 0; i < 4; i++)
-                        {
-                            var val = col[i] + b;
-                            o[i * 4 + j] = relu ? Vector256.Max(val, Vector256<float>.Zero) : val;
-                        }
+                            o[i * 4 + j] = col[i] + b;
                     }
                     int x0 = 4 * t0;
                     bool full = x0 + 4 * L <= s.OW;
                     for (int i = 0; i < outRows; i++)
                     {
                         float* row = dst + (long)i * s.OW + x0;
+                        long at = row - y;
                         if (full)
                         {
-                            StoreInterleaved(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], row);
+                            Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
+                            for (int q = 0; q < 4; q++)
+                                (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
                             continue;
                         }
                         for (int j = 0; j < 4; j++)
                             Vector256.Store(o[i * 4 + j], lanes + j * L);
                         int n = s.OW - x0;
                         for (int q = 0; q < n; q++)
-                            row[q] = lanes[(q & 3) * L + (q >> 2)];
+                        {
+                            float v = lanes[(q & 3) * L + (q >> 2)];
+                            row[q] = plain ? v : epilogue.Apply(v, at + q);
+                        }
                     }
                 }
             }
@@ -409,9 +417,10 @@ internal static unsafe class WinogradConv
         CpuConv.For(s.K, (long)Xi * s.K * rows * geo.TW, Channel);
     }
 
-    /// <summary>dst[4*l + j] = v_j[l]: four vectors of eight tiles' columns j into 32 consecutive outputs.</summary>
+    /// <summary>dst[q][l'] = v_j[l] with 8q + l' = 4l + j: four vectors of eight tiles' columns j as 32 consecutive outputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreInterleaved(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    private static void Interleave(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d,
+        Vector256<float>* dst)
     {
         var acLo = Avx.UnpackLow(a, c);   // a0 c0 a1 c1 | a4 c4 a5 c5
         var acHi = Avx.UnpackHigh(a, c);  // a2 c2 a3 c3 | a6 c6 a7 c7
@@ -421,9 +430,9 @@ internal static unsafe class WinogradConv
         var p1 = Avx.UnpackHigh(acLo, bdLo);  // tile 1 | tile 5
         var p2 = Avx.UnpackLow(acHi, bdHi);   // tile 2 | tile 6
         var p3 = Avx.UnpackHigh(acHi, bdHi);  // tile 3 | tile 7
-        Vector256.Store(Avx.Permute2x128(p0, p1, 0x20), dst);
-        Vector256.Store(Avx.Permute2x128(p2, p3, 0x20), dst + 8);
-        Vector256.Store(Avx.Permute2x128(p0, p1, 0x31), dst + 16);
-        Vector256.Store(Avx.Permute2x128(p2, p3, 0x31), dst + 24);
+        dst[0] = Avx.Permute2x128(p0, p1, 0x20);
+        dst[1] = Avx.Permute2x128(p2, p3, 0x20);
+        dst[2] = Avx.Permute2x128(p0, p1, 0x31);
+        dst[3] = Avx.Permute2x128(p2, p3, 0x31);
     }
 }
