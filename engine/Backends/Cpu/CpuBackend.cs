@@ -88,12 +88,17 @@ internal sealed unsafe partial class CpuBackend : Backend
     protected override void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) =>
         Conv(x, w, b, y, s, StoreEpilogue.ReluIf(true));
 
+    /// <summary>False runs <see cref="Conv2dFusedCore"/> as separate passes (the base class's), for benchmarks that
+    /// compare the two.</summary>
+    internal static bool FuseEpilogues { get; set; } = true;
+
     /// <summary>The Winograd and direct forms add the residual and apply a ReLU or clip as they store the output
     /// (<see cref="StoreEpilogue"/>); the im2col forms and SiLU take the separate passes of the base class.</summary>
     protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
         EpilogueActivation activation, float lo, float hi)
     {
-        if (activation == EpilogueActivation.Silu || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct))
+        if (!FuseEpilogues || activation == EpilogueActivation.Silu
+            || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct))
         {
             base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
             return;
