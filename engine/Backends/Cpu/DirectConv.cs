@@ -462,7 +462,7 @@ internal static unsafe class DirectConv
 
     /// <summary>dst[j*dstStride + i] = src[i*srcStride + j] for i, j in 0..8 (AVX unpack/shuffle/permute).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
+    internal static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
     {
         var r0 = Avx.LoadVector256(src);
         var r1 = Avx.LoadVector256(src + srcStride);

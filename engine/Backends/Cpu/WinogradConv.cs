@@ -154,15 +154,18 @@ internal static unsafe class WinogradConv
         try
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
-            BuildPhases(x, buf, geo);
             long perU = PackedGemm.PackedALength(s.K, s.C);
             int totalRows = s.N * th;
+            // In one chunk (every batch-1 layer), each channel's input transform follows its copy in the same task.
+            bool oneChunk = rowsPerChunk >= totalRows;
+            BuildPhases(x, buf, geo, oneChunk ? v : null, totalRows, (long)totalRows * tw + L);
             for (int r0 = 0; r0 < totalRows; r0 += rowsPerChunk)
             {
                 int rows = Math.Min(rowsPerChunk, totalRows - r0);
                 int tiles = rows * tw;
                 long ld = tiles + L;
-                InputTransform(buf, v, geo, r0, rows, ld);
+                if (!oneChunk)
+                    InputTransform(buf, v, geo, r0, rows, ld);
                 // 36 GEMMs, split into column blocks until every core has several tasks.
                 int colBlocks = Math.Clamp((4 * Environment.ProcessorCount + Xi - 1) / Xi, 1, Math.Max(1, tiles / 64));
                 int colStep = PackedGemm.RoundUp((tiles + colBlocks - 1) / colBlocks, PackedGemm.NR);
@@ -206,19 +209,14 @@ internal static unsafe class WinogradConv
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
             float* a = Scratch.Aligned(aArray), t = Scratch.Aligned(tArray);
-            BuildPhases(x, buf, geo);
-            InputTransform(buf, v, geo, 0, s.N * geo.TH, ld);
+            BuildPhases(x, buf, geo, v, s.N * geo.TH, ld);
             CpuConv.For(Xi, 2L * s.K * s.C * tiles * Xi / 64, xi =>
             {
                 float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * s.K * ld;
                 PackedGemm.PackA(v + xi * s.C * ld, 1, ld, tiles, s.C, 1f, ax);
                 PackedGemm.Run(tiles, s.K, s.C, ax, new PrepackedPanels(packedUt + xi * perB, npad), tx, s.K, false, simd,
                     serial: true);
-                for (int k = 0; k < s.K; k++)
-                {
-                    for (int i = 0; i < tiles; i++)
-                        mx[k * ld + i] = tx[(long)i * s.K + k];
-                }
+                TransposeInto(tx, tiles, s.K, mx, ld);
             });
             OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, epilogue);
         }
@@ -229,6 +227,28 @@ internal static unsafe class WinogradConv
             Scratch.Return(mArray);
             Scratch.Return(aArray);
             Scratch.Return(tArray);
+        }
+    }
+
+    /// <summary>dst[k*ld + i] = src[i*cols + k] for i &lt; rows, k &lt; cols: 8x8 register transposes, scalar edges.</summary>
+    private static void TransposeInto(float* src, int rows, int cols, float* dst, long ld)
+    {
+        int i0 = 0;
+        for (; i0 <= rows - 8; i0 += 8)
+        {
+            int k0 = 0;
+            for (; k0 <= cols - 8; k0 += 8)
+                DirectConv.Transpose8x8(src + (long)i0 * cols + k0, cols, dst + k0 * ld + i0, ld);
+            for (; k0 < cols; k0++)
+            {
+                for (int i = i0; i < i0 + 8; i++)
+                    dst[k0 * ld + i] = src[(long)i * cols + k0];
+            }
+        }
+        for (; i0 < rows; i0++)
+        {
+            for (int k = 0; k < cols; k++)
+                dst[k * ld + i0] = src[(long)i0 * cols + k];
         }
     }
 
@@ -249,8 +269,10 @@ internal static unsafe class WinogradConv
         public long PlaneLength => Rows * RowLength;
     }
 
-    /// <summary>buffer[c][img][ihp][iwp % 4][iwp / 4] = x[img, c, ihp - PT, iwp - PL], zero outside x.</summary>
-    private static void BuildPhases(float* x, float* buf, Geometry geo)
+    /// <summary>buffer[c][img][ihp][iwp % 4][iwp / 4] = x[img, c, ihp - PT, iwp - PL], zero outside x; with
+    /// <paramref name="v"/>, each channel's task then runs its <see cref="InputTransform"/> of tile rows 0..rows while
+    /// its planes are still in cache (one parallel loop instead of two).</summary>
+    private static void BuildPhases(float* x, float* buf, Geometry geo, float* v = null, int rows = 0, long ld = 0)
     {
         var s = geo.S;
         long plane = (long)s.H * s.W;
@@ -275,46 +297,50 @@ internal static unsafe class WinogradConv
                     }
                 }
             }
+            if (v != null)
+                InputChannel(buf, v, geo, 0, rows, ld, c);
         }
-        CpuConv.For(s.C, (long)s.C * s.N * geo.PlaneLength, Channel);
+        long work = (long)s.C * s.N * geo.PlaneLength + (v == null ? 0 : (long)Xi * s.C * rows * geo.TW);
+        CpuConv.For(s.C, work, Channel);
     }
 
-    /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, eight tiles of a row at a time; the last
-    /// vector of a row spills into the next row's first tiles (written again after) or the slack past the last.</summary>
-    private static void InputTransform(float* buf, float* v, Geometry geo, int r0, int rows, long ld)
+    /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, per channel (<see cref="InputChannel"/>).</summary>
+    private static void InputTransform(float* buf, float* v, Geometry geo, int r0, int rows, long ld) =>
+        CpuConv.For(geo.S.C, (long)Xi * geo.S.C * rows * geo.TW, c => InputChannel(buf, v, geo, r0, rows, ld, c));
+
+    /// <summary>V[xi][c][t] = (B^T d B)[xi] for channel c and the 6x6 patch d of each tile t in tile rows r0..r0+rows,
+    /// eight tiles of a row at a time; the last vector of a row spills into the next row's first tiles (written again
+    /// after) or the slack past the last.</summary>
+    private static void InputChannel(float* buf, float* v, Geometry geo, int r0, int rows, long ld, int c)
     {
         var s = geo.S;
         long xiStride = s.C * ld;
-        void Channel(int c)
+        var t = stackalloc Vector256<float>[Xi];
+        var o = stackalloc Vector256<float>[6];
+        for (int r = 0; r < rows; r++)
         {
-            var t = stackalloc Vector256<float>[Xi];
-            var o = stackalloc Vector256<float>[6];
-            for (int r = 0; r < rows; r++)
+            int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
+            float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
+            float* dst = v + c * ld + (long)r * geo.TW;
+            for (int t0 = 0; t0 < geo.TW; t0 += L)
             {
-                int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
-                float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
-                float* dst = v + c * ld + (long)r * geo.TW;
-                for (int t0 = 0; t0 < geo.TW; t0 += L)
+                // Rows: t[i][b] = (d[i] B)[b].
+                for (int i = 0; i < 6; i++)
                 {
-                    // Rows: t[i][b] = (d[i] B)[b].
-                    for (int i = 0; i < 6; i++)
-                    {
-                        float* p = src + i * geo.RowLength + t0;
-                        int j = geo.J;
-                        BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
-                            Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
-                    }
-                    // Columns: V[a][b] = (B^T t)[a][b].
-                    for (int b = 0; b < 6; b++)
-                    {
-                        BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
-                        for (int a = 0; a < 6; a++)
-                            Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
-                    }
+                    float* p = src + i * geo.RowLength + t0;
+                    int j = geo.J;
+                    BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
+                        Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
+                }
+                // Columns: V[a][b] = (B^T t)[a][b].
+                for (int b = 0; b < 6; b++)
+                {
+                    BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+                    for (int a = 0; a < 6; a++)
+                        Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
                 }
             }
         }
-        CpuConv.For(s.C, (long)Xi * s.C * rows * geo.TW, Channel);
     }
 
     /// <summary>o = B^T d for F(4x4, 3x3).</summary>
