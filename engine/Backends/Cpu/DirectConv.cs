@@ -239,13 +239,19 @@ internal static unsafe class DirectConv
             float* src = x + (long)(n0 + img) * c0 * hw + (long)ih * rowStep * srcW;
             if (colStep != 1)
             {
+                // Every colStep-th column of each channel's row into a compact (C, W) block (sequential writes), then
+                // the same 8x8 transposes as the unstrided rows, instead of an element-wise scatter that wrote one float
+                // per cache line, C floats apart (ResNet-50's 256->512 1x1/2 at batch 1 ran 1.9x slower in the direct
+                // form than in the column form with it).
+                float* tmp = Scratch.Panel(c0 * w);
                 for (int ch = 0; ch < c0; ch++)
                 {
                     float* r0 = src + ch * hw;
-                    float* d = dst + (long)s.PadLeft * c0 + ch;
+                    float* row = tmp + (long)ch * w;
                     for (int iw = 0; iw < w; iw++)
-                        d[(long)iw * c0] = r0[iw * colStep];
+                        row[iw] = r0[iw * colStep];
                 }
+                Transpose(tmp, w, dst + (long)s.PadLeft * c0, c0, w);
                 return;
             }
             Transpose(src, hw, dst + (long)s.PadLeft * c0, c0, w);

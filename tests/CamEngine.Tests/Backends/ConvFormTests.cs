@@ -36,6 +36,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 16, 12, 11, 33, 3, 3, 1, 2, 2, 1, 0, 3, 2, 2, 1), "dilation 2, asymmetric pads, stride (1,2)"),
             (new ConvShape(3, 40, 14, 13, 72, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2, subsampled"),
             (new ConvShape(1, 24, 10, 11, 32, 1, 1, 2, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (2,1), subsampled"),
+            (new ConvShape(1, 20, 6, 37, 40, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2, subsampled rows of 19: 8x8 blocks and tails"),
             (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
