@@ -20,8 +20,10 @@
 #   ORT's forward alone), MobileNetV2, EfficientNet-B0 and ConvNeXt-T (forward, batch 1 and 8). Models: torchvision,
 #   random seeded weights (bench/export_ort_models.py), converted with `cam convert`, made once into $ORT_MODELS
 #   (default ~/.cache/camengine/ort-models). Each cell: both outputs checked to agree, 10 warm-up calls of each side,
-#   then 30 (batch 1) or 8 (batch 8) calls alternating engine and ORT; medians and engine / ORT (<= 1: the engine is
-#   as fast or faster). --smoke: 2 warm-ups and 3 calls, to check the plumbing (its ratios mean nothing).
+#   then 30 (batch 1) or 8 (batch 8) calls alternating engine and ORT, each after a 100 ms sleep (ORT_GAP=MS; 0: back
+#   to back) so that neither starts while ORT's workers still spin from its last call (they burn tens of ms of CPU
+#   after each call returns, printed per cell); medians and engine / ORT (<= 1: the engine is as fast or faster).
+#   --smoke: 2 warm-ups and 3 calls, to check the plumbing (its ratios mean nothing).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py=/usr/bin/python3
@@ -54,7 +56,7 @@ if [[ "${1:-}" == --ort ]]; then
     fi
     layer=()
     [[ $name == resnet50 ]] && layer=(/layer4/layer4.2/relu_2/Relu_output_0)
-    dotnet "$bench" ort "$name" "$models/$name.onnx" "$models/$name.safetensors" "${layer[@]}" "${smoke[@]}" | tee -a "$out"
+    dotnet "$bench" ort "$name" "$models/$name.onnx" "$models/$name.safetensors" "${layer[@]}" --gap "${ORT_GAP:-100}" "${smoke[@]}" | tee -a "$out"
   done
   echo
   echo "engine / ONNX Runtime ($(nproc) cores; median of alternating calls; <= 1: the engine is as fast or faster)"

@@ -13,10 +13,13 @@ namespace CamEngine.Bench;
 /// of it): ORT from NuGet (Microsoft.ML.OnnxRuntime, its CPU provider), intra-op threads = cores, ORT_ENABLE_ALL.
 /// Per batch size: the same random input to both, their outputs compared (the comparison is void if they differ),
 /// 10 warm-up calls of each, then 30 (batch 1) or 8 (batch 8) timed calls alternating engine and ORT (which side
-/// goes first flips every call, so load from other processes hits both alike); medians and engine / ORT printed.
+/// goes first flips every call, so load from other processes hits both alike), each after a 100 ms sleep (--gap MS;
+/// --gap 0 calls back to back): ORT's intra-op workers spin for tens of ms after a call returns (its allow_spinning
+/// default), and a call started meanwhile runs with one core fewer; the line before the times gives each side's CPU time
+/// in the 250 ms after a call (<see cref="CpuAfter"/>). Medians and engine / ORT printed.
 /// With a LAYER, also the engine's Grad-CAM pass (forward keeping LAYER, reverse to LAYER, seed on class 281) against
 /// ORT's forward alone. --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
-/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--smoke]
+/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke]
 /// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> lines).
 /// </summary>
 internal static class OrtComparison
@@ -25,6 +28,13 @@ internal static class OrtComparison
     {
         var rest = args.Skip(1).ToList();
         bool smoke = rest.Remove("--smoke");
+        int gap = 100;
+        int gi = rest.IndexOf("--gap");
+        if (gi >= 0)
+        {
+            gap = int.Parse(rest[gi + 1], CultureInfo.InvariantCulture);
+            rest.RemoveRange(gi, 2);
+        }
         int[] batches = [1, 8];
         int bi = rest.IndexOf("--batches");
         if (bi >= 0)
@@ -33,7 +43,7 @@ internal static class OrtComparison
             rest.RemoveRange(bi, 2);
         }
         if (rest.Count < 3)
-            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--smoke]");
+            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke]");
         string name = rest[0], onnx = rest[1], st = rest[2];
         string? layer = rest.Count > 3 ? rest[3] : null;
 
@@ -105,11 +115,13 @@ internal static class OrtComparison
                 throw new InvalidOperationException($"ort {name}: engine and ORT outputs differ by {diff / scale:E2} of the largest");
 
             int warm = smoke ? 2 : 10, reps = smoke ? 3 : batch == 1 ? 30 : 8;
-            var (te, to) = Alternate(warm, reps, Engine, Ort);
+            Console.WriteLine(FormattableString.Invariant(
+                $"ort {name} batch {batch}: CPU time in the 250 ms after a call returns: engine {CpuAfter(Engine):F1} ms, ORT {CpuAfter(Ort):F1} ms"));
+            var (te, to) = Alternate(warm, reps, Engine, Ort, gap);
             Print(name, batch, "forward", te, to);
             if (layer != null)
             {
-                var (tg, to2) = Alternate(warm, reps, GradCam, Ort);
+                var (tg, to2) = Alternate(warm, reps, GradCam, Ort, gap);
                 Print(name, batch, "gradcam", tg, to2);
             }
         }
@@ -121,9 +133,27 @@ internal static class OrtComparison
         Console.WriteLine(FormattableString.Invariant(
             $"ort {name} batch {batch} {what}: engine {engine:F2} ms, ORT {ort:F2} ms, engine/ORT {engine / ort:F3}"));
 
+    /// <summary>
+    /// CPU time the process spends in the 250 ms after <paramref name="f"/> returns, with the calling thread asleep:
+    /// what a side's worker threads burn spinning for more work after a call. ORT's intra-op workers spin up to 2^20
+    /// pause iterations before they park (its allow_spinning default), so a call right after an ORT call runs with one
+    /// core fewer until then; <c>--gap</c> waits that out before each timed call.
+    /// </summary>
+    private static double CpuAfter(Action f)
+    {
+        f();
+        f();
+        var p = Process.GetCurrentProcess();
+        var t0 = p.TotalProcessorTime;
+        Thread.Sleep(250);
+        p.Refresh();
+        return (p.TotalProcessorTime - t0).TotalMilliseconds;
+    }
+
     /// <summary>Medians (ms) of <paramref name="reps"/> calls of each side after <paramref name="warmup"/> of each,
-    /// alternating, the first side flipping every call.</summary>
-    private static (double A, double B) Alternate(int warmup, int reps, Action a, Action b)
+    /// alternating, the first side flipping every call; with <paramref name="gapMs"/> &gt; 0 the thread sleeps that
+    /// long before each timed call, so neither side's call starts while the other's workers still spin.</summary>
+    private static (double A, double B) Alternate(int warmup, int reps, Action a, Action b, int gapMs = 0)
     {
         for (int i = 0; i < warmup; i++)
         {
@@ -136,13 +166,13 @@ internal static class OrtComparison
         {
             if (i % 2 == 0)
             {
-                ta[i] = Time(a);
-                tb[i] = Time(b);
+                ta[i] = Time(a, gapMs);
+                tb[i] = Time(b, gapMs);
             }
             else
             {
-                tb[i] = Time(b);
-                ta[i] = Time(a);
+                tb[i] = Time(b, gapMs);
+                ta[i] = Time(a, gapMs);
             }
         }
         Array.Sort(ta);
@@ -150,8 +180,10 @@ internal static class OrtComparison
         return (ta[reps / 2], tb[reps / 2]);
     }
 
-    private static double Time(Action f)
+    private static double Time(Action f, int gapMs)
     {
+        if (gapMs > 0)
+            Thread.Sleep(gapMs);
         long t0 = Stopwatch.GetTimestamp();
         f();
         return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;

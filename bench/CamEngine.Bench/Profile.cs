@@ -12,7 +12,8 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward. Ops beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
+/// layer and for the whole forward, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off. Ops
+/// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
 {
@@ -234,6 +235,33 @@ internal static class Profile
                 Console.WriteLine($"form {rows[i].What,-28} " + string.Join(" ", forms.Select((f, j) => $"{f} {best[j],7:F3}"))
                                   + $"  GFLOP/s {string.Join("/", best.Select(b => (rows[i].Gflop / b / 1e6).ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
             }
+        }
+
+        if (Environment.GetEnvironmentVariable("PROFILE_FUSION") == "1")
+        {
+            // The lean forward (what inference runs: convs fuse the residual addition and activation after them) with
+            // the CPU backend's fused store on and off, alternating, so that load from other processes hits both alike.
+            var on = new List<double>();
+            var off = new List<double>();
+            for (int r = 0; r < 3 + reps; r++)
+            {
+                foreach (bool fuse in r % 2 == 0 ? new[] { true, false } : new[] { false, true })
+                {
+                    CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = fuse;
+                    long t0 = Stopwatch.GetTimestamp();
+                    using (model.ForwardOutput(input))
+                    {
+                    }
+                    double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    if (r >= 3)
+                        (fuse ? on : off).Add(t);
+                }
+            }
+            CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = true;
+            on.Sort();
+            off.Sort();
+            Console.WriteLine($"lean forward, fused store: median {on[on.Count / 2]:F2} ms, best {on[0]:F2}; separate passes: "
+                              + $"median {off[off.Count / 2]:F2} ms, best {off[0]:F2}; fused/separate (medians) {on[on.Count / 2] / off[off.Count / 2]:F3}");
         }
 
         double allocMs = Best(reps, () =>

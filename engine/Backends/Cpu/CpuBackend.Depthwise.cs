@@ -6,14 +6,6 @@ namespace CamEngine.Backends.Cpu;
 /// <see cref="DepthwiseConv"/>, forward with its fused output stage, backward-data and backward-weights.</summary>
 internal sealed unsafe partial class CpuBackend
 {
-    /// <inheritdoc/>
-    protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
-        EpilogueActivation activation, float lo, float hi)
-    {
-        if (!TryDepthwise(x, w, b, residual, y, s, activation, lo, hi))
-            base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
-    }
-
     /// <summary>The depthwise forward with bias, residual and activation in its store; false for other layers.</summary>
     private bool TryDepthwise(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
         EpilogueActivation activation, float lo, float hi)

@@ -83,17 +83,43 @@ internal sealed unsafe partial class CpuBackend : Backend
     private static string WeightKey(string kind, ConvShape s) => $"{kind}:{s.K}:{s.C}:{s.KH}:{s.KW}:{s.Groups}";
 
     /// <inheritdoc/>
-    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) => Conv(x, w, b, y, s, relu: false);
+    protected override void Conv2dCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) => Conv(x, w, b, y, s, StoreEpilogue.None);
 
     /// <inheritdoc/>
-    protected override void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) => Conv(x, w, b, y, s, relu: true);
+    protected override void Conv2dReluCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s) =>
+        Conv(x, w, b, y, s, StoreEpilogue.ReluIf(true));
 
-    /// <summary>The forward conv in the layer's form; the direct form applies <paramref name="relu"/> as it stores
-    /// the output, the im2col forms in a pass after it.</summary>
-    private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, bool relu)
+    /// <summary>False runs <see cref="Conv2dFusedCore"/> as separate passes (the base class's), for benchmarks that
+    /// compare the two.</summary>
+    internal static bool FuseEpilogues { get; set; } = true;
+
+    /// <summary>The depthwise, Winograd and direct forms add the residual and apply the activation as they store the
+    /// output (<see cref="DepthwiseConv"/> every activation, the others ReLU or clip through <see cref="StoreEpilogue"/>);
+    /// the im2col forms and SiLU elsewhere take the separate passes of the base class.</summary>
+    protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
+        EpilogueActivation activation, float lo, float hi)
     {
-        if (TryDepthwise(x, w, b, null, y, s, relu ? EpilogueActivation.Relu : EpilogueActivation.None, 0f, 0f))
+        if (FuseEpilogues && TryDepthwise(x, w, b, residual, y, s, activation, lo, hi))
             return;
+        if (!FuseEpilogues || activation == EpilogueActivation.Silu
+            || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct))
+        {
+            base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
+            return;
+        }
+        Conv(x, w, b, y, s, new StoreEpilogue(InOrNull(residual), activation, lo, hi));
+    }
+
+    /// <summary>The forward conv in the layer's form; the Winograd and direct forms apply the
+    /// <paramref name="epilogue"/> as they store the output, the im2col forms its ReLU in a pass after (they take no
+    /// other epilogue).</summary>
+    private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, StoreEpilogue epilogue)
+    {
+        if (DepthwiseConv.Supports(s))
+        {
+            DepthwiseConv.Forward(In(x), In(w), InOrNull(b), epilogue.Residual, Over(y), s, _simd, epilogue.Activation, epilogue.Lo, epilogue.Hi);
+            return;
+        }
         float* wp = In(w);
         var form = CpuConv.ChooseForm(s, _simd);
         if (form == ConvForm.Winograd)
@@ -101,18 +127,20 @@ internal sealed unsafe partial class CpuBackend : Backend
             bool rows = WinogradConv.TilesAsRows(s);
             var packedW = S(w).Derived(WeightKey(rows ? "fwdWr" : "fwdW", s), () => WinogradConv.PackWeights(wp, s, rows));
             fixed (float* pw = packedW)
-                WinogradConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, relu);
+                WinogradConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
             return;
         }
         if (form == ConvForm.Direct)
         {
             var packedD = S(w).Derived(WeightKey("fwdD", s), () => DirectConv.PackWeights(wp, s));
             fixed (float* pw = packedD)
-                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, relu);
+                DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
             return;
         }
+        if (epilogue.Residual != null || epilogue.Activation is not (EpilogueActivation.None or EpilogueActivation.Relu))
+            throw new InvalidOperationException("cpu backend: the im2col conv forms take a ReLU epilogue only");
         ConvIm2col(x, w, wp, b, y, s, form);
-        if (relu)
+        if (epilogue.Activation == EpilogueActivation.Relu)
             ReluCore(y, y);
     }
 

@@ -11,7 +11,7 @@ namespace CamEngine.Backends.Cpu;
 /// that buffer (eight pixel pointers, any stride, dilation or image), while B is the weights packed once as
 /// 32-channel panels in (kh, kw, c) row order. The im2col forms of <see cref="CpuConv"/> copy every input value
 /// KH*KW times into packed panels before the FMAs see it; here each input value is copied once and the per-tile
-/// work is all FMAs. The tile is written transposed into the NCHW output with the bias (and the ReLU, when fused).
+/// work is all FMAs. The tile is written transposed into the NCHW output with the bias (and the residual and activation, when fused).
 /// <code>buffer: [image][Hp][Wp][C]     packed W: [K/32 panel][tap = kh*KW + kw][c][32 lanes]</code>
 /// Rows r = tap*C + c are processed in blocks of at most <see cref="KC"/> so a panel's block of B stays in L1
 /// across the tiles of a task; partial sums of each tile live in a per-task accumulator.
@@ -60,9 +60,10 @@ internal static unsafe class DirectConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c>, w packed by <see cref="PackWeights"/>.</summary>
+    /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
+    /// w packed by <see cref="PackWeights"/>.</summary>
     public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
-        bool relu = false)
+        StoreEpilogue epilogue = default)
     {
         // A strided 1x1 conv without padding reads one input pixel in SH*SW: copy only those, and run stride 1.
         int rowStep = 1, colStep = 1, srcH = s.H, srcW = s.W;
@@ -84,7 +85,7 @@ internal static unsafe class DirectConv
             {
                 int images = Math.Min(nb, s.N - n0);
                 ToPaddedNhwc(x, n0, images, s, srcH, srcW, rowStep, colStep, hp, wp, buf);
-                Compute(buf, n0, images, tiles, packedW, bias, y, simd, relu);
+                Compute(buf, n0, images, tiles, packedW, bias, y, simd, epilogue);
             }
         }
         finally
@@ -205,7 +206,7 @@ internal static unsafe class DirectConv
                 if (unreached)
                     new Span<float>(dx + n0 * s.C * plane, checked((int)(images * s.C * plane))).Clear(); // phases no tap reaches
                 foreach (var (offset, g) in tiles)
-                    Compute(buf, n0, images, g, packedW + offset, null, dx, simd, relu: false);
+                    Compute(buf, n0, images, g, packedW + offset, null, dx, simd, StoreEpilogue.None);
             }
         }
         finally
@@ -238,13 +239,19 @@ internal static unsafe class DirectConv
             float* src = x + (long)(n0 + img) * c0 * hw + (long)ih * rowStep * srcW;
             if (colStep != 1)
             {
+                // Every colStep-th column of each channel's row into a compact (C, W) block (sequential writes), then
+                // the same 8x8 transposes as the unstrided rows, instead of an element-wise scatter that wrote one float
+                // per cache line, C floats apart (ResNet-50's 256->512 1x1/2 at batch 1 ran 1.9x slower in the direct
+                // form than in the column form with it).
+                float* tmp = Scratch.Panel(c0 * w);
                 for (int ch = 0; ch < c0; ch++)
                 {
                     float* r0 = src + ch * hw;
-                    float* d = dst + (long)s.PadLeft * c0 + ch;
+                    float* row = tmp + (long)ch * w;
                     for (int iw = 0; iw < w; iw++)
-                        d[(long)iw * c0] = r0[iw * colStep];
+                        row[iw] = r0[iw * colStep];
                 }
+                Transpose(tmp, w, dst + (long)s.PadLeft * c0, c0, w);
                 return;
             }
             Transpose(src, hw, dst + (long)s.PadLeft * c0, c0, w);
@@ -315,7 +322,7 @@ internal static unsafe class DirectConv
     }
 
     private static void Compute(float* buf, int n0, int images, Tiles g, float* packedW, float* bias, float* y,
-        CpuSimd simd, bool relu)
+        CpuSimd simd, StoreEpilogue epilogue)
     {
         int taps = g.TapOffsets.Length, crs = g.Cin * taps, ohw = g.OutH * g.OutW;
         int pixels = images * ohw, panels = (g.Cout + NR - 1) / NR;
@@ -395,7 +402,7 @@ internal static unsafe class DirectConv
             for (int jp = p0; jp < p1; jp++)
             {
                 for (int ti = 0; ti < nt; ti++)
-                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * mr, mr, jp * NR, pixels, n0, g, bias, y, relu);
+                    Store(acc + ((long)(jp - p0) * nt + ti) * MR * NR, (t0 + ti) * mr, mr, jp * NR, pixels, n0, g, bias, y, epilogue);
             }
         }
 
@@ -413,9 +420,9 @@ internal static unsafe class DirectConv
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
     /// <summary>y at <see cref="Tiles"/>' output address of (pixel, k) = tile[i, k - k0] + b[k] for the tile's valid
-    /// pixels i and channels k, then max(0, .) when <paramref name="relu"/> (the same operation as the backend's ReLU).</summary>
+    /// pixels i and channels k, then the <paramref name="epilogue"/> (residual at the same address, activation).</summary>
     private static void Store(float* tile, int pix0, int mr, int k0, int pixels, int n0, Tiles g, float* bias, float* y,
-        bool relu)
+        StoreEpilogue epilogue)
     {
         int ohw = g.OutH * g.OutW, rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, g.Cout - k0);
         long* dst = stackalloc long[MR]; // output offset of each row's channel k0
@@ -426,6 +433,7 @@ internal static unsafe class DirectConv
         }
         // Offsets rise with the pixel index, so a span of exactly MR - 1 means eight consecutive floats.
         bool run = rows == MR && dst[MR - 1] - dst[0] == MR - 1;
+        bool plain = epilogue.IsNone;
         // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
         // vector when the eight pixels are consecutive in one image.
         float* t8 = stackalloc float[MR * MR];
@@ -441,11 +449,12 @@ internal static unsafe class DirectConv
                 if (run)
                 {
                     var sum = Vector256.Load(v) + Vector256.Create(b);
-                    (relu ? Vector256.Max(sum, Vector256<float>.Zero) : sum).Store(y + dst[0] + ch);
+                    long at = dst[0] + ch;
+                    (plain ? sum : epilogue.Apply(sum, at)).Store(y + at);
                     continue;
                 }
                 for (int r = 0; r < rows; r++)
-                    y[dst[r] + ch] = relu ? MathF.Max(v[r] + b, 0f) : v[r] + b;
+                    y[dst[r] + ch] = plain ? v[r] + b : epilogue.Apply(v[r] + b, dst[r] + ch);
             }
         }
         for (; l < kn; l++)
@@ -453,13 +462,13 @@ internal static unsafe class DirectConv
             float b = bias == null ? 0f : bias[k0 + l];
             long ch = l * g.OutChannel;
             for (int r = 0; r < rows; r++)
-                y[dst[r] + ch] = relu ? MathF.Max(tile[r * NR + l] + b, 0f) : tile[r * NR + l] + b;
+                y[dst[r] + ch] = plain ? tile[r * NR + l] + b : epilogue.Apply(tile[r * NR + l] + b, dst[r] + ch);
         }
     }
 
     /// <summary>dst[j*dstStride + i] = src[i*srcStride + j] for i, j in 0..8 (AVX unpack/shuffle/permute).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
+    internal static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
     {
         var r0 = Avx.LoadVector256(src);
         var r1 = Avx.LoadVector256(src + srcStride);

@@ -20,7 +20,7 @@ namespace CamEngine.Backends.Cpu;
 /// The input is copied once into a zero-padded buffer with each row split by column mod 4, so the patches of eight
 /// horizontally adjacent tiles are eight consecutive floats: the input transform (per channel) and the output
 /// transform (per output channel) run on 8-tile vectors, and the output transform writes NCHW rows directly with
-/// the bias (and the ReLU, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
+/// the bias (and the residual and activation, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
 /// is computed in double.
 /// </summary>
 internal static unsafe class WinogradConv
@@ -134,15 +134,16 @@ internal static unsafe class WinogradConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c> (then ReLU when <paramref name="relu"/>), w packed by <see cref="PackWeights"/>
-    /// with <see cref="TilesAsRows"/> of this shape.</summary>
-    public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd, bool relu = false)
+    /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
+    /// w packed by <see cref="PackWeights"/> with <see cref="TilesAsRows"/> of this shape.</summary>
+    public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
     {
         int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
         var geo = new Geometry(s, th, tw);
         if (TilesAsRows(s))
         {
-            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, relu);
+            ForwardTilesAsRows(x, packedU, bias, y, geo, simd, epilogue);
             return;
         }
         int rowsPerChunk = (int)Math.Clamp(ChunkFloats / ((long)Xi * (s.C + s.K) * tw), 1, (long)s.N * th);
@@ -153,15 +154,18 @@ internal static unsafe class WinogradConv
         try
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
-            BuildPhases(x, buf, geo);
             long perU = PackedGemm.PackedALength(s.K, s.C);
             int totalRows = s.N * th;
+            // In one chunk (every batch-1 layer), each channel's input transform follows its copy in the same task.
+            bool oneChunk = rowsPerChunk >= totalRows;
+            BuildPhases(x, buf, geo, oneChunk ? v : null, totalRows, (long)totalRows * tw + L);
             for (int r0 = 0; r0 < totalRows; r0 += rowsPerChunk)
             {
                 int rows = Math.Min(rowsPerChunk, totalRows - r0);
                 int tiles = rows * tw;
                 long ld = tiles + L;
-                InputTransform(buf, v, geo, r0, rows, ld);
+                if (!oneChunk)
+                    InputTransform(buf, v, geo, r0, rows, ld);
                 // 36 GEMMs, split into column blocks until every core has several tasks.
                 int colBlocks = Math.Clamp((4 * Environment.ProcessorCount + Xi - 1) / Xi, 1, Math.Max(1, tiles / 64));
                 int colStep = PackedGemm.RoundUp((tiles + colBlocks - 1) / colBlocks, PackedGemm.NR);
@@ -174,7 +178,7 @@ internal static unsafe class WinogradConv
                         new StridedPanels(vv + xi * s.C * ld + j0, ld, 1, nc),
                         mm + xi * s.K * ld + j0, ld, false, simd, serial: true);
                 });
-                OutputTransform(m, bias, y, geo, r0, rows, ld, relu);
+                OutputTransform(m, bias, y, geo, r0, rows, ld, epilogue);
             }
         }
         finally
@@ -189,7 +193,8 @@ internal static unsafe class WinogradConv
     /// <see cref="Forward"/> for few tiles, in one chunk: per xi, V_xi^T (tiles x C) is packed as the A operand, the
     /// product with the packed U_xi^T lands in a (tiles x K) temporary, and that is transposed into M's layout.
     /// </summary>
-    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd, bool relu)
+    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd,
+        StoreEpilogue epilogue)
     {
         var s = geo.S;
         int tiles = s.N * geo.TH * geo.TW;
@@ -204,21 +209,16 @@ internal static unsafe class WinogradConv
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
             float* a = Scratch.Aligned(aArray), t = Scratch.Aligned(tArray);
-            BuildPhases(x, buf, geo);
-            InputTransform(buf, v, geo, 0, s.N * geo.TH, ld);
+            BuildPhases(x, buf, geo, v, s.N * geo.TH, ld);
             CpuConv.For(Xi, 2L * s.K * s.C * tiles * Xi / 64, xi =>
             {
                 float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * s.K * ld;
                 PackedGemm.PackA(v + xi * s.C * ld, 1, ld, tiles, s.C, 1f, ax);
                 PackedGemm.Run(tiles, s.K, s.C, ax, new PrepackedPanels(packedUt + xi * perB, npad), tx, s.K, false, simd,
                     serial: true);
-                for (int k = 0; k < s.K; k++)
-                {
-                    for (int i = 0; i < tiles; i++)
-                        mx[k * ld + i] = tx[(long)i * s.K + k];
-                }
+                TransposeInto(tx, tiles, s.K, mx, ld);
             });
-            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, relu);
+            OutputTransform(m, bias, y, geo, 0, s.N * geo.TH, ld, epilogue);
         }
         finally
         {
@@ -227,6 +227,28 @@ internal static unsafe class WinogradConv
             Scratch.Return(mArray);
             Scratch.Return(aArray);
             Scratch.Return(tArray);
+        }
+    }
+
+    /// <summary>dst[k*ld + i] = src[i*cols + k] for i &lt; rows, k &lt; cols: 8x8 register transposes, scalar edges.</summary>
+    private static void TransposeInto(float* src, int rows, int cols, float* dst, long ld)
+    {
+        int i0 = 0;
+        for (; i0 <= rows - 8; i0 += 8)
+        {
+            int k0 = 0;
+            for (; k0 <= cols - 8; k0 += 8)
+                DirectConv.Transpose8x8(src + (long)i0 * cols + k0, cols, dst + k0 * ld + i0, ld);
+            for (; k0 < cols; k0++)
+            {
+                for (int i = i0; i < i0 + 8; i++)
+                    dst[k0 * ld + i] = src[(long)i * cols + k0];
+            }
+        }
+        for (; i0 < rows; i0++)
+        {
+            for (int k = 0; k < cols; k++)
+                dst[k * ld + i0] = src[(long)i0 * cols + k];
         }
     }
 
@@ -247,8 +269,10 @@ internal static unsafe class WinogradConv
         public long PlaneLength => Rows * RowLength;
     }
 
-    /// <summary>buffer[c][img][ihp][iwp % 4][iwp / 4] = x[img, c, ihp - PT, iwp - PL], zero outside x.</summary>
-    private static void BuildPhases(float* x, float* buf, Geometry geo)
+    /// <summary>buffer[c][img][ihp][iwp % 4][iwp / 4] = x[img, c, ihp - PT, iwp - PL], zero outside x; with
+    /// <paramref name="v"/>, each channel's task then runs its <see cref="InputTransform"/> of tile rows 0..rows while
+    /// its planes are still in cache (one parallel loop instead of two).</summary>
+    private static void BuildPhases(float* x, float* buf, Geometry geo, float* v = null, int rows = 0, long ld = 0)
     {
         var s = geo.S;
         long plane = (long)s.H * s.W;
@@ -273,46 +297,50 @@ internal static unsafe class WinogradConv
                     }
                 }
             }
+            if (v != null)
+                InputChannel(buf, v, geo, 0, rows, ld, c);
         }
-        CpuConv.For(s.C, (long)s.C * s.N * geo.PlaneLength, Channel);
+        long work = (long)s.C * s.N * geo.PlaneLength + (v == null ? 0 : (long)Xi * s.C * rows * geo.TW);
+        CpuConv.For(s.C, work, Channel);
     }
 
-    /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, eight tiles of a row at a time; the last
-    /// vector of a row spills into the next row's first tiles (written again after) or the slack past the last.</summary>
-    private static void InputTransform(float* buf, float* v, Geometry geo, int r0, int rows, long ld)
+    /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, per channel (<see cref="InputChannel"/>).</summary>
+    private static void InputTransform(float* buf, float* v, Geometry geo, int r0, int rows, long ld) =>
+        CpuConv.For(geo.S.C, (long)Xi * geo.S.C * rows * geo.TW, c => InputChannel(buf, v, geo, r0, rows, ld, c));
+
+    /// <summary>V[xi][c][t] = (B^T d B)[xi] for channel c and the 6x6 patch d of each tile t in tile rows r0..r0+rows,
+    /// eight tiles of a row at a time; the last vector of a row spills into the next row's first tiles (written again
+    /// after) or the slack past the last.</summary>
+    private static void InputChannel(float* buf, float* v, Geometry geo, int r0, int rows, long ld, int c)
     {
         var s = geo.S;
         long xiStride = s.C * ld;
-        void Channel(int c)
+        var t = stackalloc Vector256<float>[Xi];
+        var o = stackalloc Vector256<float>[6];
+        for (int r = 0; r < rows; r++)
         {
-            var t = stackalloc Vector256<float>[Xi];
-            var o = stackalloc Vector256<float>[6];
-            for (int r = 0; r < rows; r++)
+            int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
+            float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
+            float* dst = v + c * ld + (long)r * geo.TW;
+            for (int t0 = 0; t0 < geo.TW; t0 += L)
             {
-                int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
-                float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
-                float* dst = v + c * ld + (long)r * geo.TW;
-                for (int t0 = 0; t0 < geo.TW; t0 += L)
+                // Rows: t[i][b] = (d[i] B)[b].
+                for (int i = 0; i < 6; i++)
                 {
-                    // Rows: t[i][b] = (d[i] B)[b].
-                    for (int i = 0; i < 6; i++)
-                    {
-                        float* p = src + i * geo.RowLength + t0;
-                        int j = geo.J;
-                        BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
-                            Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
-                    }
-                    // Columns: V[a][b] = (B^T t)[a][b].
-                    for (int b = 0; b < 6; b++)
-                    {
-                        BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
-                        for (int a = 0; a < 6; a++)
-                            Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
-                    }
+                    float* p = src + i * geo.RowLength + t0;
+                    int j = geo.J;
+                    BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
+                        Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
+                }
+                // Columns: V[a][b] = (B^T t)[a][b].
+                for (int b = 0; b < 6; b++)
+                {
+                    BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+                    for (int a = 0; a < 6; a++)
+                        Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
                 }
             }
         }
-        CpuConv.For(s.C, (long)Xi * s.C * rows * geo.TW, Channel);
     }
 
     /// <summary>o = B^T d for F(4x4, 3x3).</summary>
@@ -348,8 +376,10 @@ internal static unsafe class WinogradConv
         o[3] = d12 + Vector256.Create(8f) * d34 + m5;
     }
 
-    /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k] (then ReLU), eight tiles at a time.</summary>
-    private static void OutputTransform(float* m, float* bias, float* y, Geometry geo, int r0, int rows, long ld, bool relu)
+    /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k], then the epilogue (residual at the same
+    /// index, activation), eight tiles at a time.</summary>
+    private static void OutputTransform(float* m, float* bias, float* y, Geometry geo, int r0, int rows, long ld,
+        StoreEpilogue epilogue)
     {
         var s = geo.S;
         long xiStride = s.K * ld;
@@ -361,6 +391,7 @@ internal static unsafe class WinogradConv
             var col = stackalloc Vector256<float>[4];
             var lanes = stackalloc float[4 * L];
             var b = Vector256.Create(bias == null ? 0f : bias[k]);
+            bool plain = epilogue.IsNone;
             for (int r = 0; r < rows; r++)
             {
                 int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
@@ -382,26 +413,29 @@ internal static unsafe class WinogradConv
                     {
                         AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
                         for (int i = 0; i < 4; i++)
-                        {
-                            var val = col[i] + b;
-                            o[i * 4 + j] = relu ? Vector256.Max(val, Vector256<float>.Zero) : val;
-                        }
+                            o[i * 4 + j] = col[i] + b;
                     }
                     int x0 = 4 * t0;
                     bool full = x0 + 4 * L <= s.OW;
                     for (int i = 0; i < outRows; i++)
                     {
                         float* row = dst + (long)i * s.OW + x0;
+                        long at = row - y;
                         if (full)
                         {
-                            StoreInterleaved(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], row);
+                            Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
+                            for (int q = 0; q < 4; q++)
+                                (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
                             continue;
                         }
                         for (int j = 0; j < 4; j++)
                             Vector256.Store(o[i * 4 + j], lanes + j * L);
                         int n = s.OW - x0;
                         for (int q = 0; q < n; q++)
-                            row[q] = lanes[(q & 3) * L + (q >> 2)];
+                        {
+                            float v = lanes[(q & 3) * L + (q >> 2)];
+                            row[q] = plain ? v : epilogue.Apply(v, at + q);
+                        }
                     }
                 }
             }
@@ -409,9 +443,10 @@ internal static unsafe class WinogradConv
         CpuConv.For(s.K, (long)Xi * s.K * rows * geo.TW, Channel);
     }
 
-    /// <summary>dst[4*l + j] = v_j[l]: four vectors of eight tiles' columns j into 32 consecutive outputs.</summary>
+    /// <summary>dst[q][l'] = v_j[l] with 8q + l' = 4l + j: four vectors of eight tiles' columns j as 32 consecutive outputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreInterleaved(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    private static void Interleave(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d,
+        Vector256<float>* dst)
     {
         var acLo = Avx.UnpackLow(a, c);   // a0 c0 a1 c1 | a4 c4 a5 c5
         var acHi = Avx.UnpackHigh(a, c);  // a2 c2 a3 c3 | a6 c6 a7 c7
@@ -421,9 +456,9 @@ internal static unsafe class WinogradConv
         var p1 = Avx.UnpackHigh(acLo, bdLo);  // tile 1 | tile 5
         var p2 = Avx.UnpackLow(acHi, bdHi);   // tile 2 | tile 6
         var p3 = Avx.UnpackHigh(acHi, bdHi);  // tile 3 | tile 7
-        Vector256.Store(Avx.Permute2x128(p0, p1, 0x20), dst);
-        Vector256.Store(Avx.Permute2x128(p2, p3, 0x20), dst + 8);
-        Vector256.Store(Avx.Permute2x128(p0, p1, 0x31), dst + 16);
-        Vector256.Store(Avx.Permute2x128(p2, p3, 0x31), dst + 24);
+        dst[0] = Avx.Permute2x128(p0, p1, 0x20);
+        dst[1] = Avx.Permute2x128(p2, p3, 0x20);
+        dst[2] = Avx.Permute2x128(p0, p1, 0x31);
+        dst[3] = Avx.Permute2x128(p2, p3, 0x31);
     }
 }

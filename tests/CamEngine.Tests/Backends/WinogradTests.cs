@@ -8,7 +8,8 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// The Winograd F(4x4, 3x3) form of the CPU convolution (<see cref="WinogradConv"/>), forced, at 512- and 256-bit
-/// widths, against the double-precision reference: forward (with and without bias, fused ReLU) and backward-data
+/// widths, against the double-precision reference: forward (with and without bias, fused ReLU, the fused epilogue of
+/// <see cref="FusedEpilogueCheck"/>: residual, ReLU, clip) and backward-data
 /// (the flipped kernel through the same form), with its GEMMs taking tiles as columns and as rows, on geometries
 /// that hit its edges: one channel, odd channel counts,
 /// output planes that are not a multiple of the 4x4 tile or of the 8-tile vectors, asymmetric pads 0/1/2, batch 1
@@ -69,6 +70,8 @@ internal sealed class WinogradTests
                 "backward-data form");
             Compare(_cpu[simd], _ref, s);
             FusedRelu(_cpu[simd], s);
+            FusedEpilogueCheck.Run(_cpu[simd], _ref, s,
+                (actual, expected, scale, what) => TensorAssert.Close(actual, expected, Rel * scale, 1e-4, what));
         }
         finally
         {

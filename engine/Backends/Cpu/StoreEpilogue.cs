@@ -1,0 +1,80 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using CamEngine.Kernels;
+
+namespace CamEngine.Backends.Cpu;
+
+/// <summary>
+/// What a convolution's store applies to each output after its bias (<see cref="DirectConv"/>,
+/// <see cref="WinogradConv"/>): a residual tensor of the output's layout added (none when null), then an activation
+/// (none, ReLU, or clip to [<see cref="Lo"/>, <see cref="Hi"/>]). The operations and their order are those of the
+/// unfused passes (conv with bias, then the backend's add, then its ReLU or clip), so the values are the same bits.
+/// </summary>
+internal readonly unsafe struct StoreEpilogue
+{
+    /// <summary>The residual, indexed like the output, or null.</summary>
+    public readonly float* Residual;
+
+    /// <summary>None, <see cref="EpilogueActivation.Relu"/> or <see cref="EpilogueActivation.Clip"/>.</summary>
+    public readonly EpilogueActivation Activation;
+
+    /// <summary>The clip bounds.</summary>
+    public readonly float Lo, Hi;
+
+    /// <summary>An epilogue; SiLU is not one a store applies (its sigmoid is the backend's scalar pass).</summary>
+    public StoreEpilogue(float* residual, EpilogueActivation activation, float lo = 0f, float hi = 0f)
+    {
+        if (activation is not (EpilogueActivation.None or EpilogueActivation.Relu or EpilogueActivation.Clip))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, "a conv store applies none, ReLU or clip");
+        Residual = residual;
+        Activation = activation;
+        Lo = lo;
+        Hi = hi;
+    }
+
+    /// <summary>Nothing after the bias.</summary>
+    public static StoreEpilogue None => default;
+
+    /// <summary>ReLU after the bias, or nothing.</summary>
+    public static StoreEpilogue ReluIf(bool relu) => new(null, relu ? EpilogueActivation.Relu : EpilogueActivation.None);
+
+    /// <summary>Whether the store only adds the bias.</summary>
+    public bool IsNone => Residual == null && Activation == EpilogueActivation.None;
+
+    /// <summary>The output at <paramref name="at"/> from its conv-plus-bias value <paramref name="v"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Apply(float v, long at)
+    {
+        if (Residual != null)
+            v += Residual[at];
+        return Activation switch
+        {
+            EpilogueActivation.Relu => MathF.Max(v, 0f),
+            EpilogueActivation.Clip => v < Lo ? Lo : v > Hi ? Hi : v,
+            _ => v,
+        };
+    }
+
+    /// <summary>Eight consecutive outputs from <paramref name="at"/> on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Apply(Vector256<float> v, long at)
+    {
+        if (Residual != null)
+            v += Vector256.Load(Residual + at);
+        switch (Activation)
+        {
+            case EpilogueActivation.Relu:
+                return Vector256.Max(v, Vector256<float>.Zero);
+            case EpilogueActivation.Clip:
+            {
+                // v < lo ? lo : v > hi ? hi : v, lane by lane (a NaN stays NaN, as in the scalar clip).
+                var lo = Vector256.Create(Lo);
+                var hi = Vector256.Create(Hi);
+                var upper = Vector256.ConditionalSelect(Vector256.GreaterThan(v, hi), hi, v);
+                return Vector256.ConditionalSelect(Vector256.LessThan(v, lo), lo, upper);
+            }
+            default:
+                return v;
+        }
+    }
+}
