@@ -617,24 +617,6 @@ internal sealed partial class OnnxGraphBuilder
         EmitL(n, Ops.Concat, names.ToArray(), pars, attrs, outL);
     }
 
-    /// <summary>Pad of a computed tensor of any layout: all-zero pads are the identity; NCHW spatial padding of a
-    /// batch-first image is the engine's pad; other padding is refused.</summary>
-    private bool TryZeroPad(OnnxNode n)
-    {
-        var (x, l) = ActAny(n, 0);
-        if (n.Inputs.Count < 2 || n.Inputs[1].Length == 0 || !IsConst(n, 1))
-            return false;
-        var pads = ConstInts(n, 1, "pads");
-        if (pads.All(p => p == 0))
-        {
-            Alias(n, x);
-            return true;
-        }
-        if (!IsDefault(l))
-            throw Unsupported(n, $"Pad of {l.Text} with pads [{string.Join(",", pads)}] is not supported (only zero pads when the batch is not first)");
-        return false;
-    }
-
     /// <summary>Add, Sub, Mul, Div of two computed tensors of one batch layout, or of a computed tensor and a
     /// constant right-aligned against its ONNX dims (the constant is 1 on the batch axis). Engine operands with more
     /// than 3 axes besides the batch are viewed with adjacent axes merged where both broadcast alike.</summary>
@@ -692,8 +674,10 @@ internal sealed partial class OnnxGraphBuilder
         }
     }
 
-    private void BinaryEmit(OnnxNode n, string op, string[] xs, string? constant, bool constantFirst, BatchLayout outL)
+    private void BinaryEmit(OnnxNode n, string op, string[] xs, string? constant, bool constantFirst, BatchLayout outL,
+        string? output = null)
     {
+        string result = output ?? n.Outputs[0];
         var pars = new Dictionary<string, string>(StringComparer.Ordinal);
         if (constant != null)
             pars["constant"] = constant;
@@ -701,7 +685,7 @@ internal sealed partial class OnnxGraphBuilder
         var outShape = outL.EngineShape;
         if (outShape.Length <= 3)
         {
-            EmitL(n, op, xs, pars, attrs, outL);
+            EmitL(n, op, xs, pars, attrs, outL, output);
             return;
         }
         // Merge runs of adjacent axes along which every operand is either whole or broadcast (size 1) alike.
@@ -733,7 +717,7 @@ internal sealed partial class OnnxGraphBuilder
         var views = new string[xs.Length];
         for (int i = 0; i < xs.Length; i++)
         {
-            views[i] = $"{n.Outputs[0]}:view{i}";
+            views[i] = $"{result}:view{i}";
             Emit(n, Ops.Reshape, [xs[i]], new(), A(("shape", Merge(_shapes[xs[i]]))), views[i]);
         }
         if (constant != null)
@@ -742,9 +726,9 @@ internal sealed partial class OnnxGraphBuilder
             var merged = Merge(shapes[^1]);
             pars["constant"] = NewWeight(constant + ".merged", new HostTensor(merged, c.Data));
         }
-        string mid = n.Outputs[0] + ":merged";
+        string mid = result + ":merged";
         Emit(n, op, views, pars, attrs, mid);
-        EmitL(n, Ops.Reshape, [mid], new(), A(("shape", outShape)), outL);
+        EmitL(n, Ops.Reshape, [mid], new(), A(("shape", outShape)), outL, output);
     }
 
     /// <summary>Whether axes [s0, k] of operand shape s can be one axis against the output: 0 or 1 when they are
