@@ -43,7 +43,7 @@ internal static class OpsCommand
         ("layernorm", ["LayerNormalization"], "opset 17; older opsets decompose it into ReduceMean, Sub, Pow, Sqrt, Div"),
         ("slice", ["Slice", "Gather", "Split"], "of computed tensors; Gather with a scalar or consecutive constant indices (ViT's class token); Split: one slice per output, any axis"),
         ("matmul", ["MatMul"], "a computed tensor times a constant 2-D weight over its last axis"),
-        ("batchmatmul", ["MatMul"], "of two computed tensors with equal leading axes (attention's Q K^T and A V)"),
+        ("batchmatmul", ["MatMul"], "of two computed tensors (attention's Q K^T and A V); the leading axes broadcast as numpy's"),
         ("erf", ["Erf"], "exact GELU as Div, Erf, Add, Mul"),
         ("sqrt", ["Sqrt"], ""),
         ("pow", ["Pow"], "a constant exponent"),

@@ -400,8 +400,9 @@ internal sealed partial class OnnxGraphBuilder
         EmitL(n, Ops.Reshape, [cur], new(), A(("shape", outL.EngineShape)), outL);
     }
 
-    /// <summary>MatMul of two computed tensors (attention's q k^T and p v): equal batch layouts and equal leading
-    /// axes; the batch must not be in the last two axes.</summary>
+    /// <summary>MatMul of two computed tensors (attention's q k^T and p v): one batch layout, the batch among the
+    /// leading axes at the same place in both (after right-aligning them); the other leading axes broadcast as
+    /// numpy's (a size-1 or missing axis is repeated).</summary>
     private void MatMulComputed(OnnxNode n)
     {
         var (a, la) = ActAny(n, 0);
@@ -409,13 +410,18 @@ internal sealed partial class OnnxGraphBuilder
         int ra = la.Dims.Length, rb = lb.Dims.Length;
         la = la.Avoid(ra - 1).Avoid(ra - 2);
         lb = lb.Avoid(rb - 1).Avoid(rb - 2);
-        if (ra < 3 || ra != rb || la.Axis != lb.Axis || la.Kind != lb.Kind || la.Axis >= ra - 2
-            || !la.Dims.AsSpan(0, ra - 2).SequenceEqual(lb.Dims.AsSpan(0, rb - 2)))
-            throw Unsupported(n, $"MatMul of {la.Text} by {lb.Text}: both operands must be computed with the same leading axes "
-                + "and the batch among them");
+        int r = Math.Max(ra, rb);
+        int axA = la.Axis + r - ra, axB = lb.Axis + r - rb;
+        if (ra < 3 || rb < 3 || axA != axB || la.Kind != lb.Kind || la.Axis >= ra - 2 || lb.Axis >= rb - 2
+            || la.Dims[la.Axis] != lb.Dims[lb.Axis])
+            throw Unsupported(n, $"MatMul of {la.Text} by {lb.Text}: both operands must be computed, with the batch among the "
+                + "leading axes at the same place");
         if (la.Dims[^1] != lb.Dims[^2])
             throw Invalid(n, $"MatMul of {la.Text} by {lb.Text}: inner dimensions differ");
-        var outL = la with { Dims = [.. la.Dims[..^1], lb.Dims[^1]] };
+        var lead = Broadcast(n, la.Dims[..^2], lb.Dims[..^2]);
+        var outL = new BatchLayout([.. lead, la.Dims[^2], lb.Dims[^1]], axA, la.Kind);
+        if (outL.EngineShape.Length > TensorShape.MaxRank - 1)
+            throw Unsupported(n, $"MatMul to {outL.Text} needs more than {TensorShape.MaxRank - 1} axes besides the batch");
         EmitL(n, Ops.BatchMatMul, [a, b], new(), new(), outL);
     }
 
