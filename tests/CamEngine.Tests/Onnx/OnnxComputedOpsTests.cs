@@ -149,7 +149,12 @@ public sealed class OnnxComputedOpsTests
             var node = constantIsX
                 ? OnnxBuild.Node("Where", "w", ["cond", "pinf", "x"], ["y"])
                 : OnnxBuild.Node("Where", "w", ["cond", "x", "k"], ["y"]);
-            var file = Convert([node], [cond, k, pinf], [1, 1, 2, 2]);
+            var converted = Convert([node], [cond, k, pinf], [1, 1, 2, 2]);
+            // The masked constant (with its infinities) survives a save and load of the model file.
+            using var ms = new MemoryStream();
+            converted.Save(ms);
+            ms.Position = 0;
+            var file = ModelFile.Load(ms);
             float[] x = [3e38f, -2f, 7f, -3e38f];
             foreach (Backend b in new Backend[] { new ReferenceBackend(), TestDevice.Cpu, TestDevice.Ilgpu })
             {
