@@ -33,7 +33,7 @@ internal static class OpsCommand
         ("leakyrelu", ["LeakyRelu"], ""),
         ("clip", ["Clip"], "ReLU6"),
         ("concat", ["Concat"], "of computed tensors, any axis"),
-        ("pad", ["Pad"], "mode constant, any value, any axis but the batch; negative pads crop"),
+        ("pad", ["Pad"], "modes constant (any value), reflect and edge, any axis but the batch; negative constant pads crop"),
         ("reshape", ["Reshape", "Unsqueeze", "Squeeze"], "of computed tensors; a shape computed from constants is folded"),
         ("softmax", ["Softmax"], ""),
         ("reducemean", ["ReduceMean"], ""),

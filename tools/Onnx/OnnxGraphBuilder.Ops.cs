@@ -191,7 +191,7 @@ internal sealed partial class OnnxGraphBuilder
     }
 
     /// <summary>
-    /// Pad of a computed tensor, mode constant with any finite value, on any axes but the batch's (the pads from
+    /// Pad of a computed tensor, mode constant with any finite value, reflect or edge, on any axes but the batch's (the pads from
     /// the attribute, or the input with the optional opset-18 axes). A batch-first image padded on H and W only is
     /// one engine pad of both; otherwise each padded axis is one engine pad along it, and a negative pad crops
     /// (an engine slice). All-zero pads are the identity in any mode.
@@ -234,8 +234,17 @@ internal sealed partial class OnnxGraphBuilder
             Alias(n, x);
             return;
         }
-        if (mode != "constant")
-            throw Unsupported(n, $"Pad mode '{mode}' is not supported (only 'constant')");
+        int engineMode = mode switch
+        {
+            "constant" => 0,
+            "reflect" => 1,
+            "edge" => 2,
+            _ => throw Unsupported(n, $"Pad mode '{mode}' is not supported (only constant, reflect and edge)"),
+        };
+        if (engineMode != 0 && pads.Any(p => p < 0))
+            throw Unsupported(n, $"negative pads [{string.Join(",", pads)}] (cropping) are supported in constant mode only");
+        if (engineMode != 0)
+            value = 0f;
         if (!float.IsFinite(value))
             throw Unsupported(n, $"pad value {value} is not finite");
         if (pads.Any(p => Math.Abs(p) > MaxSpatial))
@@ -254,6 +263,8 @@ internal sealed partial class OnnxGraphBuilder
         {
             var hw = A(("pads", [(int)before[2], (int)before[3], (int)after[2], (int)after[3]]));
             hw["value"] = [value];
+            if (engineMode != 0)
+                hw["mode"] = [engineMode];
             Emit(n, Ops.Pad, [x], new(), hw);
             return;
         }
@@ -286,6 +297,8 @@ internal sealed partial class OnnxGraphBuilder
             {
                 var attrs = A(("axis", [e]), ("pads", [(int)p, (int)q]));
                 attrs["value"] = [value];
+                if (engineMode != 0)
+                    attrs["mode"] = [engineMode];
                 EmitL(n, Ops.Pad, [cur], new(), attrs, nextL, o);
             }
             cur = o ?? n.Outputs[0];

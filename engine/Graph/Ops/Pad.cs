@@ -6,10 +6,12 @@ using CamEngine.Tensors;
 namespace CamEngine.Graph.Ops;
 
 /// <summary>
-/// Constant padding (op <c>pad</c>), in one of two forms. Without <c>axis</c>: H and W of an image, attrs pads
+/// Padding (op <c>pad</c>), in one of two forms. Without <c>axis</c>: H and W of an image, attrs pads
 /// [top, left, bottom, right]. With <c>axis</c> (of (N, ...), 1 or more, any rank): that one axis, attrs pads
-/// [before, after]. Both: pads non-negative, value finite. Affine: the backward crops dy, the jets pad every order
-/// with the value at order 0 and zero above. The axis form runs on the same kernels, the tensor seen as
+/// [before, after]. Both: pads non-negative; <c>mode</c> 0 (constant <c>value</c>, finite), 1 (reflect: mirrored
+/// without repeating the edge, pads below the side) or 2 (edge: the edge element repeated). Linear in x: the
+/// backward sums dy over the outputs that read each input (a crop in constant mode), the jets pad every order with
+/// the value at order 0 and zero above. The axis form runs on the same kernels, the tensor seen as
 /// (N * Outer, 1, Len, Inner) padded along Len.
 /// <code>
 /// x: (N, C, H, W)   y: (N, C, H + top + bottom, W + left + right)
@@ -31,10 +33,10 @@ internal sealed class Pad : OpRule
                 throw new ArgumentException($"axis {axis} must be 1..{x.Length} of (N, ...)");
             var ba = node.Ints("pads", 2, [0, 0]);
             var s = AxisShape.Of([n, .. x], axis, axis + 1);
-            return new PadShape(s.Outer, 1, s.Len, s.Inner, ba[0], 0, ba[1], 0);
+            return new PadShape(s.Outer, 1, s.Len, s.Inner, ba[0], 0, ba[1], 0) { Mode = node.Int("mode", 0) };
         }
         var p = node.Ints("pads", 4, [0, 0, 0, 0]);
-        return new PadShape(n, x[0], x[1], x[2], p[0], p[1], p[2], p[3]);
+        return new PadShape(n, x[0], x[1], x[2], p[0], p[1], p[2], p[3]) { Mode = node.Int("mode", 0) };
     }
 
     /// <inheritdoc/>

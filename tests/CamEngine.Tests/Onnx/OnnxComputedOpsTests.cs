@@ -9,7 +9,7 @@ using ModelOps = CamEngine.Model.Ops;
 namespace CamEngine.Tests.Onnx;
 
 /// <summary>
-/// Split, Expand, Where (constant condition), Pad on any axis and MatMul with broadcast batch dims, all on computed
+/// Split, Expand, Where (constant condition), Pad on any axis (constant, reflect, edge) and MatMul with broadcast batch dims, all on computed
 /// tensors: tiny torch modules (tools/fixtures/make_op_fixtures.py, opsets 13 and 17) convert and reproduce
 /// PyTorch's logits (1e-5 of the largest) and input gradient of the top-1 logit (1e-4 of the largest) on the
 /// reference, managed CPU and ILGPU backends; and hand-built ONNX graphs for the forms the exporter does not emit
@@ -22,7 +22,7 @@ public sealed class OnnxComputedOpsTests
 
     private static IEnumerable<TestCaseData> Cases()
     {
-        foreach (string name in new[] { "split", "expand", "where", "pad", "matmul" })
+        foreach (string name in new[] { "split", "expand", "where", "pad", "padmodes", "matmul" })
         foreach (int opset in new[] { 13, 17 })
         foreach (string device in new[] { "reference", "cpu", "ilgpu" })
             yield return new TestCaseData(name, opset, device).SetName($"Computed_{name}_opset{opset}_on_{device}_matches_PyTorch");

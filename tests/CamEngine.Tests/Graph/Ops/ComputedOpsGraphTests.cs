@@ -71,6 +71,54 @@ internal sealed class ComputedOpsGraphTests
             Does.Contain("finite"));
     }
 
+    [TestCase(1, -1)]
+    [TestCase(2, -1)]
+    [TestCase(1, 2)]
+    [TestCase(2, 3)]
+    public void Reflect_and_edge_pads_mirror_or_repeat_the_border_and_differentiate(int mode, int axis)
+    {
+        // x (N, 2, 3, 4); axis -1: the image form, pads [top 2, left 1, bottom 1, right 3]; else pads [2, 1] along it.
+        var g = new OpGraph([2, 3, 4]);
+        var attrs = axis < 0 ? A(("pads", [2, 1, 1, 3]), ("mode", [mode])) : A(("axis", [axis]), ("pads", [2, 1]), ("mode", [mode]));
+        string p = g.Add(ModelOps.Pad, attrs);
+        var x = g.RandomInput();
+        var y = Forward(g, x);
+        int[] xs = [2, 2, 3, 4];
+        var ys = axis < 0 ? new[] { 2, 2, 6, 8 } : [.. xs];
+        int[] before = axis < 0 ? [0, 0, 2, 1] : [0, 0, 0, 0];
+        if (axis > 0)
+        {
+            ys[axis] += 3;
+            before[axis] = 2;
+        }
+        // numpy's pad: reflect mirrors about the edge element, edge repeats it.
+        int Src(int o, int k)
+        {
+            int h = o - before[k];
+            if (mode == 2)
+                return Math.Clamp(h, 0, xs[k] - 1);
+            return h < 0 ? -h : h >= xs[k] ? 2 * xs[k] - 2 - h : h;
+        }
+        Assert.That(y, Has.Length.EqualTo(ys.Aggregate(1, (a, b) => a * b)));
+        for (int i = 0; i < y.Length; i++)
+        {
+            var idx = new int[4];
+            for (int k = 3, t = i; k >= 0; k--)
+            {
+                idx[k] = t % ys[k];
+                t /= ys[k];
+            }
+            var src = Enumerable.Range(0, 4).Select(k => Src(idx[k], k)).ToArray();
+            Assert.That(y[i], Is.EqualTo(x[((src[0] * 2 + src[1]) * 3 + src[2]) * 4 + src[3]]), $"element {i}");
+        }
+        g.Add(ModelOps.Tanh, inputs: [p]);
+        g.CheckReverse();
+        g.CheckJets();
+        var bad = new OpGraph([2, 3, 4]);
+        Assert.That(Assert.Throws<ArgumentException>(() => bad.Add(ModelOps.Pad, A(("axis", [2]), ("pads", [3, 0]), ("mode", [1]))))!.Message,
+            Does.Contain("reflect pads must be smaller"));
+    }
+
     [Test]
     public void Expand_as_the_addition_of_a_zero_constant_repeats_the_input_and_sums_its_gradient()
     {
