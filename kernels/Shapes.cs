@@ -253,9 +253,52 @@ internal readonly record struct ChannelSlice(int N, int C, int Inner, int Total,
     }
 }
 
-/// <summary>Constant padding of H and W: x (N, C, H, W) to (N, C, H + PadTop + PadBottom, W + PadLeft + PadRight).</summary>
+/// <summary>
+/// Padding of H and W: x (N, C, H, W) to (N, C, H + PadTop + PadBottom, W + PadLeft + PadRight). <see cref="Mode"/> 0
+/// writes a constant outside x; 1 (reflect) mirrors x about its edge without repeating it (ONNX/PyTorch reflect,
+/// pads at most side - 1); 2 (edge) repeats the edge element (PyTorch's replicate).
+/// </summary>
 internal readonly record struct PadShape(int N, int C, int H, int W, int PadTop, int PadLeft, int PadBottom, int PadRight)
 {
+    /// <summary>0 constant, 1 reflect, 2 edge.</summary>
+    public int Mode { get; init; }
+
+    /// <summary>The index along an axis of <paramref name="len"/> padded by <paramref name="pad"/> before that output
+    /// index <paramref name="o"/> reads, or -1 for the constant.</summary>
+    public int Source(int o, int pad, int len)
+    {
+        int h = o - pad;
+        if (h >= 0 && h < len)
+            return h;
+        if (Mode == 1)
+            return h < 0 ? -h : 2 * len - 2 - h;
+        if (Mode == 2)
+            return h < 0 ? 0 : len - 1;
+        return -1;
+    }
+
+    /// <summary>How many output indices read input index <paramref name="h"/> of an axis (len, pads before and
+    /// after): 1 in constant mode; its own plus up to two mirror images (reflect); the whole padded run at an edge.</summary>
+    public int Readers(int h, int pad, int len, int padEnd)
+    {
+        int run = Mode == 2 ? (h == 0 ? pad : 0) + (h == len - 1 ? padEnd : 0) + 1 : 1;
+        if (Mode == 1)
+            run += (h >= 1 && h <= pad ? 1 : 0) + (h <= len - 2 && h >= len - 1 - padEnd ? 1 : 0);
+        return run;
+    }
+
+    /// <summary>The <paramref name="j"/>-th output index reading input index h (j below <see cref="Readers"/>).</summary>
+    public int Reader(int j, int h, int pad, int len, int padEnd)
+    {
+        if (Mode == 2)
+            return (h == 0 ? 0 : h + pad) + j;
+        if (j == 0)
+            return h + pad;
+        if (j == 1 && h >= 1 && h <= pad)
+            return pad - h;
+        return pad + 2 * len - 2 - h;
+    }
+
     /// <summary>Padded height.</summary>
     public int OH => H + PadTop + PadBottom;
 
@@ -270,5 +313,9 @@ internal readonly record struct PadShape(int N, int C, int H, int W, int PadTop,
         if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0 || PadTop > 1 << 16 || PadLeft > 1 << 16
             || PadBottom > 1 << 16 || PadRight > 1 << 16)
             throw new ArgumentException($"pad: pads must be between 0 and 65536 ({this})");
+        if (Mode is < 0 or > 2)
+            throw new ArgumentException($"pad: mode {Mode} must be 0 (constant), 1 (reflect) or 2 (edge)");
+        if (Mode == 1 && (PadTop >= H || PadBottom >= H || PadLeft >= W || PadRight >= W))
+            throw new ArgumentException($"pad: reflect pads must be smaller than the side they mirror ({this})");
     }
 }

@@ -549,21 +549,29 @@ internal sealed partial class ReferenceBackend : Backend
     protected override void PadCore(Tensor x, Tensor y, PadShape s, float value)
     {
         double[] X = D(x), Y = D(y);
-        Array.Fill(Y, value);
         for (int nc = 0; nc < s.N * s.C; nc++)
-        for (int h = 0; h < s.H; h++)
-        for (int w = 0; w < s.W; w++)
-            Y[(nc * s.OH + h + s.PadTop) * s.OW + w + s.PadLeft] = X[(nc * s.H + h) * s.W + w];
+        for (int oh = 0; oh < s.OH; oh++)
+        for (int ow = 0; ow < s.OW; ow++)
+        {
+            int h = s.Source(oh, s.PadTop, s.H), w = s.Source(ow, s.PadLeft, s.W);
+            Y[(nc * s.OH + oh) * s.OW + ow] = h >= 0 && w >= 0 ? X[(nc * s.H + h) * s.W + w] : value;
+        }
     }
 
     /// <inheritdoc/>
     protected override void PadBackwardCore(Tensor dy, Tensor dx, PadShape s)
     {
+        // The adjoint of the forward as written there: every output element adds its dy to the element it read.
         double[] DY = D(dy), DX = D(dx);
+        Array.Clear(DX);
         for (int nc = 0; nc < s.N * s.C; nc++)
-        for (int h = 0; h < s.H; h++)
-        for (int w = 0; w < s.W; w++)
-            DX[(nc * s.H + h) * s.W + w] = DY[(nc * s.OH + h + s.PadTop) * s.OW + w + s.PadLeft];
+        for (int oh = 0; oh < s.OH; oh++)
+        for (int ow = 0; ow < s.OW; ow++)
+        {
+            int h = s.Source(oh, s.PadTop, s.H), w = s.Source(ow, s.PadLeft, s.W);
+            if (h >= 0 && w >= 0)
+                DX[(nc * s.H + h) * s.W + w] += DY[(nc * s.OH + oh) * s.OW + ow];
+        }
     }
 
     /// <inheritdoc/>

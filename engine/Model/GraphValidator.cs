@@ -65,7 +65,12 @@ internal static class GraphValidator
                 throw new InvalidModelFileException($"node '{node.Name}': tensor '{node.Output}' is produced twice");
             shapes[node.Output] = inferred;
         }
-        foreach (var name in graph.Nodes.SelectMany(n => n.Params.Values).Distinct(StringComparer.Ordinal))
+        // Weights are finite, except the constant of an addition: a Where with a constant condition converts to a
+        // masked constant added on, whose -inf entries (attention masks) must stay -inf where they are selected.
+        var infinite = graph.Nodes.Where(n => n.Op == Ops.Add).SelectMany(n => n.Params.Where(p => p.Key == "constant").Select(p => p.Value))
+            .Except(graph.Nodes.SelectMany(n => n.Params.Where(p => n.Op != Ops.Add || p.Key != "constant").Select(p => p.Value)), StringComparer.Ordinal)
+            .ToHashSet(StringComparer.Ordinal);
+        foreach (var name in graph.Nodes.SelectMany(n => n.Params.Values).Distinct(StringComparer.Ordinal).Where(w => !infinite.Contains(w)))
         {
             var data = weights[name].Data;
             for (int i = 0; i < data.Length; i++)

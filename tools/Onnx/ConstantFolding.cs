@@ -85,7 +85,7 @@ internal static class ConstantFolding
 
     /// <summary>For each element of the broadcast shape <paramref name="to"/>, the flat index into a tensor of
     /// shape <paramref name="from"/> (right-aligned, size-1 axes repeated).</summary>
-    private static long[] BroadcastIndex(long[] from, long[] to)
+    internal static long[] BroadcastIndex(long[] from, long[] to)
     {
         long n = Count(to);
         var map = new long[n];

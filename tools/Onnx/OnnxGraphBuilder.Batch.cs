@@ -400,8 +400,9 @@ internal sealed partial class OnnxGraphBuilder
         EmitL(n, Ops.Reshape, [cur], new(), A(("shape", outL.EngineShape)), outL);
     }
 
-    /// <summary>MatMul of two computed tensors (attention's q k^T and p v): equal batch layouts and equal leading
-    /// axes; the batch must not be in the last two axes.</summary>
+    /// <summary>MatMul of two computed tensors (attention's q k^T and p v): one batch layout, the batch among the
+    /// leading axes at the same place in both (after right-aligning them); the other leading axes broadcast as
+    /// numpy's (a size-1 or missing axis is repeated).</summary>
     private void MatMulComputed(OnnxNode n)
     {
         var (a, la) = ActAny(n, 0);
@@ -409,13 +410,18 @@ internal sealed partial class OnnxGraphBuilder
         int ra = la.Dims.Length, rb = lb.Dims.Length;
         la = la.Avoid(ra - 1).Avoid(ra - 2);
         lb = lb.Avoid(rb - 1).Avoid(rb - 2);
-        if (ra < 3 || ra != rb || la.Axis != lb.Axis || la.Kind != lb.Kind || la.Axis >= ra - 2
-            || !la.Dims.AsSpan(0, ra - 2).SequenceEqual(lb.Dims.AsSpan(0, rb - 2)))
-            throw Unsupported(n, $"MatMul of {la.Text} by {lb.Text}: both operands must be computed with the same leading axes "
-                + "and the batch among them");
+        int r = Math.Max(ra, rb);
+        int axA = la.Axis + r - ra, axB = lb.Axis + r - rb;
+        if (ra < 3 || rb < 3 || axA != axB || la.Kind != lb.Kind || la.Axis >= ra - 2 || lb.Axis >= rb - 2
+            || la.Dims[la.Axis] != lb.Dims[lb.Axis])
+            throw Unsupported(n, $"MatMul of {la.Text} by {lb.Text}: both operands must be computed, with the batch among the "
+                + "leading axes at the same place");
         if (la.Dims[^1] != lb.Dims[^2])
             throw Invalid(n, $"MatMul of {la.Text} by {lb.Text}: inner dimensions differ");
-        var outL = la with { Dims = [.. la.Dims[..^1], lb.Dims[^1]] };
+        var lead = Broadcast(n, la.Dims[..^2], lb.Dims[..^2]);
+        var outL = new BatchLayout([.. lead, la.Dims[^2], lb.Dims[^1]], axA, la.Kind);
+        if (outL.EngineShape.Length > TensorShape.MaxRank - 1)
+            throw Unsupported(n, $"MatMul to {outL.Text} needs more than {TensorShape.MaxRank - 1} axes besides the batch");
         EmitL(n, Ops.BatchMatMul, [a, b], new(), new(), outL);
     }
 
@@ -617,24 +623,6 @@ internal sealed partial class OnnxGraphBuilder
         EmitL(n, Ops.Concat, names.ToArray(), pars, attrs, outL);
     }
 
-    /// <summary>Pad of a computed tensor of any layout: all-zero pads are the identity; NCHW spatial padding of a
-    /// batch-first image is the engine's pad; other padding is refused.</summary>
-    private bool TryZeroPad(OnnxNode n)
-    {
-        var (x, l) = ActAny(n, 0);
-        if (n.Inputs.Count < 2 || n.Inputs[1].Length == 0 || !IsConst(n, 1))
-            return false;
-        var pads = ConstInts(n, 1, "pads");
-        if (pads.All(p => p == 0))
-        {
-            Alias(n, x);
-            return true;
-        }
-        if (!IsDefault(l))
-            throw Unsupported(n, $"Pad of {l.Text} with pads [{string.Join(",", pads)}] is not supported (only zero pads when the batch is not first)");
-        return false;
-    }
-
     /// <summary>Add, Sub, Mul, Div of two computed tensors of one batch layout, or of a computed tensor and a
     /// constant right-aligned against its ONNX dims (the constant is 1 on the batch axis). Engine operands with more
     /// than 3 axes besides the batch are viewed with adjacent axes merged where both broadcast alike.</summary>
@@ -692,8 +680,10 @@ internal sealed partial class OnnxGraphBuilder
         }
     }
 
-    private void BinaryEmit(OnnxNode n, string op, string[] xs, string? constant, bool constantFirst, BatchLayout outL)
+    private void BinaryEmit(OnnxNode n, string op, string[] xs, string? constant, bool constantFirst, BatchLayout outL,
+        string? output = null)
     {
+        string result = output ?? n.Outputs[0];
         var pars = new Dictionary<string, string>(StringComparer.Ordinal);
         if (constant != null)
             pars["constant"] = constant;
@@ -701,7 +691,7 @@ internal sealed partial class OnnxGraphBuilder
         var outShape = outL.EngineShape;
         if (outShape.Length <= 3)
         {
-            EmitL(n, op, xs, pars, attrs, outL);
+            EmitL(n, op, xs, pars, attrs, outL, output);
             return;
         }
         // Merge runs of adjacent axes along which every operand is either whole or broadcast (size 1) alike.
@@ -733,7 +723,7 @@ internal sealed partial class OnnxGraphBuilder
         var views = new string[xs.Length];
         for (int i = 0; i < xs.Length; i++)
         {
-            views[i] = $"{n.Outputs[0]}:view{i}";
+            views[i] = $"{result}:view{i}";
             Emit(n, Ops.Reshape, [xs[i]], new(), A(("shape", Merge(_shapes[xs[i]]))), views[i]);
         }
         if (constant != null)
@@ -742,9 +732,9 @@ internal sealed partial class OnnxGraphBuilder
             var merged = Merge(shapes[^1]);
             pars["constant"] = NewWeight(constant + ".merged", new HostTensor(merged, c.Data));
         }
-        string mid = n.Outputs[0] + ":merged";
+        string mid = result + ":merged";
         Emit(n, op, views, pars, attrs, mid);
-        EmitL(n, Ops.Reshape, [mid], new(), A(("shape", outShape)), outL);
+        EmitL(n, Ops.Reshape, [mid], new(), A(("shape", outShape)), outL, output);
     }
 
     /// <summary>Whether axes [s0, k] of operand shape s can be one axis against the output: 0 or 1 when they are

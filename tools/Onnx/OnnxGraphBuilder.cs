@@ -18,7 +18,7 @@ internal sealed partial class OnnxGraphBuilder
         "Conv", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub", "Mul", "Div",
         "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Pad", "Flatten", "Reshape", "Gemm", "MatMul", "Softmax",
         "Identity", "Dropout", "Constant", "ReduceMean", "ReduceSum", "ReduceMax", "Transpose", "Slice", "Gather", "Unsqueeze", "Squeeze",
-        "LayerNormalization", "Erf", "Sqrt", "Pow", "Tanh",
+        "LayerNormalization", "Erf", "Sqrt", "Pow", "Tanh", "Split", "Expand", "Where",
     ];
 
     /// <summary>The ONNX operators evaluated at conversion when all their inputs are constant (shape arithmetic).</summary>
@@ -265,8 +265,16 @@ internal sealed partial class OnnxGraphBuilder
                 ConcatL(n);
                 break;
             case "Pad":
-                if (!TryZeroPad(n))
-                    PadNode(n);
+                PadL(n);
+                break;
+            case "Split":
+                SplitL(n);
+                break;
+            case "Expand":
+                ExpandL(n);
+                break;
+            case "Where":
+                WhereL(n);
                 break;
             case "Reshape":
                 if (_batch == 1 && !IsConst(n, 0))
@@ -536,6 +544,9 @@ internal sealed partial class OnnxGraphBuilder
     /// <summary>Fails when an extra output (MaxPool indices, Dropout mask, BatchNormalization statistics) is read.</summary>
     private void CheckExtraOutputsUnused(OnnxNode n)
     {
+        // Each output of a Split is an engine node (or alias) of its own.
+        if (n.OpType == "Split")
+            return;
         for (int i = 1; i < n.Outputs.Count; i++)
         {
             if (n.Outputs[i].Length > 0 && _consumers.ContainsKey(n.Outputs[i]))
@@ -1091,47 +1102,6 @@ internal sealed partial class OnnxGraphBuilder
         if (_shapes.ContainsKey(output) || _inits.ContainsKey(output) || _alias.ContainsKey(output) || output == src)
             throw Invalid(n, $"output '{output}' is produced twice");
         _alias[output] = src;
-    }
-
-    private void PadNode(OnnxNode n)
-    {
-        CheckAttrs(n, "mode", "pads", "value");
-        string mode = Attr(n, "mode", OnnxAttributeType.String)?.S ?? "constant";
-        if (mode != "constant")
-            throw Unsupported(n, $"Pad mode '{mode}' is not supported (only 'constant')");
-        string x = Act(n, 0);
-        var xs = Spatial(n, x);
-        long[] pads;
-        float value = AttrFloat(n, "value", 0f);
-        if (n.Inputs.Count >= 2 && n.Inputs[1].Length > 0)
-        {
-            pads = ConstInts(n, 1, "pads");
-            if (n.Inputs.Count >= 3 && n.Inputs[2].Length > 0)
-                value = Scalar(n, 2, "constant_value");
-            if (n.Inputs.Count >= 4 && n.Inputs[3].Length > 0)
-                throw Unsupported(n, "the axes input is not supported");
-        }
-        else
-        {
-            pads = Attr(n, "pads", OnnxAttributeType.Ints)?.Ints.ToArray() ?? throw Invalid(n, "pads are missing");
-        }
-        if (pads.Length != 8)
-            throw Unsupported(n, $"pads has {pads.Length} values; only 4-D (N, C, H, W) padding is supported");
-        if (pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0)
-            throw Unsupported(n, "padding the batch or channel axis is not supported");
-        if (pads.Any(p => p < 0 || p > MaxSpatial))
-            throw Unsupported(n, $"pads [{string.Join(",", pads)}] must be between 0 and {MaxSpatial} (cropping is not supported)");
-        if (!float.IsFinite(value))
-            throw Unsupported(n, $"pad value {value} is not finite");
-        if (pads.All(p => p == 0))
-        {
-            Alias(n, x);
-            return;
-        }
-        _ = xs;
-        var attrs = A(("pads", [(int)pads[2], (int)pads[3], (int)pads[6], (int)pads[7]]));
-        attrs["value"] = [value];
-        Emit(n, Ops.Pad, [x], new(), attrs);
     }
 
     private void Reshape(OnnxNode n)

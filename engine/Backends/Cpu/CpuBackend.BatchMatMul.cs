@@ -28,12 +28,12 @@ internal sealed unsafe partial class CpuBackend
                     float av = A[s.A(b, i, k)];
                     if (av == 0f)
                         continue;
-                    Axpy(av, B + (long)b * s.K * s.N + (long)k * s.N, yr, s.N);
+                    Axpy(av, B + (long)s.MatrixB(b) * s.K * s.N + (long)k * s.N, yr, s.N);
                 }
                 return;
             }
             // B stored (N, K): y[b, i, j] = dot(op(A) row i, B row j).
-            float* ar = A + (long)b * s.M * s.K + (long)i * s.K;
+            float* ar = A + (long)s.MatrixA(b) * s.M * s.K + (long)i * s.K;
             float[]? tmp = null;
             if (s.TransA != 0)
             {
@@ -45,7 +45,7 @@ internal sealed unsafe partial class CpuBackend
             {
                 float* row = s.TransA != 0 ? t : ar;
                 for (int j = 0; j < s.N; j++)
-                    yr[j] = Dot(row, B + (long)b * s.N * s.K + (long)j * s.K, s.K);
+                    yr[j] = Dot(row, B + (long)s.MatrixB(b) * s.N * s.K + (long)j * s.K, s.K);
             }
         }
         if (work < 1 << 15 || rows < 2)

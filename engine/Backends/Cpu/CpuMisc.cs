@@ -292,11 +292,11 @@ internal static unsafe class CpuMisc
             for (int h = 0; h < oh; h++)
             {
                 float* row = y + (nc * oh + h) * ow;
-                int ih = h - s.PadTop;
+                int ih = s.Source(h, s.PadTop, s.H);
                 for (int w = 0; w < ow; w++)
                 {
-                    int iw = w - s.PadLeft;
-                    row[w] = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? x[(nc * s.H + ih) * s.W + iw] : value;
+                    int iw = s.Source(w, s.PadLeft, s.W);
+                    row[w] = ih >= 0 && iw >= 0 ? x[(nc * s.H + ih) * s.W + iw] : value;
                 }
             }
         }
@@ -309,8 +309,24 @@ internal static unsafe class CpuMisc
         {
             for (int h = 0; h < s.H; h++)
             {
+                int rh = s.Readers(h, s.PadTop, s.H, s.PadBottom);
                 for (int w = 0; w < s.W; w++)
-                    dx[(nc * s.H + h) * s.W + w] = dy[(nc * oh + h + s.PadTop) * ow + w + s.PadLeft];
+                {
+                    if (s.Mode == 0)
+                    {
+                        dx[(nc * s.H + h) * s.W + w] = dy[(nc * oh + h + s.PadTop) * ow + w + s.PadLeft];
+                        continue;
+                    }
+                    int rw = s.Readers(w, s.PadLeft, s.W, s.PadRight);
+                    float acc = 0f;
+                    for (int a = 0; a < rh; a++)
+                    {
+                        long row = (nc * oh + s.Reader(a, h, s.PadTop, s.H, s.PadBottom)) * ow;
+                        for (int b = 0; b < rw; b++)
+                            acc += dy[row + s.Reader(b, w, s.PadLeft, s.W, s.PadRight)];
+                    }
+                    dx[(nc * s.H + h) * s.W + w] = acc;
+                }
             }
         }
     }

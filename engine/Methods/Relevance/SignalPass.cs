@@ -139,7 +139,7 @@ internal abstract class SignalPass(DeviceModel model, int rows)
             {
                 using var t = b.Upload(dy, [n, .. node.Shape]);
                 using var dx = b.Allocate([n, .. x]);
-                b.PadBackward(t, dx, NodeGeometry.Pad(node, x, n));
+                CamEngine.Graph.Ops.Pad.Crop(b, t, dx, NodeGeometry.Pad(node, x, n));
                 result[0] = b.Download(dx);
                 break;
             }

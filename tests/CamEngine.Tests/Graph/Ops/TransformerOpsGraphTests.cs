@@ -60,6 +60,44 @@ internal sealed class TransformerOpsGraphTests
     }
 
     [Test]
+    public void BatchMatMul_broadcasts_the_leading_axes_as_numpy_and_sums_the_gradient_over_them()
+    {
+        // x (N, 2, 3, 4); m = mean over axis 1 (N, 1, 3, 4); mt = m^T (N, 1, 4, 3).
+        // y1 = x mt (N, 2, 3, 3): mt repeated over the 2; y2 = mt x (N, 2, 4, 4): the left operand repeated;
+        // y3 = x (N, 2, 3, 4) times r (N, 4, 3), a rank-3 operand right-aligned (no leading axis).
+        var g = new OpGraph([2, 3, 4]);
+        string m = g.Add(ModelOps.ReduceMean, A(("axes", [1]), ("keepdims", [1])));
+        string mt = g.Add(ModelOps.Transpose, A(("perm", [0, 1, 3, 2])), inputs: [m]);
+        g.Add(ModelOps.BatchMatMul, inputs: ["input", mt]);
+        var x = g.RandomInput();
+        var y = Forward(g, x);
+        Assert.That(y, Has.Length.EqualTo(2 * 2 * 3 * 3));
+        for (int n = 0; n < 2; n++)
+        for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+        {
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+            {
+                double mean = (x[((n * 2 + 0) * 3 + j) * 4 + k] + x[((n * 2 + 1) * 3 + j) * 4 + k]) / 2;
+                s += x[((n * 2 + h) * 3 + i) * 4 + k] * mean;
+            }
+            Assert.That(y[((n * 2 + h) * 3 + i) * 3 + j], Is.EqualTo(s).Within(1e-12));
+        }
+        g.CheckReverse();
+        g.CheckJets();
+        g.Add(ModelOps.BatchMatMul, inputs: [mt, "input"]);
+        g.CheckReverse();
+        g.CheckJets();
+        string r = g.Add(ModelOps.Reshape, A(("shape", [4, 3])), inputs: [mt]);
+        string y3 = g.Add(ModelOps.BatchMatMul, inputs: ["input", r]);
+        Assert.That(g.File().Graph.Nodes[^1].Shape, Is.EqualTo(new[] { 2, 3, 3 }), $"{y3}: (2, 3, 4) x (4, 3)");
+        g.CheckReverse();
+        g.CheckJets();
+    }
+
+    [Test]
     public void Concat_with_a_constant_puts_it_in_every_image_and_sums_its_gradient_over_the_batch()
     {
         // The class token: (N, 3, 4) tokens, constant (1, 4) first along the token axis -> (N, 4, 4).
@@ -87,6 +125,41 @@ internal sealed class TransformerOpsGraphTests
         m.Add(ModelOps.Concat, A(("axis", [3]), ("constant_at", [1])), P(("constant", c2)), inputs: ["input", half]);
         m.CheckReverse();
         m.CheckJets();
+    }
+
+    [TestCase("cpu", 0, 1)]
+    [TestCase("cpu", 1, 0)]
+    [TestCase("ilgpu", 0, 0)]
+    [TestCase("ilgpu", 1, 1)]
+    public void Broadcasting_BatchMatMul_kernels_match_the_reference(string device, int transA, int transB)
+    {
+        // Batch dims (2, 3, 1, 2): a is (2, 1, 1, 2) (repeated over the 3), b is (1, 3, 1, 1) (over the image and last).
+        var f = TestDevice.Named(device);
+        var r = new ReferenceBackend();
+        var s = BatchMatMulShape.Broadcasting([2, 3, 1, 2], [2, 1, 1, 2], [1, 3, 1, 1], 5, 7, 6, transA, transB);
+        Assert.That((s.Batch, s.MatricesA, s.MatricesB), Is.EqualTo((12, 4L, 3L)));
+        var rng = new Random(11 + transA + 2 * transB);
+        var a = TensorAssert.Random(rng, (int)s.MatricesA * s.M * s.K);
+        var b = TensorAssert.Random(rng, (int)s.MatricesB * s.K * s.N);
+        using var af = f.Upload(a, a.Length);
+        using var bf = f.Upload(b, b.Length);
+        using var yf = f.Allocate(s.Batch * s.M * s.N);
+        using var ar = r.Upload(a, a.Length);
+        using var br = r.Upload(b, b.Length);
+        using var yr = r.Allocate(s.Batch * s.M * s.N);
+        f.BatchMatMul(af, bf, yf, s);
+        r.BatchMatMul(ar, br, yr, s);
+        var expected = ReferenceBackend.DownloadDouble(yr);
+        // The reference against the definition at batch index (1, 2, 0, 1) = 11: a's matrix (1, 0, 0, 1) = 3, b's (0, 2, 0, 0) = 2.
+        double e0 = 0;
+        for (int k = 0; k < s.K; k++)
+        {
+            double av = transA == 0 ? a[(3 * s.M + 4) * s.K + k] : a[(3 * s.K + k) * s.M + 4];
+            double bv = transB == 0 ? b[(2 * s.K + k) * s.N + 5] : b[(2 * s.N + 5) * s.K + k];
+            e0 += av * bv;
+        }
+        Assert.That(expected[(11 * s.M + 4) * s.N + 5], Is.EqualTo(e0).Within(1e-9));
+        TensorAssert.Close(f.Download(yf), expected, 1e-5, 1e-4, $"broadcasting batch matmul on {device}");
     }
 
     [TestCase("cpu", 0, 0)]
