@@ -48,7 +48,9 @@ public abstract class ScoreCamBase : LayerMapMethod
         var masks = context.Plan.Masks(layer, convention, () =>
         {
             using var grid = context.Grid(layer).IsIdentity ? null : context.Backend.Upload(activations, [context.Batch, .. shape]);
-            return MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], convention);
+            var set = MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], convention);
+            context.Plan.Ledger.AddMaskHostCopy(4 * set.HostCopyLength);
+            return set;
         });
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
