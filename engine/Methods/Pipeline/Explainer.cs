@@ -129,6 +129,9 @@ internal sealed class Explainer(DeviceModel model)
         var plan = MemoryPlan.For(Model.Graph, budget, options.PerturbationBatch, int.MaxValue, methods, layers,
             options.Convention, ledger);
         plan.Backend = backend;
+        // Weight forms (packed, Winograd-transformed, flipped) count against the budget too: at most half of it.
+        long formCap = backend.WeightFormCacheBytes;
+        backend.WeightFormCacheBytes = Math.Min(formCap, Math.Max(1, budget / 2));
         plan.Ledger.AddPlan(budget, plan.RowBytes.Keys.ToDictionary(MemoryPlan.KindName, plan.Rows, StringComparer.Ordinal));
         int chunk = plan.ExplainRows;
         // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
@@ -172,6 +175,7 @@ internal sealed class Explainer(DeviceModel model)
             kept?.Dispose();
             keptInput?.Dispose();
             plan.Release();
+            backend.WeightFormCacheBytes = formCap;
         }
     }
 
