@@ -126,6 +126,27 @@ internal abstract partial class Backend : IDisposable
     /// <summary>Waits until every queued operation has finished.</summary>
     public virtual void Synchronize() { }
 
+    /// <summary>
+    /// The data of float tensor <paramref name="t"/> in place, row-major, where the device's memory is the host's (the
+    /// managed CPU backend); null elsewhere (read with <see cref="Download"/>). Writing through it changes the tensor;
+    /// the caller holds <see cref="SyncRoot"/> while it reads or writes, and only while <paramref name="t"/> lives.
+    /// </summary>
+    public virtual Memory<float>? HostMemory(Tensor t) => null;
+
+    /// <summary>A mark of the backend's cache clock, for <see cref="TrimCaches"/>.</summary>
+    public virtual long CacheMark => 0;
+
+    /// <summary>
+    /// Frees what the backend keeps between operations only for speed: forms derived from weights (packed, transformed,
+    /// flipped) not used since <paramref name="mark"/> (a <see cref="CacheMark"/>), and idle pooled buffers. Later
+    /// operations rebuild what they need, with the same results.
+    /// </summary>
+    public virtual void TrimCaches(long mark) { }
+
+    /// <summary>Most bytes the backend keeps of forms derived from weights (past it, the forms used longest ago are
+    /// dropped and rebuilt when next needed); unbounded by default, and where the backend keeps none.</summary>
+    public virtual long WeightFormCacheBytes { get => long.MaxValue; set { } }
+
     // ---- convolution ----
 
     /// <summary><c>y = conv(x, w) + b</c>. x: (N,C,H,W), w: (K,C/G,KH,KW), b: (K) or null, y: (N,K,OH,OW).</summary>

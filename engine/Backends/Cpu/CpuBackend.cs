@@ -65,6 +65,35 @@ internal sealed unsafe partial class CpuBackend : Backend
     private static float* InOrNull(Tensor? t) => t == null ? null : In(t);
 
     /// <inheritdoc/>
+    public override Memory<float>? HostMemory(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (t.Type != ElementType.Float32 || t.IsDisposed)
+            throw new ArgumentException($"cpu backend: HostMemory needs a live float tensor, got {t.Type} {t.ShapeText}", nameof(t));
+        var s = S(t);
+        s.Touch(); // the caller may write: packed forms of this storage are stale
+        return s.Floats.AsMemory(0, t.Length);
+    }
+
+    /// <inheritdoc/>
+    public override long CacheMark => CpuStorage.DerivedClock;
+
+    /// <inheritdoc/>
+    public override void TrimCaches(long mark)
+    {
+        CpuStorage.TrimDerived(mark);
+        CpuStorage.TrimPool();
+        Scratch.Trim();
+    }
+
+    /// <inheritdoc/>
+    public override long WeightFormCacheBytes
+    {
+        get => CpuStorage.DerivedCapBytes;
+        set => CpuStorage.DerivedCapBytes = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+    }
+
+    /// <inheritdoc/>
     protected override TensorStorage AllocateStorage(int length, ElementType type) => new CpuStorage(length, type);
 
     /// <inheritdoc/>

@@ -20,7 +20,50 @@ internal sealed class CpuStorage : TensorStorage
     private static long s_pooledBytes;
     private static readonly long s_poolCap = Math.Min(2L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
 
-    private readonly Dictionary<string, (long Version, float[] Data)> _derived = new(StringComparer.Ordinal);
+    private static long s_derivedBytes, s_liveBytes, s_clock;
+
+    /// <summary>Every storage that holds derived forms (weakly: a storage the program dropped is not kept alive).</summary>
+    private static readonly ConditionalWeakTable<CpuStorage, object?> s_holders = [];
+
+    private static readonly Lock s_holdersLock = new();
+
+    /// <summary>Bytes of derived (packed) weight forms held by every storage.</summary>
+    internal static long DerivedBytes => Interlocked.Read(ref s_derivedBytes);
+
+    /// <summary>Bytes of pooled float arrays held by storages not yet disposed (diagnostics).</summary>
+    internal static long LiveBytes => Interlocked.Read(ref s_liveBytes);
+
+    /// <summary>Bytes of float arrays waiting in the pool.</summary>
+    internal static long PooledBytes
+    {
+        get
+        {
+            lock (s_pool)
+                return s_pooledBytes;
+        }
+    }
+
+    /// <summary>
+    /// Most bytes of derived forms held by all storages together: past it, building a form drops the forms used
+    /// longest ago (they are rebuilt, bit-identical, when next needed). Unbounded unless a memory plan sets it.
+    /// </summary>
+    internal static long DerivedCapBytes { get; set; } = long.MaxValue;
+
+    /// <summary>The use clock of derived forms: <see cref="TrimDerived"/> with a value read here drops every form not
+    /// used since.</summary>
+    internal static long DerivedClock => Interlocked.Read(ref s_clock);
+
+    private readonly Dictionary<string, DerivedForm> _derived = new(StringComparer.Ordinal);
+
+    private sealed class DerivedForm(long version, float[] data)
+    {
+        public long Version { get; } = version;
+
+        public float[] Data { get; } = data;
+
+        public long LastUse { get; set; } = Interlocked.Increment(ref s_clock);
+    }
+
     private readonly float[]? _floats;
     private bool _zeroPending, _released;
 
@@ -43,6 +86,7 @@ internal sealed class CpuStorage : TensorStorage
         {
             _floats = Take(n) ?? GC.AllocateUninitializedArray<float>(n, pinned: true);
             _zeroPending = true;
+            Interlocked.Add(ref s_liveBytes, 4L * n);
         }
     }
 
@@ -70,18 +114,98 @@ internal sealed class CpuStorage : TensorStorage
     }
 
     /// <summary>
-    /// A form derived from the current contents (packed or flipped weights), built once per version and key.
+    /// A form derived from the current contents (packed or flipped weights), built once per version and key, and kept
+    /// until the contents change, <see cref="DerivedCapBytes"/> needs the room, or <see cref="TrimDerived"/> drops it.
     /// </summary>
     public float[] Derived(string key, Func<float[]> build)
     {
+        float[] data;
         lock (_derived)
         {
             if (_derived.TryGetValue(key, out var e) && e.Version == Version)
+            {
+                e.LastUse = Interlocked.Increment(ref s_clock);
                 return e.Data;
-            var data = build();
-            _derived[key] = (Version, data);
-            return data;
+            }
+            data = build();
+            if (e != null)
+                Interlocked.Add(ref s_derivedBytes, -4L * e.Data.Length);
+            _derived[key] = new DerivedForm(Version, data);
+            Interlocked.Add(ref s_derivedBytes, 4L * data.Length);
         }
+        // Outside this storage's lock: eviction takes the registry's lock, then each storage's.
+        lock (s_holdersLock)
+        {
+            s_holders.AddOrUpdate(this, null);
+            if (DerivedBytes > DerivedCapBytes)
+                Evict(DerivedCapBytes, this, key);
+        }
+        return data;
+    }
+
+    /// <summary>Drops every derived form (of every storage) not used since <paramref name="mark"/> (a
+    /// <see cref="DerivedClock"/> value).</summary>
+    internal static void TrimDerived(long mark)
+    {
+        lock (s_holdersLock)
+        {
+            foreach (var (storage, _) in s_holders)
+            {
+                lock (storage._derived)
+                {
+                    foreach (var (key, form) in storage._derived.Where(p => p.Value.LastUse <= mark).ToList())
+                        storage.Drop(key, form);
+                }
+            }
+        }
+    }
+
+    /// <summary>Drops the forms used longest ago until at most <paramref name="cap"/> bytes are held, never the form
+    /// <paramref name="key"/> of <paramref name="keep"/> (just built for a caller).</summary>
+    private static void Evict(long cap, CpuStorage keep, string key)
+    {
+        var all = new List<(CpuStorage Storage, string Key, DerivedForm Form)>();
+        foreach (var (storage, _) in s_holders)
+        {
+            lock (storage._derived)
+                all.AddRange(storage._derived.Select(p => (storage, p.Key, p.Value)));
+        }
+        // Counted from the forms themselves: a storage collected without Dispose took its forms with it.
+        long held = all.Sum(f => 4L * f.Form.Data.Length);
+        foreach (var (storage, k, form) in all.OrderBy(f => f.Form.LastUse))
+        {
+            if (held <= cap)
+                break;
+            if (ReferenceEquals(storage, keep) && k == key)
+                continue;
+            lock (storage._derived)
+            {
+                if (storage._derived.TryGetValue(k, out var now) && ReferenceEquals(now, form))
+                {
+                    storage.Drop(k, form);
+                    held -= 4L * form.Data.Length;
+                }
+            }
+        }
+        Interlocked.Exchange(ref s_derivedBytes, held);
+    }
+
+    private void Drop(string key, DerivedForm form)
+    {
+        _derived.Remove(key);
+        Interlocked.Add(ref s_derivedBytes, -4L * form.Data.Length);
+    }
+
+    /// <summary>Empties the process-wide buffer pools (their arrays go to the garbage collector).</summary>
+    internal static void TrimPool()
+    {
+        lock (s_pool)
+        {
+            s_pool.Clear();
+            s_pooledBytes = 0;
+        }
+        lock (s_intPool)
+            s_intPool.Clear();
     }
 
     /// <summary>Pointer to the float data (the array is pinned for its lifetime), zeroed first if unwritten.</summary>
@@ -129,9 +253,15 @@ internal sealed class CpuStorage : TensorStorage
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
+        lock (_derived)
+        {
+            foreach (var (key, form) in _derived.ToList())
+                Drop(key, form);
+        }
         if (!_released && _floats != null && _floats.Length >= PoolMin)
         {
             _released = true;
+            Interlocked.Add(ref s_liveBytes, -4L * _floats.Length);
             Give(_floats);
         }
         else if (!_released && Ints != null && Ints.Length >= PoolMin)

@@ -42,6 +42,23 @@ internal static class Scratch
         return GC.AllocateUninitializedArray<float>((int)Math.Max(need, 1024), pinned: true);
     }
 
+    /// <summary>Bytes of pooled scratch arrays (diagnostics).</summary>
+    internal static long PooledBytes
+    {
+        get
+        {
+            lock (s_pool)
+                return s_pool.Sum(a => 4L * a.Length);
+        }
+    }
+
+    /// <summary>Empties the pool (its arrays go to the garbage collector).</summary>
+    internal static void Trim()
+    {
+        lock (s_pool)
+            s_pool.Clear();
+    }
+
     /// <summary>Gives an array back for reuse; past eight pooled arrays the smallest is dropped.</summary>
     public static void Return(float[] a)
     {

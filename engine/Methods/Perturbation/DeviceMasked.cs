@@ -22,17 +22,17 @@ internal static class DeviceMasked
     /// Scores of <paramref name="count"/> masked inputs: item u is row <paramref name="rowOf"/>(u) of a masked batch (a
     /// negative mask index: the all-zero input of that image), of the device masks <paramref name="masks"/> (R, H, W)
     /// whose host rows <paramref name="hostMask"/> gives, and the optional noise rows (<paramref name="noise"/> on the
-    /// device, <paramref name="hostNoise"/> on the host). <paramref name="hostInputs"/> is the batch's input (N, C, H, W)
+    /// device, <paramref name="hostNoise"/> its rows on the host). <paramref name="hostInputs"/> is the batch's input (N, C, H, W)
     /// on the host, for the zero test.
     /// </summary>
     public static float[] Scores(ExplainContext context, Tensor masks, HostMaskRow hostMask, float[] hostInputs, int count,
-        Func<int, MaskedRow> rowOf, Tensor? noise = null, float[]? hostNoise = null)
+        Func<int, MaskedRow> rowOf, Tensor? noise = null, HostMaskRow? hostNoise = null)
     {
         var shape = context.Model.Graph.InputShape;
         int big = shape[1] * shape[2], size = shape[0] * big;
         return Scores(context, count, rowOf, row => row.Image,
             row => row.Mask < 0 || IsZero(hostInputs.AsSpan(row.Image * size, size), hostMask(row.Mask),
-                row.Noise >= 0 ? hostNoise.AsSpan(row.Noise * big, big) : default, row.Scale),
+                row.Noise >= 0 ? hostNoise!(row.Noise) : default, row.Scale),
             (rows, x) => context.Model.Backend.MaskedInputs(context.Forward.Input, masks, noise, rows, x));
     }
 

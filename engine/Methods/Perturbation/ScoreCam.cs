@@ -54,7 +54,6 @@ public sealed class ScoreCam : ScoreCamBase
 
     private static float[][] PaperWeights(ExplainContext context, MaskSet set, int channels, int big)
     {
-        var masks = set.Host;
         int n = context.Batch;
         // The class probability of each masked input: scored through a softmax objective over the outputs.
         var probability = context.WithObjective(new ClassProbability(context.Classes));
@@ -62,7 +61,7 @@ public sealed class ScoreCam : ScoreCamBase
         for (int i = 0; i < n; i++)
         {
             for (int k = 0; k < channels; k++)
-                constant[i * channels + k] = !masks[i].AsSpan(k * big, big).ContainsAnyExcept(0f);
+                constant[i * channels + k] = !set.Row(i * channels + k).ContainsAnyExcept(0f);
         }
         var scores = DistinctScores(probability, set, channels, big,
             item => new MaskedRow(item / channels, constant[item] ? -1 : item, -1, 1f));
@@ -84,7 +83,6 @@ public sealed class ScoreCam : ScoreCamBase
     /// </summary>
     private static float[] DistinctScores(ExplainContext context, MaskSet set, int channels, int big, Func<int, MaskedRow> rowOf)
     {
-        var masks = set.Host;
         int n = context.Batch;
         var first = new int[n * channels];
         var distinct = new List<int>(n * channels);
@@ -93,7 +91,7 @@ public sealed class ScoreCam : ScoreCamBase
             var seen = new Dictionary<int, List<int>>();
             for (int k = 0; k < channels; k++)
             {
-                var mask = masks[i].AsSpan(k * big, big);
+                var mask = set.Row(i * channels + k);
                 int hash = MaskHash(mask), item = i * channels + k;
                 first[item] = item;
                 if (seen.TryGetValue(hash, out var same))
@@ -101,7 +99,7 @@ public sealed class ScoreCam : ScoreCamBase
                     foreach (int other in same)
                     {
                         if (System.Runtime.InteropServices.MemoryMarshal.AsBytes(mask).SequenceEqual(
-                                System.Runtime.InteropServices.MemoryMarshal.AsBytes(masks[i].AsSpan(other * big, big))))
+                                System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Row(i * channels + other))))
                         {
                             first[item] = i * channels + other;
                             break;

@@ -48,7 +48,9 @@ public abstract class ScoreCamBase : LayerMapMethod
         var masks = context.Plan.Masks(layer, convention, () =>
         {
             using var grid = context.Grid(layer).IsIdentity ? null : context.Backend.Upload(activations, [context.Batch, .. shape]);
-            return MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], convention);
+            var set = MaskSet.Build(context, grid ?? context.Forward[context.Layers[layer].Output], convention);
+            context.Plan.Ledger.AddMaskHostCopy(4 * set.HostCopyLength);
+            return set;
         });
         var weights = ChannelWeights(context, masks, c);
         var maps = new float[context.Batch][];
@@ -60,16 +62,22 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// <summary>
     /// The masks of one layer for the whole batch, built on the device (<see cref="Backend.ActivationMasks"/>) from
     /// the captured activations and kept there as (N*C, H, W) rows, so every masked batch is built on the device
-    /// from them and the input (<see cref="Backend.MaskedInputs"/>). A host copy of the masks (one download per layer)
-    /// serves the bookkeeping that decides which rows to run: which masked inputs are all zero and which masks are
-    /// equal; the masked batches themselves never leave the device.
+    /// from them and the input (<see cref="Backend.MaskedInputs"/>). The bookkeeping that decides which rows to run
+    /// (which masked inputs are all zero, which masks are equal) reads the masks on the host: where the device's memory
+    /// is the host's (<see cref="Backend.HostMemory"/>, the CPU backend) it reads the device rows in place; elsewhere
+    /// one download per layer. The masked batches themselves never leave the device.
     /// </summary>
     private protected sealed class MaskSet : IDisposable
     {
-        private MaskSet(Tensor device, float[][] host, float[] inputs, int big)
+        private readonly float[]? _hostCopy;
+        private readonly ReadOnlyMemory<float> _host;
+
+        private MaskSet(Tensor device, ReadOnlyMemory<float>? inPlace, float[]? hostCopy, int channels, float[] inputs, int big)
         {
             Device = device;
-            Host = host;
+            _hostCopy = hostCopy;
+            _host = inPlace ?? hostCopy;
+            Channels = channels;
             Inputs = inputs;
             Big = big;
         }
@@ -77,14 +85,20 @@ public abstract class ScoreCamBase : LayerMapMethod
         /// <summary>The masks on the device, (N*C, H, W): row i*C + k is channel k of image i.</summary>
         public Tensor Device { get; }
 
-        /// <summary>The same masks on the host, (C, H*W) per image.</summary>
-        public float[][] Host { get; }
+        /// <summary>Floats of the host copy of the masks: 0 where the host reads the device rows in place.</summary>
+        public long HostCopyLength => _hostCopy?.LongLength ?? 0;
+
+        /// <summary>Channels per image.</summary>
+        public int Channels { get; }
 
         /// <summary>The batch's inputs (N, C_in, H, W) on the host, for the zero test.</summary>
         public float[] Inputs { get; }
 
         /// <summary>H*W of the input.</summary>
         public int Big { get; }
+
+        /// <summary>Mask row <paramref name="row"/> (= image * C + channel), H*W floats, on the host.</summary>
+        public ReadOnlySpan<float> Row(int row) => _host.Span.Slice(row * Big, Big);
 
         /// <summary>Masks of activations <paramref name="a"/> (N, C, h, w) under <paramref name="convention"/>.</summary>
         public static MaskSet Build(ExplainContext context, Tensor a, Convention convention)
@@ -100,11 +114,9 @@ public abstract class ScoreCamBase : LayerMapMethod
                     backend.ActivationMasks(a, view, normalizeFirst: convention == Convention.TorchCam,
                         alignCorners: convention == Convention.PytorchGradCam, eps: convention == Convention.PytorchGradCam ? 1e-8f : 0f);
                 }
-                var all = backend.Download(device);
-                var host = new float[n][];
-                for (int i = 0; i < n; i++)
-                    host[i] = all.AsSpan(i * c * big, c * big).ToArray();
-                return new MaskSet(device, host, Perturbation.Inputs(context), big);
+                Memory<float>? inPlace = backend.HostMemory(device);
+                var hostCopy = inPlace == null ? backend.Download(device) : null;
+                return new MaskSet(device, inPlace, hostCopy, c, Perturbation.Inputs(context), big);
             }
             catch
             {
@@ -121,15 +133,11 @@ public abstract class ScoreCamBase : LayerMapMethod
     /// Scores of <paramref name="count"/> masked inputs: item u is the row <paramref name="rowOf"/>(u) of a masked
     /// batch (a negative mask index: the all-zero input of that image), with the image's channel masks
     /// (<see cref="MaskSet.Device"/>) and optional noise rows (<paramref name="noise"/> on the device,
-    /// <paramref name="hostNoise"/> its host copy); see <see cref="DeviceMasked.Scores"/>.
+    /// <paramref name="hostNoise"/> their host rows, H*W each); see <see cref="DeviceMasked.Scores"/>.
     /// </summary>
     private protected static float[] MaskedScores(ExplainContext context, MaskSet masks, int count, Func<int, MaskedRow> rowOf,
-        Tensor? noise = null, float[]? hostNoise = null)
-    {
-        int channels = masks.Host[0].Length / masks.Big;
-        return DeviceMasked.Scores(context, masks.Device, row => masks.Host[row / channels].AsSpan(row % channels * masks.Big, masks.Big),
-            masks.Inputs, count, rowOf, noise, hostNoise);
-    }
+        Tensor? noise = null, HostMaskRow? hostNoise = null) =>
+        DeviceMasked.Scores(context, masks.Device, masks.Row, masks.Inputs, count, rowOf, noise, hostNoise);
 
     /// <summary>Softmax over the channels of one image's scores.</summary>
     private protected static float[] Softmax(ReadOnlySpan<double> s)

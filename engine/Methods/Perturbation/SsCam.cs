@@ -54,26 +54,34 @@ public sealed class SsCam : ScoreCamBase
         if (noise != null && noise.Length != Samples * perSample)
             throw new CamEngineException($"sscam noise has {noise.Length} values; expected {Samples}x{n}x{channels}x{big}");
         // One sample at a time: its noise (N x C x H x W) is drawn in the (S, N, C, H, W) order of drawing the whole
-        // array first (same values) and goes up once, and its masked batches are built on the device; nothing holds
-        // all S samples' noise. item = (s * N + i) * C + k.
+        // array first (same values) and goes to the device once (on the CPU backend it is drawn into the device tensor
+        // in place), and its masked batches are built on the device; nothing holds all S samples' noise.
+        // item = (s * N + i) * C + k.
         var inputShape = context.Model.Graph.InputShape;
+        var backend = context.Model.Backend;
         var rng = noise == null ? new Random(context.RandomSeed) : null;
-        var sampleNoise = new float[perSample];
+        float[]? staging = null;
         var scores = new float[Samples * n * channels];
         for (int s = 0; s < Samples; s++)
         {
+            using var deviceNoise = backend.Allocate(n * channels, inputShape[1], inputShape[2]);
+            var inPlace = backend.HostMemory(deviceNoise);
+            var sampleNoise = inPlace ?? (staging ??= new float[perSample]);
+            var span = sampleNoise.Span;
             if (noise != null)
             {
-                noise.AsSpan(s * perSample, perSample).CopyTo(sampleNoise);
+                noise.AsSpan(s * perSample, perSample).CopyTo(span);
             }
             else
             {
                 for (int j = 0; j < perSample; j++)
-                    sampleNoise[j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
+                    span[j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
             }
-            using var deviceNoise = context.Model.Backend.Upload(sampleNoise, n * channels, inputShape[1], inputShape[2]);
+            if (inPlace == null)
+                backend.CopyFromHost(deviceNoise, staging);
             var part = MaskedScores(context, masks, n * channels,
-                local => new MaskedRow(local / channels, local, local, 1f), deviceNoise, sampleNoise);
+                local => new MaskedRow(local / channels, local, local, 1f), deviceNoise,
+                row => sampleNoise.Span.Slice(row * big, big));
             part.CopyTo(scores, s * n * channels);
         }
         var baseline = BaselineScores(context);

@@ -128,6 +128,10 @@ internal sealed class Explainer(DeviceModel model)
         GraphBudget.CheckFits(Model.Graph, budget);
         var plan = MemoryPlan.For(Model.Graph, budget, options.PerturbationBatch, int.MaxValue, methods, layers,
             options.Convention, ledger);
+        plan.Backend = backend;
+        // Weight forms (packed, Winograd-transformed, flipped) count against the budget too: at most half of it.
+        long formCap = backend.WeightFormCacheBytes;
+        backend.WeightFormCacheBytes = Math.Min(formCap, Math.Max(1, budget / 2));
         plan.Ledger.AddPlan(budget, plan.RowBytes.Keys.ToDictionary(MemoryPlan.KindName, plan.Rows, StringComparer.Ordinal));
         int chunk = plan.ExplainRows;
         // When the batch fits one chunk, the forward pass that picks the targets is kept: with one row per image
@@ -171,6 +175,7 @@ internal sealed class Explainer(DeviceModel model)
             kept?.Dispose();
             keptInput?.Dispose();
             plan.Release();
+            backend.WeightFormCacheBytes = formCap;
         }
     }
 
@@ -247,11 +252,16 @@ internal sealed class Explainer(DeviceModel model)
             {
                 var method = methods[m];
                 plan.Current = method.Name;
+                plan.BeforeMethod();
                 long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 var explanations = method.Run(context);
-                plan.Ledger.AddWall(method.Name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                double ms = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                plan.Ledger.AddWall(method.Name, ms);
+                MemoryLog.After(method.Name, ms);
                 plan.KeepMasksFor(methods.Skip(m + 1), options.Convention);
                 plan.AfterMethod();
+                MemoryLog.After("  after cleanup", 0);
+                MemoryLog.Settle();
                 collected[method.Name].Add(flip ? explanations.Select(FlipMap).ToList() : explanations);
                 if (!flip && factor == 1f)
                     identities[method.Name] = explanations;

@@ -243,18 +243,28 @@ internal sealed class MemoryPlan
     }
 
     private long _allocatedMark = GC.GetTotalAllocatedBytes();
+    private long _cacheMark;
+
+    /// <summary>The backend the call runs on, whose caches <see cref="AfterMethod"/> trims; null: none trimmed.</summary>
+    public Backends.Backend? Backend { get; set; }
+
+    /// <summary>Before each method: marks the backend's cache clock, so <see cref="AfterMethod"/> knows what the method used.</summary>
+    public void BeforeMethod() => _cacheMark = Backend?.CacheMark ?? 0;
 
     /// <summary>
     /// After each method: when it allocated more than a sixteenth of the budget (at least 32 MiB) on the managed heap,
-    /// a blocking full collection with the large-object heap compacted, so that its garbage (masks of other
-    /// conventions, pass outputs, per-channel upsampled planes) is returned before the next method allocates its own
-    /// instead of piling up across the methods of a run.
+    /// the backend's caches are trimmed (<see cref="Backends.Backend.TrimCaches"/>: weight forms the method did not use,
+    /// such as the flipped weights of an earlier reverse pass or the forms of another batch size, and the idle buffers
+    /// its batches left in the pools), then a blocking full collection with the large-object heap compacted returns that
+    /// garbage (masks of other conventions, pass outputs, per-channel upsampled planes) before the next method allocates
+    /// its own, instead of piling up across the methods of a run.
     /// </summary>
     public void AfterMethod()
     {
         long now = GC.GetTotalAllocatedBytes();
         if (now - _allocatedMark > Math.Max(32L << 20, BudgetBytes / 16))
         {
+            Backend?.TrimCaches(_cacheMark);
             System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             now = GC.GetTotalAllocatedBytes();

@@ -29,6 +29,26 @@ public sealed class PassLedger
             _maskSets++;
     }
 
+    private long _maskHostCopyBytes;
+
+    /// <summary>Counts <paramref name="bytes"/> of a host copy of a mask set (made where the device's memory is not the
+    /// host's; on the CPU backend the host reads the device masks in place and nothing is counted).</summary>
+    internal void AddMaskHostCopy(long bytes)
+    {
+        lock (_lock)
+            _maskHostCopyBytes += bytes;
+    }
+
+    /// <summary>Bytes of host copies of mask sets made so far.</summary>
+    internal long MaskHostCopyBytes
+    {
+        get
+        {
+            lock (_lock)
+                return _maskHostCopyBytes;
+        }
+    }
+
     /// <summary>Adds a batch of <paramref name="rows"/> re-run rows of <paramref name="kind"/> that took
     /// <paramref name="ms"/> milliseconds to <paramref name="method"/>.</summary>
     internal void AddPass(string method, string kind, int rows, double ms)
@@ -96,6 +116,7 @@ public sealed class PassLedger
                     _planned[kind] = Math.Max(_planned.GetValueOrDefault(kind), rows);
                 _budget = other._budget;
                 _maskSets += other._maskSets;
+                _maskHostCopyBytes += other._maskHostCopyBytes;
             }
         }
     }

@@ -139,6 +139,29 @@ public sealed class MemoryPlanTests
         }
     }
 
+    [TestCase("cpu", 0L)]                     // the host reads the device masks in place
+    [TestCase("ilgpu", 16L * 32 * 32 * 4)]    // one download of the (C=16, 32, 32) mask set
+    public void The_mask_set_is_not_copied_to_the_host_where_device_memory_is_host_memory(string device, long copyBytes)
+    {
+        using var model = DeviceModel.Load(FixtureData.ModelFor("tiny_resnet"), TestDevice.Named(device));
+        var input = Npy.Read(FixturePaths.Input("chelsea"));
+        const string layer = "/block2/relu2/Relu_output_0";
+        Assert.That(model.Graph.ResolveLayer(layer).Shape, Is.EqualTo(new[] { 16, 16, 16 }));
+        var ledger = new PassLedger();
+        var options = new ExplainOptions { Layers = [layer], Convention = Convention.TorchCam, Seed = 3 };
+        var maps = new Explainer(model).Explain(input, [new ScoreCam(), new SsCam { Samples = 2 }, new IsCam { Steps = 2 }], options, ledger);
+        Assert.That(ledger.Snapshot().MaskSetsBuilt, Is.EqualTo(1));
+        Assert.That(ledger.MaskHostCopyBytes, Is.EqualTo(copyBytes));
+        if (device == "cpu")
+        {
+            // The same maps as the reference backend's host arithmetic.
+            using var reference = DeviceModel.Load(FixtureData.ModelFor("tiny_resnet"), new CamEngine.Backends.ReferenceBackend());
+            var expected = new Explainer(reference).Explain(input, [new ScoreCam(), new SsCam { Samples = 2 }, new IsCam { Steps = 2 }], options);
+            foreach (var (name, list) in expected)
+                TensorAssert.Close(maps[name][0].Raw.Data, list[0].Raw.Data, 1e-5, 1e-4, name);
+        }
+    }
+
     [Test]
     public void Ss_cam_noise_drawn_per_item_equals_the_whole_array_drawn_first()
     {
