@@ -37,6 +37,7 @@ internal sealed class LayerLayouts
         Nhwc,
         Tokens,
         FlatGrid, // (C, h*w): a flattened (C, h, w), before the transpose to tokens
+        SplitGrid, // (g, C/g, h, w): a (C, h, w) with its channel axis split (ShuffleNet's channel shuffle)
     }
 
     // Leading = -1: tokens whose leading count the graph does not say.
@@ -98,6 +99,10 @@ internal sealed class LayerLayouts
                     return new State(Kind.Tokens, 0, $"the transpose of a flattened grid to tokens '{n.Name}'");
                 if (x.Kind == Kind.Tokens && x.Leading == 0 && perm.SequenceEqual([0, 2, 1]))
                     return new State(Kind.FlatGrid, 0, origin);
+                // Channel groups reordered, the (h, w) axes left last: still a split grid.
+                if (x.Kind == Kind.SplitGrid && perm.Length == xs.Length + 1 && perm[0] == 0
+                    && perm[^2] == perm.Length - 2 && perm[^1] == perm.Length - 1)
+                    return new State(Kind.SplitGrid, 0, origin);
                 return default;
             }
             case Ops.Reshape or Ops.Flatten:
@@ -110,7 +115,12 @@ internal sealed class LayerLayouts
                     return new State(Kind.Nhwc, 0, $"the reshape of tokens to a channels-last grid '{n.Name}'");
                 if (x.Kind == Kind.FlatGrid && xs.Length == 2 && s.Length == 3 && s[0] == xs[0] && s[1] * s[2] == xs[1])
                     return new State(Kind.Nchw, 0, origin);
-                if (x.Kind is Kind.Nchw or Kind.Unknown && s.Length == 3 && xs.Length >= 3 && xs[^2] == s[1] && xs[^1] == s[2])
+                // The channel axis split into groups (or merged back), the (h, w) axes kept last. A reshape of a
+                // tensor of unknown origin that happens to keep two trailing axes says nothing (Swin's un-windowing
+                // reshape when one window covers the map keeps (w, C)).
+                if (x.Kind == Kind.Nchw && xs.Length == 3 && s.Length >= 4 && s[^2] == xs[1] && s[^1] == xs[2])
+                    return new State(Kind.SplitGrid, 0, origin);
+                if (x.Kind is Kind.Nchw or Kind.SplitGrid && s.Length == 3 && xs.Length >= 3 && xs[^2] == s[1] && xs[^1] == s[2])
                     return new State(Kind.Nchw, 0, origin);
                 return default;
             }

@@ -176,6 +176,31 @@ public sealed class LayerLayoutTests
             Throws.TypeOf<CamEngineException>().With.Message.Contains("has 20 tokens").And.Message.Contains("give --layout tokens:K"));
     }
 
+    /// <summary>Swin's last stage at full size (opset 13): the window covers the whole 7x7 map, so the attention's
+    /// un-windowing reshape of a tensor of unknown origin keeps the trailing (w, C) axes of a rank-3 grid. That is no
+    /// evidence of channels first: the residual sum takes the channels-last layout of its skip input.</summary>
+    [Test]
+    public void A_reshape_of_unknown_origin_does_not_claim_channels_first()
+    {
+        var g = new ModelGraph
+        {
+            InputName = "x", InputShape = [3, 8, 8], OutputName = "block",
+            Preprocessing = new Preprocessing { Height = 8, Width = 8, ResizeShorter = 8, Mean = [0, 0, 0], Std = [1, 1, 1] },
+            Nodes =
+            [
+                Node("patch", Ops.Conv, "x", [8, 4, 4]),
+                Node("nhwc", Ops.Transpose, "patch", [4, 4, 8], new() { ["perm"] = [0, 2, 3, 1] }),
+                Node("attn", "window-attention", "nhwc", [1, 4, 4, 8]),
+                Node("unwindow", Ops.Reshape, "attn", [4, 4, 8]),
+                new() { Name = "block", Op = Ops.Add, Inputs = ["unwindow", "nhwc"], Output = "block", Shape = [4, 4, 8], Attrs = [] },
+            ],
+        };
+        var l = LayerLayouts.Of(g);
+        var r = l.Read(g.FindByOutput("block")!, LayerLayout.Auto);
+        Assert.That(r.Layout, Is.EqualTo(LayerLayout.Nhwc), r.Describe());
+        Assert.That((r.Channels, r.Height, r.Width), Is.EqualTo((8, 4, 4)));
+    }
+
     [Test]
     public void Auto_follows_transposes_and_consumers()
     {
