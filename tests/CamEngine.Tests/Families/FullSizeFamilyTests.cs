@@ -10,6 +10,9 @@ namespace CamEngine.Tests.Families;
 /// against PyTorch (<see cref="FamilyCheck"/>: logits, input gradient, the raw layer and its gradient, Grad-CAM on
 /// the grid --layout auto reads). Explicit: run with CAMENGINE_FULL_FAMILIES=OUT and
 /// <c>--filter "FullyQualifiedName~FullSizeFamily"</c>; a family whose exports are not in OUT is ignored.
+/// Last run (2026-12-06): 26 of 28 pass; ResNeXt-50's input gradient on the managed CPU is 4.1e-2 off float64 (PyTorch's
+/// own float32 1.5e-2, the 1e-6 sensitivity 1.2e-2, so over the bound of 2.9e-2), while on the reference backend
+/// (<c>CAMENGINE_FULL_FAMILIES_DEVICE=reference</c>) it is 2.8e-7: float32 kink flips, not the graph's arithmetic.
 /// </summary>
 [TestFixture]
 [Explicit("needs the full-size exports: make_full_family_exports.py OUT, then CAMENGINE_FULL_FAMILIES=OUT")]
