@@ -648,22 +648,8 @@ internal sealed partial class OnnxGraphBuilder
         var (x, l) = ActAny(n, 1 - ci);
         var t = Const(n, ci, "constant operand", true)!;
         var h = Floats(n, t, "constant operand");
-        int rank = l.Dims.Length;
-        if (t.Dims.Length > rank)
-            throw Unsupported(n, $"constant '{t.Name}' of shape {h.ShapeText} has more axes than the input {l.Text}");
-        var padded = Enumerable.Repeat(1L, rank - t.Dims.Length).Concat(t.Dims).ToArray();
-        if (padded[l.Axis] != 1)
-            throw Unsupported(n, $"constant '{t.Name}' of shape {h.ShapeText} would broadcast over the batch axis of {l.Text}");
-        var outDims = Broadcast(n, l.Dims, padded);
-        var outL = l with { Dims = outDims };
-        int[] eng = new BatchLayout(padded, l.Axis, l.Kind).EngineShape;
-        // Leading 1s of the constant are implied by right alignment.
-        int lead = 0;
-        while (lead < eng.Length - 1 && eng[lead] == 1)
-            lead++;
-        eng = eng[lead..];
-        if (eng.Length == 0)
-            eng = [1];
+        var (padded, eng) = AlignConstant(n, l, t.Dims, $"constant '{t.Name}' of shape {h.ShapeText}");
+        var outL = l with { Dims = Broadcast(n, l.Dims, padded) };
         string name = TensorShape.Equal(eng, h.Shape) ? Weight(n, t, h) : NewWeight(NodeLabel(n) + ".constant", new HostTensor(eng, h.Data));
         BinaryEmit(n, op, [x], name, ci == 0, outL);
     }

@@ -173,21 +173,28 @@ internal sealed partial class OnnxGraphBuilder
     /// dropped) that a broadcasting binary op takes; returns its name and its dims padded to l's rank.</summary>
     private (string Name, long[] Padded) ConstantAgainst(OnnxNode n, BatchLayout l, long[] dims, float[] data, string stem)
     {
+        var (padded, eng) = AlignConstant(n, l, dims, $"a constant of shape [{string.Join(",", dims)}]");
+        return (NewWeight(NodeLabel(n) + "." + stem, new HostTensor(eng, data)), padded);
+    }
+
+    /// <summary>ONNX dims <paramref name="dims"/> of a constant right-aligned against a tensor of layout
+    /// <paramref name="l"/>: the dims padded to l's rank with leading 1s (size 1 on its batch axis, else refused naming
+    /// <paramref name="what"/>), and the engine shape a broadcasting binary op takes (leading 1s dropped, implied by
+    /// right alignment).</summary>
+    private static (long[] Padded, int[] Engine) AlignConstant(OnnxNode n, BatchLayout l, long[] dims, string what)
+    {
         int rank = l.Dims.Length;
-        string shape = $"[{string.Join(",", dims)}]";
         if (dims.Length > rank)
-            throw Unsupported(n, $"a constant of shape {shape} has more axes than the input {l.Text}");
+            throw Unsupported(n, $"{what} has more axes than the input {l.Text}");
         var padded = Enumerable.Repeat(1L, rank - dims.Length).Concat(dims).ToArray();
         if (padded[l.Axis] != 1)
-            throw Unsupported(n, $"a constant of shape {shape} would broadcast over the batch axis of {l.Text}");
+            throw Unsupported(n, $"{what} would broadcast over the batch axis of {l.Text}");
         int[] eng = new BatchLayout(padded, l.Axis, l.Kind).EngineShape;
         int lead = 0;
         while (lead < eng.Length - 1 && eng[lead] == 1)
             lead++;
         eng = eng[lead..];
-        if (eng.Length == 0)
-            eng = [1];
-        return (NewWeight(NodeLabel(n) + "." + stem, new HostTensor(eng, data)), padded);
+        return (padded, eng.Length == 0 ? [1] : eng);
     }
 
     /// <summary>
