@@ -144,9 +144,11 @@ internal sealed partial class DeviceModel : IDisposable
         {
             lock (Backend.SyncRoot)
             {
+                var timer = NodeTimer;
                 for (int i = 0; i < g.Nodes.Count; i++)
                 {
                     var node = g.Nodes[i];
+                    long t0 = timer == null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
                     int into = plan.Into[i];
                     if (plan.Absorbed[i] is { } carried)
                         pass.Set(node.Output, pass[carried]); // a fused conv before already wrote this node's value
@@ -164,6 +166,11 @@ internal sealed partial class DeviceModel : IDisposable
                         pass.Release(argmax);
                     foreach (var name in plan.Release[i])
                         pass.Release(name);
+                    if (timer != null)
+                    {
+                        Backend.Synchronize();
+                        timer(node, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+                    }
                 }
             }
         }
@@ -174,6 +181,13 @@ internal sealed partial class DeviceModel : IDisposable
         }
         return pass;
     }
+
+    /// <summary>
+    /// Diagnostics (the bench's `profile` mode): when set, every node a forward plan runs is timed as it runs, in
+    /// sequence, and reported with its <see cref="System.Diagnostics.Stopwatch"/> ticks (a node a fused conv
+    /// before absorbed reports about 0).
+    /// </summary>
+    internal static Action<GraphNode, long>? NodeTimer { get; set; }
 
     private LeanPlan? _leanPlan;
 

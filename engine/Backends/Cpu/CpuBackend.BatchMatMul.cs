@@ -55,7 +55,7 @@ internal sealed unsafe partial class CpuBackend
         }
         else
         {
-            Parallel.For(0, rows, Row);
+            CpuParallel.For(rows, Row);
         }
     }
 

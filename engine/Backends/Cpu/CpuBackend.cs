@@ -122,16 +122,16 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// compare the two.</summary>
     internal static bool FuseEpilogues { get; set; } = true;
 
-    /// <summary>The depthwise, Winograd and direct forms add the residual and apply the activation as they store the
-    /// output (<see cref="DepthwiseConv"/> every activation, the others ReLU or clip through <see cref="StoreEpilogue"/>);
-    /// the im2col forms and SiLU elsewhere take the separate passes of the base class.</summary>
+    /// <summary>The depthwise, Winograd, direct and column forms add the residual and apply the activation as they
+    /// store the output (<see cref="DepthwiseConv"/> every activation, the others ReLU or clip through
+    /// <see cref="StoreEpilogue"/>); the pixel-row form and SiLU elsewhere take the separate passes of the base class.</summary>
     protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
         EpilogueActivation activation, float lo, float hi)
     {
         if (FuseEpilogues && TryDepthwise(x, w, b, residual, y, s, activation, lo, hi))
             return;
         if (!FuseEpilogues || activation == EpilogueActivation.Silu
-            || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct))
+            || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct or ConvForm.Column))
         {
             base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
             return;
@@ -139,8 +139,8 @@ internal sealed unsafe partial class CpuBackend : Backend
         Conv(x, w, b, y, s, new StoreEpilogue(InOrNull(residual), activation, lo, hi));
     }
 
-    /// <summary>The forward conv in the layer's form; the Winograd and direct forms apply the
-    /// <paramref name="epilogue"/> as they store the output, the im2col forms its ReLU in a pass after (they take no
+    /// <summary>The forward conv in the layer's form; the Winograd, direct and column forms apply the
+    /// <paramref name="epilogue"/> as they store the output, the pixel-row form its ReLU in a pass after (it takes no
     /// other epilogue).</summary>
     private void Conv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, StoreEpilogue epilogue)
     {
@@ -166,25 +166,20 @@ internal sealed unsafe partial class CpuBackend : Backend
                 DirectConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
             return;
         }
-        if (epilogue.Residual != null || epilogue.Activation is not (EpilogueActivation.None or EpilogueActivation.Relu))
-            throw new InvalidOperationException("cpu backend: the im2col conv forms take a ReLU epilogue only");
-        ConvIm2col(x, w, wp, b, y, s, form);
-        if (epilogue.Activation == EpilogueActivation.Relu)
-            ReluCore(y, y);
-    }
-
-    private void ConvIm2col(Tensor x, Tensor w, float* wp, Tensor? b, Tensor y, ConvShape s, ConvForm form)
-    {
         if (form == ConvForm.PixelRow)
         {
+            if (epilogue.Residual != null || epilogue.Activation is not (EpilogueActivation.None or EpilogueActivation.Relu))
+                throw new InvalidOperationException("cpu backend: the pixel-row conv form takes a ReLU epilogue only");
             var packedT = S(w).Derived(WeightKey("fwdT", s), () => CpuConv.PackForwardWeightsTransposed(wp, s));
             fixed (float* pw = packedT)
                 CpuConv.ForwardTransposed(In(x), pw, InOrNull(b), Over(y), s, _simd);
+            if (epilogue.Activation == EpilogueActivation.Relu)
+                ReluCore(y, y);
             return;
         }
         var packed = S(w).Derived(WeightKey("fwd", s), () => CpuConv.PackForwardWeights(wp, s));
         fixed (float* pw = packed)
-            CpuConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd);
+            CpuConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
     }
 
     /// <inheritdoc/>

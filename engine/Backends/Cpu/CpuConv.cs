@@ -27,8 +27,10 @@ internal static unsafe class CpuConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c> with w already packed by <see cref="PackForwardWeights"/>.</summary>
-    public static void Forward(float* x, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd)
+    /// <summary><c>y = conv(x, w) + b</c> with w already packed by <see cref="PackForwardWeights"/>, then the
+    /// <paramref name="epilogue"/> (residual, activation) on each output once its sum is final.</summary>
+    public static void Forward(float* x, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
     {
         int kg = s.KPerGroup, ohw = s.OH * s.OW;
         // A 1x1-wide, stride-1, unpadded conv reads x in place (its im2col rows are x's own rows); on planes of
@@ -86,11 +88,13 @@ internal static unsafe class CpuConv
                     }
                     fixed (long* ro = offsets)
                     {
+                        // Written in place (C is y), the GEMM applies the epilogue per block; else the scatter does.
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
-                            new ConvColumns(buf, ro, plan), c, ldc, accumulate, simd);
+                            new ConvColumns(buf, ro, plan), c, ldc, accumulate, simd,
+                            epilogue: direct ? epilogue.Shifted(c - y) : default);
                     }
                     if (!direct)
-                        ScatterOutput(temp, plan, n0, g, bias, y);
+                        ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
                 }
             }
         }
@@ -340,8 +344,10 @@ internal static unsafe class CpuConv
         }
     }
 
-    /// <summary>y[n0+img, g*K/G + k, oh, ow] = temp[k, img*OH*Wq + oh*Wq + ow] (+ b), dropping the Wq - OW extra columns.</summary>
-    private static void ScatterOutput(float* temp, ConvPlan plan, int n0, int g, float* bias, float* y)
+    /// <summary>y[n0+img, g*K/G + k, oh, ow] = temp[k, img*OH*Wq + oh*Wq + ow] (+ b), dropping the Wq - OW extra columns,
+    /// then the epilogue on each row as it is written.</summary>
+    private static void ScatterOutput(float* temp, ConvPlan plan, int n0, int g, float* bias, float* y,
+        StoreEpilogue epilogue)
     {
         var s = plan.S;
         int kg = s.KPerGroup, ohw = s.OH * s.OW;
@@ -353,7 +359,11 @@ internal static unsafe class CpuConv
                 float* src = temp + (long)k * plan.Columns + (long)img * plan.ColsPerImage;
                 float* dst = y + ((long)(n0 + img) * s.K + g * kg + k) * ohw;
                 for (int oh = 0; oh < s.OH; oh++, src += plan.Wq, dst += s.OW)
+                {
                     CpuElementwise.AddScalar(src, b, dst, s.OW);
+                    if (!epilogue.IsNone)
+                        epilogue.ApplyRange(y, dst - y, s.OW);
+                }
             }
         }
         For(kg, (long)kg * plan.Columns, Row);
@@ -579,7 +589,7 @@ internal static unsafe class CpuConv
     {
         if (count > 1 && work >= 1 << 17 && Environment.ProcessorCount > 1)
         {
-            Parallel.For(0, count, body);
+            CpuParallel.For(count, body);
             return;
         }
         for (int i = 0; i < count; i++)

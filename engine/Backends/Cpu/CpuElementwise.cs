@@ -179,9 +179,9 @@ internal static unsafe class CpuElementwise
             return;
         }
         long chunks = (n + Chunk - 1) / Chunk;
-        Parallel.For(0, chunks, c =>
+        CpuParallel.For((int)chunks, c =>
         {
-            long i0 = c * Chunk;
+            long i0 = (long)c * Chunk;
             MapRange(x + i0, y + i0, (int)Math.Min(Chunk, n - i0), op, simd);
         });
     }
@@ -195,9 +195,9 @@ internal static unsafe class CpuElementwise
             return;
         }
         long chunks = (n + Chunk - 1) / Chunk;
-        Parallel.For(0, chunks, c =>
+        CpuParallel.For((int)chunks, c =>
         {
-            long i0 = c * Chunk;
+            long i0 = (long)c * Chunk;
             MapRange(a + i0, b + i0, y + i0, (int)Math.Min(Chunk, n - i0), op, simd);
         });
     }

@@ -23,7 +23,7 @@ internal static unsafe class CpuMisc
         }
         int chunks = (int)Math.Min(4L * Environment.ProcessorCount, (n + Serial - 1) / Serial);
         long per = (n + chunks - 1) / chunks;
-        Parallel.For(0, chunks, c => range((int)(c * per), (int)Math.Min(n, (c + 1) * per)));
+        CpuParallel.For(chunks, c => range((int)(c * per), (int)Math.Min(n, (c + 1) * per)));
     }
 
     public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
@@ -158,7 +158,7 @@ internal static unsafe class CpuMisc
         if (chunks == 1)
             Rows(0, rows);
         else
-            Parallel.For(0, chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
+            CpuParallel.For(chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
         return true;
     }
 

@@ -21,7 +21,7 @@ internal static unsafe class CpuTensorOps
         }
         else
         {
-            Parallel.For(0, count, body);
+            CpuParallel.For(count, body);
         }
     }
 

@@ -21,6 +21,10 @@ internal static unsafe class DirectConv
     private const int MR = 8;
     private const int NR = 32;
 
+    /// <summary>Whether a tile of fewer than eight consecutive pixels is stored as masked vectors (else element by
+    /// element); the bench's profile switches it to measure what it buys.</summary>
+    internal static bool MaskedStores { get; set; } = true;
+
     /// <summary>Rows of B per block: a 32-lane panel block of 256 rows is 32 KB.</summary>
     internal static int KC { get; set; } = 256;
 
@@ -413,7 +417,7 @@ internal static unsafe class DirectConv
         }
         else
         {
-            Parallel.For(0, total, Task);
+            CpuParallel.For(total, Task);
         }
     }
 
@@ -431,8 +435,11 @@ internal static unsafe class DirectConv
             int pix = pix0 + r, img = pix / ohw, p = pix - img * ohw, oh = p / g.OutW;
             dst[r] = g.OutBase + (n0 + img) * g.OutImage + k0 * g.OutChannel + oh * g.OutRow + (p - oh * g.OutW) * g.OutCol;
         }
-        // Offsets rise with the pixel index, so a span of exactly MR - 1 means eight consecutive floats.
-        bool run = rows == MR && dst[MR - 1] - dst[0] == MR - 1;
+        // Offsets rise with the pixel index, so a span of exactly rows - 1 means consecutive floats: eight go out as
+        // one vector, fewer (a 7-pixel tile on a 7x7 or 14x14 plane, a last tile) as one masked vector (AVX-512VL).
+        bool run = dst[rows - 1] - dst[0] == rows - 1 && (rows == MR || (MaskedStores && Avx512F.VL.IsSupported));
+        var mask = rows == MR ? Vector256<float>.AllBitsSet
+            : Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)rows));
         bool plain = epilogue.IsNone;
         // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
         // vector when the eight pixels are consecutive in one image.
@@ -450,7 +457,10 @@ internal static unsafe class DirectConv
                 {
                     var sum = Vector256.Load(v) + Vector256.Create(b);
                     long at = dst[0] + ch;
-                    (plain ? sum : epilogue.Apply(sum, at)).Store(y + at);
+                    if (rows == MR)
+                        (plain ? sum : epilogue.Apply(sum, at)).Store(y + at);
+                    else
+                        Avx512F.VL.MaskStore(y + at, mask, plain ? sum : epilogue.ApplyMasked(sum, at, mask));
                     continue;
                 }
                 for (int r = 0; r < rows; r++)

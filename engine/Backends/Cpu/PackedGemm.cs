@@ -134,17 +134,18 @@ internal static unsafe class PackedGemm
         }
         else
         {
-            Parallel.For(0, panels, PackPanel);
+            CpuParallel.For(panels, PackPanel);
         }
     }
 
     /// <summary>
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
-    /// C(i, j) at <c>c[i*ldc + j]</c>. <paramref name="serial"/> keeps it on the calling thread (for callers that
+    /// C(i, j) at <c>c[i*ldc + j]</c>, then the <paramref name="epilogue"/> (its residual indexed like C) on each
+    /// element once its sum is complete. <paramref name="serial"/> keeps it on the calling thread (for callers that
     /// run many GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false)
+        bool serial = false, StoreEpilogue epilogue = default)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
@@ -192,6 +193,12 @@ internal static unsafe class PackedGemm
                     }
                 }
             }
+            if (!epilogue.IsNone)
+            {
+                // The task's block of C is final: its epilogue while the block is still in cache.
+                for (int i = p0 * MR, i1 = Math.Min(m, p1 * MR); i < i1; i++)
+                    epilogue.ApplyRange(c, i * ldc + j0, nc);
+            }
         }
 
         int total = mTasks * nTasks;
@@ -202,7 +209,7 @@ internal static unsafe class PackedGemm
         }
         else
         {
-            Parallel.For(0, total, Task);
+            CpuParallel.For(total, Task);
         }
     }
 

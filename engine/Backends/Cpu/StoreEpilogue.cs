@@ -1,12 +1,13 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
 /// What a convolution's store applies to each output after its bias (<see cref="DirectConv"/>,
-/// <see cref="WinogradConv"/>): a residual tensor of the output's layout added (none when null), then an activation
+/// <see cref="WinogradConv"/>, and the column form of <see cref="CpuConv"/> once a block of its GEMM is final): a residual tensor of the output's layout added (none when null), then an activation
 /// (none, ReLU, or clip to [<see cref="Lo"/>, <see cref="Hi"/>]). The operations and their order are those of the
 /// unfused passes (conv with bias, then the backend's add, then its ReLU or clip), so the values are the same bits.
 /// </summary>
@@ -30,6 +31,24 @@ internal readonly unsafe struct StoreEpilogue
         Activation = activation;
         Lo = lo;
         Hi = hi;
+    }
+
+    /// <summary>The same epilogue for an output <paramref name="offset"/> floats further on: its residual read
+    /// at the same offset (a GEMM whose C starts there in the output).</summary>
+    public StoreEpilogue Shifted(long offset) =>
+        Residual == null ? this : new StoreEpilogue(Residual + offset, Activation, Lo, Hi);
+
+    /// <summary>
+    /// <c>y[i] = Apply(y[i], i)</c> for i in [<paramref name="at"/>, at + <paramref name="count"/>): the epilogue
+    /// of outputs already holding their conv-plus-bias values (eight at a time, then one by one).
+    /// </summary>
+    public void ApplyRange(float* y, long at, long count)
+    {
+        long i = at, end = at + count;
+        for (; i <= end - 8; i += 8)
+            Apply(Vector256.Load(y + i), i).Store(y + i);
+        for (; i < end; i++)
+            y[i] = Apply(y[i], i);
     }
 
     /// <summary>Nothing after the bias.</summary>
@@ -57,10 +76,18 @@ internal readonly unsafe struct StoreEpilogue
 
     /// <summary>Eight consecutive outputs from <paramref name="at"/> on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector256<float> Apply(Vector256<float> v, long at)
+    public Vector256<float> Apply(Vector256<float> v, long at) =>
+        Activate(Residual != null ? v + Vector256.Load(Residual + at) : v);
+
+    /// <summary>The first lanes of eight consecutive outputs from <paramref name="at"/> on, those set in
+    /// <paramref name="mask"/> (AVX-512VL: the residual is read only there).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> ApplyMasked(Vector256<float> v, long at, Vector256<float> mask) =>
+        Activate(Residual != null ? v + Avx512F.VL.MaskLoad(Residual + at, mask, Vector256<float>.Zero) : v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Vector256<float> Activate(Vector256<float> v)
     {
-        if (Residual != null)
-            v += Vector256.Load(Residual + at);
         switch (Activation)
         {
             case EpilogueActivation.Relu:

@@ -46,6 +46,8 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
             (new ConvShape(2, 33, 1, 5, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "one row, stride 2: a phase with no pixels"),
             (new ConvShape(1, 40, 11, 12, 20, 5, 5, 3, 2, 2, 1, 2, 0, 1, 1, 1), "5x5 stride (3,2), asymmetric pads"),
+            (new ConvShape(2, 16, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "4 groups (the column form, scattered rows)"),
+            (new ConvShape(1, 32, 16, 16, 48, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2), "1x1, 2 groups, written in place"),
         };
         foreach (var (s, name) in shapes)
         {

@@ -1,0 +1,88 @@
+using CamEngine.Backends.Cpu;
+using NUnit.Framework;
+
+namespace CamEngine.Tests.Backends;
+
+/// <summary>
+/// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
+/// after the workers have parked, a loop inside a body, loops from several threads at once, and a body's exception
+/// reaching the caller only after the other indices finished.
+/// </summary>
+[TestFixture]
+internal sealed class CpuParallelTests
+{
+    [Test]
+    public void Every_index_runs_once_back_to_back_and_after_the_workers_park()
+    {
+        foreach (int count in new[] { 1, 2, 3, 7, 64, 1000 })
+        {
+            for (int round = 0; round < 50; round++)
+            {
+                var hits = new int[count];
+                CpuParallel.For(count, i => Interlocked.Increment(ref hits[i]));
+                Assert.That(hits, Is.All.EqualTo(1), $"count {count}, round {round}");
+            }
+            // Longer than the workers spin: the next loop wakes parked workers.
+            Thread.Sleep(5);
+        }
+    }
+
+    [Test]
+    public void Uses_more_than_one_thread_when_the_machine_has_them()
+    {
+        if (Environment.ProcessorCount < 2)
+            Assert.Ignore("one processor: loops run on the caller");
+        var threads = new HashSet<int>();
+        for (int round = 0; round < 20 && threads.Count < 2; round++)
+        {
+            CpuParallel.For(16, _ =>
+            {
+                lock (threads)
+                    threads.Add(Environment.CurrentManagedThreadId);
+                Thread.Sleep(1);
+            });
+        }
+        Assert.That(threads, Has.Count.GreaterThanOrEqualTo(2));
+    }
+
+    [Test]
+    public void A_loop_inside_a_body_runs_every_index()
+    {
+        var hits = new int[8 * 9];
+        CpuParallel.For(8, i => CpuParallel.For(9, j => Interlocked.Increment(ref hits[i * 9 + j])));
+        Assert.That(hits, Is.All.EqualTo(1));
+    }
+
+    [Test]
+    public void Loops_from_several_threads_at_once_all_complete()
+    {
+        const int Callers = 4, Count = 200;
+        var hits = new int[Callers * Count];
+        var callers = Enumerable.Range(0, Callers).Select(c => new Thread(() =>
+        {
+            for (int round = 0; round < 20; round++)
+                CpuParallel.For(Count, i => Interlocked.Increment(ref hits[c * Count + i]));
+        })).ToList();
+        callers.ForEach(t => t.Start());
+        callers.ForEach(t => t.Join());
+        Assert.That(hits, Is.All.EqualTo(20));
+    }
+
+    [Test]
+    public void A_body_exception_reaches_the_caller_after_the_other_indices()
+    {
+        var hits = new int[32];
+        var e = Assert.Throws<InvalidOperationException>(() => CpuParallel.For(32, i =>
+        {
+            Interlocked.Increment(ref hits[i]);
+            if (i == 5)
+                throw new InvalidOperationException("index 5");
+        }));
+        Assert.That(e!.Message, Is.EqualTo("index 5"));
+        Assert.That(hits, Is.All.EqualTo(1), "the other indices still ran, once each");
+        // The loop is usable again afterwards.
+        var after = new int[10];
+        CpuParallel.For(10, i => after[i]++);
+        Assert.That(after, Is.All.EqualTo(1));
+    }
+}
