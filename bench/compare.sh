@@ -52,7 +52,7 @@ if [[ "${1:-}" == --ort ]]; then
       $py "$root/bench/export_ort_models.py" "$models" "$name"
     fi
     if [[ ! -f "$models/$name.safetensors" || "$models/$name.onnx" -nt "$models/$name.safetensors" ]]; then
-      dotnet "$cam" convert "$models/$name.onnx" -o "$models/$name.safetensors" >/dev/null
+      dotnet "$cam" convert "$models/$name.onnx" -o "$models/$name.safetensors" --overwrite >/dev/null
     fi
     layer=()
     [[ $name == resnet50 ]] && layer=(/layer4/layer4.2/relu_2/Relu_output_0)

@@ -19,7 +19,9 @@ namespace CamEngine.Bench;
 /// in the 250 ms after a call (<see cref="CpuAfter"/>). Medians and engine / ORT printed.
 /// With a LAYER, also the engine's Grad-CAM pass (forward keeping LAYER, reverse to LAYER, seed on class 281) against
 /// ORT's forward alone. --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
-/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke]
+/// --parallel-for: the engine's CPU loops on Parallel.For instead of its spinning workers (<c>CpuParallel</c>).
+/// --ort-profile DIR: then ORT's per-node profile of the same calls (<see cref="OrtNodeProfile"/>).
+/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for]
 /// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> lines).
 /// </summary>
 internal static class OrtComparison
@@ -28,12 +30,22 @@ internal static class OrtComparison
     {
         var rest = args.Skip(1).ToList();
         bool smoke = rest.Remove("--smoke");
+        if (rest.Remove("--parallel-for"))
+            CamEngine.Backends.Cpu.CpuParallel.Enabled = false; // the engine's loops on the thread pool, to compare
+
         int gap = 100;
         int gi = rest.IndexOf("--gap");
         if (gi >= 0)
         {
             gap = int.Parse(rest[gi + 1], CultureInfo.InvariantCulture);
             rest.RemoveRange(gi, 2);
+        }
+        string? profileDir = null;
+        int pi = rest.IndexOf("--ort-profile");
+        if (pi >= 0)
+        {
+            profileDir = rest[pi + 1];
+            rest.RemoveRange(pi, 2);
         }
         int[] batches = [1, 8];
         int bi = rest.IndexOf("--batches");
@@ -43,7 +55,7 @@ internal static class OrtComparison
             rest.RemoveRange(bi, 2);
         }
         if (rest.Count < 3)
-            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke]");
+            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for]");
         string name = rest[0], onnx = rest[1], st = rest[2];
         string? layer = rest.Count > 3 ? rest[3] : null;
 
@@ -124,9 +136,72 @@ internal static class OrtComparison
                 var (tg, to2) = Alternate(warm, reps, GradCam, Ort, gap);
                 Print(name, batch, "gradcam", tg, to2);
             }
+            if (profileDir != null)
+                OrtNodeProfile(name, batch, onnx, options, feeds, profileDir, warm, reps, gap);
         }
         Console.WriteLine($"ort {name}: engine on {backend.DeviceDescription}; ORT {OrtEnv.Instance().GetVersionString()} CPU provider, "
                           + $"{Environment.ProcessorCount} intra-op threads, ORT_ENABLE_ALL");
+    }
+
+    /// <summary>
+    /// ORT's own per-node profile (SessionOptions.EnableProfiling) of the same calls, each after the same gap: prints
+    /// <c>ort-node NAME batch B: OP NODE median-us</c> for every node ORT ran (after its fusions), then the sum per op
+    /// type, so its layers can be set beside the engine's `profile` mode. The JSON stays in DIR.
+    /// </summary>
+    private static void OrtNodeProfile(string name, int batch, string onnx, SessionOptions options,
+        IReadOnlyCollection<NamedOnnxValue> feeds, string dir, int warm, int reps, int gap)
+    {
+        Directory.CreateDirectory(dir);
+        options.EnableProfiling = true;
+        options.ProfileOutputPathPrefix = Path.Combine(dir, $"{name}-b{batch}");
+        string file;
+        using (var session = new InferenceSession(onnx, options))
+        {
+            for (int i = 0; i < warm; i++)
+                session.Run(feeds).Dispose();
+            for (int i = 0; i < reps; i++)
+            {
+                Thread.Sleep(gap);
+                session.Run(feeds).Dispose();
+            }
+            file = session.EndProfiling();
+        }
+        options.EnableProfiling = false;
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+        var times = new Dictionary<string, (string Op, List<double> Us)>(StringComparer.Ordinal);
+        var runs = new List<double>();
+        foreach (var ev in json.RootElement.EnumerateArray())
+        {
+            if (!ev.TryGetProperty("cat", out var cat) || !ev.TryGetProperty("dur", out var dur))
+                continue;
+            string evName = ev.GetProperty("name").GetString() ?? "";
+            if (cat.GetString() == "Session" && evName == "model_run")
+                runs.Add(dur.GetDouble());
+            if (cat.GetString() != "Node" || !evName.EndsWith("_kernel_time", StringComparison.Ordinal))
+                continue;
+            string node = evName[..^"_kernel_time".Length];
+            string op = ev.GetProperty("args").TryGetProperty("op_name", out var o) ? o.GetString() ?? "" : "";
+            if (!times.TryGetValue(node, out var entry))
+                times[node] = entry = (op, []);
+            entry.Us.Add(dur.GetDouble());
+        }
+        static double Median(List<double> v)
+        {
+            var s = v.Order().ToList();
+            return s[s.Count / 2];
+        }
+        // The last `reps` calls of each node are the timed ones (the warm-ups come first in the file).
+        var byOp = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (node, (op, us)) in times)
+        {
+            double m = Median(us.Skip(Math.Max(0, us.Count - reps)).ToList());
+            Console.WriteLine(FormattableString.Invariant($"ort-node {name} batch {batch}: {op} {node} {m:F1}"));
+            byOp[op] = byOp.GetValueOrDefault(op) + m;
+        }
+        foreach (var (op, us) in byOp.OrderByDescending(kv => kv.Value))
+            Console.WriteLine(FormattableString.Invariant($"ort-op {name} batch {batch}: {op} {us / 1000:F2} ms"));
+        Console.WriteLine(FormattableString.Invariant(
+            $"ort-run {name} batch {batch}: median model_run {Median(runs.Skip(Math.Max(0, runs.Count - reps)).ToList()) / 1000:F2} ms, sum of node medians {byOp.Values.Sum() / 1000:F2} ms ({file})"));
     }
 
     private static void Print(string name, int batch, string what, double engine, double ort) =>

@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 every node's time inside the lean forward (in sequence, as a real call runs it), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -237,6 +237,44 @@ internal static class Profile
             }
         }
 
+        if (Environment.GetEnvironmentVariable("PROFILE_LEAN") == "1")
+        {
+            // Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them).
+            var ticks = new Dictionary<GraphNode, List<long>>();
+            DeviceModel.NodeTimer = (node, t) =>
+            {
+                if (!ticks.TryGetValue(node, out var l))
+                    ticks[node] = l = [];
+                l.Add(t);
+            };
+            var runs = new List<double>();
+            int sleep = SleepMs();
+            for (int r = 0; r < 3 + reps; r++)
+            {
+                Thread.Sleep(sleep);
+                long t0 = Stopwatch.GetTimestamp();
+                using (model.ForwardOutput(input))
+                {
+                }
+                if (r >= 3)
+                    runs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            DeviceModel.NodeTimer = null;
+            double sumLean = 0;
+            foreach (var node in model.Graph.Nodes)
+            {
+                var l = ticks[node].Skip(3).Order().ToList();
+                double ms = l[l.Count / 2] * 1000.0 / Stopwatch.Frequency;
+                sumLean += ms;
+                Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}");
+            }
+            runs.Sort();
+            Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms");
+        }
+        if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
+            LeanAb(model, input, reps, "spinning workers", "Parallel.For", on => CamEngine.Backends.Cpu.CpuParallel.Enabled = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
+            LeanAb(model, input, reps, "masked short-tile stores", "element stores", on => CamEngine.Backends.Cpu.DirectConv.MaskedStores = on);
         if (Environment.GetEnvironmentVariable("PROFILE_FUSION") == "1")
         {
             // The lean forward (what inference runs: convs fuse the residual addition and activation after them) with
@@ -295,6 +333,40 @@ internal static class Profile
         Console.WriteLine($"ops in sequence {seq.Sum():F2} ms; whole forward again {wholeAgain:F2} ms");
         Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
     }
+
+    /// <summary>
+    /// The lean forward with a kernel switch on and off, alternating, so that load from other processes hits both
+    /// alike: medians, best, and on/off.
+    /// </summary>
+    private static void LeanAb(DeviceModel model, Tensor input, int reps, string onName, string offName, Action<bool> set)
+    {
+        var on = new List<double>();
+        var off = new List<double>();
+        int sleep = SleepMs();
+        for (int r = 0; r < 3 + 2 * reps; r++)
+        {
+            foreach (bool v in r % 2 == 0 ? new[] { true, false } : new[] { false, true })
+            {
+                set(v);
+                Thread.Sleep(sleep);
+                long t0 = Stopwatch.GetTimestamp();
+                using (model.ForwardOutput(input))
+                {
+                }
+                double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (r >= 3)
+                    (v ? on : off).Add(t);
+            }
+        }
+        set(true);
+        on.Sort();
+        off.Sort();
+        Console.WriteLine($"lean forward, {onName}: median {on[on.Count / 2]:F2} ms, best {on[0]:F2}; {offName}: "
+                          + $"median {off[off.Count / 2]:F2} ms, best {off[0]:F2}; ratio (medians) {on[on.Count / 2] / off[off.Count / 2]:F3}");
+    }
+
+    /// <summary>PROFILE_SLEEP: milliseconds to sleep before each timed lean forward (0).</summary>
+    private static int SleepMs() => int.TryParse(Environment.GetEnvironmentVariable("PROFILE_SLEEP"), out int ms) ? ms : 0;
 
     private static double Best(int reps, Action f) => TorchLike.Times(3, reps, f).Min();
 }
