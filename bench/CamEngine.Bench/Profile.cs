@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 every node's time inside the lean forward (in sequence, as a real call runs it), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -35,6 +35,11 @@ internal static class Profile
         double whole = Best(reps, () => { using var p = model.Forward(input); });
         Console.WriteLine($"whole forward x{reps + 3}: GCs gen0 {GC.CollectionCount(0) - g0}, gen1 {GC.CollectionCount(1) - g1}, "
                           + $"gen2 {GC.CollectionCount(2) - g2}; {(GC.GetTotalAllocatedBytes() - allocated) / (reps + 3) / 1e6:F1} MB allocated per pass");
+        if (Environment.GetEnvironmentVariable("PROFILE_LEAN") == "1")
+        {
+            LeanNodes(model, input, reps);
+            return;
+        }
         using var pass = model.Forward(input);
 
         var rows = new List<(string Name, string What, double Ms, double Gflop)>();
@@ -237,40 +242,6 @@ internal static class Profile
             }
         }
 
-        if (Environment.GetEnvironmentVariable("PROFILE_LEAN") == "1")
-        {
-            // Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them).
-            var ticks = new Dictionary<GraphNode, List<long>>();
-            DeviceModel.NodeTimer = (node, t) =>
-            {
-                if (!ticks.TryGetValue(node, out var l))
-                    ticks[node] = l = [];
-                l.Add(t);
-            };
-            var runs = new List<double>();
-            int sleep = SleepMs();
-            for (int r = 0; r < 3 + reps; r++)
-            {
-                Thread.Sleep(sleep);
-                long t0 = Stopwatch.GetTimestamp();
-                using (model.ForwardOutput(input))
-                {
-                }
-                if (r >= 3)
-                    runs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            }
-            DeviceModel.NodeTimer = null;
-            double sumLean = 0;
-            foreach (var node in model.Graph.Nodes)
-            {
-                var l = ticks[node].Skip(3).Order().ToList();
-                double ms = l[l.Count / 2] * 1000.0 / Stopwatch.Frequency;
-                sumLean += ms;
-                Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}");
-            }
-            runs.Sort();
-            Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms");
-        }
         if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
             LeanAb(model, input, reps, "spinning workers", "Parallel.For", on => CamEngine.Backends.Cpu.CpuParallel.Enabled = on);
         if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
@@ -332,6 +303,45 @@ internal static class Profile
         double wholeAgain = Best(reps, () => { using var p = model.Forward(input); });
         Console.WriteLine($"ops in sequence {seq.Sum():F2} ms; whole forward again {wholeAgain:F2} ms");
         Console.WriteLine($"sum of ops {sum:F2} ms; allocating every output {allocMs:F2} ms; whole forward {whole:F2} ms");
+    }
+
+    /// <summary>
+    /// Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them): the median
+    /// time per node, and their sum against the whole call.
+    /// </summary>
+    private static void LeanNodes(DeviceModel model, Tensor input, int reps)
+    {
+        // Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them).
+        var ticks = new Dictionary<GraphNode, List<long>>();
+        DeviceModel.NodeTimer = (node, t) =>
+        {
+            if (!ticks.TryGetValue(node, out var l))
+                ticks[node] = l = [];
+            l.Add(t);
+        };
+        var runs = new List<double>();
+        int sleep = SleepMs();
+        for (int r = 0; r < 3 + reps; r++)
+        {
+            Thread.Sleep(sleep);
+            long t0 = Stopwatch.GetTimestamp();
+            using (model.ForwardOutput(input))
+            {
+            }
+            if (r >= 3)
+                runs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        DeviceModel.NodeTimer = null;
+        double sumLean = 0;
+        foreach (var node in model.Graph.Nodes)
+        {
+            var l = ticks[node].Skip(3).Order().ToList();
+            double ms = l[l.Count / 2] * 1000.0 / Stopwatch.Frequency;
+            sumLean += ms;
+            Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}");
+        }
+        runs.Sort();
+        Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms");
     }
 
     /// <summary>

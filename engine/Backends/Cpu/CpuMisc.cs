@@ -28,8 +28,9 @@ internal static unsafe class CpuMisc
 
     public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
     {
-        // Clip (ReLU6) and sigmoid (SiLU, squeeze-excitation gates) at the vector width: the same values as the
-        // op's Value (clip exactly; sigmoid through the vector exp, within a few ulp of MathF.Exp).
+        // Clip (ReLU6), sigmoid (SiLU, squeeze-excitation gates), erf (GELU) and small integer powers at the vector
+        // width: the same values as the op's Value (clip and powers exactly; sigmoid and erf through the vector exp,
+        // within a few ulp of MathF.Exp).
         var simd = CpuSimdDetect.Best;
         if (typeof(TOp) == typeof(Clip) && simd != CpuSimd.Scalar)
         {
@@ -40,6 +41,19 @@ internal static unsafe class CpuMisc
         if (typeof(TOp) == typeof(Sigmoid) && simd != CpuSimd.Scalar)
         {
             CpuElementwise.Map(x, y, n, new SigmoidOp(), simd);
+            return;
+        }
+        if (typeof(TOp) == typeof(Erf) && simd != CpuSimd.Scalar)
+        {
+            // GELU's erf: the same formulas per vector, with the vector exp.
+            CpuElementwise.Map(x, y, n, new ErfOp(), simd);
+            return;
+        }
+        if (typeof(TOp) == typeof(Pow) && simd != CpuSimd.Scalar
+            && Unsafe.As<TOp, Pow>(ref op).P is 2f or 3f or 4f)
+        {
+            // LayerNorm's (x - mean)^2: the same multiplications at the vector width.
+            CpuElementwise.Map(x, y, n, new IntPowOp((int)Unsafe.As<TOp, Pow>(ref op).P), simd);
             return;
         }
         nint px = (nint)x, py = (nint)y;
@@ -115,6 +129,11 @@ internal static unsafe class CpuMisc
         }
         if (s.D2 * s.D3 >= 16 && ChannelScalar(a, b, y, s))
             return;
+        if (s.D3 >= 8)
+        {
+            LastAxisRows(a, b, y, s);
+            return;
+        }
         nint pa = (nint)a, pb = (nint)b, py = (nint)y;
         For(s.OutputLength, (st, e) =>
         {
@@ -160,6 +179,64 @@ internal static unsafe class CpuMisc
         else
             CpuParallel.For(chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
         return true;
+    }
+
+    /// <summary>
+    /// A broadcast with a last axis of 8 or more (channels-last tensors: a bias or LayerNorm's scale over the last
+    /// axis, a per-row mean or deviation against full rows): row by row over the last axis, each operand's row either
+    /// full (stride 1) or one value broadcast along it (stride 0), so each row is one vector loop.
+    /// </summary>
+    private static void LastAxisRows(float* a, float* b, float* y, BroadcastShape s)
+    {
+        int rows = s.D0 * s.D1 * s.D2, len = s.D3, op = s.Op;
+        nint pa = (nint)a, pb = (nint)b, py = (nint)y;
+        void Rows(int r0, int r1)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int i2 = r % s.D2, t = r / s.D2, i1 = t % s.D1, i0 = t / s.D1;
+                float* ar = (float*)pa + (long)i0 * s.SA0 + (long)i1 * s.SA1 + (long)i2 * s.SA2;
+                float* br = (float*)pb + (long)i0 * s.SB0 + (long)i1 * s.SB1 + (long)i2 * s.SB2;
+                float* yr = (float*)py + (long)r * len;
+                if (s.SA3 != 0 && s.SB3 != 0)
+                    RowMap(ar, br, yr, len, op);
+                else if (s.SA3 != 0)
+                    RowOp(ar, br[0], yr, len, op, scalarRight: true);
+                else
+                    RowOp(br, ar[0], yr, len, op, scalarRight: false);
+            }
+        }
+        int chunks = (long)rows * len <= Serial ? 1 : (int)Math.Min(4L * Environment.ProcessorCount, rows);
+        if (chunks == 1)
+            Rows(0, rows);
+        else
+            CpuParallel.For(chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
+    }
+
+    /// <summary>y[i] = op(a[i], b[i]) for i &lt; n.</summary>
+    private static void RowMap(float* a, float* b, float* y, int n, int op)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + 16 <= n; i += 16)
+            {
+                var l = Vector512.Load(a + i);
+                var r = Vector512.Load(b + i);
+                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= n; i += 8)
+            {
+                var l = Vector256.Load(a + i);
+                var r = Vector256.Load(b + i);
+                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
+            }
+        }
+        for (; i < n; i++)
+            y[i] = Apply(op, a[i], b[i]);
     }
 
     /// <summary>y[i] = op(x[i], v) (scalarRight) or op(v, x[i]) for i &lt; n.</summary>

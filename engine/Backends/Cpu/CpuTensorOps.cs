@@ -1,11 +1,12 @@
+using System.Runtime.Intrinsics;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
 /// Rank-general tensor operations on the managed CPU backend, in float: transpose, reductions over a middle axis
-/// and their adjoints, layer normalization. Rows run in parallel when there is enough work; each row is a plain
-/// loop (the layouts are strided by construction, so SIMD helps little beyond layer norm's contiguous rows).
+/// and their adjoints, layer normalization. Rows run in parallel when there is enough work; batched 2-D transposes
+/// go through 8x8 register blocks and sums over contiguous rows run at the vector width, the rest are plain loops.
 /// </summary>
 internal static unsafe class CpuTensorOps
 {
@@ -25,9 +26,17 @@ internal static unsafe class CpuTensorOps
         }
     }
 
-    /// <summary>y = transpose(x): each output row of D5 elements is gathered with stride S5.</summary>
+    /// <summary>
+    /// y = transpose(x): a batched 2-D transpose (NCHW to NHWC and back, a token-channel swap) in 8x8 register blocks;
+    /// otherwise each output row of D5 elements is gathered with stride S5.
+    /// </summary>
     public static void Transpose(float* x, float* y, TransposeShape s)
     {
+        if (System.Runtime.Intrinsics.X86.Avx.IsSupported && Batched2D(s) is var (batches, p, q) && p >= 8 && q >= 8)
+        {
+            Transpose2D(x, y, batches, p, q);
+            return;
+        }
         int rows = s.D0 * s.D1 * s.D2 * s.D3 * s.D4;
         int d5 = s.D5, s5 = s.S5;
         For(rows, (long)rows * d5, r =>
@@ -39,24 +48,138 @@ internal static unsafe class CpuTensorOps
         });
     }
 
-    /// <summary><c>y[o, j] = scale * sum_l x[o, l, j]</c>.</summary>
+    /// <summary>
+    /// Whether the transpose is <c>y[b, i, j] = x[b, j, i]</c> for x of shape (batches, q, p), y (batches, p, q): the
+    /// output axes, without those of length 1 and with neighbours merged where x holds them in the same order, are
+    /// (p with input stride 1, q with stride p), with or without a leading batch axis of stride p*q. Null otherwise.
+    /// </summary>
+    private static (int Batches, int P, int Q)? Batched2D(TransposeShape s)
+    {
+        Span<int> d = [s.D0, s.D1, s.D2, s.D3, s.D4, s.D5];
+        Span<int> st = [s.S0, s.S1, s.S2, s.S3, s.S4, s.S5];
+        Span<int> md = stackalloc int[6];
+        Span<int> ms = stackalloc int[6];
+        int n = 0;
+        for (int k = 0; k < 6; k++)
+        {
+            if (d[k] == 1)
+                continue;
+            if (n > 0 && ms[n - 1] == d[k] * st[k])
+            {
+                md[n - 1] *= d[k];
+                ms[n - 1] = st[k];
+                continue;
+            }
+            md[n] = d[k];
+            ms[n++] = st[k];
+        }
+        if (n == 2 && ms[0] == 1 && ms[1] == md[0])
+            return (1, md[0], md[1]);
+        if (n == 3 && ms[1] == 1 && ms[2] == md[1] && ms[0] == md[1] * md[2])
+            return (md[0], md[1], md[2]);
+        return null;
+    }
+
+    /// <summary>y[b, i, j] = x[b, j, i] for x (batches, q, p): 8x8 register transposes, scalar edges, blocks of
+    /// 64 output rows to the threads.</summary>
+    private static void Transpose2D(float* x, float* y, int batches, int p, int q)
+    {
+        int rowBlocks = (p + 63) / 64;
+        long plane = (long)p * q;
+        For(batches * rowBlocks, batches * plane, t =>
+        {
+            int b = t / rowBlocks, i0 = (t - b * rowBlocks) * 64, i1 = Math.Min(p, i0 + 64);
+            float* xb = x + b * plane, yb = y + b * plane;
+            int i = i0;
+            for (; i + 8 <= i1; i += 8)
+            {
+                int j = 0;
+                for (; j + 8 <= q; j += 8)
+                    DirectConv.Transpose8x8(xb + (long)j * p + i, p, yb + (long)i * q + j, q);
+                for (; j < q; j++)
+                {
+                    for (int r = 0; r < 8; r++)
+                        yb[(long)(i + r) * q + j] = xb[(long)j * p + i + r];
+                }
+            }
+            for (; i < i1; i++)
+            {
+                for (int j = 0; j < q; j++)
+                    yb[(long)i * q + j] = xb[(long)j * p + i];
+            }
+        });
+    }
+
+    /// <summary>
+    /// <c>y[o, j] = scale * sum_l x[o, l, j]</c>. Over the last axis (Inner = 1: LayerNorm's means in channels-last
+    /// tensors) each sum is a contiguous row summed in 16 (or 8) lanes, then across them; otherwise the sums run over l
+    /// in order, Inner lanes at a time. Outer rows go to the threads in blocks.
+    /// </summary>
     public static void ReduceSum(float* x, float* y, AxisShape s, float scale)
     {
-        For(s.Outer, (long)s.Outer * s.Len * s.Inner, o =>
+        long perOuter = (long)s.Len * s.Inner;
+        int blocks = (int)Math.Clamp(s.Outer * perOuter / ParallelThreshold, 1, Math.Min(s.Outer, 4L * Environment.ProcessorCount));
+        For(blocks, s.Outer * perOuter, blk =>
         {
-            float* yo = y + (long)o * s.Inner;
-            float* xo = x + (long)o * s.Len * s.Inner;
-            for (int j = 0; j < s.Inner; j++)
-                yo[j] = 0f;
-            for (int l = 0; l < s.Len; l++)
+            int o0 = (int)((long)blk * s.Outer / blocks), o1 = (int)((long)(blk + 1) * s.Outer / blocks);
+            for (int o = o0; o < o1; o++)
             {
-                float* row = xo + (long)l * s.Inner;
+                float* yo = y + (long)o * s.Inner;
+                float* xo = x + o * perOuter;
+                if (s.Inner == 1)
+                {
+                    yo[0] = scale * RowSum(xo, s.Len);
+                    continue;
+                }
+                new Span<float>(yo, s.Inner).Clear();
+                for (int l = 0; l < s.Len; l++)
+                    AddRow(xo + (long)l * s.Inner, yo, s.Inner);
                 for (int j = 0; j < s.Inner; j++)
-                    yo[j] += row[j];
+                    yo[j] *= scale;
             }
-            for (int j = 0; j < s.Inner; j++)
-                yo[j] *= scale;
         });
+    }
+
+    /// <summary>The sum of <paramref name="n"/> contiguous floats: lane-wise partial sums, then across the lanes.</summary>
+    private static float RowSum(float* x, int n)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+                acc += Vector512.Load(x + i);
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+                acc += Vector256.Load(x + i);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+            sum += x[i];
+        return sum;
+    }
+
+    /// <summary>acc[j] += row[j] for j &lt; n.</summary>
+    private static void AddRow(float* row, float* acc, int n)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; j + 16 <= n; j += 16)
+                (Vector512.Load(acc + j) + Vector512.Load(row + j)).Store(acc + j);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; j + 8 <= n; j += 8)
+                (Vector256.Load(acc + j) + Vector256.Load(row + j)).Store(acc + j);
+        }
+        for (; j < n; j++)
+            acc[j] += row[j];
     }
 
     /// <summary><c>dx[o, l, j] = scale * dy[o, j]</c>.</summary>

@@ -9,7 +9,9 @@ namespace CamEngine.Tests.Backends;
 /// The managed CPU backend's vector paths for the element-wise ops of MobileNet and EfficientNet: clip (ReLU6),
 /// exactly <see cref="Clip.Value"/> (bounds, NaN, infinities); sigmoid against the double reference; and broadcasts
 /// of one value per (n, c) row (squeeze-excitation gates, both operand orders, all four ops, a batch-broadcast gate,
-/// a parallel-sized one) against the reference, with a broadcast outside the fast path for contrast.
+/// a parallel-sized one) and along the last axis (channels-last biases and LayerNorm's per-row statistics) against
+/// the reference, with a broadcast outside the fast paths for contrast; erf and small integer powers at the vector
+/// width; batched 2-D transposes in 8x8 blocks (NCHW to NHWC and back, edges) exactly; sums over the last axis.
 /// </summary>
 [TestFixture]
 internal sealed class CpuElementwiseFastPathTests
@@ -62,7 +64,13 @@ internal sealed class CpuElementwiseFastPathTests
             ([2, 5, 1, 1], [2, 5, 7, 9], "gate on the left"),
             ([3, 4, 5, 5], [1, 4, 1, 1], "gate broadcast over the batch"),
             ([2, 40, 31, 30], [2, 40, 1, 1], "large enough to run in parallel"),
-            ([2, 5, 7, 9], [1, 1, 7, 9], "plane broadcast (outside the fast path)"),
+            ([2, 5, 7, 9], [1, 1, 7, 9], "plane broadcast (rows along the last axis, both full)"),
+            ([3, 7, 19], [19], "bias over the last axis (channels last)"),
+            ([19], [3, 7, 19], "last-axis vector on the left"),
+            ([2, 6, 7, 37], [2, 6, 7, 1], "one value per last-axis row (LayerNorm's mean)"),
+            ([2, 6, 7, 1], [2, 6, 7, 37], "per-row value on the left"),
+            ([40, 56, 96], [96], "channels-last bias, large enough to run in parallel"),
+            ([2, 5, 3, 4], [1, 5, 1, 4], "a last axis under 8 (the index path)"),
         };
         foreach (var (a, b, name) in shapes)
         foreach (var op in Enum.GetValues<BinaryOp>())
@@ -87,6 +95,111 @@ internal sealed class CpuElementwiseFastPathTests
         _cpu.Binary(op, a, b, y);
         _ref.Binary(op, ar, br, yr);
         TensorAssert.Close(_cpu.Download(y), ReferenceBackend.DownloadDouble(yr), 1e-6, 1e-6, $"{op}");
+    }
+
+    [Test]
+    public void Erf_vector_form_matches_the_scalar_formula()
+    {
+        const int n = 2011;
+        var rng = new Random(12);
+        var data = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 12 - 6)).ToArray();
+        float[] special = [0f, -0f, 0.5f, -0.5f, 0.49999997f, 10f, -10f, 1e-8f, float.PositiveInfinity, float.NegativeInfinity];
+        special.CopyTo(data, 3);
+        using var x = _cpu.Upload(data, n);
+        using var y = _cpu.Allocate(n);
+        _cpu.Unary(new Erf(), x, y);
+        var actual = _cpu.Download(y);
+        var erf = new Erf();
+        for (int i = 0; i < n; i++)
+            Assert.That(actual[i], Is.EqualTo(erf.Value(data[i])).Within(3e-7f), $"erf({data[i]}) at {i}");
+        // A value from each branch by hand: erf(0.25) = 0.276326390..., erf(1) = 0.842700793... (A&S to 1.5e-7).
+        using var x2 = _cpu.Upload(new float[] { 0.25f, 1f, -1f, 0f, 0f, 0f, 0f, 0f, 0f }, 9);
+        using var y2 = _cpu.Allocate(9);
+        _cpu.Unary(new Erf(), x2, y2);
+        var v = _cpu.Download(y2);
+        Assert.That(v[0], Is.EqualTo(0.2763263902f).Within(2e-7f));
+        Assert.That(v[1], Is.EqualTo(0.8427007929f).Within(2e-7f));
+        Assert.That(v[2], Is.EqualTo(-0.8427007929f).Within(2e-7f));
+    }
+
+    [TestCase(2f)]
+    [TestCase(3f)]
+    [TestCase(4f)]
+    public void Integer_powers_are_exactly_the_scalar_rule(float p)
+    {
+        const int n = 1029;
+        var rng = new Random(13);
+        var data = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 8 - 4)).ToArray();
+        using var x = _cpu.Upload(data, n);
+        using var y = _cpu.Allocate(n);
+        var pow = new Pow(p);
+        _cpu.Unary(pow, x, y);
+        var actual = _cpu.Download(y);
+        for (int i = 0; i < n; i++)
+            Assert.That(BitConverter.SingleToInt32Bits(actual[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(pow.Value(data[i]))),
+                $"{data[i]}^{p} at {i}");
+    }
+
+    public static IEnumerable<TestCaseData> TransposeCases()
+    {
+        yield return new TestCaseData(new[] { 1, 24, 7, 9 }, new[] { 0, 2, 3, 1 }).SetName("NCHW to NHWC, 63-pixel planes");
+        yield return new TestCaseData(new[] { 2, 7, 9, 24 }, new[] { 0, 3, 1, 2 }).SetName("NHWC to NCHW, batch 2");
+        yield return new TestCaseData(new[] { 3, 13, 21 }, new[] { 0, 2, 1 }).SetName("batched 2-D, edges in both axes");
+        yield return new TestCaseData(new[] { 67, 129 }, new[] { 1, 0 }).SetName("2-D, two row blocks");
+        yield return new TestCaseData(new[] { 2, 96, 56, 56 }, new[] { 0, 2, 3, 1 }).SetName("ConvNeXt's stem, parallel");
+        yield return new TestCaseData(new[] { 2, 3, 4, 5 }, new[] { 0, 2, 1, 3 }).SetName("a permutation that is no 2-D transpose");
+        yield return new TestCaseData(new[] { 2, 5, 8 }, new[] { 0, 2, 1 }).SetName("an axis under 8 (the row path)");
+    }
+
+    [TestCaseSource(nameof(TransposeCases))]
+    public void Transpose_is_exact(int[] shape, int[] perm)
+    {
+        int n = shape.Aggregate(1, (p, d) => p * d);
+        var data = Enumerable.Range(0, n).Select(i => (float)i).ToArray();
+        var outShape = perm.Select(a => shape[a]).ToArray();
+        using var x = _cpu.Upload(data, shape);
+        using var y = _cpu.Allocate(outShape);
+        _cpu.Transpose(x, y, perm);
+        var actual = _cpu.Download(y);
+        // Output index -> input index by hand.
+        var inStride = new int[shape.Length];
+        for (int k = shape.Length - 1, s = 1; k >= 0; s *= shape[k], k--)
+            inStride[k] = s;
+        for (int i = 0; i < n; i++)
+        {
+            int rest = i, src = 0;
+            for (int k = outShape.Length - 1; k >= 0; k--)
+            {
+                src += rest % outShape[k] * inStride[perm[k]];
+                rest /= outShape[k];
+            }
+            Assert.That(actual[i], Is.EqualTo(data[src]), $"output {i}");
+        }
+    }
+
+    [TestCase(3, 5)]
+    [TestCase(40, 16)]
+    [TestCase(7, 37)]
+    [TestCase(3136, 96)]
+    public void Sum_over_the_last_axis_matches_reference(int rows, int len)
+    {
+        var rng = new Random(14);
+        var data = Enumerable.Range(0, rows * len).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        using var x = _cpu.Upload(data, rows, len);
+        using var y = _cpu.Allocate(rows, 1);
+        using var xr = _ref.Upload(data, rows, len);
+        using var yr = _ref.Allocate(rows, 1);
+        var s = new AxisShape(rows, len, 1);
+        _cpu.ReduceSum(x, y, s, mean: true);
+        _ref.ReduceSum(xr, yr, s, mean: true);
+        TensorAssert.Close(_cpu.Download(y), ReferenceBackend.DownloadDouble(yr), 1e-7, 1e-6, "mean over the last axis");
+        // And over a middle axis (Inner lanes at a time, the sums in order).
+        var s2 = new AxisShape(1, rows, len);
+        using var y2 = _cpu.Allocate(1, len);
+        using var yr2 = _ref.Allocate(1, len);
+        _cpu.ReduceSum(x, y2, s2, mean: false);
+        _ref.ReduceSum(xr, yr2, s2, mean: false);
+        TensorAssert.Close(_cpu.Download(y2), ReferenceBackend.DownloadDouble(yr2), 1e-5, 1e-5, "sum over the rows");
     }
 
     [OneTimeTearDown]
