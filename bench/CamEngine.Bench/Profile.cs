@@ -320,6 +320,8 @@ internal static class Profile
             l.Add(t);
         };
         var runs = new List<double>();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        int gen2 = GC.CollectionCount(2);
         int sleep = SleepMs();
         for (int r = 0; r < 3 + reps; r++)
         {
@@ -341,7 +343,9 @@ internal static class Profile
             Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}");
         }
         runs.Sort();
-        Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms");
+        Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms; "
+                          + $"{(GC.GetTotalAllocatedBytes(precise: true) - allocated) / (3.0 + reps) / 1e6:F1} MB allocated per call, "
+                          + $"{GC.CollectionCount(2) - gen2} gen2 collections in {3 + reps} calls");
     }
 
     /// <summary>

@@ -55,20 +55,21 @@ internal readonly struct ClipOp(float lo, float hi) : IUnaryOp
     }
 }
 
-/// <summary>y = 1 / (1 + exp(-x)), <see cref="Kernels.Sigmoid.Value"/> with the vector exp.</summary>
+/// <summary>y = 1 / (1 + exp(-x)), <see cref="Kernels.Sigmoid.Value"/> with <see cref="CpuExp"/> (the same bits at
+/// every width and in the scalar tail).</summary>
 internal readonly struct SigmoidOp : IUnaryOp
 {
-    public float Apply(float x) => 1f / (1f + MathF.Exp(-x));
+    public float Apply(float x) => 1f / (1f + CpuExp.Exp(-x));
 
-    public Vector256<float> Apply(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+    public Vector256<float> Apply(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + CpuExp.Exp(-x));
 
-    public Vector512<float> Apply(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+    public Vector512<float> Apply(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + CpuExp.Exp(-x));
 }
 
 /// <summary>
 /// y = erf(x), <see cref="Kernels.Erf.Value"/>'s formulas (the Maclaurin series below |x| = 0.5, Abramowitz and
-/// Stegun 7.1.26 above) in the same order, both evaluated per vector and blended, with the vector exp (within a few
-/// ulp of MathF.Exp). The scalar form is Erf.Value itself.
+/// Stegun 7.1.26 above) in the same order, both evaluated per vector and blended, with <see cref="CpuExp"/> (within a
+/// few ulp of MathF.Exp). The scalar form is Erf.Value itself.
 /// </summary>
 internal readonly struct ErfOp : IUnaryOp
 {
@@ -85,7 +86,7 @@ internal readonly struct ErfOp : IUnaryOp
         var small = TwoOverSqrtPi * x * p;
         var t = Vector256<float>.One / (Vector256<float>.One + 0.3275911f * a);
         var poly = t * (C(0.254829592f) + t * (C(-0.284496736f) + t * (C(1.421413741f) + t * (C(-1.453152027f) + t * 1.061405429f))));
-        var r = Vector256<float>.One - poly * Vector256.Exp(-a * a);
+        var r = Vector256<float>.One - poly * CpuExp.Exp(-a * a);
         var large = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -r, r);
         return Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(0.5f)), small, large);
     }
@@ -99,7 +100,7 @@ internal readonly struct ErfOp : IUnaryOp
         var small = TwoOverSqrtPi * x * p;
         var t = Vector512<float>.One / (Vector512<float>.One + 0.3275911f * a);
         var poly = t * (C(0.254829592f) + t * (C(-0.284496736f) + t * (C(1.421413741f) + t * (C(-1.453152027f) + t * 1.061405429f))));
-        var r = Vector512<float>.One - poly * Vector512.Exp(-a * a);
+        var r = Vector512<float>.One - poly * CpuExp.Exp(-a * a);
         var large = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -r, r);
         return Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(0.5f)), small, large);
     }

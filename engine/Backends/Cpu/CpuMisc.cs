@@ -29,8 +29,8 @@ internal static unsafe class CpuMisc
     public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
     {
         // Clip (ReLU6), sigmoid (SiLU, squeeze-excitation gates), erf (GELU) and small integer powers at the vector
-        // width: the same values as the op's Value (clip and powers exactly; sigmoid and erf through the vector exp,
-        // within a few ulp of MathF.Exp).
+        // width: the same values as the op's Value (clip and powers exactly; sigmoid and erf through CpuExp, within a
+        // few ulp of MathF.Exp).
         var simd = CpuSimdDetect.Best;
         if (typeof(TOp) == typeof(Clip) && simd != CpuSimd.Scalar)
         {

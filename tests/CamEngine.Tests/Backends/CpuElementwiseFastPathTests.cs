@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using CamEngine.Backends;
 using CamEngine.Backends.Cpu;
 using CamEngine.Kernels;
@@ -95,6 +96,41 @@ internal sealed class CpuElementwiseFastPathTests
         _cpu.Binary(op, a, b, y);
         _ref.Binary(op, ar, br, yr);
         TensorAssert.Close(_cpu.Download(y), ReferenceBackend.DownloadDouble(yr), 1e-6, 1e-6, $"{op}");
+    }
+
+    [Test]
+    public void Float_exp_is_within_two_ulp_and_the_same_at_every_width()
+    {
+        var rng = new Random(15);
+        var xs = Enumerable.Range(0, 20000).Select(_ => (float)(rng.NextDouble() * 200 - 105)).ToList();
+        xs.AddRange([0f, -0f, 1f, -1f, 88.7f, 88.72283f, 88.7229f, 89f, -87.3f, -103.9f, -104f, -200f, 1e-8f, -1e-8f,
+            float.PositiveInfinity, float.NegativeInfinity, float.NaN]);
+        while (xs.Count % 16 != 0)
+            xs.Add(0.5f);
+        var data = xs.ToArray();
+        var v512 = new float[data.Length];
+        var v256 = new float[data.Length];
+        for (int i = 0; i < data.Length; i += 16)
+        {
+            CpuExp.Exp(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512.AsSpan(i, 16));
+            CpuExp.Exp(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(i, 8));
+            CpuExp.Exp(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(i + 8, 8));
+        }
+        for (int i = 0; i < data.Length; i++)
+        {
+            float x = data[i], s = CpuExp.Exp(x);
+            Assert.That(BitConverter.SingleToInt32Bits(v512[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(s)), $"512-bit exp({x})");
+            Assert.That(BitConverter.SingleToInt32Bits(v256[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(s)), $"256-bit exp({x})");
+            double e = Math.Exp(x);
+            if (float.IsNaN(x))
+                Assert.That(float.IsNaN(s), $"exp(NaN) = {s}");
+            else if (e > float.MaxValue)
+                Assert.That(s, Is.EqualTo(float.PositiveInfinity), $"exp({x}) overflows");
+            else if (e < 1.1754943508222875e-38)
+                Assert.That(Math.Abs(s - e), Is.LessThanOrEqualTo(2.9e-45), $"exp({x}) in the subnormals: {s} vs {e}");
+            else
+                Assert.That(Math.Abs(s - e) / e, Is.LessThanOrEqualTo(2.4e-7), $"exp({x}) = {s}, double {e}");
+        }
     }
 
     [Test]
