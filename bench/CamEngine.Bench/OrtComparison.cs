@@ -153,7 +153,6 @@ internal static class OrtComparison
     {
         Directory.CreateDirectory(dir);
         options.EnableProfiling = true;
-        options.ProfileOutputPathPrefix = Path.Combine(dir, $"{name}-b{batch}");
         string file;
         using (var session = new InferenceSession(onnx, options))
         {
@@ -164,7 +163,10 @@ internal static class OrtComparison
                 Thread.Sleep(gap);
                 session.Run(feeds).Dispose();
             }
-            file = session.EndProfiling();
+            // ORT writes the file in the working directory under its own name: move it into DIR.
+            string written = session.EndProfiling();
+            file = Path.Combine(dir, Path.GetFileName(written));
+            File.Move(written, file, overwrite: true);
         }
         options.EnableProfiling = false;
         using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));

@@ -151,7 +151,12 @@ internal sealed partial class DeviceModel : IDisposable
                     long t0 = timer == null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
                     int into = plan.Into[i];
                     if (plan.Absorbed[i] is { } carried)
-                        pass.Set(node.Output, pass[carried]); // a fused conv before already wrote this node's value
+                    {
+                        // A fused conv before already wrote this node's value ("": a value no node reads, as the
+                        // sigmoid inside a fused SiLU).
+                        if (carried.Length > 0)
+                            pass.Set(node.Output, pass[carried]);
+                    }
                     else if (i > 0 && plan.FusedRelu[i - 1])
                         pass.Set(node.Output, pass[node.Inputs[0]]); // the conv before applied this ReLU
                     else if (plan.Epilogues[i] is { } epilogue)
@@ -211,7 +216,7 @@ internal sealed partial class DeviceModel : IDisposable
     /// <param name="Epilogues">Per node: a conv that applies the residual addition and activation of the nodes after
     /// it as it writes (<see cref="Backend.Conv2dFused"/>), or null.</param>
     /// <param name="Absorbed">Per node: for a node a fused conv before it computed, the name whose value it takes
-    /// (its operand in the chain), else null.</param>
+    /// (its operand in the chain; empty for a value nothing reads, the sigmoid of a fused SiLU), else null.</param>
     private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu,
         ConvEpilogue?[] Epilogues, string?[] Absorbed)
     {
@@ -258,11 +263,19 @@ internal sealed partial class DeviceModel : IDisposable
                         pinnedRoots.Add(Root(node.Output));
                     continue;
                 }
+                // A SiLU's multiplication (conv, sigmoid of it, their product) may write over the conv's output, so
+                // that the conv can fuse the SiLU; unfused, the product is element-wise over same-shape operands.
+                bool siluMul = i > 1 && node.Op == Model.Ops.Mul && node.Inputs.Length == 2
+                               && g.Nodes[i - 2].Op == Model.Ops.Conv && g.Nodes[i - 1].Op == Model.Ops.Sigmoid
+                               && g.Nodes[i - 1].Inputs[0] == g.Nodes[i - 2].Output
+                               && node.Inputs.Contains(g.Nodes[i - 2].Output) && node.Inputs.Contains(g.Nodes[i - 1].Output);
                 // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
-                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip;
-                // An addition writes over the output of the conv just before it if it can, so that the conv may fuse it.
+                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul;
+                // An addition writes over the output of the conv just before it if it can, and a SiLU's multiplication
+                // over the conv's output, so that the conv may fuse them.
                 int first = i > 0 && node.Op == Model.Ops.Add && g.Nodes[i - 1].Op == Model.Ops.Conv
-                    ? Math.Max(0, Array.IndexOf(node.Inputs, g.Nodes[i - 1].Output)) : 0;
+                    ? Math.Max(0, Array.IndexOf(node.Inputs, g.Nodes[i - 1].Output))
+                    : siluMul ? Array.IndexOf(node.Inputs, g.Nodes[i - 2].Output) : 0;
                 for (int t = 0; candidates && t < node.Inputs.Length && into[i] < 0; t++)
                 {
                     int k = (first + t) % node.Inputs.Length;
@@ -310,7 +323,8 @@ internal sealed partial class DeviceModel : IDisposable
 
         /// <summary>
         /// The convs that fuse what follows them: a same-shape addition of an activation computed before the conv (a
-        /// residual shortcut), then optionally a ReLU or clip; or a clip alone (ReLU alone is <c>FusedRelu</c>). Every
+        /// residual shortcut), then optionally a ReLU or clip; or a clip alone (ReLU alone is <c>FusedRelu</c>); or a
+        /// SiLU exported as sigmoid and multiplication. Every
         /// intermediate must be unpinned (not a requested layer, not read by a reverse pass) and read only by the next
         /// node of the chain, which writes its result over it in place, so the storage plan is that of the unfused
         /// nodes.
@@ -331,12 +345,36 @@ internal sealed partial class DeviceModel : IDisposable
             bool Intermediate(string name, int reader) =>
                 !pinned.Contains(name) && name != g.OutputName && readers.GetValueOrDefault(name) == 1 && into[reader] >= 0
                 && g.Nodes[reader].Inputs[into[reader]] == name;
+            // SiLU as exported (x * sigmoid(x)) right after conv i: the conv's output read only by the sigmoid and the
+            // mul, the sigmoid's only by the mul, neither kept, and the mul written over the conv's output.
+            bool SiluAfter(int i)
+            {
+                if (i + 2 >= count)
+                    return false;
+                var (conv, sig, mul) = (g.Nodes[i], g.Nodes[i + 1], g.Nodes[i + 2]);
+                return sig.Op == Model.Ops.Sigmoid && sig.Inputs[0] == conv.Output
+                       && mul.Op == Model.Ops.Mul && mul.Inputs.Length == 2
+                       && mul.Inputs.Contains(conv.Output) && mul.Inputs.Contains(sig.Output)
+                       && mul.Shape.AsSpan().SequenceEqual(conv.Shape)
+                       && !pinned.Contains(conv.Output) && conv.Output != g.OutputName && readers.GetValueOrDefault(conv.Output) == 2
+                       && !pinned.Contains(sig.Output) && sig.Output != g.OutputName && readers.GetValueOrDefault(sig.Output) == 1
+                       && into[i + 2] >= 0 && mul.Inputs[into[i + 2]] == conv.Output;
+            }
             for (int i = 0; i + 1 < count; i++)
             {
                 var conv = g.Nodes[i];
                 if (conv.Op != Model.Ops.Conv || fusedRelu[i] || (i > 0 && absorbed[i] != null))
                     continue;
                 var next = g.Nodes[i + 1];
+                if (SiluAfter(i))
+                {
+                    // conv -> sigmoid -> mul(conv, sigmoid), the mul in place over the conv's output: the conv writes
+                    // v * sigmoid(v); the sigmoid's own tensor is never made and the mul names the conv's storage.
+                    epilogues[i] = new ConvEpilogue(null, Kernels.EpilogueActivation.Silu, 0f, 0f);
+                    absorbed[i + 1] = "";
+                    absorbed[i + 2] = conv.Output;
+                    continue;
+                }
                 string? residual = null;
                 int last = i;
                 if (next.Op == Model.Ops.Add && next.Inputs.Length == 2 && Intermediate(conv.Output, i + 1)

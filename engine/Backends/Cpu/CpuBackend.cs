@@ -123,15 +123,14 @@ internal sealed unsafe partial class CpuBackend : Backend
     internal static bool FuseEpilogues { get; set; } = true;
 
     /// <summary>The depthwise, Winograd, direct and column forms add the residual and apply the activation as they
-    /// store the output (<see cref="DepthwiseConv"/> every activation, the others ReLU or clip through
-    /// <see cref="StoreEpilogue"/>); the pixel-row form and SiLU elsewhere take the separate passes of the base class.</summary>
+    /// store the output (<see cref="DepthwiseConv"/> itself, the others through <see cref="StoreEpilogue"/>); the
+    /// pixel-row form takes the separate passes of the base class.</summary>
     protected override void Conv2dFusedCore(Tensor x, Tensor w, Tensor? b, Tensor? residual, Tensor y, ConvShape s,
         EpilogueActivation activation, float lo, float hi)
     {
         if (FuseEpilogues && TryDepthwise(x, w, b, residual, y, s, activation, lo, hi))
             return;
-        if (!FuseEpilogues || activation == EpilogueActivation.Silu
-            || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct or ConvForm.Column))
+        if (!FuseEpilogues || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct or ConvForm.Column))
         {
             base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
             return;

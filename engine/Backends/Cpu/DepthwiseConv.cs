@@ -254,7 +254,7 @@ internal static unsafe class DepthwiseConv
         {
             float* res = residual == null ? null : residual + (long)r * ow;
             int i = 0;
-            if (simd == CpuSimd.Vector512 && act != EpilogueActivation.Silu)
+            if (simd == CpuSimd.Vector512)
             {
                 var bv = Vector512.Create(b);
                 for (; i + 16 <= ow; i += 16)
@@ -266,10 +266,12 @@ internal static unsafe class DepthwiseConv
                         v = Vector512.Max(v, Vector512<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
                         v = new ClipOp(lo, hi).Apply(v);
+                    else if (act == EpilogueActivation.Silu)
+                        v *= new SigmoidOp().Apply(v);
                     v.Store(y + i);
                 }
             }
-            if (simd != CpuSimd.Scalar && act != EpilogueActivation.Silu)
+            if (simd != CpuSimd.Scalar)
             {
                 var bv = Vector256.Create(b);
                 for (; i + 8 <= ow; i += 8)
@@ -281,10 +283,12 @@ internal static unsafe class DepthwiseConv
                         v = Vector256.Max(v, Vector256<float>.Zero);
                     else if (act == EpilogueActivation.Clip)
                         v = new ClipOp(lo, hi).Apply(v);
+                    else if (act == EpilogueActivation.Silu)
+                        v *= new SigmoidOp().Apply(v);
                     v.Store(y + i);
                 }
-                // Rows shorter than a vector (14 and 7 wide) and the tails of longer ones.
-                for (; i + 4 <= ow; i += 4)
+                // Rows shorter than a vector (14 and 7 wide) and the tails of longer ones (SiLU: one by one below).
+                for (; act != EpilogueActivation.Silu && i + 4 <= ow; i += 4)
                 {
                     var v = Vector128.Load(wide + i) + Vector128.Create(b);
                     if (res != null)
@@ -312,7 +316,7 @@ internal static unsafe class DepthwiseConv
     {
         EpilogueActivation.Relu => MathF.Max(v, 0f),
         EpilogueActivation.Clip => new Clip(lo, hi).Value(v),
-        EpilogueActivation.Silu => v * new Sigmoid().Value(v),
+        EpilogueActivation.Silu => v * new SigmoidOp().Apply(v),
         _ => v,
     };
 

@@ -8,25 +8,26 @@ namespace CamEngine.Backends.Cpu;
 /// <summary>
 /// What a convolution's store applies to each output after its bias (<see cref="DirectConv"/>,
 /// <see cref="WinogradConv"/>, and the column form of <see cref="CpuConv"/> once a block of its GEMM is final): a residual tensor of the output's layout added (none when null), then an activation
-/// (none, ReLU, or clip to [<see cref="Lo"/>, <see cref="Hi"/>]). The operations and their order are those of the
-/// unfused passes (conv with bias, then the backend's add, then its ReLU or clip), so the values are the same bits.
+/// (none, ReLU, clip to [<see cref="Lo"/>, <see cref="Hi"/>], or SiLU <c>v * sigmoid(v)</c>). The operations and their
+/// order are those of the unfused passes (conv with bias, then the backend's add, then its ReLU, clip, or sigmoid
+/// and multiplication, <see cref="SigmoidOp"/> giving the same bits at every width), so the values are the same bits.
 /// </summary>
 internal readonly unsafe struct StoreEpilogue
 {
     /// <summary>The residual, indexed like the output, or null.</summary>
     public readonly float* Residual;
 
-    /// <summary>None, <see cref="EpilogueActivation.Relu"/> or <see cref="EpilogueActivation.Clip"/>.</summary>
+    /// <summary>None, <see cref="EpilogueActivation.Relu"/>, <see cref="EpilogueActivation.Clip"/> or <see cref="EpilogueActivation.Silu"/>.</summary>
     public readonly EpilogueActivation Activation;
 
     /// <summary>The clip bounds.</summary>
     public readonly float Lo, Hi;
 
-    /// <summary>An epilogue; SiLU is not one a store applies (its sigmoid is the backend's scalar pass).</summary>
+    /// <summary>An epilogue.</summary>
     public StoreEpilogue(float* residual, EpilogueActivation activation, float lo = 0f, float hi = 0f)
     {
-        if (activation is not (EpilogueActivation.None or EpilogueActivation.Relu or EpilogueActivation.Clip))
-            throw new ArgumentOutOfRangeException(nameof(activation), activation, "a conv store applies none, ReLU or clip");
+        if (activation is not (EpilogueActivation.None or EpilogueActivation.Relu or EpilogueActivation.Clip or EpilogueActivation.Silu))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, "a conv store applies none, ReLU, clip or SiLU");
         Residual = residual;
         Activation = activation;
         Lo = lo;
@@ -70,6 +71,7 @@ internal readonly unsafe struct StoreEpilogue
         {
             EpilogueActivation.Relu => MathF.Max(v, 0f),
             EpilogueActivation.Clip => v < Lo ? Lo : v > Hi ? Hi : v,
+            EpilogueActivation.Silu => v * new SigmoidOp().Apply(v),
             _ => v,
         };
     }
@@ -100,6 +102,8 @@ internal readonly unsafe struct StoreEpilogue
                 var upper = Vector256.ConditionalSelect(Vector256.GreaterThan(v, hi), hi, v);
                 return Vector256.ConditionalSelect(Vector256.LessThan(v, lo), lo, upper);
             }
+            case EpilogueActivation.Silu:
+                return v * new SigmoidOp().Apply(v);
             default:
                 return v;
         }

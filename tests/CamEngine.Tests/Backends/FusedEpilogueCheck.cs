@@ -7,9 +7,9 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// The CPU backend's fused conv epilogue (<see cref="Backend.Conv2dFused"/>: bias, residual and ReLU or clip applied in
-/// the conv's store by the direct and Winograd forms) in the form the caller forced, with and without a residual and
-/// with no activation, ReLU and clip: the same bits as the unfused steps (conv with bias, then the float addition, then
-/// max(v, 0) or v &lt; lo ? lo : v &gt; hi ? hi : v), and close to the double-precision reference's Conv2dFused within
+/// the conv's store by the direct, Winograd and column forms) in the form the caller forced, with and without a residual and
+/// with no activation, ReLU, clip and SiLU: the same bits as the unfused steps (conv with bias, then the float addition, then
+/// max(v, 0), v &lt; lo ? lo : v &gt; hi ? hi : v, or v * sigmoid(v) with the backend's sigmoid), and close to the double-precision reference's Conv2dFused within
 /// the caller's tolerance (given the largest unclipped output, the scale of the conv's rounding error). The clip bounds are a quarter of the largest output, so both bounds are hit.
 /// </summary>
 internal static class FusedEpilogueCheck
@@ -35,7 +35,7 @@ internal static class FusedEpilogueCheck
         float bound = 0.25f * conv.Max(MathF.Abs);
         (float lo, float hi) = (-bound, bound);
         foreach (bool residual in new[] { false, true })
-        foreach (var activation in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip })
+        foreach (var activation in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
         {
             string what = $"fused {activation}, residual {residual}";
             using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
@@ -49,6 +49,8 @@ internal static class FusedEpilogueCheck
                 {
                     EpilogueActivation.Relu => MathF.Max(v, 0f),
                     EpilogueActivation.Clip => v < lo ? lo : v > hi ? hi : v,
+                    // The backend's sigmoid pass (CpuExp, the same bits at every width), then the multiplication.
+                    EpilogueActivation.Silu => v * (1f / (1f + CpuExp.Exp(-v))),
                     _ => v,
                 };
             }

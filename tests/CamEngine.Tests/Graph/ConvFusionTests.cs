@@ -8,7 +8,8 @@ namespace CamEngine.Tests.Graph;
 
 /// <summary>
 /// The executor's conv fusion: on a lean forward pass a conv applies the residual addition and the ReLU or clip after
-/// it (<see cref="Backend.Conv2dFused"/>) when the intermediate tensors are not needed. The fused forward equals the
+/// it, or the SiLU (sigmoid and multiplication, either operand order) after it (<see cref="Backend.Conv2dFused"/>),
+/// when the intermediate tensors are not needed. The fused forward equals the
 /// unfused one (<see cref="DeviceModel.Forward"/>, which pins every tensor) on the managed CPU backend and on ILGPU's
 /// CPU accelerator, plain and shaped like a GPU (whose tiled conv applies the epilogue in its output stage), and a
 /// requested layer inside a chain stops the fusion there and is read back with its unfused value.
@@ -35,11 +36,17 @@ internal sealed class ConvFusionTests
         var c4 = Conv2(k3, 4, 4, 3, 1, "c4");
         var s4 = g.Add(CamEngine.Model.Ops.Add, inputs: [k3, c4]); // residual first: the addition still writes over the conv output
         var k4 = g.Add(CamEngine.Model.Ops.Clip, OpGraph.A(("min", [-0.2]), ("max", [0.3])));
+        var c5 = Conv2(k4, 4, 20, 3, 1, "c5");
+        var g5 = g.Add(CamEngine.Model.Ops.Sigmoid); // SiLU as exported: x * sigmoid(x), fused into the conv
+        var m5 = g.Add(CamEngine.Model.Ops.Mul, inputs: [c5, g5]);
+        var c6 = Conv2(m5, 20, 4, 1, 0, "c6");
+        var g6 = g.Add(CamEngine.Model.Ops.Sigmoid);
+        g.Add(CamEngine.Model.Ops.Mul, inputs: [g6, c6]); // the sigmoid first
         g.Add(CamEngine.Model.Ops.GlobalAvgPool);
         g.Add(CamEngine.Model.Ops.Flatten, OpGraph.A(("axis", [1])));
         g.Add(CamEngine.Model.Ops.Gemm, OpGraph.A(("transB", [1]), ("alpha", [1]), ("beta", [1])),
             OpGraph.P(("weight", g.Weight("fc.w", [3, 4])), ("bias", g.Weight("fc.b", [3]))));
-        return (g.File(), [c1, r1, c2, s2, r2, c3, k3, c4, s4, k4]);
+        return (g.File(), [c1, r1, c2, s2, r2, c3, k3, c4, s4, k4, c5, g5, m5]);
     }
 
     private static IEnumerable<TestCaseData> Backends()
@@ -57,7 +64,8 @@ internal sealed class ConvFusionTests
         double tol = kind == "tiled" ? 1e-5 : 0;
         var (file, names) = Residual();
         using var model = DeviceModel.Load(file, backend);
-        Assert.That(model.FusedConvs(null), Is.EqualTo(new[] { "n2_conv", "n5_conv", "n7_conv" }), "fused on ForwardOutput");
+        Assert.That(model.FusedConvs(null), Is.EqualTo(new[] { "n2_conv", "n5_conv", "n7_conv", "n10_conv", "n13_conv" }),
+            "fused on ForwardOutput");
 
         var data = TensorAssert.Random(new Random(4), 2 * 3 * 6 * 5);
         using var x = backend.Upload(data, 2, 3, 6, 5);
@@ -82,5 +90,16 @@ internal sealed class ConvFusionTests
         using (var upTo = model.ForwardFor(x, [k3]))
             TensorAssert.Close(backend.Download(upTo[k3]), backend.Download(full[k3]), tol, tol, "requested clip output");
         Assert.That(model.FusedConvs([names[5]]), Is.EqualTo(new[] { "n2_conv" }), "a requested conv output is not fused");
+
+        // SiLU: a requested SiLU output keeps its fusion and reads the fused value; a requested conv output or sigmoid
+        // inside it stops that fusion.
+        string c5 = names[10], g5 = names[11], m5 = names[12];
+        Assert.That(model.FusedConvs([m5]), Is.EqualTo(new[] { "n2_conv", "n5_conv", "n7_conv", "n10_conv" }), "fused up to the requested SiLU");
+        using (var upTo = model.ForwardFor(x, [m5]))
+            TensorAssert.Close(backend.Download(upTo[m5]), backend.Download(full[m5]), tol, tol, "requested SiLU output");
+        Assert.That(model.FusedConvs([c5]), Is.EqualTo(new[] { "n2_conv", "n5_conv", "n7_conv" }), "a requested conv before a SiLU");
+        Assert.That(model.FusedConvs([g5]), Is.EqualTo(new[] { "n2_conv", "n5_conv", "n7_conv" }), "a requested sigmoid");
+        using (var upTo = model.ForwardFor(x, [g5]))
+            TensorAssert.Close(backend.Download(upTo[g5]), backend.Download(full[g5]), tol, tol, "requested sigmoid");
     }
 }
