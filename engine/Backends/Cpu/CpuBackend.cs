@@ -403,9 +403,32 @@ internal sealed unsafe partial class CpuBackend : Backend
             for (int j = 0; j < s.N; j++)
                 yp[(long)m * s.N + j] = s.Beta * bp[j];
         }
-        // op(W)(kk, j): W stored (N, K) when TransB, else (K, N).
+        // op(W)(kk, j): W stored (N, K) when TransB, else (K, N). W is the layer's weight: its packed B panels are
+        // cached per weight version, as the conv forms' packed weights are, instead of packed by every task of every call.
         long brs = s.TransB ? 1 : s.N, bcs = s.TransB ? s.K : 1;
-        Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, In(w), brs, bcs, yp, b != null);
+        float* wp = In(w);
+        var packedB = S(w).Derived($"gemmB:{s.K}:{s.N}:{(s.TransB ? 1 : 0)}", () =>
+        {
+            var packed = GC.AllocateUninitializedArray<float>(checked((int)PackedGemm.PackedBLength(s.K, s.N)), pinned: true);
+            fixed (float* p = packed)
+                PackedGemm.PackB(new StridedPanels(wp, brs, bcs, s.N), s.K, s.N, p);
+            return packed;
+        });
+        var packedA = Scratch.Rent(PackedGemm.PackedALength(s.M, s.K));
+        try
+        {
+            float* pa = Scratch.Aligned(packedA);
+            PackedGemm.PackA(In(x), s.K, 1, s.M, s.K, s.Alpha, pa);
+            fixed (float* pb = packedB)
+            {
+                PackedGemm.Run(s.M, s.N, s.K, pa, new PrepackedPanels(pb, PackedGemm.RoundUp(s.N, PackedGemm.NR)), yp, s.N,
+                    b != null, _simd);
+            }
+        }
+        finally
+        {
+            Scratch.Return(packedA);
+        }
     }
 
     /// <summary>

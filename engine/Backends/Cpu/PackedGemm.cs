@@ -116,7 +116,15 @@ internal static unsafe class PackedGemm
             {
                 int kc = Math.Min(KC, k - k0);
                 float* d = dst + (long)k0 * mpad + (long)ip * MR * kc;
-                for (int kk = 0; kk < kc; kk++, d += MR)
+                int kk0 = 0;
+                if (cs == 1 && rows == MR && alpha == 1f && System.Runtime.Intrinsics.X86.Avx.IsSupported)
+                {
+                    // Rows contiguous in k (a row-major activation matrix): eight rows by eight k at a time, one 8x8
+                    // register transpose instead of 64 strided loads.
+                    for (; kk0 + 8 <= kc; kk0 += 8, d += 8 * MR)
+                        DirectConv.Transpose8x8(a + (long)i0 * rs + k0 + kk0, rs, d, MR);
+                }
+                for (int kk = kk0; kk < kc; kk++, d += MR)
                 {
                     float* s = a + (long)i0 * rs + (long)(k0 + kk) * cs;
                     int r = 0;

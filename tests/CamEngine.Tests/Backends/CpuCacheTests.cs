@@ -87,6 +87,35 @@ internal sealed class CpuCacheTests
         }
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Gemm_weights_packed_once_follow_a_rewrite_of_the_weights(bool transB)
+    {
+        // A dense layer over many rows (the general path, not the few-rows one): its packed B panels are cached per
+        // weight version, so after the weights are written the next call must use the new ones.
+        var cpu = TestDevice.Cpu;
+        using var reference = new ReferenceBackend();
+        const int M = 300, K = 37, N = 70;
+        var rng = new Random(21);
+        var xData = TensorAssert.Random(rng, M * K);
+        var s = new GemmShape(M, K, N, transB, 1f, 1f);
+        int[] wShape = transB ? [N, K] : [K, N];
+        using var x = cpu.Upload(xData, M, K);
+        using var xr = reference.Upload(xData, M, K);
+        using var w = cpu.Allocate(wShape);
+        foreach (int version in new[] { 0, 1 })
+        {
+            var wData = TensorAssert.Random(new Random(30 + version), K * N);
+            cpu.CopyFromHost(w, wData);
+            using var wr = reference.Upload(wData, wShape);
+            using var y = cpu.Allocate(M, N);
+            using var yr = reference.Allocate(M, N);
+            cpu.Gemm(x, w, null, y, s);
+            reference.Gemm(xr, wr, null, yr, s);
+            TensorAssert.Close(cpu.Download(y), ReferenceBackend.DownloadDouble(yr), 1e-5, 1e-5, $"weights version {version}");
+        }
+    }
+
     [Test]
     public void A_trim_keeps_exactly_the_forms_used_since_its_mark()
     {
