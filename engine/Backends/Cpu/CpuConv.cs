@@ -88,7 +88,7 @@ internal static unsafe class CpuConv
                     }
                     fixed (long* ro = offsets)
                     {
-                        // Written in place (C is y), the GEMM applies the epilogue per block; else the scatter does.
+                        // Written in place (C is y), the GEMM applies the epilogue per final tile; else the scatter does.
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
                             new ConvColumns(buf, ro, plan), c, ldc, accumulate, simd,
                             epilogue: direct ? epilogue.Shifted(c - y) : default);

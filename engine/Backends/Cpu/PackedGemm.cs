@@ -149,7 +149,7 @@ internal static unsafe class PackedGemm
     /// <summary>
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
     /// C(i, j) at <c>c[i*ldc + j]</c>, then the <paramref name="epilogue"/> (its residual indexed like C) on each
-    /// element once its sum is complete. <paramref name="serial"/> keeps it on the calling thread (for callers that
+    /// tile as its last block of k is summed. <paramref name="serial"/> keeps it on the calling thread (for callers that
     /// run many GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
@@ -189,7 +189,7 @@ internal static unsafe class PackedGemm
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
                 float* aBlock = packedA + (long)k0 * mpad;
-                bool acc = accumulate || k0 > 0;
+                bool acc = accumulate || k0 > 0, last = !epilogue.IsNone && k0 + kc >= k;
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
@@ -198,14 +198,14 @@ internal static unsafe class PackedGemm
                     {
                         int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
                         Tile(simd, ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
+                        if (last)
+                        {
+                            // The tile's sums are final: its epilogue while the tile is still in L1.
+                            for (int r = 0; r < mv; r++)
+                                epilogue.ApplyRange(c, (i + r) * ldc + j, nv);
+                        }
                     }
                 }
-            }
-            if (!epilogue.IsNone)
-            {
-                // The task's block of C is final: its epilogue while the block is still in cache.
-                for (int i = p0 * MR, i1 = Math.Min(m, p1 * MR); i < i1; i++)
-                    epilogue.ApplyRange(c, i * ldc + j0, nc);
             }
         }
 
