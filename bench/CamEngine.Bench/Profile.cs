@@ -91,8 +91,10 @@ internal static class Profile
                     what = $"maxpool {y.ShapeText}";
                     break;
                 }
-                case Ops.Add:
+                case Ops.Add when node.Inputs.Length == 2:
                 {
+                    // Two activations (a residual); an addition of a constant (LayerNorm's epsilon, a bias after a
+                    // matmul) goes through its rule below.
                     var c = pass[node.Inputs[1]];
                     var yy = backend.Allocate(y.Shape);
                     keep.Add(yy);
