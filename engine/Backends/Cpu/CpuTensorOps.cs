@@ -117,6 +117,8 @@ internal static unsafe class CpuTensorOps
     /// </summary>
     public static void ReduceSum(float* x, float* y, AxisShape s, float scale)
     {
+        if (s.Outer == 0 || s.Inner == 0)
+            return;
         long perOuter = (long)s.Len * s.Inner;
         int blocks = (int)Math.Clamp(s.Outer * perOuter / ParallelThreshold, 1, Math.Min(s.Outer, 4L * Environment.ProcessorCount));
         For(blocks, s.Outer * perOuter, blk =>
