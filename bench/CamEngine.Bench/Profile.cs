@@ -249,31 +249,7 @@ internal static class Profile
         if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
             LeanAb(model, input, reps, "masked short-tile stores", "element stores", on => CamEngine.Backends.Cpu.DirectConv.MaskedStores = on);
         if (Environment.GetEnvironmentVariable("PROFILE_FUSION") == "1")
-        {
-            // The lean forward (what inference runs: convs fuse the residual addition and activation after them) with
-            // the CPU backend's fused store on and off, alternating, so that load from other processes hits both alike.
-            var on = new List<double>();
-            var off = new List<double>();
-            for (int r = 0; r < 3 + reps; r++)
-            {
-                foreach (bool fuse in r % 2 == 0 ? new[] { true, false } : new[] { false, true })
-                {
-                    CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = fuse;
-                    long t0 = Stopwatch.GetTimestamp();
-                    using (model.ForwardOutput(input))
-                    {
-                    }
-                    double t = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                    if (r >= 3)
-                        (fuse ? on : off).Add(t);
-                }
-            }
-            CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = true;
-            on.Sort();
-            off.Sort();
-            Console.WriteLine($"lean forward, fused store: median {on[on.Count / 2]:F2} ms, best {on[0]:F2}; separate passes: "
-                              + $"median {off[off.Count / 2]:F2} ms, best {off[0]:F2}; fused/separate (medians) {on[on.Count / 2] / off[off.Count / 2]:F3}");
-        }
+            LeanAb(model, input, reps, "fused store", "separate passes", on => CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = on);
 
         double allocMs = Best(reps, () =>
         {

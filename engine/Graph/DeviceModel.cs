@@ -265,10 +265,7 @@ internal sealed partial class DeviceModel : IDisposable
                 }
                 // A SiLU's multiplication (conv, sigmoid of it, their product) may write over the conv's output, so
                 // that the conv can fuse the SiLU; unfused, the product is element-wise over same-shape operands.
-                bool siluMul = i > 1 && node.Op == Model.Ops.Mul && node.Inputs.Length == 2
-                               && g.Nodes[i - 2].Op == Model.Ops.Conv && g.Nodes[i - 1].Op == Model.Ops.Sigmoid
-                               && g.Nodes[i - 1].Inputs[0] == g.Nodes[i - 2].Output
-                               && node.Inputs.Contains(g.Nodes[i - 2].Output) && node.Inputs.Contains(g.Nodes[i - 1].Output);
+                bool siluMul = i > 1 && SiluChain(g, i - 2);
                 // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
                 bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul;
                 // An addition writes over the output of the conv just before it if it can, and a SiLU's multiplication
@@ -321,6 +318,18 @@ internal sealed partial class DeviceModel : IDisposable
             return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed);
         }
 
+        /// <summary>Whether node <paramref name="conv"/> is a conv followed by the SiLU of its output as exported: a
+        /// sigmoid of it, then the product of the two (either operand order).</summary>
+        private static bool SiluChain(ModelGraph g, int conv)
+        {
+            if (conv + 2 >= g.Nodes.Count)
+                return false;
+            var (c, sig, mul) = (g.Nodes[conv], g.Nodes[conv + 1], g.Nodes[conv + 2]);
+            return c.Op == Model.Ops.Conv && sig.Op == Model.Ops.Sigmoid && sig.Inputs[0] == c.Output
+                   && mul.Op == Model.Ops.Mul && mul.Inputs.Length == 2
+                   && mul.Inputs.Contains(c.Output) && mul.Inputs.Contains(sig.Output);
+        }
+
         /// <summary>
         /// The convs that fuse what follows them: a same-shape addition of an activation computed before the conv (a
         /// residual shortcut), then optionally a ReLU or clip; or a clip alone (ReLU alone is <c>FusedRelu</c>); or a
@@ -349,13 +358,10 @@ internal sealed partial class DeviceModel : IDisposable
             // mul, the sigmoid's only by the mul, neither kept, and the mul written over the conv's output.
             bool SiluAfter(int i)
             {
-                if (i + 2 >= count)
+                if (!SiluChain(g, i))
                     return false;
                 var (conv, sig, mul) = (g.Nodes[i], g.Nodes[i + 1], g.Nodes[i + 2]);
-                return sig.Op == Model.Ops.Sigmoid && sig.Inputs[0] == conv.Output
-                       && mul.Op == Model.Ops.Mul && mul.Inputs.Length == 2
-                       && mul.Inputs.Contains(conv.Output) && mul.Inputs.Contains(sig.Output)
-                       && mul.Shape.AsSpan().SequenceEqual(conv.Shape)
+                return mul.Shape.AsSpan().SequenceEqual(conv.Shape)
                        && !pinned.Contains(conv.Output) && conv.Output != g.OutputName && readers.GetValueOrDefault(conv.Output) == 2
                        && !pinned.Contains(sig.Output) && sig.Output != g.OutputName && readers.GetValueOrDefault(sig.Output) == 1
                        && into[i + 2] >= 0 && mul.Inputs[into[i + 2]] == conv.Output;

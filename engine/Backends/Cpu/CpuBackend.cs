@@ -372,14 +372,19 @@ internal sealed unsafe partial class CpuBackend : Backend
 
     /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs], B(kk,j) = b[kk*brs + j*bcs].</summary>
     private void Dense(int m, int n, int k, float* a, long ars, long acs, float alpha,
-        float* b, long brs, long bcs, float* c, bool accumulate)
+        float* b, long brs, long bcs, float* c, bool accumulate) =>
+        Dense(m, n, k, a, ars, acs, alpha, new StridedPanels(b, brs, bcs, n), c, accumulate);
+
+    /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs] packed here, B from <paramref name="b"/>.</summary>
+    private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate)
+        where TB : struct, IPanelSource
     {
         var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
         try
         {
             float* pa = Scratch.Aligned(packed);
             PackedGemm.PackA(a, ars, acs, m, k, alpha, pa);
-            PackedGemm.Run(m, n, k, pa, new StridedPanels(b, brs, bcs, n), c, n, accumulate, _simd);
+            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd);
         }
         finally
         {
@@ -414,20 +419,10 @@ internal sealed unsafe partial class CpuBackend : Backend
                 PackedGemm.PackB(new StridedPanels(wp, brs, bcs, s.N), s.K, s.N, p);
             return packed;
         });
-        var packedA = Scratch.Rent(PackedGemm.PackedALength(s.M, s.K));
-        try
+        fixed (float* pb = packedB)
         {
-            float* pa = Scratch.Aligned(packedA);
-            PackedGemm.PackA(In(x), s.K, 1, s.M, s.K, s.Alpha, pa);
-            fixed (float* pb = packedB)
-            {
-                PackedGemm.Run(s.M, s.N, s.K, pa, new PrepackedPanels(pb, PackedGemm.RoundUp(s.N, PackedGemm.NR)), yp, s.N,
-                    b != null, _simd);
-            }
-        }
-        finally
-        {
-            Scratch.Return(packedA);
+            Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, new PrepackedPanels(pb, PackedGemm.RoundUp(s.N, PackedGemm.NR)), yp,
+                b != null);
         }
     }
 

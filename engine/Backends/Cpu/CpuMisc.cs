@@ -108,23 +108,7 @@ internal static unsafe class CpuMisc
             && s.B0 == s.D0 && s.B1 == s.D1 && s.B2 == s.D2 && s.B3 == s.D3)
         {
             // No broadcasting (residual adds): a plain vector map, the same values element for element.
-            var simd = CpuSimdDetect.Best;
-            long n = s.OutputLength;
-            switch (s.Op)
-            {
-                case 0:
-                    CpuElementwise.Map(a, b, y, n, new AddOp(), simd);
-                    break;
-                case 1:
-                    CpuElementwise.Map(a, b, y, n, new SubOp(), simd);
-                    break;
-                case 2:
-                    CpuElementwise.Map(a, b, y, n, new MulOp(), simd);
-                    break;
-                default:
-                    CpuElementwise.Map(a, b, y, n, new DivOp(), simd);
-                    break;
-            }
+            Map(a, b, y, s.OutputLength, s.Op);
             return;
         }
         if (s.D2 * s.D3 >= 16 && ChannelScalar(a, b, y, s))
@@ -199,7 +183,7 @@ internal static unsafe class CpuMisc
                 float* br = (float*)pb + (long)i0 * s.SB0 + (long)i1 * s.SB1 + (long)i2 * s.SB2;
                 float* yr = (float*)py + (long)r * len;
                 if (s.SA3 != 0 && s.SB3 != 0)
-                    RowMap(ar, br, yr, len, op);
+                    Map(ar, br, yr, len, op);
                 else if (s.SA3 != 0)
                     RowOp(ar, br[0], yr, len, op, scalarRight: true);
                 else
@@ -213,30 +197,26 @@ internal static unsafe class CpuMisc
             CpuParallel.For(chunks, c => Rows((int)((long)c * rows / chunks), (int)((long)(c + 1) * rows / chunks)));
     }
 
-    /// <summary>y[i] = op(a[i], b[i]) for i &lt; n.</summary>
-    private static void RowMap(float* a, float* b, float* y, int n, int op)
+    /// <summary>y[i] = op(a[i], b[i]) for i &lt; n (op 0..3: add, sub, mul, div), at the machine's vector width
+    /// (<see cref="CpuElementwise.Map{TOp}(float*, float*, float*, long, TOp, CpuSimd)"/>).</summary>
+    private static void Map(float* a, float* b, float* y, long n, int op)
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        var simd = CpuSimdDetect.Best;
+        switch (op)
         {
-            for (; i + 16 <= n; i += 16)
-            {
-                var l = Vector512.Load(a + i);
-                var r = Vector512.Load(b + i);
-                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
-            }
+            case 0:
+                CpuElementwise.Map(a, b, y, n, new AddOp(), simd);
+                break;
+            case 1:
+                CpuElementwise.Map(a, b, y, n, new SubOp(), simd);
+                break;
+            case 2:
+                CpuElementwise.Map(a, b, y, n, new MulOp(), simd);
+                break;
+            default:
+                CpuElementwise.Map(a, b, y, n, new DivOp(), simd);
+                break;
         }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i + 8 <= n; i += 8)
-            {
-                var l = Vector256.Load(a + i);
-                var r = Vector256.Load(b + i);
-                (op switch { 0 => l + r, 1 => l - r, 2 => l * r, _ => l / r }).Store(y + i);
-            }
-        }
-        for (; i < n; i++)
-            y[i] = Apply(op, a[i], b[i]);
     }
 
     /// <summary>y[i] = op(x[i], v) (scalarRight) or op(v, x[i]) for i &lt; n.</summary>

@@ -80,33 +80,16 @@ internal static unsafe class CpuTensorOps
         return null;
     }
 
-    /// <summary>y[b, i, j] = x[b, j, i] for x (batches, q, p): 8x8 register transposes, scalar edges, blocks of
-    /// 64 output rows to the threads.</summary>
+    /// <summary>y[b, i, j] = x[b, j, i] for x (batches, q, p): blocks of 64 output rows to the threads, each the direct
+    /// conv's NCHW-to-NHWC transpose (8x8 register blocks, scalar edges) of q channels by its pixels.</summary>
     private static void Transpose2D(float* x, float* y, int batches, int p, int q)
     {
         int rowBlocks = (p + 63) / 64;
         long plane = (long)p * q;
         For(batches * rowBlocks, batches * plane, t =>
         {
-            int b = t / rowBlocks, i0 = (t - b * rowBlocks) * 64, i1 = Math.Min(p, i0 + 64);
-            float* xb = x + b * plane, yb = y + b * plane;
-            int i = i0;
-            for (; i + 8 <= i1; i += 8)
-            {
-                int j = 0;
-                for (; j + 8 <= q; j += 8)
-                    DirectConv.Transpose8x8(xb + (long)j * p + i, p, yb + (long)i * q + j, q);
-                for (; j < q; j++)
-                {
-                    for (int r = 0; r < 8; r++)
-                        yb[(long)(i + r) * q + j] = xb[(long)j * p + i + r];
-                }
-            }
-            for (; i < i1; i++)
-            {
-                for (int j = 0; j < q; j++)
-                    yb[(long)i * q + j] = xb[(long)j * p + i];
-            }
+            int b = t / rowBlocks, i0 = (t - b * rowBlocks) * 64;
+            DirectConv.Transpose(x + b * plane + i0, p, y + b * plane + (long)i0 * q, q, Math.Min(64, p - i0));
         });
     }
 

@@ -279,7 +279,7 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>dst[p*channels + c] = src[c*srcStride + p] for p &lt; pixels: 8x8 register transposes, scalar edges.</summary>
-    private static void Transpose(float* src, long srcStride, float* dst, int channels, int pixels)
+    internal static void Transpose(float* src, long srcStride, float* dst, int channels, int pixels)
     {
         int c = 0;
         for (; c <= channels - 8; c += 8)
