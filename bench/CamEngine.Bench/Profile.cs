@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -37,7 +37,7 @@ internal static class Profile
                           + $"gen2 {GC.CollectionCount(2) - g2}; {(GC.GetTotalAllocatedBytes() - allocated) / (reps + 3) / 1e6:F1} MB allocated per pass");
         if (Environment.GetEnvironmentVariable("PROFILE_LEAN") == "1")
         {
-            LeanNodes(model, input, reps);
+            LeanNodes(model, input, reps, Switches().FirstOrDefault());
             return;
         }
         using var pass = model.Forward(input);
@@ -244,12 +244,8 @@ internal static class Profile
             }
         }
 
-        if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
-            LeanAb(model, input, reps, "spinning workers", "Parallel.For", on => CamEngine.Backends.Cpu.CpuParallel.Enabled = on);
-        if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
-            LeanAb(model, input, reps, "masked short-tile stores", "element stores", on => CamEngine.Backends.Cpu.DirectConv.MaskedStores = on);
-        if (Environment.GetEnvironmentVariable("PROFILE_FUSION") == "1")
-            LeanAb(model, input, reps, "fused store", "separate passes", on => CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = on);
+        foreach (var sw in Switches())
+            LeanAb(model, input, reps, sw);
 
         double allocMs = Best(reps, () =>
         {
@@ -287,38 +283,67 @@ internal static class Profile
     /// Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them): the median
     /// time per node, and their sum against the whole call.
     /// </summary>
-    private static void LeanNodes(DeviceModel model, Tensor input, int reps)
+    /// <summary>A kernel switch the A/B modes flip: its two settings' names and how to set it.</summary>
+    private sealed record Switch(string OnName, string OffName, Action<bool> Set);
+
+    /// <summary>The switches named by PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION and PROFILE_WINOGRAD_BLOCKS.</summary>
+    private static IEnumerable<Switch> Switches()
+    {
+        if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
+            yield return new("spinning workers", "Parallel.For", on => CamEngine.Backends.Cpu.CpuParallel.Enabled = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
+            yield return new("masked short-tile stores", "element stores", on => CamEngine.Backends.Cpu.DirectConv.MaskedStores = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_FUSION") == "1")
+            yield return new("fused store", "separate passes", on => CamEngine.Backends.Cpu.CpuBackend.FuseEpilogues = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_WINOGRAD_BLOCKS") == "1")
+            yield return new("Winograd in blocks of tile rows", "in chunks", on => CamEngine.Backends.Cpu.WinogradConv.InBlocksOverride = on ? null : false);
+    }
+
+    /// <summary>Every node's median time inside the lean forward; with a switch, calls alternate its settings and
+    /// each node gets both medians.</summary>
+    private static void LeanNodes(DeviceModel model, Tensor input, int reps, Switch? sw)
     {
         // Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them).
-        var ticks = new Dictionary<GraphNode, List<long>>();
+        var ticks = new Dictionary<(GraphNode, bool), List<long>>();
+        bool setting = true;
         DeviceModel.NodeTimer = (node, t) =>
         {
-            if (!ticks.TryGetValue(node, out var l))
-                ticks[node] = l = [];
+            if (!ticks.TryGetValue((node, setting), out var l))
+                ticks[(node, setting)] = l = [];
             l.Add(t);
         };
         var runs = new List<double>();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         int gen2 = GC.CollectionCount(2);
         int sleep = SleepMs();
-        for (int r = 0; r < 3 + reps; r++)
+        int calls = sw == null ? 3 + reps : 2 * (3 + reps);
+        for (int r = 0; r < calls; r++)
         {
+            setting = sw == null || r % 2 == 0;
+            sw?.Set(setting);
             Thread.Sleep(sleep);
             long t0 = Stopwatch.GetTimestamp();
             using (model.ForwardOutput(input))
             {
             }
-            if (r >= 3)
+            if (r >= (sw == null ? 3 : 6))
                 runs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         }
+        sw?.Set(true);
         DeviceModel.NodeTimer = null;
         double sumLean = 0;
+        double Median(GraphNode node, bool on)
+        {
+            var l = ticks[(node, on)].Skip(3).Order().ToList();
+            return l[l.Count / 2] * 1000.0 / Stopwatch.Frequency;
+        }
+        if (sw != null)
+            Console.WriteLine($"lean nodes, alternating: {sw.OnName} | {sw.OffName}");
         foreach (var node in model.Graph.Nodes)
         {
-            var l = ticks[node].Skip(3).Order().ToList();
-            double ms = l[l.Count / 2] * 1000.0 / Stopwatch.Frequency;
+            double ms = Median(node, true);
             sumLean += ms;
-            Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}");
+            Console.WriteLine($"lean {node.Name,-46} {node.Op,-10} {ms,8:F3}" + (sw == null ? "" : $" {Median(node, false),8:F3}"));
         }
         runs.Sort();
         Console.WriteLine($"lean forward, nodes timed: median {runs[runs.Count / 2]:F2} ms; sum of node medians {sumLean:F2} ms; "
@@ -330,8 +355,9 @@ internal static class Profile
     /// The lean forward with a kernel switch on and off, alternating, so that load from other processes hits both
     /// alike: medians, best, and on/off.
     /// </summary>
-    private static void LeanAb(DeviceModel model, Tensor input, int reps, string onName, string offName, Action<bool> set)
+    private static void LeanAb(DeviceModel model, Tensor input, int reps, Switch sw)
     {
+        var (onName, offName, set) = (sw.OnName, sw.OffName, sw.Set);
         var on = new List<double>();
         var off = new List<double>();
         int sleep = SleepMs();

@@ -12,7 +12,8 @@ namespace CamEngine.Backends.Cpu;
 /// replace 144 multiply-adds of the direct form (4x fewer). The element-wise products summed over channels are
 /// 36 GEMMs, one per transformed position xi: <c>M_xi[K, tiles] = U_xi[K, C] V_xi[C, tiles]</c>, run by
 /// <see cref="PackedGemm"/> with U packed once per weight version (<see cref="PackWeights"/>); with few tiles
-/// (<see cref="TilesAsRows"/>) they run transposed, tiles as the rows of 8-row panels.
+/// (<see cref="TilesAsRows"/>) they run transposed, tiles as the rows of 8-row panels, and where whole tile rows fill
+/// 32-wide panels with little waste (<see cref="InBlocks"/>) each block of tile rows runs all three steps in one task.
 /// <code>
 /// phase buffer: [c][image][padded row][column mod 4][column / 4]   (zero padding)
 /// V: [xi][c][tile]   M: [xi][k][tile]   tile = (image*TH + ty)*TW + tx, rows of tiles in chunks
@@ -54,8 +55,9 @@ internal static unsafe class WinogradConv
         int th = (s.OH + 3) / 4, tw = (s.OW + 3) / 4;
         long tiles = (long)s.N * th * tw;
         double tileEff = (double)s.OH * s.OW / (16.0 * th * tw);
-        double panelEff = tiles >= 256 ? 1.0
-            : TilesAsRows(s) ? tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.MR)
+        double panelEff = TilesAsRows(s) ? tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.MR)
+            : InBlocks(s) ? tiles / (double)BlockLanes(s.N * th, tw)
+            : tiles >= 256 ? 1.0
             : tiles / (double)PackedGemm.RoundUp((int)tiles, PackedGemm.NR);
         double transform = 8.0 * (s.C + s.K) / ((double)s.C * s.K);
         double relative = 0.25 / (tileEff * panelEff) + transform;
@@ -146,6 +148,11 @@ internal static unsafe class WinogradConv
             ForwardTilesAsRows(x, packedU, bias, y, geo, simd, epilogue);
             return;
         }
+        if (InBlocks(s))
+        {
+            ForwardBlocks(x, packedU, bias, y, geo, simd, epilogue);
+            return;
+        }
         int rowsPerChunk = (int)Math.Clamp(ChunkFloats / ((long)Xi * (s.C + s.K) * tw), 1, (long)s.N * th);
         long ldMax = (long)rowsPerChunk * tw + L;
         var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
@@ -187,6 +194,119 @@ internal static unsafe class WinogradConv
             Scratch.Return(vArray);
             Scratch.Return(mArray);
         }
+    }
+
+    /// <summary>Forces <see cref="InBlocks"/> (tests); null: chosen by the lanes it wastes.</summary>
+    internal static bool? InBlocksOverride { get; set; }
+
+    /// <summary>
+    /// Whether the layer's tile-column GEMMs run in blocks of whole tile rows (<see cref="ForwardBlocks"/>): each row
+    /// takes <c>TW</c> rounded up to 8 lanes, so it pays where that wastes at most a fifth (planes of 28x28 and
+    /// 56x56 waste an eighth, as 32-wide panels of the chunked form do there); 14x14 and 7x7 planes would waste half
+    /// and more, and run chunked (or with tiles as rows). Measured on ResNet-18 (bench profile, PROFILE_LEAN=1
+    /// PROFILE_WINOGRAD_BLOCKS=1, the two alternating call by call, batch 1): the 64x56x56 layers 0.79-0.94 ms in
+    /// blocks against 0.83-1.08 chunked, the 128x28x28 layers 0.76-0.81 against 0.83-0.88.
+    /// </summary>
+    public static bool InBlocks(ConvShape s)
+    {
+        int tw = (s.OW + 3) / 4;
+        return InBlocksOverride ?? 5 * tw >= 4 * PackedGemm.RoundUp(tw, L);
+    }
+
+    /// <summary>GEMM columns <see cref="ForwardBlocks"/> computes for <paramref name="tileRows"/> rows of
+    /// <paramref name="tw"/> tiles.</summary>
+    private static long BlockLanes(int tileRows, int tw)
+    {
+        int rowLanes = PackedGemm.RoundUp(tw, L), blockRows = BlockRows(rowLanes);
+        return (long)(tileRows + blockRows - 1) / blockRows * blockRows * rowLanes;
+    }
+
+    /// <summary>Tile rows per block of <see cref="ForwardBlocks"/>: the fewest whose lanes (<paramref name="rowLanes"/>
+    /// each) fill whole 32-wide panels.</summary>
+    private static int BlockRows(int rowLanes)
+    {
+        int rows = 1;
+        while (rows * rowLanes % PackedGemm.NR != 0)
+            rows++;
+        return rows;
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> with each block of tile rows carried through all three steps by one task, so its
+    /// transformed input and products stay in L2 instead of making three passes over layer-sized buffers: the
+    /// input rows of one tile row are split into column phases in a small buffer, transformed into V already laid
+    /// out as the GEMM's packed B panels (row rr's tiles at lanes rr*P.., P = TW rounded up to 8), the 36 GEMMs
+    /// read those panels in place, and the output transform reads M from the same task's buffer.
+    /// <code>V block: [xi][depth block of C][32-lane panel][c][lane]   M block: [xi][k][lane]</code>
+    /// </summary>
+    private static void ForwardBlocks(float* x, float* packedU, float* bias, float* y, Geometry geo, CpuSimd simd,
+        StoreEpilogue epilogue)
+    {
+        var s = geo.S;
+        int rowLanes = geo.J - 1, blockRows = BlockRows(rowLanes), lanes = blockRows * rowLanes;
+        int totalRows = s.N * geo.TH, blocks = (totalRows + blockRows - 1) / blockRows;
+        long perU = PackedGemm.PackedALength(s.K, s.C);
+        // Each xi's rows start 64 bytes past a multiple of their length, so the 36 loads and stores of one tile's
+        // transform (a power-of-two stride apart with 32 or 64 lanes) do not all fall in one L1 set.
+        long vStride = (long)s.C * lanes + 16, mStride = (long)s.K * lanes + 16;
+        long vLength = Xi * vStride, mLength = Xi * mStride;
+        CpuConv.For(blocks, 2L * s.K * s.C * lanes * blocks * Xi / 64, block =>
+        {
+            var vArray = Scratch.Rent(vLength + 6 * geo.RowLength + L);
+            var mArray = Scratch.Rent(mLength);
+            try
+            {
+                float* v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray), phases = v + vLength;
+                int r0 = block * blockRows, rows = Math.Min(blockRows, totalRows - r0);
+                var t = stackalloc Vector256<float>[Xi];
+                var o = stackalloc Vector256<float>[6];
+                for (int c = 0; c < s.C; c++)
+                {
+                    int k0 = c / PackedGemm.KC * PackedGemm.KC, kc = Math.Min(PackedGemm.KC, s.C - k0);
+                    float* dst = v + (long)k0 * lanes + (c - k0) * PackedGemm.NR;
+                    long panelStride = (long)kc * PackedGemm.NR;
+                    for (int rr = 0; rr < blockRows; rr++)
+                    {
+                        if (rr < rows)
+                        {
+                            PatchRows(x, phases, geo, c, r0 + rr);
+                            InputRow(phases, dst, vStride, panelStride, rr * rowLanes, geo, t, o);
+                            continue;
+                        }
+                        // Past the last tile row: zero lanes, so the GEMM reads no stale floats.
+                        for (int xi = 0; xi < Xi; xi++)
+                        for (int t0 = 0; t0 < rowLanes; t0 += L)
+                        {
+                            int lane = rr * rowLanes + t0;
+                            Vector256<float>.Zero.Store(dst + xi * vStride + (lane >> 5) * panelStride + (lane & 31));
+                        }
+                    }
+                }
+                for (int xi = 0; xi < Xi; xi++)
+                {
+                    PackedGemm.Run(s.K, lanes, s.C, packedU + xi * perU, new PrepackedPanels(v + xi * vStride, lanes),
+                        m + xi * mStride, lanes, false, simd, serial: true);
+                }
+                var tt = stackalloc Vector256<float>[24];
+                var oo = stackalloc Vector256<float>[16];
+                var col = stackalloc Vector256<float>[4];
+                var spill = stackalloc float[4 * L];
+                for (int k = 0; k < s.K; k++)
+                {
+                    var b = Vector256.Create(bias == null ? 0f : bias[k]);
+                    for (int rr = 0; rr < rows; rr++)
+                    {
+                        OutputRow(m + (long)k * lanes + rr * rowLanes, mStride, b, y, geo, k, r0 + rr, epilogue,
+                            tt, oo, col, spill);
+                    }
+                }
+            }
+            finally
+            {
+                Scratch.Return(vArray);
+                Scratch.Return(mArray);
+            }
+        });
     }
 
     /// <summary>
@@ -285,23 +405,61 @@ internal static unsafe class WinogradConv
                 float* src = x + ((long)img * s.C + c) * plane;
                 int rowsIn = Math.Min(s.H, geo.Rows - s.PadTop);
                 for (int ih = 0; ih < rowsIn; ih++, src += s.W)
-                {
-                    float* row = dst + (ih + s.PadTop) * geo.RowLength;
-                    int wIn = Math.Min(s.W, 4 * geo.J - s.PadLeft);
-                    for (int p = 0; p < 4; p++)
-                    {
-                        int iw0 = ((p - s.PadLeft) % 4 + 4) % 4;
-                        float* d = row + p * geo.J + (iw0 + s.PadLeft) / 4;
-                        for (int iw = iw0; iw < wIn; iw += 4)
-                            *d++ = src[iw];
-                    }
-                }
+                    SplitRow(src, dst + (ih + s.PadTop) * geo.RowLength, geo);
             }
             if (v != null)
                 InputChannel(buf, v, geo, 0, rows, ld, c);
         }
         long work = (long)s.C * s.N * geo.PlaneLength + (v == null ? 0 : (long)Xi * s.C * rows * geo.TW);
         CpuConv.For(s.C, work, Channel);
+    }
+
+    /// <summary>row[p][(iw + PL) / 4] = src[iw] for (iw + PL) % 4 == p: one input row split into its column phases
+    /// (the row's padding left as it was).</summary>
+    private static void SplitRow(float* src, float* row, Geometry geo)
+    {
+        var s = geo.S;
+        int pl = s.PadLeft, j = geo.J;
+        // Padded column q = iw + PL goes to phase q % 4, slot q / 4.
+        int q = pl, end = pl + Math.Min(s.W, 4 * j - pl);
+        if (Avx512F.IsSupported)
+        {
+            // Up to a multiple of 4 one by one, then 32 columns at a time: two permutes give the four phases' 8 slots.
+            for (; q < end && (q & 3) != 0; q++)
+                row[(q & 3) * j + (q >> 2)] = src[q - pl];
+            var even = Vector512.Create(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+            var odd = Vector512.Create(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+            for (; q + 32 <= end; q += 32)
+            {
+                var lo = Vector512.Load(src + q - pl);
+                var hi = Vector512.Load(src + q - pl + 16);
+                var p01 = Avx512F.PermuteVar16x32x2(lo, even, hi);
+                var p23 = Avx512F.PermuteVar16x32x2(lo, odd, hi);
+                float* d = row + (q >> 2);
+                p01.GetLower().Store(d);
+                p01.GetUpper().Store(d + j);
+                p23.GetLower().Store(d + 2 * j);
+                p23.GetUpper().Store(d + 3 * j);
+            }
+        }
+        for (; q < end; q++)
+            row[(q & 3) * j + (q >> 2)] = src[q - pl];
+    }
+
+    /// <summary>The six phase-split input rows under tile row <paramref name="gr"/> (image-major) of channel
+    /// <paramref name="c"/>, zero padded, laid out as one tile row of the phase buffer.</summary>
+    private static void PatchRows(float* x, float* rows, Geometry geo, int c, int gr)
+    {
+        var s = geo.S;
+        int img = gr / geo.TH, ih0 = 4 * (gr - img * geo.TH) - s.PadTop;
+        new Span<float>(rows, checked((int)(6 * geo.RowLength))).Clear();
+        float* plane = x + ((long)img * s.C + c) * s.H * s.W;
+        for (int i = 0; i < 6; i++)
+        {
+            int ih = ih0 + i;
+            if (ih >= 0 && ih < s.H)
+                SplitRow(plane + (long)ih * s.W, rows + i * geo.RowLength, geo);
+        }
     }
 
     /// <summary>V[xi][c][t] = (B^T d B)[xi] for the 6x6 patch d of tile t, per channel (<see cref="InputChannel"/>).</summary>
@@ -314,31 +472,42 @@ internal static unsafe class WinogradConv
     private static void InputChannel(float* buf, float* v, Geometry geo, int r0, int rows, long ld, int c)
     {
         var s = geo.S;
-        long xiStride = s.C * ld;
         var t = stackalloc Vector256<float>[Xi];
         var o = stackalloc Vector256<float>[6];
         for (int r = 0; r < rows; r++)
         {
             int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
             float* src = buf + ((long)c * s.N + img) * geo.PlaneLength + 4L * ty * geo.RowLength;
-            float* dst = v + c * ld + (long)r * geo.TW;
-            for (int t0 = 0; t0 < geo.TW; t0 += L)
+            InputRow(src, v + c * ld, s.C * ld, PackedGemm.NR, r * geo.TW, geo, t, o);
+        }
+    }
+
+    /// <summary>
+    /// The transformed patches of one tile row, eight tiles at a time: tile t0 + l goes to lane
+    /// <c>laneBase + t0 + l</c> of each xi's row, lane q stored at <c>dst + xi*xiStride + (q / 32) * panelStride + q % 32</c>
+    /// (plain rows: <paramref name="panelStride"/> 32; packed panels: depth x 32).
+    /// </summary>
+    private static void InputRow(float* src, float* dst, long xiStride, long panelStride, int laneBase, Geometry geo,
+        Vector256<float>* t, Vector256<float>* o)
+    {
+        for (int t0 = 0; t0 < geo.TW; t0 += L)
+        {
+            // Rows: t[i][b] = (d[i] B)[b].
+            for (int i = 0; i < 6; i++)
             {
-                // Rows: t[i][b] = (d[i] B)[b].
-                for (int i = 0; i < 6; i++)
-                {
-                    float* p = src + i * geo.RowLength + t0;
-                    int j = geo.J;
-                    BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
-                        Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
-                }
-                // Columns: V[a][b] = (B^T t)[a][b].
-                for (int b = 0; b < 6; b++)
-                {
-                    BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
-                    for (int a = 0; a < 6; a++)
-                        Vector256.Store(o[a], dst + (a * 6 + b) * xiStride + t0);
-                }
+                float* p = src + i * geo.RowLength + t0;
+                int j = geo.J;
+                BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
+                    Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
+            }
+            int lane = laneBase + t0;
+            float* at = dst + (lane >> 5) * panelStride + (lane & 31);
+            // Columns: V[a][b] = (B^T t)[a][b].
+            for (int b = 0; b < 6; b++)
+            {
+                BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+                for (int a = 0; a < 6; a++)
+                    Vector256.Store(o[a], at + (a * 6 + b) * xiStride);
             }
         }
     }
@@ -382,8 +551,6 @@ internal static unsafe class WinogradConv
         StoreEpilogue epilogue)
     {
         var s = geo.S;
-        long xiStride = s.K * ld;
-        long plane = (long)s.OH * s.OW;
         void Channel(int k)
         {
             var t = stackalloc Vector256<float>[24];
@@ -391,56 +558,63 @@ internal static unsafe class WinogradConv
             var col = stackalloc Vector256<float>[4];
             var lanes = stackalloc float[4 * L];
             var b = Vector256.Create(bias == null ? 0f : bias[k]);
-            bool plain = epilogue.IsNone;
             for (int r = 0; r < rows; r++)
+                OutputRow(m + k * ld + (long)r * geo.TW, s.K * ld, b, y, geo, k, r0 + r, epilogue, t, o, col, lanes);
+        }
+        CpuConv.For(s.K, (long)Xi * s.K * rows * geo.TW, Channel);
+    }
+
+    /// <summary>The outputs of output channel <paramref name="k"/> under tile row <paramref name="gr"/> (image-major)
+    /// from its products, tile t0 + l at <c>src[xi*xiStride + t0 + l]</c>, eight tiles at a time; t, o, col and
+    /// lanes are the caller's scratch (24, 16, 4 vectors and 32 floats).</summary>
+    private static void OutputRow(float* src, long xiStride, Vector256<float> b, float* y, Geometry geo, int k, int gr,
+        StoreEpilogue epilogue, Vector256<float>* t, Vector256<float>* o, Vector256<float>* col, float* lanes)
+    {
+        var s = geo.S;
+        bool plain = epilogue.IsNone;
+        int img = gr / geo.TH, ty = gr - img * geo.TH;
+        float* dst = y + ((long)img * s.K + k) * s.OH * s.OW + 4L * ty * s.OW;
+        int outRows = Math.Min(4, s.OH - 4 * ty);
+        for (int t0 = 0; t0 < geo.TW; t0 += L)
+        {
+            // Rows: t[a][j] = (M[a] A)[j].
+            for (int a = 0; a < 6; a++)
             {
-                int gr = r0 + r, img = gr / geo.TH, ty = gr - img * geo.TH;
-                float* src = m + k * ld + (long)r * geo.TW;
-                float* dst = y + ((long)img * s.K + k) * plane + 4L * ty * s.OW;
-                int outRows = Math.Min(4, s.OH - 4 * ty);
-                for (int t0 = 0; t0 < geo.TW; t0 += L)
+                float* p = src + a * 6 * xiStride + t0;
+                AT(Vector256.Load(p), Vector256.Load(p + xiStride), Vector256.Load(p + 2 * xiStride),
+                    Vector256.Load(p + 3 * xiStride), Vector256.Load(p + 4 * xiStride), Vector256.Load(p + 5 * xiStride),
+                    t + a * 4);
+            }
+            // Columns: o[i][j] = (A^T t)[i][j].
+            for (int j = 0; j < 4; j++)
+            {
+                AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
+                for (int i = 0; i < 4; i++)
+                    o[i * 4 + j] = col[i] + b;
+            }
+            int x0 = 4 * t0;
+            bool full = x0 + 4 * L <= s.OW;
+            for (int i = 0; i < outRows; i++)
+            {
+                float* row = dst + (long)i * s.OW + x0;
+                long at = row - y;
+                if (full)
                 {
-                    // Rows: t[a][j] = (M[a] A)[j].
-                    for (int a = 0; a < 6; a++)
-                    {
-                        float* p = src + a * 6 * xiStride + t0;
-                        AT(Vector256.Load(p), Vector256.Load(p + xiStride), Vector256.Load(p + 2 * xiStride),
-                            Vector256.Load(p + 3 * xiStride), Vector256.Load(p + 4 * xiStride), Vector256.Load(p + 5 * xiStride),
-                            t + a * 4);
-                    }
-                    // Columns: o[i][j] = (A^T t)[i][j].
-                    for (int j = 0; j < 4; j++)
-                    {
-                        AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
-                        for (int i = 0; i < 4; i++)
-                            o[i * 4 + j] = col[i] + b;
-                    }
-                    int x0 = 4 * t0;
-                    bool full = x0 + 4 * L <= s.OW;
-                    for (int i = 0; i < outRows; i++)
-                    {
-                        float* row = dst + (long)i * s.OW + x0;
-                        long at = row - y;
-                        if (full)
-                        {
-                            Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
-                            for (int q = 0; q < 4; q++)
-                                (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
-                            continue;
-                        }
-                        for (int j = 0; j < 4; j++)
-                            Vector256.Store(o[i * 4 + j], lanes + j * L);
-                        int n = s.OW - x0;
-                        for (int q = 0; q < n; q++)
-                        {
-                            float v = lanes[(q & 3) * L + (q >> 2)];
-                            row[q] = plain ? v : epilogue.Apply(v, at + q);
-                        }
-                    }
+                    Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
+                    for (int q = 0; q < 4; q++)
+                        (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
+                    continue;
+                }
+                for (int j = 0; j < 4; j++)
+                    Vector256.Store(o[i * 4 + j], lanes + j * L);
+                int n = s.OW - x0;
+                for (int q = 0; q < n; q++)
+                {
+                    float v = lanes[(q & 3) * L + (q >> 2)];
+                    row[q] = plain ? v : epilogue.Apply(v, at + q);
                 }
             }
         }
-        CpuConv.For(s.K, (long)Xi * s.K * rows * geo.TW, Channel);
     }
 
     /// <summary>dst[q][l'] = v_j[l] with 8q + l' = 4l + j: four vectors of eight tiles' columns j as 32 consecutive outputs.</summary>

@@ -51,20 +51,23 @@ internal sealed class WinogradTests
         };
         foreach (var (s, name) in shapes)
         foreach (var simd in new[] { CpuSimd.Vector512, CpuSimd.Vector256 })
-        foreach (bool rows in new[] { false, true })
-            yield return new TestCaseData(s, simd, rows).SetName($"Winograd {simd} {(rows ? "tiles as rows" : "tiles as columns")}: {name}");
+        foreach (var orientation in new[] { "tiles as rows", "tiles as columns", "blocks of tile rows" })
+            yield return new TestCaseData(s, simd, orientation).SetName($"Winograd {simd} {orientation}: {name}");
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Forced_winograd_matches_reference_forward_and_backward_data(ConvShape s, CpuSimd simd, bool tilesAsRows)
+    public void Forced_winograd_matches_reference_forward_and_backward_data(ConvShape s, CpuSimd simd, string orientation)
     {
         Assume.That(WinogradConv.Supports(s, simd), "needs AVX");
         int below = WinogradConv.TilesAsRowsBelow;
+        bool tilesAsRows = orientation == "tiles as rows";
         CpuConv.FormOverride = ConvForm.Winograd;
         WinogradConv.TilesAsRowsBelow = tilesAsRows ? int.MaxValue : 0;
+        WinogradConv.InBlocksOverride = orientation == "blocks of tile rows";
         try
         {
             Assert.That(WinogradConv.TilesAsRows(s), Is.EqualTo(tilesAsRows));
+            Assert.That(WinogradConv.InBlocks(s), Is.EqualTo(orientation == "blocks of tile rows"));
             Assert.That(CpuConv.ChooseForm(s, simd), Is.EqualTo(ConvForm.Winograd), "forward form");
             Assert.That(CpuConv.ChooseForm(CpuConv.FlippedShape(s)!.Value, simd), Is.EqualTo(ConvForm.Winograd),
                 "backward-data form");
@@ -77,6 +80,7 @@ internal sealed class WinogradTests
         {
             CpuConv.FormOverride = null;
             WinogradConv.TilesAsRowsBelow = below;
+            WinogradConv.InBlocksOverride = null;
         }
     }
 
@@ -88,6 +92,7 @@ internal sealed class WinogradTests
         // 36 * (C + K) * TW = 36 * 20 * 3 floats per tile row: 2 rows per chunk, images of 3 tile rows.
         WinogradConv.ChunkFloats = 2 * 36 * 20 * 3;
         WinogradConv.TilesAsRowsBelow = 0; // the tiles-as-rows orientation runs in one chunk
+        WinogradConv.InBlocksOverride = false; // and so does every block
         try
         {
             foreach (var backend in _cpu.Values)
@@ -96,6 +101,7 @@ internal sealed class WinogradTests
         finally
         {
             (WinogradConv.ChunkFloats, WinogradConv.TilesAsRowsBelow) = (chunk, below);
+            WinogradConv.InBlocksOverride = null;
             CpuConv.FormOverride = null;
         }
     }
