@@ -48,6 +48,9 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 40, 11, 12, 20, 5, 5, 3, 2, 2, 1, 2, 0, 1, 1, 1), "5x5 stride (3,2), asymmetric pads"),
             (new ConvShape(2, 16, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "4 groups (the column form, scattered rows)"),
             (new ConvShape(1, 32, 16, 16, 48, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2), "1x1, 2 groups, written in place"),
+            (new ConvShape(1, 1024, 3, 4, 40, 3, 3, 1, 1, 1, 0, 1, 2, 1, 1, 1), "1024 channels: padded pixel stride, pads (1,0,1,2)"),
+            (new ConvShape(1, 40, 5, 3, 1024, 3, 3, 2, 1, 1, 1, 0, 1, 1, 1, 1), "1024 outputs: backward reads dy at a padded stride"),
+            (new ConvShape(2, 2048, 3, 3, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "2048 channels 1x1 unpadded, batch 2"),
         };
         foreach (var (s, name) in shapes)
         {
