@@ -69,17 +69,10 @@ internal static unsafe class CpuConv
                     var offsets = plan.RowOffsets(g);
                     float* c;
                     long ldc;
-                    bool accumulate = false;
                     if (direct)
                     {
                         c = y + ((long)n0 * s.K + g * kg) * ohw;
                         ldc = ohw;
-                        if (bias != null)
-                        {
-                            for (int k = 0; k < kg; k++)
-                                new Span<float>(c + (long)k * ohw, ohw).Fill(bias[g * kg + k]);
-                            accumulate = true;
-                        }
                     }
                     else
                     {
@@ -88,10 +81,12 @@ internal static unsafe class CpuConv
                     }
                     fixed (long* ro = offsets)
                     {
-                        // Written in place (C is y), the GEMM applies the epilogue per final tile; else the scatter does.
+                        // Written in place (C is y), the GEMM adds the bias and applies the epilogue per final tile
+                        // (no pass filling y with the bias first); else the scatter does.
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
-                            new ConvColumns(buf, ro, plan), c, ldc, accumulate, simd,
-                            epilogue: direct ? epilogue.Shifted(c - y) : default);
+                            new ConvColumns(buf, ro, plan), c, ldc, false, simd,
+                            epilogue: direct ? epilogue.Shifted(c - y) : default,
+                            rowBias: direct && bias != null ? bias + g * kg : null);
                     }
                     if (!direct)
                         ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
@@ -153,13 +148,17 @@ internal static unsafe class CpuConv
     }
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
-        DirectConv.Supports(s, simd) && s.C >= 16 && !PointwiseOnLargePlane(s) ? ConvForm.Direct
+        PointwiseOnLargePlane(s) ? ConvForm.Column
+        : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
         : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
 
     /// <summary>
     /// A 1x1, stride-1, unpadded conv on a plane of 28x28 or more: the column form reads x in place there, with
     /// no copy in and no transpose out, and measured faster than the direct form on ResNet-50's 56x56 and 28x28
-    /// pointwise layers (bench profile, PROFILE_FORMS=1: 0.51-0.55 ms against 0.58-0.64 at batch 1).
+    /// pointwise layers (bench profile, PROFILE_FORMS=1: 0.51-0.55 ms against 0.58-0.64 at batch 1), and than the
+    /// pixel-row form, which <see cref="UseTransposed"/> would pick for 256 outputs or more (128->512 at 28x28:
+    /// 0.51 ms against 0.75; inside the real call, where the column form also fuses the residual and ReLU, 0.61
+    /// against 0.87, and 512->256 at 28x28 1.07 against 1.44, engine nodes of `ort --ort-profile`).
     /// </summary>
     public static bool PointwiseOnLargePlane(ConvShape s) =>
         s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.Groups == 1 && s.OH * s.OW >= 784

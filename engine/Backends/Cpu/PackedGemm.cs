@@ -148,12 +148,13 @@ internal static unsafe class PackedGemm
 
     /// <summary>
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
-    /// C(i, j) at <c>c[i*ldc + j]</c>, then the <paramref name="epilogue"/> (its residual indexed like C) on each
-    /// tile as its last block of k is summed. <paramref name="serial"/> keeps it on the calling thread (for callers that
-    /// run many GEMMs in parallel themselves).
+    /// C(i, j) at <c>c[i*ldc + j]</c>, then <paramref name="rowBias"/>[i] added (when given) and the
+    /// <paramref name="epilogue"/> (its residual indexed like C) applied on each tile as its last block of k is summed,
+    /// while the tile is in L1. <paramref name="serial"/> keeps it on the calling thread (for callers that run many
+    /// GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false, StoreEpilogue epilogue = default)
+        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
@@ -189,7 +190,7 @@ internal static unsafe class PackedGemm
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
                 float* aBlock = packedA + (long)k0 * mpad;
-                bool acc = accumulate || k0 > 0, last = !epilogue.IsNone && k0 + kc >= k;
+                bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
@@ -202,7 +203,12 @@ internal static unsafe class PackedGemm
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
                             for (int r = 0; r < mv; r++)
-                                epilogue.ApplyRange(c, (i + r) * ldc + j, nv);
+                            {
+                                if (rowBias == null)
+                                    epilogue.ApplyRange(c, (i + r) * ldc + j, nv);
+                                else
+                                    epilogue.ApplyRange(c, (i + r) * ldc + j, nv, rowBias[i + r]);
+                            }
                         }
                     }
                 }

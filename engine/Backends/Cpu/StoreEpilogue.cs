@@ -52,6 +52,18 @@ internal readonly unsafe struct StoreEpilogue
             y[i] = Apply(y[i], i);
     }
 
+    /// <summary><c>y[i] = Apply(y[i] + bias, i)</c> for i in [<paramref name="at"/>, at + <paramref name="count"/>):
+    /// the bias and the epilogue of outputs holding their conv sums.</summary>
+    public void ApplyRange(float* y, long at, long count, float bias)
+    {
+        var b = Vector256.Create(bias);
+        long i = at, end = at + count;
+        for (; i <= end - 8; i += 8)
+            Apply(Vector256.Load(y + i) + b, i).Store(y + i);
+        for (; i < end; i++)
+            y[i] = Apply(y[i] + bias, i);
+    }
+
     /// <summary>Nothing after the bias.</summary>
     public static StoreEpilogue None => default;
 
