@@ -20,7 +20,8 @@ namespace CamEngine.Bench;
 /// With a LAYER, also the engine's Grad-CAM pass (forward keeping LAYER, reverse to LAYER, seed on class 281) against
 /// ORT's forward alone. --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
 /// --parallel-for: the engine's CPU loops on Parallel.For instead of its spinning workers (<c>CpuParallel</c>).
-/// --ort-profile DIR: then ORT's per-node profile of the same calls (<see cref="OrtNodeProfile"/>).
+/// --ort-profile DIR: then ORT's per-node profile of the same calls, alternating with the engine's forward timed node
+/// by node (<see cref="OrtNodeProfile"/>).
 /// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for]
 /// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> lines).
 /// </summary>
@@ -137,7 +138,7 @@ internal static class OrtComparison
                 Print(name, batch, "gradcam", tg, to2);
             }
             if (profileDir != null)
-                OrtNodeProfile(name, batch, onnx, options, feeds, profileDir, warm, reps, gap);
+                OrtNodeProfile(name, batch, onnx, options, feeds, profileDir, warm, reps, gap, model, Engine);
         }
         Console.WriteLine($"ort {name}: engine on {backend.DeviceDescription}; ORT {OrtEnv.Instance().GetVersionString()} CPU provider, "
                           + $"{Environment.ProcessorCount} intra-op threads, ORT_ENABLE_ALL");
@@ -146,22 +147,43 @@ internal static class OrtComparison
     /// <summary>
     /// ORT's own per-node profile (SessionOptions.EnableProfiling) of the same calls, each after the same gap: prints
     /// <c>ort-node NAME batch B: OP NODE median-us</c> for every node ORT ran (after its fusions), then the sum per op
-    /// type, so its layers can be set beside the engine's `profile` mode. The JSON stays in DIR.
+    /// type. The engine's forward alternates with ORT's calls, every node timed as it runs
+    /// (<see cref="DeviceModel.NodeTimer"/>): <c>engine-node NAME batch B: OP NODE median-us</c>, so the two sides'
+    /// layers are measured under the same load from the rest of the machine. The JSON stays in DIR.
     /// </summary>
     private static void OrtNodeProfile(string name, int batch, string onnx, SessionOptions options,
-        IReadOnlyCollection<NamedOnnxValue> feeds, string dir, int warm, int reps, int gap)
+        IReadOnlyCollection<NamedOnnxValue> feeds, string dir, int warm, int reps, int gap, DeviceModel model, Action engine)
     {
         Directory.CreateDirectory(dir);
         options.EnableProfiling = true;
         string file;
+        var ticks = new Dictionary<GraphNode, List<long>>();
         using (var session = new InferenceSession(onnx, options))
         {
             for (int i = 0; i < warm; i++)
-                session.Run(feeds).Dispose();
-            for (int i = 0; i < reps; i++)
             {
-                Thread.Sleep(gap);
                 session.Run(feeds).Dispose();
+                engine();
+            }
+            DeviceModel.NodeTimer = (node, t) =>
+            {
+                if (!ticks.TryGetValue(node, out var l))
+                    ticks[node] = l = [];
+                l.Add(t);
+            };
+            try
+            {
+                for (int i = 0; i < reps; i++)
+                {
+                    Thread.Sleep(gap);
+                    session.Run(feeds).Dispose();
+                    Thread.Sleep(gap);
+                    engine();
+                }
+            }
+            finally
+            {
+                DeviceModel.NodeTimer = null;
             }
             // ORT writes the file in the working directory under its own name: move it into DIR.
             string written = session.EndProfiling();
@@ -202,6 +224,16 @@ internal static class OrtComparison
         }
         foreach (var (op, us) in byOp.OrderByDescending(kv => kv.Value))
             Console.WriteLine(FormattableString.Invariant($"ort-op {name} batch {batch}: {op} {us / 1000:F2} ms"));
+        double engineSum = 0;
+        foreach (var node in model.Graph.Nodes)
+        {
+            if (!ticks.TryGetValue(node, out var t))
+                continue;
+            double us = Median(t.Select(v => v * 1e6 / Stopwatch.Frequency).ToList());
+            engineSum += us;
+            Console.WriteLine(FormattableString.Invariant($"engine-node {name} batch {batch}: {node.Op} {node.Name} {us:F1}"));
+        }
+        Console.WriteLine(FormattableString.Invariant($"engine-run {name} batch {batch}: sum of node medians {engineSum / 1000:F2} ms"));
         Console.WriteLine(FormattableString.Invariant(
             $"ort-run {name} batch {batch}: median model_run {Median(runs.Skip(Math.Max(0, runs.Count - reps)).ToList()) / 1000:F2} ms, sum of node medians {byOp.Values.Sum() / 1000:F2} ms ({file})"));
     }
