@@ -250,6 +250,17 @@ internal abstract partial class Backend : IDisposable
         MaxPoolCore(x, y, argmax, s);
     }
 
+    /// <summary>Max-pool values alone, for a forward whose routing nothing reads: the window maxima of
+    /// <see cref="MaxPool"/> (a NaN in a window wins), possibly with the other zero's sign where a window holds both
+    /// +0 and -0. x: (N,C,H,W), y: (N,C,OH,OW).</summary>
+    public void MaxPoolValues(Tensor x, Tensor y, PoolShape s)
+    {
+        s.Validate();
+        CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
+        CheckShape(y, [s.N, s.C, s.OH, s.OW], nameof(y));
+        MaxPoolValuesCore(x, y, s);
+    }
+
     /// <summary>Max-pool backward through the argmax routing.</summary>
     public void MaxPoolBackward(Tensor dy, Tensor argmax, Tensor dx, PoolShape s)
     {
@@ -594,6 +605,13 @@ internal abstract partial class Backend : IDisposable
     protected abstract void ReluBackwardCore(Tensor x, Tensor dy, Tensor dx, ReluRule rule);
     protected abstract void MaxPoolCore(Tensor x, Tensor y, Tensor argmax, PoolShape s);
     protected abstract void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s);
+
+    /// <summary><see cref="MaxPoolValues"/>; by default <see cref="MaxPoolCore"/> with a routing thrown away.</summary>
+    protected virtual void MaxPoolValuesCore(Tensor x, Tensor y, PoolShape s)
+    {
+        using var argmax = AllocateIndices(y.Shape);
+        MaxPoolCore(x, y, argmax, s);
+    }
     protected abstract void MaxPoolRouteCore(Tensor x, Tensor argmax, Tensor y, PoolShape s);
     protected abstract void AvgPoolCore(Tensor x, Tensor y, PoolShape s);
     protected abstract void AvgPoolBackwardCore(Tensor dy, Tensor dx, PoolShape s);

@@ -164,7 +164,7 @@ internal sealed partial class DeviceModel : IDisposable
                     else if (node.Op == Model.Ops.Clip && into >= 0)
                         RunClipInPlace(pass, node);
                     else
-                        RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]], plan.FusedRelu[i]);
+                        RunNode(pass, node, n, into < 0 ? null : pass[node.Inputs[into]], plan.FusedRelu[i], routing: i > plan.Stop);
                     foreach (var name in plan.Unbind[i])
                         pass.Unbind(name);
                     if (i <= plan.Stop && pass.Argmax.Remove(node.Name, out var argmax))
@@ -455,9 +455,10 @@ internal sealed partial class DeviceModel : IDisposable
 
     // The op's rule runs the node (engine/Graph/Ops); the plan says whether it writes over an input or carries
     // the following ReLU.
-    private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null, bool fuseRelu = false)
+    private void RunNode(ForwardPass pass, GraphNode node, int n, Tensor? into = null, bool fuseRelu = false,
+        bool routing = true)
     {
-        var y = OpRegistry.For(node).Forward(new ForwardArgs(this, pass, node, into, fuseRelu));
+        var y = OpRegistry.For(node).Forward(new ForwardArgs(this, pass, node, into, fuseRelu, routing));
         pass.Set(node.Output, y);
     }
 

@@ -350,6 +350,13 @@ internal sealed unsafe partial class CpuBackend : Backend
     }
 
     /// <inheritdoc/>
+    protected override void MaxPoolValuesCore(Tensor x, Tensor y, PoolShape s)
+    {
+        if (!CpuPooling.MaxValues(In(x), Over(y), s))
+            base.MaxPoolValuesCore(x, y, s);
+    }
+
+    /// <inheritdoc/>
     protected override void MaxPoolBackwardCore(Tensor dy, Tensor argmax, Tensor dx, PoolShape s) =>
         CpuPooling.MaxBackward(In(dy), S(argmax).IntPtr, Over(dx), s);
 

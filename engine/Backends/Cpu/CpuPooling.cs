@@ -14,6 +14,81 @@ namespace CamEngine.Backends.Cpu;
 /// </summary>
 internal static unsafe class CpuPooling
 {
+    /// <summary>
+    /// Max-pool values without routing for the 3x3, stride-2, undilated windows with pads of at most 1 (ResNet's
+    /// stem pool), AVX-512: per output row the three input rows' maximum is taken first (contiguous vectors), then
+    /// each window's three columns of it (even and odd lanes of two loads), the padding as -infinity. A NaN in a
+    /// window wins, as in <see cref="MaxForward"/>; where a window holds both +0 and -0 the sign may differ from its
+    /// first-in-scan-order rule. False (nothing written) for any other geometry or without AVX-512.
+    /// </summary>
+    public static bool MaxValues(float* x, float* y, PoolShape s)
+    {
+        if (!ValuesPath(s))
+            return false;
+        int planeIn = s.H * s.W, planeOut = s.OH * s.OW;
+        CpuConv.For(s.N * s.C, (long)s.N * s.C * planeOut * 9, nc =>
+        {
+            int w = s.W, pl = s.PadLeft;
+            // Row maxima at m[1 .. W], -infinity at m[0] and past the row (the left and right padding).
+            int len = PackedGemm.RoundUp(2 * s.OW + 3 + 32, 16);
+            float* m = stackalloc float[len];
+            new Span<float>(m, len).Fill(float.NegativeInfinity);
+            float* xp = x + (long)nc * planeIn, yp = y + (long)nc * planeOut;
+            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            var odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            for (int oh = 0; oh < s.OH; oh++)
+            {
+                int ih0 = Math.Max(0, 2 * oh - s.PadTop), ih1 = Math.Min(s.H, 2 * oh - s.PadTop + 3);
+                float* r0 = xp + (long)ih0 * w;
+                int iw = 0;
+                for (; iw <= w - 16; iw += 16)
+                {
+                    var v = Vector512.Load(r0 + iw);
+                    for (int ih = ih0 + 1; ih < ih1; ih++)
+                        v = Max(v, Vector512.Load(xp + (long)ih * w + iw));
+                    v.Store(m + 1 + iw);
+                }
+                for (; iw < w; iw++)
+                {
+                    float v = r0[iw];
+                    for (int ih = ih0 + 1; ih < ih1; ih++)
+                        v = Max(v, xp[(long)ih * w + iw]);
+                    m[1 + iw] = v;
+                }
+                // Window ow covers padded columns 2ow .. 2ow+2, i.e. m[2ow + 1 - pl ..].
+                float* mw = m + 1 - pl;
+                float* yr = yp + (long)oh * s.OW;
+                int ow = 0;
+                for (; ow <= s.OW - 16; ow += 16)
+                {
+                    float* p = mw + 2 * ow;
+                    var lo = Vector512.Load(p);
+                    var hi = Vector512.Load(p + 16);
+                    var a = Avx512F.PermuteVar16x32x2(lo, even, hi);
+                    var b = Avx512F.PermuteVar16x32x2(lo, odd, hi);
+                    var c = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
+                    Max(Max(a, b), c).Store(yr + ow);
+                }
+                for (; ow < s.OW; ow++)
+                    yr[ow] = Max(Max(mw[2 * ow], mw[2 * ow + 1]), mw[2 * ow + 2]);
+            }
+        });
+        return true;
+    }
+
+    /// <summary>Whether <see cref="MaxValues"/> takes the layer (the last two tests: a window with no input element,
+    /// which outputs 0).</summary>
+    internal static bool ValuesPath(PoolShape s) =>
+        Avx512F.IsSupported && s.KH == 3 && s.KW == 3 && s.StrideH == 2 && s.StrideW == 2 && s.DilationH == 1
+        && s.DilationW == 1 && s.PadTop <= 1 && s.PadLeft <= 1 && s.PadBottom <= 1 && s.PadRight <= 1 && s.H >= 3 && s.W >= 3
+        && 2 * (s.OH - 1) - s.PadTop < s.H && 2 * (s.OW - 1) - s.PadLeft < s.W;
+
+    /// <summary>The larger of two values, NaN if either is (<see cref="MaxForward"/>'s rule without the order).</summary>
+    private static float Max(float a, float b) => a > b || float.IsNaN(a) ? a : b;
+
+    private static Vector512<float> Max(Vector512<float> a, Vector512<float> b) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThan(a, b) | ~Vector512.Equals(a, a), a, b);
+
     /// <summary>Max-pool forward with argmax. Windows that lie wholly inside the input take a loop without bounds
     /// tests; the scan order and tie rule are the same on both paths.</summary>
     public static void MaxForward(float* x, float* y, int* argmax, PoolShape s)

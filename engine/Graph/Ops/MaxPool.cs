@@ -9,7 +9,8 @@ namespace CamEngine.Graph.Ops;
 /// Max pooling (op <c>maxpool</c>). Attrs: kernel, strides, pads, dilations, ceil_mode.
 /// <code>x: (N, C, H, W)   y, argmax: (N, C, OH, OW)</code>
 /// The forward records the flat input index of each window's first maximum in scan order (PyTorch's tie rule);
-/// the backward scatters dy there and the jets route every order through the order-0 argmax.
+/// the backward scatters dy there and the jets route every order through the order-0 argmax. A forward plan that
+/// frees the routing right after the node computes the values alone (<see cref="Backend.MaxPoolValues"/>).
 /// </summary>
 internal sealed class MaxPool : OpRule
 {
@@ -48,6 +49,11 @@ internal sealed class MaxPool : OpRule
         var x = a.Input(0);
         var s = Geometry(a.Node, x.Shape[1..], a.N);
         var y = a.NewOutput();
+        if (!a.Routing)
+        {
+            a.Backend.MaxPoolValues(x, y, s);
+            return y;
+        }
         var argmax = a.Pass.Own(a.Backend.AllocateIndices(y.Shape));
         a.Backend.MaxPool(x, y, argmax, s);
         a.Pass.Argmax[a.Node.Name] = argmax;

@@ -127,7 +127,10 @@ internal abstract class OpRule
 /// <param name="Node">The node.</param>
 /// <param name="Into">An input the planner lets the node overwrite (only when <see cref="OpRule.CanRunInPlace"/>).</param>
 /// <param name="FuseRelu">Apply a ReLU to the output as it is written (only when <see cref="OpRule.CanFuseRelu"/>).</param>
-internal readonly record struct ForwardArgs(DeviceModel Model, ForwardPass Pass, GraphNode Node, Tensor? Into, bool FuseRelu)
+/// <param name="Routing">Whether a later pass may read the node's routing (a max-pool's argmax); false when the plan
+/// frees it right after the node.</param>
+internal readonly record struct ForwardArgs(DeviceModel Model, ForwardPass Pass, GraphNode Node, Tensor? Into, bool FuseRelu,
+    bool Routing = true)
 {
     /// <summary>The backend.</summary>
     public Backend Backend => Model.Backend;

@@ -234,6 +234,38 @@ internal sealed class CpuBackendTests
         Assert.That(f.Download(dx), Is.EqualTo(_ref.Download(dxr)), "routing (argmax) differs");
     }
 
+    /// <summary>The values-only max pool (a forward that frees the routing) equals the routed pool's values: the
+    /// 3x3/2 fast path on rows shorter and longer than its 16-wide vectors, pads 0 and 1 on either side, ceil mode,
+    /// ties and NaNs; other geometries through the routed kernel.</summary>
+    [TestCase(2, 3, 11, 75, 3, 3, 2, 2, 1, 1, 1, 1, false)] // ResNet stem pool, 38 outputs a row
+    [TestCase(1, 2, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, false)] // ResNet's 112x112 plane
+    [TestCase(1, 2, 9, 33, 3, 3, 2, 2, 0, 1, 1, 0, false)] // asymmetric pads
+    [TestCase(1, 2, 10, 40, 3, 3, 2, 2, 0, 0, 0, 0, true)] // unpadded, ceil mode: a last window past the input
+    [TestCase(1, 1, 4, 5, 3, 3, 2, 2, 1, 1, 1, 1, true)] // scalar rows only
+    [TestCase(1, 2, 9, 37, 2, 2, 2, 2, 0, 0, 0, 0, false)] // 2x2: the routed kernel
+    [TestCase(1, 2, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, false)] // stride 1: the routed kernel
+    public void Max_pool_values_equal_the_routed_pool(
+        int n, int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr, bool ceil)
+    {
+        var s = new PoolShape(n, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, 1, 1, ceil, false);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            Assert.That(CpuPooling.ValuesPath(s), Is.EqualTo(kh == 3 && sh == 2), "fast path taken");
+        var rng = new Random(11);
+        var data = new float[n * c * h * w];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = rng.Next(60) == 0 ? float.NaN : rng.Next(60) == 0 ? float.NegativeInfinity : rng.Next(5) - 2.5f;
+        int[] ys = [n, c, s.OH, s.OW];
+        var f = Cpu(CpuSimd.Vector512);
+        using var x = f.Upload(data, n, c, h, w);
+        using var y = f.Allocate(ys);
+        f.MaxPoolValues(x, y, s);
+        using var xr = _ref.Upload(data, n, c, h, w);
+        using var yr = _ref.Allocate(ys);
+        using var ar = _ref.AllocateIndices(ys);
+        _ref.MaxPool(xr, yr, ar, s);
+        Assert.That(f.Download(y), Is.EqualTo(_ref.Download(yr)));
+    }
+
     [TestCase(ReluRule.Standard, CpuSimd.Vector512)]
     [TestCase(ReluRule.Guided, CpuSimd.Vector512)]
     [TestCase(ReluRule.Deconvnet, CpuSimd.Vector512)]
