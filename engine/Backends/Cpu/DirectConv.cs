@@ -236,7 +236,7 @@ internal static unsafe class DirectConv
     /// buf[img][ihp][iwp][c] = x[n0+img, c, (ihp-PT)*rowStep, (iwp-PL)*colStep], zero in the padding; x's planes are
     /// srcH x srcW (the steps subsample them for strided 1x1 convs).
     /// </summary>
-    private static void ToPaddedNhwc(float* x, int n0, int images, Kernels.ConvShape s, int srcH, int srcW,
+    internal static void ToPaddedNhwc(float* x, int n0, int images, Kernels.ConvShape s, int srcH, int srcW,
         int rowStep, int colStep, int hp, int wp, float* buf)
     {
         int c0 = s.C, cs = PixelStride(c0), h = s.H, w = s.W;

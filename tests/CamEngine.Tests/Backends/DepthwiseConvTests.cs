@@ -62,6 +62,56 @@ internal sealed class DepthwiseConvTests
         BackendComparison.Conv(_cpu[simd], _ref, s);
     }
 
+    private static readonly (ConvShape S, string Name)[] ChannelsLastShapes =
+    [
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        (new ConvShape(1, 32, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), "32 channels 3x3, 7x7"),
+        (new ConvShape(2, 48, 14, 13, 48, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1, 48), "stride 2, asymmetric pads, batch 2"),
+        (new ConvShape(1, 16, 15, 15, 16, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 16), "5x5 stride 2"),
+        (new ConvShape(1, 80, 9, 11, 80, 3, 5, 1, 1, 2, 1, 2, 3, 2, 1, 80), "3x5, dilation (2,1), odd pads, 80 channels (two 64-channel transposes)"),
+        (new ConvShape(1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16), "14x14, the largest channels-last plane"),
+    ];
+
+    public static IEnumerable<TestCaseData> ChannelsLastCases() =>
+        ChannelsLastShapes.Select(c => new TestCaseData(c.S).SetName($"Channels-last depthwise: {c.Name}"));
+
+    /// <summary>The channels-last form (small planes, AVX-512) against the double reference (forward, backward-data
+    /// through the flipped forward, backward-weights), and bit for bit against the per-plane path with every fused
+    /// activation, with and without a bias.</summary>
+    [TestCaseSource(nameof(ChannelsLastCases))]
+    public void Channels_last_form_matches_reference_and_the_per_plane_path(ConvShape s)
+    {
+        Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
+        var cpu = _cpu[CpuSimd.Vector512];
+        Assert.That(DepthwiseConv.ChannelsLast(s, CpuSimd.Vector512, residual: false), Is.True, "the case must take the channels-last form");
+        BackendComparison.Conv(cpu, _ref, s);
+        var rng = new Random(23);
+        float[] xd = TensorAssert.Random(rng, s.N * s.C * s.H * s.W), wd = TensorAssert.Random(rng, (int)s.WeightLength);
+        float[] bd = TensorAssert.Random(rng, s.K);
+        int[] ys = [s.N, s.K, s.OH, s.OW];
+        using var x = cpu.Upload(xd, s.N, s.C, s.H, s.W);
+        using var w = cpu.Upload(wd, s.K, 1, s.KH, s.KW);
+        using var b = cpu.Upload(bd, s.K);
+        using var y = cpu.Allocate(ys);
+        foreach (var act in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
+        foreach (bool withBias in new[] { true, false })
+        {
+            int max = DepthwiseConv.ChannelsLastMaxPixels;
+            cpu.Conv2dFused(x, w, withBias ? b : null, null, y, s, act, -0.25f, 0.5f);
+            var channelsLast = cpu.Download(y);
+            DepthwiseConv.ChannelsLastMaxPixels = 0;
+            try
+            {
+                cpu.Conv2dFused(x, w, withBias ? b : null, null, y, s, act, -0.25f, 0.5f);
+            }
+            finally
+            {
+                DepthwiseConv.ChannelsLastMaxPixels = max;
+            }
+            Assert.That(channelsLast, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}: the per-plane path's bits");
+        }
+    }
+
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Clip)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Relu)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Silu)]
