@@ -189,14 +189,7 @@ internal static unsafe class DepthwiseConv
                             var acc = Vector512<float>.Zero;
                             for (int t = 0; t < taps; t++)
                                 acc = Vector512.FusedMultiplyAdd(Vector512.Load(px + offp[t]), Vector512.Load(wtp + (long)t * c + c0), acc);
-                            var v = acc + b;
-                            if (act == EpilogueActivation.Relu)
-                                v = Vector512.Max(v, Vector512<float>.Zero);
-                            else if (act == EpilogueActivation.Clip)
-                                v = new ClipOp(lo, hi).Apply(v);
-                            else if (act == EpilogueActivation.Silu)
-                                v *= new SigmoidOp().Apply(v);
-                            v.Store(ytp + ((long)oh * s.OW + ow) * c + c0);
+                            Activate(acc + b, act, lo, hi).Store(ytp + ((long)oh * s.OW + ow) * c + c0);
                         }
                     }
                 });
@@ -358,13 +351,7 @@ internal static unsafe class DepthwiseConv
                     var v = Vector512.Load(wide + i) + bv;
                     if (res != null)
                         v += Vector512.Load(res + i);
-                    if (act == EpilogueActivation.Relu)
-                        v = Vector512.Max(v, Vector512<float>.Zero);
-                    else if (act == EpilogueActivation.Clip)
-                        v = new ClipOp(lo, hi).Apply(v);
-                    else if (act == EpilogueActivation.Silu)
-                        v *= new SigmoidOp().Apply(v);
-                    v.Store(y + i);
+                    Activate(v, act, lo, hi).Store(y + i);
                 }
             }
             if (simd != CpuSimd.Scalar)
@@ -406,6 +393,16 @@ internal static unsafe class DepthwiseConv
             }
         }
     }
+
+    /// <summary>The fused activation of 16 outputs (ReLU, clip, SiLU as the unfused ops compute them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Activate(Vector512<float> v, EpilogueActivation act, float lo, float hi) => act switch
+    {
+        EpilogueActivation.Relu => Vector512.Max(v, Vector512<float>.Zero),
+        EpilogueActivation.Clip => new ClipOp(lo, hi).Apply(v),
+        EpilogueActivation.Silu => v * new SigmoidOp().Apply(v),
+        _ => v,
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Activate(float v, EpilogueActivation act, float lo, float hi) => act switch
