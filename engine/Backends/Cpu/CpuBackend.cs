@@ -152,8 +152,7 @@ internal sealed unsafe partial class CpuBackend : Backend
         var form = CpuConv.ChooseForm(s, _simd);
         if (form == ConvForm.Winograd)
         {
-            bool rows = WinogradConv.TilesAsRows(s);
-            var packedW = S(w).Derived(WeightKey(rows ? "fwdWr" : "fwdW", s), () => WinogradConv.PackWeights(wp, s, rows));
+            var packedW = S(w).Derived(WeightKey("fwdW", s), () => WinogradConv.PackWeights(wp, s));
             fixed (float* pw = packedW)
                 WinogradConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
             return;
@@ -193,8 +192,7 @@ internal sealed unsafe partial class CpuBackend : Backend
             var form = CpuConv.ChooseForm(flipped, _simd);
             if (form == ConvForm.Winograd)
             {
-                var packedFW = S(w).Derived(WeightKey(WinogradConv.TilesAsRows(flipped) ? "flipWr" : "flipW", s),
-                    () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Winograd));
+                var packedFW = S(w).Derived(WeightKey("flipW", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Winograd));
                 fixed (float* pw = packedFW)
                     WinogradConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
                 return;

@@ -410,7 +410,7 @@ internal static unsafe class CpuConv
             }
             return form switch
             {
-                ConvForm.Winograd => WinogradConv.PackWeights(f, flipped, WinogradConv.TilesAsRows(flipped)),
+                ConvForm.Winograd => WinogradConv.PackWeights(f, flipped),
                 ConvForm.Direct => DirectConv.PackWeights(f, flipped),
                 ConvForm.PixelRow => PackForwardWeightsTransposed(f, flipped),
                 _ => PackForwardWeights(f, flipped),

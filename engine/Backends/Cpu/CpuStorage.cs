@@ -20,7 +20,11 @@ internal sealed class CpuStorage : TensorStorage
     private static long s_pooledBytes;
     private static readonly long s_poolCap = Math.Min(2L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
 
-    private static long s_derivedBytes, s_liveBytes, s_clock;
+    private static long s_derivedBytes, s_liveBytes, s_clock, s_builds, s_buildTicks;
+
+    /// <summary>Derived forms built so far and the milliseconds spent building them (diagnostics).</summary>
+    internal static (long Count, double Ms) DerivedBuilds =>
+        (Interlocked.Read(ref s_builds), Interlocked.Read(ref s_buildTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
 
     /// <summary>Every storage that holds derived forms (weakly: a storage the program dropped is not kept alive).</summary>
     private static readonly ConditionalWeakTable<CpuStorage, object?> s_holders = [];
@@ -127,7 +131,10 @@ internal sealed class CpuStorage : TensorStorage
                 e.LastUse = Interlocked.Increment(ref s_clock);
                 return e.Data;
             }
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             data = build();
+            Interlocked.Increment(ref s_builds);
+            Interlocked.Add(ref s_buildTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             if (e != null)
                 Interlocked.Add(ref s_derivedBytes, -4L * e.Data.Length);
             _derived[key] = new DerivedForm(Version, data);
@@ -141,6 +148,28 @@ internal sealed class CpuStorage : TensorStorage
                 Evict(DerivedCapBytes, this, key);
         }
         return data;
+    }
+
+    /// <summary>Bytes of derived forms held, by kind (the key up to its first colon: fwdW, flipW, fwdD, ...);
+    /// a diagnostic for <c>CAMENGINE_MEMLOG</c>.</summary>
+    internal static IReadOnlyDictionary<string, long> DerivedBytesByKind()
+    {
+        var kinds = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        lock (s_holdersLock)
+        {
+            foreach (var (storage, _) in s_holders)
+            {
+                lock (storage._derived)
+                {
+                    foreach (var (key, form) in storage._derived)
+                    {
+                        string kind = key.Split(':')[0];
+                        kinds[kind] = kinds.GetValueOrDefault(kind) + 4L * form.Data.Length;
+                    }
+                }
+            }
+        }
+        return kinds;
     }
 
     /// <summary>Drops every derived form (of every storage) not used since <paramref name="mark"/> (a

@@ -151,14 +151,20 @@ internal static unsafe class PackedGemm
     /// C(i, j) at <c>c[i*ldc + j]</c>, then <paramref name="rowBias"/>[i] added (when given) and the
     /// <paramref name="epilogue"/> (its residual indexed like C) applied on each tile as its last block of k is summed,
     /// while the tile is in L1. <paramref name="serial"/> keeps it on the calling thread (for callers that run many
-    /// GEMMs in parallel themselves).
+    /// GEMMs in parallel themselves). With <paramref name="aPackedAsB"/>, <paramref name="packedA"/> is A^T packed by
+    /// <see cref="PackB"/> (k x m, as <see cref="PrepackedPanels"/> reads it) and is read in place: one packed copy of a
+    /// matrix serves as the A operand of one product and the B operand of another (Winograd's U, whose GEMMs run both
+    /// ways round).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null)
+        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool aPackedAsB = false)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
         int mpad = mPanels * MR;
+        // A^T packed as a B operand (32-column panels): each 8-row A panel is a quarter of one, 32 floats per k.
+        long aBlockRows = aPackedAsB ? RoundUp(m, NR) : mpad;
+        int aStep = aPackedAsB ? NR : MR;
         bool parallel = !serial && 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
         // Task tiles: up to 128 rows x 256 columns (B block 256 KB in L2), split further until every thread
         // has several tasks so the last ones balance.
@@ -189,16 +195,17 @@ internal static unsafe class PackedGemm
                     bp = panel;
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
-                float* aBlock = packedA + (long)k0 * mpad;
+                float* aBlock = packedA + (long)k0 * aBlockRows;
                 bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
-                    float* ap = aBlock + (long)ip * MR * kc;
+                    float* ap = aPackedAsB ? aBlock + (long)(ip / (NR / MR)) * kc * NR + ip % (NR / MR) * MR
+                        : aBlock + (long)ip * MR * kc;
                     for (int jp = 0; jp * NR < nc; jp++)
                     {
                         int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
-                        Tile(simd, ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
+                        Tile(simd, ap, aStep, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
                         if (last)
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
@@ -241,15 +248,15 @@ internal static unsafe class PackedGemm
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
     /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
-    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
+    private static void Tile(CpuSimd simd, float* a, int aStep, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
     {
         if (mv == MR && nv == NR)
         {
-            Kernel(simd, a, b, kc, c, ldc, acc);
+            Kernel(simd, a, aStep, b, kc, c, ldc, acc);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel(simd, a, b, kc, t, NR, false);
+        Kernel(simd, a, aStep, b, kc, t, NR, false);
         for (int r = 0; r < mv; r++)
         {
             float* cr = c + r * ldc;
@@ -259,35 +266,36 @@ internal static unsafe class PackedGemm
         }
     }
 
-    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc)
+    /// <summary>One MR x NR tile; the A panel's k-th 8 rows at <c>a + k * aStep</c>.</summary>
+    private static void Kernel(CpuSimd simd, float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
     {
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512(a, b, kc, c, ldc, acc);
+                Kernel512(a, aStep, b, kc, c, ldc, acc);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)
                 {
-                    Kernel256(a + r0, b, kc, c + r0 * ldc, ldc, acc);
-                    Kernel256(a + r0, b + 16, kc, c + r0 * ldc + 16, ldc, acc);
+                    Kernel256(a + r0, aStep, b, kc, c + r0 * ldc, ldc, acc);
+                    Kernel256(a + r0, aStep, b + 16, kc, c + r0 * ldc + 16, ldc, acc);
                 }
                 break;
             default:
-                KernelScalar(a, b, kc, c, ldc, acc);
+                KernelScalar(a, aStep, b, kc, c, ldc, acc);
                 break;
         }
     }
 
     /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads, eight A broadcasts, sixteen FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel512(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -340,11 +348,11 @@ internal static unsafe class PackedGemm
 
     /// <summary>4 rows x 16 columns of the tile in eight 256-bit accumulators (fits AVX2's 16 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel256(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
@@ -379,11 +387,11 @@ internal static unsafe class PackedGemm
         v1.Store(c + 8);
     }
 
-    private static void KernelScalar(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    private static void KernelScalar(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
     {
         float* t = stackalloc float[MR * NR];
         new Span<float>(t, MR * NR).Clear();
-        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
         {
             for (int r = 0; r < MR; r++)
             {

@@ -75,8 +75,8 @@ internal static unsafe class WinogradConv
     /// to force either orientation.</summary>
     internal static int TilesAsRowsBelow { get; set; } = 32;
 
-    /// <summary>Whether the layer's GEMMs take tiles as rows (<see cref="TilesAsRowsBelow"/>); the packed weights
-    /// differ (<see cref="PackWeights"/>), so the cache key names it.</summary>
+    /// <summary>Whether the layer's GEMMs take tiles as rows (<see cref="TilesAsRowsBelow"/>); both orientations read the
+    /// same packed weights (<see cref="PackWeights"/>).</summary>
     public static bool TilesAsRows(ConvShape s) => (long)s.N * ((s.OH + 3) / 4) * ((s.OW + 3) / 4) < TilesAsRowsBelow;
 
     // G (6 x 3) of F(4x4, 3x3).
@@ -90,9 +90,11 @@ internal static unsafe class WinogradConv
         { 0, 0, 1 },
     };
 
-    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], packed per xi as the A operand of <see cref="PackedGemm.Run"/>, or,
-    /// when <paramref name="tilesAsRows"/>, U_xi^T packed as its B operand.</summary>
-    public static float[] PackWeights(float* w, ConvShape s, bool tilesAsRows)
+    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], per xi U_xi^T packed as the B operand of <see cref="PackedGemm.Run"/>
+    /// (<see cref="PackedGemm.PackB"/>): the tiles-as-rows GEMMs read it so, the tiles-as-columns ones as their A
+    /// operand in place (<c>aPackedAsB</c>). One copy serves both orientations, so a layer run at several batch sizes
+    /// holds its transformed weights (four times the 3x3 kernel) once.</summary>
+    public static float[] PackWeights(float* w, ConvShape s)
     {
         int k = s.K, c = s.C;
         var u = new float[(long)Xi * k * c];
@@ -114,30 +116,19 @@ internal static unsafe class WinogradConv
             }
         }
         CpuConv.For(k, (long)k * c * 64, Row);
-        if (tilesAsRows)
-        {
-            long perB = PackedGemm.PackedBLength(c, k);
-            var packedT = GC.AllocateUninitializedArray<float>(checked((int)(perB * Xi)), pinned: true);
-            fixed (float* pu = u, p = packedT)
-            {
-                float* src = pu, dst = p;
-                CpuConv.For(Xi, (long)Xi * k * c,
-                    xi => PackedGemm.PackB(new StridedPanels(src + (long)xi * k * c, 1, c, k), c, k, dst + xi * perB));
-            }
-            return packedT;
-        }
-        long per = PackedGemm.PackedALength(k, c);
-        var packed = GC.AllocateUninitializedArray<float>(checked((int)(per * Xi)), pinned: true);
+        long perB = PackedGemm.PackedBLength(c, k);
+        var packed = GC.AllocateUninitializedArray<float>(checked((int)(perB * Xi)), pinned: true);
         fixed (float* pu = u, p = packed)
         {
             float* src = pu, dst = p;
-            CpuConv.For(Xi, (long)Xi * k * c, xi => PackedGemm.PackA(src + (long)xi * k * c, c, 1, k, c, 1f, dst + xi * per));
+            CpuConv.For(Xi, (long)Xi * k * c,
+                xi => PackedGemm.PackB(new StridedPanels(src + (long)xi * k * c, 1, c, k), c, k, dst + xi * perB));
         }
         return packed;
     }
 
     /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
-    /// w packed by <see cref="PackWeights"/> with <see cref="TilesAsRows"/> of this shape.</summary>
+    /// w packed by <see cref="PackWeights"/>.</summary>
     public static void Forward(float* x, float* packedU, float* bias, float* y, ConvShape s, CpuSimd simd,
         StoreEpilogue epilogue = default)
     {
@@ -161,7 +152,7 @@ internal static unsafe class WinogradConv
         try
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
-            long perU = PackedGemm.PackedALength(s.K, s.C);
+            long perU = PackedGemm.PackedBLength(s.C, s.K);
             int totalRows = s.N * th;
             // In one chunk (every batch-1 layer), each channel's input transform follows its copy in the same task.
             bool oneChunk = rowsPerChunk >= totalRows;
@@ -183,7 +174,7 @@ internal static unsafe class WinogradConv
                     int xi = task % Xi, j0 = task / Xi * colStep, nc = Math.Min(colStep, tiles - j0);
                     PackedGemm.Run(s.K, nc, s.C, packedU + xi * perU,
                         new StridedPanels(vv + xi * XiStride(s.C, ld) + j0, ld, 1, nc),
-                        mm + xi * XiStride(s.K, ld) + j0, ld, false, simd, serial: true);
+                        mm + xi * XiStride(s.K, ld) + j0, ld, false, simd, serial: true, aPackedAsB: true);
                 });
                 OutputTransform(m, bias, y, geo, r0, rows, ld, epilogue);
             }
@@ -253,7 +244,7 @@ internal static unsafe class WinogradConv
         var s = geo.S;
         int rowLanes = geo.J - 1, blockRows = BlockRows(rowLanes), lanes = blockRows * rowLanes;
         int totalRows = s.N * geo.TH, blocks = (totalRows + blockRows - 1) / blockRows;
-        long perU = PackedGemm.PackedALength(s.K, s.C);
+        long perU = PackedGemm.PackedBLength(s.C, s.K);
         long vStride = XiStride(s.C, lanes), mStride = XiStride(s.K, lanes);
         long vLength = Xi * vStride, mLength = Xi * mStride;
         CpuConv.For(blocks, 2L * s.K * s.C * lanes * blocks * Xi / 64, block =>
@@ -291,7 +282,7 @@ internal static unsafe class WinogradConv
                 for (int xi = 0; xi < Xi; xi++)
                 {
                     PackedGemm.Run(s.K, lanes, s.C, packedU + xi * perU, new PrepackedPanels(v + xi * vStride, lanes),
-                        m + xi * mStride, lanes, false, simd, serial: true);
+                        m + xi * mStride, lanes, false, simd, serial: true, aPackedAsB: true);
                 }
                 var tt = stackalloc Vector256<float>[24];
                 var oo = stackalloc Vector256<float>[16];

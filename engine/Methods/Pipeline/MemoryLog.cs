@@ -5,8 +5,9 @@ namespace CamEngine.Methods;
 
 /// <summary>
 /// With <c>CAMENGINE_MEMLOG=1</c>, one line on stderr after each method of an explain call: the process's resident and
-/// peak resident memory, the managed heap, and what the CPU backend holds (live tensors, its buffer pool, scratch,
-/// packed weight forms). A diagnostic for sizing the memory plan; off by default.
+/// peak resident memory, the managed heap (as of the last collection), and what the CPU backend holds (live tensors,
+/// its buffer pool, scratch, packed weight forms: how many were built so far, in how many ms, and the bytes held per
+/// kind). A diagnostic for sizing the memory plan; off by default.
 /// </summary>
 internal static class MemoryLog
 {
@@ -46,6 +47,8 @@ internal static class MemoryLog
         Console.Error.WriteLine(
             $"memlog {what,-24} {ms,9:F0} ms  rss {Mb(p.WorkingSet64)}  peak {Mb(p.PeakWorkingSet64)}  heap {Mb(gc.HeapSizeBytes)}  "
             + $"committed {Mb(gc.TotalCommittedBytes)}  live {Mb(CpuStorage.LiveBytes)}  pool {Mb(CpuStorage.PooledBytes)}  "
-            + $"scratch {Mb(Scratch.PooledBytes)}  packed {Mb(CpuStorage.DerivedBytes)} MB  frag {Mb(gc.FragmentedBytes)}  {Status()}");
+            + $"scratch {Mb(Scratch.PooledBytes)}  packed {Mb(CpuStorage.DerivedBytes)} MB  frag {Mb(gc.FragmentedBytes)}  {Status()}  "
+            + $"built {CpuStorage.DerivedBuilds.Count} in {CpuStorage.DerivedBuilds.Ms:F0} ms  "
+            + string.Join(" ", CpuStorage.DerivedBytesByKind().Select(p => $"{p.Key}={p.Value >> 20}")));
     }
 }

@@ -16,8 +16,8 @@ namespace CamEngine.Tests.Backends;
 [TestFixture]
 internal sealed class CpuCacheTests
 {
-    // A 3x3 stride-1 layer, 64 channels in and out at 16x16: Winograd (today's cost model) with tiles as rows at batch
-    // 1 and as columns at batch 8, so the two batch sizes take different forms.
+    // A 3x3 stride-1 layer, 64 channels in and out at 16x16: Winograd (today's cost model), its GEMMs with tiles as
+    // rows at batch 1 and as columns at batch 8, both reading one packed form; backward-data has its own (flipped).
     private const int C = 64, H = 16;
 
     private static ConvShape Shape(int n) => new(n, C, H, H, C, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -64,6 +64,7 @@ internal sealed class CpuCacheTests
             long b8 = Alone(() => BackwardData(cpu, w, xData, 8));
             Assert.That(CpuStorage.DerivedBytes, Is.Zero);
             Assert.That(new[] { f8, f1, b8 }, Is.All.GreaterThan(0));
+            Assert.That(f1, Is.EqualTo(f8), "one Winograd form for both orientations");
             var y8 = Forward(cpu, w, xData, 8);
             var y1 = Forward(cpu, w, xData, 1);
             var dx = BackwardData(cpu, w, xData, 8);
@@ -85,6 +86,33 @@ internal sealed class CpuCacheTests
             cpu.WeightFormCacheBytes = before;
             cpu.TrimCaches(cpu.CacheMark);
         }
+    }
+
+    [Test]
+    public void Winograd_at_two_batch_sizes_builds_one_form_and_matches_each_batch_alone()
+    {
+        // Tiles as rows at batch 1, as columns at batch 8: the second reads the form the first built (one transform
+        // of the weights, held once), and each result is bit for bit the result of that batch on a fresh cache.
+        var cpu = TestDevice.Cpu;
+        var rng = new Random(8);
+        var xData = TensorAssert.Random(rng, Length(8));
+        using var w = cpu.Upload(TensorAssert.Random(rng, C * C * 9, 0.1f), C, C, 3, 3);
+        Assert.That(WinogradConv.TilesAsRows(Shape(1)), Is.True);
+        Assert.That(WinogradConv.TilesAsRows(Shape(8)), Is.False);
+        cpu.TrimCaches(cpu.CacheMark);
+        var y8Alone = Forward(cpu, w, xData, 8);
+        cpu.TrimCaches(cpu.CacheMark);
+        var y1Alone = Forward(cpu, w, xData, 1);
+        cpu.TrimCaches(cpu.CacheMark);
+        long builds = CpuStorage.DerivedBuilds.Count;
+        var y1 = Forward(cpu, w, xData, 1);
+        long bytes = CpuStorage.DerivedBytes;
+        var y8 = Forward(cpu, w, xData, 8);
+        Assert.That(CpuStorage.DerivedBuilds.Count - builds, Is.EqualTo(1), "forms built for both batch sizes");
+        Assert.That(CpuStorage.DerivedBytes, Is.EqualTo(bytes));
+        Assert.That(y1, Is.EqualTo(y1Alone));
+        Assert.That(y8, Is.EqualTo(y8Alone));
+        cpu.TrimCaches(cpu.CacheMark);
     }
 
     [TestCase(false)]
