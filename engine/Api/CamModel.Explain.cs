@@ -164,7 +164,7 @@ public sealed partial class CamModel
     private async Task<List<Source>> LoadImagesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken)
     {
         Live();
-        var graph = _file.Graph;
+        var graph = _graph;
         var images = new List<Source>();
         foreach (var path in paths)
         {
@@ -194,7 +194,7 @@ public sealed partial class CamModel
     private List<Source> LoadImages(IReadOnlyList<string> paths)
     {
         Live();
-        var graph = _file.Graph;
+        var graph = _graph;
         var images = new List<Source>();
         foreach (var path in paths)
         {
@@ -206,13 +206,13 @@ public sealed partial class CamModel
 
     private Source FromPicture(RgbImage image)
     {
-        return new Source(InputLoader.FromPhoto("image", image, Live()._file.Graph.Preprocessing), null);
+        return new Source(InputLoader.FromPhoto("image", image, Live()._graph.Preprocessing), null);
     }
 
     /// <summary>Throws unless <paramref name="batch"/> is (N, C, H, W) of the model input, N at least 1.</summary>
     private HostTensor CheckBatch(HostTensor batch)
     {
-        var want = Live()._file.Graph.InputShape;
+        var want = Live()._graph.InputShape;
         var s = batch.Shape;
         if (s.Length != 4 || s[0] < 1 || !s.AsSpan(1).SequenceEqual(want))
             throw new InvalidInputException(
@@ -222,7 +222,7 @@ public sealed partial class CamModel
 
     private List<Source> FromBatch(HostTensor batch)
     {
-        var graph = _file.Graph;
+        var graph = _graph;
         var want = graph.InputShape;
         var s = CheckBatch(batch).Shape;
         int size = batch.Length / s[0];
@@ -272,7 +272,7 @@ public sealed partial class CamModel
                     var source = chunk[e.Image];
                     string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
                     results.Add(new CamResult(e, start + e.Image, source.Path, source.Image.Display, label, source.Image.Input,
-                        _file.Graph.Preprocessing)
+                        _graph.Preprocessing)
                     {
                         Photo = source.Image.Photo,
                     });

@@ -39,7 +39,7 @@ public sealed partial class CamModel
     }
 
     /// <summary>This model's layers, shapes, parameters, preprocessing and labels.</summary>
-    public ModelSummary Summary => new(Live()._file);
+    public ModelSummary Summary => new(Live()._graph, _parameterCount);
 
     /// <summary>Reads one image file for this model: a photo (decoded, resized, centre-cropped and normalized as the
     /// model file says) or a preprocessed float32 .npy of shape (C, H, W) or (N, C, H, W) (N inputs).</summary>
@@ -48,7 +48,7 @@ public sealed partial class CamModel
     public IReadOnlyList<CamInput> LoadInputs(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return InputLoader.Load(path, Live()._file.Graph).Select(i => new CamInput(i, path)).ToList();
+        return InputLoader.Load(path, Live()._graph).Select(i => new CamInput(i, path)).ToList();
     }
 
     /// <summary>
@@ -91,7 +91,7 @@ public sealed partial class CamModel
                 var source = sources[e.Image];
                 string? label = labels != null && e.TargetClass >= 0 && e.TargetClass < labels.Length ? labels[e.TargetClass] : null;
                 results.Add(new CamResult(e, e.Image, source.Path, source.Image.Display, label, source.Image.Input,
-                    _file.Graph.Preprocessing) { Photo = source.Image.Photo });
+                    _graph.Preprocessing) { Photo = source.Image.Photo });
             }
         }
         return results;
@@ -144,7 +144,7 @@ public sealed partial class CamModel
     {
         get
         {
-            var g = Live()._file.Graph;
+            var g = Live()._graph;
             if (_labels is { Length: > 0 } || g.Nodes.Count == 0)
                 return false;
             var last = g.FindByOutput(g.OutputName) ?? g.Nodes[^1];
@@ -222,7 +222,7 @@ public sealed partial class CamModel
     public IReadOnlyList<string> ResolveLayers(IReadOnlyList<string> names)
     {
         ArgumentNullException.ThrowIfNull(names);
-        var g = Live()._file.Graph;
+        var g = Live()._graph;
         if (names.Count == 0)
             return [g.DefaultTargetLayer().Output];
         var resolved = new List<string>();
@@ -252,7 +252,7 @@ public sealed partial class CamModel
     public IReadOnlyList<LayerReading> ReadLayers(IReadOnlyList<string> names, LayerLayout layout)
     {
         var resolved = ResolveLayers(names);
-        var g = Live()._file.Graph;
+        var g = Live()._graph;
         var layouts = LayerLayouts.Of(g);
         return resolved.Select(name => layouts.Read(g.FindByOutput(name)!, layout)).ToList();
     }

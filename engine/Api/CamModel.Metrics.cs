@@ -374,7 +374,7 @@ public sealed partial class CamModel
                     Map = e.Map, Raw = e.Raw, Weights = e.Weights,
                 });
         }
-        var want = _file.Graph.InputShape;
+        var want = _graph.InputShape;
         foreach (var x in inputs)
         {
             if (x.Shape.Length != 4 || x.Shape[0] != 1 || !x.Shape.AsSpan(1).SequenceEqual(want))

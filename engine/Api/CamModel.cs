@@ -27,7 +27,10 @@ namespace CamEngine;
 /// </summary>
 public sealed partial class CamModel : IDisposable
 {
-    private readonly ModelFile _file;
+    // The graph and the parameter count only: the file's host copy of the weights goes once they are on the device
+    // (on the CPU backend it would be a second copy of every weight for the model's lifetime).
+    private readonly ModelGraph _graph;
+    private readonly long _parameterCount;
     private readonly Backend _backend;
     private readonly DeviceModel _model;
     private readonly Explainer _explainer;
@@ -40,7 +43,8 @@ public sealed partial class CamModel : IDisposable
         options ??= new CamModelOptions();
         if (options.BatchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(options), $"BatchSize must be at least 1, got {options.BatchSize}");
-        _file = file;
+        _graph = file.Graph;
+        _parameterCount = file.ParameterCount;
         _batchSize = options.BatchSize;
         _backend = Devices.Open(options.Device);
         try
@@ -123,19 +127,19 @@ public sealed partial class CamModel : IDisposable
     public string DeviceDescription => Live()._backend.DeviceDescription;
 
     /// <summary>The model's graph (for the methods' model checks).</summary>
-    internal ModelGraph GraphOf => Live()._file.Graph;
+    internal ModelGraph GraphOf => Live()._graph;
 
     /// <summary>Channels of the model input (3 for RGB, 1 for grey).</summary>
-    public int InputChannels => Live()._file.Graph.InputShape[0];
+    public int InputChannels => Live()._graph.InputShape[0];
 
     /// <summary>Height of the model input: images are resized and centre-cropped to it.</summary>
-    public int InputHeight => Live()._file.Graph.InputShape[1];
+    public int InputHeight => Live()._graph.InputShape[1];
 
     /// <summary>Width of the model input.</summary>
-    public int InputWidth => Live()._file.Graph.InputShape[2];
+    public int InputWidth => Live()._graph.InputShape[2];
 
     /// <summary>Shape of one image's output (classes for a classifier).</summary>
-    public IReadOnlyList<int> OutputShape => Live()._file.Graph.OutputShape;
+    public IReadOnlyList<int> OutputShape => Live()._graph.OutputShape;
 
     /// <summary>The class labels: <see cref="CamModelOptions.Labels"/> when given, else those stored in the model; null
     /// when there are none.</summary>
@@ -143,10 +147,10 @@ public sealed partial class CamModel : IDisposable
 
     /// <summary>Every layer's name (its output tensor), in execution order; any of these, a node name or a PyTorch
     /// module path goes into <see cref="ExplainOptions.Layers"/>.</summary>
-    public IReadOnlyList<string> Layers => Live()._file.Graph.Nodes.Select(n => n.Output).ToList();
+    public IReadOnlyList<string> Layers => Live()._graph.Nodes.Select(n => n.Output).ToList();
 
     /// <summary>Layers that make good CAM targets, deepest first; the first is the default layer.</summary>
-    public IReadOnlyList<string> SuggestedLayers => Live()._file.Graph.SuggestedLayers().ToList();
+    public IReadOnlyList<string> SuggestedLayers => Live()._graph.SuggestedLayers().ToList();
 
     /// <summary>Frees the weights on the device and the device itself. Later calls throw
     /// <see cref="ObjectDisposedException"/>.</summary>

@@ -25,14 +25,18 @@ public sealed record LayerSuggestion(string Tensor, string? Module, string Layou
 public sealed class ModelSummary
 {
     internal ModelSummary(ModelFile file)
+        : this(file.Graph, file.ParameterCount)
     {
-        var g = file.Graph;
+    }
+
+    internal ModelSummary(ModelGraph g, long parameterCount)
+    {
         Graph = g;
         InputName = g.InputName;
         InputShape = g.InputShape;
         OutputName = g.OutputName;
         OutputShape = g.OutputShape;
-        ParameterCount = file.ParameterCount;
+        ParameterCount = parameterCount;
         Layers = g.Nodes.Select(n => new LayerInfo(n.Output, n.Op, n.Shape)).ToList();
         SuggestedLayers = g.SuggestedLayers().ToList();
         var layouts = Methods.LayerLayouts.Of(g);
