@@ -131,27 +131,30 @@ internal static class Perturbation
 
     /// <summary>
     /// Fills <paramref name="into"/> with <c>(float)(std * Gaussian(rng))</c>, the values of calling
-    /// <see cref="Gaussian"/> once per element in order: the uniforms are drawn in that order (into
-    /// <paramref name="uniforms"/>, twice as long), and the Box-Muller transform, which is most of the cost, runs on
-    /// every core (same operations, so the same bits).
+    /// <see cref="Gaussian"/> once per element in order: a chunk at a time, the uniforms are drawn in that order, and
+    /// the Box-Muller transform, which is most of the cost, runs on every core (same operations, so the same bits).
     /// </summary>
-    public static void Gaussians(Random rng, double std, float[] into, double[] uniforms)
+    public static void Gaussians(Random rng, double std, Memory<float> into)
     {
-        int length = into.Length;
-        if (uniforms.Length < 2 * length)
-            throw new ArgumentException($"{uniforms.Length} uniforms for {length} normals", nameof(uniforms));
-        for (int j = 0; j < 2 * length; j += 2)
+        const int Chunk = 1 << 20, Block = 4096;
+        var uniforms = new double[2 * Math.Min(into.Length, Chunk)];
+        for (int start = 0; start < into.Length; start += Chunk)
         {
-            uniforms[j] = 1.0 - rng.NextDouble();
-            uniforms[j + 1] = rng.NextDouble();
+            int length = Math.Min(Chunk, into.Length - start);
+            for (int j = 0; j < 2 * length; j += 2)
+            {
+                uniforms[j] = 1.0 - rng.NextDouble();
+                uniforms[j + 1] = rng.NextDouble();
+            }
+            var part = into.Slice(start, length);
+            Parallel.For(0, (length + Block - 1) / Block, b =>
+            {
+                var span = part.Span;
+                int end = Math.Min(length, (b + 1) * Block);
+                for (int j = b * Block; j < end; j++)
+                    span[j] = (float)(std * (Math.Sqrt(-2.0 * Math.Log(uniforms[2 * j])) * Math.Cos(2 * Math.PI * uniforms[2 * j + 1])));
+            });
         }
-        const int Block = 4096;
-        Parallel.For(0, (length + Block - 1) / Block, b =>
-        {
-            int end = Math.Min(length, (b + 1) * Block);
-            for (int j = b * Block; j < end; j++)
-                into[j] = (float)(std * (Math.Sqrt(-2.0 * Math.Log(uniforms[2 * j])) * Math.Cos(2 * Math.PI * uniforms[2 * j + 1])));
-        });
     }
 
     /// <summary>The batch's inputs (N, C, H, W) on the host.</summary>

@@ -74,8 +74,7 @@ public sealed class SsCam : ScoreCamBase
             }
             else
             {
-                for (int j = 0; j < perSample; j++)
-                    span[j] = (float)(NoiseStd * Perturbation.Gaussian(rng!));
+                Perturbation.Gaussians(rng!, NoiseStd, sampleNoise);
             }
             if (inPlace == null)
                 backend.CopyFromHost(deviceNoise, staging);

@@ -182,6 +182,21 @@ public sealed class MemoryPlanTests
     }
 
     [Test]
+    public void Gaussians_in_parallel_chunks_equal_one_draw_per_element_in_order()
+    {
+        // SS-CAM's noise (N x C x H x W per sample; 25.7 M values for ResNet-18's 512 channels): past one chunk of
+        // 2^20 values, so the second chunk's uniforms must continue the first's stream.
+        const int n = (1 << 20) + 4099;
+        var rng = new Random(3);
+        var expected = new float[n];
+        for (int j = 0; j < n; j++)
+            expected[j] = (float)(1.5f * CamEngine.Methods.Perturbation.Gaussian(rng));
+        var actual = new float[n];
+        CamEngine.Methods.Perturbation.Gaussians(new Random(3), 1.5f, actual);
+        Assert.That(actual, Is.EqualTo(expected));
+    }
+
+    [Test]
     public void The_ledger_counts_every_rerun_row_and_its_ideal_is_rows_times_the_best_pass()
     {
         using var model = DeviceModel.Load(FixtureData.ModelFor("tiny_resnet"), TestDevice.Cpu);
