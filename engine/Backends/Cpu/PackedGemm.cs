@@ -74,6 +74,45 @@ internal readonly unsafe struct StridedPanels(float* p, long rowStride, long col
 }
 
 /// <summary>
+/// B read from a matrix packed by <see cref="PackedGemm.PackA"/> as an A operand of <paramref name="rows"/> rows: B is
+/// that matrix transposed, B(kk, j) = A(j, kk). Winograd's U, packed once as the A operand of its tiles-as-columns
+/// GEMMs, is so the B operand of its tiles-as-rows ones. A 32-column panel of B is four consecutive 8-row panels of A;
+/// with AVX-512 the GEMM reads them in place (<see cref="PackedGemm.Run"/>), else, and for a last panel short of 32
+/// columns, <see cref="Pack"/> copies them into the usual layout.
+/// </summary>
+internal readonly unsafe struct RowPanels(float* p, int rows) : IPanelSource
+{
+    /// <summary>Block <paramref name="k0"/> of the A packing (its panels of 8 rows back to back).</summary>
+    public float* Block(int k0) => p + (long)k0 * PackedGemm.RoundUp(rows, PackedGemm.MR);
+
+    /// <inheritdoc/>
+    public void Pack(float* dst, int k0, int kc, int j0, int nc)
+    {
+        float* block = Block(k0);
+        for (int jp = 0; jp < nc; jp += PackedGemm.NR, dst += (long)kc * PackedGemm.NR)
+        {
+            for (int q = 0; q < PackedGemm.NR; q += PackedGemm.MR)
+            {
+                int r0 = j0 + jp + q; // a multiple of MR: j0 and jp are multiples of NR
+                float* d = dst + q;
+                if (r0 >= rows)
+                {
+                    for (int kk = 0; kk < kc; kk++)
+                        Vector256<float>.Zero.Store(d + kk * PackedGemm.NR);
+                    continue;
+                }
+                float* src = block + (long)r0 * kc;
+                for (int kk = 0; kk < kc; kk++)
+                    Vector256.Load(src + kk * PackedGemm.MR).Store(d + kk * PackedGemm.NR);
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
+}
+
+/// <summary>
 /// Single-precision GEMM in the GotoBLAS/BLIS structure: <c>C[m,n] (+)= A[m,k] B[k,n]</c> with A packed once per
 /// call into MR-row panels (k-blocks of <see cref="KC"/>), B packed per task into NR-column panels, and an
 /// MR x NR = 8 x 32 register-blocked micro-kernel (16 zmm accumulators with AVX-512, A broadcast, two B
@@ -151,20 +190,14 @@ internal static unsafe class PackedGemm
     /// C(i, j) at <c>c[i*ldc + j]</c>, then <paramref name="rowBias"/>[i] added (when given) and the
     /// <paramref name="epilogue"/> (its residual indexed like C) applied on each tile as its last block of k is summed,
     /// while the tile is in L1. <paramref name="serial"/> keeps it on the calling thread (for callers that run many
-    /// GEMMs in parallel themselves). With <paramref name="aPackedAsB"/>, <paramref name="packedA"/> is A^T packed by
-    /// <see cref="PackB"/> (k x m, as <see cref="PrepackedPanels"/> reads it) and is read in place: one packed copy of a
-    /// matrix serves as the A operand of one product and the B operand of another (Winograd's U, whose GEMMs run both
-    /// ways round).
+    /// GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool aPackedAsB = false)
+        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
         int mpad = mPanels * MR;
-        // A^T packed as a B operand (32-column panels): each 8-row A panel is a quarter of one, 32 floats per k.
-        long aBlockRows = aPackedAsB ? RoundUp(m, NR) : mpad;
-        int aStep = aPackedAsB ? NR : MR;
         bool parallel = !serial && 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
         // Task tiles: up to 128 rows x 256 columns (B block 256 KB in L2), split further until every thread
         // has several tasks so the last ones balance.
@@ -179,6 +212,8 @@ internal static unsafe class PackedGemm
         }
         int mTasks = Ceil(mPanels, mcP), nTasks = Ceil(nPanels, ncP);
         var bSource = b;
+        // B in the row panels of an A packing, read in place by the AVX-512 kernel (full 32-column panels).
+        bool rowPanels = typeof(TB) == typeof(RowPanels) && simd == CpuSimd.Vector512;
 
         void Task(int t)
         {
@@ -189,23 +224,25 @@ internal static unsafe class PackedGemm
             for (int k0 = 0; k0 < k; k0 += KC)
             {
                 int kc = Math.Min(KC, k - k0);
-                float* bp = bSource.Packed(k0, kc, j0);
+                float* bp = rowPanels ? Unsafe.As<TB, RowPanels>(ref bSource).Block(k0) + (long)j0 * kc : bSource.Packed(k0, kc, j0);
                 if (bp == null)
                 {
                     bp = panel;
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
-                float* aBlock = packedA + (long)k0 * aBlockRows;
+                float* aBlock = packedA + (long)k0 * mpad;
                 bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
-                    float* ap = aPackedAsB ? aBlock + (long)(ip / (NR / MR)) * kc * NR + ip % (NR / MR) * MR
-                        : aBlock + (long)ip * MR * kc;
+                    float* ap = aBlock + (long)ip * MR * kc;
                     for (int jp = 0; jp * NR < nc; jp++)
                     {
                         int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
-                        Tile(simd, ap, aStep, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
+                        if (rowPanels)
+                            RowPanelTile(ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel);
+                        else
+                            Tile(simd, ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
                         if (last)
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
@@ -247,16 +284,97 @@ internal static unsafe class PackedGemm
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
-    /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
-    private static void Tile(CpuSimd simd, float* a, int aStep, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
+    /// <summary>
+    /// One tile whose B panel is four 8-row panels of an A packing (<see cref="RowPanels"/>) at <paramref name="b"/>,
+    /// kc x 8 floats each: a full panel is read in place; a last one short of 32 columns is copied into
+    /// <paramref name="scratch"/> in the usual layout (zero lanes past the last column) first.
+    /// </summary>
+    private static void RowPanelTile<TB>(float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc,
+        ref TB source, int k0, int j, float* scratch)
+        where TB : struct, IPanelSource
     {
-        if (mv == MR && nv == NR)
+        if (nv < NR)
         {
-            Kernel(simd, a, aStep, b, kc, c, ldc, acc);
+            source.Pack(scratch, k0, kc, j, nv);
+            Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc);
+            return;
+        }
+        if (mv == MR)
+        {
+            Kernel512RowPanels(a, b, kc, c, ldc, acc);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel(simd, a, aStep, b, kc, t, NR, false);
+        Kernel512RowPanels(a, b, kc, t, NR, false);
+        for (int r = 0; r < mv; r++)
+        {
+            float* cr = c + r * ldc;
+            float* tr = t + r * NR;
+            for (int jj = 0; jj < NR; jj++)
+                cr[jj] = acc ? cr[jj] + tr[jj] : tr[jj];
+        }
+    }
+
+    /// <summary><see cref="Kernel512"/> with its 32 B columns per k from four 8-float rows <c>kc * 8</c> floats apart (two
+    /// 256-bit loads joined per 512-bit vector; measured faster than two 8 x 16 halves of 256-bit FMAs, which read A twice):
+    /// the same products, summed in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512RowPanels(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    {
+        long sub = (long)kc * MR;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int kk = 0; kk < kc; kk++, a += MR, b += MR)
+        {
+            var b0 = Vector512.Create(Vector256.Load(b), Vector256.Load(b + sub));
+            var b1 = Vector512.Create(Vector256.Load(b + 2 * sub), Vector256.Load(b + 3 * sub));
+            var x = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]);
+            c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]);
+            c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+        }
+        Store512(c, c00, c01, acc);
+        Store512(c + ldc, c10, c11, acc);
+        Store512(c + 2 * ldc, c20, c21, acc);
+        Store512(c + 3 * ldc, c30, c31, acc);
+        Store512(c + 4 * ldc, c40, c41, acc);
+        Store512(c + 5 * ldc, c50, c51, acc);
+        Store512(c + 6 * ldc, c60, c61, acc);
+        Store512(c + 7 * ldc, c70, c71, acc);
+    }
+
+    /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
+    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
+    {
+        if (mv == MR && nv == NR)
+        {
+            Kernel(simd, a, b, kc, c, ldc, acc);
+            return;
+        }
+        float* t = stackalloc float[MR * NR];
+        Kernel(simd, a, b, kc, t, NR, false);
         for (int r = 0; r < mv; r++)
         {
             float* cr = c + r * ldc;
@@ -266,36 +384,35 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>One MR x NR tile; the A panel's k-th 8 rows at <c>a + k * aStep</c>.</summary>
-    private static void Kernel(CpuSimd simd, float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc)
     {
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512(a, aStep, b, kc, c, ldc, acc);
+                Kernel512(a, b, kc, c, ldc, acc);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)
                 {
-                    Kernel256(a + r0, aStep, b, kc, c + r0 * ldc, ldc, acc);
-                    Kernel256(a + r0, aStep, b + 16, kc, c + r0 * ldc + 16, ldc, acc);
+                    Kernel256(a + r0, b, kc, c + r0 * ldc, ldc, acc);
+                    Kernel256(a + r0, b + 16, kc, c + r0 * ldc + 16, ldc, acc);
                 }
                 break;
             default:
-                KernelScalar(a, aStep, b, kc, c, ldc, acc);
+                KernelScalar(a, b, kc, c, ldc, acc);
                 break;
         }
     }
 
     /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads, eight A broadcasts, sixteen FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel512(float* a, float* b, int kc, float* c, long ldc, bool acc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -348,11 +465,11 @@ internal static unsafe class PackedGemm
 
     /// <summary>4 rows x 16 columns of the tile in eight 256-bit accumulators (fits AVX2's 16 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel256(float* a, float* b, int kc, float* c, long ldc, bool acc)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
@@ -387,11 +504,11 @@ internal static unsafe class PackedGemm
         v1.Store(c + 8);
     }
 
-    private static void KernelScalar(float* a, int aStep, float* b, int kc, float* c, long ldc, bool acc)
+    private static void KernelScalar(float* a, float* b, int kc, float* c, long ldc, bool acc)
     {
         float* t = stackalloc float[MR * NR];
         new Span<float>(t, MR * NR).Clear();
-        for (int kk = 0; kk < kc; kk++, a += aStep, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
         {
             for (int r = 0; r < MR; r++)
             {

@@ -90,10 +90,10 @@ internal static unsafe class WinogradConv
         { 0, 0, 1 },
     };
 
-    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], per xi U_xi^T packed as the B operand of <see cref="PackedGemm.Run"/>
-    /// (<see cref="PackedGemm.PackB"/>): the tiles-as-rows GEMMs read it so, the tiles-as-columns ones as their A
-    /// operand in place (<c>aPackedAsB</c>). One copy serves both orientations, so a layer run at several batch sizes
-    /// holds its transformed weights (four times the 3x3 kernel) once.</summary>
+    /// <summary>U_xi[k, c] = (G w[k, c] G^T)[xi], packed per xi as the A operand of <see cref="PackedGemm.Run"/>: the
+    /// tiles-as-columns GEMMs read it so, the tiles-as-rows ones as their B operand (<see cref="RowPanels"/>). One copy
+    /// serves both orientations, so a layer run at batch sizes on both sides of <see cref="TilesAsRowsBelow"/> holds its
+    /// transformed weights (four times the 3x3 kernel) once.</summary>
     public static float[] PackWeights(float* w, ConvShape s)
     {
         int k = s.K, c = s.C;
@@ -116,13 +116,12 @@ internal static unsafe class WinogradConv
             }
         }
         CpuConv.For(k, (long)k * c * 64, Row);
-        long perB = PackedGemm.PackedBLength(c, k);
-        var packed = GC.AllocateUninitializedArray<float>(checked((int)(perB * Xi)), pinned: true);
+        long per = PackedGemm.PackedALength(k, c);
+        var packed = GC.AllocateUninitializedArray<float>(checked((int)(per * Xi)), pinned: true);
         fixed (float* pu = u, p = packed)
         {
             float* src = pu, dst = p;
-            CpuConv.For(Xi, (long)Xi * k * c,
-                xi => PackedGemm.PackB(new StridedPanels(src + (long)xi * k * c, 1, c, k), c, k, dst + xi * perB));
+            CpuConv.For(Xi, (long)Xi * k * c, xi => PackedGemm.PackA(src + (long)xi * k * c, c, 1, k, c, 1f, dst + xi * per));
         }
         return packed;
     }
@@ -152,7 +151,7 @@ internal static unsafe class WinogradConv
         try
         {
             float* buf = Scratch.Aligned(bufArray), v = Scratch.Aligned(vArray), m = Scratch.Aligned(mArray);
-            long perU = PackedGemm.PackedBLength(s.C, s.K);
+            long perU = PackedGemm.PackedALength(s.K, s.C);
             int totalRows = s.N * th;
             // In one chunk (every batch-1 layer), each channel's input transform follows its copy in the same task.
             bool oneChunk = rowsPerChunk >= totalRows;
@@ -174,7 +173,7 @@ internal static unsafe class WinogradConv
                     int xi = task % Xi, j0 = task / Xi * colStep, nc = Math.Min(colStep, tiles - j0);
                     PackedGemm.Run(s.K, nc, s.C, packedU + xi * perU,
                         new StridedPanels(vv + xi * XiStride(s.C, ld) + j0, ld, 1, nc),
-                        mm + xi * XiStride(s.K, ld) + j0, ld, false, simd, serial: true, aPackedAsB: true);
+                        mm + xi * XiStride(s.K, ld) + j0, ld, false, simd, serial: true);
                 });
                 OutputTransform(m, bias, y, geo, r0, rows, ld, epilogue);
             }
@@ -244,7 +243,7 @@ internal static unsafe class WinogradConv
         var s = geo.S;
         int rowLanes = geo.J - 1, blockRows = BlockRows(rowLanes), lanes = blockRows * rowLanes;
         int totalRows = s.N * geo.TH, blocks = (totalRows + blockRows - 1) / blockRows;
-        long perU = PackedGemm.PackedBLength(s.C, s.K);
+        long perU = PackedGemm.PackedALength(s.K, s.C);
         long vStride = XiStride(s.C, lanes), mStride = XiStride(s.K, lanes);
         long vLength = Xi * vStride, mLength = Xi * mStride;
         CpuConv.For(blocks, 2L * s.K * s.C * lanes * blocks * Xi / 64, block =>
@@ -282,7 +281,7 @@ internal static unsafe class WinogradConv
                 for (int xi = 0; xi < Xi; xi++)
                 {
                     PackedGemm.Run(s.K, lanes, s.C, packedU + xi * perU, new PrepackedPanels(v + xi * vStride, lanes),
-                        m + xi * mStride, lanes, false, simd, serial: true, aPackedAsB: true);
+                        m + xi * mStride, lanes, false, simd, serial: true);
                 }
                 var tt = stackalloc Vector256<float>[24];
                 var oo = stackalloc Vector256<float>[16];
@@ -315,8 +314,7 @@ internal static unsafe class WinogradConv
     {
         var s = geo.S;
         int tiles = s.N * geo.TH * geo.TW;
-        long ld = tiles + L, perA = PackedGemm.PackedALength(tiles, s.C), perB = PackedGemm.PackedBLength(s.C, s.K);
-        int npad = PackedGemm.RoundUp(s.K, PackedGemm.NR);
+        long ld = tiles + L, perA = PackedGemm.PackedALength(tiles, s.C), perU = PackedGemm.PackedALength(s.K, s.C);
         var bufArray = Scratch.Rent((long)s.C * s.N * geo.PlaneLength);
         var vArray = Scratch.Rent(Xi * XiStride(s.C, ld));
         var mArray = Scratch.Rent(Xi * XiStride(s.K, ld));
@@ -331,7 +329,7 @@ internal static unsafe class WinogradConv
             {
                 float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * XiStride(s.K, ld);
                 PackedGemm.PackA(v + xi * XiStride(s.C, ld), 1, ld, tiles, s.C, 1f, ax);
-                PackedGemm.Run(tiles, s.K, s.C, ax, new PrepackedPanels(packedUt + xi * perB, npad), tx, s.K, false, simd,
+                PackedGemm.Run(tiles, s.K, s.C, ax, new RowPanels(packedUt + xi * perU, s.K), tx, s.K, false, simd,
                     serial: true);
                 TransposeInto(tx, tiles, s.K, mx, ld);
             });
