@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace CamEngine.Backends.Cpu;
 
@@ -299,70 +300,64 @@ internal static unsafe class PackedGemm
             Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc);
             return;
         }
+        long sub = (long)kc * MR;
         if (mv == MR)
         {
-            Kernel512RowPanels(a, b, kc, c, ldc, acc);
+            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel512RowPanels(a, b, kc, t, NR, false);
+        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false);
+        StoreEdge(t, c, ldc, mv, NR, acc);
+    }
+
+    /// <summary>Where <see cref="Kernel512{TLoad}"/> finds the 32 B values of one k, and how far the next k's are.</summary>
+    private interface IKernelB
+    {
+        static abstract Vector512<float> Low(float* b, long sub);
+
+        static abstract Vector512<float> High(float* b, long sub);
+
+        static abstract int Step { get; }
+    }
+
+    /// <summary>A packed 32-column panel row (<see cref="PackB"/>'s layout).</summary>
+    private readonly struct PackedB : IKernelB
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Low(float* b, long sub) => Vector512.Load(b);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> High(float* b, long sub) => Vector512.Load(b + 16);
+
+        public static int Step => NR;
+    }
+
+    /// <summary>Four 8-float rows <c>sub</c> floats apart (<see cref="RowPanels"/>), two 256-bit loads joined per 512-bit
+    /// vector (measured faster than two 8 x 16 halves of 256-bit FMAs, which read A twice).</summary>
+    private readonly struct RowPanelB : IKernelB
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Low(float* b, long sub) =>
+            Avx512F.InsertVector256(Vector256.Load(b).ToVector512Unsafe(), Vector256.Load(b + sub), 1);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> High(float* b, long sub) =>
+            Avx512F.InsertVector256(Vector256.Load(b + 2 * sub).ToVector512Unsafe(), Vector256.Load(b + 3 * sub), 1);
+
+        public static int Step => MR;
+    }
+
+    /// <summary>Adds (or copies) the valid <paramref name="mv"/> x <paramref name="nv"/> part of a stack tile into C.</summary>
+    private static void StoreEdge(float* t, float* c, long ldc, int mv, int nv, bool acc)
+    {
         for (int r = 0; r < mv; r++)
         {
             float* cr = c + r * ldc;
             float* tr = t + r * NR;
-            for (int jj = 0; jj < NR; jj++)
-                cr[jj] = acc ? cr[jj] + tr[jj] : tr[jj];
+            for (int j = 0; j < nv; j++)
+                cr[j] = acc ? cr[j] + tr[j] : tr[j];
         }
-    }
-
-    /// <summary><see cref="Kernel512"/> with its 32 B columns per k from four 8-float rows <c>kc * 8</c> floats apart (two
-    /// 256-bit loads joined per 512-bit vector; measured faster than two 8 x 16 halves of 256-bit FMAs, which read A twice):
-    /// the same products, summed in the same order.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512RowPanels(float* a, float* b, int kc, float* c, long ldc, bool acc)
-    {
-        long sub = (long)kc * MR;
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += MR)
-        {
-            var b0 = Vector512.Create(Vector256.Load(b), Vector256.Load(b + sub));
-            var b1 = Vector512.Create(Vector256.Load(b + 2 * sub), Vector256.Load(b + 3 * sub));
-            var x = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
-            x = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
-            x = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
-        }
-        Store512(c, c00, c01, acc);
-        Store512(c + ldc, c10, c11, acc);
-        Store512(c + 2 * ldc, c20, c21, acc);
-        Store512(c + 3 * ldc, c30, c31, acc);
-        Store512(c + 4 * ldc, c40, c41, acc);
-        Store512(c + 5 * ldc, c50, c51, acc);
-        Store512(c + 6 * ldc, c60, c61, acc);
-        Store512(c + 7 * ldc, c70, c71, acc);
     }
 
     /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
@@ -375,13 +370,7 @@ internal static unsafe class PackedGemm
         }
         float* t = stackalloc float[MR * NR];
         Kernel(simd, a, b, kc, t, NR, false);
-        for (int r = 0; r < mv; r++)
-        {
-            float* cr = c + r * ldc;
-            float* tr = t + r * NR;
-            for (int j = 0; j < nv; j++)
-                cr[j] = acc ? cr[j] + tr[j] : tr[j];
-        }
+        StoreEdge(t, c, ldc, mv, nv, acc);
     }
 
     private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc)
@@ -389,7 +378,7 @@ internal static unsafe class PackedGemm
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512(a, b, kc, c, ldc, acc);
+                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)
@@ -404,18 +393,20 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads, eight A broadcasts, sixteen FMAs.</summary>
+    /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads (<typeparamref name="TLoad"/>), eight A
+    /// broadcasts, sixteen FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(float* a, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc)
+        where TLoad : struct, IKernelB
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += NR)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step)
         {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
+            var b0 = TLoad.Low(b, sub);
+            var b1 = TLoad.High(b, sub);
             var x = Vector512.Create(a[0]);
             c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
             c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
