@@ -16,8 +16,10 @@
 #
 # bench/compare.sh --ort [--smoke] [NAME ...]: the engine against ONNX Runtime instead (the bench tool's `ort` mode:
 #   ORT 1.31 from NuGet, CPU provider, intra-op threads = cores, ORT_ENABLE_ALL), on the same .onnx files: ResNet-18
-#   and ResNet-50 (forward, batch 1 and 8; ResNet-50 also Grad-CAM = forward keeping layer4 + reverse to it, against
-#   ORT's forward alone), MobileNetV2, EfficientNet-B0 and ConvNeXt-T (forward, batch 1 and 8). Models: torchvision,
+#   and ResNet-50 (forward, batch 1 and 8; both also Grad-CAM = forward keeping layer4 + reverse to it, against ORT's
+#   forward alone; ResNet-18 also Score-CAM at batch 8: the engine's whole method on one image, per mask, against ORT's
+#   time per image of a batch-8 forward, 3 alternating calls of 512 masks each), MobileNetV2, EfficientNet-B0 and
+#   ConvNeXt-T (forward, batch 1 and 8). Models: torchvision,
 #   random seeded weights (bench/export_ort_models.py), converted with `cam convert`, made once into $ORT_MODELS
 #   (default ~/.cache/camengine/ort-models). Each cell: both outputs checked to agree, 10 warm-up calls of each side,
 #   then 30 (batch 1) or 8 (batch 8) calls alternating engine and ORT, each after a 100 ms sleep (ORT_GAP=MS; 0: back
@@ -56,6 +58,8 @@ if [[ "${1:-}" == --ort ]]; then
     fi
     layer=()
     [[ $name == resnet50 ]] && layer=(/layer4/layer4.2/relu_2/Relu_output_0)
+    # ResNet-18 also: Grad-CAM, and Score-CAM per mask at batch 8 (512 masks; ResNet-50's 2048 would take minutes a call).
+    [[ $name == resnet18 ]] && layer=(/layer4/layer4.1/relu_1/Relu_output_0 --scorecam)
     dotnet "$bench" ort "$name" "$models/$name.onnx" "$models/$name.safetensors" "${layer[@]}" --gap "${ORT_GAP:-100}" "${smoke[@]}" | tee -a "$out"
   done
   echo
@@ -63,7 +67,11 @@ if [[ "${1:-}" == --ort ]]; then
   printf '%-34s %10s %10s %8s\n' "" "engine ms" "ORT ms" "ratio"
   sed -nE 's/^ort ([a-z0-9_]+) batch ([0-9]+) ([a-z]+): engine ([0-9.]+) ms, ORT ([0-9.]+) ms, engine\/ORT ([0-9.]+)$/\1 \2 \3 \4 \5 \6/p' "$out" |
     while read -r n b what e o r; do
-      [[ $what == gradcam ]] && what="Grad-CAM vs ORT forward" || what=forward
+      case $what in
+        gradcam) what="Grad-CAM vs ORT forward" ;;
+        scorecam) what="Score-CAM/mask vs ORT/image" ;;
+        *) what=forward ;;
+      esac
       printf '%-34s %10s %10s %8s\n' "$n b$b $what" "$e" "$o" "$r"
     done
   exit 0

@@ -18,12 +18,13 @@ namespace CamEngine.Bench;
 /// default), and a call started meanwhile runs with one core fewer; the line before the times gives each side's CPU time
 /// in the 250 ms after a call (<see cref="CpuAfter"/>). Medians and engine / ORT printed.
 /// With a LAYER, also the engine's Grad-CAM pass (forward keeping LAYER, reverse to LAYER, seed on class 281) against
-/// ORT's forward alone. --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
+/// ORT's forward alone; with --scorecam too, at batch sizes above 1, Score-CAM's time per mask against ORT's per-image
+/// forward at that batch size (<see cref="ScoreCamCell"/>). --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
 /// --parallel-for: the engine's CPU loops on Parallel.For instead of its spinning workers (<c>CpuParallel</c>).
 /// --ort-profile DIR: then ORT's per-node profile of the same calls, alternating with the engine's forward timed node
 /// by node (<see cref="OrtNodeProfile"/>).
-/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for]
-/// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> lines).
+/// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for] [--scorecam]
+/// Prints: <c>ort NAME batch B forward: engine E ms, ORT O ms, engine/ORT R</c> (and <c>gradcam</c> and <c>scorecam</c> lines).
 /// </summary>
 internal static class OrtComparison
 {
@@ -31,6 +32,7 @@ internal static class OrtComparison
     {
         var rest = args.Skip(1).ToList();
         bool smoke = rest.Remove("--smoke");
+        bool scoreCam = rest.Remove("--scorecam");
         if (rest.Remove("--parallel-for"))
             CamEngine.Backends.Cpu.CpuParallel.Enabled = false; // the engine's loops on the thread pool, to compare
 
@@ -56,7 +58,7 @@ internal static class OrtComparison
             rest.RemoveRange(bi, 2);
         }
         if (rest.Count < 3)
-            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for]");
+            throw new ArgumentException("usage: ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for] [--scorecam]");
         string name = rest[0], onnx = rest[1], st = rest[2];
         string? layer = rest.Count > 3 ? rest[3] : null;
 
@@ -137,6 +139,8 @@ internal static class OrtComparison
                 var (tg, to2) = Alternate(warm, reps, GradCam, Ort, gap);
                 Print(name, batch, "gradcam", tg, to2);
             }
+            if (scoreCam && layer != null && batch > 1)
+                ScoreCamCell(name, batch, layer, model, data.AsSpan(0, n / batch).ToArray(), Ort, smoke, gap);
             if (profileDir != null)
                 OrtNodeProfile(name, batch, onnx, options, feeds, profileDir, warm, reps, gap, model, Engine);
         }
@@ -241,6 +245,38 @@ internal static class OrtComparison
             $"engine-run {name} batch {batch}: median call {engineRun / 1000:F2} ms, sum of node medians {engineSum / 1000:F2} ms; engine/ORT {engineRun / ortRun:F3} (calls), {engineSum / byOp.Values.Sum():F3} (node sums)"));
         Console.WriteLine(FormattableString.Invariant(
             $"ort-run {name} batch {batch}: median model_run {Median(runs.Skip(Math.Max(0, runs.Count - reps)).ToList()) / 1000:F2} ms, sum of node medians {byOp.Values.Sum() / 1000:F2} ms ({file})"));
+    }
+
+    /// <summary>
+    /// The engine's whole Score-CAM on one image (the first of the batch; LAYER's channels as masks, class 281, masked
+    /// forwards in batches of <paramref name="batch"/>: the method as `cam explain` runs it, upsampling, normalizing and
+    /// masking included) against ORT's forwards at the same batch size for as many images, alternating, 3 calls each
+    /// after one warm-up (1 with --smoke): prints <c>ort NAME batch B scorecam: engine E ms, ORT O ms, engine/ORT R</c>,
+    /// E per mask and O per image. The goal is R &lt;= 0.9.
+    /// </summary>
+    private static void ScoreCamCell(string name, int batch, string layer, DeviceModel model, float[] image, Action ort,
+        bool smoke, int gap)
+    {
+        var explainer = new CamEngine.Methods.Explainer(model);
+        var one = new CamEngine.Tensors.HostTensor([1, .. model.Graph.InputShape], image);
+        var options = new CamEngine.Methods.ExplainOptions
+        {
+            Layers = [layer], Target = CamEngine.Methods.Target.Class(281 % model.Graph.OutputShape.Aggregate(1, (a, b) => a * b)),
+            PerturbationBatch = batch,
+        };
+        int masks = model.Graph.ResolveLayer(layer).Shape[0];
+        int ortCalls = (masks + batch - 1) / batch;
+        void Engine() => explainer.Explain(one, new CamEngine.Methods.ScoreCam(), options);
+        void Ort()
+        {
+            for (int i = 0; i < ortCalls; i++)
+                ort();
+        }
+        var (te, to) = Alternate(1, smoke ? 1 : 3, Engine, Ort, gap);
+        double perMask = te / masks, perImage = to / (ortCalls * batch);
+        Console.WriteLine(FormattableString.Invariant(
+            $"ort {name} batch {batch}: scorecam is the engine's Score-CAM per mask ({masks} masks, {te / 1000:F1} s a call) against ORT's time per image of a batch-{batch} forward"));
+        Print(name, batch, "scorecam", perMask, perImage);
     }
 
     private static void Print(string name, int batch, string what, double engine, double ort) =>
