@@ -24,6 +24,14 @@ internal sealed class CpuCacheTests
 
     private static int Length(int n) => n * C * H * H;
 
+    /// <summary>Eight images' input and the layer's weights (uploaded), from one seed.</summary>
+    private static (float[] X, Tensor W) Layer(CpuBackend cpu, int seed)
+    {
+        var rng = new Random(seed);
+        var x = TensorAssert.Random(rng, Length(8));
+        return (x, cpu.Upload(TensorAssert.Random(rng, C * C * 9, 0.1f), C, C, 3, 3));
+    }
+
     private static float[] Forward(CpuBackend cpu, Tensor w, float[] xData, int n)
     {
         var s = Shape(n);
@@ -45,9 +53,8 @@ internal sealed class CpuCacheTests
     public void A_capped_cache_holds_only_the_form_in_use_and_rebuilt_forms_give_identical_results()
     {
         var cpu = TestDevice.Cpu;
-        var rng = new Random(5);
-        var xData = TensorAssert.Random(rng, Length(8));
-        using var w = cpu.Upload(TensorAssert.Random(rng, C * C * 9, 0.1f), C, C, 3, 3);
+        var (xData, weights) = Layer(cpu, 5);
+        using var w = weights;
         long before = cpu.WeightFormCacheBytes;
         try
         {
@@ -94,9 +101,8 @@ internal sealed class CpuCacheTests
         // Tiles as rows at batch 1, as columns at batch 8: the second reads the form the first built (one transform
         // of the weights, held once), and each result is bit for bit the result of that batch on a fresh cache.
         var cpu = TestDevice.Cpu;
-        var rng = new Random(8);
-        var xData = TensorAssert.Random(rng, Length(8));
-        using var w = cpu.Upload(TensorAssert.Random(rng, C * C * 9, 0.1f), C, C, 3, 3);
+        var (xData, weights) = Layer(cpu, 8);
+        using var w = weights;
         Assert.That(WinogradConv.TilesAsRows(Shape(1)), Is.True);
         Assert.That(WinogradConv.TilesAsRows(Shape(8)), Is.False);
         cpu.TrimCaches(cpu.CacheMark);
@@ -148,9 +154,8 @@ internal sealed class CpuCacheTests
     public void A_trim_keeps_exactly_the_forms_used_since_its_mark()
     {
         var cpu = TestDevice.Cpu;
-        var rng = new Random(6);
-        var xData = TensorAssert.Random(rng, Length(8));
-        using var w = cpu.Upload(TensorAssert.Random(rng, C * C * 9, 0.1f), C, C, 3, 3);
+        var (xData, weights) = Layer(cpu, 6);
+        using var w = weights;
         cpu.TrimCaches(cpu.CacheMark);
         var y = Forward(cpu, w, xData, 8);
         long forward = CpuStorage.DerivedBytes;
