@@ -307,9 +307,10 @@ internal static unsafe class WinogradConv
 
     /// <summary>
     /// <see cref="Forward"/> for few tiles, in one chunk: per xi, V_xi^T (tiles x C) is packed as the A operand, the
-    /// product with the packed U_xi^T lands in a (tiles x K) temporary, and that is transposed into M's layout.
+    /// product with U_xi^T (U's A packing read as B, <see cref="RowPanels"/>) lands in a (tiles x K) temporary, and that
+    /// is transposed into M's layout.
     /// </summary>
-    private static void ForwardTilesAsRows(float* x, float* packedUt, float* bias, float* y, Geometry geo, CpuSimd simd,
+    private static void ForwardTilesAsRows(float* x, float* packedU, float* bias, float* y, Geometry geo, CpuSimd simd,
         StoreEpilogue epilogue)
     {
         var s = geo.S;
@@ -329,7 +330,7 @@ internal static unsafe class WinogradConv
             {
                 float* ax = a + xi * perA, tx = t + (long)xi * tiles * s.K, mx = m + xi * XiStride(s.K, ld);
                 PackedGemm.PackA(v + xi * XiStride(s.C, ld), 1, ld, tiles, s.C, 1f, ax);
-                PackedGemm.Run(tiles, s.K, s.C, ax, new RowPanels(packedUt + xi * perU, s.K), tx, s.K, false, simd,
+                PackedGemm.Run(tiles, s.K, s.C, ax, new RowPanels(packedU + xi * perU, s.K), tx, s.K, false, simd,
                     serial: true);
                 TransposeInto(tx, tiles, s.K, mx, ld);
             });
