@@ -131,6 +131,16 @@ internal static unsafe class PackedGemm
     /// <summary>Depth of a packed block: an 8 x 256 A panel (8 KB) stays in L1 while B panels stream from L2.</summary>
     public const int KC = 256;
 
+    /// <summary>
+    /// Whether the AVX-512 kernel prefetches (into L2, two lines per k) the 32 KB the next tiles will read from memory:
+    /// a network's weights (100 MB for ResNet-50) do not stay in cache between calls, and the first tile to read a
+    /// panel otherwise waits on DRAM. Measured with the bench's profile (PROFILE_PREFETCH=1, with
+    /// <see cref="DirectConv.PrefetchWeights"/>, alternating call by call, sums of node medians): ResNet-50 batch 1
+    /// 44.03 against 44.50 ms back to back and 44.45 against 45.76 after a 100 ms sleep; ResNet-18 batch 1 20.18
+    /// against 20.33 (sleep); batch 8 ResNet-18 137.5 against 139.1, ResNet-50 347.5 against 351.6.
+    /// </summary>
+    internal static bool Prefetch { get; set; } = true;
+
     /// <summary>Below this many flops a GEMM runs serially (DESIGN.md section 8: 10-20 MFLOP).</summary>
     public const double SerialFlops = 12e6;
 
@@ -233,17 +243,30 @@ internal static unsafe class PackedGemm
                 }
                 float* aBlock = packedA + (long)k0 * mpad;
                 bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
+                // B read in place is a weight operand (Winograd's U, transposed conv weights) that comes from memory
+                // on its first tile row; a B packed here is in L2.
+                bool bFromMemory = bp != panel;
+                int nPanelsHere = (nc + NR - 1) / NR;
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
                     float* ap = aBlock + (long)ip * MR * kc;
-                    for (int jp = 0; jp * NR < nc; jp++)
+                    for (int jp = 0; jp < nPanelsHere; jp++)
                     {
                         int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
+                        float* bj = bp + (long)jp * kc * NR;
+                        // What the next tiles read from memory, prefetched into L2 under this tile's FMAs (32 KB):
+                        // the next B panel on the first row of tiles when B is read in place, else the next A panels
+                        // on the first tile of a row. Elsewhere the current panel (already in L1) is named.
+                        float* pf = bFromMemory
+                            ? ip == p0 && jp + 1 < nPanelsHere ? bj + (long)kc * NR : bj
+                            : jp == 0 ? ap + (long)MR * kc : bj;
+                        if (!Prefetch)
+                            pf = bj;
                         if (rowPanels)
-                            RowPanelTile(ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel);
+                            RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf);
                         else
-                            Tile(simd, ap, bp + (long)jp * kc * NR, kc, c + i * ldc + j, ldc, mv, nv, acc);
+                            Tile(simd, ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, pf);
                         if (last)
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
@@ -291,23 +314,23 @@ internal static unsafe class PackedGemm
     /// <paramref name="scratch"/> in the usual layout (zero lanes past the last column) first.
     /// </summary>
     private static void RowPanelTile<TB>(float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc,
-        ref TB source, int k0, int j, float* scratch)
+        ref TB source, int k0, int j, float* scratch, float* pf)
         where TB : struct, IPanelSource
     {
         if (nv < NR)
         {
             source.Pack(scratch, k0, kc, j, nv);
-            Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc);
+            Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc, scratch);
             return;
         }
         long sub = (long)kc * MR;
         if (mv == MR)
         {
-            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc);
+            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc, pf);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false);
+        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false, pf);
         StoreEdge(t, c, ldc, mv, NR, acc);
     }
 
@@ -361,24 +384,24 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
-    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc)
+    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc, float* pf)
     {
         if (mv == MR && nv == NR)
         {
-            Kernel(simd, a, b, kc, c, ldc, acc);
+            Kernel(simd, a, b, kc, c, ldc, acc, pf);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel(simd, a, b, kc, t, NR, false);
+        Kernel(simd, a, b, kc, t, NR, false, pf);
         StoreEdge(t, c, ldc, mv, nv, acc);
     }
 
-    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc)
+    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc, float* pf)
     {
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc);
+                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc, pf);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)
@@ -394,17 +417,20 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads (<typeparamref name="TLoad"/>), eight A
-    /// broadcasts, sixteen FMAs.</summary>
+    /// broadcasts, sixteen FMAs, and two cache lines from <paramref name="pf"/> prefetched into L2 (see
+    /// <see cref="Prefetch"/>; a panel already in L1 where nothing is to come).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc)
+    private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc, float* pf)
         where TLoad : struct, IKernelB
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step, pf += NR)
         {
+            Sse.Prefetch1(pf);
+            Sse.Prefetch1(pf + 16);
             var b0 = TLoad.Low(b, sub);
             var b1 = TLoad.High(b, sub);
             var x = Vector512.Create(a[0]);
