@@ -12,7 +12,7 @@ namespace CamEngine.Tests.Backends;
 /// with the fused epilogue: residual, ReLU, clip, <see cref="FusedEpilogueCheck"/>) and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
-/// without padding (the subsampled copy), unpadded planes (one transpose per image), depth over one block, small blocks and image chunks,
+/// without padding (the subsampled copy), unpadded planes (one transpose per image), a stem's 3-channel 7x7 taps (adjacent in the buffer, read as one segment per kernel row), depth over one block, small blocks and image chunks,
 /// and for the backward-data phases: strides 2 and 3, phases no tap or no pixel reaches, padding past the kernel.
 /// </summary>
 [TestFixture]
@@ -46,6 +46,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
             (new ConvShape(2, 33, 1, 5, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "one row, stride 2: a phase with no pixels"),
             (new ConvShape(1, 40, 11, 12, 20, 5, 5, 3, 2, 2, 1, 2, 0, 1, 1, 1), "5x5 stride (3,2), asymmetric pads"),
+            (new ConvShape(2, 3, 19, 17, 40, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), "3->40 7x7 stride 2 pad 3, a stem: adjacent taps read as rows of 21"),
             (new ConvShape(2, 16, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "4 groups (the column form, scattered rows)"),
             (new ConvShape(1, 32, 16, 16, 48, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2), "1x1, 2 groups, written in place"),
             (new ConvShape(1, 1024, 3, 4, 40, 3, 3, 1, 1, 1, 0, 1, 2, 1, 1, 1), "1024 channels: padded pixel stride, pads (1,0,1,2)"),
