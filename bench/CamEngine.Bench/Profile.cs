@@ -300,7 +300,7 @@ internal static class Profile
         if (Environment.GetEnvironmentVariable("PROFILE_DW_CHANNELS_LAST") == "1")
             yield return new("channels-last depthwise on small planes", "per-plane", on => CamEngine.Backends.Cpu.DepthwiseConv.ChannelsLastMaxPixels = on ? CamEngine.Backends.Cpu.DepthwiseConv.DefaultChannelsLastMaxPixels : 0);
         if (Environment.GetEnvironmentVariable("PROFILE_PREFETCH") == "1")
-            yield return new("weights prefetched", "not prefetched", on => CamEngine.Backends.Cpu.DirectConv.PrefetchWeights = CamEngine.Backends.Cpu.PackedGemm.Prefetch = on);
+            yield return new("weights prefetched", "not prefetched", on => CamEngine.Backends.Cpu.DirectConv.Prefetch = CamEngine.Backends.Cpu.PackedGemm.Prefetch = on);
         if (Environment.GetEnvironmentVariable("PROFILE_MERGE") == "1")
             yield return new("merged segments", "one segment per tap", on => CamEngine.Backends.Cpu.DirectConv.MergeSegments = on);
         if (Environment.GetEnvironmentVariable("PROFILE_WINOGRAD_BLOCKS") == "1")

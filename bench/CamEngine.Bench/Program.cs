@@ -6,6 +6,11 @@ internal static class Program
 {
     private static void Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "nhwc-copy")
+        {
+            NhwcCopyTiming.Run();
+            return;
+        }
         if (args.Length > 0 && args[0] == "profile")
         {
             Profile.Run(args);

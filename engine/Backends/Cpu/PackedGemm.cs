@@ -135,7 +135,7 @@ internal static unsafe class PackedGemm
     /// Whether the AVX-512 kernel prefetches (into L2, two lines per k) the 32 KB the next tiles will read from memory:
     /// a network's weights (100 MB for ResNet-50) do not stay in cache between calls, and the first tile to read a
     /// panel otherwise waits on DRAM. Measured with the bench's profile (PROFILE_PREFETCH=1, with
-    /// <see cref="DirectConv.PrefetchWeights"/>, alternating call by call, sums of node medians): ResNet-50 batch 1
+    /// <see cref="DirectConv.Prefetch"/>, alternating call by call, sums of node medians): ResNet-50 batch 1
     /// 44.03 against 44.50 ms back to back and 44.45 against 45.76 after a 100 ms sleep; ResNet-18 batch 1 20.18
     /// against 20.33 (sleep); batch 8 ResNet-18 137.5 against 139.1, ResNet-50 347.5 against 351.6.
     /// </summary>
