@@ -27,9 +27,11 @@ internal static unsafe class DirectConv
 
     /// <summary>Whether the AVX-512 kernel prefetches the task's next block of weights while it computes a tile (as
     /// <see cref="PackedGemm.Prefetch"/>, measured with it: ResNet-50's layer4 convs, 4-8 MB of weights each, 0.01-0.09 ms
-    /// faster at batch 1), and the NHWC copy the channel rows it reads next (<see cref="PrefetchRows"/>). ResNet-50
-    /// batch 1 after a 100 ms sleep (bench profile, PROFILE_PREFETCH=1 PROFILE_SLEEP=100, alternating call by call):
-    /// 48.54 against 50.21 ms, the layer3 and layer4 downsamples 0.31 and 0.28 ms faster.</summary>
+    /// faster at batch 1), the NHWC copy the channel rows it reads next (<see cref="PrefetchRows"/>), and the task's
+    /// last block of FMAs the output and residual rows its stores will touch. ResNet-50 batch 1 (bench profile,
+    /// PROFILE_PREFETCH=1, alternating call by call, sums of node medians): 46.56 against 48.62 ms after a 100 ms sleep
+    /// (PROFILE_SLEEP=100), 49.19 against 52.98 back to back; the layer3 and layer4 downsamples 0.29-0.53 ms faster,
+    /// layer3's 256->1024 1x1s (residual and ReLU fused) 0.05-0.25.</summary>
     internal static bool Prefetch { get; set; } = true;
 
     /// <summary>
@@ -406,6 +408,28 @@ internal static unsafe class DirectConv
                 tb = (tb + 1) / 2;
         }
         int tileTasks = Ceil(tiles, tb), total = tileTasks * Ceil(panels, pb);
+        float* residual = epilogue.Residual;
+
+        // The output rows (and residual rows) a tile's store will touch, asked for while the task's last block of
+        // FMAs runs: 32 channel rows a plane apart, which no hardware prefetcher follows, each written (a partial
+        // line: read for ownership first) and with a residual read.
+        void PrefetchOutputs(int tile, int jp)
+        {
+            int pix0 = tile * mr, last = Math.Min(pix0 + mr, pixels) - 1;
+            long first = OutputOffset(g, n0, pix0), end = OutputOffset(g, n0, last);
+            int channels = Math.Min(NR, g.Cout - jp * NR);
+            for (int l = 0; l < channels; l++)
+            {
+                long k = (long)(jp * NR + l) * g.OutChannel;
+                Sse.Prefetch1(y + first + k);
+                Sse.Prefetch1(y + end + k);
+                if (residual != null)
+                {
+                    Sse.Prefetch1(residual + first + k);
+                    Sse.Prefetch1(residual + end + k);
+                }
+            }
+        }
 
         void Task(int t)
         {
@@ -460,6 +484,8 @@ internal static unsafe class DirectConv
                         {
                             float* c = acc + ((long)(jp - p0) * nt + ti) * MR * NR;
                             float* pf = ti == 0 ? next : b;
+                            if (r1 == crs && Prefetch && Sse.IsSupported)
+                                PrefetchOutputs(t0 + ti, jp);
                             if (simd == CpuSimd.Vector512)
                             {
                                 if (mr == 7)
@@ -498,18 +524,22 @@ internal static unsafe class DirectConv
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
+    /// <summary>The output offset of channel 0 of chunk pixel <paramref name="pix"/> (as <see cref="Store"/> computes it).</summary>
+    private static long OutputOffset(Tiles g, int n0, int pix)
+    {
+        int ohw = g.OutH * g.OutW, img = pix / ohw, p = pix - img * ohw, oh = p / g.OutW;
+        return g.OutBase + (n0 + img) * g.OutImage + oh * g.OutRow + (p - oh * g.OutW) * g.OutCol;
+    }
+
     /// <summary>y at <see cref="Tiles"/>' output address of (pixel, k) = tile[i, k - k0] + b[k] for the tile's valid
     /// pixels i and channels k, then the <paramref name="epilogue"/> (residual at the same address, activation).</summary>
     private static void Store(float* tile, int pix0, int mr, int k0, int pixels, int n0, Tiles g, float* bias, float* y,
         StoreEpilogue epilogue)
     {
-        int ohw = g.OutH * g.OutW, rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, g.Cout - k0);
+        int rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, g.Cout - k0);
         long* dst = stackalloc long[MR]; // output offset of each row's channel k0
         for (int r = 0; r < rows; r++)
-        {
-            int pix = pix0 + r, img = pix / ohw, p = pix - img * ohw, oh = p / g.OutW;
-            dst[r] = g.OutBase + (n0 + img) * g.OutImage + k0 * g.OutChannel + oh * g.OutRow + (p - oh * g.OutW) * g.OutCol;
-        }
+            dst[r] = OutputOffset(g, n0, pix0 + r) + k0 * g.OutChannel;
         // Offsets rise with the pixel index, so a span of exactly rows - 1 means consecutive floats: eight go out as
         // one vector, fewer (a 7-pixel tile on a 7x7 or 14x14 plane, a last tile) as one masked vector (AVX-512VL).
         bool run = dst[rows - 1] - dst[0] == rows - 1 && (rows == MR || (MaskedStores && Avx512F.VL.IsSupported));
