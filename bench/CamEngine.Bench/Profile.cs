@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -329,7 +329,7 @@ internal static class Profile
         {
             setting = sw == null || r % 2 == 0;
             sw?.Set(setting);
-            Thread.Sleep(sleep);
+            Gap(sleep);
             long t0 = Stopwatch.GetTimestamp();
             using (model.ForwardOutput(input))
             {
@@ -374,7 +374,7 @@ internal static class Profile
             foreach (bool v in r % 2 == 0 ? new[] { true, false } : new[] { false, true })
             {
                 set(v);
-                Thread.Sleep(sleep);
+                Gap(sleep);
                 long t0 = Stopwatch.GetTimestamp();
                 using (model.ForwardOutput(input))
                 {
@@ -392,6 +392,21 @@ internal static class Profile
     }
 
     /// <summary>PROFILE_SLEEP: milliseconds to sleep before each timed lean forward (0).</summary>
+    private static float[]? s_sweep;
+
+    /// <summary>Before a lean forward: PROFILE_SWEEP_MB=N writes N MB (evicting the caches, as ORT's call between the
+    /// engine's calls in the `ort` mode does), then PROFILE_SLEEP=MS sleeps.</summary>
+    private static void Gap(int sleepMs)
+    {
+        if (int.TryParse(Environment.GetEnvironmentVariable("PROFILE_SWEEP_MB"), out int mb) && mb > 0)
+        {
+            s_sweep ??= new float[mb << 18];
+            for (int i = 0; i < s_sweep.Length; i += 16)
+                s_sweep[i] += 1f;
+        }
+        Thread.Sleep(sleepMs);
+    }
+
     private static int SleepMs() => int.TryParse(Environment.GetEnvironmentVariable("PROFILE_SLEEP"), out int ms) ? ms : 0;
 
     private static double Best(int reps, Action f) => TorchLike.Times(3, reps, f).Min();
