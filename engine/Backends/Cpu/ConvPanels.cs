@@ -7,10 +7,12 @@ namespace CamEngine.Backends.Cpu;
 /// (Hq = ceil(Hp/SH), Wq = ceil(Wp/SW)). Padded position (oh*SH + kh*DH, ow*SW + kw*DW) then lives in phase
 /// ((kh*DH) % SH, (kw*DW) % SW) at (oh + kh*DH/SH, ow + kw*DW/SW): for fixed (c, kh, kw) the values along ow are
 /// consecutive. GEMM columns j run over (image, oh, ow) with ow up to Wq: the Wq - OW extra columns per row are
-/// computed and thrown away (their reads stay inside the buffer thanks to <see cref="Slack"/>).
+/// computed and thrown away (their reads stay inside the buffer thanks to <see cref="Slack"/>). A
+/// <see cref="Compact"/> plan has no such columns (j = image*OH*OW + oh*OW + ow: the packer breaks its runs at each
+/// output row), so for one image the GEMM's C is the output itself.
 /// <code>buffer: [c][a][b][image][Hq][Wq] + slack      columns j = image*OH*Wq + oh*Wq + ow</code>
 /// </summary>
-internal readonly record struct ConvPlan(Kernels.ConvShape S, int Images)
+internal readonly record struct ConvPlan(Kernels.ConvShape S, int Images, bool Compact = false)
 {
     public int Hq => (S.H + S.PadTop + S.PadBottom + S.StrideH - 1) / S.StrideH;
 
@@ -28,7 +30,7 @@ internal readonly record struct ConvPlan(Kernels.ConvShape S, int Images)
     public long BufferLength => S.C * ChannelStride + Slack;
 
     /// <summary>GEMM columns per image.</summary>
-    public int ColsPerImage => S.OH * Wq;
+    public int ColsPerImage => S.OH * (Compact ? S.OW : Wq);
 
     /// <summary>GEMM columns in the chunk.</summary>
     public int Columns => Images * ColsPerImage;
@@ -78,7 +80,7 @@ internal readonly unsafe struct ConvColumns(float* buffer, long* rowOffsets, Con
     public void Pack(float* dst, int k0, int kc, int j0, int nc)
     {
         const int NR = PackedGemm.NR;
-        int cols = plan.Columns, per = plan.ColsPerImage;
+        int cols = plan.Columns, per = plan.ColsPerImage, ow = plan.S.OW, wq = plan.Wq;
         long plane = plan.Plane;
         long* ro = rowOffsets + k0;
         for (int jp = 0; jp < nc; jp += NR, dst += (long)kc * NR)
@@ -89,7 +91,15 @@ internal readonly unsafe struct ConvColumns(float* buffer, long* rowOffsets, Con
             {
                 int j = jStart + lane, img = j / per, within = j - img * per;
                 int len = Math.Min(valid - lane, per - within);
-                float* src = buffer + img * plane + within;
+                long at = within;
+                if (plan.Compact)
+                {
+                    // Output pixel (oh, c) is column oh*Wq + c of the phase planes; a run ends with its row.
+                    int oh = within / ow, col = within - oh * ow;
+                    at = (long)oh * wq + col;
+                    len = Math.Min(len, ow - col);
+                }
+                float* src = buffer + img * plane + at;
                 if (len == NR)
                 {
                     for (int kk = 0; kk < kc; kk++)

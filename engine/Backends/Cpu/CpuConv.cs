@@ -37,7 +37,14 @@ internal static unsafe class CpuConv
         // 256 pixels or more that beats batching images into one copied buffer, so it goes image by image.
         bool inPlace = s.StrideH == 1 && s.StrideW == 1 && s.KW == 1
                        && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0;
-        int nb = inPlace && s.OH * s.OW >= 256 ? 1 : ConvPlan.ChunkImages(s, kg);
+        // One image on a large plane: the GEMM's columns are the output pixels alone (a compact plan), so it writes y
+        // with the bias and epilogue, with no temporary and no scatter (ResNet's stem: 3.3 MB written and read again).
+        // Measured (bench profile, PROFILE_COMPACT=1, ResNet-18's stem): batch 1 after a 128 MB sweep 1.96 ms against
+        // 2.09, in cache 1.61 against 1.61; at batch 8, image by image this way, 19.3 ms against 16.1 in chunks of
+        // five images (the stores straight into eight 3.2 MB outputs miss where the scatter streams), so batches
+        // keep the chunks.
+        bool compact = !inPlace && s.N == 1 && CompactPixels > 0 && s.OH * s.OW >= CompactPixels;
+        int nb = inPlace && s.OH * s.OW >= 256 || compact ? 1 : ConvPlan.ChunkImages(s, kg);
         long perGroupA = PackedGemm.PackedALength(kg, s.CPerGroup * s.KH * s.KW);
         bool zeroCopy = nb == 1 && inPlace;
         float[]? bufArray = null, tempArray = null;
@@ -45,7 +52,7 @@ internal static unsafe class CpuConv
         {
             for (int n0 = 0; n0 < s.N; n0 += nb)
             {
-                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0), compact);
                 float* buf;
                 if (zeroCopy)
                 {
@@ -57,7 +64,7 @@ internal static unsafe class CpuConv
                     buf = Scratch.Aligned(bufArray);
                     BuildPhases(x, n0, plan, buf);
                 }
-                bool direct = plan.Images == 1 && plan.Wq == s.OW;
+                bool direct = plan.Images == 1 && (plan.Wq == s.OW || compact);
                 float* temp = null;
                 if (!direct)
                 {
@@ -101,6 +108,10 @@ internal static unsafe class CpuConv
                 Scratch.Return(tempArray);
         }
     }
+
+    /// <summary>Output planes of at least this many pixels take the compact column plan in <see cref="Forward"/>
+    /// (tests lower it; the bench's profile switches it, PROFILE_COMPACT=1); 0: never.</summary>
+    internal static int CompactPixels { get; set; } = 1024;
 
     // ---- forward, pixels as rows ----
 

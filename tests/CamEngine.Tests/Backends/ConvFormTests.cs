@@ -62,6 +62,9 @@ internal sealed class ConvFormTests
         }
     }
 
+    public static IEnumerable<TestCaseData> ColumnCases() =>
+        Cases().Where(c => (ConvForm)c.Arguments[1]! == ConvForm.Column);
+
     [TestCaseSource(nameof(Cases))]
     public void Forced_form_matches_reference(ConvShape s, ConvForm form, CpuSimd simd)
     {
@@ -78,6 +81,30 @@ internal sealed class ConvFormTests
         finally
         {
             CpuConv.FormOverride = null;
+        }
+    }
+
+    /// <summary>The column form's compact plan (one image's GEMM columns the output pixels alone, written straight into
+    /// y), taken by every batch-1 layer when its threshold is 1: rows of the output split across panels, strides,
+    /// pads, dilation, groups, the fused epilogue.</summary>
+    [TestCaseSource(nameof(ColumnCases))]
+    public void Compact_column_plan_matches_reference(ConvShape s, ConvForm form, CpuSimd simd)
+    {
+        s = s with { N = 1 };
+        CpuConv.FormOverride = ConvForm.Column;
+        int saved = CpuConv.CompactPixels;
+        CpuConv.CompactPixels = 1;
+        try
+        {
+            BackendComparison.Conv(_cpu[simd], _ref, s);
+            FusedReluEqualsConvThenRelu(_cpu[simd], s);
+            FusedEpilogueCheck.Run(_cpu[simd], _ref, s, (actual, expected, scale, what) =>
+                TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+        }
+        finally
+        {
+            CpuConv.FormOverride = null;
+            CpuConv.CompactPixels = saved;
         }
     }
 
