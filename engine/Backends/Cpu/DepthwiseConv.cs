@@ -255,7 +255,7 @@ internal static unsafe class DepthwiseConv
 
     /// <summary>dst[i] = src[i*step] for i &lt; count, never reading src[avail] or beyond; step 2 deinterleaves 32
     /// floats into 16 with one permute (AVX-512) or 16 into 8 (AVX2).</summary>
-    private static void Gather(float* src, int step, float* dst, int count, int avail, CpuSimd simd)
+    internal static void Gather(float* src, int step, float* dst, int count, int avail, CpuSimd simd)
     {
         int i = 0;
         if (step == 2)
