@@ -45,22 +45,18 @@ internal static unsafe class CpuPooling
                 int ih0 = Math.Max(0, 2 * oh - s.PadTop), ih1 = Math.Min(s.H, 2 * oh - s.PadTop + 3);
                 float* r0 = xp + (long)ih0 * w;
                 int iw = 0;
-                for (; iw <= w - 16; iw += 16)
+                if (w >= 16)
                 {
-                    var v = Vector512.Load(r0 + iw);
-                    for (int ih = ih0 + 1; ih < ih1; ih++)
-                        v = Max(v, Vector512.Load(xp + (long)ih * w + iw));
-                    v.Store(m + 1 + iw);
-                }
-                if (iw < w && w >= 16)
-                {
-                    // The last 16 columns again (the overlap recomputes the same maxima): no scalar tail.
-                    iw = w - 16;
-                    var v = Vector512.Load(r0 + iw);
-                    for (int ih = ih0 + 1; ih < ih1; ih++)
-                        v = Max(v, Vector512.Load(xp + (long)ih * w + iw));
-                    v.Store(m + 1 + iw);
-                    iw = w;
+                    // The last vector starts at w - 16, overlapping the one before it with the same maxima: no
+                    // scalar tail.
+                    for (; iw < w; iw += 16)
+                    {
+                        int at = Math.Min(iw, w - 16);
+                        var v = Vector512.Load(r0 + at);
+                        for (int ih = ih0 + 1; ih < ih1; ih++)
+                            v = Max(v, Vector512.Load(xp + (long)ih * w + at));
+                        v.Store(m + 1 + at);
+                    }
                 }
                 for (; iw < w; iw++)
                 {
@@ -73,28 +69,19 @@ internal static unsafe class CpuPooling
                 float* mw = m + 1 - pl;
                 float* yr = yp + (long)oh * s.OW;
                 int ow = 0;
-                for (; ow <= s.OW - 16; ow += 16)
+                if (s.OW >= 16)
                 {
-                    float* p = mw + 2 * ow;
-                    var lo = Vector512.Load(p);
-                    var hi = Vector512.Load(p + 16);
-                    var a = Avx512F.PermuteVar16x32x2(lo, even, hi);
-                    var b = Avx512F.PermuteVar16x32x2(lo, odd, hi);
-                    var c = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
-                    Max(Max(a, b), c).Store(yr + ow);
-                }
-                if (ow < s.OW && s.OW >= 16)
-                {
-                    // The last 16 outputs again, overlapping those just stored with the same values.
-                    ow = s.OW - 16;
-                    float* p = mw + 2 * ow;
-                    var lo = Vector512.Load(p);
-                    var hi = Vector512.Load(p + 16);
-                    var a = Avx512F.PermuteVar16x32x2(lo, even, hi);
-                    var b = Avx512F.PermuteVar16x32x2(lo, odd, hi);
-                    var c = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
-                    Max(Max(a, b), c).Store(yr + ow);
-                    ow = s.OW;
+                    // As above: the last 16 outputs overlap those before them with the same values.
+                    for (; ow < s.OW; ow += 16)
+                    {
+                        float* p = mw + 2 * Math.Min(ow, s.OW - 16);
+                        var lo = Vector512.Load(p);
+                        var hi = Vector512.Load(p + 16);
+                        var a = Avx512F.PermuteVar16x32x2(lo, even, hi);
+                        var b = Avx512F.PermuteVar16x32x2(lo, odd, hi);
+                        var c = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
+                        Max(Max(a, b), c).Store(yr + Math.Min(ow, s.OW - 16));
+                    }
                 }
                 for (; ow < s.OW; ow++)
                     yr[ow] = Max(Max(mw[2 * ow], mw[2 * ow + 1]), mw[2 * ow + 2]);

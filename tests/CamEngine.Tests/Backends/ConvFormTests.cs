@@ -71,17 +71,23 @@ internal sealed class ConvFormTests
         CpuConv.FormOverride = form;
         try
         {
-            BackendComparison.Conv(_cpu[simd], _ref, s);
-            FusedReluEqualsConvThenRelu(_cpu[simd], s);
-            // float32 rounding of a sum of C*KH*KW products grows with the outputs' scale (300 channels: 1.9e-5 off on
-            // an output of 0.011), hence an absolute part in proportion to the largest output.
-            FusedEpilogueCheck.Run(_cpu[simd], _ref, s, (actual, expected, scale, what) =>
-                TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+            MatchesReference(s, simd);
         }
         finally
         {
             CpuConv.FormOverride = null;
         }
+    }
+
+    /// <summary>The conv, its fused ReLU and its fused epilogues against the reference, in the form now forced.</summary>
+    private void MatchesReference(ConvShape s, CpuSimd simd)
+    {
+        BackendComparison.Conv(_cpu[simd], _ref, s);
+        FusedReluEqualsConvThenRelu(_cpu[simd], s);
+        // float32 rounding of a sum of C*KH*KW products grows with the outputs' scale (300 channels: 1.9e-5 off on
+        // an output of 0.011), hence an absolute part in proportion to the largest output.
+        FusedEpilogueCheck.Run(_cpu[simd], _ref, s, (actual, expected, scale, what) =>
+            TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
     }
 
     /// <summary>The column form's compact plan (one image's GEMM columns the output pixels alone, written straight into
@@ -96,10 +102,7 @@ internal sealed class ConvFormTests
         CpuConv.CompactPixels = 1;
         try
         {
-            BackendComparison.Conv(_cpu[simd], _ref, s);
-            FusedReluEqualsConvThenRelu(_cpu[simd], s);
-            FusedEpilogueCheck.Run(_cpu[simd], _ref, s, (actual, expected, scale, what) =>
-                TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+            MatchesReference(s, simd);
         }
         finally
         {
