@@ -285,10 +285,11 @@ internal static unsafe class CpuConv
         For((kAll + 15) / 16, (long)pixels * kAll, Block);
     }
 
-    /// <summary>Fills the phase buffer of a chunk from x (zero padding, zero slack).</summary>
+    /// <summary>The width <see cref="CopyRows"/> deinterleaves strided rows at (a copy: the same values at any width).</summary>
     private static readonly CpuSimd s_gatherSimd =
         System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? CpuSimd.Vector512 : CpuSimd.Vector256;
 
+    /// <summary>Fills the phase buffer of a chunk from x (zero padding, zero slack).</summary>
     private static void BuildPhases(float* x, int n0, ConvPlan plan, float* buf)
     {
         var s = plan.S;
