@@ -41,8 +41,8 @@ internal static unsafe class CpuConv
         // with the bias and epilogue, with no temporary and no scatter (ResNet's stem: 3.3 MB written and read again).
         // Measured (bench profile, PROFILE_COMPACT=1, ResNet-18's stem): batch 1 after a 128 MB sweep 1.96 ms against
         // 2.09, in cache 1.61 against 1.61; at batch 8, image by image this way, 19.3 ms against 16.1 in chunks of
-        // five images (the stores straight into eight 3.2 MB outputs miss where the scatter streams), so batches
-        // keep the chunks.
+        // five images, and 12.4 against 12.0 in a later run (the stores straight into eight 3.2 MB outputs miss where
+        // the scatter streams), so batches keep the chunks.
         bool compact = !inPlace && s.N == 1 && CompactPixels > 0 && s.OH * s.OW >= CompactPixels;
         int nb = inPlace && s.OH * s.OW >= 256 || compact ? 1 : ConvPlan.ChunkImages(s, kg);
         long perGroupA = PackedGemm.PackedALength(kg, s.CPerGroup * s.KH * s.KW);
