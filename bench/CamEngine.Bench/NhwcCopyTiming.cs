@@ -26,16 +26,9 @@ internal static unsafe class NhwcCopyTiming
         var x = new float[c * side * side];
         for (int i = 0; i < x.Length; i++)
             x[i] = (float)rng.NextDouble();
-        int k = pad > 0 ? 3 : 1, outSide = (side + 2 * pad - k) / stride + 1;
-        var s = new ConvShape(1, c, side, side, 64, k, k, stride, stride, pad, pad, pad, pad, 1, 1, 1);
-        // A strided unpadded 1x1 copies every stride-th pixel and runs at stride 1 (as DirectConv.Forward does).
-        int rowStep = 1, colStep = 1, hp = side + 2 * pad, wp = hp;
-        if (k == 1 && stride > 1)
-        {
-            (rowStep, colStep) = (stride, stride);
-            s = s with { H = outSide, W = outSide, StrideH = 1, StrideW = 1 };
-            hp = wp = outSide;
-        }
+        int k = pad > 0 ? 3 : 1;
+        var (s, rowStep, colStep, hp, wp) =
+            DirectConv.CopyPlan(new ConvShape(1, c, side, side, 64, k, k, stride, stride, pad, pad, pad, pad, 1, 1, 1));
         var buf = new float[(long)hp * wp * DirectConv.PixelStride(c) + 64];
         var sweep = new float[16 << 20];
         fixed (float* xp = x, bp = buf)

@@ -93,20 +93,30 @@ internal static unsafe class DirectConv
         return packed;
     }
 
-    /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
-    /// w packed by <see cref="PackWeights"/>.</summary>
-    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
-        StoreEpilogue epilogue = default)
+    /// <summary>
+    /// How <see cref="Forward"/> copies a layer's input (<see cref="ToPaddedNhwc"/>): the shape the copy and the tiles
+    /// see, the rows and columns of x it takes one in, and the padded buffer's size. A strided 1x1 conv without padding
+    /// reads one input pixel in SH*SW: only those are copied, and it runs at stride 1.
+    /// </summary>
+    internal static (Kernels.ConvShape Copied, int RowStep, int ColStep, int Hp, int Wp) CopyPlan(Kernels.ConvShape s)
     {
-        // A strided 1x1 conv without padding reads one input pixel in SH*SW: copy only those, and run stride 1.
-        int rowStep = 1, colStep = 1, srcH = s.H, srcW = s.W;
+        int rowStep = 1, colStep = 1;
         if (s.KH == 1 && s.KW == 1 && (s.StrideH > 1 || s.StrideW > 1)
             && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0)
         {
             (rowStep, colStep) = (s.StrideH, s.StrideW);
             s = s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 };
         }
-        int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
+        return (s, rowStep, colStep, s.H + s.PadTop + s.PadBottom, s.W + s.PadLeft + s.PadRight);
+    }
+
+    /// <summary><c>y = conv(x, w) + b</c>, then the <paramref name="epilogue"/> (residual, activation) as it is stored;
+    /// w packed by <see cref="PackWeights"/>.</summary>
+    public static void Forward(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
+    {
+        int srcH = s.H, srcW = s.W;
+        (s, int rowStep, int colStep, int hp, int wp) = CopyPlan(s);
         long perImage = (long)hp * wp * PixelStride(s.C);
         int nb = (int)Math.Clamp(ChunkFloats / Math.Max(perImage, 1), 1, s.N);
         var tiles = Tiles.Forward(s, hp, wp);
@@ -410,6 +420,9 @@ internal static unsafe class DirectConv
         int tileTasks = Ceil(tiles, tb), total = tileTasks * Ceil(panels, pb);
         float* residual = epilogue.Residual;
 
+        // Rows [row, ...) of the packed weights' 32-channel panel.
+        float* Block(int panel, int row) => packedW + ((long)panel * crs + row) * NR;
+
         // The output rows (and residual rows) a tile's store will touch, asked for while the task's last block of
         // FMAs runs: 32 channel rows a plane apart, which no hardware prefetcher follows, each written (a partial
         // line: read for ownership first) and with a residual read.
@@ -472,12 +485,11 @@ internal static unsafe class DirectConv
                     }
                     for (int jp = p0; jp < p1; jp++)
                     {
-                        float* b = packedW + ((long)jp * crs + r0) * NR;
+                        float* b = Block(jp, r0);
                         // The block this task reads next (the next panel, or the first panel's next block of rows):
                         // the first tile's kernel prefetches it into L2 while it computes, so the weights arrive
                         // from memory under the FMAs instead of stalling the next block's first tile.
-                        float* next = jp + 1 < p1 ? packedW + ((long)(jp + 1) * crs + r0) * NR
-                            : r1 < crs ? packedW + ((long)p0 * crs + r1) * NR : b;
+                        float* next = jp + 1 < p1 ? Block(jp + 1, r0) : r1 < crs ? Block(p0, r1) : b;
                         if (!Prefetch)
                             next = b;
                         for (int ti = 0; ti < nt; ti++)

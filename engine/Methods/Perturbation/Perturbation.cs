@@ -126,8 +126,11 @@ internal static class Perturbation
     public static double Gaussian(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+        return BoxMuller(u1, u2);
     }
+
+    /// <summary>The Box-Muller transform of two uniforms (u1 in (0, 1]): one standard normal.</summary>
+    private static double BoxMuller(double u1, double u2) => Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
 
     /// <summary>
     /// Fills <paramref name="into"/> with <c>(float)(std * Gaussian(rng))</c>, the values of calling
@@ -152,7 +155,7 @@ internal static class Perturbation
                 var span = part.Span;
                 int end = Math.Min(length, (b + 1) * Block);
                 for (int j = b * Block; j < end; j++)
-                    span[j] = (float)(std * (Math.Sqrt(-2.0 * Math.Log(uniforms[2 * j])) * Math.Cos(2 * Math.PI * uniforms[2 * j + 1])));
+                    span[j] = (float)(std * BoxMuller(uniforms[2 * j], uniforms[2 * j + 1]));
             });
         }
     }

@@ -43,12 +43,13 @@ internal static class MemoryLog
             return;
         using var p = Process.GetCurrentProcess();
         var gc = GC.GetGCMemoryInfo();
+        var (built, buildMs) = CpuStorage.DerivedBuilds;
         static string Mb(long b) => $"{b / (1 << 20),6}";
         Console.Error.WriteLine(
             $"memlog {what,-24} {ms,9:F0} ms  rss {Mb(p.WorkingSet64)}  peak {Mb(p.PeakWorkingSet64)}  heap {Mb(gc.HeapSizeBytes)}  "
             + $"committed {Mb(gc.TotalCommittedBytes)}  live {Mb(CpuStorage.LiveBytes)}  pool {Mb(CpuStorage.PooledBytes)}  "
             + $"scratch {Mb(Scratch.PooledBytes)}  packed {Mb(CpuStorage.DerivedBytes)} MB  frag {Mb(gc.FragmentedBytes)}  {Status()}  "
-            + $"built {CpuStorage.DerivedBuilds.Count} in {CpuStorage.DerivedBuilds.Ms:F0} ms  "
+            + $"built {built} in {buildMs:F0} ms  "
             + string.Join(" ", CpuStorage.DerivedBytesByKind().Select(p => $"{p.Key}={p.Value >> 20}")));
     }
 }
