@@ -138,6 +138,44 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
+    /// A 1x1, stride-1, unpadded conv (groups = 1) in the channels-last layout end to end, the form a blocked graph
+    /// layout would run: x is (N, H, W, C) and read in place (no copy), y is (N, H, W, K) and each tile's pixel rows
+    /// of 32 channels are stored as they are (no transpose), the residual (when fused) read at the same offsets.
+    /// w packed by <see cref="PackWeights"/>; the products are summed in the order of <see cref="Forward"/>, so the
+    /// values equal its output transposed. The CPU graph does not use it yet: the bench's `layout` mode measures
+    /// what the layout buys, and tests hold it to the NCHW form.
+    /// </summary>
+    internal static void ForwardChannelsLast(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
+    {
+        if (s.KH != 1 || s.KW != 1 || s.StrideH != 1 || s.StrideW != 1
+            || s.PadTop != 0 || s.PadLeft != 0 || s.PadBottom != 0 || s.PadRight != 0 || !Supports(s, simd))
+            throw new ArgumentException($"the channels-last form runs 1x1, stride-1, unpadded one-group convs, not {s}");
+        long ohw = (long)s.OH * s.OW;
+        var tiles = new Tiles(s.C, s.C, s.K, s.OH, s.OW, s.H, s.W, 1, 1, 0, 0, [0L], 0, s.K * ohw, 1, (long)s.OW * s.K, s.K,
+            ChannelsLast: true);
+        Compute(x, 0, s.N, tiles, packedW, bias, y, simd, epilogue);
+    }
+
+    /// <summary>
+    /// <see cref="ForwardChannelsLast"/> in a blocked layout (as MLAS's NCHWc): x is (N, C/32, H, W, 32) and y
+    /// (N, K/32, OH, OW, 32), so a tile's eight pixels of one 32-channel panel are 1 KB in a row of y. C and K must be
+    /// multiples of 32. Images go one by one (the tile loop addresses pixels within one block of channels).
+    /// </summary>
+    internal static void ForwardBlocked(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue = default)
+    {
+        if (s.KH != 1 || s.KW != 1 || s.StrideH != 1 || s.StrideW != 1 || s.C % NR != 0 || s.K % NR != 0
+            || s.PadTop != 0 || s.PadLeft != 0 || s.PadBottom != 0 || s.PadRight != 0 || !Supports(s, simd))
+            throw new ArgumentException($"the blocked form runs 1x1, stride-1, unpadded one-group convs on multiples of 32 channels, not {s}");
+        long hw = (long)s.H * s.W;
+        var tiles = new Tiles(s.C, NR, s.K, s.OH, s.OW, s.H, s.W, 1, 1, 0, 0, [0L], 0, s.K * hw, 1, (long)s.OW * NR, NR,
+            InBlockStride: hw * NR, OutBlockStride: hw * NR, ChannelsLast: true);
+        for (int img = 0; img < s.N; img++)
+            Compute(x + img * s.C * hw, img, 1, tiles, packedW, bias, y, simd, epilogue);
+    }
+
+    /// <summary>
     /// The phases of a backward-data pass (<see cref="BackwardData"/>): phase (a, b) holds the dx pixels
     /// (a + SH*q, b + SW*r), Hq x Wq of them, and the taps (kh, kw) that reach them, each reading dy at
     /// (q + Dh, r + Dw); dy is padded by the largest reach past its edges.
@@ -376,11 +414,22 @@ internal static unsafe class DirectConv
     /// Where the tile loop of <see cref="Compute"/> reads and writes. Output pixel (img, oh, ow) of a chunk reads the
     /// NHWC buffer (Hp x Wp pixels per image, <see cref="Cin"/> channels each, <see cref="PixelFloats"/> floats apart) at pixel (oh*StepH + ShiftH,
     /// ow*StepW + ShiftW) plus each tap's offset, and writes channel k to
-    /// <c>OutBase + (n0+img)*OutImage + k*OutChannel + oh*OutRow + ow*OutCol</c>.
+    /// <c>OutBase + (n0+img)*OutImage + k*OutChannel + oh*OutRow + ow*OutCol</c>; with <see cref="ChannelsLast"/>, a
+    /// tile's 32 channels of a pixel are consecutive from <see cref="OutPanel"/> (and the input's channels may come in
+    /// blocks of 32, <see cref="InBlockStride"/>).
     /// </summary>
     private sealed record Tiles(int Cin, int PixelFloats, int Cout, int OutH, int OutW, int Hp, int Wp, int StepH, int StepW,
-        int ShiftH, int ShiftW, long[] TapOffsets, long OutBase, long OutImage, long OutChannel, long OutRow, long OutCol)
+        int ShiftH, int ShiftW, long[] TapOffsets, long OutBase, long OutImage, long OutChannel, long OutRow, long OutCol,
+        long InBlockStride = 0, long OutBlockStride = 0, bool ChannelsLast = false)
     {
+        /// <summary>Where channel <paramref name="c"/> of a pixel is, from its channel 0: in blocks of 32 channels
+        /// <see cref="InBlockStride"/> apart when that is set (a blocked layout), else consecutive.</summary>
+        public long InChannel(int c) => InBlockStride == 0 ? c : c / NR * InBlockStride + c % NR;
+
+        /// <summary>Where output channel <paramref name="k0"/> (a multiple of 32) of a channels-last or blocked
+        /// output pixel is, from its channel 0.</summary>
+        public long OutPanel(int k0) => OutBlockStride == 0 ? k0 : k0 / NR * OutBlockStride;
+
         /// <summary>The forward conv: taps (kh*DH, kw*DW) from the output pixel's window corner, NCHW output.</summary>
         public static Tiles Forward(Kernels.ConvShape s, int hp, int wp)
         {
@@ -429,6 +478,22 @@ internal static unsafe class DirectConv
         void PrefetchOutputs(int tile, int jp)
         {
             int pix0 = tile * mr, last = Math.Min(pix0 + mr, pixels) - 1;
+            if (g.ChannelsLast)
+            {
+                // Channels last: each pixel's 32 channels are two lines.
+                for (int pix = pix0; pix <= last; pix++)
+                {
+                    long at = OutputOffset(g, n0, pix) + g.OutPanel(jp * NR);
+                    Sse.Prefetch1(y + at);
+                    Sse.Prefetch1(y + at + NR - 1);
+                    if (residual != null)
+                    {
+                        Sse.Prefetch1(residual + at);
+                        Sse.Prefetch1(residual + at + NR - 1);
+                    }
+                }
+                return;
+            }
             long first = OutputOffset(g, n0, pix0), end = OutputOffset(g, n0, last);
             int channels = Math.Min(NR, g.Cout - jp * NR);
             for (int l = 0; l < channels; l++)
@@ -459,8 +524,10 @@ internal static unsafe class DirectConv
                 int ow = p - oh * g.OutW;
                 px[i] = (((long)img * g.Hp + (long)oh * g.StepH + g.ShiftH) * g.Wp + (long)ow * g.StepW + g.ShiftW) * g.PixelFloats;
             }
-            long* segOff = stackalloc long[taps + 1];
-            int* segLen = stackalloc int[taps + 1];
+            // Segments per block of rows: one per tap, plus one per 32-channel block when the input is blocked.
+            int maxSegments = taps + 1 + (g.InBlockStride != 0 ? kc / NR + 1 : 0);
+            long* segOff = stackalloc long[maxSegments];
+            int* segLen = stackalloc int[maxSegments];
             fixed (long* to = tapOffsets)
             {
                 for (int r0 = 0; r0 < crs; r0 += kc)
@@ -469,7 +536,9 @@ internal static unsafe class DirectConv
                     for (int r = r0; r < r1;)
                     {
                         int tap = r / g.Cin, c = r - tap * g.Cin, len = Math.Min(g.Cin - c, r1 - r);
-                        long off = to[tap] + c;
+                        if (g.InBlockStride != 0)
+                            len = Math.Min(len, NR - c % NR); // a segment ends with its block of channels
+                        long off = to[tap] + g.InChannel(c);
                         if (MergeSegments && nseg > 0 && segOff[nseg - 1] + segLen[nseg - 1] == off)
                         {
                             // The tap continues the previous one in the buffer (horizontally adjacent taps of an
@@ -549,6 +618,33 @@ internal static unsafe class DirectConv
         StoreEpilogue epilogue)
     {
         int rows = Math.Min(mr, pixels - pix0), kn = Math.Min(NR, g.Cout - k0);
+        bool plain = epilogue.IsNone;
+        if (g.ChannelsLast)
+        {
+            // Channels last: a pixel's channels are consecutive, so each tile row goes out as it is, eight at a time.
+            for (int r = 0; r < rows; r++)
+            {
+                long at = OutputOffset(g, n0, pix0 + r) + g.OutPanel(k0);
+                for (int ch = 0; ch < kn; ch += 8)
+                {
+                    int left = kn - ch;
+                    if (left >= 8)
+                    {
+                        var sum = Vector256.Load(tile + r * NR + ch);
+                        if (bias != null)
+                            sum += Vector256.Load(bias + k0 + ch);
+                        (plain ? sum : epilogue.Apply(sum, at + ch)).Store(y + at + ch);
+                        continue;
+                    }
+                    for (int j = ch; j < kn; j++)
+                    {
+                        float v = tile[r * NR + j] + (bias == null ? 0f : bias[k0 + j]);
+                        y[at + j] = plain ? v : epilogue.Apply(v, at + j);
+                    }
+                }
+            }
+            return;
+        }
         long* dst = stackalloc long[MR]; // output offset of each row's channel k0
         for (int r = 0; r < rows; r++)
             dst[r] = OutputOffset(g, n0, pix0 + r) + k0 * g.OutChannel;
@@ -557,7 +653,6 @@ internal static unsafe class DirectConv
         bool run = dst[rows - 1] - dst[0] == rows - 1 && (rows == MR || (MaskedStores && Avx512F.VL.IsSupported));
         var mask = rows == MR ? Vector256<float>.AllBitsSet
             : Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)rows));
-        bool plain = epilogue.IsNone;
         // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
         // vector when the eight pixels are consecutive in one image.
         float* t8 = stackalloc float[MR * MR];
