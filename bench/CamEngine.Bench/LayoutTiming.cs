@@ -8,10 +8,11 @@ namespace CamEngine.Bench;
 /// <summary>
 /// `layout`: what a channels-last graph layout would buy on ResNet-50's 1x1 stride-1 convs. Each shape runs in the
 /// form the CPU backend chooses today (NCHW in and out: <see cref="CpuConv.ChooseForm"/>, the column form reading x
-/// in place or the direct form with its NHWC copy and transposed store) and in <see cref="DirectConv.ForwardChannelsLast"/>
-/// (NHWC in and out, no copy, no transpose), alternating, with ReLU fused and, on the expanding convs (a bottleneck's
-/// last), the residual add too; hot (the same call again) and cold (after a 64 MB sweep, as a real forward finds
-/// its tensors). Both write the same values (checked each shape, transposed).
+/// in place or the direct form with its NHWC copy and transposed store), in <see cref="DirectConv.ForwardChannelsLast"/>
+/// (NHWC in and out, no copy, no transpose) and in <see cref="DirectConv.ForwardBlocked"/> (blocks of 32 channels),
+/// the three in rotation, with ReLU fused and, on the expanding convs (a bottleneck's last), the residual add too; hot
+/// (the same call again) and cold (after a 64 MB sweep, as a real forward finds its tensors). All three write the
+/// same values (checked each shape, reordered).
 /// Run: dotnet run -c Release --project bench/CamEngine.Bench -- layout [batch ...]
 /// </summary>
 internal static unsafe class LayoutTiming
@@ -22,7 +23,7 @@ internal static unsafe class LayoutTiming
         var simd = CpuSimd.Vector512;
         if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
             simd = CpuSimd.Vector256;
-        Console.WriteLine($"layout: ResNet-50's 1x1 convs, today's NCHW form against channels-last, {simd}, {Environment.ProcessorCount} threads; medians of 20");
+        Console.WriteLine($"layout: ResNet-50's 1x1 convs, today's NCHW form against channels-last and blocked by 32, {simd}, {Environment.ProcessorCount} threads; medians of 20");
         foreach (int n in batches)
         {
             var sum = new double[6];
