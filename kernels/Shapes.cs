@@ -25,6 +25,11 @@ internal readonly record struct ConvShape(
     /// <summary>Output channels per group.</summary>
     public int KPerGroup => K / Groups;
 
+    /// <summary>A 1x1, stride-1 conv with no padding: each output pixel is a product of its own input pixel (dilation
+    /// does not matter at 1x1).</summary>
+    public bool IsUnpaddedPointwise => KH == 1 && KW == 1 && StrideH == 1 && StrideW == 1
+                                       && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
+
     /// <summary>Number of weight elements, K * C/Groups * KH * KW.</summary>
     public long WeightLength => (long)K * CPerGroup * KH * KW;
 

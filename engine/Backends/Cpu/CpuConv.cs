@@ -172,8 +172,7 @@ internal static unsafe class CpuConv
     /// against 0.87, and 512->256 at 28x28 1.07 against 1.44, engine nodes of `ort --ort-profile`).
     /// </summary>
     public static bool PointwiseOnLargePlane(ConvShape s) =>
-        s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.Groups == 1 && s.OH * s.OW >= 784
-        && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0;
+        s.IsUnpaddedPointwise && s.Groups == 1 && s.OH * s.OW >= 784;
 
     /// <summary>Packs W^T (CRS x K) once as the B operand of <see cref="ForwardTransposed"/> (groups = 1).</summary>
     public static float[] PackForwardWeightsTransposed(float* w, ConvShape s)

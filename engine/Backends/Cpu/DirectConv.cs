@@ -148,8 +148,7 @@ internal static unsafe class DirectConv
     internal static void ForwardChannelsLast(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
         StoreEpilogue epilogue = default)
     {
-        if (s.KH != 1 || s.KW != 1 || s.StrideH != 1 || s.StrideW != 1
-            || s.PadTop != 0 || s.PadLeft != 0 || s.PadBottom != 0 || s.PadRight != 0 || !Supports(s, simd))
+        if (!s.IsUnpaddedPointwise || !Supports(s, simd))
             throw new ArgumentException($"the channels-last form runs 1x1, stride-1, unpadded one-group convs, not {s}");
         long ohw = (long)s.OH * s.OW;
         var tiles = new Tiles(s.C, s.C, s.K, s.OH, s.OW, s.H, s.W, 1, 1, 0, 0, [0L], 0, s.K * ohw, 1, (long)s.OW * s.K, s.K,
@@ -165,8 +164,7 @@ internal static unsafe class DirectConv
     internal static void ForwardBlocked(float* x, float* packedW, float* bias, float* y, Kernels.ConvShape s, CpuSimd simd,
         StoreEpilogue epilogue = default)
     {
-        if (s.KH != 1 || s.KW != 1 || s.StrideH != 1 || s.StrideW != 1 || s.C % NR != 0 || s.K % NR != 0
-            || s.PadTop != 0 || s.PadLeft != 0 || s.PadBottom != 0 || s.PadRight != 0 || !Supports(s, simd))
+        if (!s.IsUnpaddedPointwise || s.C % NR != 0 || s.K % NR != 0 || !Supports(s, simd))
             throw new ArgumentException($"the blocked form runs 1x1, stride-1, unpadded one-group convs on multiples of 32 channels, not {s}");
         long hw = (long)s.H * s.W;
         var tiles = new Tiles(s.C, NR, s.K, s.OH, s.OW, s.H, s.W, 1, 1, 0, 0, [0L], 0, s.K * hw, 1, (long)s.OW * NR, NR,
