@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter, PROFILE_GEMM_STORE=1 with the GEMM's tile epilogue (bias, residual, activation) applied in registers before the store and in a second pass over the stored tile; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -286,7 +286,7 @@ internal static class Profile
     /// <summary>A kernel switch the A/B modes flip: its two settings' names and how to set it.</summary>
     private sealed record Switch(string OnName, string OffName, Action<bool> Set);
 
-    /// <summary>The switches named by PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION, PROFILE_PIXEL_PAD, PROFILE_DW_CHANNELS_LAST, PROFILE_PREFETCH, PROFILE_MERGE, PROFILE_COMPACT and PROFILE_WINOGRAD_BLOCKS.</summary>
+    /// <summary>The switches named by PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION, PROFILE_PIXEL_PAD, PROFILE_DW_CHANNELS_LAST, PROFILE_PREFETCH, PROFILE_MERGE, PROFILE_COMPACT, PROFILE_GEMM_STORE and PROFILE_WINOGRAD_BLOCKS.</summary>
     private static IEnumerable<Switch> Switches()
     {
         if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
@@ -303,6 +303,8 @@ internal static class Profile
             yield return new("weights prefetched", "not prefetched", on => CamEngine.Backends.Cpu.DirectConv.Prefetch = CamEngine.Backends.Cpu.PackedGemm.Prefetch = on);
         if (Environment.GetEnvironmentVariable("PROFILE_COMPACT") == "1")
             yield return new("compact column plans on large planes", "temporary and scatter", on => CamEngine.Backends.Cpu.CpuConv.CompactPixels = on ? 1024 : 0);
+        if (Environment.GetEnvironmentVariable("PROFILE_GEMM_STORE") == "1")
+            yield return new("GEMM tile epilogue in registers", "second pass over the stored tile", on => CamEngine.Backends.Cpu.PackedGemm.FusedStores = on);
         if (Environment.GetEnvironmentVariable("PROFILE_MERGE") == "1")
             yield return new("merged segments", "one segment per tap", on => CamEngine.Backends.Cpu.DirectConv.MergeSegments = on);
         if (Environment.GetEnvironmentVariable("PROFILE_WINOGRAD_BLOCKS") == "1")

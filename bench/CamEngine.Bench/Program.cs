@@ -11,6 +11,11 @@ internal static class Program
             NhwcCopyTiming.Run();
             return;
         }
+        if (args.Length > 0 && args[0] == "gemm")
+        {
+            GemmTiming.Run(args);
+            return;
+        }
         if (args.Length > 0 && args[0] == "layout")
         {
             LayoutTiming.Run(args);

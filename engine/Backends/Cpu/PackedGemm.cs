@@ -114,6 +114,56 @@ internal readonly unsafe struct RowPanels(float* p, int rows) : IPanelSource
 }
 
 /// <summary>
+/// What <see cref="PackedGemm"/>'s AVX-512 kernel applies to a full tile's final sums in registers, before its one
+/// store: the row bias, the residual (indexed like C) and the activation of a <see cref="StoreEpilogue"/>, in the
+/// order and with the operations of <see cref="StoreEpilogue.ApplyRange(float*, long, long, float)"/>, so the bits are
+/// the same as with the second pass over the stored tile.
+/// </summary>
+internal readonly unsafe struct TileEnd
+{
+    /// <summary>Whether anything is applied (default: a plain store).</summary>
+    public readonly bool Active;
+
+    /// <summary>The tile's first row's bias, or null.</summary>
+    public readonly float* Bias;
+
+    /// <summary>The residual at the tile's first element, rows <c>ldc</c> apart, or null.</summary>
+    public readonly float* Residual;
+
+    /// <summary>The activation after the residual.</summary>
+    public readonly StoreEpilogue Epilogue;
+
+    /// <summary>The end of the tile at C row <paramref name="i"/>, column <paramref name="j"/>.</summary>
+    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, int j, long ldc)
+    {
+        Active = true;
+        Bias = rowBias == null ? null : rowBias + i;
+        Residual = epilogue.Residual == null ? null : epilogue.Residual + i * ldc + j;
+        Epilogue = epilogue;
+    }
+
+    /// <summary>Row <paramref name="r"/>'s two vectors, final sums in, outputs out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Finish(ref Vector512<float> v0, ref Vector512<float> v1, int r, long ldc)
+    {
+        if (Bias != null)
+        {
+            var b = Vector512.Create(Bias[r]);
+            v0 += b;
+            v1 += b;
+        }
+        if (Residual != null)
+        {
+            float* at = Residual + r * ldc;
+            v0 += Vector512.Load(at);
+            v1 += Vector512.Load(at + 16);
+        }
+        v0 = Epilogue.Activate(v0);
+        v1 = Epilogue.Activate(v1);
+    }
+}
+
+/// <summary>
 /// Single-precision GEMM in the GotoBLAS/BLIS structure: <c>C[m,n] (+)= A[m,k] B[k,n]</c> with A packed once per
 /// call into MR-row panels (k-blocks of <see cref="KC"/>), B packed per task into NR-column panels, and an
 /// MR x NR = 8 x 32 register-blocked micro-kernel (16 zmm accumulators with AVX-512, A broadcast, two B
@@ -140,6 +190,12 @@ internal static unsafe class PackedGemm
     /// against 20.33 (sleep); batch 8 ResNet-18 137.5 against 139.1, ResNet-50 347.5 against 351.6.
     /// </summary>
     internal static bool Prefetch { get; set; } = true;
+
+    /// <summary>
+    /// Whether the AVX-512 kernel applies a full tile's bias, residual and activation in registers before its store
+    /// (<see cref="TileEnd"/>) instead of in a second pass over the stored tile. Tests and the bench switch it.
+    /// </summary>
+    internal static bool FusedStores { get; set; } = true;
 
     /// <summary>Below this many flops a GEMM runs serially (DESIGN.md section 8: 10-20 MFLOP).</summary>
     public const double SerialFlops = 12e6;
@@ -263,11 +319,15 @@ internal static unsafe class PackedGemm
                             : jp == 0 ? ap + (long)MR * kc : bj;
                         if (!Prefetch)
                             pf = bj;
+                        // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
+                        // stored tile.
+                        bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
+                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc) : default;
                         if (rowPanels)
-                            RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf);
+                            RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
                         else
-                            Tile(simd, ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, pf);
-                        if (last)
+                            Tile(simd, ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, pf, end);
+                        if (last && !inRegisters)
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
                             for (int r = 0; r < mv; r++)
@@ -314,23 +374,23 @@ internal static unsafe class PackedGemm
     /// <paramref name="scratch"/> in the usual layout (zero lanes past the last column) first.
     /// </summary>
     private static void RowPanelTile<TB>(float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc,
-        ref TB source, int k0, int j, float* scratch, float* pf)
+        ref TB source, int k0, int j, float* scratch, float* pf, TileEnd end)
         where TB : struct, IPanelSource
     {
         if (nv < NR)
         {
             source.Pack(scratch, k0, kc, j, nv);
-            Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc, scratch);
+            Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc, scratch, default);
             return;
         }
         long sub = (long)kc * MR;
         if (mv == MR)
         {
-            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc, pf);
+            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc, pf, end);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false, pf);
+        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false, pf, default);
         StoreEdge(t, c, ldc, mv, NR, acc);
     }
 
@@ -384,24 +444,25 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>One MR x NR tile; edge tiles go through a stack tile and store only the valid part.</summary>
-    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc, float* pf)
+    private static void Tile(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, int mv, int nv, bool acc, float* pf,
+        TileEnd end)
     {
         if (mv == MR && nv == NR)
         {
-            Kernel(simd, a, b, kc, c, ldc, acc, pf);
+            Kernel(simd, a, b, kc, c, ldc, acc, pf, end);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel(simd, a, b, kc, t, NR, false, pf);
+        Kernel(simd, a, b, kc, t, NR, false, pf, default);
         StoreEdge(t, c, ldc, mv, nv, acc);
     }
 
-    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc, float* pf)
+    private static void Kernel(CpuSimd simd, float* a, float* b, int kc, float* c, long ldc, bool acc, float* pf, TileEnd end)
     {
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc, pf);
+                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc, pf, end);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)
@@ -418,9 +479,11 @@ internal static unsafe class PackedGemm
 
     /// <summary>8 x 32 in sixteen 512-bit accumulators: per k two B loads (<typeparamref name="TLoad"/>), eight A
     /// broadcasts, sixteen FMAs, and two cache lines from <paramref name="pf"/> prefetched into L2 (see
-    /// <see cref="Prefetch"/>; a panel already in L1 where nothing is to come).</summary>
+    /// <see cref="Prefetch"/>; a panel already in L1 where nothing is to come); the tile's <paramref name="end"/>
+    /// applied in registers when active.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc, float* pf)
+    private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc, float* pf,
+        TileEnd end)
         where TLoad : struct, IKernelB
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
@@ -458,6 +521,18 @@ internal static unsafe class PackedGemm
             c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
         }
+        if (end.Active)
+        {
+            StoreEnd(c, ldc, c00, c01, acc, end, 0);
+            StoreEnd(c, ldc, c10, c11, acc, end, 1);
+            StoreEnd(c, ldc, c20, c21, acc, end, 2);
+            StoreEnd(c, ldc, c30, c31, acc, end, 3);
+            StoreEnd(c, ldc, c40, c41, acc, end, 4);
+            StoreEnd(c, ldc, c50, c51, acc, end, 5);
+            StoreEnd(c, ldc, c60, c61, acc, end, 6);
+            StoreEnd(c, ldc, c70, c71, acc, end, 7);
+            return;
+        }
         Store512(c, c00, c01, acc);
         Store512(c + ldc, c10, c11, acc);
         Store512(c + 2 * ldc, c20, c21, acc);
@@ -466,6 +541,22 @@ internal static unsafe class PackedGemm
         Store512(c + 5 * ldc, c50, c51, acc);
         Store512(c + 6 * ldc, c60, c61, acc);
         Store512(c + 7 * ldc, c70, c71, acc);
+    }
+
+    /// <summary>Row <paramref name="r"/> of a final tile: the sums (plus C's when <paramref name="acc"/>), then the
+    /// tile's end, stored once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreEnd(float* c, long ldc, Vector512<float> v0, Vector512<float> v1, bool acc, in TileEnd end, int r)
+    {
+        float* cr = c + r * ldc;
+        if (acc)
+        {
+            v0 += Vector512.Load(cr);
+            v1 += Vector512.Load(cr + 16);
+        }
+        end.Finish(ref v0, ref v1, r, ldc);
+        v0.Store(cr);
+        v1.Store(cr + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

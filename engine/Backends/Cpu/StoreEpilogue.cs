@@ -99,6 +99,23 @@ internal readonly unsafe struct StoreEpilogue
     public Vector256<float> ApplyMasked(Vector256<float> v, long at, Vector256<float> mask) =>
         Activate(Residual != null ? v + Avx512F.VL.MaskLoad(Residual + at, mask, Vector256<float>.Zero) : v);
 
+    /// <summary>The activation alone, sixteen lanes (<see cref="PackedGemm"/>'s register store).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Activate(Vector512<float> v)
+    {
+        switch (Activation)
+        {
+            case EpilogueActivation.Relu:
+                return Vector512.Max(v, Vector512<float>.Zero);
+            case EpilogueActivation.Clip:
+                return new ClipOp(Lo, Hi).Apply(v);
+            case EpilogueActivation.Silu:
+                return v * new SigmoidOp().Apply(v);
+            default:
+                return v;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Vector256<float> Activate(Vector256<float> v)
     {

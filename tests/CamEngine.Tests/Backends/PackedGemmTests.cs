@@ -1,4 +1,5 @@
 using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
 using NUnit.Framework;
 
 namespace CamEngine.Tests.Backends;
@@ -8,7 +9,9 @@ namespace CamEngine.Tests.Backends;
 /// one packed copy of Winograd's U that both GEMM orientations read) against B packed from the plain matrix: bit for bit
 /// (same micro-kernel arithmetic, same order of the sums), at both widths and the scalar loop, on shapes with partial
 /// 8-row and 32-column panels (a last B panel of 1 to 3 row panels, copied), several depth blocks and a single row;
-/// and both against a double-precision product.
+/// and both against a double-precision product. The tile epilogue (row bias, residual, activation) applied in the
+/// AVX-512 kernel's registers (<see cref="PackedGemm.FusedStores"/>) against the second pass over the stored tile that
+/// edge tiles and the other widths take: bit for bit, and against the double-precision product.
 /// </summary>
 [TestFixture]
 internal sealed unsafe class PackedGemmTests
@@ -48,6 +51,70 @@ internal sealed unsafe class PackedGemmTests
                 expected[i * n + j] = sum;
             }
             TensorAssert.Close(viaRows, expected, 1e-6 * k, 1e-5, $"{simd}");
+        }
+    }
+
+    [TestCase(8, 32, 5, false)]
+    [TestCase(16, 64, 64, false)]
+    [TestCase(13, 70, 257, false)]
+    [TestCase(24, 96, 600, true)]
+    [TestCase(31, 100, 300, true)]
+    public void Tile_epilogue_in_registers_equals_the_second_pass(int m, int n, int k, bool accumulate)
+    {
+        var rng = new Random(m * 1000 + n * 10 + k);
+        var a = TensorAssert.Random(rng, m * k);
+        var b = TensorAssert.Random(rng, k * n);
+        var bias = TensorAssert.Random(rng, m);
+        var residual = TensorAssert.Random(rng, m * n);
+        var start = TensorAssert.Random(rng, m * n); // C before an accumulating call
+        var packedA = new float[PackedGemm.PackedALength(m, k)];
+        foreach (var act in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
+        foreach (bool withResidual in new[] { false, true })
+        foreach (bool withBias in new[] { false, true })
+        {
+            if (act == EpilogueActivation.None && !withResidual && !withBias)
+                continue;
+            var inRegisters = (float[])start.Clone();
+            var secondPass = (float[])start.Clone();
+            fixed (float* pa = a, pb = b, pbias = bias, pres = residual, da = packedA, y1 = inRegisters, y2 = secondPass)
+            {
+                PackedGemm.PackA(pa, k, 1, m, k, 1f, da);
+                var epilogue = new StoreEpilogue(withResidual ? pres : null, act, -0.5f, 0.75f);
+                float* rowBias = withBias ? pbias : null;
+                bool saved = PackedGemm.FusedStores;
+                try
+                {
+                    PackedGemm.FusedStores = true;
+                    PackedGemm.Run(m, n, k, da, new StridedPanels(pb, n, 1, n), y1, n, accumulate, CpuSimd.Vector512,
+                        epilogue: epilogue, rowBias: rowBias);
+                    PackedGemm.FusedStores = false;
+                    PackedGemm.Run(m, n, k, da, new StridedPanels(pb, n, 1, n), y2, n, accumulate, CpuSimd.Vector512,
+                        epilogue: epilogue, rowBias: rowBias);
+                }
+                finally
+                {
+                    PackedGemm.FusedStores = saved;
+                }
+            }
+            string what = $"{act}, residual {withResidual}, bias {withBias}";
+            Assert.That(inRegisters, Is.EqualTo(secondPass), what);
+            var expected = new double[m * n];
+            for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double v = accumulate ? start[i * n + j] : 0;
+                for (int kk = 0; kk < k; kk++)
+                    v += (double)a[i * k + kk] * b[kk * n + j];
+                v += (withBias ? bias[i] : 0) + (withResidual ? residual[i * n + j] : 0);
+                expected[i * n + j] = act switch
+                {
+                    EpilogueActivation.Relu => Math.Max(v, 0),
+                    EpilogueActivation.Clip => Math.Clamp(v, -0.5, 0.75),
+                    EpilogueActivation.Silu => v / (1 + Math.Exp(-v)),
+                    _ => v,
+                };
+            }
+            TensorAssert.Close(inRegisters, expected, 1e-6 * k, 1e-5, what);
         }
     }
 }

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
+
+namespace CamEngine.Bench;
+
+/// <summary>
+/// `gemm`: the column form's GEMM on ResNet-50's four 1x1 stride-1 shapes of 56x56 and 28x28 (batch 1, x read in
+/// place, bias and ReLU, the residual on the expanding ones), with the tile epilogue in a second pass over the stored
+/// tile, in registers (<see cref="PackedGemm.FusedStores"/>, today), and in registers with B packed beforehand (what
+/// the per-task packing of x costs). In rotation, each hot (the same call again) and cold (after a 64 MB sweep);
+/// medians of 60, and the median of the per-round ratios to the first variant.
+/// Run: dotnet run -c Release --project bench/CamEngine.Bench -- gemm
+/// </summary>
+internal static unsafe class GemmTiming
+{
+    public static void Run(string[] args)
+    {
+        var simd = CpuSimd.Vector512;
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            Console.WriteLine("gemm: the tile epilogue in registers is an AVX-512 path; this CPU has no AVX-512");
+            return;
+        }
+        Console.WriteLine($"gemm: column-form GEMMs, epilogue in a second pass / in registers / in registers with B prepacked, {Environment.ProcessorCount} threads; hot/cold ms, medians of 60");
+        foreach (var (c, k, side) in new[] { (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28) })
+        {
+            var s = new ConvShape(1, c, side, side, k, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+            var rng = new Random(1);
+            float[] Fill(long count)
+            {
+                var a = GC.AllocateUninitializedArray<float>(checked((int)count), pinned: true);
+                for (int i = 0; i < a.Length; i++)
+                    a[i] = (float)(rng.NextDouble() * 2 - 1);
+                return a;
+            }
+            int hw = side * side;
+            var x = Fill((long)c * hw);
+            var w = Fill((long)k * c);
+            var bias = Fill(k);
+            var res = Fill((long)k * hw);
+            var y = Fill((long)k * hw);
+            var packedX = GC.AllocateUninitializedArray<float>((int)PackedGemm.PackedBLength(c, hw), pinned: true);
+            var sweep = new float[16 << 20];
+            fixed (float* px = x, pw = w, pb = bias, pr = res, py = y, ppx = packedX)
+            {
+                float* fx = px, fb = pb, fr = pr, fy = py, fpx = ppx;
+                var pwa = CpuConv.PackForwardWeights(pw, s);
+                fixed (float* pa = pwa)
+                {
+                    float* fa = pa;
+                    PackedGemm.PackB(new StridedPanels(fx, hw, 1, hw), c, hw, fpx);
+                    var plan = new ConvPlan(s, 1);
+                    var ro = plan.RowOffsets(0);
+                    fixed (long* pro = ro)
+                    {
+                        long* fro = pro;
+                        bool resid = k > c;
+                        var ep = new StoreEpilogue(resid ? fr : null, EpilogueActivation.Relu);
+                        var runs = new (string Name, Action Run)[]
+                        {
+                            ("unfused", () => { PackedGemm.FusedStores = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); PackedGemm.FusedStores = true; }),
+                            ("fused", () => PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
+                            ("prepacked B", () => PackedGemm.Run(k, hw, c, fa, new PrepackedPanels(fpx, PackedGemm.RoundUp(hw, 32)), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
+                        };
+                        var t = runs.Select(_ => new List<double>()).ToArray();
+                        var tc = runs.Select(_ => new List<double>()).ToArray();
+                        for (int rep = 0; rep < 60; rep++)
+                        for (int o = 0; o < runs.Length; o++)
+                        {
+                            int i = (rep + o) % runs.Length;
+                            runs[i].Run();
+                            long t0 = Stopwatch.GetTimestamp();
+                            runs[i].Run();
+                            t[i].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                            for (int j = 0; j < sweep.Length; j += 16)
+                                sweep[j] += 1f;
+                            t0 = Stopwatch.GetTimestamp();
+                            runs[i].Run();
+                            tc[i].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                        }
+                        double M(List<double> l) => l.Order().ElementAt(l.Count / 2);
+                        double flops = 2.0 * k * c * hw;
+                        Console.WriteLine($"gemm {c}->{k} {side}x{side}{(resid ? " +res" : "")}: " + string.Join("; ", runs.Select((r, i) =>
+                            $"{r.Name} {M(t[i]):F3}/{M(tc[i]):F3} ms (paired ratio {M(t[i].Zip(t[0], (u, v) => u / v).ToList()):F3}/{M(tc[i].Zip(tc[0], (u, v) => u / v).ToList()):F3})")));
+                    }
+                }
+            }
+        }
+    }
+}
