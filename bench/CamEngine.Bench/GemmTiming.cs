@@ -7,8 +7,9 @@ namespace CamEngine.Bench;
 /// <summary>
 /// `gemm`: the column form's GEMM on ResNet-50's four 1x1 stride-1 shapes of 56x56 and 28x28 (batch 1, x read in
 /// place, bias and ReLU, the residual on the expanding ones), with the tile epilogue in a second pass over the stored
-/// tile, in registers (<see cref="PackedGemm.FusedStores"/>, today), and in registers with B packed beforehand (what
-/// the per-task packing of x costs). In rotation, each hot (the same call again) and cold (after a 64 MB sweep);
+/// tile and B packed panel by panel (as before both changes), in registers with B packed row by row
+/// (<see cref="PackedGemm.FusedStores"/>, <see cref="ConvColumns.RowOrder"/>: today), in registers with B packed panel
+/// by panel, and in registers with B packed beforehand (what the per-task packing of x costs). In rotation, each hot (the same call again) and cold (after a 64 MB sweep);
 /// medians of 60, and the median of the per-round ratios to the first variant.
 /// Run: dotnet run -c Release --project bench/CamEngine.Bench -- gemm
 /// </summary>
@@ -22,7 +23,7 @@ internal static unsafe class GemmTiming
             Console.WriteLine("gemm: the tile epilogue in registers is an AVX-512 path; this CPU has no AVX-512");
             return;
         }
-        Console.WriteLine($"gemm: column-form GEMMs, epilogue in a second pass / in registers / in registers with B prepacked, {Environment.ProcessorCount} threads; hot/cold ms, medians of 60");
+        Console.WriteLine($"gemm: column-form GEMMs, epilogue in a second pass / in registers / the same packing panel by panel / B prepacked, {Environment.ProcessorCount} threads; hot/cold ms, medians of 60");
         foreach (var (c, k, side) in new[] { (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28) })
         {
             var s = new ConvShape(1, c, side, side, k, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
@@ -59,8 +60,9 @@ internal static unsafe class GemmTiming
                         var ep = new StoreEpilogue(resid ? fr : null, EpilogueActivation.Relu);
                         var runs = new (string Name, Action Run)[]
                         {
-                            ("unfused", () => { PackedGemm.FusedStores = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); PackedGemm.FusedStores = true; }),
+                            ("unfused", () => { PackedGemm.FusedStores = ConvColumns.RowOrder = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); PackedGemm.FusedStores = ConvColumns.RowOrder = true; }),
                             ("fused", () => PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
+                            ("packed panel by panel", () => { ConvColumns.RowOrder = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); ConvColumns.RowOrder = true; }),
                             ("prepacked B", () => PackedGemm.Run(k, hw, c, fa, new PrepackedPanels(fpx, PackedGemm.RoundUp(hw, 32)), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
                         };
                         var t = runs.Select(_ => new List<double>()).ToArray();

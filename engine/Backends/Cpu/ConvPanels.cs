@@ -76,6 +76,10 @@ internal readonly record struct ConvPlan(Kernels.ConvShape S, int Images, bool C
 /// <summary>B = im2col of the phase buffer: B(r, j) = buffer[rowOffset[r] + q(j)] (conv forward).</summary>
 internal readonly unsafe struct ConvColumns(float* buffer, long* rowOffsets, ConvPlan plan) : IPanelSource
 {
+    /// <summary>Whether <see cref="Pack"/> copies a block whose panels lie in one image row by row (each im2col row's
+    /// run read once, in order) rather than panel by panel. The bench switches it.</summary>
+    internal static bool RowOrder { get; set; } = true;
+
     /// <inheritdoc/>
     public void Pack(float* dst, int k0, int kc, int j0, int nc)
     {
@@ -83,6 +87,28 @@ internal readonly unsafe struct ConvColumns(float* buffer, long* rowOffsets, Con
         int cols = plan.Columns, per = plan.ColsPerImage, ow = plan.S.OW, wq = plan.Wq;
         long plane = plan.Plane;
         long* ro = rowOffsets + k0;
+        int firstImage = j0 / per, within0 = j0 - firstImage * per, whole = nc / NR;
+        if (RowOrder && !plan.Compact && whole > 1 && within0 + whole * NR <= per)
+        {
+            // The block's full panels lie in one image's columns: each im2col row's run of whole*32 floats is read once,
+            // in order, into the panels (row by row, not panel by panel: one stream per row instead of a jump between
+            // rows every 128 bytes). A last partial panel, if any, goes the general way below.
+            float* src0 = buffer + firstImage * plane + within0;
+            long panelStride = (long)kc * NR;
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* src = src0 + ro[kk];
+                float* d = dst + kk * NR;
+                for (int q = 0; q < whole; q++, src += NR, d += panelStride)
+                    PackedGemm.Copy32(src, d);
+            }
+            int done = whole * NR;
+            if (done == nc)
+                return;
+            dst += whole * panelStride;
+            j0 += done;
+            nc -= done;
+        }
         for (int jp = 0; jp < nc; jp += NR, dst += (long)kc * NR)
         {
             int jStart = j0 + jp, valid = Math.Min(NR, cols - jStart);
