@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
@@ -188,3 +191,69 @@ internal readonly unsafe struct ConvColumnsTransposed(float* buffer, long* rowOf
     /// <inheritdoc/>
     public float* Packed(int k0, int kc, int j0) => null;
 }
+
+/// <summary>
+/// B = the columns of a 1x1 unpadded conv with stride (SH, SW) over one image, read from x itself (no phase buffer):
+/// B(c, j) = x[c*H*W + (j / OW)*SH*W + (j % OW)*SW], j an output pixel of the image. <see cref="Pack"/> gathers each
+/// channel's pixels of the block row by row (every other float as one 512-bit permute of two loads at stride 2).
+/// </summary>
+internal readonly unsafe struct SubsampledColumns(float* image, Kernels.ConvShape s) : IPanelSource
+{
+    /// <inheritdoc/>
+    public void Pack(float* dst, int k0, int kc, int j0, int nc)
+    {
+        const int NR = PackedGemm.NR;
+        int ow = s.OW, w = s.W, sw = s.StrideW;
+        long plane = (long)s.H * s.W, rowStep = (long)s.StrideH * s.W;
+        // The block's runs: pieces of output rows that stay in one panel (source offset, destination offset, length).
+        int maxRuns = nc / Math.Min(ow, NR) + 2 * (nc / NR + 1) + 2;
+        var runs = stackalloc (long Src, long Dst, int Len)[maxRuns];
+        int count = 0;
+        for (int j = j0; j < j0 + nc;)
+        {
+            int oh = j / ow, col = j - oh * ow, local = j - j0, lane = local % NR;
+            int len = Math.Min(Math.Min(ow - col, NR - lane), j0 + nc - j);
+            runs[count++] = (oh * rowStep + (long)col * sw, (long)(local / NR) * kc * NR + lane, len);
+            j += len;
+        }
+        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        bool permute = sw == 2 && Avx512F.IsSupported;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            float* src = image + (k0 + kk) * plane;
+            float* d = dst + kk * NR;
+            for (int r = 0; r < count; r++)
+            {
+                var (so, dof, len) = runs[r];
+                float* a = src + so, b = d + dof;
+                int i = 0;
+                if (sw == 1)
+                {
+                    new ReadOnlySpan<float>(a, len).CopyTo(new Span<float>(b, len));
+                    continue;
+                }
+                // Sixteen outputs read 31 floats from the run's start: only while they stay inside the input row.
+                if (permute)
+                {
+                    int col = (int)(so % w);
+                    for (; i + 16 <= len && col + 2 * i + 31 < w; i += 16)
+                        Avx512F.PermuteVar16x32x2(Vector512.Load(a + 2 * i), evens, Vector512.Load(a + 2 * i + 16)).Store(b + i);
+                }
+                for (; i < len; i++)
+                    b[i] = a[(long)i * sw];
+            }
+        }
+        if (nc % NR != 0)
+        {
+            // Lanes past the last column are zero.
+            int last = nc / NR, from = nc - last * NR;
+            float* p = dst + (long)last * kc * NR;
+            for (int kk = 0; kk < kc; kk++)
+                new Span<float>(p + kk * NR + from, NR - from).Clear();
+        }
+    }
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
+}
+

@@ -12,7 +12,7 @@ namespace CamEngine.Tests.Backends;
 /// with the fused epilogue: residual, ReLU, clip, <see cref="FusedEpilogueCheck"/>) and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
-/// without padding (the subsampled copy), unpadded planes (one transpose per image), a stem's 3-channel 7x7 taps (adjacent in the buffer, read as one segment per kernel row), depth over one block, small blocks and image chunks,
+/// without padding (the subsampled copy; the column form's gather from x, <see cref="SubsampledColumns"/>), unpadded planes (one transpose per image), a stem's 3-channel 7x7 taps (adjacent in the buffer, read as one segment per kernel row), depth over one block, small blocks and image chunks,
 /// and for the backward-data phases: strides 2 and 3, phases no tap or no pixel reaches, padding past the kernel.
 /// </summary>
 [TestFixture]
@@ -38,6 +38,8 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 24, 10, 11, 32, 1, 1, 2, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (2,1), subsampled"),
             (new ConvShape(1, 20, 6, 37, 40, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2, subsampled rows of 19: 8x8 blocks and tails"),
             (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
+            (new ConvShape(1, 24, 20, 50, 40, 1, 1, 3, 3, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 3, gathered at stride 3"),
+            (new ConvShape(2, 16, 56, 56, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2 56x56 batch 2, rows of 28 gathered by permutes"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
