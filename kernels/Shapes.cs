@@ -30,6 +30,10 @@ internal readonly record struct ConvShape(
     public bool IsUnpaddedPointwise => KH == 1 && KW == 1 && StrideH == 1 && StrideW == 1
                                        && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
 
+    /// <summary>A 1x1 conv with a stride over 1 and no padding: it reads one input pixel in StrideH*StrideW.</summary>
+    public bool IsUnpaddedStridedPointwise => KH == 1 && KW == 1 && (StrideH > 1 || StrideW > 1)
+                                              && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
+
     /// <summary>Number of weight elements, K * C/Groups * KH * KW.</summary>
     public long WeightLength => (long)K * CPerGroup * KH * KW;
 

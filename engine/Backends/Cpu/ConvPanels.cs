@@ -1,6 +1,3 @@
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
-
 namespace CamEngine.Backends.Cpu;
 
 /// <summary>
@@ -195,9 +192,9 @@ internal readonly unsafe struct ConvColumnsTransposed(float* buffer, long* rowOf
 /// <summary>
 /// B = the columns of a 1x1 unpadded conv with stride (SH, SW) over one image, read from x itself (no phase buffer):
 /// B(c, j) = x[c*H*W + (j / OW)*SH*W + (j % OW)*SW], j an output pixel of the image. <see cref="Pack"/> gathers each
-/// channel's pixels of the block row by row (every other float as one 512-bit permute of two loads at stride 2).
+/// channel's pixels of the block row by row (<see cref="DepthwiseConv.Gather"/>: stride 2 as permutes of two loads).
 /// </summary>
-internal readonly unsafe struct SubsampledColumns(float* image, Kernels.ConvShape s) : IPanelSource
+internal readonly unsafe struct SubsampledColumns(float* image, Kernels.ConvShape s, CpuSimd simd) : IPanelSource
 {
     /// <inheritdoc/>
     public void Pack(float* dst, int k0, int kc, int j0, int nc)
@@ -216,8 +213,6 @@ internal readonly unsafe struct SubsampledColumns(float* image, Kernels.ConvShap
             runs[count++] = (oh * rowStep + (long)col * sw, (long)(local / NR) * kc * NR + lane, len);
             j += len;
         }
-        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        bool permute = sw == 2 && Avx512F.IsSupported;
         for (int kk = 0; kk < kc; kk++)
         {
             float* src = image + (k0 + kk) * plane;
@@ -226,21 +221,10 @@ internal readonly unsafe struct SubsampledColumns(float* image, Kernels.ConvShap
             {
                 var (so, dof, len) = runs[r];
                 float* a = src + so, b = d + dof;
-                int i = 0;
                 if (sw == 1)
-                {
                     new ReadOnlySpan<float>(a, len).CopyTo(new Span<float>(b, len));
-                    continue;
-                }
-                // Sixteen outputs read 31 floats from the run's start: only while they stay inside the input row.
-                if (permute)
-                {
-                    int col = (int)(so % w);
-                    for (; i + 16 <= len && col + 2 * i + 31 < w; i += 16)
-                        Avx512F.PermuteVar16x32x2(Vector512.Load(a + 2 * i), evens, Vector512.Load(a + 2 * i + 16)).Store(b + i);
-                }
-                for (; i < len; i++)
-                    b[i] = a[(long)i * sw];
+                else
+                    DepthwiseConv.Gather(a, sw, b, len, w - (int)(so % w), simd); // reads stay inside the input row
             }
         }
         if (nc % NR != 0)

@@ -117,8 +117,7 @@ internal static unsafe class CpuConv
     /// <summary>Whether <see cref="Forward"/> runs the layer as <see cref="ForwardSubsampled"/>: a strided 1x1 unpadded
     /// conv of one group (a ResNet downsample), unless <see cref="SubsampledPointwise"/> is off.</summary>
     public static bool Subsampled(ConvShape s) =>
-        SubsampledPointwise && s.KH == 1 && s.KW == 1 && (s.StrideH > 1 || s.StrideW > 1) && s.Groups == 1
-        && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0 && s.DilationH == 1 && s.DilationW == 1;
+        SubsampledPointwise && s.IsUnpaddedStridedPointwise && s.Groups == 1 && s.DilationH == 1 && s.DilationW == 1;
 
     /// <summary>
     /// Whether a strided 1x1 conv (<see cref="Subsampled"/>) runs faster as <see cref="ForwardSubsampled"/> than in the
@@ -149,7 +148,7 @@ internal static unsafe class CpuConv
         for (int img = 0; img < s.N; img++)
         {
             float* c = y + img * yImage;
-            PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s), c, ohw, false, simd,
+            PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
                 epilogue: epilogue.Shifted(c - y), rowBias: bias);
         }
     }

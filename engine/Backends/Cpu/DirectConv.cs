@@ -101,8 +101,7 @@ internal static unsafe class DirectConv
     internal static (Kernels.ConvShape Copied, int RowStep, int ColStep, int Hp, int Wp) CopyPlan(Kernels.ConvShape s)
     {
         int rowStep = 1, colStep = 1;
-        if (s.KH == 1 && s.KW == 1 && (s.StrideH > 1 || s.StrideW > 1)
-            && s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0)
+        if (s.IsUnpaddedStridedPointwise)
         {
             (rowStep, colStep) = (s.StrideH, s.StrideW);
             s = s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 };
