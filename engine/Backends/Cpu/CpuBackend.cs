@@ -6,7 +6,8 @@ namespace CamEngine.Backends.Cpu;
 /// The managed CPU backend (DESIGN.md section 7): plain C# with <c>Vector512</c>/<c>Vector256</c> FMA
 /// micro-kernels, packing, cache blocking and <see cref="Parallel"/> over tiles; no native code. Tensors are
 /// pinned float arrays in logical row-major NCHW order (reshaped views and flatten need no conversion).
-/// Convolutions take one of four forms per layer (<see cref="CpuConv.ChooseForm"/>): Winograd F(4x4, 3x3)
+/// Convolutions take one of five forms per layer (<see cref="CpuConv.ChooseForm"/>): the planar form
+/// (<see cref="PlanarConv"/>, NCHW output rows as vectors) for layers of at most 4 input channels, Winograd F(4x4, 3x3)
 /// (<see cref="WinogradConv"/>) for 3x3 stride-1 layers where its cost model says it pays, the direct NHWC form
 /// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
 /// over a phase-split padded input (<see cref="CpuConv"/>); depthwise layers (one input channel per group) run
@@ -130,7 +131,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     {
         if (FuseEpilogues && TryDepthwise(x, w, b, residual, y, s, activation, lo, hi))
             return;
-        if (!FuseEpilogues || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct or ConvForm.Column))
+        if (!FuseEpilogues || CpuConv.ChooseForm(s, _simd) is not (ConvForm.Winograd or ConvForm.Direct or ConvForm.Column or ConvForm.Planar))
         {
             base.Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
             return;
@@ -155,6 +156,13 @@ internal sealed unsafe partial class CpuBackend : Backend
             var packedW = S(w).Derived(WeightKey("fwdW", s), () => WinogradConv.PackWeights(wp, s));
             fixed (float* pw = packedW)
                 WinogradConv.Forward(In(x), pw, InOrNull(b), Over(y), s, _simd, epilogue);
+            return;
+        }
+        if (form == ConvForm.Planar)
+        {
+            var packedP = S(w).Derived(WeightKey("fwdP", s), () => PlanarConv.PackWeights(wp, s));
+            fixed (float* pw = packedP)
+                PlanarConv.Forward(In(x), pw, InOrNull(b), Over(y), s, epilogue);
             return;
         }
         if (form == ConvForm.Direct)
@@ -195,6 +203,13 @@ internal sealed unsafe partial class CpuBackend : Backend
                 var packedFW = S(w).Derived(WeightKey("flipW", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Winograd));
                 fixed (float* pw = packedFW)
                     WinogradConv.Forward(In(dy), pw, null, Over(dx), flipped, _simd);
+                return;
+            }
+            if (form == ConvForm.Planar)
+            {
+                var packedFP = S(w).Derived(WeightKey("flipP", s), () => CpuConv.PackFlipped(wp, s, flipped, ConvForm.Planar));
+                fixed (float* pw = packedFP)
+                    PlanarConv.Forward(In(dy), pw, null, Over(dx), flipped, StoreEpilogue.None);
                 return;
             }
             if (form == ConvForm.Direct)

@@ -187,13 +187,14 @@ internal static unsafe class CpuConv
     internal static ConvForm? FormOverride { get; set; }
 
     /// <summary>The forward form for a layer: <see cref="WinogradConv"/> for 3x3 stride-1 layers where its cost model
-    /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="DirectConv"/> where it runs, else the im2col
+    /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="PlanarConv"/> for few input channels
+    /// (<see cref="PlanarConv.Pays"/>), else <see cref="DirectConv"/> where it runs, else the im2col
     /// form that wastes less (<see cref="UseTransposed"/>). A forced form a layer cannot take falls back to this choice.</summary>
     public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
     {
         var form = FormOverride
                    ?? (WinogradConv.Supports(s, simd) && WinogradConv.Pays(s) ? ConvForm.Winograd : DefaultForm(s, simd));
-        if (form == ConvForm.Winograd && !WinogradConv.Supports(s, simd))
+        if (form == ConvForm.Winograd && !WinogradConv.Supports(s, simd) || form == ConvForm.Planar && !PlanarConv.Supports(s, simd))
             form = DefaultForm(s, simd);
         if (form == ConvForm.Direct && !DirectConv.Supports(s, simd))
             form = UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
@@ -203,7 +204,8 @@ internal static unsafe class CpuConv
     }
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
-        PointwiseOnLargePlane(s) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
+        PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
+        : PointwiseOnLargePlane(s) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
         : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
         : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
 
@@ -333,7 +335,7 @@ internal static unsafe class CpuConv
         System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? CpuSimd.Vector512 : CpuSimd.Vector256;
 
     /// <summary>Fills the phase buffer of a chunk from x (zero padding, zero slack).</summary>
-    private static void BuildPhases(float* x, int n0, ConvPlan plan, float* buf)
+    internal static void BuildPhases(float* x, int n0, ConvPlan plan, float* buf)
     {
         var s = plan.S;
         long chw = (long)s.C * s.H * s.W;
@@ -471,6 +473,7 @@ internal static unsafe class CpuConv
                 ConvForm.Winograd => WinogradConv.PackWeights(f, flipped),
                 ConvForm.Direct => DirectConv.PackWeights(f, flipped),
                 ConvForm.PixelRow => PackForwardWeightsTransposed(f, flipped),
+                ConvForm.Planar => PlanarConv.PackWeights(f, flipped),
                 _ => PackForwardWeights(f, flipped),
             };
         }
@@ -668,4 +671,7 @@ internal enum ConvForm
 
     /// <summary><see cref="WinogradConv.Forward"/>: F(4x4, 3x3) for 3x3 stride-1 one-group layers.</summary>
     Winograd,
+
+    /// <summary><see cref="PlanarConv.Forward"/>: NCHW output rows as vectors from the phase buffer, for few input channels.</summary>
+    Planar,
 }

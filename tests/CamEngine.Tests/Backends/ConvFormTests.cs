@@ -49,6 +49,8 @@ internal sealed class ConvFormTests
             (new ConvShape(2, 33, 1, 5, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "one row, stride 2: a phase with no pixels"),
             (new ConvShape(1, 40, 11, 12, 20, 5, 5, 3, 2, 2, 1, 2, 0, 1, 1, 1), "5x5 stride (3,2), asymmetric pads"),
             (new ConvShape(2, 3, 19, 17, 40, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), "3->40 7x7 stride 2 pad 3, a stem: adjacent taps read as rows of 21"),
+            (new ConvShape(2, 3, 6, 130, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1), "3 channels, rows of 130 (9 vectors: two groups, a masked tail), dilation 2"),
+            (new ConvShape(1, 3, 33, 70, 10, 4, 4, 4, 4, 1, 2, 0, 1, 1, 1, 1), "3->10 4x4 stride 4 (a patchify stem), asymmetric pads, rows of 18"),
             (new ConvShape(2, 16, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "4 groups (the column form, scattered rows)"),
             (new ConvShape(1, 32, 16, 16, 48, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2), "1x1, 2 groups, written in place"),
             (new ConvShape(1, 1024, 3, 4, 40, 3, 3, 1, 1, 1, 0, 1, 2, 1, 1, 1), "1024 channels: padded pixel stride, pads (1,0,1,2)"),
@@ -160,6 +162,29 @@ internal sealed class ConvFormTests
     }
 
     [Test]
+    public void Planar_form_in_one_image_chunks_matches_reference()
+    {
+        if (!PlanarConv.Supports(new ConvShape(1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512))
+            Assert.Ignore("the planar form needs AVX-512");
+        long chunk = ConvPlan.ChunkFloats;
+        CpuConv.FormOverride = ConvForm.Planar;
+        ConvPlan.ChunkFloats = 100; // one image per chunk
+        try
+        {
+            var backend = _cpu[CpuSimd.Vector512];
+            BackendComparison.Conv(backend, _ref, new ConvShape(3, 3, 21, 37, 7, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1));
+            FusedEpilogueCheck.Run(backend, _ref, new ConvShape(3, 2, 9, 40, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+                (actual, expected, scale, what) =>
+                    TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+        }
+        finally
+        {
+            ConvPlan.ChunkFloats = chunk;
+            CpuConv.FormOverride = null;
+        }
+    }
+
+    [Test]
     public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels_except_pointwise_on_large_planes()
     {
         var simd = CpuSimdDetect.Best;
@@ -172,8 +197,10 @@ internal sealed class ConvFormTests
         Assert.That(CpuConv.ChooseForm(p14, simd),
             Is.EqualTo(direct ? ConvForm.Direct : CpuConv.UseTransposed(p14) ? ConvForm.PixelRow : ConvForm.Column),
             "pointwise on a 14x14 plane");
-        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), simd),
-            Is.EqualTo(ConvForm.Column), "the stem (3 channels) keeps the im2col form");
+        var stem = new ConvShape(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1);
+        Assert.That(CpuConv.ChooseForm(stem, simd), Is.EqualTo(PlanarConv.Supports(stem, simd) ? ConvForm.Planar : ConvForm.Column),
+            "the stem (3 channels): output rows as vectors where AVX-512 runs, else the im2col form");
+        Assert.That(CpuConv.ChooseForm(stem, CpuSimd.Vector256), Is.EqualTo(ConvForm.Column), "the stem at 256 bits");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
             Is.EqualTo(ConvForm.Column), "depthwise");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Scalar),
