@@ -10,9 +10,9 @@ namespace CamEngine.Bench;
 /// Per-operator profile of the ResNet-18-shaped forward (<see cref="ResNet18Benchmarks.Build"/>): every node is run
 /// on its own with preallocated tensors and timed (best of repeats: other processes on a 2-core machine preempt parallel work), conv layers reported in GFLOP/s, then the
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
-/// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer, PROFILE_BACKWARD=1 the backward-data of
+/// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer (PROFILE_FORMS_MATCH=TEXT: only layers whose description contains it; PROFILE_PLANAR_TAPS=N sets the planar form's taps per block), PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter, PROFILE_GEMM_STORE=1 with the GEMM's tile epilogue (bias, residual, activation) applied in registers before the store and in a second pass over the stored tile, PROFILE_SUBSAMPLED=1 with strided 1x1 convs as GEMMs gathering their columns from x where that pays and all in the direct form, PROFILE_PLANAR=1 with the planar form for few-channel layers (stems) and the column form; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter, PROFILE_GEMM_STORE=1 with the GEMM's tile epilogue (bias, residual, activation) applied in registers before the store and in a second pass over the stored tile, PROFILE_SUBSAMPLED=1 with strided 1x1 convs as GEMMs gathering their columns from x where that pays and all in the direct form, PROFILE_PLANAR=1 with the planar form for few-channel layers (stems) and expanding 14x14 pointwise convs, and the forms they took before; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -28,6 +28,8 @@ internal static class Profile
         using var input = backend.Upload(Enumerable.Range(0, batch * 3 * 224 * 224).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
             batch, 3, 224, 224);
         int reps = batch == 1 ? 30 : 8;
+        if (Environment.GetEnvironmentVariable("PROFILE_PLANAR_TAPS") is { } taps)
+            CamEngine.Backends.Cpu.PlanarConv.TapBlock = int.Parse(taps, System.Globalization.CultureInfo.InvariantCulture);
         Console.WriteLine($"{(args.Length > 3 ? args[3] : "ResNet-18 shape")}, batch {batch}, {backend.DeviceDescription}");
 
         int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
@@ -227,7 +229,7 @@ internal static class Profile
             var forms = Enum.GetValues<CamEngine.Backends.Cpu.ConvForm>();
             for (int i = 0; i < rows.Count; i++)
             {
-                if (rows[i].Gflop == 0)
+                if (rows[i].Gflop == 0 || Environment.GetEnvironmentVariable("PROFILE_FORMS_MATCH") is { } m && !rows[i].What.Contains(m))
                     continue;
                 var best = forms.Select(_ => double.MaxValue).ToArray();
                 for (int r = 0; r < reps; r++)
@@ -306,7 +308,7 @@ internal static class Profile
         if (Environment.GetEnvironmentVariable("PROFILE_GEMM_STORE") == "1")
             yield return new("GEMM tile epilogue in registers", "second pass over the stored tile", on => CamEngine.Backends.Cpu.PackedGemm.FusedStores = on);
         if (Environment.GetEnvironmentVariable("PROFILE_PLANAR") == "1")
-            yield return new("planar form for few input channels", "the im2col column form", on => CamEngine.Backends.Cpu.PlanarConv.Chosen = on);
+            yield return new("planar form (stems, 14x14 expansions)", "the forms before", on => CamEngine.Backends.Cpu.PlanarConv.Chosen = on);
         if (Environment.GetEnvironmentVariable("PROFILE_SUBSAMPLED") == "1")
             yield return new("strided 1x1 as GEMMs gathering from x", "strided 1x1 in the direct form", on => CamEngine.Backends.Cpu.CpuConv.SubsampledPointwise = on);
         if (Environment.GetEnvironmentVariable("PROFILE_MERGE") == "1")

@@ -27,24 +27,24 @@ internal static unsafe class PlanarConv
     /// weights in 25 of the 32 registers (4 x 7 left no room for the broadcasts, and the JIT spilled).</summary>
     private const int MaxVectors = 7;
 
-    /// <summary>Whether the form runs: one group, AVX-512, and at most <see cref="MaxTaps"/> taps.</summary>
+    /// <summary>Whether the form runs: one group, AVX-512.</summary>
     public static bool Supports(ConvShape s, CpuSimd simd) =>
-        simd == CpuSimd.Vector512 && Avx512F.IsSupported && s.Groups == 1 && (long)s.C * s.KH * s.KW <= MaxTaps;
+        simd == CpuSimd.Vector512 && Avx512F.IsSupported && s.Groups == 1;
 
     /// <summary>
-    /// The most taps (C x KH x KW) the form sums: each output is one running sum over them in order, with no blocks
-    /// (the GEMM and direct forms add partial sums of at most 256 taps into the output), so its float rounding grows
-    /// with their count; forced on 2,700 and 9,216 taps (ConvFormTests' 300 and 1024 channels) 2 of 2,304 and 3 of
-    /// 480 outputs were off the double reference by up to 7.7e-5 and 2.2e-4, beyond the 1e-5 + 1e-4 relative budget.
-    /// </summary>
-    public const int MaxTaps = 1024;
-
-    /// <summary>Whether the form is chosen for a layer it supports: few input channels (3 for an RGB stem), where the
-    /// im2col forms copy each input value KH*KW times and the direct form does not run, and rows of a vector or more.
+    /// Whether the form is chosen for a layer it supports: few input channels (3 for an RGB stem), where the im2col
+    /// forms copy each input value KH*KW times and the direct form does not run, on rows of a vector or more; and 1x1
+    /// stride-1 unpadded layers on planes of 128-783 pixels (14x14; larger ones read x in place in the column form)
+    /// that at least double the channels, whose output, 2x-6x the input, is stored here as whole contiguous rows.
     /// Measured against the column form (bench profile, PROFILE_FORMS=1, ms planar / column, batch 1 and 8): ResNet's
     /// 3->64 7x7/2 1.21 / 1.38-1.44 and 10.1-10.5 / 11.9-12.5; MobileNetV2's 3->32 3x3/2 0.20 / 0.25 and 1.80 / 2.92;
-    /// ConvNeXt-T's 3->96 4x4/4 0.32 / 0.30 and 2.85 / 3.23 (taken: rows of 56 fill 3.5 vectors).</summary>
-    public static bool Pays(ConvShape s) => Chosen && s.C <= 4 && s.OW >= VL;
+    /// ConvNeXt-T's 3->96 4x4/4 0.32 / 0.30 and 2.85 / 3.23 (taken: rows of 56 fill 3.5 vectors). Pointwise, inside
+    /// the forward after a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR=1, alternating; against the direct form):
+    /// ResNet-50 batch 1 256->1024 at 14x14 with its residual 0.67-0.72 / 0.76-0.95, batch 8 4.6-5.5 / 4.8-7.0 in
+    /// two runs and 5.6-6.1 / 5.0-5.6 in a third (the 1024->256 ones lost 0.03-0.5 and stay direct); MobileNetV2's
+    /// and EfficientNet-B0's 14x14 expansions at batch 1 0.14-0.32 / 0.19-0.84.
+    /// </summary>
+    public static bool Pays(ConvShape s) => Chosen && (s.C <= 4 && s.OW >= VL || s.IsUnpaddedPointwise && s.OH * s.OW is >= 128 and < 784 && s.K >= 2 * s.C);
 
     /// <summary>False: <see cref="Pays"/> never holds (the bench's profile compares the forms, PROFILE_PLANAR=1).</summary>
     internal static bool Chosen { get; set; } = true;
@@ -64,9 +64,15 @@ internal static unsafe class PlanarConv
     }
 
     /// <summary><c>y = conv(x, w) + b</c> with w packed by <see cref="PackWeights"/>, then the <paramref name="epilogue"/>
-    /// on each output as it is stored. Images go in chunks whose phase buffer stays near <see cref="ConvPlan.ChunkFloats"/>.</summary>
+    /// on each output as it is stored. A 1x1 stride-1 unpadded layer reads x in place, each image plane one row of
+    /// H*W pixels; any other goes in chunks of images whose phase buffer stays near <see cref="ConvPlan.ChunkFloats"/>.</summary>
     public static void Forward(float* x, float* packedW, float* bias, float* y, ConvShape s, StoreEpilogue epilogue)
     {
+        if (s.IsUnpaddedPointwise)
+        {
+            Planes(x, packedW, bias, y, s, epilogue);
+            return;
+        }
         int nb = ConvPlan.ChunkImages(s, 0);
         var bufArray = Scratch.Rent(new ConvPlan(s, nb).BufferLength);
         try
@@ -93,10 +99,9 @@ internal static unsafe class PlanarConv
         StoreEpilogue epilogue)
     {
         var s = plan.S;
-        int rows = plan.Images * s.OH, crs = plan.Crs, blocks = (s.K + KB - 1) / KB;
+        int rows = plan.Images * s.OH, blocks = (s.K + KB - 1) / KB;
         int perTask = Math.Max(1, rows / (16 * Environment.ProcessorCount));
         int tasks = (rows + perTask - 1) / perTask;
-        int vectors = (s.OW + VL - 1) / VL, groups = (vectors + MaxVectors - 1) / MaxVectors;
         long plane = plan.Plane, ohw = (long)s.OH * s.OW;
         CpuParallel.For(tasks, t =>
         {
@@ -105,37 +110,83 @@ internal static unsafe class PlanarConv
             for (int row = t * perTask; row < end; row++)
             {
                 int img = row / s.OH, oh = row - img * s.OH;
-                float* src = buf + img * plane + (long)oh * plan.Wq;
                 long yRow = (long)(n0 + img) * s.K * ohw + (long)oh * s.OW;
-                for (int kb = 0; kb < blocks; kb++)
-                {
-                    int k0 = kb * KB;
-                    float* yk = y + yRow + k0 * ohw, bk = bias == null ? null : bias + k0;
-                    var ek = epilogue.Shifted(yRow + k0 * ohw);
-                    int channels = Math.Min(KB, s.K - k0);
-                    float* w = packedW + (long)kb * crs * KB;
-                    // The row's vectors in groups of at most seven, as even as they go (8 vectors: 4 + 4, not 7 + 1).
-                    for (int gi = 0, v0 = 0; gi < groups; gi++)
-                    {
-                        int nv = (vectors - v0) / (groups - gi);
-                        int ow0 = v0 * VL;
-                        var at = new Tile(yk, ohw, channels, bk, ek, ow0, Math.Min(nv * VL, s.OW - ow0));
-                        switch (nv)
-                        {
-                            case 7: Kernel<V7>(src + ow0, ro, crs, w, acc); break;
-                            case 6: Kernel<V6>(src + ow0, ro, crs, w, acc); break;
-                            case 5: Kernel<V5>(src + ow0, ro, crs, w, acc); break;
-                            case 4: Kernel<V4>(src + ow0, ro, crs, w, acc); break;
-                            case 3: Kernel<V3>(src + ow0, ro, crs, w, acc); break;
-                            case 2: Kernel<V2>(src + ow0, ro, crs, w, acc); break;
-                            default: Kernel<V1>(src + ow0, ro, crs, w, acc); break;
-                        }
-                        Finish(at, acc, nv);
-                        v0 += nv;
-                    }
-                }
+                Row(buf + img * plane + (long)oh * plan.Wq, ro, plan.Crs, s.OW, y + yRow, ohw, 0, blocks, s.K, packedW,
+                    bias, epilogue.Shifted(yRow), acc);
             }
         });
+    }
+
+    /// <summary>
+    /// A 1x1 stride-1 unpadded layer: each image plane is one row of H*W pixels whose taps are x's channel planes, read
+    /// in place (no phase buffer), in tasks of (image, range of channel blocks).
+    /// </summary>
+    private static void Planes(float* x, float* packedW, float* bias, float* y, ConvShape s, StoreEpilogue epilogue)
+    {
+        int hw = s.H * s.W, blocks = (s.K + KB - 1) / KB;
+        var offsets = new long[s.C];
+        for (int c = 0; c < s.C; c++)
+            offsets[c] = (long)c * hw;
+        int perImage = Math.Max(1, Math.Min(blocks, 16 * Environment.ProcessorCount / s.N));
+        int blocksPerTask = (blocks + perImage - 1) / perImage;
+        perImage = (blocks + blocksPerTask - 1) / blocksPerTask;
+        fixed (long* pinned = offsets)
+        {
+            long* ro = pinned;
+            CpuParallel.For(s.N * perImage, t =>
+            {
+                var acc = stackalloc Vector512<float>[KB * MaxVectors];
+                int img = t / perImage, kb0 = t % perImage * blocksPerTask;
+                long yImage = (long)img * s.K * hw;
+                Row(x + (long)img * s.C * hw, ro, s.C, hw, y + yImage, hw, kb0, Math.Min(blocks, kb0 + blocksPerTask), s.K,
+                    packedW, bias, epilogue.Shifted(yImage), acc);
+            });
+        }
+    }
+
+    /// <summary>Taps per block: each output sums a block of at most this many taps in registers, then adds it to
+    /// the partial sum in y (as the GEMM's blocks of k do; a 1x1 layer's blocks of input channels stay in L1 across
+    /// the channel blocks of a task).</summary>
+    internal static int TapBlock { get; set; } = 256;
+
+    /// <summary>Channel blocks [<paramref name="kb0"/>, <paramref name="kb1"/>) of one output row of
+    /// <paramref name="width"/> pixels: tap r of the row's pixel p is <paramref name="src"/>[<paramref name="ro"/>[r] + p];
+    /// channel k's row is <paramref name="y"/> + k * <paramref name="channelStride"/>.</summary>
+    private static void Row(float* src, long* ro, int taps, int width, float* y, long channelStride, int kb0, int kb1, int k,
+        float* packedW, float* bias, StoreEpilogue epilogue, Vector512<float>* acc)
+    {
+        int vectors = (width + VL - 1) / VL, groups = (vectors + MaxVectors - 1) / MaxVectors;
+        // The row's vectors in groups of at most seven, as even as they go (8 vectors: 4 + 4, not 7 + 1).
+        for (int gi = 0, v0 = 0; gi < groups; gi++)
+        {
+            int nv = (vectors - v0) / (groups - gi), ow0 = v0 * VL;
+            for (int r0 = 0; r0 < taps; r0 += TapBlock)
+            {
+                int count = Math.Min(TapBlock, taps - r0);
+                for (int kb = kb0; kb < kb1; kb++)
+                {
+                    int c0 = kb * KB;
+                    float* w = packedW + ((long)kb * taps + r0) * KB;
+                    var tile = new Tile(y + c0 * channelStride, channelStride, Math.Min(KB, k - c0),
+                        bias == null ? null : bias + c0, epilogue.Shifted(c0 * channelStride), ow0,
+                        Math.Min(nv * VL, width - ow0));
+                    float* p = src + ow0;
+                    long* rr = ro + r0;
+                    switch (nv)
+                    {
+                        case 7: Kernel<V7>(p, rr, count, w, acc); break;
+                        case 6: Kernel<V6>(p, rr, count, w, acc); break;
+                        case 5: Kernel<V5>(p, rr, count, w, acc); break;
+                        case 4: Kernel<V4>(p, rr, count, w, acc); break;
+                        case 3: Kernel<V3>(p, rr, count, w, acc); break;
+                        case 2: Kernel<V2>(p, rr, count, w, acc); break;
+                        default: Kernel<V1>(p, rr, count, w, acc); break;
+                    }
+                    Finish(tile, acc, nv, r0 == 0, r0 + count == taps);
+                }
+            }
+            v0 += nv;
+        }
     }
 
     /// <summary>Where a register tile goes: channel i's row at <see cref="Y"/> + i * <see cref="ChannelStride"/> +
@@ -231,36 +282,45 @@ internal static unsafe class PlanarConv
         acc[14] = a20; acc[15] = a21; acc[16] = a22; acc[17] = a23; acc[18] = a24; acc[19] = a25; acc[20] = a26;
     }
 
-    /// <summary>The tile's vectors (<paramref name="acc"/>: channel by channel, <see cref="MaxVectors"/> each): bias,
-    /// epilogue, store (the last vector of the row masked when the row ends inside it).</summary>
+    /// <summary>The tile's vectors (<paramref name="acc"/>: channel by channel, <see cref="MaxVectors"/> each) after a
+    /// block of taps: the bias on the <paramref name="first"/> block, else the partial sum in y added; the epilogue on the
+    /// <paramref name="last"/>; stored (the last vector of the row masked when the row ends inside it).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Finish(Tile tile, Vector512<float>* acc, int count)
+    private static void Finish(Tile tile, Vector512<float>* acc, int count, bool first, bool last)
     {
         for (int i = 0; i < tile.Channels; i++)
         {
-            var b = Vector512.Create(tile.Bias == null ? 0f : tile.Bias[i]);
+            var b = Vector512.Create(!first || tile.Bias == null ? 0f : tile.Bias[i]);
             long at = i * tile.ChannelStride + tile.Ow0;
-            for (int v = 0; v < count; v++)
-                Store(tile, at, acc[i * MaxVectors + v] + b, v);
+            for (int v = 0; v < count; v++, at += VL)
+            {
+                var sum = acc[i * MaxVectors + v] + b;
+                var e = tile.Epilogue;
+                int lanes = tile.Width - v * VL;
+                if (lanes >= VL)
+                {
+                    if (!first)
+                        sum += Vector512.Load(tile.Y + at);
+                    if (last)
+                    {
+                        if (e.Residual != null)
+                            sum += Vector512.Load(e.Residual + at);
+                        sum = e.Activate(sum);
+                    }
+                    sum.Store(tile.Y + at);
+                    continue;
+                }
+                var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
+                if (!first)
+                    sum += Avx512F.MaskLoad(tile.Y + at, mask, Vector512<float>.Zero);
+                if (last)
+                {
+                    if (e.Residual != null)
+                        sum += Avx512F.MaskLoad(e.Residual + at, mask, Vector512<float>.Zero);
+                    sum = e.Activate(sum);
+                }
+                Avx512F.MaskStore(tile.Y + at, mask, sum);
+            }
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Tile tile, long at, Vector512<float> v, int vector)
-    {
-        at += vector * VL;
-        int lanes = tile.Width - vector * VL;
-        var e = tile.Epilogue;
-        if (lanes >= VL)
-        {
-            if (e.Residual != null)
-                v += Vector512.Load(e.Residual + at);
-            e.Activate(v).Store(tile.Y + at);
-            return;
-        }
-        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
-        if (e.Residual != null)
-            v += Avx512F.MaskLoad(e.Residual + at, mask, Vector512<float>.Zero);
-        Avx512F.MaskStore(tile.Y + at, mask, e.Activate(v));
     }
 }

@@ -162,11 +162,11 @@ internal sealed class ConvFormTests
     }
 
     [Test]
-    public void Planar_form_in_one_image_chunks_matches_reference()
+    public void Planar_form_in_one_image_chunks_and_small_tap_blocks_matches_reference()
     {
         if (!PlanarConv.Supports(new ConvShape(1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512))
             Assert.Ignore("the planar form needs AVX-512");
-        long chunk = ConvPlan.ChunkFloats;
+        (long chunk, int taps) = (ConvPlan.ChunkFloats, PlanarConv.TapBlock);
         CpuConv.FormOverride = ConvForm.Planar;
         ConvPlan.ChunkFloats = 100; // one image per chunk
         try
@@ -176,10 +176,23 @@ internal sealed class ConvFormTests
             FusedEpilogueCheck.Run(backend, _ref, new ConvShape(3, 2, 9, 40, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
                 (actual, expected, scale, what) =>
                     TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+            // Blocks of 5 taps: partial sums through y, blocks ending inside a channel's taps and inside the pixel
+            // planes' channels, the bias on the first block and the epilogue on the last only.
+            PlanarConv.TapBlock = 5;
+            foreach (var s in new[]
+                     {
+                         new ConvShape(2, 12, 8, 19, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+                         new ConvShape(3, 23, 9, 15, 50, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                     })
+            {
+                BackendComparison.Conv(backend, _ref, s);
+                FusedEpilogueCheck.Run(backend, _ref, s, (actual, expected, scale, what) =>
+                    TensorAssert.Close(actual, expected, BackendComparison.Atol + 1e-6 * scale, BackendComparison.Rtol, what));
+            }
         }
         finally
         {
-            ConvPlan.ChunkFloats = chunk;
+            (ConvPlan.ChunkFloats, PlanarConv.TapBlock) = (chunk, taps);
             CpuConv.FormOverride = null;
         }
     }
@@ -201,6 +214,11 @@ internal sealed class ConvFormTests
         Assert.That(CpuConv.ChooseForm(stem, simd), Is.EqualTo(PlanarConv.Supports(stem, simd) ? ConvForm.Planar : ConvForm.Column),
             "the stem (3 channels): output rows as vectors where AVX-512 runs, else the im2col form");
         Assert.That(CpuConv.ChooseForm(stem, CpuSimd.Vector256), Is.EqualTo(ConvForm.Column), "the stem at 256 bits");
+        bool planar = PlanarConv.Supports(stem, simd);
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(planar ? ConvForm.Planar : direct ? ConvForm.Direct : ConvForm.PixelRow), "expanding pointwise on a 14x14 plane");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 7, 7, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.Not.EqualTo(ConvForm.Planar), "expanding pointwise on a 7x7 plane (3 of 4 vectors' lanes)");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
             Is.EqualTo(ConvForm.Column), "depthwise");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Scalar),
