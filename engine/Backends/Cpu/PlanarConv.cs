@@ -13,6 +13,10 @@ namespace CamEngine.Backends.Cpu;
 /// packed copy. No im2col panels, no temporary and no transpose: the bias and the epilogue are applied in registers
 /// and each row is stored into y once. The im2col form copies every input value KH*KW times into packed panels and,
 /// over a batch, sums into a temporary that a scatter moves into y; the direct form wants 16 or more channels.
+/// Expanding 1x1 stride-1 layers on 14x14 planes take it too, each image plane one row read from x in place (no phase
+/// buffer), their output stored as whole contiguous rows (<see cref="Pays"/>). Taps are summed in blocks of
+/// <see cref="TapBlock"/>, each added to the partial sum in y. A row ending inside a vector loads that vector's lanes
+/// under a mask (x's last plane ends the tensor) and stores them under one.
 /// <code>packed W: [K/3 block][tap = (c*KH + kh)*KW + kw][3 lanes]     one call: 3 channels x up to 7 x 16 pixels of a row</code>
 /// </summary>
 internal static unsafe class PlanarConv
@@ -44,7 +48,8 @@ internal static unsafe class PlanarConv
     /// two runs and 5.6-6.1 / 5.0-5.6 in a third (the 1024->256 ones lost 0.03-0.5 and stay direct); MobileNetV2's
     /// and EfficientNet-B0's 14x14 expansions at batch 1 0.14-0.32 / 0.19-0.84.
     /// </summary>
-    public static bool Pays(ConvShape s) => Chosen && (s.C <= 4 && s.OW >= VL || s.IsUnpaddedPointwise && s.OH * s.OW is >= 128 and < 784 && s.K >= 2 * s.C);
+    public static bool Pays(ConvShape s) =>
+        Chosen && (s.C <= 4 && s.OW >= VL || s.IsUnpaddedPointwise && s.OH * s.OW is >= 128 and < 784 && s.K >= 2 * s.C);
 
     /// <summary>False: <see cref="Pays"/> never holds (the bench's profile compares the forms, PROFILE_PLANAR=1).</summary>
     internal static bool Chosen { get; set; } = true;
@@ -157,6 +162,9 @@ internal static unsafe class PlanarConv
     {
         int vectors = (width + VL - 1) / VL, groups = (vectors + MaxVectors - 1) / MaxVectors;
         // The row's vectors in groups of at most seven, as even as they go (8 vectors: 4 + 4, not 7 + 1).
+        // The last vector of a row that ends inside it loads its lanes under a mask: a 1x1 layer's last channel plane
+        // of the last image ends the tensor x there.
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(width - (vectors - 1) * VL)).AsSingle();
         for (int gi = 0, v0 = 0; gi < groups; gi++)
         {
             int nv = (vectors - v0) / (groups - gi), ow0 = v0 * VL;
@@ -172,16 +180,10 @@ internal static unsafe class PlanarConv
                         Math.Min(nv * VL, width - ow0));
                     float* p = src + ow0;
                     long* rr = ro + r0;
-                    switch (nv)
-                    {
-                        case 7: Kernel<V7>(p, rr, count, w, acc); break;
-                        case 6: Kernel<V6>(p, rr, count, w, acc); break;
-                        case 5: Kernel<V5>(p, rr, count, w, acc); break;
-                        case 4: Kernel<V4>(p, rr, count, w, acc); break;
-                        case 3: Kernel<V3>(p, rr, count, w, acc); break;
-                        case 2: Kernel<V2>(p, rr, count, w, acc); break;
-                        default: Kernel<V1>(p, rr, count, w, acc); break;
-                    }
+                    if (tile.Width == nv * VL)
+                        Dispatch<Whole>(nv, p, rr, count, w, acc, default);
+                    else
+                        Dispatch<Tail>(nv, p, rr, count, w, acc, tail);
                     Finish(tile, acc, nv, r0 == 0, r0 + count == taps);
                 }
             }
@@ -215,12 +217,45 @@ internal static unsafe class PlanarConv
     private struct V6 : IVectors { public static int Count => 6; }
     private struct V7 : IVectors { public static int Count => 7; }
 
+    /// <summary>Whether the tile's last vector is loaded under the row's tail mask.</summary>
+    private interface ILastVector
+    {
+        static abstract bool Masked { get; }
+    }
+
+    private struct Whole : ILastVector { public static bool Masked => false; }
+    private struct Tail : ILastVector { public static bool Masked => true; }
+
+    /// <summary>Vector <paramref name="v"/> of the tile's inputs at one tap: the last one under <paramref name="tail"/>
+    /// where <typeparamref name="TLast"/> says (the lanes past the row are zeros, and nothing past them is read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load<TV, TLast>(float* p, int v, Vector512<float> tail)
+        where TV : struct, IVectors
+        where TLast : struct, ILastVector =>
+        TLast.Masked && v == TV.Count - 1 ? Avx512F.MaskLoad(p + v * VL, tail, Vector512<float>.Zero) : Vector512.Load(p + v * VL);
+
+    private static void Dispatch<TLast>(int nv, float* p, long* ro, int count, float* w, Vector512<float>* acc, Vector512<float> tail)
+        where TLast : struct, ILastVector
+    {
+        switch (nv)
+        {
+            case 7: Kernel<V7, TLast>(p, ro, count, w, acc, tail); break;
+            case 6: Kernel<V6, TLast>(p, ro, count, w, acc, tail); break;
+            case 5: Kernel<V5, TLast>(p, ro, count, w, acc, tail); break;
+            case 4: Kernel<V4, TLast>(p, ro, count, w, acc, tail); break;
+            case 3: Kernel<V3, TLast>(p, ro, count, w, acc, tail); break;
+            case 2: Kernel<V2, TLast>(p, ro, count, w, acc, tail); break;
+            default: Kernel<V1, TLast>(p, ro, count, w, acc, tail); break;
+        }
+    }
+
     /// <summary>Three channels x <typeparamref name="TV"/> vectors of one output row, summed into
     /// <paramref name="acc"/> (channel by channel, <see cref="MaxVectors"/> each): per tap, each input vector loaded
     /// once and multiplied by the three broadcast weights.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<TV>(float* src, long* ro, int crs, float* w, Vector512<float>* acc)
+    private static void Kernel<TV, TLast>(float* src, long* ro, int crs, float* w, Vector512<float>* acc, Vector512<float> tail)
         where TV : struct, IVectors
+        where TLast : struct, ILastVector
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a04 = default, a05 = default, a06 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default, a16 = default;
@@ -228,48 +263,48 @@ internal static unsafe class PlanarConv
         for (int r = 0; r < crs; r++, w += KB)
         {
             float* p = src + ro[r];
-            var x = Vector512.Load(p);
+            var x = Load<TV, TLast>(p, 0, tail);
             a00 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a00);
             a10 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a10);
             a20 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a20);
             if (TV.Count > 1)
             {
-                x = Vector512.Load(p + VL);
+                x = Load<TV, TLast>(p, 1, tail);
                 a01 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a01);
                 a11 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a11);
                 a21 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a21);
             }
             if (TV.Count > 2)
             {
-                x = Vector512.Load(p + 2 * VL);
+                x = Load<TV, TLast>(p, 2, tail);
                 a02 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a02);
                 a12 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a12);
                 a22 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a22);
             }
             if (TV.Count > 3)
             {
-                x = Vector512.Load(p + 3 * VL);
+                x = Load<TV, TLast>(p, 3, tail);
                 a03 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a03);
                 a13 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a13);
                 a23 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a23);
             }
             if (TV.Count > 4)
             {
-                x = Vector512.Load(p + 4 * VL);
+                x = Load<TV, TLast>(p, 4, tail);
                 a04 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a04);
                 a14 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a14);
                 a24 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a24);
             }
             if (TV.Count > 5)
             {
-                x = Vector512.Load(p + 5 * VL);
+                x = Load<TV, TLast>(p, 5, tail);
                 a05 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a05);
                 a15 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a15);
                 a25 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a25);
             }
             if (TV.Count > 6)
             {
-                x = Vector512.Load(p + 6 * VL);
+                x = Load<TV, TLast>(p, 6, tail);
                 a06 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[0]), a06);
                 a16 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[1]), a16);
                 a26 = Vector512.FusedMultiplyAdd(x, Vector512.Create(w[2]), a26);
