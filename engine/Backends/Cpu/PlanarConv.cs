@@ -337,11 +337,7 @@ internal static unsafe class PlanarConv
                     if (!first)
                         sum += Vector512.Load(tile.Y + at);
                     if (last)
-                    {
-                        if (e.Residual != null)
-                            sum += Vector512.Load(e.Residual + at);
-                        sum = e.Activate(sum);
-                    }
+                        sum = e.Apply(sum, at);
                     sum.Store(tile.Y + at);
                     continue;
                 }
@@ -349,11 +345,7 @@ internal static unsafe class PlanarConv
                 if (!first)
                     sum += Avx512F.MaskLoad(tile.Y + at, mask, Vector512<float>.Zero);
                 if (last)
-                {
-                    if (e.Residual != null)
-                        sum += Avx512F.MaskLoad(e.Residual + at, mask, Vector512<float>.Zero);
-                    sum = e.Activate(sum);
-                }
+                    sum = e.ApplyMasked(sum, at, mask);
                 Avx512F.MaskStore(tile.Y + at, mask, sum);
             }
         }

@@ -99,6 +99,17 @@ internal readonly unsafe struct StoreEpilogue
     public Vector256<float> ApplyMasked(Vector256<float> v, long at, Vector256<float> mask) =>
         Activate(Residual != null ? v + Avx512F.VL.MaskLoad(Residual + at, mask, Vector256<float>.Zero) : v);
 
+    /// <summary>Sixteen consecutive outputs from <paramref name="at"/> on (<see cref="PlanarConv"/>'s rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Apply(Vector512<float> v, long at) =>
+        Activate(Residual != null ? v + Vector512.Load(Residual + at) : v);
+
+    /// <summary>The first lanes of sixteen consecutive outputs from <paramref name="at"/> on, those set in
+    /// <paramref name="mask"/> (the residual is read only there).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> ApplyMasked(Vector512<float> v, long at, Vector512<float> mask) =>
+        Activate(Residual != null ? v + Avx512F.MaskLoad(Residual + at, mask, Vector512<float>.Zero) : v);
+
     /// <summary>The activation alone, sixteen lanes (<see cref="PackedGemm"/>'s register store).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<float> Activate(Vector512<float> v)
