@@ -74,7 +74,7 @@ internal sealed unsafe partial class CpuBackend : Backend
             throw new ArgumentException($"cpu backend: HostMemory needs a live float tensor, got {t.Type} {t.ShapeText}", nameof(t));
         var s = S(t);
         s.Touch(); // the caller may write: packed forms of this storage are stale
-        return s.Floats.AsMemory(0, t.Length);
+        return s.FloatMemory(t.Length);
     }
 
     /// <inheritdoc/>
@@ -107,7 +107,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    protected override float[] Read(TensorStorage storage, int length) => ((CpuStorage)storage).Floats.AsSpan(0, length).ToArray();
+    protected override float[] Read(TensorStorage storage, int length) => ((CpuStorage)storage).FloatMemory(length).Span.ToArray();
 
     // ---- convolution ----
 

@@ -68,7 +68,11 @@ internal sealed class CpuStorage : TensorStorage
         public long LastUse { get; set; } = Interlocked.Increment(ref s_clock);
     }
 
+    /// <summary>Floats allocated past a tensor's length so that its data can start on a 64-byte boundary.</summary>
+    private const int Pad = 16;
+
     private readonly float[]? _floats;
+    private readonly int _offset, _length;
     private bool _zeroPending, _released;
 
     public CpuStorage(int length, ElementType type)
@@ -82,26 +86,41 @@ internal sealed class CpuStorage : TensorStorage
             else
                 Ints = GC.AllocateArray<int>(n, pinned: true);
         }
-        else if (n < PoolMin)
-        {
-            _floats = GC.AllocateArray<float>(n, pinned: true);
-        }
         else
         {
-            _floats = Take(n) ?? GC.AllocateUninitializedArray<float>(n, pinned: true);
-            _zeroPending = true;
-            Interlocked.Add(ref s_liveBytes, 4L * n);
+            if (n < PoolMin)
+            {
+                _floats = GC.AllocateArray<float>(n + Pad, pinned: true);
+            }
+            else
+            {
+                _floats = Take(n + Pad) ?? GC.AllocateUninitializedArray<float>(n + Pad, pinned: true);
+                _zeroPending = true;
+                Interlocked.Add(ref s_liveBytes, 4L * _floats.Length);
+            }
+            _length = n;
+            _offset = AlignedOffset(_floats);
         }
     }
 
-    /// <summary>Float data (null for an int32 tensor), zeroed first if it has not been written yet.</summary>
-    public float[]? Floats
+    /// <summary>
+    /// Elements from an array's start to its first 64-byte boundary. The garbage collector places objects on 8-byte
+    /// boundaries, so a tensor at the array's start would begin anywhere in a cache line, and every 64-byte vector
+    /// load or store of it would split two lines; which offset a buffer got changed from run to run. The array is
+    /// pinned for its lifetime, so the offset is fixed.
+    /// </summary>
+    private static unsafe int AlignedOffset(float[] a)
     {
-        get
-        {
-            EnsureZeroed();
-            return _floats;
-        }
+        var p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
+        return (int)(((64 - (p & 63)) & 63) / sizeof(float));
+    }
+
+    /// <summary>The first <paramref name="length"/> floats of the data (a float tensor's), zeroed first if unwritten.</summary>
+    public Memory<float> FloatMemory(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _length);
+        EnsureZeroed();
+        return _floats.AsMemory(_offset, length);
     }
 
     /// <summary>Int32 data (null for a float tensor).</summary>
@@ -260,13 +279,13 @@ internal sealed class CpuStorage : TensorStorage
     /// <summary>Overwrites the first <paramref name="data"/>.Length elements (a full write needs no zeroing).</summary>
     public void Write(ReadOnlySpan<float> data)
     {
-        if (data.Length < _floats!.Length)
+        if (data.Length < _length)
             EnsureZeroed();
         _zeroPending = false;
-        data.CopyTo(_floats);
+        data.CopyTo(_floats.AsSpan(_offset, _length));
     }
 
-    private unsafe float* Ptr => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_floats!));
+    private unsafe float* Ptr => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_floats!)) + _offset;
 
     /// <summary>Pointer to the int data.</summary>
     public unsafe int* IntPtr => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(Ints!));
@@ -287,7 +306,7 @@ internal sealed class CpuStorage : TensorStorage
             foreach (var (key, form) in _derived.ToList())
                 Drop(key, form);
         }
-        if (!_released && _floats != null && _floats.Length >= PoolMin)
+        if (!_released && _floats != null && _length >= PoolMin)
         {
             _released = true;
             Interlocked.Add(ref s_liveBytes, -4L * _floats.Length);

@@ -203,4 +203,30 @@ internal sealed class CpuCacheTests
         Assert.That(expected.AsSpan(90, 90).ContainsAnyExcept(0f), Is.False, "the constant channel's mask is zero");
         Assert.That(Run(cpu), Is.EqualTo(expected));
     }
+    [Test]
+    public unsafe void Tensors_start_on_64_byte_boundaries_fresh_and_pooled_and_hold_their_values()
+    {
+        // Small (garbage-collected) and pooled lengths, odd ones included; each allocated twice, the second time from
+        // the pool where pooled. The garbage collector aligns arrays to 8 bytes only, so without the storage's own
+        // offset about one tensor in eight would start on a line boundary.
+        var cpu = TestDevice.Cpu;
+        int[] lengths = [1, 17, 1000, 16_383, 16_384, 16_385, 50_001, 200_704, 802_816];
+        for (int round = 0; round < 2; round++)
+        {
+            foreach (int n in lengths)
+            {
+                var data = Enumerable.Range(0, n).Select(i => (float)(i % 251) - 125f).ToArray();
+                using var t = cpu.Upload(data, n);
+                using (var pin = cpu.HostMemory(t)!.Value.Pin())
+                {
+                    long address = (long)pin.Pointer;
+                    Assert.That(address % 64, Is.Zero, $"tensor of {n} floats (round {round}) starts at {address:x}");
+                }
+                Assert.That(cpu.Download(t), Is.EqualTo(data), $"tensor of {n} floats (round {round})");
+                // A fresh tensor reads as zeros, also where its pooled array held the last tensor's values.
+                using var u = cpu.Allocate(n);
+                Assert.That(cpu.Download(u), Is.All.Zero, $"fresh tensor of {n} floats (round {round})");
+            }
+        }
+    }
 }
