@@ -98,7 +98,8 @@ internal static unsafe class CpuConv
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
                             new ConvColumns(buf, ro, plan), c, ldc, false, simd,
                             epilogue: direct ? epilogue.Shifted(c - y) : default,
-                            rowBias: direct && bias != null ? bias + g * kg : null);
+                            rowBias: direct && bias != null ? bias + g * kg : null,
+                            streamOutput: direct && 4L * s.N * s.K * ohw >= PackedGemm.StreamBytes);
                     }
                     if (!direct)
                         ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
@@ -149,7 +150,7 @@ internal static unsafe class CpuConv
         {
             float* c = y + img * yImage;
             PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
-                epilogue: epilogue.Shifted(c - y), rowBias: bias);
+                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: 4L * s.N * s.K * ohw >= PackedGemm.StreamBytes);
         }
     }
 

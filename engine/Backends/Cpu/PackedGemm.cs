@@ -133,10 +133,14 @@ internal readonly unsafe struct TileEnd
     /// <summary>The activation after the residual.</summary>
     public readonly StoreEpilogue Epilogue;
 
+    /// <summary>Whether rows on a 64-byte boundary are stored past the caches (<see cref="PackedGemm.StreamBytes"/>).</summary>
+    public readonly bool Stream;
+
     /// <summary>The end of the tile at C row <paramref name="i"/>, column <paramref name="j"/>.</summary>
-    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, int j, long ldc)
+    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, int j, long ldc, bool stream)
     {
         Active = true;
+        Stream = stream;
         Bias = rowBias == null ? null : rowBias + i;
         Residual = epilogue.Residual == null ? null : epilogue.Residual + i * ldc + j;
         Epilogue = epilogue;
@@ -260,7 +264,7 @@ internal static unsafe class PackedGemm
     /// GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null)
+        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false)
         where TB : struct, IPanelSource
     {
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
@@ -324,7 +328,7 @@ internal static unsafe class PackedGemm
                         if (k0 == 0 && PrefetchOutput && jp + 1 < nPanelsHere)
                             PrefetchTile(c + i * ldc + j + NR, ldc, mv);
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
-                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc) : default;
+                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc, streamOutput) : default;
                         if (rowPanels)
                             RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
                         else
@@ -343,6 +347,8 @@ internal static unsafe class PackedGemm
                     }
                 }
             }
+            if (streamOutput)
+                Sse.StoreFence(); // the streamed rows are visible before the task counts as done
         }
 
         int total = mTasks * nTasks;
@@ -367,6 +373,18 @@ internal static unsafe class PackedGemm
     /// 17.01 ms, b8 105.0 / 105.9; ResNet-50 b1 41.3 / 41.8, b8 410.8 / 407.5 (within the noise).
     /// </summary>
     internal static bool PrefetchOutput { get; set; } = true;
+
+    /// <summary>
+    /// Outputs of at least this many bytes (the whole tensor, as the caller counts it) may be stored past the caches
+    /// (<c>streamOutput</c> of <see cref="Run"/>): larger than the last-level cache, they would otherwise be read
+    /// from memory before each line is overwritten. 24 MB: of ResNet-50's outputs only layer1's 256-channel ones at
+    /// batch 8 (25.7 MB). Lean forward after a 64 MB sweep, batch 8 (PROFILE_STREAM=1, alternating, node medians,
+    /// streamed / not, two runs): layer1.0's conv3 5.19 / 6.22 and 4.78 / 5.11 ms, its downsample 6.84 / 7.30 and
+    /// 6.00 / 6.62, the other two conv3s within 0.15 either way; the forward's node sums 399.9 / 402.1 and 323.6 /
+    /// 324.3. The next layer reads the streamed output from memory, as it would have anyway at that size. Tests and
+    /// the bench switch it.
+    /// </summary>
+    internal static long StreamBytes { get; set; } = 24L << 20;
 
     /// <summary>Brings the rows of the tile at <paramref name="c"/> into L1 before it is first stored.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -581,6 +599,12 @@ internal static unsafe class PackedGemm
             v1 += Vector512.Load(cr + 16);
         }
         end.Finish(ref v0, ref v1, r, ldc);
+        if (end.Stream && ((nint)cr & 63) == 0)
+        {
+            Avx512F.StoreAlignedNonTemporal(cr, v0);
+            Avx512F.StoreAlignedNonTemporal(cr + 16, v1);
+            return;
+        }
         v0.Store(cr);
         v1.Store(cr + 16);
     }

@@ -69,6 +69,9 @@ internal sealed class ConvFormTests
     public static IEnumerable<TestCaseData> ColumnCases() =>
         Cases().Where(c => (ConvForm)c.Arguments[1]! == ConvForm.Column);
 
+    public static IEnumerable<TestCaseData> StreamCases() =>
+        ColumnCases().Where(c => (CpuSimd)c.Arguments[2]! == CpuSimd.Vector512);
+
     [TestCaseSource(nameof(Cases))]
     public void Forced_form_matches_reference(ConvShape s, ConvForm form, CpuSimd simd)
     {
@@ -112,6 +115,32 @@ internal sealed class ConvFormTests
         {
             CpuConv.FormOverride = null;
             CpuConv.CompactPixels = saved;
+        }
+    }
+
+    /// <summary>The column form with every GEMM output stored past the caches where a row starts on a line
+    /// (<see cref="PackedGemm.StreamBytes"/> 0): the same values as stored through them, in place and compact, rows on
+    /// and off line boundaries (planes of 17x17, 7x9 and 28x28 pixels).</summary>
+    [TestCaseSource(nameof(StreamCases))]
+    public void Column_form_with_streamed_outputs_matches_reference(ConvShape s, ConvForm form, CpuSimd simd)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            Assert.Ignore("streamed stores are the AVX-512 kernel's");
+        CpuConv.FormOverride = ConvForm.Column;
+        long saved = PackedGemm.StreamBytes;
+        int savedCompact = CpuConv.CompactPixels;
+        PackedGemm.StreamBytes = 0;
+        try
+        {
+            MatchesReference(s, simd);
+            CpuConv.CompactPixels = 1;
+            MatchesReference(s with { N = 1 }, simd);
+        }
+        finally
+        {
+            CpuConv.FormOverride = null;
+            PackedGemm.StreamBytes = saved;
+            CpuConv.CompactPixels = savedCompact;
         }
     }
 
