@@ -323,10 +323,11 @@ internal static unsafe class PackedGemm
                             : jp == 0 ? ap + (long)MR * kc : bj;
                         if (!Prefetch)
                             pf = bj;
-                        // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
-                        // stored tile.
+                        // The next tile's output lines on their way while this one computes (see PrefetchOutput).
                         if (k0 == 0 && PrefetchOutput && jp + 1 < nPanelsHere)
                             PrefetchTile(c + i * ldc + j + NR, ldc, mv);
+                        // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
+                        // stored tile.
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
                         var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc, streamOutput) : default;
                         if (rowPanels)
@@ -347,7 +348,7 @@ internal static unsafe class PackedGemm
                     }
                 }
             }
-            if (streamOutput)
+            if (streamOutput && Sse.IsSupported)
                 Sse.StoreFence(); // the streamed rows are visible before the task counts as done
         }
 
