@@ -99,7 +99,7 @@ internal static unsafe class CpuConv
                             new ConvColumns(buf, ro, plan), c, ldc, false, simd,
                             epilogue: direct ? epilogue.Shifted(c - y) : default,
                             rowBias: direct && bias != null ? bias + g * kg : null,
-                            streamOutput: direct && 4L * s.N * s.K * ohw >= PackedGemm.StreamBytes);
+                            streamOutput: direct && StreamsOutput(s));
                     }
                     if (!direct)
                         ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
@@ -146,13 +146,18 @@ internal static unsafe class CpuConv
     {
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * s.H * s.W, yImage = (long)s.K * ohw;
+        bool stream = StreamsOutput(s);
         for (int img = 0; img < s.N; img++)
         {
             float* c = y + img * yImage;
             PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
-                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: 4L * s.N * s.K * ohw >= PackedGemm.StreamBytes);
+                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
         }
     }
+
+    /// <summary>Whether the layer's whole output is large enough to be stored past the caches
+    /// (<see cref="PackedGemm.StreamBytes"/>).</summary>
+    private static bool StreamsOutput(ConvShape s) => 4L * s.N * s.K * s.OH * s.OW >= PackedGemm.StreamBytes;
 
     /// <summary>Output planes of at least this many pixels take the compact column plan in <see cref="Forward"/>
     /// (tests lower it; the bench's profile switches it, PROFILE_COMPACT=1); 0: never.</summary>

@@ -109,11 +109,8 @@ internal sealed class CpuStorage : TensorStorage
     /// load or store of it would split two lines; which offset a buffer got changed from run to run. The array is
     /// pinned for its lifetime, so the offset is fixed.
     /// </summary>
-    private static unsafe int AlignedOffset(float[] a)
-    {
-        var p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
-        return (int)(((64 - (p & 63)) & 63) / sizeof(float));
-    }
+    private static unsafe int AlignedOffset(float[] a) =>
+        (int)(Scratch.Aligned(a) - (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a)));
 
     /// <summary>The first <paramref name="length"/> floats of the data (a float tensor's), zeroed first if unwritten.</summary>
     public Memory<float> FloatMemory(int length)

@@ -78,7 +78,7 @@ internal static class Scratch
         }
     }
 
-    /// <summary>The 64-byte aligned start of a rented array.</summary>
+    /// <summary>The 64-byte aligned start of an array with 16 floats of slack (a rented one, or a tensor storage's).</summary>
     public static unsafe float* Aligned(float[] a)
     {
         var p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));

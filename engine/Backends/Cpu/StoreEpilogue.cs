@@ -135,13 +135,7 @@ internal readonly unsafe struct StoreEpilogue
             case EpilogueActivation.Relu:
                 return Vector256.Max(v, Vector256<float>.Zero);
             case EpilogueActivation.Clip:
-            {
-                // v < lo ? lo : v > hi ? hi : v, lane by lane (a NaN stays NaN, as in the scalar clip).
-                var lo = Vector256.Create(Lo);
-                var hi = Vector256.Create(Hi);
-                var upper = Vector256.ConditionalSelect(Vector256.GreaterThan(v, hi), hi, v);
-                return Vector256.ConditionalSelect(Vector256.LessThan(v, lo), lo, upper);
-            }
+                return new ClipOp(Lo, Hi).Apply(v);
             case EpilogueActivation.Silu:
                 return v * new SigmoidOp().Apply(v);
             default:
