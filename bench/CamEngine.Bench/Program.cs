@@ -41,6 +41,11 @@ internal static class Program
             Fidelity.Run(args);
             return;
         }
+        if (args.Length > 0 && args[0] == "depthwise")
+        {
+            DepthwiseTiming.Run();
+            return;
+        }
         if (args.Length > 0 && args[0] == "model")
         {
             ModelTiming.Run(args);

@@ -99,6 +99,11 @@ internal static unsafe class DepthwiseConv
     public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
         EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f)
     {
+        if (Rows(s, simd))
+        {
+            ForwardRows(x, w, bias, residual, y, s, act, lo, hi);
+            return;
+        }
         if (ChannelsLast(s, simd, residual != null))
         {
             ForwardChannelsLast(x, w, bias, y, s, act, lo, hi);
@@ -124,6 +129,220 @@ internal static unsafe class DepthwiseConv
             }
         }
         ForPlanes(s, Run);
+    }
+
+    /// <summary>
+    /// Whether <see cref="ForwardRows"/> runs the layer: AVX-512, a column table (vectors per output row x kernel
+    /// columns) of at most <see cref="MaxColumns"/> entries, and where it measured faster: kernels of up to 9 taps at
+    /// column stride 2, or stride 1 on output planes of at most 28x28; larger kernels (5x5, 7x7) on output planes of
+    /// 128-400 pixels (14x14). On larger stride-1 planes the per-plane path's copy is a small part of the work and its
+    /// wide sums need no masks; with 25-49 taps that holds from 28x28 up, and on 7x7 planes, where a row fills 7 of 16
+    /// lanes, the channels-last form fills all 16. Measured in cache (bench `depthwise`, MobileNetV2's 3x3 shapes at
+    /// batch 1, alternating call by call, medians of 180, three runs, us rows / before): stride 1 at 112x112 124-169 /
+    /// 124-169 (before: per-plane), 56x56 163-259 / 163-258, 28x28 85-104 / 80-133, 14x14 54-61 / 109-303 and 77-87 /
+    /// 126-330, 7x7 70-84 / 90-255; stride 2 to 56x56 236-243 / 251-289, to 28x28 91-116 / 136-196, to 14x14 40-48 /
+    /// 61-194, to 7x7 59-68 / 61-166. Inside the forward (bench profile, PROFILE_LEAN=1 PROFILE_DW_ROWS=1, alternating,
+    /// batch 1, ms): MobileNetV2's 3x3 layers 0.057-0.247 / 0.091-0.325 (sum of all nodes 7.09 / 7.67);
+    /// EfficientNet-B0's 5x5 at 14x14 0.19-0.26 / 0.23-0.36, at 28x28 0.28-0.32 / 0.25-0.30, at 7x7 0.20-0.23 /
+    /// 0.15-0.21; ConvNeXt-T's 7x7 at 14x14 0.220-0.226 / 0.240-0.268, at 28x28 0.352-0.357 / 0.253-0.254.
+    /// <see cref="RowsForm"/> off leaves the per-plane and channels-last paths (tests and the bench).
+    /// </summary>
+    internal static bool Rows(ConvShape s, CpuSimd simd)
+    {
+        if (!RowsForm || simd != CpuSimd.Vector512 || !Avx512F.IsSupported || s.StrideW is not (1 or 2)
+            || (long)(s.OW + VL - 1) / VL * s.KW > MaxColumns)
+            return false;
+        long pixels = (long)s.OH * s.OW;
+        return s.KH * s.KW <= 9 ? s.StrideW == 2 || pixels <= 28 * 28 : pixels is >= 128 and <= 400;
+    }
+
+    /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>
+    internal static bool RowsForm { get; set; } = true;
+
+    /// <summary>Floats per vector of the row form.</summary>
+    private const int VL = 16;
+
+    /// <summary>Most (vector, kernel column) entries of the row form's column table (kept on the stack).</summary>
+    private const int MaxColumns = 256;
+
+    /// <summary>
+    /// One (output vector, kernel column) of the row form: the offset of the first input float it loads from the
+    /// start of an input row, which of the 16 (stride 1) or 32 (stride 2) floats loaded from there lie inside the row
+    /// (the others load as zeros: the padding), and whether all do (plain loads).
+    /// </summary>
+    private struct RowColumn
+    {
+        public Vector512<float> First, Second;
+        public int Offset;
+        public bool Full;
+    }
+
+    /// <summary>The 16 inputs one tap reads for a vector of 16 output pixels of a row, by column stride.</summary>
+    private interface IColumnStride
+    {
+        static abstract Vector512<float> Load(float* row, RowColumn* c);
+    }
+
+    private struct Stride1 : IColumnStride
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(float* row, RowColumn* c) =>
+            c->Full ? Vector512.Load(row + c->Offset) : Avx512F.MaskLoad(row + c->Offset, c->First, Vector512<float>.Zero);
+    }
+
+    private struct Stride2 : IColumnStride
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(float* row, RowColumn* c)
+        {
+            float* p = row + c->Offset;
+            Vector512<float> a, b;
+            if (c->Full)
+            {
+                a = Vector512.Load(p);
+                b = Vector512.Load(p + VL);
+            }
+            else
+            {
+                a = Avx512F.MaskLoad(p, c->First, Vector512<float>.Zero);
+                b = Avx512F.MaskLoad(p + VL, c->Second, Vector512<float>.Zero);
+            }
+            return Avx512F.PermuteVar16x32x2(a, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+        }
+    }
+
+    /// <summary>
+    /// The forward with no copy of the input: each output row is a run of 16-pixel vectors, four (row, vector) units
+    /// at a time, each tap one load of x's row under the vector's column mask (lanes in the left or right padding
+    /// load zeros; rows in the top or bottom padding read a row of zeros) and one FMA. Taps are summed in the per-plane
+    /// order, from zero, then the bias, the residual and the activation, so the outputs are those of the per-plane
+    /// path (the same products of the same values in the same order), stored once under the row's tail mask. The
+    /// per-plane path copies every plane into a padded buffer, sums a wide plane and copies its valid columns out:
+    /// three passes where this makes one.
+    /// <code>output plane: OH rows x ceil(OW/16) vectors; unit u = (u / vectors, u % vectors)</code>
+    /// </summary>
+    private static void ForwardRows(float* x, float* w, float* bias, float* residual, float* y, ConvShape s,
+        EpilogueActivation act, float lo, float hi)
+    {
+        int vectors = (s.OW + VL - 1) / VL, entries = vectors * s.KW;
+        var cols = stackalloc RowColumn[entries];
+        for (int v = 0; v < vectors; v++)
+        for (int kw = 0; kw < s.KW; kw++)
+        {
+            int offset = v * VL * s.StrideW - s.PadLeft + kw * s.DilationW, span = VL * s.StrideW;
+            var index = Vector512<int>.Indices + Vector512.Create(offset);
+            var inside = Vector512.GreaterThanOrEqual(index, Vector512<int>.Zero) & Vector512.LessThan(index, Vector512.Create(s.W));
+            var next = index + Vector512.Create(VL);
+            var insideNext = Vector512.GreaterThanOrEqual(next, Vector512<int>.Zero) & Vector512.LessThan(next, Vector512.Create(s.W));
+            cols[v * s.KW + kw] = new RowColumn
+            {
+                First = inside.AsSingle(),
+                Second = insideNext.AsSingle(),
+                Offset = offset,
+                Full = offset >= 0 && offset + span <= s.W,
+            };
+        }
+        var zeroArray = Scratch.Rent(s.W + VL);
+        try
+        {
+            float* zero = Scratch.Aligned(zeroArray);
+            new Span<float>(zero, s.W).Clear();
+            int ohw = s.OH * s.OW, m = s.KPerGroup, taps = s.KH * s.KW;
+            long hw = (long)s.H * s.W, planes = (long)s.N * s.K;
+            // Planes per task: about 32k tap-FMAs each, so 7x7 and 14x14 planes are not a task apiece.
+            int per = (int)Math.Max(1, 32768 / ((long)ohw * taps));
+            int tasks = (int)((planes + per - 1) / per);
+            RowColumn* cp = cols;
+            CpuConv.For(tasks, planes * ohw * taps, t =>
+            {
+                long p1 = Math.Min(planes, (long)(t + 1) * per);
+                for (long p = (long)t * per; p < p1; p++)
+                {
+                    int n = (int)(p / s.K), k = (int)(p % s.K), g = k / m;
+                    float* yp = y + p * ohw;
+                    float* xp = x + ((long)n * s.C + g) * hw;
+                    float* rp = residual == null ? null : residual + p * ohw;
+                    float b = bias == null ? 0f : bias[k];
+                    if (s.StrideW == 1)
+                        RowsPlane<Stride1>(xp, w + (long)k * taps, b, rp, yp, zero, cp, s, act, lo, hi);
+                    else
+                        RowsPlane<Stride2>(xp, w + (long)k * taps, b, rp, yp, zero, cp, s, act, lo, hi);
+                }
+            });
+        }
+        finally
+        {
+            Scratch.Return(zeroArray);
+        }
+    }
+
+    /// <summary>Input row <paramref name="ih"/> of the plane, or the row of zeros where it lies in the padding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* InputRow(float* xp, float* zero, int ih, ConvShape s) =>
+        (uint)ih < (uint)s.H ? xp + (long)ih * s.W : zero;
+
+    /// <summary>One output plane of <see cref="ForwardRows"/>: units of (row, vector) four at a time (a last group
+    /// short of four repeats its last unit, computed and not stored).</summary>
+    private static void RowsPlane<TS>(float* xp, float* wk, float b, float* res, float* yp, float* zero, RowColumn* cols,
+        ConvShape s, EpilogueActivation act, float lo, float hi)
+        where TS : struct, IColumnStride
+    {
+        int vectors = (s.OW + VL - 1) / VL, units = s.OH * vectors, kwCount = s.KW;
+        for (int u0 = 0; u0 < units; u0 += 4)
+        {
+            int last = units - 1;
+            int u1 = Math.Min(u0 + 1, last), u2 = Math.Min(u0 + 2, last), u3 = Math.Min(u0 + 3, last);
+            int o0 = u0 / vectors, o1 = u1 / vectors, o2 = u2 / vectors, o3 = u3 / vectors;
+            RowColumn* c0 = cols + (u0 - o0 * vectors) * kwCount, c1 = cols + (u1 - o1 * vectors) * kwCount;
+            RowColumn* c2 = cols + (u2 - o2 * vectors) * kwCount, c3 = cols + (u3 - o3 * vectors) * kwCount;
+            int h0 = o0 * s.StrideH - s.PadTop, h1 = o1 * s.StrideH - s.PadTop;
+            int h2 = o2 * s.StrideH - s.PadTop, h3 = o3 * s.StrideH - s.PadTop;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int kh = 0; kh < s.KH; kh++)
+            {
+                int dh = kh * s.DilationH;
+                float* r0 = InputRow(xp, zero, h0 + dh, s), r1 = InputRow(xp, zero, h1 + dh, s);
+                float* r2 = InputRow(xp, zero, h2 + dh, s), r3 = InputRow(xp, zero, h3 + dh, s);
+                float* wr = wk + kh * kwCount;
+                for (int j = 0; j < kwCount; j++)
+                {
+                    var wv = Vector512.Create(wr[j]);
+                    a0 = Vector512.FusedMultiplyAdd(TS.Load(r0, c0 + j), wv, a0);
+                    a1 = Vector512.FusedMultiplyAdd(TS.Load(r1, c1 + j), wv, a1);
+                    a2 = Vector512.FusedMultiplyAdd(TS.Load(r2, c2 + j), wv, a2);
+                    a3 = Vector512.FusedMultiplyAdd(TS.Load(r3, c3 + j), wv, a3);
+                }
+            }
+            StoreUnit(a0, u0, vectors, yp, res, b, s.OW, act, lo, hi);
+            if (u0 + 1 <= last)
+                StoreUnit(a1, u1, vectors, yp, res, b, s.OW, act, lo, hi);
+            if (u0 + 2 <= last)
+                StoreUnit(a2, u2, vectors, yp, res, b, s.OW, act, lo, hi);
+            if (u0 + 3 <= last)
+                StoreUnit(a3, u3, vectors, yp, res, b, s.OW, act, lo, hi);
+        }
+    }
+
+    /// <summary>Unit <paramref name="u"/>'s outputs: sums plus the bias, plus the residual, through the activation,
+    /// stored under the row's tail mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreUnit(Vector512<float> acc, int u, int vectors, float* yp, float* res, float b, int ow,
+        EpilogueActivation act, float lo, float hi)
+    {
+        int oh = u / vectors, col = (u - oh * vectors) * VL, lanes = ow - col;
+        long at = (long)oh * ow + col;
+        var sum = acc + Vector512.Create(b);
+        if (lanes >= VL)
+        {
+            if (res != null)
+                sum += Vector512.Load(res + at);
+            Activate(sum, act, lo, hi).Store(yp + at);
+            return;
+        }
+        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
+        if (res != null)
+            sum += Avx512F.MaskLoad(res + at, mask, Vector512<float>.Zero);
+        Avx512F.MaskStore(yp + at, mask, Activate(sum, act, lo, hi));
     }
 
     /// <summary>Planes of at most this many output pixels go channels-last (<see cref="ForwardChannelsLast"/>): 14x14

@@ -82,6 +82,19 @@ internal sealed class DepthwiseConvTests
     public void Channels_last_form_matches_reference_and_the_per_plane_path(ConvShape s)
     {
         Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
+        DepthwiseConv.RowsForm = false; // the row form would take these planes first
+        try
+        {
+            ChannelsLastAgainstPerPlane(s);
+        }
+        finally
+        {
+            DepthwiseConv.RowsForm = true;
+        }
+    }
+
+    private void ChannelsLastAgainstPerPlane(ConvShape s)
+    {
         var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.ChannelsLast(s, CpuSimd.Vector512, residual: false), Is.True, "the case must take the channels-last form");
         BackendComparison.Conv(cpu, _ref, s);
@@ -111,6 +124,81 @@ internal sealed class DepthwiseConvTests
             Assert.That(channelsLast, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}: the per-plane path's bits");
         }
     }
+
+    private static readonly (ConvShape S, string Name)[] RowShapes =
+    [
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        (new ConvShape(1, 5, 8, 90, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5), "90 wide: four interior vectors and two edges a row"),
+        (new ConvShape(2, 3, 14, 14, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "14x14, one masked vector a row, batch 2"),
+        (new ConvShape(1, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "7x7"),
+        (new ConvShape(1, 3, 112, 112, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3), "stride 2, 112 -> 56 (MobileNetV2)"),
+        (new ConvShape(1, 3, 29, 40, 3, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 3), "5x5 stride 2 on odd rows (EfficientNet)"),
+        (new ConvShape(1, 2, 13, 38, 4, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2), "stride 2, dilation 2, multiplier 2"),
+        (new ConvShape(1, 3, 12, 12, 3, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 3), "7x7 pad 3, rows read from the row of zeros"),
+        (new ConvShape(1, 2, 9, 33, 2, 3, 3, 3, 2, 0, 4, 1, 0, 1, 1, 2), "row stride 3, asymmetric pads past the kernel"),
+        (new ConvShape(1, 3, 5, 17, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3), "1x1 kernel: whole vectors, no padding"),
+    ];
+
+    public static IEnumerable<TestCaseData> RowCases() =>
+        RowShapes.Select(c => new TestCaseData(c.S).SetName($"Row-form depthwise: {c.Name}"));
+
+    /// <summary>The row form (AVX-512, no copy of the input) against the double reference (forward, backward-data
+    /// through the flipped forward, backward-weights), and bit for bit against the per-plane path with every fused
+    /// activation, with and without a bias and a residual.</summary>
+    [TestCaseSource(nameof(RowCases))]
+    public void Row_form_matches_reference_and_the_per_plane_path(ConvShape s)
+    {
+        Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
+        var cpu = _cpu[CpuSimd.Vector512];
+        Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.True, "the case must take the row form");
+        BackendComparison.Conv(cpu, _ref, s);
+        var rng = new Random(29);
+        int[] ys = [s.N, s.K, s.OH, s.OW];
+        using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, 1, s.KH, s.KW);
+        using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
+        using var r = cpu.Upload(TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), ys);
+        using var y = cpu.Allocate(ys);
+        foreach (var act in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
+        foreach (bool withBias in new[] { true, false })
+        foreach (bool withResidual in new[] { true, false })
+        {
+            cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
+            var rows = cpu.Download(y);
+            int max = DepthwiseConv.ChannelsLastMaxPixels;
+            DepthwiseConv.RowsForm = false;
+            DepthwiseConv.ChannelsLastMaxPixels = 0;
+            try
+            {
+                cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
+            }
+            finally
+            {
+                DepthwiseConv.RowsForm = true;
+                DepthwiseConv.ChannelsLastMaxPixels = max;
+            }
+            Assert.That(rows, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}, residual {withResidual}: the per-plane path's bits");
+        }
+    }
+
+    /// <summary>The per-plane path at 512 bits on every shape, with the row form (which takes most of them) off.</summary>
+    [TestCaseSource(nameof(PerPlaneCases))]
+    public void Per_plane_path_matches_reference_with_the_row_form_off(ConvShape s)
+    {
+        DepthwiseConv.RowsForm = false;
+        try
+        {
+            Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.False);
+            BackendComparison.Conv(_cpu[CpuSimd.Vector512], _ref, s);
+        }
+        finally
+        {
+            DepthwiseConv.RowsForm = true;
+        }
+    }
+
+    public static IEnumerable<TestCaseData> PerPlaneCases() =>
+        Shapes.Concat(RowShapes).Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row form off): {c.Name}"));
 
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Clip)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Relu)]
