@@ -95,40 +95,50 @@ internal sealed class DepthwiseConvTests
 
     private void ChannelsLastAgainstPerPlane(ConvShape s)
     {
-        var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.ChannelsLast(s, CpuSimd.Vector512, residual: false), Is.True, "the case must take the channels-last form");
-        BackendComparison.Conv(cpu, _ref, s);
-        var rng = new Random(23);
-        float[] xd = TensorAssert.Random(rng, s.N * s.C * s.H * s.W), wd = TensorAssert.Random(rng, (int)s.WeightLength);
-        float[] bd = TensorAssert.Random(rng, s.K);
+        BackendComparison.Conv(_cpu[CpuSimd.Vector512], _ref, s);
+        AssertPerPlaneBits(s, new Random(23), residuals: false);
+    }
+
+    /// <summary>With every fused activation, with and without a bias (and a residual where <paramref name="residuals"/>),
+    /// the 512-bit outputs of the form the backend takes now are bit for bit those of the per-plane path (the row form
+    /// and channels-last off).</summary>
+    private void AssertPerPlaneBits(ConvShape s, Random rng, bool residuals)
+    {
+        var cpu = _cpu[CpuSimd.Vector512];
         int[] ys = [s.N, s.K, s.OH, s.OW];
-        using var x = cpu.Upload(xd, s.N, s.C, s.H, s.W);
-        using var w = cpu.Upload(wd, s.K, 1, s.KH, s.KW);
-        using var b = cpu.Upload(bd, s.K);
+        using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, 1, s.KH, s.KW);
+        using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
+        using var r = cpu.Upload(TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), ys);
         using var y = cpu.Allocate(ys);
         foreach (var act in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
         foreach (bool withBias in new[] { true, false })
+        foreach (bool withResidual in residuals ? new[] { true, false } : [false])
         {
+            cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
+            var now = cpu.Download(y);
+            bool rows = DepthwiseConv.RowsForm;
             int max = DepthwiseConv.ChannelsLastMaxPixels;
-            cpu.Conv2dFused(x, w, withBias ? b : null, null, y, s, act, -0.25f, 0.5f);
-            var channelsLast = cpu.Download(y);
+            DepthwiseConv.RowsForm = false;
             DepthwiseConv.ChannelsLastMaxPixels = 0;
             try
             {
-                cpu.Conv2dFused(x, w, withBias ? b : null, null, y, s, act, -0.25f, 0.5f);
+                cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
             }
             finally
             {
+                DepthwiseConv.RowsForm = rows;
                 DepthwiseConv.ChannelsLastMaxPixels = max;
             }
-            Assert.That(channelsLast, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}: the per-plane path's bits");
+            Assert.That(now, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}, residual {withResidual}: the per-plane path's bits");
         }
     }
 
     private static readonly (ConvShape S, string Name)[] RowShapes =
     [
         // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
-        (new ConvShape(1, 5, 8, 90, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5), "90 wide: four interior vectors and two edges a row"),
+        (new ConvShape(1, 5, 8, 90, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5), "90 wide: six vectors a row, the last one under a mask"),
         (new ConvShape(2, 3, 14, 14, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "14x14, one masked vector a row, batch 2"),
         (new ConvShape(1, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "7x7"),
         (new ConvShape(1, 3, 112, 112, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3), "stride 2, 112 -> 56 (MobileNetV2)"),
@@ -152,33 +162,7 @@ internal sealed class DepthwiseConvTests
         var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.True, "the case must take the row form");
         BackendComparison.Conv(cpu, _ref, s);
-        var rng = new Random(29);
-        int[] ys = [s.N, s.K, s.OH, s.OW];
-        using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
-        using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, 1, s.KH, s.KW);
-        using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
-        using var r = cpu.Upload(TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), ys);
-        using var y = cpu.Allocate(ys);
-        foreach (var act in new[] { EpilogueActivation.None, EpilogueActivation.Relu, EpilogueActivation.Clip, EpilogueActivation.Silu })
-        foreach (bool withBias in new[] { true, false })
-        foreach (bool withResidual in new[] { true, false })
-        {
-            cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
-            var rows = cpu.Download(y);
-            int max = DepthwiseConv.ChannelsLastMaxPixels;
-            DepthwiseConv.RowsForm = false;
-            DepthwiseConv.ChannelsLastMaxPixels = 0;
-            try
-            {
-                cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
-            }
-            finally
-            {
-                DepthwiseConv.RowsForm = true;
-                DepthwiseConv.ChannelsLastMaxPixels = max;
-            }
-            Assert.That(rows, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}, residual {withResidual}: the per-plane path's bits");
-        }
+        AssertPerPlaneBits(s, new Random(29), residuals: true);
     }
 
     /// <summary>The per-plane path at 512 bits on every shape, with the row form (which takes most of them) off.</summary>
