@@ -300,7 +300,11 @@ internal static class Profile
         if (Environment.GetEnvironmentVariable("PROFILE_PIXEL_PAD") == "1")
             yield return new("direct form's padded pixel stride", "unpadded", on => CamEngine.Backends.Cpu.DirectConv.PadPixels = on);
         if (Environment.GetEnvironmentVariable("PROFILE_DW_CHANNELS_LAST") == "1")
-            yield return new("channels-last depthwise on small planes", "per-plane", on => CamEngine.Backends.Cpu.DepthwiseConv.ChannelsLastMaxPixels = on ? CamEngine.Backends.Cpu.DepthwiseConv.DefaultChannelsLastMaxPixels : 0);
+            yield return new("channels-last depthwise on small planes", "per-plane", on =>
+            {
+                CamEngine.Backends.Cpu.DepthwiseConv.RowsForm = false; // it would take most of these planes first
+                CamEngine.Backends.Cpu.DepthwiseConv.ChannelsLastMaxPixels = on ? CamEngine.Backends.Cpu.DepthwiseConv.DefaultChannelsLastMaxPixels : 0;
+            });
         if (Environment.GetEnvironmentVariable("PROFILE_DW_ROWS") == "1")
             yield return new("depthwise row form", "per-plane and channels-last", on => CamEngine.Backends.Cpu.DepthwiseConv.RowsForm = on);
         if (Environment.GetEnvironmentVariable("PROFILE_PREFETCH") == "1")
