@@ -12,15 +12,27 @@ namespace CamEngine.Backends.Cpu;
 /// for the next loop cost 25-30 us on the 2-core VM (bench: a loop of 8 x 5 us tasks took 23 us back to back and
 /// 50 us after 20 us of serial work). These workers spin for <see cref="SpinMicroseconds"/> after each loop before
 /// they park, so the next loop of the same pass finds them awake, and they burn at most that long once the pass
-/// ends (ONNX Runtime's workers spin for tens of ms).
+/// ends, as ONNX Runtime's workers do (its default spinning: 37-47 ms of CPU in the 250 ms after a call here).
 /// </para>
 /// A loop started while another runs (a body that loops itself, or a second thread) runs on its own thread alone;
 /// the first exception a body throws is rethrown on the caller once every index has finished.
 /// </summary>
 internal static class CpuParallel
 {
-    /// <summary>How long an idle worker keeps looking for the next loop before it parks.</summary>
-    internal const double SpinMicroseconds = 200;
+    /// <summary>
+    /// How long an idle worker keeps looking for the next loop before it parks: 25 ms. A pass that starts after
+    /// its workers parked ran much slower on the 2-vCPU VM, all through the pass, not only while the parked worker
+    /// woke (1.3-1.5 ms there; 0.05-0.2 ms after a 1 ms park). Measured with the bench's profile after a 100 ms sleep
+    /// before each call (PROFILE_LEAN=1 PROFILE_SLEEP=100, one process per setting, sums of node medians,
+    /// MobileNetV2 batch 1): 200 us 14.3, 13.1, 14.3 ms; 2 ms 12.3; 10 ms 9.6; 25 ms 8.8, 9.1, 11.0; back to back
+    /// (no sleep) 8.0-8.6. In one process, alternating call by call (PROFILE_SPIN=1): MobileNetV2 8.56 against 10.13,
+    /// ResNet-50 43.31 against 43.28 (its 44 ms pass hides the wake). The cost is CPU time: a worker burns up to this
+    /// long after the last loop of a pass. The bench sets it.
+    /// </summary>
+    internal static double SpinMicroseconds { get; set; } = DefaultSpinMicroseconds;
+
+    /// <summary>The default of <see cref="SpinMicroseconds"/>.</summary>
+    internal const double DefaultSpinMicroseconds = 25_000;
 
     /// <summary>False: every loop goes to <see cref="Parallel.For(int, int, Action{int})"/> (the bench compares the two).</summary>
     internal static bool Enabled { get; set; } = true;
@@ -123,15 +135,15 @@ internal static class CpuParallel
     private static void Worker()
     {
         long seen = Volatile.Read(ref s_generation);
-        long spinTicks = (long)(SpinMicroseconds * Stopwatch.Frequency / 1e6);
         while (true)
         {
-            // Look for a new loop, spinning for a while, then parked until one starts.
+            // Look for a new loop, spinning for a while, then parked until one starts. The spin's length is read as
+            // it goes, so a new setting governs the idle spell it is made in.
             long since = Stopwatch.GetTimestamp();
             var spin = new SpinWait();
             while (Volatile.Read(ref s_generation) == seen)
             {
-                if (Stopwatch.GetTimestamp() - since < spinTicks)
+                if (Stopwatch.GetTimestamp() - since < (long)(SpinMicroseconds * Stopwatch.Frequency / 1e6))
                 {
                     spin.SpinOnce(sleep1Threshold: -1);
                     continue;
