@@ -5,7 +5,7 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
-/// after the workers have parked, a loop inside a body, loops from several threads at once, and a body's exception
+/// after the workers have parked, parked workers woken for the next loop, a loop inside a body, loops from several threads at once, and a body's exception
 /// reaching the caller only after the other indices finished.
 /// </summary>
 [TestFixture]
@@ -14,16 +14,24 @@ internal sealed class CpuParallelTests
     [Test]
     public void Every_index_runs_once_back_to_back_and_after_the_workers_park()
     {
-        foreach (int count in new[] { 1, 2, 3, 7, 64, 1000 })
+        CpuParallel.SpinMicroseconds = 200; // so that they park within the sleeps below
+        try
         {
-            for (int round = 0; round < 50; round++)
+            foreach (int count in new[] { 1, 2, 3, 7, 64, 1000 })
             {
-                var hits = new int[count];
-                CpuParallel.For(count, i => Interlocked.Increment(ref hits[i]));
-                Assert.That(hits, Is.All.EqualTo(1), $"count {count}, round {round}");
+                for (int round = 0; round < 50; round++)
+                {
+                    var hits = new int[count];
+                    CpuParallel.For(count, i => Interlocked.Increment(ref hits[i]));
+                    Assert.That(hits, Is.All.EqualTo(1), $"count {count}, round {round}");
+                }
+                // Longer than the workers spin: the next loop wakes parked workers.
+                Thread.Sleep(5);
             }
-            // Longer than the workers spin: the next loop wakes parked workers.
-            Thread.Sleep(5);
+        }
+        finally
+        {
+            CpuParallel.SpinMicroseconds = CpuParallel.DefaultSpinMicroseconds;
         }
     }
 
@@ -43,6 +51,34 @@ internal sealed class CpuParallelTests
             });
         }
         Assert.That(threads, Has.Count.GreaterThanOrEqualTo(2));
+    }
+
+    [Test]
+    public void Parked_workers_join_the_next_loop()
+    {
+        if (Environment.ProcessorCount < 2)
+            Assert.Ignore("one processor: loops run on the caller");
+        CpuParallel.SpinMicroseconds = 200;
+        try
+        {
+            for (int round = 0; round < 5; round++)
+            {
+                CpuParallel.For(2, _ => { });
+                Thread.Sleep(5); // past the spin: the workers park
+                var threads = new HashSet<int>();
+                CpuParallel.For(16, _ =>
+                {
+                    lock (threads)
+                        threads.Add(Environment.CurrentManagedThreadId);
+                    Thread.Sleep(2);
+                });
+                Assert.That(threads, Has.Count.GreaterThanOrEqualTo(2), $"round {round}: a parked worker took part");
+            }
+        }
+        finally
+        {
+            CpuParallel.SpinMicroseconds = CpuParallel.DefaultSpinMicroseconds;
+        }
     }
 
     [Test]
