@@ -23,12 +23,11 @@ internal static class CpuParallel
     /// How long an idle worker keeps looking for the next loop before it parks: 25 ms. A pass that starts after
     /// its workers parked ran much slower on the 2-vCPU VM, all through the pass, not only while the parked worker
     /// woke (1.3-1.5 ms there; 0.05-0.2 ms after a 1 ms park). Measured with the bench's profile after a 100 ms sleep
-    /// before each call (PROFILE_LEAN=1 PROFILE_SLEEP=100, one process per setting, sums of node medians,
-    /// MobileNetV2 batch 1): 200 us 14.3, 13.1, 14.3 ms; 2 ms 12.3; 10 ms 9.6; 25 ms 8.8, 9.1, 11.0; back to back
-    /// (no sleep) 8.0-8.6. In one process, alternating call by call (PROFILE_SPIN=1, 25 ms against 200 us):
-    /// MobileNetV2 11.06 against 12.14, ResNet-18 16.94 against 17.34 and at batch 8 109.9 against 112.5,
-    /// EfficientNet-B0 15.60 against 15.33, ResNet-50 43.31 against 43.28. The cost is CPU time: a worker burns up to
-    /// this long after the last loop of a pass. Tests and the bench set it.
+    /// before each call (PROFILE_LEAN=1 PROFILE_SLEEP=100, sums of node medians, MobileNetV2 batch 1): one process per
+    /// setting, 200 us 13.1-14.3 ms, 25 ms 9.5-9.8 (back to back, no sleep: 8.0-8.6); in one process, alternating
+    /// call by call (PROFILE_SPIN=1, 25 ms against 200 us): MobileNetV2 11.06 against 12.14, ResNet-18 16.94 against
+    /// 17.34 and at batch 8 109.9 against 112.5, EfficientNet-B0 15.60 against 15.33. The cost is CPU time: a worker
+    /// burns up to this long after the last loop of a pass. Tests and the bench set it.
     /// </summary>
     internal static double SpinMicroseconds { get; set; } = DefaultSpinMicroseconds;
 
