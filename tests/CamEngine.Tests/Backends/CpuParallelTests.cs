@@ -5,8 +5,8 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
-/// after the workers have parked, parked workers woken for the next loop, a loop inside a body, loops from several threads at once, and a body's exception
-/// reaching the caller only after the other indices finished.
+/// after the workers have parked, parked workers woken for the next loop, a loop inside a body, loops from several
+/// threads at once, and a body's exception reaching the caller only after the other indices finished.
 /// </summary>
 [TestFixture]
 internal sealed class CpuParallelTests
