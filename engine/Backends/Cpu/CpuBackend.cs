@@ -29,6 +29,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// <summary>A backend at a chosen vector width (tests keep the narrower fallbacks correct with this).</summary>
     public CpuBackend(CpuSimd simd)
     {
+        CpuParallel.ReadSpinSetting();
         _simd = simd;
         DeviceDescription = $"managed CPU, {simd} kernels ({Environment.ProcessorCount} cores)";
     }

@@ -34,6 +34,26 @@ internal static class CpuParallel
     /// <summary>The default of <see cref="SpinMicroseconds"/>.</summary>
     internal const double DefaultSpinMicroseconds = 25_000;
 
+    /// <summary>
+    /// The environment variable that sets <see cref="SpinMicroseconds"/>, in milliseconds from 0 (park at once) to 1000,
+    /// read when a CPU backend opens: a server that must not keep a core busy after each call sets 0.
+    /// </summary>
+    public const string SpinEnvironmentVariable = "CAMENGINE_CPU_SPIN_MS";
+
+    /// <summary>Applies <see cref="SpinEnvironmentVariable"/> when it is set; a value that is not a number of
+    /// milliseconds from 0 to 1000 is a <see cref="CamEngineException"/> naming it.</summary>
+    internal static void ReadSpinSetting()
+    {
+        string? value = Environment.GetEnvironmentVariable(SpinEnvironmentVariable);
+        if (value == null)
+            return;
+        if (!double.TryParse(value.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture,
+                out double ms) || !(ms >= 0 && ms <= 1000))
+            throw new CamEngineException(
+                $"{SpinEnvironmentVariable}='{PrintableText.Escape(value)}': give how long the CPU workers spin after a loop, in milliseconds from 0 to 1000");
+        SpinMicroseconds = ms * 1000;
+    }
+
     /// <summary>False: every loop goes to <see cref="Parallel.For(int, int, Action{int})"/> (the bench compares the two).</summary>
     internal static bool Enabled { get; set; } = true;
 

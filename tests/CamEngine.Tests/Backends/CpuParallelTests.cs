@@ -5,8 +5,9 @@ namespace CamEngine.Tests.Backends;
 
 /// <summary>
 /// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
-/// after the workers have parked, parked workers woken for the next loop, a loop inside a body, loops from several
-/// threads at once, and a body's exception reaching the caller only after the other indices finished.
+/// after the workers have parked, parked workers woken for the next loop, the spin set from the environment, a loop
+/// inside a body, loops from several threads at once, and a body's exception reaching the caller only after the other
+/// indices finished.
 /// </summary>
 [TestFixture]
 internal sealed class CpuParallelTests
@@ -51,6 +52,38 @@ internal sealed class CpuParallelTests
             });
         }
         Assert.That(threads, Has.Count.GreaterThanOrEqualTo(2));
+    }
+
+    [Test]
+    public void The_spin_comes_from_the_environment_when_a_cpu_backend_opens_and_a_bad_value_is_named()
+    {
+        string? before = Environment.GetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable, "0.5");
+            new CpuBackend().Dispose();
+            Assert.That(CpuParallel.SpinMicroseconds, Is.EqualTo(500));
+            Environment.SetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable, "0");
+            new CpuBackend().Dispose();
+            Assert.That(CpuParallel.SpinMicroseconds, Is.EqualTo(0));
+            foreach (string bad in new[] { "fast", "-1", "1001", "NaN", "" })
+            {
+                Environment.SetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable, bad);
+                if (bad.Length == 0 && Environment.GetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable) == null)
+                    continue; // an empty value unsets the variable on this platform
+                var e = Assert.Throws<CamEngineException>(() => new CpuBackend().Dispose(), bad);
+                Assert.That(e!.Message, Does.Contain(CpuParallel.SpinEnvironmentVariable).And.Contain("milliseconds"), bad);
+            }
+            Environment.SetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable, null);
+            CpuParallel.SpinMicroseconds = CpuParallel.DefaultSpinMicroseconds;
+            new CpuBackend().Dispose();
+            Assert.That(CpuParallel.SpinMicroseconds, Is.EqualTo(CpuParallel.DefaultSpinMicroseconds), "unset: the default stays");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CpuParallel.SpinEnvironmentVariable, before);
+            CpuParallel.SpinMicroseconds = CpuParallel.DefaultSpinMicroseconds;
+        }
     }
 
     [Test]
