@@ -46,10 +46,26 @@ internal static unsafe class PlanarConv
     /// the forward after a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR=1, alternating; against the direct form):
     /// ResNet-50 batch 1 256->1024 at 14x14 with its residual 0.67-0.72 / 0.76-0.95, batch 8 4.6-5.5 / 4.8-7.0 in
     /// two runs and 5.6-6.1 / 5.0-5.6 in a third (the 1024->256 ones lost 0.03-0.5 and stay direct); MobileNetV2's
-    /// and EfficientNet-B0's 14x14 expansions at batch 1 0.14-0.32 / 0.19-0.84.
+    /// and EfficientNet-B0's 14x14 expansions at batch 1 0.14-0.32 / 0.19-0.84. Also 1x1 layers with 64 or fewer
+    /// input or output channels on 14x14 and 28x28 planes (<see cref="NarrowPointwise"/>), where the GEMM forms spend
+    /// most of their time packing: in cache (PROFILE_FORMS=1, MobileNetV2 batch 1, ms planar / chosen before) 144->32 at
+    /// 28x28 0.038 / 0.077, 32->192 0.055 / 0.110, 192->32 0.050 / 0.106, 384->64 at 14x14 0.052 / 0.106; inside the
+    /// forward after a 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR_NARROW=1, alternating) those layers
+    /// 0.07-0.14 / 0.11-0.18 at batch 1 and 0.54-0.83 / 1.08-1.37 at batch 8, the whole forward's node sums 8.84 / 9.15
+    /// and 9.05 / 9.47 at batch 1 and 62.1 / 62.5 at batch 8 (the other layers of the "on" calls ran 0.1-0.2 ms slower
+    /// each at batch 8, for reasons not found); EfficientNet-B0 (one such layer type) 13.72 / 13.74, 12.99 / 12.69 and
+    /// 91.3 / 89.7 at batch 8. A wider rule (every 1x1 of up to 576 inputs on planes of 128 pixels or more) measured
+    /// 0.05-0.2 ms slower per layer on ResNet-50's 56x56 and 28x28 layers (its batch-1 forward 50.4 / 48.9) and on
+    /// MobileNetV2's 56x56 and 112x112 ones, though faster in cache there.
     /// </summary>
     public static bool Pays(ConvShape s) =>
-        Chosen && (s.C <= 4 && s.OW >= VL || s.IsUnpaddedPointwise && s.OH * s.OW is >= 128 and < 784 && s.K >= 2 * s.C);
+        Chosen && (s.C <= 4 && s.OW >= VL
+                   || s.IsUnpaddedPointwise && s.OH * s.OW >= 128
+                      && (s.OH * s.OW < 784 && s.K >= 2 * s.C || NarrowPointwise && s.OH * s.OW < 3136 && Math.Min(s.C, s.K) <= 64));
+
+    /// <summary>Whether 1x1 layers with 64 or fewer input or output channels on planes of 128-3135 pixels (14x14 and
+    /// 28x28) take the form (the bench switches it, PROFILE_PLANAR_NARROW=1).</summary>
+    internal static bool NarrowPointwise { get; set; } = true;
 
     /// <summary>False: <see cref="Pays"/> never holds (the bench's profile compares the forms, PROFILE_PLANAR=1).</summary>
     internal static bool Chosen { get; set; } = true;

@@ -43,6 +43,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
+            (new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 48->24, 840-pixel planes (a narrow 28x28 layer)"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
@@ -250,6 +251,14 @@ internal sealed class ConvFormTests
             "expanding pointwise on a 14x14 plane");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 7, 7, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
             Is.Not.EqualTo(ConvForm.Planar), "expanding pointwise on a 7x7 plane (3 of 4 vectors' lanes)");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 192, 28, 28, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(planar ? ConvForm.Planar : ConvForm.Column), "narrow pointwise (32 outputs) on a 28x28 plane");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 384, 14, 14, 64, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(planar ? ConvForm.Planar : direct ? ConvForm.Direct : ConvForm.Column), "narrow pointwise (64 outputs) on a 14x14 plane");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 512, 28, 28, 128, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(ConvForm.Column), "pointwise of 128 or more channels each way on a 28x28 plane");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 144, 56, 56, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.EqualTo(ConvForm.Column), "narrow pointwise on a 56x56 plane reads x in place");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 32, 15, 15, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), simd),
             Is.EqualTo(ConvForm.Column), "depthwise");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Scalar),
