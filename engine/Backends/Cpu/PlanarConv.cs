@@ -13,8 +13,9 @@ namespace CamEngine.Backends.Cpu;
 /// packed copy. No im2col panels, no temporary and no transpose: the bias and the epilogue are applied in registers
 /// and each row is stored into y once. The im2col form copies every input value KH*KW times into packed panels and,
 /// over a batch, sums into a temporary that a scatter moves into y; the direct form wants 16 or more channels.
-/// Expanding 1x1 stride-1 layers on 14x14 planes take it too, each image plane one row read from x in place (no phase
-/// buffer), their output stored as whole contiguous rows (<see cref="Pays"/>). Taps are summed in blocks of
+/// Expanding 1x1 stride-1 layers on 14x14 planes and narrow ones (64 or fewer channels in or out) on 14x14 and 28x28
+/// planes take it too, each image plane one row read from x in place (no phase buffer), their output stored as whole
+/// contiguous rows (<see cref="Pays"/>). Taps are summed in blocks of
 /// <see cref="TapBlock"/>, each added to the partial sum in y. A row ending inside a vector loads that vector's lanes
 /// under a mask (x's last plane ends the tensor) and stores them under one.
 /// <code>packed W: [K/3 block][tap = (c*KH + kh)*KW + kw][3 lanes]     one call: 3 channels x up to 7 x 16 pixels of a row</code>
