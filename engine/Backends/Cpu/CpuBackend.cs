@@ -7,8 +7,8 @@ namespace CamEngine.Backends.Cpu;
 /// micro-kernels, packing, cache blocking and <see cref="Parallel"/> over tiles; no native code. Tensors are
 /// pinned float arrays in logical row-major NCHW order (reshaped views and flatten need no conversion).
 /// Convolutions take one of five forms per layer (<see cref="CpuConv.ChooseForm"/>): the planar form
-/// (<see cref="PlanarConv"/>, NCHW output rows as vectors) for layers of at most 4 input channels and expanding 1x1
-/// layers on 14x14 planes, Winograd F(4x4, 3x3)
+/// (<see cref="PlanarConv"/>, NCHW output rows as vectors) for layers of at most 4 input channels, expanding 1x1
+/// layers on 14x14 planes and narrow ones on 14x14 and 28x28 planes, Winograd F(4x4, 3x3)
 /// (<see cref="WinogradConv"/>) for 3x3 stride-1 layers where its cost model says it pays, the direct NHWC form
 /// (<see cref="DirectConv"/>, no im2col) for one-group layers with 16+ input channels, else implicit-im2col GEMMs
 /// over a phase-split padded input (<see cref="CpuConv"/>); depthwise layers (one input channel per group) run

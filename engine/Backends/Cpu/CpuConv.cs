@@ -193,8 +193,9 @@ internal static unsafe class CpuConv
     internal static ConvForm? FormOverride { get; set; }
 
     /// <summary>The forward form for a layer: <see cref="WinogradConv"/> for 3x3 stride-1 layers where its cost model
-    /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="PlanarConv"/> for few input channels and
-    /// expanding 1x1 layers on 14x14 planes (<see cref="PlanarConv.Pays"/>), else <see cref="DirectConv"/> where it runs, else the im2col
+    /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="PlanarConv"/> for few input channels,
+    /// expanding 1x1 layers on 14x14 planes and narrow ones on 14x14 and 28x28 planes (<see cref="PlanarConv.Pays"/>),
+    /// else <see cref="DirectConv"/> where it runs, else the im2col
     /// form that wastes less (<see cref="UseTransposed"/>). A forced form a layer cannot take falls back to this choice.</summary>
     public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
     {
@@ -679,6 +680,6 @@ internal enum ConvForm
     Winograd,
 
     /// <summary><see cref="PlanarConv.Forward"/>: NCHW output rows as vectors from the phase buffer (or x in place), for few
-    /// input channels and expanding 1x1 layers on 14x14 planes.</summary>
+    /// input channels, expanding 1x1 layers on 14x14 planes and narrow ones on 14x14 and 28x28 planes.</summary>
     Planar,
 }

@@ -261,12 +261,12 @@ internal static unsafe class DepthwiseConv
                     int n = (int)(p / s.K), k = (int)(p % s.K), g = k / m;
                     float* yp = y + p * ohw;
                     float* xp = x + ((long)n * s.C + g) * hw;
-                    float* rp = residual == null ? null : residual + p * ohw;
+                    var end = new StoreEpilogue(residual == null ? null : residual + p * ohw, act, lo, hi);
                     float b = bias == null ? 0f : bias[k];
                     if (s.StrideW == 1)
-                        RowsPlane<Stride1>(xp, w + (long)k * taps, b, rp, yp, zero, cp, s, act, lo, hi);
+                        RowsPlane<Stride1>(xp, w + (long)k * taps, b, end, yp, zero, cp, s);
                     else
-                        RowsPlane<Stride2>(xp, w + (long)k * taps, b, rp, yp, zero, cp, s, act, lo, hi);
+                        RowsPlane<Stride2>(xp, w + (long)k * taps, b, end, yp, zero, cp, s);
                 }
             });
         }
@@ -283,8 +283,8 @@ internal static unsafe class DepthwiseConv
 
     /// <summary>One output plane of <see cref="ForwardRows"/>: units of (row, vector) four at a time (a last group
     /// short of four repeats its last unit, computed and not stored).</summary>
-    private static void RowsPlane<TS>(float* xp, float* wk, float b, float* res, float* yp, float* zero, RowColumn* cols,
-        ConvShape s, EpilogueActivation act, float lo, float hi)
+    private static void RowsPlane<TS>(float* xp, float* wk, float b, StoreEpilogue end, float* yp, float* zero, RowColumn* cols,
+        ConvShape s)
         where TS : struct, IColumnStride
     {
         int vectors = (s.OW + VL - 1) / VL, units = s.OH * vectors, kwCount = s.KW;
@@ -313,36 +313,31 @@ internal static unsafe class DepthwiseConv
                     a3 = Vector512.FusedMultiplyAdd(TS.Load(r3, c3 + j), wv, a3);
                 }
             }
-            StoreUnit(a0, u0, vectors, yp, res, b, s.OW, act, lo, hi);
+            StoreUnit(a0, u0, vectors, yp, end, b, s.OW);
             if (u0 + 1 <= last)
-                StoreUnit(a1, u1, vectors, yp, res, b, s.OW, act, lo, hi);
+                StoreUnit(a1, u1, vectors, yp, end, b, s.OW);
             if (u0 + 2 <= last)
-                StoreUnit(a2, u2, vectors, yp, res, b, s.OW, act, lo, hi);
+                StoreUnit(a2, u2, vectors, yp, end, b, s.OW);
             if (u0 + 3 <= last)
-                StoreUnit(a3, u3, vectors, yp, res, b, s.OW, act, lo, hi);
+                StoreUnit(a3, u3, vectors, yp, end, b, s.OW);
         }
     }
 
-    /// <summary>Unit <paramref name="u"/>'s outputs: sums plus the bias, plus the residual, through the activation,
-    /// stored under the row's tail mask.</summary>
+    /// <summary>Unit <paramref name="u"/>'s outputs: sums plus the bias, then the plane's epilogue (residual,
+    /// activation), stored under the row's tail mask.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreUnit(Vector512<float> acc, int u, int vectors, float* yp, float* res, float b, int ow,
-        EpilogueActivation act, float lo, float hi)
+    private static void StoreUnit(Vector512<float> acc, int u, int vectors, float* yp, in StoreEpilogue end, float b, int ow)
     {
         int oh = u / vectors, col = (u - oh * vectors) * VL, lanes = ow - col;
         long at = (long)oh * ow + col;
         var sum = acc + Vector512.Create(b);
         if (lanes >= VL)
         {
-            if (res != null)
-                sum += Vector512.Load(res + at);
-            Activate(sum, act, lo, hi).Store(yp + at);
+            end.Apply(sum, at).Store(yp + at);
             return;
         }
         var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
-        if (res != null)
-            sum += Avx512F.MaskLoad(res + at, mask, Vector512<float>.Zero);
-        Avx512F.MaskStore(yp + at, mask, Activate(sum, act, lo, hi));
+        Avx512F.MaskStore(yp + at, mask, end.ApplyMasked(sum, at, mask));
     }
 
     /// <summary>Planes of at most this many output pixels go channels-last (<see cref="ForwardChannelsLast"/>): 14x14
