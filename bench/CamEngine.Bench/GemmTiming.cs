@@ -9,7 +9,8 @@ namespace CamEngine.Bench;
 /// place, bias and ReLU, the residual on the expanding ones), with the tile epilogue in a second pass over the stored
 /// tile and B packed panel by panel (as before both changes), in registers with B packed row by row
 /// (<see cref="PackedGemm.FusedStores"/>, <see cref="ConvColumns.RowOrder"/>: today), in registers with B packed panel
-/// by panel, in registers with B packed beforehand (what the per-task packing of x costs), without prefetching the
+/// by panel, in registers with x's rows read in place by the kernel (<see cref="InPlaceRows"/>: today's choice where
+/// the output is not streamed), in registers with B packed beforehand (what the per-task packing of x costs), without prefetching the
 /// next tile's output lines (<see cref="PackedGemm.PrefetchOutput"/>), and with x, the residual and y half a line off
 /// a 64-byte boundary (what the aligned tensor storage saves). In rotation, each hot (the same call again) and cold (after a 64 MB sweep);
 /// medians of 60, and the median of the per-round ratios to the first variant.
@@ -73,6 +74,7 @@ internal static unsafe class GemmTiming
                             ("unfused", () => { PackedGemm.FusedStores = ConvColumns.RowOrder = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); PackedGemm.FusedStores = ConvColumns.RowOrder = true; }),
                             ("fused", () => PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
                             ("packed panel by panel", () => { ConvColumns.RowOrder = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); ConvColumns.RowOrder = true; }),
+                            ("x's rows in place", () => PackedGemm.Run(k, hw, c, fa, new InPlaceRows(fx, hw, hw), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
                             ("prepacked B", () => PackedGemm.Run(k, hw, c, fa, new PrepackedPanels(fpx, PackedGemm.RoundUp(hw, 32)), fy, hw, false, simd, epilogue: ep, rowBias: fb)),
                             ("fused, no output prefetch", () => { PackedGemm.PrefetchOutput = false; PackedGemm.Run(k, hw, c, fa, new ConvColumns(fx, fro, plan), fy, hw, false, simd, epilogue: ep, rowBias: fb); PackedGemm.PrefetchOutput = true; }),
                             ("fused, x/res/y 32 B off a line", () => PackedGemm.Run(k, hw, c, fa, new ConvColumns(mx, fro, plan), my, hw, false, simd, epilogue: epm, rowBias: fb)),

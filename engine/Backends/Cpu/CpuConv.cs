@@ -52,6 +52,7 @@ internal static unsafe class CpuConv
         int nb = inPlace && s.OH * s.OW >= 256 || compact ? 1 : ConvPlan.ChunkImages(s, kg);
         long perGroupA = PackedGemm.PackedALength(kg, s.CPerGroup * s.KH * s.KW);
         bool zeroCopy = nb == 1 && inPlace;
+        bool rowsInPlace = zeroCopy && RowsInPlace && simd == CpuSimd.Vector512 && s.KH == 1 && s.Groups == 1 && !StreamsOutput(s);
         float[]? bufArray = null, tempArray = null;
         try
         {
@@ -91,15 +92,23 @@ internal static unsafe class CpuConv
                         c = temp;
                         ldc = plan.Columns;
                     }
+                    var tileEnd = direct ? epilogue.Shifted(c - y) : default;
+                    float* rowBias = direct && bias != null ? bias + g * kg : null;
+                    bool stream = direct && StreamsOutput(s);
+                    if (zeroCopy && rowsInPlace)
+                    {
+                        // A 1x1 of one group: B's rows are x's channel planes, read where they lie.
+                        PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW, new InPlaceRows(buf, ohw, ohw), c, ldc, false, simd,
+                            epilogue: tileEnd, rowBias: rowBias, streamOutput: stream);
+                        continue;
+                    }
                     fixed (long* ro = offsets)
                     {
                         // Written in place (C is y), the GEMM adds the bias and applies the epilogue per final tile
                         // (no pass filling y with the bias first); else the scatter does.
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
                             new ConvColumns(buf, ro, plan), c, ldc, false, simd,
-                            epilogue: direct ? epilogue.Shifted(c - y) : default,
-                            rowBias: direct && bias != null ? bias + g * kg : null,
-                            streamOutput: direct && StreamsOutput(s));
+                            epilogue: tileEnd, rowBias: rowBias, streamOutput: stream);
                     }
                     if (!direct)
                         ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
@@ -114,6 +123,21 @@ internal static unsafe class CpuConv
                 Scratch.Return(tempArray);
         }
     }
+
+    /// <summary>
+    /// Whether a 1x1 stride-1 unpadded conv of one group that <see cref="Forward"/> reads in place gives its GEMM x's
+    /// channel planes as B's rows read in place by the AVX-512 kernel (<see cref="InPlaceRows"/>, the next panel's rows
+    /// prefetched on a task's first row of tiles) rather than packed per task (<see cref="ConvColumns"/>); not where the
+    /// output is streamed past the caches (<see cref="StreamsOutput"/>). Measured on the 2-core Zen 4 VM: bench `gemm`
+    /// (batch 1, hot / after a 64 MB sweep, ms, in place against packed): 256->64 at 56x56 0.482 / 0.516 against 0.553 /
+    /// 0.629, 512->128 at 28x28 0.528 / 0.567 against 0.561 / 0.647, 64->256 with its residual 0.554 / 0.700 against 0.587 /
+    /// 0.691; lean forward after a 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_ROWS_IN_PLACE=1, alternating,
+    /// sums of node medians): ResNet-50 batch 1 42.64 against 43.03 ms, batch 8 353.9 against 362.4, MobileNetV2 7.68
+    /// against 7.96 and 59.6 against 62.9, EfficientNet-B0 13.38 against 13.44. With streamed outputs (ResNet-50's
+    /// 64->256 layers at 56x56, batch 8: 25.7 MB) the in-place reads lost, 5.8-6.3 against 5.3-5.5 ms. Tests and the
+    /// bench switch it.
+    /// </summary>
+    internal static bool RowsInPlace { get; set; } = true;
 
     /// <summary>Whether <see cref="Forward"/> runs the layer as <see cref="ForwardSubsampled"/>: a strided 1x1 unpadded
     /// conv of one group (a ResNet downsample), unless <see cref="SubsampledPointwise"/> is off.</summary>

@@ -75,6 +75,28 @@ internal readonly unsafe struct StridedPanels(float* p, long rowStride, long col
 }
 
 /// <summary>
+/// B(k, j) = p[k*ld + j], a row-major matrix whose rows the AVX-512 kernel reads in place, 32 columns a k, with no
+/// packed copy (<see cref="PackedGemm.Run"/>): a 1x1 conv's x, whose channel planes are B's rows. The packed copy cost
+/// 5-10% of those layers (bench `gemm`); reading the rows where they lie measured as fast as reading a packed panel
+/// (one thread, panels in L2). A last panel short of 32 columns, and other instruction sets, go through
+/// <see cref="Pack"/>.
+/// </summary>
+internal readonly unsafe struct InPlaceRows(float* p, long ld, int columns) : IPanelSource
+{
+    /// <summary>Row <paramref name="k0"/> at column <paramref name="j"/>.</summary>
+    public float* At(int k0, int j) => p + k0 * ld + j;
+
+    /// <summary>Floats from one row to the next.</summary>
+    public long Ld => ld;
+
+    /// <inheritdoc/>
+    public void Pack(float* dst, int k0, int kc, int j0, int nc) => new StridedPanels(p, ld, 1, columns).Pack(dst, k0, kc, j0, nc);
+
+    /// <inheritdoc/>
+    public float* Packed(int k0, int kc, int j0) => null;
+}
+
+/// <summary>
 /// B read from a matrix packed by <see cref="PackedGemm.PackA"/> as an A operand of <paramref name="rows"/> rows: B is
 /// that matrix transposed, B(kk, j) = A(j, kk). Winograd's U, packed once as the A operand of its tiles-as-columns
 /// GEMMs, is so the B operand of its tiles-as-rows ones. A 32-column panel of B is four consecutive 8-row panels of A;
@@ -169,7 +191,8 @@ internal readonly unsafe struct TileEnd
 
 /// <summary>
 /// Single-precision GEMM in the GotoBLAS/BLIS structure: <c>C[m,n] (+)= A[m,k] B[k,n]</c> with A packed once per
-/// call into MR-row panels (k-blocks of <see cref="KC"/>), B packed per task into NR-column panels, and an
+/// call into MR-row panels (k-blocks of <see cref="KC"/>), B packed per task into NR-column panels (or read in place:
+/// prepacked weights, <see cref="RowPanels"/>, a 1x1 conv's x as <see cref="InPlaceRows"/>), and an
 /// MR x NR = 8 x 32 register-blocked micro-kernel (16 zmm accumulators with AVX-512, A broadcast, two B
 /// loads and sixteen FMAs per k). Tasks are (row block x column block) tiles run with <see cref="Parallel"/>;
 /// under <see cref="SerialFlops"/> the call stays on the calling thread.
@@ -285,6 +308,8 @@ internal static unsafe class PackedGemm
         var bSource = b;
         // B in the row panels of an A packing, read in place by the AVX-512 kernel (full 32-column panels).
         bool rowPanels = typeof(TB) == typeof(RowPanels) && simd == CpuSimd.Vector512;
+        // B's rows read in place by the AVX-512 kernel: only a last panel short of 32 columns is packed.
+        bool inPlaceRows = typeof(TB) == typeof(InPlaceRows) && simd == CpuSimd.Vector512;
 
         void Task(int t)
         {
@@ -296,7 +321,15 @@ internal static unsafe class PackedGemm
             {
                 int kc = Math.Min(KC, k - k0);
                 float* bp = rowPanels ? Unsafe.As<TB, RowPanels>(ref bSource).Block(k0) + (long)j0 * kc : bSource.Packed(k0, kc, j0);
-                if (bp == null)
+                if (inPlaceRows)
+                {
+                    // The block's last panel, when short of 32 columns, is the only one packed (at the start of the task's panel
+                    // buffer, where bj for that panel then points).
+                    bp = panel - (long)(nc / NR) * kc * NR;
+                    if (nc % NR != 0)
+                        bSource.Pack(panel, k0, kc, j0 + nc / NR * NR, nc % NR);
+                }
+                else if (bp == null)
                 {
                     bp = panel;
                     bSource.Pack(bp, k0, kc, j0, nc);
@@ -305,7 +338,7 @@ internal static unsafe class PackedGemm
                 bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
                 // B read in place is a weight operand (Winograd's U, transposed conv weights) that comes from memory
                 // on its first tile row; a B packed here is in L2.
-                bool bFromMemory = bp != panel;
+                bool bFromMemory = bp != panel && !inPlaceRows;
                 int nPanelsHere = (nc + NR - 1) / NR;
                 for (int ip = p0; ip < p1; ip++)
                 {
@@ -330,7 +363,16 @@ internal static unsafe class PackedGemm
                         // stored tile.
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
                         var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc, streamOutput) : default;
-                        if (rowPanels)
+                        if (inPlaceRows && nv == NR)
+                        {
+                            var rows = Unsafe.As<TB, InPlaceRows>(ref bSource);
+                            // On the task's first row of tiles the next panel's rows are prefetched as this one's are
+                            // read (x comes from memory or L3 there); on the others the panel's own rows (in L2).
+                            float* here = rows.At(k0, j);
+                            InPlaceTile(ap, here, rows.Ld, kc, c + i * ldc + j, ldc, mv, acc,
+                                ip == p0 && Prefetch ? here + NR : here, end);
+                        }
+                        else if (rowPanels)
                             RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
                         else
                             Tile(simd, ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, pf, end);
@@ -439,6 +481,21 @@ internal static unsafe class PackedGemm
         StoreEdge(t, c, ldc, mv, NR, acc);
     }
 
+    /// <summary>One tile whose B rows (<see cref="InPlaceRows"/>) are read in place at <paramref name="b"/>,
+    /// <paramref name="ldb"/> floats apart; a tile short of MR rows goes through a stack tile.</summary>
+    private static void InPlaceTile(float* a, float* b, long ldb, int kc, float* c, long ldc, int mv, bool acc, float* pf,
+        TileEnd end)
+    {
+        if (mv == MR)
+        {
+            Kernel512<InPlaceB>(a, b, ldb, kc, c, ldc, acc, pf, end);
+            return;
+        }
+        float* t = stackalloc float[MR * NR];
+        Kernel512<InPlaceB>(a, b, ldb, kc, t, NR, false, pf, default);
+        StoreEdge(t, c, ldc, mv, NR, acc);
+    }
+
     /// <summary>Where <see cref="Kernel512{TLoad}"/> finds the 32 B values of one k, and how far the next k's are.</summary>
     private interface IKernelB
     {
@@ -446,7 +503,11 @@ internal static unsafe class PackedGemm
 
         static abstract Vector512<float> High(float* b, long sub);
 
-        static abstract int Step { get; }
+        /// <summary>Floats from one k's B values to the next's (<paramref name="sub"/> as the tile passes it).</summary>
+        static abstract long Step(long sub);
+
+        /// <summary>Floats from one k's two prefetched lines to the next's.</summary>
+        static abstract long PrefetchStep(long sub);
     }
 
     /// <summary>A packed 32-column panel row (<see cref="PackB"/>'s layout).</summary>
@@ -458,7 +519,9 @@ internal static unsafe class PackedGemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> High(float* b, long sub) => Vector512.Load(b + 16);
 
-        public static int Step => NR;
+        public static long Step(long sub) => NR;
+
+        public static long PrefetchStep(long sub) => NR;
     }
 
     /// <summary>Four 8-float rows <c>sub</c> floats apart (<see cref="RowPanels"/>), two 256-bit loads joined per 512-bit
@@ -473,7 +536,24 @@ internal static unsafe class PackedGemm
         public static Vector512<float> High(float* b, long sub) =>
             Avx512F.InsertVector256(Vector256.Load(b + 2 * sub).ToVector512Unsafe(), Vector256.Load(b + 3 * sub), 1);
 
-        public static int Step => MR;
+        public static long Step(long sub) => MR;
+
+        public static long PrefetchStep(long sub) => NR;
+    }
+
+    /// <summary>32 consecutive floats of a row of B read in place (<see cref="InPlaceRows"/>), the next k's
+    /// <c>sub</c> floats on.</summary>
+    private readonly struct InPlaceB : IKernelB
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Low(float* b, long sub) => Vector512.Load(b);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> High(float* b, long sub) => Vector512.Load(b + 16);
+
+        public static long Step(long sub) => sub;
+
+        public static long PrefetchStep(long sub) => sub;
     }
 
     /// <summary>Adds (or copies) the valid <paramref name="mv"/> x <paramref name="nv"/> part of a stack tile into C.</summary>
@@ -535,7 +615,7 @@ internal static unsafe class PackedGemm
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step, pf += NR)
+        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step(sub), pf += TLoad.PrefetchStep(sub))
         {
             Sse.Prefetch1(pf);
             Sse.Prefetch1(pf + 16);

@@ -12,7 +12,7 @@ namespace CamEngine.Tests.Backends;
 /// with the fused epilogue: residual, ReLU, clip, <see cref="FusedEpilogueCheck"/>) and backward, on geometries that
 /// hit the direct form's edges: channels under and not a multiple of 8, rows shorter than 8 pixels, output channels
 /// not a multiple of 32 or 8, tiles that straddle images, dilation with asymmetric padding, strided 1x1 with and
-/// without padding (the subsampled copy; the column form's gather from x, <see cref="SubsampledColumns"/>), unpadded planes (one transpose per image), a stem's 3-channel 7x7 taps (adjacent in the buffer, read as one segment per kernel row), depth over one block, small blocks and image chunks,
+/// without padding (the subsampled copy; the column form's gather from x, <see cref="SubsampledColumns"/>), unpadded planes (one transpose per image; the column form's GEMM reading 1x1 rows in place, <see cref="InPlaceRows"/>), a stem's 3-channel 7x7 taps (adjacent in the buffer, read as one segment per kernel row), depth over one block, small blocks and image chunks,
 /// and for the backward-data phases: strides 2 and 3, phases no tap or no pixel reaches, padding past the kernel.
 /// </summary>
 [TestFixture]
@@ -44,6 +44,7 @@ internal sealed class ConvFormTests
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
             (new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 48->24, 840-pixel planes (a narrow 28x28 layer)"),
+            (new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 300->69 on 17x19: two blocks of depth, a short row panel, a short column panel, parallel"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
@@ -167,6 +168,54 @@ internal sealed class ConvFormTests
         var actual = cpu.Download(fused);
         Assert.That(actual, Is.EqualTo(expected), "Conv2dRelu");
         Assert.That(actual.Count(v => v == 0f), Is.GreaterThan(actual.Length / 4), "about half the outputs are clipped");
+    }
+
+    /// <summary>
+    /// The column form's 1x1 GEMMs that read x's channel planes in place as B's rows (<see cref="CpuConv.RowsInPlace"/>)
+    /// give the bits of packing those rows per task: the same kernel sums the same products in the same order. Planes of
+    /// 289, 840 and 323 pixels (a last column panel of 1, 8 and 3), 16 to 300 channels (two blocks of depth), 24 to 69
+    /// outputs (a last row panel of 5), with the bias and the fused ReLU, one image and two. The values against the
+    /// reference: <see cref="Forced_form_matches_reference"/>, whose column cases take this path.
+    /// </summary>
+    [Test]
+    public void Pointwise_rows_read_in_place_give_the_bits_of_packed_rows()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            Assert.Ignore("x's rows are read in place by the AVX-512 kernel only");
+        var cpu = _cpu[CpuSimd.Vector512];
+        CpuConv.FormOverride = ConvForm.Column;
+        try
+        {
+            foreach (var s in new[]
+                     {
+                         new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                     })
+            {
+                var rng = new Random(11);
+                using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+                using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.CPerGroup, s.KH, s.KW);
+                using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
+                using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+                float[] Run(bool inPlace, bool relu)
+                {
+                    CpuConv.RowsInPlace = inPlace;
+                    if (relu)
+                        cpu.Conv2dRelu(x, w, b, y, s);
+                    else
+                        cpu.Conv2d(x, w, b, y, s);
+                    return cpu.Download(y);
+                }
+                foreach (bool relu in new[] { false, true })
+                    Assert.That(Run(true, relu), Is.EqualTo(Run(false, relu)), $"{s}, relu {relu}");
+            }
+        }
+        finally
+        {
+            CpuConv.RowsInPlace = true;
+            CpuConv.FormOverride = null;
+        }
     }
 
     [Test]
