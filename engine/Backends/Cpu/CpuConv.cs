@@ -187,12 +187,63 @@ internal static unsafe class CpuConv
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * s.H * s.W, yImage = (long)s.K * ohw;
         bool stream = StreamsOutput(s);
-        for (int img = 0; img < s.N; img++)
+        bool copied = SubsampleFirst(s, simd);
+        float[]? copyArray = copied ? Scratch.Rent((long)s.C * ohw) : null;
+        try
         {
-            float* c = y + img * yImage;
-            PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
-                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
+            for (int img = 0; img < s.N; img++)
+            {
+                float* c = y + img * yImage;
+                if (copied)
+                {
+                    float* sub = Scratch.Aligned(copyArray!);
+                    Subsample(x + img * xImage, s, sub, simd);
+                    PackedGemm.Run(s.K, ohw, s.C, packedW, new InPlaceRows(sub, ohw, ohw), c, ohw, false, simd,
+                        epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
+                    continue;
+                }
+                PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
+                    epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
+            }
         }
+        finally
+        {
+            if (copyArray != null)
+                Scratch.Return(copyArray);
+        }
+    }
+
+    /// <summary>
+    /// Whether <see cref="ForwardSubsampled"/> first copies the pixels the stride keeps into a dense (C, OH, OW) plane per
+    /// image and then reads that plane's rows in place (<see cref="ReadsRowsInPlace"/> of the stride-1 layer it leaves):
+    /// one gather of x per image instead of one per task of the GEMM (each block of columns is gathered once per block of
+    /// output rows, four times for ResNet-50's 256->512 at 28x28). Lean forward after a 100 ms sleep and a 64 MB sweep
+    /// (PROFILE_LEAN=1 PROFILE_SUBSAMPLE_COPY=1, alternating, node medians, copied / gathered): that layer 1.29 / 1.76 ms
+    /// at batch 1 and 11.8 / 16.3 at batch 8 (whole node sums 367.6 / 377.8); ResNet-18's 64->128 at 28x28 0.212 / 0.222
+    /// and 1.75 / 1.67 (node sums 21.31 / 21.62 and 132.5 / 130.1, within the noise). Tests and the bench switch it
+    /// (<see cref="SubsampleCopy"/>).
+    /// </summary>
+    public static bool SubsampleFirst(ConvShape s, CpuSimd simd) =>
+        SubsampleCopy && ReadsRowsInPlace(s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 }, simd);
+
+    /// <summary>See <see cref="SubsampleFirst"/>.</summary>
+    internal static bool SubsampleCopy { get; set; } = true;
+
+    /// <summary>sub[c, oh, ow] = x[c, oh*SH, ow*SW] for one image of a strided 1x1 unpadded conv, channels in parallel.</summary>
+    private static void Subsample(float* x, ConvShape s, float* sub, CpuSimd simd)
+    {
+        int ohw = s.OH * s.OW;
+        long plane = (long)s.H * s.W, rowStep = (long)s.StrideH * s.W;
+        const int PerTask = 16;
+        CpuParallel.For((s.C + PerTask - 1) / PerTask, t =>
+        {
+            for (int ch = t * PerTask; ch < Math.Min(s.C, (t + 1) * PerTask); ch++)
+            {
+                float* src = x + ch * plane, dst = sub + (long)ch * ohw;
+                for (int oh = 0; oh < s.OH; oh++)
+                    DepthwiseConv.Gather(src + oh * rowStep, s.StrideW, dst + oh * s.OW, s.OW, s.W, simd);
+            }
+        });
     }
 
     /// <summary>Whether the layer's whole output is large enough to be stored past the caches

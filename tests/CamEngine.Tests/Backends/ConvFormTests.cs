@@ -40,6 +40,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1), "1x1 stride 2 with padding"),
             (new ConvShape(1, 24, 20, 50, 40, 1, 1, 3, 3, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 3, gathered at stride 3"),
             (new ConvShape(2, 16, 56, 56, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2 56x56 batch 2, rows of 28 gathered by permutes"),
+            (new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (3,2) to 20x24, copied to a dense plane: odd rows, a short row panel"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
@@ -172,10 +173,12 @@ internal sealed class ConvFormTests
 
     /// <summary>
     /// The column form's 1x1 GEMMs that read x's channel planes in place as B's rows (<see cref="CpuConv.RowsInPlace"/>)
-    /// give the bits of packing those rows per task: the same kernel sums the same products in the same order. Planes of
-    /// 289, 840 and 323 pixels (a last column panel of 1, 8 and 3), 16 to 300 channels (two blocks of depth), 24 to 69
-    /// outputs (a last row panel of 5), with the bias and the fused ReLU, one image and two. The values against the
-    /// reference: <see cref="Forced_form_matches_reference"/>, whose column cases take this path.
+    /// give the bits of packing those rows per task, and strided ones that copy the kept pixels to a dense plane first
+    /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
+    /// the same order. Planes of 289, 840, 323, 784 and 480 pixels (a last column panel of 1, 8, 3, 16 and 0), 16 to 300
+    /// channels (two blocks of depth), 24 to 69 outputs (a last row panel of 5), strides 2 and (3,2), with the bias and
+    /// the fused ReLU, one image and two. The values against the reference: <see cref="Forced_form_matches_reference"/>,
+    /// whose column cases take these paths.
     /// </summary>
     [Test]
     public void Pointwise_rows_read_in_place_give_the_bits_of_packed_rows()
@@ -191,8 +194,13 @@ internal sealed class ConvFormTests
                          new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(2, 16, 56, 56, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1),
                      })
             {
+                CpuConv.RowsInPlace = CpuConv.SubsampleCopy = true;
+                Assert.That(s.IsUnpaddedPointwise ? CpuConv.ReadsRowsInPlace(s, CpuSimd.Vector512) : CpuConv.SubsampleFirst(s, CpuSimd.Vector512),
+                    Is.True, $"{s} takes the in-place path");
                 var rng = new Random(11);
                 using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
                 using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.CPerGroup, s.KH, s.KW);
@@ -200,7 +208,7 @@ internal sealed class ConvFormTests
                 using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
                 float[] Run(bool inPlace, bool relu)
                 {
-                    CpuConv.RowsInPlace = inPlace;
+                    CpuConv.RowsInPlace = CpuConv.SubsampleCopy = inPlace;
                     if (relu)
                         cpu.Conv2dRelu(x, w, b, y, s);
                     else
@@ -213,7 +221,7 @@ internal sealed class ConvFormTests
         }
         finally
         {
-            CpuConv.RowsInPlace = true;
+            CpuConv.RowsInPlace = CpuConv.SubsampleCopy = true;
             CpuConv.FormOverride = null;
         }
     }
