@@ -6,8 +6,8 @@ namespace CamEngine.Tests.Backends;
 /// <summary>
 /// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
 /// after the workers have parked, parked workers woken for the next loop, the spin set from the environment, a loop
-/// inside a body, loops from several threads at once, and a body's exception reaching the caller only after the other
-/// indices finished.
+/// inside a body, loops from several threads at once, a body's exception reaching the caller only after the other
+/// indices finished, and the plane loops' grouping of small indices into tasks (<see cref="CpuConv.For"/>).
 /// </summary>
 [TestFixture]
 internal sealed class CpuParallelTests
@@ -33,6 +33,25 @@ internal sealed class CpuParallelTests
         finally
         {
             CpuParallel.SpinMicroseconds = CpuParallel.DefaultSpinMicroseconds;
+        }
+    }
+
+    /// <summary><see cref="CpuConv.For"/> groups small indices into tasks of consecutive ones (ResNet-50's global average
+    /// pool at batch 8: 16,384 planes of 49, 168 a task, 98 tasks on two threads; large planes one a task; never fewer
+    /// than four tasks a thread where there are that many indices), and each index still runs once whatever the
+    /// remainder.</summary>
+    [Test]
+    public void Grouped_plane_loops_run_every_index_once()
+    {
+        Assert.That(CpuConv.IndicesPerTask(16384, 16384 * 49L, 2), Is.EqualTo(168));
+        Assert.That(CpuConv.IndicesPerTask(512, 512 * 3136 * 9L, 2), Is.EqualTo(1));
+        Assert.That(CpuConv.IndicesPerTask(40, 40 * 100L, 2), Is.EqualTo(5), "four tasks a thread");
+        Assert.That(CpuConv.IndicesPerTask(7, 7 * 10L, 2), Is.EqualTo(1), "fewer indices than eight tasks");
+        foreach (var (count, perIndex) in new[] { (16384, 49L), (16383, 49L), (1000, 200L), (129, 1024L), (40, 8192L), (3, 100_000L) })
+        {
+            var hits = new int[count];
+            CpuConv.For(count, count * perIndex, i => Interlocked.Increment(ref hits[i]));
+            Assert.That(hits, Is.All.EqualTo(1), $"count {count}");
         }
     }
 
