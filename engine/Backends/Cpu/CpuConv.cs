@@ -37,6 +37,11 @@ internal static unsafe class CpuConv
             ForwardSubsampled(x, packedW, bias, y, s, simd, epilogue);
             return;
         }
+        if (ReadsRowsInPlace(s, simd))
+        {
+            ForwardRowsInPlace(x, packedW, bias, y, s, simd, epilogue);
+            return;
+        }
         int kg = s.KPerGroup, ohw = s.OH * s.OW;
         // A 1x1-wide, stride-1, unpadded conv reads x in place (its im2col rows are x's own rows); on planes of
         // 256 pixels or more that beats batching images into one copied buffer, so it goes image by image.
@@ -52,7 +57,6 @@ internal static unsafe class CpuConv
         int nb = inPlace && s.OH * s.OW >= 256 || compact ? 1 : ConvPlan.ChunkImages(s, kg);
         long perGroupA = PackedGemm.PackedALength(kg, s.CPerGroup * s.KH * s.KW);
         bool zeroCopy = nb == 1 && inPlace;
-        bool rowsInPlace = zeroCopy && ReadsRowsInPlace(s, simd);
         float[]? bufArray = null, tempArray = null;
         try
         {
@@ -92,23 +96,15 @@ internal static unsafe class CpuConv
                         c = temp;
                         ldc = plan.Columns;
                     }
-                    var tileEnd = direct ? epilogue.Shifted(c - y) : default;
-                    float* rowBias = direct && bias != null ? bias + g * kg : null;
-                    bool stream = direct && StreamsOutput(s);
-                    if (zeroCopy && rowsInPlace)
-                    {
-                        // A 1x1 of one group: B's rows are x's channel planes, read where they lie.
-                        PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW, new InPlaceRows(buf, ohw, ohw), c, ldc, false, simd,
-                            epilogue: tileEnd, rowBias: rowBias, streamOutput: stream);
-                        continue;
-                    }
                     fixed (long* ro = offsets)
                     {
                         // Written in place (C is y), the GEMM adds the bias and applies the epilogue per final tile
                         // (no pass filling y with the bias first); else the scatter does.
                         PackedGemm.Run(kg, plan.Columns, plan.Crs, packedW + g * perGroupA,
                             new ConvColumns(buf, ro, plan), c, ldc, false, simd,
-                            epilogue: tileEnd, rowBias: rowBias, streamOutput: stream);
+                            epilogue: direct ? epilogue.Shifted(c - y) : default,
+                            rowBias: direct && bias != null ? bias + g * kg : null,
+                            streamOutput: direct && StreamsOutput(s));
                     }
                     if (!direct)
                         ScatterOutput(temp, plan, n0, g, bias, y, epilogue);
@@ -144,16 +140,54 @@ internal static unsafe class CpuConv
     /// reads x in place image by image from there. Taking ResNet-50's 1024->256 layers at 14x14 (196 pixels) into the
     /// column form this way won in cache (bench profile, PROFILE_FORMS=1: 0.551 ms against 0.651 direct) but lost inside
     /// the forward (lean, 100 ms sleep and 64 MB sweep: +0.03 to +0.09 ms a layer at batch 1, +1.05 to +1.25 at batch 8,
-    /// where the direct form batches the images), so they stay direct.
+    /// where the direct form batches the images), so they stay direct. At batch 8 as one GEMM over the batch
+    /// (<see cref="BatchedRows"/>) they still lost inside the forward, 5.87-6.04 ms against 5.31-5.58 direct (the
+    /// 256->1024 ones against the planar form: -0.1 to +0.7), though after a 64 MB sweep on their own (a standalone
+    /// probe) the batched GEMM took 4.04 ms against 5.05.
     /// </summary>
     internal const int RowsInPlaceMinPixels = 256;
 
-    /// <summary>Whether <see cref="Forward"/> gives a layer's GEMM x's channel planes in place (<see cref="RowsInPlace"/>):
-    /// a 1x1 stride-1 unpadded conv of one group, AVX-512, a plane of <see cref="RowsInPlaceMinPixels"/> or more, an
-    /// output not streamed.</summary>
+    /// <summary>Whether <see cref="Forward"/> gives a layer's GEMM x's channel planes in place (<see cref="RowsInPlace"/>,
+    /// <see cref="ForwardRowsInPlace"/>): a 1x1 stride-1 unpadded conv of one group, AVX-512, a plane of
+    /// <see cref="RowsInPlaceMinPixels"/> or more, an output not streamed.</summary>
     public static bool ReadsRowsInPlace(ConvShape s, CpuSimd simd) =>
-        RowsInPlace && simd == CpuSimd.Vector512 && s.IsUnpaddedPointwise && s.Groups == 1
-        && s.OH * s.OW >= RowsInPlaceMinPixels && !StreamsOutput(s);
+        RowsInPlace && simd == CpuSimd.Vector512 && s.IsUnpaddedPointwise && s.Groups == 1 && !StreamsOutput(s)
+        && s.OH * s.OW >= RowsInPlaceMinPixels;
+
+    /// <summary>
+    /// Whether a batch's 1x1 layer that reads x's rows in place runs as one GEMM over every image's pixels
+    /// (<see cref="PackedGemm.Run"/>'s colsPerImage: the panels that cross into the next image packed, the rest read in
+    /// place) rather than one GEMM per image: one parallel loop instead of one per image, and no short last panel per
+    /// image. Lean forward after a 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_BATCHED_ROWS=1, alternating,
+    /// ResNet-50 batch 8): the 512->128 layers at 28x28 4.10-4.13 ms against 4.29-4.38, node sums 303.4 against 304.2 in
+    /// one run and 374.9 against 384.4 in another (a slow spell). Tests and the bench switch it.
+    /// </summary>
+    internal static bool BatchedRows { get; set; } = true;
+
+    /// <summary>
+    /// A 1x1 stride-1 unpadded conv of one group (<see cref="ReadsRowsInPlace"/>) as GEMMs whose B rows are x's channel
+    /// planes read where they lie (<see cref="InPlaceRows"/>) and whose C is y: one over the whole batch
+    /// (<see cref="BatchedRows"/>), else one per image, the bias and the <paramref name="epilogue"/> applied per final tile.
+    /// </summary>
+    private static void ForwardRowsInPlace(float* x, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue)
+    {
+        int ohw = s.OH * s.OW;
+        long xImage = (long)s.C * ohw, yImage = (long)s.K * ohw;
+        bool stream = StreamsOutput(s);
+        if (BatchedRows && s.N > 1)
+        {
+            PackedGemm.Run(s.K, s.N * ohw, s.C, packedW, new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage), y, ohw, false, simd,
+                epilogue: epilogue, rowBias: bias, streamOutput: stream, colsPerImage: ohw, cImageStride: yImage);
+            return;
+        }
+        for (int img = 0; img < s.N; img++)
+        {
+            float* c = y + img * yImage;
+            PackedGemm.Run(s.K, ohw, s.C, packedW, new InPlaceRows(x + img * xImage, ohw, ohw), c, ohw, false, simd,
+                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
+        }
+    }
 
     /// <summary>Whether <see cref="Forward"/> runs the layer as <see cref="ForwardSubsampled"/>: a strided 1x1 unpadded
     /// conv of one group (a ResNet downsample), unless <see cref="SubsampledPointwise"/> is off.</summary>
@@ -215,7 +249,8 @@ internal static unsafe class CpuConv
 
     /// <summary>
     /// Whether <see cref="ForwardSubsampled"/> first copies the pixels the stride keeps into a dense (C, OH, OW) plane per
-    /// image and then reads that plane's rows in place (<see cref="ReadsRowsInPlace"/> of the stride-1 layer it leaves):
+    /// image and then reads that plane's rows in place (<see cref="ReadsRowsInPlace"/> of the stride-1 layer it leaves, one
+    /// image; the whole output not streamed):
     /// one gather of x per image instead of one per task of the GEMM (each block of columns is gathered once per block of
     /// output rows, four times for ResNet-50's 256->512 at 28x28). Lean forward after a 100 ms sleep and a 64 MB sweep
     /// (PROFILE_LEAN=1 PROFILE_SUBSAMPLE_COPY=1, alternating, node medians, copied / gathered): that layer 1.29 / 1.76 ms
@@ -224,7 +259,7 @@ internal static unsafe class CpuConv
     /// (<see cref="SubsampleCopy"/>).
     /// </summary>
     public static bool SubsampleFirst(ConvShape s, CpuSimd simd) =>
-        SubsampleCopy && ReadsRowsInPlace(s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 }, simd);
+        SubsampleCopy && !StreamsOutput(s) && ReadsRowsInPlace(s with { N = 1, H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 }, simd);
 
     /// <summary>See <see cref="SubsampleFirst"/>.</summary>
     internal static bool SubsampleCopy { get; set; } = true;

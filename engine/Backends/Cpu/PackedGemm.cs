@@ -75,22 +75,54 @@ internal readonly unsafe struct StridedPanels(float* p, long rowStride, long col
 }
 
 /// <summary>
-/// B(k, j) = p[k*ld + j], a row-major matrix whose rows the AVX-512 kernel reads in place, 32 columns a k, with no
-/// packed copy (<see cref="PackedGemm.Run"/>): a 1x1 conv's x, whose channel planes are B's rows. The packed copy cost
+/// B's rows read in place by the AVX-512 kernel, 32 columns a k, with no packed copy (<see cref="PackedGemm.Run"/>): a
+/// 1x1 conv's x, whose channel planes are B's rows. Column j is pixel j % perImage of image j / perImage:
+/// B(k, j) = p[(j / perImage)*imageStride + k*ld + j % perImage] (one image: perImage = columns). The packed copy cost
 /// 5-10% of those layers (bench `gemm`); reading the rows where they lie measured as fast as reading a packed panel
-/// (one thread, panels in L2). A last panel short of 32 columns, and other instruction sets, go through
-/// <see cref="Pack"/>.
+/// (one thread, panels in L2). A panel that crosses from one image into the next or ends short of 32 columns, and
+/// other instruction sets, go through <see cref="Pack"/>.
 /// </summary>
-internal readonly unsafe struct InPlaceRows(float* p, long ld, int columns) : IPanelSource
+internal readonly unsafe struct InPlaceRows(float* p, long ld, int columns, int perImage, long imageStride) : IPanelSource
 {
+    /// <summary>One image's rows: B(k, j) = p[k*ld + j].</summary>
+    public InPlaceRows(float* p, long ld, int columns) : this(p, ld, columns, columns, 0)
+    {
+    }
+
+    /// <summary>Whether the 32-column panel from column <paramref name="j"/> lies whole in one image, readable in place.</summary>
+    public bool InPlace(int j) => j % perImage + PackedGemm.NR <= perImage;
+
     /// <summary>Row <paramref name="k0"/> at column <paramref name="j"/>.</summary>
-    public float* At(int k0, int j) => p + k0 * ld + j;
+    public float* At(int k0, int j) => p + (long)(j / perImage) * imageStride + k0 * ld + j % perImage;
 
     /// <summary>Floats from one row to the next.</summary>
     public long Ld => ld;
 
     /// <inheritdoc/>
-    public void Pack(float* dst, int k0, int kc, int j0, int nc) => new StridedPanels(p, ld, 1, columns).Pack(dst, k0, kc, j0, nc);
+    public void Pack(float* dst, int k0, int kc, int j0, int nc)
+    {
+        const int NR = PackedGemm.NR;
+        for (int jp = 0; jp < nc; jp += NR, dst += (long)kc * NR)
+        {
+            int valid = Math.Min(NR, Math.Min(nc, columns - j0) - jp);
+            for (int lane = 0; lane < NR;)
+            {
+                if (lane >= valid)
+                {
+                    // Lanes past the last column are zero.
+                    for (int kk = 0; kk < kc; kk++)
+                        new Span<float>(dst + kk * NR + lane, NR - lane).Clear();
+                    break;
+                }
+                // A run of the panel's columns within one image.
+                int j = j0 + jp + lane, len = Math.Min(valid - lane, perImage - j % perImage);
+                float* src = At(k0, j);
+                for (int kk = 0; kk < kc; kk++, src += ld)
+                    new ReadOnlySpan<float>(src, len).CopyTo(new Span<float>(dst + kk * NR + lane, len));
+                lane += len;
+            }
+        }
+    }
 
     /// <inheritdoc/>
     public float* Packed(int k0, int kc, int j0) => null;
@@ -158,13 +190,13 @@ internal readonly unsafe struct TileEnd
     /// <summary>Whether rows on a 64-byte boundary are stored past the caches (<see cref="PackedGemm.StreamBytes"/>).</summary>
     public readonly bool Stream;
 
-    /// <summary>The end of the tile at C row <paramref name="i"/>, column <paramref name="j"/>.</summary>
-    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, int j, long ldc, bool stream)
+    /// <summary>The end of the tile at C row <paramref name="i"/>, <paramref name="at"/> floats into C.</summary>
+    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, long at, bool stream)
     {
         Active = true;
         Stream = stream;
         Bias = rowBias == null ? null : rowBias + i;
-        Residual = epilogue.Residual == null ? null : epilogue.Residual + i * ldc + j;
+        Residual = epilogue.Residual == null ? null : epilogue.Residual + at;
         Epilogue = epilogue;
     }
 
@@ -281,15 +313,20 @@ internal static unsafe class PackedGemm
 
     /// <summary>
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
-    /// C(i, j) at <c>c[i*ldc + j]</c>, then <paramref name="rowBias"/>[i] added (when given) and the
+    /// C(i, j) at <c>c[i*ldc + j]</c> (with <paramref name="colsPerImage"/>, the columns of several images' planes:
+    /// <c>c[(j / colsPerImage)*cImageStride + i*ldc + j % colsPerImage]</c>, a tile that crosses into the next image
+    /// summed in a stack tile and stored in pieces), then <paramref name="rowBias"/>[i] added (when given) and the
     /// <paramref name="epilogue"/> (its residual indexed like C) applied on each tile as its last block of k is summed,
     /// while the tile is in L1. <paramref name="serial"/> keeps it on the calling thread (for callers that run many
     /// GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
-        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false)
+        bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false,
+        int colsPerImage = 0, long cImageStride = 0)
         where TB : struct, IPanelSource
     {
+        // Columns in images (a batch of 1x1 convs): C(i, j) at c[(j / colsPerImage)*cImageStride + i*ldc + j % colsPerImage].
+        bool images = colsPerImage > 0;
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
         int mpad = mPanels * MR;
         bool parallel = !serial && 2.0 * m * n * k >= SerialFlops && Environment.ProcessorCount > 1;
@@ -323,11 +360,14 @@ internal static unsafe class PackedGemm
                 float* bp = rowPanels ? Unsafe.As<TB, RowPanels>(ref bSource).Block(k0) + (long)j0 * kc : bSource.Packed(k0, kc, j0);
                 if (inPlaceRows)
                 {
-                    // The block's last panel, when short of 32 columns, is the only one packed (at the start of the task's panel
-                    // buffer, where bj for that panel then points).
-                    bp = panel - (long)(nc / NR) * kc * NR;
-                    if (nc % NR != 0)
-                        bSource.Pack(panel, k0, kc, j0 + nc / NR * NR, nc % NR);
+                    // Only the panels that cross into the next image or end short are packed, each into its own place.
+                    bp = panel;
+                    var rows = Unsafe.As<TB, InPlaceRows>(ref bSource);
+                    for (int jp = 0; jp * NR < nc; jp++)
+                    {
+                        if (!rows.InPlace(j0 + jp * NR))
+                            rows.Pack(panel + (long)jp * kc * NR, k0, kc, j0 + jp * NR, Math.Min(NR, nc - jp * NR));
+                    }
                 }
                 else if (bp == null)
                 {
@@ -356,35 +396,42 @@ internal static unsafe class PackedGemm
                             : jp == 0 ? ap + (long)MR * kc : bj;
                         if (!Prefetch)
                             pf = bj;
+                        long at = images ? ImageOffset(i, j, ldc, colsPerImage, cImageStride) : i * ldc + j;
                         // The next tile's output lines on their way while this one computes (see PrefetchOutput).
                         if (k0 == 0 && PrefetchOutput && jp + 1 < nPanelsHere)
-                            PrefetchTile(c + i * ldc + j + NR, ldc, mv);
+                            PrefetchTile(c + (images ? ImageOffset(i, j + NR, ldc, colsPerImage, cImageStride) : at + NR), ldc, mv);
+                        if (images && j % colsPerImage + nv > colsPerImage)
+                        {
+                            CrossingTile(simd, ap, bj, kc, c, i, j, ldc, mv, nv, acc, pf, colsPerImage, cImageStride, last,
+                                epilogue, rowBias);
+                            continue;
+                        }
                         // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
                         // stored tile.
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
-                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, j, ldc, streamOutput) : default;
-                        if (inPlaceRows && nv == NR)
+                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, at, streamOutput) : default;
+                        if (inPlaceRows && nv == NR && Unsafe.As<TB, InPlaceRows>(ref bSource).InPlace(j))
                         {
                             var rows = Unsafe.As<TB, InPlaceRows>(ref bSource);
                             // On the task's first row of tiles the next panel's rows are prefetched as this one's are
                             // read (x comes from memory or L3 there); on the others the panel's own rows (in L2).
                             float* here = rows.At(k0, j);
-                            InPlaceTile(ap, here, rows.Ld, kc, c + i * ldc + j, ldc, mv, acc,
+                            InPlaceTile(ap, here, rows.Ld, kc, c + at, ldc, mv, acc,
                                 ip == p0 && Prefetch ? here + NR : here, end);
                         }
                         else if (rowPanels)
-                            RowPanelTile(ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
+                            RowPanelTile(ap, bj, kc, c + at, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
                         else
-                            Tile(simd, ap, bj, kc, c + i * ldc + j, ldc, mv, nv, acc, pf, end);
+                            Tile(simd, ap, bj, kc, c + at, ldc, mv, nv, acc, pf, end);
                         if (last && !inRegisters)
                         {
                             // The tile's sums are final: its epilogue while the tile is still in L1.
                             for (int r = 0; r < mv; r++)
                             {
                                 if (rowBias == null)
-                                    epilogue.ApplyRange(c, (i + r) * ldc + j, nv);
+                                    epilogue.ApplyRange(c, at + r * ldc, nv);
                                 else
-                                    epilogue.ApplyRange(c, (i + r) * ldc + j, nv, rowBias[i + r]);
+                                    epilogue.ApplyRange(c, at + r * ldc, nv, rowBias[i + r]);
                             }
                         }
                     }
@@ -479,6 +526,42 @@ internal static unsafe class PackedGemm
         float* t = stackalloc float[MR * NR];
         Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false, pf, default);
         StoreEdge(t, c, ldc, mv, NR, acc);
+    }
+
+    /// <summary>Where C(i, j) lies when the columns are images' planes (<see cref="Run"/>'s colsPerImage).</summary>
+    private static long ImageOffset(int i, int j, long ldc, int colsPerImage, long cImageStride) =>
+        (long)(j / colsPerImage) * cImageStride + i * ldc + j % colsPerImage;
+
+    /// <summary>
+    /// A tile whose columns cross from one image into the next (<see cref="Run"/>'s colsPerImage): summed into a stack
+    /// tile, added into C (or stored, the first block of k) one image's run of columns at a time, each run's rows then,
+    /// on the <paramref name="last"/> block of k, given the row bias and the <paramref name="epilogue"/> as an edge
+    /// tile's are.
+    /// </summary>
+    private static void CrossingTile(CpuSimd simd, float* a, float* b, int kc, float* c, int i, int j, long ldc, int mv,
+        int nv, bool acc, float* pf, int colsPerImage, long cImageStride, bool last, StoreEpilogue epilogue, float* rowBias)
+    {
+        float* t = stackalloc float[MR * NR];
+        Tile(simd, a, b, kc, t, NR, mv, NR, false, pf, default);
+        bool finish = last;
+        for (int q = 0; q < nv;)
+        {
+            int jj = j + q, len = Math.Min(nv - q, colsPerImage - jj % colsPerImage);
+            long at = ImageOffset(i, jj, ldc, colsPerImage, cImageStride);
+            for (int r = 0; r < mv; r++)
+            {
+                float* cr = c + at + r * ldc, tr = t + r * NR + q;
+                for (int x = 0; x < len; x++)
+                    cr[x] = acc ? cr[x] + tr[x] : tr[x];
+                if (!finish)
+                    continue;
+                if (rowBias == null)
+                    epilogue.ApplyRange(c, at + r * ldc, len);
+                else
+                    epilogue.ApplyRange(c, at + r * ldc, len, rowBias[i + r]);
+            }
+            q += len;
+        }
     }
 
     /// <summary>One tile whose B rows (<see cref="InPlaceRows"/>) are read in place at <paramref name="b"/>,

@@ -46,6 +46,7 @@ internal sealed class ConvFormTests
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
             (new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 48->24, 840-pixel planes (a narrow 28x28 layer)"),
             (new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 300->69 on 17x19: two blocks of depth, a short row panel, a short column panel, parallel"),
+            (new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 72->140 on 16x17, batch 3: one GEMM, a panel across images, a short row panel, parallel"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
@@ -173,11 +174,13 @@ internal sealed class ConvFormTests
 
     /// <summary>
     /// The column form's 1x1 GEMMs that read x's channel planes in place as B's rows (<see cref="CpuConv.RowsInPlace"/>)
-    /// give the bits of packing those rows per task, and strided ones that copy the kept pixels to a dense plane first
+    /// give the bits of packing those rows per task, a batch's as one GEMM across the images' planes
+    /// (<see cref="CpuConv.BatchedRows"/>, panels crossing from one image into the next) those of the phase buffer's
+    /// batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
-    /// the same order. Planes of 289, 840, 323, 784 and 480 pixels (a last column panel of 1, 8, 3, 16 and 0), 16 to 300
-    /// channels (two blocks of depth), 24 to 69 outputs (a last row panel of 5), strides 2 and (3,2), with the bias and
-    /// the fused ReLU, one image and two. The values against the reference: <see cref="Forced_form_matches_reference"/>,
+    /// the same order. Planes of 289, 840, 323, 784, 480, 272 and 256 pixels (a last column panel of 1, 8, 3, 16, 0, 16
+    /// and 0), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
+    /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
     [Test]
@@ -196,9 +199,11 @@ internal sealed class ConvFormTests
                          new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 16, 56, 56, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                      })
             {
-                CpuConv.RowsInPlace = CpuConv.SubsampleCopy = true;
+                CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
                 Assert.That(s.IsUnpaddedPointwise ? CpuConv.ReadsRowsInPlace(s, CpuSimd.Vector512) : CpuConv.SubsampleFirst(s, CpuSimd.Vector512),
                     Is.True, $"{s} takes the in-place path");
                 var rng = new Random(11);
@@ -208,7 +213,7 @@ internal sealed class ConvFormTests
                 using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
                 float[] Run(bool inPlace, bool relu)
                 {
-                    CpuConv.RowsInPlace = CpuConv.SubsampleCopy = inPlace;
+                    CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = inPlace;
                     if (relu)
                         cpu.Conv2dRelu(x, w, b, y, s);
                     else
@@ -221,7 +226,7 @@ internal sealed class ConvFormTests
         }
         finally
         {
-            CpuConv.RowsInPlace = CpuConv.SubsampleCopy = true;
+            CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
             CpuConv.FormOverride = null;
         }
     }
@@ -287,6 +292,7 @@ internal sealed class ConvFormTests
     [Test]
     public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels_except_pointwise_on_large_planes()
     {
+
         var simd = CpuSimdDetect.Best;
         bool direct = DirectConv.Supports(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd);
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 64, 56, 56, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), simd),
