@@ -125,6 +125,7 @@ internal static unsafe class PlanarConv
         int perTask = Math.Max(1, rows / (16 * Environment.ProcessorCount));
         int tasks = (rows + perTask - 1) / perTask;
         long plane = plan.Plane, ohw = (long)s.OH * s.OW;
+        bool prefetch = PrefetchOutput && s.N > 1;
         CpuParallel.For(tasks, t =>
         {
             var acc = stackalloc Vector512<float>[KB * MaxVectors];
@@ -134,7 +135,7 @@ internal static unsafe class PlanarConv
                 int img = row / s.OH, oh = row - img * s.OH;
                 long yRow = (long)(n0 + img) * s.K * ohw + (long)oh * s.OW;
                 Row(buf + img * plane + (long)oh * plan.Wq, ro, plan.Crs, s.OW, y + yRow, ohw, 0, blocks, s.K, packedW,
-                    bias, epilogue.Shifted(yRow), acc);
+                    bias, epilogue.Shifted(yRow), acc, prefetch);
             }
         });
     }
@@ -161,10 +162,20 @@ internal static unsafe class PlanarConv
                 int img = t / perImage, kb0 = t % perImage * blocksPerTask;
                 long yImage = (long)img * s.K * hw;
                 Row(x + (long)img * s.C * hw, ro, s.C, hw, y + yImage, hw, kb0, Math.Min(blocks, kb0 + blocksPerTask), s.K,
-                    packedW, bias, epilogue.Shifted(yImage), acc);
+                    packedW, bias, epilogue.Shifted(yImage), acc, false);
             });
         }
     }
+
+    /// <summary>
+    /// Whether, in a batch (the phase-buffer path: stems), a tile's first block of taps prefetches the output lines its
+    /// stores will write: a batch's output (25.7 MB for ResNet's stem at batch 8) comes from memory. Lean forward after a
+    /// 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR_PREFETCH=1, alternating, ms on / off): ResNet-18's
+    /// stem at batch 8 10.07 / 10.88, ResNet-50's 10.17 / 10.83; at batch 1 (not taken) ResNet-18's 1.45-1.54 / 1.48-1.54,
+    /// ResNet-50's 1.85-1.87 / 1.63-1.69; the 1x1 planes (not taken) 0.01-0.07 slower a layer. Tests and the bench
+    /// switch it.
+    /// </summary>
+    internal static bool PrefetchOutput { get; set; } = true;
 
     /// <summary>Taps per block: each output sums a block of at most this many taps in registers, then adds it to
     /// the partial sum in y (as the GEMM's blocks of k do; a 1x1 layer's blocks of input channels stay in L1 across
@@ -175,7 +186,7 @@ internal static unsafe class PlanarConv
     /// <paramref name="width"/> pixels: tap r of the row's pixel p is <paramref name="src"/>[<paramref name="ro"/>[r] + p];
     /// channel k's row is <paramref name="y"/> + k * <paramref name="channelStride"/>.</summary>
     private static void Row(float* src, long* ro, int taps, int width, float* y, long channelStride, int kb0, int kb1, int k,
-        float* packedW, float* bias, StoreEpilogue epilogue, Vector512<float>* acc)
+        float* packedW, float* bias, StoreEpilogue epilogue, Vector512<float>* acc, bool prefetch)
     {
         int vectors = (width + VL - 1) / VL, groups = (vectors + MaxVectors - 1) / MaxVectors;
         // The row's vectors in groups of at most seven, as even as they go (8 vectors: 4 + 4, not 7 + 1).
@@ -197,6 +208,17 @@ internal static unsafe class PlanarConv
                         Math.Min(nv * VL, width - ow0));
                     float* p = src + ow0;
                     long* rr = ro + r0;
+                    if (r0 == 0 && prefetch)
+                    {
+                        // The tile's output lines on their way under its FMAs: they come from memory (a pooled buffer
+                        // last used a pass ago), and the stores would wait on them.
+                        for (int ch = 0; ch < tile.Channels; ch++)
+                        {
+                            float* line = tile.Y + ch * tile.ChannelStride + tile.Ow0;
+                            for (int q = 0; q < tile.Width; q += VL)
+                                Sse.Prefetch0(line + q);
+                        }
+                    }
                     if (tile.Width == nv * VL)
                         Dispatch<Whole>(nv, p, rr, count, w, acc, default);
                     else
