@@ -136,23 +136,40 @@ internal static unsafe class CpuConv
     internal static bool RowsInPlace { get; set; } = true;
 
     /// <summary>
-    /// The smallest output plane whose 1x1 GEMM reads x's rows in place (<see cref="RowsInPlace"/>), as <see cref="Forward"/>
-    /// reads x in place image by image from there. Taking ResNet-50's 1024->256 layers at 14x14 (196 pixels) into the
-    /// column form this way won in cache (bench profile, PROFILE_FORMS=1: 0.551 ms against 0.651 direct) but lost inside
-    /// the forward (lean, 100 ms sleep and 64 MB sweep: +0.03 to +0.09 ms a layer at batch 1, +1.05 to +1.25 at batch 8,
-    /// where the direct form batches the images), so they stay direct. At batch 8 as one GEMM over the batch
-    /// (<see cref="BatchedRows"/>) they still lost inside the forward, 5.87-6.04 ms against 5.31-5.58 direct (the
-    /// 256->1024 ones against the planar form: -0.1 to +0.7), though after a 64 MB sweep on their own (a standalone
-    /// probe) the batched GEMM took 4.04 ms against 5.05.
+    /// The smallest output plane whose 1x1 GEMM reads x's rows in place image by image (<see cref="RowsInPlace"/>), as
+    /// <see cref="Forward"/> reads x in place image by image from there; a batch as one GEMM goes down to 14x14
+    /// (<see cref="BatchedMinPixels"/>). ResNet-50's 1024->256 layers at 14x14 (196 pixels) in the column form image by
+    /// image won in cache (bench profile, PROFILE_FORMS=1: 0.551 ms against 0.651 direct) but not inside the forward at
+    /// batch 1 (separate processes: 0.57-0.58 against 0.56-0.63; see <see cref="BatchedPointwise"/>), so they stay direct
+    /// there.
     /// </summary>
     internal const int RowsInPlaceMinPixels = 256;
 
     /// <summary>Whether <see cref="Forward"/> gives a layer's GEMM x's channel planes in place (<see cref="RowsInPlace"/>,
     /// <see cref="ForwardRowsInPlace"/>): a 1x1 stride-1 unpadded conv of one group, AVX-512, a plane of
-    /// <see cref="RowsInPlaceMinPixels"/> or more, an output not streamed.</summary>
+    /// <see cref="RowsInPlaceMinPixels"/> or more (14x14 or more for a batch run as one GEMM, <see cref="BatchedRows"/>),
+    /// an output not streamed.</summary>
     public static bool ReadsRowsInPlace(ConvShape s, CpuSimd simd) =>
         RowsInPlace && simd == CpuSimd.Vector512 && s.IsUnpaddedPointwise && s.Groups == 1 && !StreamsOutput(s)
-        && s.OH * s.OW >= RowsInPlaceMinPixels;
+        && (s.OH * s.OW >= RowsInPlaceMinPixels || BatchedRows && s.N > 1 && s.OH * s.OW >= BatchedMinPixels);
+
+    /// <summary>The smallest plane whose 1x1 GEMM reads x's rows in place when a batch runs as one GEMM
+    /// (<see cref="BatchedRows"/>): 14x14.</summary>
+    internal const int BatchedMinPixels = 196;
+
+    /// <summary>
+    /// Whether a batch's 1x1 layer on a plane of 14x14 to 27x27 takes the column form, as one GEMM over the batch's pixels
+    /// with x's rows read in place (<see cref="BatchedRows"/>), where the planar form does not (it keeps the expanding and
+    /// the narrow ones). Measured in separate processes, one form each (lean forward after a 100 ms sleep and a 64 MB
+    /// sweep, ResNet-50 batch 8, alternating processes, ms): its 1024->256 layers at 14x14 4.93-5.19 against 5.27-5.58
+    /// direct, 1024->512 9.02-9.17 against 9.96-9.99, node sums 344.5, 344.9 and 335.2 against 353.4, 351.6 and 341.2;
+    /// the 256->1024 ones in this form went -0.2 to +0.2 against the planar form, and at batch 1 the 1024->256 ones
+    /// 0.57-0.58 against 0.56-0.63 and 1024->512 1.13-1.14 against 1.02-1.03, so those stay as they were. (The same
+    /// change measured alternating call by call in one process, PROFILE_BATCHED_ROWS=1, showed the 1024->256 layers 0.4-0.6
+    /// ms slower: with both forms' packed weights and buffers alive in one process the comparison misleads.)
+    /// </summary>
+    public static bool BatchedPointwise(ConvShape s, CpuSimd simd) =>
+        BatchedRows && s.N > 1 && s.OH * s.OW < 784 && ReadsRowsInPlace(s, simd);
 
     /// <summary>
     /// Whether a batch's 1x1 layer that reads x's rows in place runs as one GEMM over every image's pixels
@@ -338,7 +355,7 @@ internal static unsafe class CpuConv
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
         PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
-        : PointwiseOnLargePlane(s) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
+        : PointwiseOnLargePlane(s) || BatchedPointwise(s, simd) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
         : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
         : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;
 

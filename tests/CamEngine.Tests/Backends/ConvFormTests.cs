@@ -47,6 +47,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 48, 28, 30, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 48->24, 840-pixel planes (a narrow 28x28 layer)"),
             (new ConvShape(1, 300, 17, 19, 69, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 300->69 on 17x19: two blocks of depth, a short row panel, a short column panel, parallel"),
             (new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 72->140 on 16x17, batch 3: one GEMM, a panel across images, a short row panel, parallel"),
+            (new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded 150->70 on 14x15, batch 3: one GEMM over 210-pixel planes, two panels across images"),
             (new ConvShape(1, 12, 9, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), "3x3 unpadded"),
             (new ConvShape(2, 64, 14, 14, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), "64->96 stride 2 batch 2, parallel"),
             (new ConvShape(1, 32, 6, 6, 16, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1), "padding past the kernel reach (backward by phases)"),
@@ -178,8 +179,8 @@ internal sealed class ConvFormTests
     /// (<see cref="CpuConv.BatchedRows"/>, panels crossing from one image into the next) those of the phase buffer's
     /// batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
-    /// the same order. Planes of 289, 840, 323, 784, 480, 272 and 256 pixels (a last column panel of 1, 8, 3, 16, 0, 16
-    /// and 0), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
+    /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256 and 210 pixels (a last column panel of 1, 8, 3, 16,
+    /// 0, 16, 0 and 18), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
     /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
@@ -201,6 +202,7 @@ internal sealed class ConvFormTests
                          new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                      })
             {
                 CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
@@ -292,6 +294,18 @@ internal sealed class ConvFormTests
     [Test]
     public void Direct_form_is_chosen_for_one_group_layers_with_16_or_more_channels_except_pointwise_on_large_planes()
     {
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            // A batch's 1x1 layers on 14x14 planes the planar form does not take: one GEMM over the batch, rows in place.
+            var v512 = CpuSimd.Vector512;
+            var contracting = new ConvShape(8, 1024, 14, 14, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+            Assert.That(CpuConv.ChooseForm(contracting, v512), Is.EqualTo(ConvForm.Column), "1024->256 at 14x14, batch 8");
+            Assert.That(CpuConv.ChooseForm(contracting with { N = 1 }, v512), Is.EqualTo(ConvForm.Direct), "1024->256 at 14x14, batch 1");
+            Assert.That(CpuConv.ChooseForm(new ConvShape(8, 256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), v512),
+                Is.EqualTo(ConvForm.Planar), "256->1024 at 14x14, batch 8");
+            Assert.That(CpuConv.ChooseForm(new ConvShape(8, 2048, 7, 7, 512, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), v512),
+                Is.EqualTo(ConvForm.Direct), "2048->512 at 7x7, batch 8");
+        }
 
         var simd = CpuSimdDetect.Best;
         bool direct = DirectConv.Supports(new ConvShape(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), simd);
