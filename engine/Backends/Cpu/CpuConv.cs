@@ -237,46 +237,49 @@ internal static unsafe class CpuConv
     {
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * s.H * s.W, yImage = (long)s.K * ohw;
-        bool stream = StreamsOutput(s);
-        bool copied = SubsampleFirst(s, simd);
-        float[]? copyArray = copied ? Scratch.Rent((long)s.C * ohw) : null;
-        try
+        if (SubsampleFirst(s, simd))
         {
-            for (int img = 0; img < s.N; img++)
+            // Every image's kept pixels into one dense (N, C, OH, OW) tensor, then the stride-1 layer it leaves.
+            var copyArray = Scratch.Rent((long)s.N * s.C * ohw);
+            try
             {
-                float* c = y + img * yImage;
-                if (copied)
-                {
-                    float* sub = Scratch.Aligned(copyArray!);
-                    Subsample(x + img * xImage, s, sub, simd);
-                    PackedGemm.Run(s.K, ohw, s.C, packedW, new InPlaceRows(sub, ohw, ohw), c, ohw, false, simd,
-                        epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
-                    continue;
-                }
-                PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
-                    epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
+                float* sub = Scratch.Aligned(copyArray);
+                for (int img = 0; img < s.N; img++)
+                    Subsample(x + img * xImage, s, sub + (long)img * s.C * ohw, simd);
+                ForwardRowsInPlace(sub, packedW, bias, y, Dense(s), simd, epilogue);
             }
-        }
-        finally
-        {
-            if (copyArray != null)
+            finally
+            {
                 Scratch.Return(copyArray);
+            }
+            return;
+        }
+        bool stream = StreamsOutput(s);
+        for (int img = 0; img < s.N; img++)
+        {
+            float* c = y + img * yImage;
+            PackedGemm.Run(s.K, ohw, s.C, packedW, new SubsampledColumns(x + img * xImage, s, simd), c, ohw, false, simd,
+                epilogue: epilogue.Shifted(c - y), rowBias: bias, streamOutput: stream);
         }
     }
 
     /// <summary>
-    /// Whether <see cref="ForwardSubsampled"/> first copies the pixels the stride keeps into a dense (C, OH, OW) plane per
-    /// image and then reads that plane's rows in place (<see cref="ReadsRowsInPlace"/> of the stride-1 layer it leaves, one
-    /// image; the whole output not streamed):
-    /// one gather of x per image instead of one per task of the GEMM (each block of columns is gathered once per block of
-    /// output rows, four times for ResNet-50's 256->512 at 28x28). Lean forward after a 100 ms sleep and a 64 MB sweep
-    /// (PROFILE_LEAN=1 PROFILE_SUBSAMPLE_COPY=1, alternating, node medians, copied / gathered): that layer 1.29 / 1.76 ms
-    /// at batch 1 and 11.8 / 16.3 at batch 8 (whole node sums 367.6 / 377.8); ResNet-18's 64->128 at 28x28 0.212 / 0.222
-    /// and 1.75 / 1.67 (node sums 21.31 / 21.62 and 132.5 / 130.1, within the noise). Tests and the bench switch it
-    /// (<see cref="SubsampleCopy"/>).
+    /// Whether <see cref="ForwardSubsampled"/> first copies the pixels the stride keeps into a dense (N, C, OH, OW) tensor
+    /// and then runs the stride-1 layer it leaves with x's rows read in place (<see cref="ReadsRowsInPlace"/>,
+    /// <see cref="ForwardRowsInPlace"/>: a batch as one GEMM): one gather of x instead of one per task of the GEMM (each
+    /// block of columns is gathered once per block of output rows, four times for ResNet-50's 256->512 at 28x28). Lean
+    /// forward after a 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_SUBSAMPLE_COPY=1, alternating, node
+    /// medians, copied / gathered): that layer 1.29 / 1.76 ms at batch 1 and 11.8 / 16.3 at batch 8 image by image (whole
+    /// node sums 367.6 / 377.8), 12.1 / 14.4 as one GEMM; ResNet-18's 64->128 at 28x28 0.212 / 0.222 at batch 1, its
+    /// downsamples at batch 8 as one GEMM 1.70 / 1.86 (to 28x28) and 1.42 / 1.80 (to 14x14). ResNet-50's 512->1024 to
+    /// 14x14 (direct) copied and run as one GEMM in the column form at batch 8 took 10.3 and 11.3 ms against 9.6 and 11.2
+    /// direct (separate processes), so it stays direct. Tests and the bench switch it (<see cref="SubsampleCopy"/>).
     /// </summary>
     public static bool SubsampleFirst(ConvShape s, CpuSimd simd) =>
-        SubsampleCopy && !StreamsOutput(s) && ReadsRowsInPlace(s with { N = 1, H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 }, simd);
+        SubsampleCopy && ReadsRowsInPlace(Dense(s), simd);
+
+    /// <summary>The stride-1 layer a strided 1x1 conv leaves once the pixels its stride keeps are copied out.</summary>
+    private static ConvShape Dense(ConvShape s) => s with { H = s.OH, W = s.OW, StrideH = 1, StrideW = 1 };
 
     /// <summary>See <see cref="SubsampleFirst"/>.</summary>
     internal static bool SubsampleCopy { get; set; } = true;

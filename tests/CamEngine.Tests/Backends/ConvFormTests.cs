@@ -41,6 +41,7 @@ internal sealed class ConvFormTests
             (new ConvShape(1, 24, 20, 50, 40, 1, 1, 3, 3, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 3, gathered at stride 3"),
             (new ConvShape(2, 16, 56, 56, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2 56x56 batch 2, rows of 28 gathered by permutes"),
             (new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride (3,2) to 20x24, copied to a dense plane: odd rows, a short row panel"),
+            (new ConvShape(3, 40, 28, 30, 37, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), "1x1 stride 2 to 14x15, batch 3: copied dense, one GEMM with panels across images"),
             (new ConvShape(1, 300, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), "300 channels: blocks split taps"),
             (new ConvShape(2, 20, 7, 9, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, 63-pixel planes"),
             (new ConvShape(2, 16, 17, 17, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), "1x1 unpadded, planes over 256 pixels, batch 2"),
@@ -179,8 +180,8 @@ internal sealed class ConvFormTests
     /// (<see cref="CpuConv.BatchedRows"/>, panels crossing from one image into the next) those of the phase buffer's
     /// batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
-    /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256 and 210 pixels (a last column panel of 1, 8, 3, 16,
-    /// 0, 16, 0 and 18), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
+    /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256 and 210 pixels (a last column panel of 1, 8, 3,
+    /// 16, 0, 16, 0 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
     /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
@@ -203,6 +204,7 @@ internal sealed class ConvFormTests
                          new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(3, 40, 28, 30, 37, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
                      })
             {
                 CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
