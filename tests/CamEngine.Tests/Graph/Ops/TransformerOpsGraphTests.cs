@@ -162,6 +162,44 @@ internal sealed class TransformerOpsGraphTests
         TensorAssert.Close(f.Download(yf), expected, 1e-5, 1e-4, $"broadcasting batch matmul on {device}");
     }
 
+    /// <summary>
+    /// The CPU backend's packed-GEMM batch products (65,536 multiply-adds or more) against the reference: a linear layer
+    /// over tokens (batches sharing B, A's matrices consecutive: one GEMM over every row), small per-batch products run
+    /// in parallel (attention heads), large ones one after another with a parallel GEMM, and A broadcast over a batch
+    /// dim with B shared; every transpose; odd sizes (tiles short of 8 rows and 32 columns, depth past one block of 256).
+    /// </summary>
+    [TestCase(0, 0)]
+    [TestCase(0, 1)]
+    [TestCase(1, 0)]
+    [TestCase(1, 1)]
+    public void Packed_cpu_BatchMatMul_matches_the_reference(int transA, int transB)
+    {
+        var f = TestDevice.Named("cpu");
+        var r = new ReferenceBackend();
+        foreach (var s in new[]
+                 {
+                     BatchMatMulShape.Broadcasting([2, 5], [2, 5], [1, 1], 30, 72, 40, transA, transB),
+                     new BatchMatMulShape(6, 40, 33, 37, transA, transB),
+                     new BatchMatMulShape(2, 203, 290, 199, transA, transB),
+                     BatchMatMulShape.Broadcasting([2, 3], [2, 1], [1, 1], 45, 64, 70, transA, transB),
+                 })
+        {
+            Assert.That((long)s.Batch * s.M * s.K * s.N, Is.GreaterThanOrEqualTo(CamEngine.Backends.Cpu.CpuBackend.PackedMatMulWork), $"{s} is packed");
+            var rng = new Random(17 + transA + 2 * transB);
+            var a = TensorAssert.Random(rng, (int)s.MatricesA * s.M * s.K);
+            var b = TensorAssert.Random(rng, (int)s.MatricesB * s.K * s.N);
+            using var af = f.Upload(a, a.Length);
+            using var bf = f.Upload(b, b.Length);
+            using var yf = f.Allocate(s.Batch * s.M * s.N);
+            using var ar = r.Upload(a, a.Length);
+            using var br = r.Upload(b, b.Length);
+            using var yr = r.Allocate(s.Batch * s.M * s.N);
+            f.BatchMatMul(af, bf, yf, s);
+            r.BatchMatMul(ar, br, yr, s);
+            TensorAssert.Close(f.Download(yf), ReferenceBackend.DownloadDouble(yr), 1e-5, 1e-4, $"packed batch matmul {s}");
+        }
+    }
+
     [TestCase("cpu", 0, 0)]
     [TestCase("cpu", 0, 1)]
     [TestCase("cpu", 1, 0)]
