@@ -341,6 +341,8 @@ internal static unsafe class CpuConv
     /// <summary>The forward form for a layer: <see cref="WinogradConv"/> for 3x3 stride-1 layers where its cost model
     /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="PlanarConv"/> for few input channels,
     /// expanding 1x1 layers on 14x14 planes and narrow ones on 14x14 and 28x28 planes (<see cref="PlanarConv.Pays"/>),
+    /// else the column form for 1x1 layers on large planes (<see cref="PointwiseOnLargePlane"/>), a batch's on 14x14 to
+    /// 27x27 ones (<see cref="BatchedPointwise"/>) and strided ones where gathering pays (<see cref="SubsampledPays"/>),
     /// else <see cref="DirectConv"/> where it runs, else the im2col
     /// form that wastes less (<see cref="UseTransposed"/>). A forced form a layer cannot take falls back to this choice.</summary>
     public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
@@ -841,7 +843,8 @@ internal static unsafe class CpuConv
 /// <summary>How the CPU backend runs a forward convolution.</summary>
 internal enum ConvForm
 {
-    /// <summary><see cref="CpuConv.Forward"/>: Y[K, pixels] with im2col columns packed per task.</summary>
+    /// <summary><see cref="CpuConv.Forward"/>: Y[K, pixels] with im2col columns packed per task (a 1x1 layer's read in
+    /// place from x, <see cref="InPlaceRows"/>).</summary>
     Column,
 
     /// <summary><see cref="CpuConv.ForwardTransposed"/>: Y^T[pixels, K] with im2col rows packed once.</summary>

@@ -345,7 +345,7 @@ internal static unsafe class PackedGemm
         var bSource = b;
         // B in the row panels of an A packing, read in place by the AVX-512 kernel (full 32-column panels).
         bool rowPanels = typeof(TB) == typeof(RowPanels) && simd == CpuSimd.Vector512;
-        // B's rows read in place by the AVX-512 kernel: only a last panel short of 32 columns is packed.
+        // B's rows read in place by the AVX-512 kernel: only panels that cross into the next image or end short are packed.
         bool inPlaceRows = typeof(TB) == typeof(InPlaceRows) && simd == CpuSimd.Vector512;
 
         void Task(int t)
@@ -416,7 +416,7 @@ internal static unsafe class PackedGemm
                             // On the task's first row of tiles the next panel's rows are prefetched as this one's are
                             // read (x comes from memory or L3 there); on the others the panel's own rows (in L2).
                             float* here = rows.At(k0, j);
-                            InPlaceTile(ap, here, rows.Ld, kc, c + at, ldc, mv, acc,
+                            WideTile<RowB>(ap, here, rows.Ld, kc, c + at, ldc, mv, acc,
                                 ip == p0 && Prefetch ? here + NR : here, end);
                         }
                         else if (rowPanels)
@@ -517,15 +517,7 @@ internal static unsafe class PackedGemm
             Tile(CpuSimd.Vector512, a, scratch, kc, c, ldc, mv, nv, acc, scratch, default);
             return;
         }
-        long sub = (long)kc * MR;
-        if (mv == MR)
-        {
-            Kernel512<RowPanelB>(a, b, sub, kc, c, ldc, acc, pf, end);
-            return;
-        }
-        float* t = stackalloc float[MR * NR];
-        Kernel512<RowPanelB>(a, b, sub, kc, t, NR, false, pf, default);
-        StoreEdge(t, c, ldc, mv, NR, acc);
+        WideTile<RowPanelB>(a, b, (long)kc * MR, kc, c, ldc, mv, acc, pf, end);
     }
 
     /// <summary>Where C(i, j) lies when the columns are images' planes (<see cref="Run"/>'s colsPerImage).</summary>
@@ -543,7 +535,6 @@ internal static unsafe class PackedGemm
     {
         float* t = stackalloc float[MR * NR];
         Tile(simd, a, b, kc, t, NR, mv, NR, false, pf, default);
-        bool finish = last;
         for (int q = 0; q < nv;)
         {
             int jj = j + q, len = Math.Min(nv - q, colsPerImage - jj % colsPerImage);
@@ -553,7 +544,7 @@ internal static unsafe class PackedGemm
                 float* cr = c + at + r * ldc, tr = t + r * NR + q;
                 for (int x = 0; x < len; x++)
                     cr[x] = acc ? cr[x] + tr[x] : tr[x];
-                if (!finish)
+                if (!last)
                     continue;
                 if (rowBias == null)
                     epilogue.ApplyRange(c, at + r * ldc, len);
@@ -564,18 +555,20 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>One tile whose B rows (<see cref="InPlaceRows"/>) are read in place at <paramref name="b"/>,
-    /// <paramref name="ldb"/> floats apart; a tile short of MR rows goes through a stack tile.</summary>
-    private static void InPlaceTile(float* a, float* b, long ldb, int kc, float* c, long ldc, int mv, bool acc, float* pf,
+    /// <summary>A tile of 32 columns by <see cref="Kernel512{TLoad}"/> (B's values for one k where
+    /// <typeparamref name="TLoad"/> finds them, <paramref name="sub"/> passed on); a tile short of MR rows goes through a
+    /// stack tile.</summary>
+    private static void WideTile<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, int mv, bool acc, float* pf,
         TileEnd end)
+        where TLoad : struct, IKernelB
     {
         if (mv == MR)
         {
-            Kernel512<InPlaceB>(a, b, ldb, kc, c, ldc, acc, pf, end);
+            Kernel512<TLoad>(a, b, sub, kc, c, ldc, acc, pf, end);
             return;
         }
         float* t = stackalloc float[MR * NR];
-        Kernel512<InPlaceB>(a, b, ldb, kc, t, NR, false, pf, default);
+        Kernel512<TLoad>(a, b, sub, kc, t, NR, false, pf, default);
         StoreEdge(t, c, ldc, mv, NR, acc);
     }
 
@@ -591,20 +584,6 @@ internal static unsafe class PackedGemm
 
         /// <summary>Floats from one k's two prefetched lines to the next's.</summary>
         static abstract long PrefetchStep(long sub);
-    }
-
-    /// <summary>A packed 32-column panel row (<see cref="PackB"/>'s layout).</summary>
-    private readonly struct PackedB : IKernelB
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Low(float* b, long sub) => Vector512.Load(b);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> High(float* b, long sub) => Vector512.Load(b + 16);
-
-        public static long Step(long sub) => NR;
-
-        public static long PrefetchStep(long sub) => NR;
     }
 
     /// <summary>Four 8-float rows <c>sub</c> floats apart (<see cref="RowPanels"/>), two 256-bit loads joined per 512-bit
@@ -624,9 +603,10 @@ internal static unsafe class PackedGemm
         public static long PrefetchStep(long sub) => NR;
     }
 
-    /// <summary>32 consecutive floats of a row of B read in place (<see cref="InPlaceRows"/>), the next k's
-    /// <c>sub</c> floats on.</summary>
-    private readonly struct InPlaceB : IKernelB
+    /// <summary>32 consecutive floats of B for one k, the next k's <c>sub</c> floats on: a packed panel row
+    /// (<see cref="PackB"/>'s layout, <c>sub</c> = <see cref="NR"/>) or a row of B read in place
+    /// (<see cref="InPlaceRows"/>, <c>sub</c> its row stride).</summary>
+    private readonly struct RowB : IKernelB
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Low(float* b, long sub) => Vector512.Load(b);
@@ -670,7 +650,7 @@ internal static unsafe class PackedGemm
         switch (simd)
         {
             case CpuSimd.Vector512:
-                Kernel512<PackedB>(a, b, 0, kc, c, ldc, acc, pf, end);
+                Kernel512<RowB>(a, b, NR, kc, c, ldc, acc, pf, end);
                 break;
             case CpuSimd.Vector256:
                 for (int r0 = 0; r0 < MR; r0 += 4)

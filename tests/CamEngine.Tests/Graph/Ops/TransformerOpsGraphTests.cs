@@ -138,7 +138,24 @@ internal sealed class TransformerOpsGraphTests
         var r = new ReferenceBackend();
         var s = BatchMatMulShape.Broadcasting([2, 3, 1, 2], [2, 1, 1, 2], [1, 3, 1, 1], 5, 7, 6, transA, transB);
         Assert.That((s.Batch, s.MatricesA, s.MatricesB), Is.EqualTo((12, 4L, 3L)));
-        var rng = new Random(11 + transA + 2 * transB);
+        var (a, b, got, expected) = Products(f, r, s, new Random(11 + transA + 2 * transB));
+        // The reference against the definition at batch index (1, 2, 0, 1) = 11: a's matrix (1, 0, 0, 1) = 3, b's (0, 2, 0, 0) = 2.
+        double e0 = 0;
+        for (int k = 0; k < s.K; k++)
+        {
+            double av = transA == 0 ? a[(3 * s.M + 4) * s.K + k] : a[(3 * s.K + k) * s.M + 4];
+            double bv = transB == 0 ? b[(2 * s.K + k) * s.N + 5] : b[(2 * s.N + 5) * s.K + k];
+            e0 += av * bv;
+        }
+        Assert.That(expected[(11 * s.M + 4) * s.N + 5], Is.EqualTo(e0).Within(1e-9));
+        TensorAssert.Close(got, expected, 1e-5, 1e-4, $"broadcasting batch matmul on {device}");
+    }
+
+    /// <summary>Random operands for <paramref name="s"/> (every matrix it reads), their product on <paramref name="f"/>
+    /// and on the reference.</summary>
+    private static (float[] A, float[] B, float[] Got, double[] Expected) Products(CamEngine.Backends.Backend f, ReferenceBackend r,
+        BatchMatMulShape s, Random rng)
+    {
         var a = TensorAssert.Random(rng, (int)s.MatricesA * s.M * s.K);
         var b = TensorAssert.Random(rng, (int)s.MatricesB * s.K * s.N);
         using var af = f.Upload(a, a.Length);
@@ -149,17 +166,7 @@ internal sealed class TransformerOpsGraphTests
         using var yr = r.Allocate(s.Batch * s.M * s.N);
         f.BatchMatMul(af, bf, yf, s);
         r.BatchMatMul(ar, br, yr, s);
-        var expected = ReferenceBackend.DownloadDouble(yr);
-        // The reference against the definition at batch index (1, 2, 0, 1) = 11: a's matrix (1, 0, 0, 1) = 3, b's (0, 2, 0, 0) = 2.
-        double e0 = 0;
-        for (int k = 0; k < s.K; k++)
-        {
-            double av = transA == 0 ? a[(3 * s.M + 4) * s.K + k] : a[(3 * s.K + k) * s.M + 4];
-            double bv = transB == 0 ? b[(2 * s.K + k) * s.N + 5] : b[(2 * s.N + 5) * s.K + k];
-            e0 += av * bv;
-        }
-        Assert.That(expected[(11 * s.M + 4) * s.N + 5], Is.EqualTo(e0).Within(1e-9));
-        TensorAssert.Close(f.Download(yf), expected, 1e-5, 1e-4, $"broadcasting batch matmul on {device}");
+        return (a, b, f.Download(yf), ReferenceBackend.DownloadDouble(yr));
     }
 
     /// <summary>
@@ -185,18 +192,8 @@ internal sealed class TransformerOpsGraphTests
                  })
         {
             Assert.That((long)s.Batch * s.M * s.K * s.N, Is.GreaterThanOrEqualTo(CamEngine.Backends.Cpu.CpuBackend.PackedMatMulWork), $"{s} is packed");
-            var rng = new Random(17 + transA + 2 * transB);
-            var a = TensorAssert.Random(rng, (int)s.MatricesA * s.M * s.K);
-            var b = TensorAssert.Random(rng, (int)s.MatricesB * s.K * s.N);
-            using var af = f.Upload(a, a.Length);
-            using var bf = f.Upload(b, b.Length);
-            using var yf = f.Allocate(s.Batch * s.M * s.N);
-            using var ar = r.Upload(a, a.Length);
-            using var br = r.Upload(b, b.Length);
-            using var yr = r.Allocate(s.Batch * s.M * s.N);
-            f.BatchMatMul(af, bf, yf, s);
-            r.BatchMatMul(ar, br, yr, s);
-            TensorAssert.Close(f.Download(yf), ReferenceBackend.DownloadDouble(yr), 1e-5, 1e-4, $"packed batch matmul {s}");
+            var (_, _, got, expected) = Products(f, r, s, new Random(17 + transA + 2 * transB));
+            TensorAssert.Close(got, expected, 1e-5, 1e-4, $"packed batch matmul {s}");
         }
     }
 
@@ -213,23 +210,12 @@ internal sealed class TransformerOpsGraphTests
         var f = TestDevice.Named(device);
         var r = new ReferenceBackend();
         var s = new BatchMatMulShape(3, 5, 19, 11, transA, transB);
-        var rng = new Random(3 + 2 * transA + transB);
-        var a = TensorAssert.Random(rng, s.Batch * s.M * s.K);
-        var b = TensorAssert.Random(rng, s.Batch * s.K * s.N);
-        using var af = f.Upload(a, a.Length);
-        using var bf = f.Upload(b, b.Length);
-        using var yf = f.Allocate(s.Batch * s.M * s.N);
-        using var ar = r.Upload(a, a.Length);
-        using var br = r.Upload(b, b.Length);
-        using var yr = r.Allocate(s.Batch * s.M * s.N);
-        f.BatchMatMul(af, bf, yf, s);
-        r.BatchMatMul(ar, br, yr, s);
-        var expected = ReferenceBackend.DownloadDouble(yr);
+        var (a, b, got, expected) = Products(f, r, s, new Random(3 + 2 * transA + transB));
         // The reference against the definition at one element.
         double e0 = 0;
         for (int k = 0; k < s.K; k++)
             e0 += (double)a[s.A(2, 4, k)] * b[s.B(2, k, 7)];
         Assert.That(expected[(2 * s.M + 4) * s.N + 7], Is.EqualTo(e0).Within(1e-9));
-        TensorAssert.Close(f.Download(yf), expected, 1e-5, 1e-4, $"batch matmul transA {transA} transB {transB} on {device}");
+        TensorAssert.Close(got, expected, 1e-5, 1e-4, $"batch matmul transA {transA} transB {transB} on {device}");
     }
 }
