@@ -125,9 +125,9 @@ internal static class OrtComparison
             for (int i = 0; i < e.Length; i++)
                 diff = Math.Max(diff, Math.Abs((double)e[i] - o[i]));
             // ORT's outputs all zero (torchvision's ViT heads start at zero): only the absolute difference says anything.
-            Console.WriteLine(FormattableString.Invariant(scale > 0
-                ? $"ort {name} batch {batch}: outputs agree to {diff / scale:E2} of the largest ({scale:G4})"
-                : $"ort {name} batch {batch}: ORT's outputs are all zero (a zero-initialised head?); the engine's differ by {diff:E2}, which checks little"));
+            Console.WriteLine(scale > 0
+                ? FormattableString.Invariant($"ort {name} batch {batch}: outputs agree to {diff / scale:E2} of the largest ({scale:G4})")
+                : FormattableString.Invariant($"ort {name} batch {batch}: ORT's outputs are all zero (a zero-initialised head?); the engine's differ by {diff:E2}, which checks little"));
             if (!(diff <= 1e-3 * scale))
                 throw new InvalidOperationException($"ort {name}: engine and ORT outputs differ by {diff / scale:E2} of the largest");
 
