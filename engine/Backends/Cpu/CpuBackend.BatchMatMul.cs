@@ -95,21 +95,9 @@ internal sealed unsafe partial class CpuBackend
             Dense(s.Batch * s.M, s.N, s.K, A, s.K, 1, 1f, B, brs, bcs, Y, false);
             return;
         }
-        void One(int b, bool serial)
-        {
-            var packed = Scratch.Rent(PackedGemm.PackedALength(s.M, s.K));
-            try
-            {
-                float* pa = Scratch.Aligned(packed);
-                PackedGemm.PackA(A + s.MatrixA(b) * matA, ars, acs, s.M, s.K, 1f, pa);
-                PackedGemm.Run(s.M, s.N, s.K, pa, new StridedPanels(B + s.MatrixB(b) * matB, brs, bcs, s.N), Y + b * matY, s.N,
-                    false, _simd, serial);
-            }
-            finally
-            {
-                Scratch.Return(packed);
-            }
-        }
+        void One(int b, bool serial) =>
+            Dense(s.M, s.N, s.K, A + s.MatrixA(b) * matA, ars, acs, 1f, B + s.MatrixB(b) * matB, brs, bcs, Y + b * matY, false,
+                serial);
         if (s.Batch > 1 && 2.0 * s.M * s.N * s.K < PackedGemm.SerialFlops)
         {
             // Small products (attention heads): the batches in parallel, each GEMM on one thread.

@@ -392,13 +392,15 @@ internal sealed unsafe partial class CpuBackend : Backend
 
     // ---- dense ----
 
-    /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs], B(kk,j) = b[kk*brs + j*bcs].</summary>
+    /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs], B(kk,j) = b[kk*brs + j*bcs];
+    /// <paramref name="serial"/> keeps the GEMM on the calling thread.</summary>
     private void Dense(int m, int n, int k, float* a, long ars, long acs, float alpha,
-        float* b, long brs, long bcs, float* c, bool accumulate) =>
-        Dense(m, n, k, a, ars, acs, alpha, new StridedPanels(b, brs, bcs, n), c, accumulate);
+        float* b, long brs, long bcs, float* c, bool accumulate, bool serial = false) =>
+        Dense(m, n, k, a, ars, acs, alpha, new StridedPanels(b, brs, bcs, n), c, accumulate, serial);
 
     /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs] packed here, B from <paramref name="b"/>.</summary>
-    private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate)
+    private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate,
+        bool serial = false)
         where TB : struct, IPanelSource
     {
         var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
@@ -406,7 +408,7 @@ internal sealed unsafe partial class CpuBackend : Backend
         {
             float* pa = Scratch.Aligned(packed);
             PackedGemm.PackA(a, ars, acs, m, k, alpha, pa);
-            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd);
+            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd, serial);
         }
         finally
         {

@@ -244,8 +244,7 @@ internal static unsafe class CpuConv
             try
             {
                 float* sub = Scratch.Aligned(copyArray);
-                for (int img = 0; img < s.N; img++)
-                    Subsample(x + img * xImage, s, sub + (long)img * s.C * ohw, simd);
+                Subsample(x, s, sub, simd);
                 ForwardRowsInPlace(sub, packedW, bias, y, Dense(s), simd, epilogue);
             }
             finally
@@ -284,15 +283,16 @@ internal static unsafe class CpuConv
     /// <summary>See <see cref="SubsampleFirst"/>.</summary>
     internal static bool SubsampleCopy { get; set; } = true;
 
-    /// <summary>sub[c, oh, ow] = x[c, oh*SH, ow*SW] for one image of a strided 1x1 unpadded conv, channels in parallel.</summary>
+    /// <summary>sub[n, c, oh, ow] = x[n, c, oh*SH, ow*SW] for a strided 1x1 unpadded conv, every image's channels in one
+    /// parallel loop.</summary>
     private static void Subsample(float* x, ConvShape s, float* sub, CpuSimd simd)
     {
-        int ohw = s.OH * s.OW;
+        int ohw = s.OH * s.OW, planes = s.N * s.C;
         long plane = (long)s.H * s.W, rowStep = (long)s.StrideH * s.W;
         const int PerTask = 16;
-        CpuParallel.For((s.C + PerTask - 1) / PerTask, t =>
+        CpuParallel.For((planes + PerTask - 1) / PerTask, t =>
         {
-            for (int ch = t * PerTask; ch < Math.Min(s.C, (t + 1) * PerTask); ch++)
+            for (int ch = t * PerTask; ch < Math.Min(planes, (t + 1) * PerTask); ch++)
             {
                 float* src = x + ch * plane, dst = sub + (long)ch * ohw;
                 for (int oh = 0; oh < s.OH; oh++)
