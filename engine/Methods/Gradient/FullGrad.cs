@@ -83,21 +83,36 @@ public sealed class FullGrad : CamMethod
             {
                 for (int j = 0; j < big; j++)
                     term[j] = Math.Abs(dx[i * size + c * big + j] * x[i * size + c * big + j]);
-                AddNormalized(term, height, width, height, width, sum);
+                MapOps.MinMaxNormalize(term);
+                for (int j = 0; j < big; j++)
+                    sum[j] += term[j];
             }
+            // Bilinear resizing is linear: the normalized channel maps of every term at one resolution are summed
+            // there and resized once, not resized one by one (thousands of full-size resizes on a ResNet).
+            var atSize = new Dictionary<(int H, int W), float[]>();
             foreach (var (node, bias) in terms)
             {
                 var shape = node.Shape;
                 var g = layerGrads[node.Output];
                 int channels = shape[0], plane = shape[1] * shape[2], csize = channels * plane;
+                if (!atSize.TryGetValue((shape[1], shape[2]), out var acc))
+                    atSize[(shape[1], shape[2])] = acc = new float[plane];
                 var channel = new float[plane];
                 for (int k = 0; k < channels; k++)
                 {
                     float b = bias[k];
                     for (int j = 0; j < plane; j++)
                         channel[j] = Math.Abs(b * g[i * csize + k * plane + j]);
-                    AddNormalized(channel, shape[1], shape[2], height, width, sum);
+                    MapOps.MinMaxNormalize(channel);
+                    for (int j = 0; j < plane; j++)
+                        acc[j] += channel[j];
                 }
+            }
+            foreach (var ((h, w), acc) in atSize)
+            {
+                var up = h == height && w == width ? acc : Resize.Bilinear(new HostTensor([h, w], acc), height, width, alignCorners: false).Data;
+                for (int j = 0; j < big; j++)
+                    sum[j] += up[j];
             }
             MapOps.EnsureFinite(sum, $"fullgrad map of image {i}");
             var map = (float[])sum.Clone();
@@ -114,15 +129,5 @@ public sealed class FullGrad : CamMethod
             });
         }
         return result;
-    }
-
-    // sum += resize(minmax(term)) at (height, width).
-    private static void AddNormalized(float[] term, int h, int w, int height, int width, float[] sum)
-    {
-        var t = new HostTensor([h, w], (float[])term.Clone());
-        MapOps.MinMaxNormalize(t.Data);
-        var up = h == height && w == width ? t : Resize.Bilinear(t, height, width, alignCorners: false);
-        for (int j = 0; j < sum.Length; j++)
-            sum[j] += up.Data[j];
     }
 }
