@@ -175,21 +175,49 @@ internal abstract partial class Backend : IDisposable
         CheckConv(x, w, b, y, s);
         if (residual != null)
             CheckShape(residual, y.Shape, nameof(residual));
+        CheckEpilogue(activation, lo, hi);
+        Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
+    }
+
+    private static void CheckEpilogue(EpilogueActivation activation, float lo, float hi)
+    {
         if (!Enum.IsDefined(activation))
             throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation");
         if (activation == EpilogueActivation.Clip && !(lo <= hi))
             throw new ArgumentException($"clip needs lo <= hi, got [{lo}, {hi}]");
-        Conv2dFusedCore(x, w, b, residual, y, s, activation, lo, hi);
+    }
+
+    /// <summary>
+    /// <c>y = maxpool(act(conv(x, w) + b))</c> (a network's stem: conv, ReLU, max pool) for a forward that keeps
+    /// neither the conv's output nor the pool's routing: a backend that can pools the conv's rows as it makes them,
+    /// the conv's output never stored; the values are those of <see cref="Conv2dFused"/> (no residual) then
+    /// <see cref="MaxPoolValues"/>. y: (N, K, OH', OW') of pool <paramref name="p"/> over the conv's output.
+    /// </summary>
+    public void Conv2dMaxPool(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, EpilogueActivation activation, float lo,
+        float hi, PoolShape p)
+    {
+        CheckConvInputs(x, w, b, s);
+        p.Validate();
+        if (p.N != s.N || p.C != s.K || p.H != s.OH || p.W != s.OW)
+            throw new ArgumentException($"the pool {p} does not read the conv's output ({s.N}, {s.K}, {s.OH}, {s.OW})", nameof(p));
+        CheckShape(y, [p.N, p.C, p.OH, p.OW], nameof(y));
+        CheckEpilogue(activation, lo, hi);
+        Conv2dMaxPoolCore(x, w, b, y, s, activation, lo, hi, p);
     }
 
     private void CheckConv(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s)
+    {
+        CheckConvInputs(x, w, b, s);
+        CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
+    }
+
+    private void CheckConvInputs(Tensor x, Tensor w, Tensor? b, ConvShape s)
     {
         s.Validate();
         CheckShape(x, [s.N, s.C, s.H, s.W], nameof(x));
         CheckLength(w, s.WeightLength, nameof(w));
         if (b != null)
             CheckLength(b, s.K, nameof(b));
-        CheckShape(y, [s.N, s.K, s.OH, s.OW], nameof(y));
     }
 
     /// <summary>dx from dy. dy: (N,K,OH,OW), w: (K,C/G,KH,KW), dx: (N,C,H,W).</summary>
@@ -575,6 +603,15 @@ internal abstract partial class Backend : IDisposable
                 break;
             }
         }
+    }
+
+    /// <summary>The conv into a temporary, then the pool's values; backends that pool as the conv writes override it.</summary>
+    protected virtual void Conv2dMaxPoolCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, EpilogueActivation activation,
+        float lo, float hi, PoolShape p)
+    {
+        using var conv = Allocate([s.N, s.K, s.OH, s.OW]);
+        Conv2dFusedCore(x, w, b, null, conv, s, activation, lo, hi);
+        MaxPoolValuesCore(conv, y, p);
     }
 
     /// <summary>Min-max normalization on the host (read, normalize in double, write back); the GPU overrides it

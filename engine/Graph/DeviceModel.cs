@@ -159,6 +159,8 @@ internal sealed partial class DeviceModel : IDisposable
                     }
                     else if (i > 0 && plan.FusedRelu[i - 1])
                         pass.Set(node.Output, pass[node.Inputs[0]]); // the conv before applied this ReLU
+                    else if (plan.Pooled[i] >= 0)
+                        RunPooledConv(pass, node, g.Nodes[plan.Pooled[i]], plan.FusedRelu[i]);
                     else if (plan.Epilogues[i] is { } epilogue)
                         RunFusedConv(pass, node, epilogue);
                     else if (node.Op == Model.Ops.Clip && into >= 0)
@@ -217,8 +219,11 @@ internal sealed partial class DeviceModel : IDisposable
     /// it as it writes (<see cref="Backend.Conv2dFused"/>), or null.</param>
     /// <param name="Absorbed">Per node: for a node a fused conv before it computed, the name whose value it takes
     /// (its operand in the chain; empty for a value nothing reads, the sigmoid of a fused SiLU), else null.</param>
+    /// <param name="Pooled">Per node: for a conv whose output (after the ReLU it fuses, if any) only a max pool at or
+    /// before <paramref name="Stop"/> reads, unkept, the index of that pool, which the conv computes
+    /// (<see cref="Backend.Conv2dMaxPool"/>; the conv's and ReLU's values are never made); else -1.</param>
     private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu,
-        ConvEpilogue?[] Epilogues, string?[] Absorbed)
+        ConvEpilogue?[] Epilogues, string?[] Absorbed, int[] Pooled)
     {
         /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
         /// they share).</summary>
@@ -315,7 +320,45 @@ internal sealed partial class DeviceModel : IDisposable
                            && next.Inputs[0] == node.Output;
             }
             var (epilogues, absorbed) = ConvEpilogues(g, pinned, into, fused);
-            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed);
+            var pooled = PooledConvs(g, stop, fused, epilogues, absorbed);
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed, pooled);
+        }
+
+        /// <summary>
+        /// The convs that compute the max pool after them (<see cref="LeanPlan.Pooled"/>): a conv, optionally with the
+        /// ReLU it fuses, whose value only a max pool reads, none of it kept (not a requested layer, not the output)
+        /// and the pool's routing not kept (at or before <paramref name="stop"/>). The ReLU and the pool then only
+        /// name the result (<see cref="LeanPlan.Absorbed"/> empty for the ReLU, the pool's own name set by the conv).
+        /// </summary>
+        private static int[] PooledConvs(ModelGraph g, int stop, bool[] fusedRelu,
+            ConvEpilogue?[] epilogues, string?[] absorbed)
+        {
+            int count = g.Nodes.Count;
+            var readers = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var node in g.Nodes)
+            {
+                foreach (var name in node.Inputs)
+                    readers[name] = readers.GetValueOrDefault(name) + 1;
+            }
+            var pooled = new int[count];
+            Array.Fill(pooled, -1);
+            for (int i = 0; i < count; i++)
+            {
+                var conv = g.Nodes[i];
+                if (conv.Op != Model.Ops.Conv || epilogues[i] != null || absorbed[i] != null)
+                    continue;
+                int j = fusedRelu[i] ? i + 2 : i + 1;
+                if (j >= count || j > stop || g.Nodes[j].Op != Model.Ops.MaxPool)
+                    continue;
+                // A pinned value is a requested layer (at or after stop) or read after stop: never before this pool.
+                string value = g.Nodes[j - 1].Output;
+                if (g.Nodes[j].Inputs[0] != value || readers.GetValueOrDefault(value) != 1 || value == g.OutputName)
+                    continue;
+                pooled[i] = j;
+                for (int k = i + 1; k <= j; k++)
+                    absorbed[k] = "";
+            }
+            return pooled;
         }
 
         /// <summary>Whether node <paramref name="conv"/> is a conv followed by the SiLU of its output as exported: a
@@ -435,6 +478,20 @@ internal sealed partial class DeviceModel : IDisposable
         return Graph.Nodes.Where((_, i) => plan.Epilogues[i] != null).Select(n => n.Name).ToList();
     }
 
+    /// <summary>The names of the convs that a forward pass runs with the max pool after them (<see cref="ForwardOutput"/>
+    /// when <paramref name="layers"/> is null, else <see cref="ForwardFor"/>), for tests and diagnostics.</summary>
+    internal IReadOnlyList<string> PooledConvNames(IReadOnlyList<string>? layers)
+    {
+        if (layers != null)
+        {
+            using var probe = Backend.Allocate([1, .. Graph.InputShape]);
+            ForwardFor(probe, layers).Dispose();
+        }
+        var plan = layers == null ? _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1)
+            : _layerPlans[string.Join('\n', layers)];
+        return Graph.Nodes.Where((_, i) => plan.Pooled[i] >= 0).Select(n => n.Name).ToList();
+    }
+
     private void RunClipInPlace(ForwardPass pass, GraphNode node)
     {
         var x = pass[node.Inputs[0]];
@@ -451,6 +508,18 @@ internal sealed partial class DeviceModel : IDisposable
         Backend.Conv2dFused(x, a.Param("weight"), a.OptionalParam("bias"), e.Residual == null ? null : pass[e.Residual], y, s,
             e.Activation, e.Lo, e.Hi);
         pass.Set(node.Output, y);
+    }
+
+    private void RunPooledConv(ForwardPass pass, GraphNode node, GraphNode pool, bool relu)
+    {
+        var a = new ForwardArgs(this, pass, node, null, false);
+        var x = a.Input(0);
+        var s = Ops.Conv.Geometry(node, x.Shape[1..], a.N);
+        var p = Ops.MaxPool.Geometry(pool, [s.K, s.OH, s.OW], a.N);
+        var y = pass.Own(Backend.Allocate([a.N, .. pool.Shape]));
+        Backend.Conv2dMaxPool(x, a.Param("weight"), a.OptionalParam("bias"), y, s,
+            relu ? Kernels.EpilogueActivation.Relu : Kernels.EpilogueActivation.None, 0f, 0f, p);
+        pass.Set(pool.Output, y);
     }
 
     // The op's rule runs the node (engine/Graph/Ops); the plan says whether it writes over an input or carries

@@ -141,6 +141,22 @@ internal sealed unsafe partial class CpuBackend : Backend
         Conv(x, w, b, y, s, new StoreEpilogue(InOrNull(residual), activation, lo, hi));
     }
 
+    /// <summary>The planar form (a stem) pools its rows as it makes them (<see cref="PlanarConv.ForwardMaxPool"/>) where
+    /// the pool is one <see cref="CpuPooling.MaxValues"/> takes; any other pair runs as the base class's two passes.</summary>
+    protected override void Conv2dMaxPoolCore(Tensor x, Tensor w, Tensor? b, Tensor y, ConvShape s, EpilogueActivation activation,
+        float lo, float hi, PoolShape p)
+    {
+        if (!FuseEpilogues || DepthwiseConv.Supports(s) || CpuConv.ChooseForm(s, _simd) != ConvForm.Planar || !PlanarConv.PoolFuses(s, p))
+        {
+            base.Conv2dMaxPoolCore(x, w, b, y, s, activation, lo, hi, p);
+            return;
+        }
+        float* wp = In(w);
+        var packedP = S(w).Derived(WeightKey("fwdP", s), () => PlanarConv.PackWeights(wp, s));
+        fixed (float* pw = packedP)
+            PlanarConv.ForwardMaxPool(In(x), pw, InOrNull(b), Over(y), s, new StoreEpilogue(null, activation, lo, hi), p);
+    }
+
     /// <summary>The forward conv in the layer's form; the Winograd, direct and column forms apply the
     /// <paramref name="epilogue"/> as they store the output, the pixel-row form its ReLU in a pass after (it takes no
     /// other epilogue).</summary>

@@ -32,59 +32,15 @@ internal static unsafe class CpuPooling
         int planeIn = s.H * s.W, planeOut = s.OH * s.OW;
         CpuConv.For(s.N * s.C, (long)s.N * s.C * planeOut * 9, nc =>
         {
-            int w = s.W, pl = s.PadLeft;
-            // Row maxima at m[1 .. W], -infinity at m[0] and past the row (the left and right padding).
-            int len = PackedGemm.RoundUp(2 * s.OW + 3 + 32, 16);
+            int len = ValuesRowScratch(s.OW);
             float* m = stackalloc float[len];
             new Span<float>(m, len).Fill(float.NegativeInfinity);
             float* xp = x + (long)nc * planeIn, yp = y + (long)nc * planeOut;
-            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            var odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
             for (int oh = 0; oh < s.OH; oh++)
             {
                 int ih0 = Math.Max(0, 2 * oh - s.PadTop), ih1 = Math.Min(s.H, 2 * oh - s.PadTop + 3);
-                float* r0 = xp + (long)ih0 * w;
-                int iw = 0;
-                if (w >= 16)
-                {
-                    // The last vector starts at w - 16, overlapping the one before it with the same maxima: no
-                    // scalar tail.
-                    for (; iw < w; iw += 16)
-                    {
-                        int at = Math.Min(iw, w - 16);
-                        var v = Vector512.Load(r0 + at);
-                        for (int ih = ih0 + 1; ih < ih1; ih++)
-                            v = Max(v, Vector512.Load(xp + (long)ih * w + at));
-                        v.Store(m + 1 + at);
-                    }
-                }
-                for (; iw < w; iw++)
-                {
-                    float v = r0[iw];
-                    for (int ih = ih0 + 1; ih < ih1; ih++)
-                        v = Max(v, xp[(long)ih * w + iw]);
-                    m[1 + iw] = v;
-                }
-                // Window ow covers padded columns 2ow .. 2ow+2, i.e. m[2ow + 1 - pl ..].
-                float* mw = m + 1 - pl;
-                float* yr = yp + (long)oh * s.OW;
-                int ow = 0;
-                if (s.OW >= 16)
-                {
-                    // As above: the last 16 outputs overlap those before them with the same values.
-                    for (; ow < s.OW; ow += 16)
-                    {
-                        float* p = mw + 2 * Math.Min(ow, s.OW - 16);
-                        var lo = Vector512.Load(p);
-                        var hi = Vector512.Load(p + 16);
-                        var a = Avx512F.PermuteVar16x32x2(lo, even, hi);
-                        var b = Avx512F.PermuteVar16x32x2(lo, odd, hi);
-                        var c = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
-                        Max(Max(a, b), c).Store(yr + Math.Min(ow, s.OW - 16));
-                    }
-                }
-                for (; ow < s.OW; ow++)
-                    yr[ow] = Max(Max(mw[2 * ow], mw[2 * ow + 1]), mw[2 * ow + 2]);
+                float* r0 = xp + (long)ih0 * s.W;
+                ValuesRow(r0, r0 + s.W, r0 + 2 * s.W, ih1 - ih0, s.W, s.PadLeft, s.OW, yp + (long)oh * s.OW, m);
             }
         });
         return true;
@@ -96,6 +52,69 @@ internal static unsafe class CpuPooling
         Avx512F.IsSupported && s.KH == 3 && s.KW == 3 && s.StrideH == 2 && s.StrideW == 2 && s.DilationH == 1
         && s.DilationW == 1 && s.PadTop <= 1 && s.PadLeft <= 1 && s.PadBottom <= 1 && s.PadRight <= 1 && s.H >= 3 && s.W >= 3
         && 2 * (s.OH - 1) - s.PadTop < s.H && 2 * (s.OW - 1) - s.PadLeft < s.W;
+
+    /// <summary>Floats of the scratch row <see cref="ValuesRow"/> takes for <paramref name="ow"/> outputs.</summary>
+    internal static int ValuesRowScratch(int ow) => PackedGemm.RoundUp(2 * ow + 3 + 32, 16);
+
+    /// <summary>
+    /// One output row of <see cref="MaxValues"/>' windows (3x3, stride 2): the maximum over the window's
+    /// <paramref name="rows"/> (1-3) input rows <paramref name="a"/>, <paramref name="b"/>, <paramref name="c"/> (in
+    /// that order; those past <paramref name="rows"/> are not read) of <paramref name="w"/> pixels is taken first
+    /// (contiguous vectors, into <paramref name="m"/>, <see cref="ValuesRowScratch"/> floats), then each window's three
+    /// columns of it, <paramref name="pl"/> columns of left padding as -infinity, into the <paramref name="ow"/> outputs
+    /// at <paramref name="yr"/>. The caller fills <paramref name="m"/> with -infinity once; each row writes
+    /// m[1 .. w] only. The fused stem (<see cref="PlanarConv.ForwardMaxPool"/>) calls it on rows it keeps in
+    /// a ring buffer.
+    /// </summary>
+    internal static void ValuesRow(float* a, float* b, float* c, int rows, int w, int pl, int ow, float* yr, float* m)
+    {
+        // Row maxima at m[1 .. w], -infinity at m[0] and past the row (the left and right padding).
+        int iw = 0;
+        if (w >= 16)
+        {
+            // The last vector starts at w - 16, overlapping the one before it with the same maxima: no scalar tail.
+            for (; iw < w; iw += 16)
+            {
+                int at = Math.Min(iw, w - 16);
+                var v = Vector512.Load(a + at);
+                if (rows > 1)
+                    v = Max(v, Vector512.Load(b + at));
+                if (rows > 2)
+                    v = Max(v, Vector512.Load(c + at));
+                v.Store(m + 1 + at);
+            }
+        }
+        for (; iw < w; iw++)
+        {
+            float v = a[iw];
+            if (rows > 1)
+                v = Max(v, b[iw]);
+            if (rows > 2)
+                v = Max(v, c[iw]);
+            m[1 + iw] = v;
+        }
+        // Window o covers padded columns 2o .. 2o+2, i.e. m[2o + 1 - pl ..].
+        float* mw = m + 1 - pl;
+        int o = 0;
+        if (ow >= 16)
+        {
+            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            var odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            // As above: the last 16 outputs overlap those before them with the same values.
+            for (; o < ow; o += 16)
+            {
+                float* p = mw + 2 * Math.Min(o, ow - 16);
+                var lo = Vector512.Load(p);
+                var hi = Vector512.Load(p + 16);
+                var ev = Avx512F.PermuteVar16x32x2(lo, even, hi);
+                var od = Avx512F.PermuteVar16x32x2(lo, odd, hi);
+                var third = Avx512F.PermuteVar16x32x2(Vector512.Load(p + 2), even, Vector512.Load(p + 18));
+                Max(Max(ev, od), third).Store(yr + Math.Min(o, ow - 16));
+            }
+        }
+        for (; o < ow; o++)
+            yr[o] = Max(Max(mw[2 * o], mw[2 * o + 1]), mw[2 * o + 2]);
+    }
 
     /// <summary>The larger of two values, NaN if either is (<see cref="MaxForward"/>'s rule without the order).</summary>
     private static float Max(float a, float b) => a > b || float.IsNaN(a) ? a : b;

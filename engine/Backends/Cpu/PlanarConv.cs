@@ -115,6 +115,125 @@ internal static unsafe class PlanarConv
         }
     }
 
+    /// <summary>Whether <see cref="ForwardMaxPool"/> takes a conv (with the phase buffer: not 1x1) followed by
+    /// max pool <paramref name="p"/> over its whole output.</summary>
+    public static bool PoolFuses(ConvShape s, PoolShape p) =>
+        !s.IsUnpaddedPointwise && CpuPooling.ValuesPath(p) && p.N == s.N && p.C == s.K && p.H == s.OH && p.W == s.OW
+        && p.OH >= 2;
+
+    /// <summary>
+    /// <c>y = maxpool(epilogue(conv(x, w) + b))</c> for a conv this form takes with its phase buffer (a stem) and a
+    /// pool <see cref="CpuPooling.MaxValues"/> takes (<see cref="PoolFuses"/>), the conv's output never stored: a task
+    /// (image, band of pool rows) computes its conv rows for every channel into a ring of three rows (86 KB for
+    /// ResNet's stem, in L2) and pools each output row from the ring as soon as its last input row is there, with the
+    /// values and order of <see cref="CpuPooling.ValuesRow"/>. Each band owns conv rows [2a - PT, 2b - PT) of its pool
+    /// rows [a, b); its last pool row also reads the next band's first conv row, so each band keeps its first row and
+    /// its last two in a side buffer, and those pool rows are made after all bands. The values are the bits of
+    /// <see cref="Forward"/> followed by <see cref="CpuPooling.MaxValues"/>; what is saved is the conv's output going
+    /// out to memory and back (3.2 MB an image for ResNet's stem). <paramref name="epilogue"/> takes no residual.
+    /// </summary>
+    public static void ForwardMaxPool(float* x, float* packedW, float* bias, float* y, ConvShape s, StoreEpilogue epilogue, PoolShape p)
+    {
+        if (!PoolFuses(s, p) || epilogue.Residual != null)
+            throw new ArgumentException($"planar conv: the max pool {p} does not fuse with the conv {s}");
+        int nb = ConvPlan.ChunkImages(s, 0);
+        // Bands of at least two pool rows, about eight tasks a thread over a chunk's images.
+        int threads = Environment.ProcessorCount;
+        int bands = Math.Clamp((8 * threads + nb - 1) / nb, 1, p.OH / 2);
+        int perBand = (p.OH + bands - 1) / bands;
+        bands = (p.OH + perBand - 1) / perBand;
+        long rowFloats = (long)s.K * s.OW;
+        var bufArray = Scratch.Rent(new ConvPlan(s, nb).BufferLength);
+        // Per task: its ring (3 rows); per band: its first conv row and its last two (the side buffer).
+        var ringArray = Scratch.Rent((long)nb * bands * 6 * rowFloats);
+        try
+        {
+            float* buf = Scratch.Aligned(bufArray), rings = Scratch.Aligned(ringArray);
+            float* sides = rings + (long)nb * bands * 3 * rowFloats;
+            for (int n0 = 0; n0 < s.N; n0 += nb)
+            {
+                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
+                CpuConv.BuildPhases(x, n0, plan, buf);
+                var offsets = plan.RowOffsets(0);
+                fixed (long* ro = offsets)
+                {
+                    long* rop = ro;
+                    int images = plan.Images;
+                    CpuParallel.For(images * bands, t =>
+                    {
+                        int img = t / bands, band = t - img * bands;
+                        PoolBand(buf + img * plan.Plane, rop, plan, band, perBand, packedW, bias, epilogue,
+                            rings + (long)t * 3 * rowFloats, sides + (long)t * 3 * rowFloats,
+                            y + (long)(n0 + img) * s.K * p.OH * p.OW, p);
+                    });
+                    // Each band's last pool row: its last two conv rows and the next band's first.
+                    CpuParallel.For(images * (bands - 1), t =>
+                    {
+                        int img = t / (bands - 1), band = t - img * (bands - 1);
+                        int oh = (band + 1) * perBand - 1;
+                        float* own = sides + ((long)img * bands + band) * 3 * rowFloats;
+                        float* next = sides + ((long)img * bands + band + 1) * 3 * rowFloats;
+                        float* m = stackalloc float[CpuPooling.ValuesRowScratch(p.OW)];
+                        new Span<float>(m, CpuPooling.ValuesRowScratch(p.OW)).Fill(float.NegativeInfinity);
+                        float* yImage = y + (long)(n0 + img) * s.K * p.OH * p.OW;
+                        for (int c = 0; c < s.K; c++)
+                        {
+                            long at = (long)c * s.OW;
+                            CpuPooling.ValuesRow(own + rowFloats + at, own + 2 * rowFloats + at, next + at, 3, p.W, p.PadLeft,
+                                p.OW, yImage + ((long)c * p.OH + oh) * p.OW, m);
+                        }
+                    });
+                }
+            }
+        }
+        finally
+        {
+            Scratch.Return(ringArray);
+            Scratch.Return(bufArray);
+        }
+    }
+
+    /// <summary>One band of <see cref="ForwardMaxPool"/>: pool rows [band * perBand, ...) of one image, the conv rows
+    /// it owns computed into <paramref name="ring"/>; its first conv row and last two copied to <paramref name="side"/>.</summary>
+    private static void PoolBand(float* src, long* ro, ConvPlan plan, int band, int perBand, float* packedW, float* bias,
+        StoreEpilogue epilogue, float* ring, float* side, float* yImage, PoolShape p)
+    {
+        var s = plan.S;
+        int blocks = (s.K + KB - 1) / KB, a = band * perBand, b = Math.Min(p.OH, a + perBand);
+        bool last = b == p.OH;
+        int r0 = Math.Max(0, 2 * a - p.PadTop), r1 = last ? s.OH : 2 * b - p.PadTop;
+        long rowFloats = (long)s.K * s.OW;
+        var acc = stackalloc Vector512<float>[KB * MaxVectors];
+        int len = CpuPooling.ValuesRowScratch(p.OW);
+        float* m = stackalloc float[len];
+        new Span<float>(m, len).Fill(float.NegativeInfinity);
+        int oh = a;
+        for (int r = r0; r < r1; r++)
+        {
+            float* slot = ring + (r - r0) % 3 * rowFloats;
+            Row(src + (long)r * plan.Wq, ro, plan.Crs, s.OW, slot, s.OW, 0, blocks, s.K, packedW, bias, epilogue, acc, false);
+            if (r == r0 && band > 0)
+                new Span<float>(slot, (int)rowFloats).CopyTo(new Span<float>(side, (int)rowFloats));
+            if (!last && r >= r1 - 2)
+                new Span<float>(slot, (int)rowFloats).CopyTo(new Span<float>(side + (r - r1 + 3) * rowFloats, (int)rowFloats));
+            // Pool rows whose last input row this is (the band's last pool row, unless the band is the last, waits).
+            for (; oh < b; oh++)
+            {
+                int ih0 = Math.Max(0, 2 * oh - p.PadTop), ih1 = Math.Min(s.OH, 2 * oh - p.PadTop + 3);
+                if (ih1 - 1 != r || ih1 > r1)
+                    break;
+                float* ra = ring + (ih0 - r0) % 3 * rowFloats, rb = ring + (ih0 + 1 - r0) % 3 * rowFloats,
+                    rc = ring + (ih0 + 2 - r0) % 3 * rowFloats;
+                for (int c = 0; c < s.K; c++)
+                {
+                    long at = (long)c * s.OW;
+                    CpuPooling.ValuesRow(ra + at, rb + at, rc + at, ih1 - ih0, p.W, p.PadLeft, p.OW,
+                        yImage + ((long)c * p.OH + oh) * p.OW, m);
+                }
+            }
+        }
+    }
+
     /// <summary>Every output row of the chunk, in tasks of consecutive rows (each task all channels of its rows, so
     /// the input rows it reads stay in L1 across the channel blocks).</summary>
     private static void Rows(float* buf, long* ro, ConvPlan plan, int n0, float* packedW, float* bias, float* y,
