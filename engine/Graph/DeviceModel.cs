@@ -468,27 +468,26 @@ internal sealed partial class DeviceModel : IDisposable
     /// when <paramref name="layers"/> is null, else <see cref="ForwardFor"/>), for tests and diagnostics.</summary>
     internal IReadOnlyList<string> FusedConvs(IReadOnlyList<string>? layers)
     {
-        if (layers != null)
-        {
-            using var probe = Backend.Allocate([1, .. Graph.InputShape]);
-            ForwardFor(probe, layers).Dispose();
-        }
-        var plan = layers == null ? _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1)
-            : _layerPlans[string.Join('\n', layers)];
+        var plan = PlanFor(layers);
         return Graph.Nodes.Where((_, i) => plan.Epilogues[i] != null).Select(n => n.Name).ToList();
+    }
+
+    /// <summary>The plan of <see cref="ForwardOutput"/> (<paramref name="layers"/> null) or of <see cref="ForwardFor"/>
+    /// (made by running it once on a zero image), for the diagnostics.</summary>
+    private LeanPlan PlanFor(IReadOnlyList<string>? layers)
+    {
+        if (layers == null)
+            return _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1);
+        using (var probe = Backend.Allocate([1, .. Graph.InputShape]))
+            ForwardFor(probe, layers).Dispose();
+        return _layerPlans[string.Join('\n', layers)];
     }
 
     /// <summary>The names of the convs that a forward pass runs with the max pool after them (<see cref="ForwardOutput"/>
     /// when <paramref name="layers"/> is null, else <see cref="ForwardFor"/>), for tests and diagnostics.</summary>
     internal IReadOnlyList<string> PooledConvNames(IReadOnlyList<string>? layers)
     {
-        if (layers != null)
-        {
-            using var probe = Backend.Allocate([1, .. Graph.InputShape]);
-            ForwardFor(probe, layers).Dispose();
-        }
-        var plan = layers == null ? _leanPlan ??= LeanPlan.For(Graph, new HashSet<string>(StringComparer.Ordinal), Graph.Nodes.Count - 1)
-            : _layerPlans[string.Join('\n', layers)];
+        var plan = PlanFor(layers);
         return Graph.Nodes.Where((_, i) => plan.Pooled[i] >= 0).Select(n => n.Name).ToList();
     }
 
