@@ -12,8 +12,9 @@ namespace CamEngine.Tests.Backends;
 /// backend pools as it makes them (<see cref="PlanarConv.ForwardMaxPool"/>: bands of pool rows, a ring of three conv
 /// rows, each band's last pool row made after all bands from a side buffer) gives the bits of the conv then the pool
 /// run one after the other, on geometries with one band and many, odd channel counts, pool rows shorter than a vector,
-/// both pool paddings, a batch split into chunks; other pools and the ILGPU backend take the two passes. In a graph, a
-/// lean forward runs the conv, its ReLU and the pool as one node unless the conv's or ReLU's value is requested.
+/// both pool paddings, a batch split into chunks; other pools and the ILGPU backends (plain, and shaped as a GPU, whose
+/// tiled conv applies the ReLU in its output stage) take the two passes with the same bits. In a graph, a lean forward
+/// runs the conv, its ReLU and the pool as one node unless the conv's or ReLU's value is requested.
 /// </summary>
 [TestFixture]
 internal sealed class ConvMaxPoolTests
@@ -61,12 +62,14 @@ internal sealed class ConvMaxPoolTests
 
     [TestCase("cpu", 2, 2)] // a 2x2 pool: the two passes
     [TestCase("ilgpu", 3, 2)]
+    [TestCase("tiled", 3, 2)] // ILGPU's CPU accelerator shaped as a GPU: its tiled conv's output stage
     public void Other_pools_and_backends_take_the_two_passes(string backend, int window, int stride)
     {
         var s = new ConvShape(2, 3, 30, 36, 5, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1);
         var p = Pool(s, window == 3 ? 1 : 0, window, stride);
         Assert.That(PlanarConv.PoolFuses(s, p), Is.EqualTo(window == 3));
-        var (fused, plain) = Run(TestDevice.Named(backend), s, p, EpilogueActivation.Relu, true, 7);
+        using var tiled = backend == "tiled" ? IlgpuBackend.CreateTiledCpu() : null;
+        var (fused, plain) = Run(tiled ?? TestDevice.Named(backend), s, p, EpilogueActivation.Relu, true, 7);
         Assert.That(fused, Is.EqualTo(plain));
     }
 
@@ -107,9 +110,11 @@ internal sealed class ConvMaxPoolTests
 
     [TestCase("cpu")]
     [TestCase("ilgpu")]
+    [TestCase("tiled")]
     public void A_lean_forward_pools_the_stem_in_one_node_unless_its_values_are_requested(string kind)
     {
-        var backend = TestDevice.Named(kind);
+        using var tiled = kind == "tiled" ? IlgpuBackend.CreateTiledCpu() : null;
+        var backend = tiled ?? TestDevice.Named(kind);
         var g = new OpGraph([3, 40, 44], seed: 23);
         var conv = g.Add(CamEngine.Model.Ops.Conv, OpGraph.A(("kernel", [7, 7]), ("strides", [2, 2]), ("pads", [3, 3, 3, 3]),
                 ("dilations", [1, 1]), ("group", [1]), ("out_channels", [5])),
