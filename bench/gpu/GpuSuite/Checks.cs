@@ -100,6 +100,22 @@ internal sealed class Checks(Backend fast, ReferenceBackend reference)
         }
         foreach (var t in new[] { xr, wr, br, rr })
             t.Dispose();
+        // A stem: conv 7x7/2, ReLU and a 3x3/2 max pool as one call (Backend.Conv2dMaxPool; on the GPU the tiled conv
+        // into a temporary, then the pool's values).
+        var st = new ConvShape(2, 3, 33, 36, 6, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1);
+        var p = new PoolShape(st.N, st.K, st.OH, st.OW, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, false);
+        using var sx = Pair(rng, out var sxr, st.N, st.C, st.H, st.W);
+        using var sw = Pair(rng, out var swr, st.K, st.C, st.KH, st.KW);
+        using var sb = Pair(rng, out var sbr, st.K);
+        using (var y = fast.Allocate(p.N, p.C, p.OH, p.OW))
+        using (var yr = reference.Allocate(p.N, p.C, p.OH, p.OW))
+        {
+            fast.Conv2dMaxPool(sx, sw, sb, y, st, EpilogueActivation.Relu, 0f, 0f, p);
+            reference.Conv2dMaxPool(sxr, swr, sbr, yr, st, EpilogueActivation.Relu, 0f, 0f, p);
+            Compare("Conv2d.TiledForward", "stem: conv + ReLU + 3x3/2 max pool", y, yr);
+        }
+        foreach (var t in new[] { sxr, swr, sbr })
+            t.Dispose();
     }
 
     private void Gemm(int m, int k, int n, bool transB)
