@@ -42,6 +42,17 @@ internal sealed class ConvMaxPoolTests
     }
 
     [Test]
+    public void Non_finite_inputs_pool_as_they_do_unfused()
+    {
+        var s = new ConvShape(2, 3, 40, 38, 7, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1);
+        var p = Pool(s, 1, 3, 2);
+        var (fused, plain) = Run(TestDevice.Cpu, s, p, EpilogueActivation.Relu, true, 9, nonFinite: true);
+        Assert.That(fused, Is.EqualTo(plain));
+        Assert.That(plain.Count(float.IsNaN), Is.GreaterThan(0), "a NaN reaches the output");
+        Assert.That(plain.Count(float.IsFinite), Is.GreaterThan(plain.Length / 2), "away from it the outputs are finite");
+    }
+
+    [Test]
     public void A_batch_in_several_chunks_gives_the_same_bits()
     {
         var s = new ConvShape(3, 3, 30, 34, 5, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1);
@@ -90,10 +101,16 @@ internal sealed class ConvMaxPoolTests
         new(s.N, s.K, s.OH, s.OW, window, window, stride, stride, pad, pad, pad, pad, 1, 1, false, false);
 
     /// <summary>The fused call's output and that of Conv2dFused then MaxPoolValues, on <paramref name="b"/>.</summary>
-    private static (float[] Fused, float[] Plain) Run(Backend b, ConvShape s, PoolShape p, EpilogueActivation act, bool withBias, int seed)
+    private static (float[] Fused, float[] Plain) Run(Backend b, ConvShape s, PoolShape p, EpilogueActivation act, bool withBias, int seed,
+        bool nonFinite = false)
     {
         var rng = new Random(seed);
         var data = TensorAssert.Random(rng, s.N * s.C * s.H * s.W);
+        if (nonFinite)
+        {
+            data[s.H * s.W / 2 + 7] = float.NaN; // image 0, channel 0, mid-plane
+            data[^5] = float.PositiveInfinity; // the last image's last channel, near its end
+        }
         var weights = TensorAssert.Random(rng, (int)s.WeightLength);
         var biases = TensorAssert.Random(rng, s.K);
         using var x = b.Upload(data, s.N, s.C, s.H, s.W);
