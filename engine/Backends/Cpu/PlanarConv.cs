@@ -95,7 +95,17 @@ internal static unsafe class PlanarConv
             Planes(x, packedW, bias, y, s, epilogue);
             return;
         }
-        int nb = ConvPlan.ChunkImages(s, 0);
+        Chunks(x, s, ConvPlan.ChunkImages(s, 0), (buf, ro, plan, n0) => Rows(buf, ro, plan, n0, packedW, bias, y, epilogue));
+    }
+
+    /// <summary>A chunk of images in the phase buffer: <paramref name="buf"/>, the im2col row offsets <paramref name="ro"/>
+    /// of <paramref name="plan"/>, the chunk's first image <paramref name="n0"/>.</summary>
+    private delegate void ChunkBody(float* buf, long* ro, ConvPlan plan, int n0);
+
+    /// <summary>The batch in chunks of <paramref name="nb"/> images, each split into the phase buffer (one rented buffer
+    /// for all), then <paramref name="body"/>.</summary>
+    private static void Chunks(float* x, ConvShape s, int nb, ChunkBody body)
+    {
         var bufArray = Scratch.Rent(new ConvPlan(s, nb).BufferLength);
         try
         {
@@ -106,7 +116,7 @@ internal static unsafe class PlanarConv
                 CpuConv.BuildPhases(x, n0, plan, buf);
                 var offsets = plan.RowOffsets(0);
                 fixed (long* ro = offsets)
-                    Rows(buf, ro, plan, n0, packedW, bias, y, epilogue);
+                    body(buf, ro, plan, n0);
             }
         }
         finally
@@ -143,53 +153,44 @@ internal static unsafe class PlanarConv
         int perBand = (p.OH + bands - 1) / bands;
         bands = (p.OH + perBand - 1) / perBand;
         long rowFloats = (long)s.K * s.OW;
-        var bufArray = Scratch.Rent(new ConvPlan(s, nb).BufferLength);
         // Per task: its ring (3 rows); per band: its first conv row and its last two (the side buffer).
         var ringArray = Scratch.Rent((long)nb * bands * 6 * rowFloats);
         try
         {
-            float* buf = Scratch.Aligned(bufArray), rings = Scratch.Aligned(ringArray);
+            float* rings = Scratch.Aligned(ringArray);
             float* sides = rings + (long)nb * bands * 3 * rowFloats;
-            for (int n0 = 0; n0 < s.N; n0 += nb)
+            Chunks(x, s, nb, (buf, ro, plan, n0) =>
             {
-                var plan = new ConvPlan(s, Math.Min(nb, s.N - n0));
-                CpuConv.BuildPhases(x, n0, plan, buf);
-                var offsets = plan.RowOffsets(0);
-                fixed (long* ro = offsets)
+                int images = plan.Images;
+                CpuParallel.For(images * bands, t =>
                 {
-                    long* rop = ro;
-                    int images = plan.Images;
-                    CpuParallel.For(images * bands, t =>
+                    int img = t / bands, band = t - img * bands;
+                    PoolBand(buf + img * plan.Plane, ro, plan, band, perBand, packedW, bias, epilogue,
+                        rings + (long)t * 3 * rowFloats, sides + (long)t * 3 * rowFloats,
+                        y + (long)(n0 + img) * s.K * p.OH * p.OW, p);
+                });
+                // Each band's last pool row: its last two conv rows and the next band's first.
+                CpuParallel.For(images * (bands - 1), t =>
+                {
+                    int img = t / (bands - 1), band = t - img * (bands - 1);
+                    int oh = (band + 1) * perBand - 1;
+                    float* own = sides + ((long)img * bands + band) * 3 * rowFloats;
+                    float* next = sides + ((long)img * bands + band + 1) * 3 * rowFloats;
+                    float* m = stackalloc float[CpuPooling.ValuesRowScratch(p.OW)];
+                    new Span<float>(m, CpuPooling.ValuesRowScratch(p.OW)).Fill(float.NegativeInfinity);
+                    float* yImage = y + (long)(n0 + img) * s.K * p.OH * p.OW;
+                    for (int c = 0; c < s.K; c++)
                     {
-                        int img = t / bands, band = t - img * bands;
-                        PoolBand(buf + img * plan.Plane, rop, plan, band, perBand, packedW, bias, epilogue,
-                            rings + (long)t * 3 * rowFloats, sides + (long)t * 3 * rowFloats,
-                            y + (long)(n0 + img) * s.K * p.OH * p.OW, p);
-                    });
-                    // Each band's last pool row: its last two conv rows and the next band's first.
-                    CpuParallel.For(images * (bands - 1), t =>
-                    {
-                        int img = t / (bands - 1), band = t - img * (bands - 1);
-                        int oh = (band + 1) * perBand - 1;
-                        float* own = sides + ((long)img * bands + band) * 3 * rowFloats;
-                        float* next = sides + ((long)img * bands + band + 1) * 3 * rowFloats;
-                        float* m = stackalloc float[CpuPooling.ValuesRowScratch(p.OW)];
-                        new Span<float>(m, CpuPooling.ValuesRowScratch(p.OW)).Fill(float.NegativeInfinity);
-                        float* yImage = y + (long)(n0 + img) * s.K * p.OH * p.OW;
-                        for (int c = 0; c < s.K; c++)
-                        {
-                            long at = (long)c * s.OW;
-                            CpuPooling.ValuesRow(own + rowFloats + at, own + 2 * rowFloats + at, next + at, 3, p.W, p.PadLeft,
-                                p.OW, yImage + ((long)c * p.OH + oh) * p.OW, m);
-                        }
-                    });
-                }
-            }
+                        long at = (long)c * s.OW;
+                        CpuPooling.ValuesRow(own + rowFloats + at, own + 2 * rowFloats + at, next + at, 3, p.W, p.PadLeft,
+                            p.OW, yImage + ((long)c * p.OH + oh) * p.OW, m);
+                    }
+                });
+            });
         }
         finally
         {
             Scratch.Return(ringArray);
-            Scratch.Return(bufArray);
         }
     }
 
