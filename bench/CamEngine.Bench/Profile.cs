@@ -12,7 +12,7 @@ namespace CamEngine.Bench;
 /// sum of the parts is compared with the whole <see cref="DeviceModel.Forward"/> (the difference is allocation and
 /// bookkeeping). PROFILE_FORMS=1 adds an A/B/C of the conv forms per layer (PROFILE_FORMS_MATCH=TEXT: only layers whose description contains it; PROFILE_PLANAR_TAPS=N sets the planar form's taps per block), PROFILE_BACKWARD=1 the backward-data of
 /// every conv, PROFILE_DEPTHWISE=1 an A/B of the depthwise convs (<c>DepthwiseConv</c> against the im2col path) per
-/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_SPIN=1 with those workers spinning 25 ms after a loop before they park and 200 us, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one (with the row form off), PROFILE_DW_ROWS=1 with the depthwise row form and the forms before it, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_PREFETCH_OUTPUT=1 with the GEMM prefetching its next output tile and not, PROFILE_STREAM=1 with GEMM outputs of 24 MB or more stored past the caches and through them, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter, PROFILE_GEMM_STORE=1 with the GEMM's tile epilogue (bias, residual, activation) applied in registers before the store and in a second pass over the stored tile, PROFILE_SUBSAMPLED=1 with strided 1x1 convs as GEMMs gathering their columns from x where that pays and all in the direct form, PROFILE_PLANAR=1 with the planar form for few-channel layers (stems) and expanding 14x14 pointwise convs, and the forms they took before; PROFILE_PLANAR_NARROW=1 with the planar form for 1x1s of 64 or fewer inputs or outputs on 14x14 and 28x28 planes and the forms before; PROFILE_ROWS_IN_PLACE=1 with the in-place 1x1 GEMMs reading x's rows where they lie and packing them per task; PROFILE_SUBSAMPLE_COPY=1 with strided 1x1s copying the kept pixels to a dense plane first and gathering them per task; PROFILE_BATCHED_ROWS=1 with a batch's in-place 1x1 GEMMs as one over the batch and one per image; PROFILE_PLANAR_PREFETCH=1 with the planar form's stem tiles of a batch prefetching their output lines and not; PROFILE_PACKED_MATMUL=1 with batched MatMuls as packed GEMMs and as the row loops; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
+/// layer and for the whole forward, PROFILE_LEAN=1 instead every node's time inside the lean forward (in sequence, as a real call runs it; with one of the switches below, alternating its two settings call by call, a column each), PROFILE_AFFINE=1 with each loop dealt out in one share of consecutive indices per thread and from one shared counter, PROFILE_PROBE=1 first the cache line round trip between two threads and one thread's memory bandwidth and latency, PROFILE_POOL=1 the lean forward with the CPU kernels' own spinning workers and with Parallel.For, PROFILE_SPIN=1 with those workers spinning 25 ms after a loop before they park and 200 us, PROFILE_MASKED=1 with the direct form's masked short-tile stores on and off, PROFILE_FUSION=1 the lean forward with the CPU's fused conv store on and off, PROFILE_WINOGRAD_BLOCKS=1 with Winograd's blocks of tile rows (where chosen) and its chunked form, PROFILE_PIXEL_PAD=1 with the direct form's NHWC pixels padded past a multiple of 4 KB and not, PROFILE_DW_CHANNELS_LAST=1 with the channels-last depthwise form on small planes and the per-plane one (with the row form off), PROFILE_DW_ROWS=1 with the depthwise row form and the forms before it, PROFILE_PREFETCH=1 with the GEMM and direct-conv kernels prefetching the next weights and not, PROFILE_PREFETCH_OUTPUT=1 with the GEMM prefetching its next output tile and not, PROFILE_STREAM=1 with GEMM outputs of 24 MB or more stored past the caches and through them, PROFILE_MERGE=1 with the direct form reading taps adjacent in its buffer as one segment and one segment per tap, PROFILE_COMPACT=1 with the column form's compact plan on large batch-1 planes and its temporary and scatter, PROFILE_GEMM_STORE=1 with the GEMM's tile epilogue (bias, residual, activation) applied in registers before the store and in a second pass over the stored tile, PROFILE_SUBSAMPLED=1 with strided 1x1 convs as GEMMs gathering their columns from x where that pays and all in the direct form, PROFILE_PLANAR=1 with the planar form for few-channel layers (stems) and expanding 14x14 pointwise convs, and the forms they took before; PROFILE_PLANAR_NARROW=1 with the planar form for 1x1s of 64 or fewer inputs or outputs on 14x14 and 28x28 planes and the forms before; PROFILE_ROWS_IN_PLACE=1 with the in-place 1x1 GEMMs reading x's rows where they lie and packing them per task; PROFILE_SUBSAMPLE_COPY=1 with strided 1x1s copying the kept pixels to a dense plane first and gathering them per task; PROFILE_BATCHED_ROWS=1 with a batch's in-place 1x1 GEMMs as one over the batch and one per image; PROFILE_PLANAR_PREFETCH=1 with the planar form's stem tiles of a batch prefetching their output lines and not; PROFILE_PACKED_MATMUL=1 with batched MatMuls as packed GEMMs and as the row loops; PROFILE_SLEEP=MS sleeps before each lean forward, as the `ort` mode's gap does, and PROFILE_SWEEP_MB=N first writes N MB, as ORT's call in between does. Ops
 /// beyond conv/relu/pool/add/gap/fc run through their graph rule. Run: dotnet run -c Release --project bench/CamEngine.Bench -- profile [batch] [device] [model.safetensors]
 /// </summary>
 internal static class Profile
@@ -288,11 +288,13 @@ internal static class Profile
     /// <summary>A kernel switch the A/B modes flip: its two settings' names and how to set it.</summary>
     private sealed record Switch(string OnName, string OffName, Action<bool> Set);
 
-    /// <summary>The switches named by PROFILE_SPIN, PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION, PROFILE_PIXEL_PAD, PROFILE_DW_CHANNELS_LAST, PROFILE_DW_ROWS, PROFILE_PREFETCH, PROFILE_PREFETCH_OUTPUT, PROFILE_STREAM, PROFILE_MERGE, PROFILE_COMPACT, PROFILE_GEMM_STORE, PROFILE_SUBSAMPLED, PROFILE_PLANAR, PROFILE_PLANAR_NARROW, PROFILE_ROWS_IN_PLACE, PROFILE_SUBSAMPLE_COPY, PROFILE_BATCHED_ROWS, PROFILE_PLANAR_PREFETCH, PROFILE_PACKED_MATMUL and PROFILE_WINOGRAD_BLOCKS.</summary>
+    /// <summary>The switches named by PROFILE_SPIN, PROFILE_AFFINE, PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION, PROFILE_PIXEL_PAD, PROFILE_DW_CHANNELS_LAST, PROFILE_DW_ROWS, PROFILE_PREFETCH, PROFILE_PREFETCH_OUTPUT, PROFILE_STREAM, PROFILE_MERGE, PROFILE_COMPACT, PROFILE_GEMM_STORE, PROFILE_SUBSAMPLED, PROFILE_PLANAR, PROFILE_PLANAR_NARROW, PROFILE_ROWS_IN_PLACE, PROFILE_SUBSAMPLE_COPY, PROFILE_BATCHED_ROWS, PROFILE_PLANAR_PREFETCH, PROFILE_PACKED_MATMUL and PROFILE_WINOGRAD_BLOCKS.</summary>
     private static IEnumerable<Switch> Switches()
     {
         if (Environment.GetEnvironmentVariable("PROFILE_SPIN") == "1")
             yield return new("workers spin 25 ms", "200 us", on => CamEngine.Backends.Cpu.CpuParallel.SpinMicroseconds = on ? CamEngine.Backends.Cpu.CpuParallel.DefaultSpinMicroseconds : 200);
+        if (Environment.GetEnvironmentVariable("PROFILE_AFFINE") == "1")
+            yield return new("a share of each loop per thread", "one shared counter", on => CamEngine.Backends.Cpu.CpuParallel.Affine = on);
         if (Environment.GetEnvironmentVariable("PROFILE_POOL") == "1")
             yield return new("spinning workers", "Parallel.For", on => CamEngine.Backends.Cpu.CpuParallel.Enabled = on);
         if (Environment.GetEnvironmentVariable("PROFILE_MASKED") == "1")
@@ -346,6 +348,8 @@ internal static class Profile
     private static void LeanNodes(DeviceModel model, Tensor input, int reps, Switch? sw)
     {
         // Every node as the lean forward runs it, in sequence (caches and weights as a real call finds them).
+        if (Environment.GetEnvironmentVariable("PROFILE_PROBE") == "1")
+            Probe();
         var ticks = new Dictionary<(GraphNode, bool), List<long>>();
         bool setting = true;
         DeviceModel.NodeTimer = (node, t) =>
@@ -439,6 +443,68 @@ internal static class Profile
                 s_sweep[i] += 1f;
         }
         Thread.Sleep(sleepMs);
+    }
+
+    private static long s_pingPong;
+
+    /// <summary>
+    /// PROFILE_PROBE=1, before the lean forward: what this process finds of the machine, the round trip of a cache
+    /// line between two spinning threads (a value one core writes and the other reads), one thread's read bandwidth
+    /// over 64 MB and its latency chasing pointers through 64 MB at random. On the 2-vCPU VM some processes found
+    /// round trips of 400-470 ns and others 130-210, with the same bandwidth and latency (see CpuParallel.Affine).
+    /// </summary>
+    private static void Probe()
+    {
+        const long Trips = 200_000;
+        var partner = new Thread(() =>
+        {
+            for (long i = 1; i < 2 * Trips; i += 2)
+            {
+                while (Volatile.Read(ref s_pingPong) != i)
+                {
+                }
+                Volatile.Write(ref s_pingPong, i + 1);
+            }
+        });
+        Volatile.Write(ref s_pingPong, 0);
+        partner.Start();
+        var clock = Stopwatch.StartNew();
+        for (long i = 0; i < 2 * Trips; i += 2)
+        {
+            Volatile.Write(ref s_pingPong, i + 1);
+            while (Volatile.Read(ref s_pingPong) != i + 2)
+            {
+            }
+        }
+        double tripNs = clock.Elapsed.TotalMilliseconds * 1e6 / Trips;
+        partner.Join();
+
+        var data = new float[16 << 20];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = i;
+        float sum = 0;
+        clock.Restart();
+        for (int r = 0; r < 4; r++)
+        {
+            for (int i = 0; i < data.Length; i += 16)
+                sum += data[i];
+        }
+        double gbPerS = 4.0 * data.Length * sizeof(float) / clock.Elapsed.TotalSeconds / 1e9;
+
+        // One line in 16 floats visited in a random cycle.
+        var next = new int[16 << 20];
+        var order = Enumerable.Range(0, next.Length / 16).Select(i => i * 16).ToArray();
+        new Random(1).Shuffle(order);
+        for (int i = 0; i < order.Length; i++)
+            next[order[i]] = order[(i + 1) % order.Length];
+        int at = order[0];
+        const int Hops = 2_000_000;
+        clock.Restart();
+        for (int i = 0; i < Hops; i++)
+            at = next[at];
+        double hopNs = clock.Elapsed.TotalMilliseconds * 1e6 / Hops;
+        Console.WriteLine($"probe: cache line round trip between two threads {tripNs:F0} ns; one thread reads {gbPerS:F1} GB/s, "
+                          + $"a random line in 64 MB {hopNs:F0} ns (checksum {sum + at:E2})");
     }
 
     private static int SleepMs() => int.TryParse(Environment.GetEnvironmentVariable("PROFILE_SLEEP"), out int ms) ? ms : 0;

@@ -5,7 +5,8 @@ namespace CamEngine.Backends.Cpu;
 
 /// <summary>
 /// The parallel loop of the CPU kernels: <c>body(i)</c> for i in [0, count), on the calling thread and
-/// <see cref="Environment.ProcessorCount"/> - 1 dedicated workers that take indices one at a time.
+/// <see cref="Environment.ProcessorCount"/> - 1 dedicated workers that take indices one at a time, each from its own
+/// share of consecutive indices first (<see cref="Affine"/>).
 /// <para>
 /// Why not <see cref="Parallel.For(int, int, Action{int})"/>: a forward pass runs a few hundred short parallel
 /// loops with a little serial work between them. A thread-pool worker that finds no work parks at once, and waking it
@@ -57,29 +58,70 @@ internal static class CpuParallel
     /// <summary>False: every loop goes to <see cref="Parallel.For(int, int, Action{int})"/> (the bench compares the two).</summary>
     internal static bool Enabled { get; set; } = true;
 
-    private sealed class Job(Action<int> body, int count)
+    /// <summary>
+    /// Whether each loop's indices are dealt out in one run of consecutive indices per thread (<see cref="Job"/>), so
+    /// that a thread's share of one layer's output is mostly the share it reads in the next (the kernels number their
+    /// tasks pixel block first where that holds) and stays in its own core's cache, instead of one counter all threads
+    /// take from. On the 2-vCPU VM a value one core wrote and the other reads costs a transfer between the cores'
+    /// caches, and for whole processes at a time those transfers are slow (a cache line's round trip between two
+    /// spinning threads 400-470 ns in such a process against 130-210 in others, while one thread's memory reads stay
+    /// 19 GB/s and 150-160 ns): that is the slow mode the `ort` comparisons show. Measured with the bench's profile
+    /// (PROFILE_LEAN=1 PROFILE_AFFINE=1, 100 ms sleep and a 64 MB sweep before each call, the two settings alternating
+    /// call by call, sums of node medians, 2026-12-07): ResNet-50 batch 1 in slow processes 46.0-46.3 ms against
+    /// 50.7-51.1 (0.90-0.91), elsewhere 0.989-1.000; ResNet-18 batch 1 17.0-17.3 against 18.1-18.7 (0.92-0.94);
+    /// MobileNetV2 batch 1 0.94-0.96; ResNet-18 batch 8 0.97-0.98; ResNet-50 batch 8 0.98. The bench switches it.
+    /// </summary>
+    internal static bool Affine { get; set; } = true;
+
+    /// <summary>
+    /// One loop. With <see cref="Affine"/>, [0, count) is split into one share of consecutive indices per thread
+    /// (the caller's first, then each worker's); a thread runs its own share in order, then whatever is left of the
+    /// next shares in turn, so no thread idles while indices remain. Otherwise one share that every thread takes from.
+    /// </summary>
+    internal sealed class Job
     {
-        public readonly Action<int> Body = body;
-        public readonly int Count = count;
-        public int Next;
+        /// <summary>Longs from one share's cursor to the next: 128 bytes, two cache lines.</summary>
+        private const int Stride = 16;
+
+        public readonly Action<int> Body;
         public int Done;
         public ExceptionDispatchInfo? Error;
+        private readonly int _shares;
 
-        /// <summary>Takes and runs indices until none is left.</summary>
-        public void Work()
+        /// <summary>Share s: its next index at [s*Stride], its end at [s*Stride + 1].</summary>
+        private readonly long[] _cursors;
+
+        public Job(Action<int> body, int count, int shares)
         {
-            int i;
-            while ((i = Interlocked.Increment(ref Next) - 1) < Count)
+            Body = body;
+            _shares = Math.Clamp(shares, 1, Math.Max(count, 1));
+            _cursors = new long[_shares * Stride];
+            for (int share = 0; share < _shares; share++)
             {
-                try
+                _cursors[share * Stride] = (long)count * share / _shares;
+                _cursors[share * Stride + 1] = (long)count * (share + 1) / _shares;
+            }
+        }
+
+        /// <summary>Runs indices until none is left: share <paramref name="part"/> (modulo the shares) first.</summary>
+        public void Work(int part)
+        {
+            for (int q = 0; q < _shares; q++)
+            {
+                int at = (part + q) % _shares * Stride;
+                long end = _cursors[at + 1], i;
+                while ((i = Interlocked.Increment(ref _cursors[at]) - 1) < end)
                 {
-                    Body(i);
+                    try
+                    {
+                        Body((int)i);
+                    }
+                    catch (Exception e)
+                    {
+                        Interlocked.CompareExchange(ref Error, ExceptionDispatchInfo.Capture(e), null);
+                    }
+                    Interlocked.Increment(ref Done);
                 }
-                catch (Exception e)
-                {
-                    Interlocked.CompareExchange(ref Error, ExceptionDispatchInfo.Capture(e), null);
-                }
-                Interlocked.Increment(ref Done);
             }
         }
     }
@@ -118,7 +160,7 @@ internal static class CpuParallel
         try
         {
             EnsureWorkers();
-            var job = new Job(body, count);
+            var job = new Job(body, count, Affine ? s_workers + 1 : 1);
             Volatile.Write(ref s_job, job);
             Interlocked.Increment(ref s_generation);
             if (Volatile.Read(ref s_parked) > 0)
@@ -129,7 +171,7 @@ internal static class CpuParallel
                 lock (s_park)
                     Monitor.PulseAll(s_park);
             }
-            job.Work();
+            job.Work(0);
             var spin = new SpinWait();
             while (Volatile.Read(ref job.Done) < count)
                 spin.SpinOnce(sleep1Threshold: -1);
@@ -152,12 +194,16 @@ internal static class CpuParallel
                 return;
             int n = Environment.ProcessorCount - 1;
             for (int w = 0; w < n; w++)
-                new Thread(Worker) { IsBackground = true, Name = $"CamEngine CPU worker {w + 1}" }.Start();
+            {
+                int part = w + 1;
+                new Thread(() => Worker(part)) { IsBackground = true, Name = $"CamEngine CPU worker {part}" }.Start();
+            }
             s_workers = n;
         }
     }
 
-    private static void Worker()
+    /// <summary>Worker <paramref name="part"/> (1 to ProcessorCount - 1): its share of each loop is that one.</summary>
+    private static void Worker(int part)
     {
         long seen = Volatile.Read(ref s_generation);
         while (true)
@@ -183,7 +229,7 @@ internal static class CpuParallel
                 since = Stopwatch.GetTimestamp();
             }
             seen = Volatile.Read(ref s_generation);
-            Volatile.Read(ref s_job)?.Work();
+            Volatile.Read(ref s_job)?.Work(part);
         }
     }
 }

@@ -4,7 +4,8 @@ using NUnit.Framework;
 namespace CamEngine.Tests.Backends;
 
 /// <summary>
-/// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, loops back to back and
+/// The CPU kernels' parallel loop (<see cref="CpuParallel"/>): every index runs exactly once, with a share per thread
+/// (each thread's own first) and with one shared counter, loops back to back and
 /// after the workers have parked, parked workers woken for the next loop, the spin set from the environment, a loop
 /// inside a body, loops from several threads at once, a body's exception reaching the caller only after the other
 /// indices finished, and the plane loops' grouping of small indices into tasks (<see cref="CpuConv.For"/>).
@@ -40,6 +41,45 @@ internal sealed class CpuParallelTests
     /// pool at batch 8: 16,384 planes of 49, 168 a task, 98 tasks on two threads; large planes one a task; never fewer
     /// than four tasks a thread where there are that many indices), and each index still runs once whatever the
     /// remainder.</summary>
+    /// <summary>With a share per thread, a thread runs its own share's indices in order, then what is left of the next
+    /// shares in turn (here one thread doing all the work, as when the others have not woken yet); with one share,
+    /// indices in order from 0.</summary>
+    [TestCase(8, 2, 1, new[] { 4, 5, 6, 7, 0, 1, 2, 3 })]
+    [TestCase(7, 3, 2, new[] { 4, 5, 6, 0, 1, 2, 3 })]
+    [TestCase(7, 3, 1, new[] { 2, 3, 4, 5, 6, 0, 1 })]
+    [TestCase(7, 3, 0, new[] { 0, 1, 2, 3, 4, 5, 6 })]
+    [TestCase(2, 4, 3, new[] { 1, 0 })]
+    [TestCase(5, 1, 1, new[] { 0, 1, 2, 3, 4 })]
+    public void A_thread_runs_its_own_share_first_then_the_rest(int count, int shares, int part, int[] expected)
+    {
+        var order = new List<int>();
+        var job = new CpuParallel.Job(order.Add, count, shares);
+        job.Work(part);
+        Assert.That(order, Is.EqualTo(expected));
+        Assert.That(job.Done, Is.EqualTo(count));
+        job.Work(0);
+        Assert.That(order, Has.Count.EqualTo(count), "nothing is left for a second thread");
+    }
+
+    [Test]
+    public void Every_index_runs_once_with_a_shared_counter_too()
+    {
+        CpuParallel.Affine = false;
+        try
+        {
+            foreach (int count in new[] { 1, 2, 3, 7, 64, 1000 })
+            {
+                var hits = new int[count];
+                CpuParallel.For(count, i => Interlocked.Increment(ref hits[i]));
+                Assert.That(hits, Is.All.EqualTo(1), $"count {count}");
+            }
+        }
+        finally
+        {
+            CpuParallel.Affine = true;
+        }
+    }
+
     [Test]
     public void Grouped_plane_loops_run_every_index_once()
     {
