@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using CamEngine.Kernels;
 
 namespace CamEngine.Backends.Cpu;
@@ -508,7 +509,100 @@ internal sealed unsafe partial class CpuBackend : Backend
     {
         // dx(m, k) = alpha sum_n dy(m, n) op(W)(k, n).
         long brs = s.TransB ? s.K : 1, bcs = s.TransB ? 1 : s.N;
+        if (SparseBackwardData && FewNonzeros(In(dy), (long)s.M * s.N))
+        {
+            GemmBackwardDataSparse(In(dy), In(w), Over(dx), s);
+            return;
+        }
         Dense(s.M, s.K, s.N, In(dy), s.N, 1, s.Alpha, In(w), brs, bcs, Over(dx), false);
+    }
+
+    /// <summary>
+    /// Whether <see cref="GemmBackwardDataCore"/> reads only the rows of W that a nonzero of dy multiplies when dy is
+    /// mostly zeros (<see cref="FewNonzeros"/>): a CAM's seed at the logits is one-hot, and the dense product read and
+    /// packed all of the classifier's weights for it (ResNet-50's 2048 x 1000, 8 MB) to multiply them by zeros. Tests
+    /// switch it to compare the two.
+    /// </summary>
+    internal static bool SparseBackwardData { get; set; } = true;
+
+    /// <summary>At most one value in 32 of <paramref name="count"/> at <paramref name="p"/> is nonzero (NaN counts as
+    /// nonzero).</summary>
+    private static bool FewNonzeros(float* p, long count)
+    {
+        long limit = count / 32, nonzero = 0;
+        for (long i = 0; i < count; i++)
+        {
+            if (p[i] != 0f && ++nonzero > limit)
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// dx(m, k) = the sum over the nonzero dy(m, n) of (alpha dy(m, n)) op(W)(k, n), formed as the dense product forms
+    /// it: per block of <see cref="PackedGemm.KC"/> n, an FMA chain from 0 in ascending n, and the blocks' sums added in
+    /// order, so the values are its values (up to the sign of a zero). A zero of dy contributes nothing, where the
+    /// dense form adds 0 x W(k, n) (NaN for an infinite W; the loader refuses non-finite weights).
+    /// </summary>
+    private static void GemmBackwardDataSparse(float* dy, float* w, float* dx, GemmShape s)
+    {
+        var blockArray = Scratch.Rent(s.K);
+        try
+        {
+            float* block = Scratch.Aligned(blockArray);
+            for (int m = 0; m < s.M; m++)
+            {
+                float* row = dx + (long)m * s.K, g = dy + (long)m * s.N;
+                new Span<float>(row, s.K).Clear();
+                for (int n0 = 0; n0 < s.N; n0 += PackedGemm.KC)
+                {
+                    int n1 = Math.Min(s.N, n0 + PackedGemm.KC);
+                    bool any = false;
+                    for (int n = n0; n < n1; n++)
+                    {
+                        if (g[n] == 0f)
+                            continue;
+                        if (!any)
+                            new Span<float>(block, s.K).Clear();
+                        any = true;
+                        float a = s.Alpha * g[n];
+                        if (s.TransB)
+                            MultiplyAdd(a, w + (long)n * s.K, block, s.K); // W stored (N, K): a contiguous row
+                        else
+                        {
+                            for (int k = 0; k < s.K; k++)
+                                block[k] = MathF.FusedMultiplyAdd(a, w[(long)k * s.N + n], block[k]); // W stored (K, N): a column
+                        }
+                    }
+                    if (any)
+                        CpuElementwise.AddInPlace(block, row, s.K);
+                }
+            }
+        }
+        finally
+        {
+            Scratch.Return(blockArray);
+        }
+    }
+
+    /// <summary>y[i] = fma(a, x[i], y[i]) for i in [0, count).</summary>
+    private static void MultiplyAdd(float a, float* x, float* y, int count)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var av = Vector512.Create(a);
+            for (; i + 16 <= count; i += 16)
+                Vector512.Store(Vector512.FusedMultiplyAdd(av, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var av = Vector256.Create(a);
+            for (; i + 8 <= count; i += 8)
+                Vector256.Store(Vector256.FusedMultiplyAdd(av, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
+        }
+        for (; i < count; i++)
+            y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
     }
 
     /// <inheritdoc/>

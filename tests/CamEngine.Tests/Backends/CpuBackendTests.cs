@@ -298,6 +298,79 @@ internal sealed class CpuBackendTests
             t.Dispose();
     }
 
+    /// <summary>
+    /// A dy that is mostly zeros (a CAM's one-hot seed at the logits) reads only the rows of W its nonzeros multiply:
+    /// the same values as the dense product, bit for bit (same FMAs in the same order), and the reference's within
+    /// tolerance; a row of dy with no nonzero gives zeros, a NaN in dy counts as a nonzero and reaches its row of dx,
+    /// and a dy with more nonzeros than one in 32 takes the dense product. Which one ran shows where W holds an
+    /// infinity that only zeros of dy multiply: the dense product's 0 x inf is NaN, the sparse one never forms it.
+    /// </summary>
+    [TestCase(1, 2048, 1000, true, CpuSimd.Vector512, 1, true)] // ResNet-50's classifier, one-hot
+    [TestCase(8, 512, 1000, true, CpuSimd.Vector512, 3, true)] // a batch, three per row: several blocks of n
+    [TestCase(3, 37, 300, false, CpuSimd.Vector256, 5, true)] // W stored (K, N): columns
+    [TestCase(4, 45, 100, true, CpuSimd.Scalar, 3, true)] // K not a multiple of 8 or 16
+    [TestCase(2, 64, 64, true, CpuSimd.Vector512, 4, false)] // 8 of 128: over one in 32, dense
+    public void Gemm_backward_data_of_a_mostly_zero_dy_equals_the_dense_product(int m, int k, int n, bool transB,
+        CpuSimd simd, int nonzerosPerRow, bool few)
+    {
+        var s = new GemmShape(m, k, n, transB, 0.75f, 1f);
+        var f = Cpu(simd);
+        var rng = new Random(5);
+        var dyData = new float[m * n];
+        for (int row = 0; row < m; row++)
+        {
+            if (row == 1 && m > 2)
+                continue; // a row with no nonzero
+            for (int i = 0; i < nonzerosPerRow; i++)
+                dyData[row * n + rng.Next(n)] = (float)(rng.NextDouble() * 4 - 2);
+        }
+        int[] ws = transB ? [n, k] : [k, n];
+        var (w, wr) = Pair(f, TensorAssert.Random(rng, k * n), ws);
+        float[] Run(float[] data, bool sparse)
+        {
+            CpuBackend.SparseBackwardData = sparse;
+            try
+            {
+                using var dy = f.Upload(data, m, n);
+                using var dx = f.Allocate(m, k);
+                f.GemmBackwardData(dy, w, dx, s);
+                return f.Download(dx);
+            }
+            finally
+            {
+                CpuBackend.SparseBackwardData = true;
+            }
+        }
+        Assert.That(dyData.Count(v => v != 0) <= m * n / 32, Is.EqualTo(few), "the case is what its comment says");
+        var sparse = Run(dyData, true);
+        Assert.That(sparse, Is.EqualTo(Run(dyData, false)), "the dense product's values");
+        using (var dyr = _ref.Upload(dyData, m, n))
+        using (var dxr = _ref.Allocate(m, k))
+        {
+            _ref.GemmBackwardData(dyr, wr, dxr, s);
+            TensorAssert.Close(sparse, ReferenceBackend.DownloadDouble(dxr), Atol, Rtol, "against the reference");
+        }
+        if (m > 2)
+            Assert.That(sparse.AsSpan(k, k).ToArray(), Is.All.EqualTo(0f), "a row of dy with no nonzero");
+        // A NaN in dy: its row of dx is NaN wherever W's row is (all of it here), the other rows as they were.
+        dyData[n / 2] = float.NaN;
+        var withNan = Run(dyData, true);
+        Assert.That(withNan.AsSpan(0, k).ToArray(), Is.All.NaN, "the NaN's row");
+        Assert.That(withNan.AsSpan(k).ToArray(), Is.EqualTo(sparse.AsSpan(k).ToArray()), "the other rows");
+        w.Dispose();
+        wr.Dispose();
+
+        // An infinity in W where no nonzero of dy reaches it.
+        int idle = Enumerable.Range(0, n).First(j => Enumerable.Range(0, m).All(row => dyData[row * n + j] == 0));
+        var wInf = TensorAssert.Random(new Random(6), k * n);
+        wInf[transB ? idle * k : idle] = float.PositiveInfinity;
+        w = f.Upload(wInf, ws);
+        dyData[n / 2] = 0f;
+        var dx = Run(dyData, true);
+        Assert.That(dx.All(float.IsFinite), Is.EqualTo(few), few ? "the sparse product skips it" : "the dense product forms 0 x inf");
+        w.Dispose();
+    }
+
     [TestCase(3, 17, 5, true, CpuSimd.Vector512)]
     [TestCase(2, 8, 4, false, CpuSimd.Vector512)]
     [TestCase(1, 64, 10, true, CpuSimd.Scalar)]
