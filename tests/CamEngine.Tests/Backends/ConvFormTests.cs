@@ -72,6 +72,30 @@ internal sealed class ConvFormTests
         }
     }
 
+    /// <summary>The unpadded NHWC copy's channel blocks (the direct-form cases above with unpadded 1x1s take them: 63-
+    /// and 289-pixel planes, 300 and 2048 channels): whole 8x8 transposes, four tasks a thread, none where the pixel
+    /// blocks already give that many or the channels are few.</summary>
+    [TestCase(1, 1024, 2, 8, 128)] // ResNet-50's 1024x14x14 at batch 1
+    [TestCase(2, 20, 2, 3, 8)] // 20 channels: 8, 8 and 4
+    [TestCase(2, 300, 2, 4, 80)]
+    [TestCase(1, 2048, 4, 16, 128)]
+    [TestCase(8, 1024, 2, 1, 1024)] // enough pixel blocks
+    [TestCase(1, 12, 2, 1, 12)] // too few channels
+    public void The_unpadded_copy_splits_channels_into_whole_transposes(int pixelBlocks, int channels, int threads,
+        int blocks, int perBlock)
+    {
+        Assert.That(DirectConv.CopyChannelBlocks(pixelBlocks, channels, threads), Is.EqualTo((blocks, perBlock)));
+        DirectConv.SplitCopyChannels = false;
+        try
+        {
+            Assert.That(DirectConv.CopyChannelBlocks(pixelBlocks, channels, threads), Is.EqualTo((1, channels)));
+        }
+        finally
+        {
+            DirectConv.SplitCopyChannels = true;
+        }
+    }
+
     public static IEnumerable<TestCaseData> ColumnCases() =>
         Cases().Where(c => (ConvForm)c.Arguments[1]! == ConvForm.Column);
 
