@@ -509,7 +509,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     {
         // dx(m, k) = alpha sum_n dy(m, n) op(W)(k, n).
         long brs = s.TransB ? s.K : 1, bcs = s.TransB ? 1 : s.N;
-        if (SparseBackwardData && FewNonzeros(In(dy), (long)s.M * s.N))
+        if (SparseBackwardData && FewNonzeros(In(dy), (long)s.M * s.N, s.TransB ? 32 : 512))
         {
             GemmBackwardDataSparse(In(dy), In(w), Over(dx), s);
             return;
@@ -525,11 +525,13 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// </summary>
     internal static bool SparseBackwardData { get; set; } = true;
 
-    /// <summary>At most one value in 32 of <paramref name="count"/> at <paramref name="p"/> is nonzero (NaN counts as
-    /// nonzero).</summary>
-    private static bool FewNonzeros(float* p, long count)
+    /// <summary>At most one value in <paramref name="oneIn"/> of <paramref name="count"/> at <paramref name="p"/> is
+    /// nonzero (NaN counts as nonzero). The sparse product runs on one thread, so it must be far less work than the
+    /// dense one: one in 32 where W's rows are contiguous (W stored (N, K), as a classifier's), one in 512 where each
+    /// nonzero reads a column, a cache line per element.</summary>
+    private static bool FewNonzeros(float* p, long count, int oneIn)
     {
-        long limit = count / 32, nonzero = 0;
+        long limit = count / oneIn, nonzero = 0;
         for (long i = 0; i < count; i++)
         {
             if (p[i] != 0f && ++nonzero > limit)

@@ -60,16 +60,19 @@ internal static class CpuParallel
 
     /// <summary>
     /// Whether each loop's indices are dealt out in one run of consecutive indices per thread (<see cref="Job"/>), so
-    /// that a thread's share of one layer's output is mostly the share it reads in the next (the kernels number their
-    /// tasks pixel block first where that holds) and stays in its own core's cache, instead of one counter all threads
-    /// take from. On the 2-vCPU VM a value one core wrote and the other reads costs a transfer between the cores'
-    /// caches, and for whole processes at a time those transfers are slow (a cache line's round trip between two
-    /// spinning threads 400-470 ns in such a process against 130-210 in others, while one thread's memory reads stay
-    /// 19 GB/s and 150-160 ns): that is the slow mode the `ort` comparisons show. Measured with the bench's profile
+    /// that what a thread writes in one loop is more often what it reads in the next (the kernels number their tasks
+    /// so that neighbouring indices touch neighbouring data) and stays in its own core's cache, instead of one counter
+    /// all threads take from. On the 2-vCPU VM a value one core wrote and the other reads costs a transfer between the
+    /// cores' caches, and in spells of seconds to minutes those transfers are slow (a cache line's round trip between
+    /// two spinning threads 400-470 ns in processes that started in one, against 130-210 in others, while one thread's
+    /// memory reads stay 19 GB/s and 140-160 ns): that is the slow mode the `ort` comparisons show. Measured with the bench's profile
     /// (PROFILE_LEAN=1 PROFILE_AFFINE=1, 100 ms sleep and a 64 MB sweep before each call, the two settings alternating
-    /// call by call, sums of node medians, 2026-12-07): ResNet-50 batch 1 in slow processes 46.0-46.3 ms against
-    /// 50.7-51.1 (0.90-0.91), elsewhere 0.989-1.000; ResNet-18 batch 1 17.0-17.3 against 18.1-18.7 (0.92-0.94);
-    /// MobileNetV2 batch 1 0.94-0.96; ResNet-18 batch 8 0.97-0.98; ResNet-50 batch 8 0.98. The bench switches it.
+    /// call by call, sums of node medians, 2026-12-07): ResNet-50 batch 1 46.0-46.3 ms against 50.7-51.1 (0.90-0.91)
+    /// in the slow mode, 0.97-1.00 in processes at 41-44 ms, 0.989-1.005 at 38-40 ms; ResNet-18 batch 1 17.0-17.3
+    /// against 18.1-18.7 (0.92-0.94, slow processes); MobileNetV2 batch 1 0.94-0.96; ResNet-18 batch 8 0.97-0.98;
+    /// ResNet-50 batch 8 0.98. Whole lean forwards alternating (PROFILE_AFFINE=1 without PROFILE_LEAN, medians):
+    /// MobileNetV2 batch 1 0.927-0.962 in four processes, ResNet-50 0.896 and 0.997, ResNet-18 0.928 and 0.995. The
+    /// bench switches it.
     /// </summary>
     internal static bool Affine { get; set; } = true;
 
