@@ -303,8 +303,8 @@ internal sealed class CpuBackendTests
     /// the same values as the dense product, bit for bit (same FMAs in the same order), and the reference's within
     /// tolerance; a row of dy with no nonzero gives zeros, a NaN in dy counts as a nonzero and reaches its row of dx,
     /// and a dy with more nonzeros than one in 32 (one in 512 where W is stored (K, N) and each nonzero reads a column)
-    /// takes the dense product. Which one ran shows where W holds an
-    /// infinity that only zeros of dy multiply: the dense product's 0 x inf is NaN, the sparse one never forms it.
+    /// takes the dense product. Which one ran shows where W holds an infinity that only zeros of dy multiply: the dense
+    /// product's 0 x inf is NaN, the sparse one never forms it.
     /// </summary>
     [TestCase(1, 2048, 1000, true, CpuSimd.Vector512, 1, true)] // ResNet-50's classifier, one-hot
     [TestCase(8, 512, 1000, true, CpuSimd.Vector512, 3, true)] // a batch, three per row: several blocks of n

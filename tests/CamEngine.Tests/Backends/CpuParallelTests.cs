@@ -37,10 +37,6 @@ internal sealed class CpuParallelTests
         }
     }
 
-    /// <summary><see cref="CpuConv.For"/> groups small indices into tasks of consecutive ones (ResNet-50's global average
-    /// pool at batch 8: 16,384 planes of 49, 168 a task, 98 tasks on two threads; large planes one a task; never fewer
-    /// than four tasks a thread where there are that many indices), and each index still runs once whatever the
-    /// remainder.</summary>
     /// <summary>With a share per thread, a thread runs its own share's indices in order, then what is left of the next
     /// shares in turn (here one thread doing all the work, as when the others have not woken yet); with one share,
     /// indices in order from 0.</summary>
@@ -80,6 +76,10 @@ internal sealed class CpuParallelTests
         }
     }
 
+    /// <summary><see cref="CpuConv.For"/> groups small indices into tasks of consecutive ones (ResNet-50's global average
+    /// pool at batch 8: 16,384 planes of 49, 168 a task, 98 tasks on two threads; large planes one a task; never fewer
+    /// than four tasks a thread where there are that many indices), and each index still runs once whatever the
+    /// remainder.</summary>
     [Test]
     public void Grouped_plane_loops_run_every_index_once()
     {
