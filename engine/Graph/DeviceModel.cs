@@ -319,9 +319,22 @@ internal sealed partial class DeviceModel : IDisposable
                 fused[i] = OpRegistry.For(node).CanFuseRelu(node, shapes) && next.Op == Model.Ops.Relu && into[i + 1] == 0
                            && next.Inputs[0] == node.Output;
             }
-            var (epilogues, absorbed) = ConvEpilogues(g, pinned, into, fused);
-            var pooled = PooledConvs(g, stop, fused, epilogues, absorbed);
+            var readers = ReaderCounts(g);
+            var (epilogues, absorbed) = ConvEpilogues(g, pinned, into, fused, readers);
+            var pooled = PooledConvs(g, stop, fused, epilogues, absorbed, readers);
             return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed, pooled);
+        }
+
+        /// <summary>How many node inputs name each value (a node reading a value twice counts twice).</summary>
+        private static Dictionary<string, int> ReaderCounts(ModelGraph g)
+        {
+            var readers = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var node in g.Nodes)
+            {
+                foreach (var name in node.Inputs)
+                    readers[name] = readers.GetValueOrDefault(name) + 1;
+            }
+            return readers;
         }
 
         /// <summary>
@@ -331,15 +344,9 @@ internal sealed partial class DeviceModel : IDisposable
         /// name the result (<see cref="LeanPlan.Absorbed"/> empty for the ReLU, the pool's own name set by the conv).
         /// </summary>
         private static int[] PooledConvs(ModelGraph g, int stop, bool[] fusedRelu,
-            ConvEpilogue?[] epilogues, string?[] absorbed)
+            ConvEpilogue?[] epilogues, string?[] absorbed, Dictionary<string, int> readers)
         {
             int count = g.Nodes.Count;
-            var readers = new Dictionary<string, int>(StringComparer.Ordinal);
-            foreach (var node in g.Nodes)
-            {
-                foreach (var name in node.Inputs)
-                    readers[name] = readers.GetValueOrDefault(name) + 1;
-            }
             var pooled = new int[count];
             Array.Fill(pooled, -1);
             for (int i = 0; i < count; i++)
@@ -381,17 +388,13 @@ internal sealed partial class DeviceModel : IDisposable
         /// node of the chain, which writes its result over it in place, so the storage plan is that of the unfused
         /// nodes.
         /// </summary>
-        private static (ConvEpilogue?[], string?[]) ConvEpilogues(ModelGraph g, HashSet<string> pinned, int[] into, bool[] fusedRelu)
+        private static (ConvEpilogue?[], string?[]) ConvEpilogues(ModelGraph g, HashSet<string> pinned, int[] into, bool[] fusedRelu,
+            Dictionary<string, int> readers)
         {
             int count = g.Nodes.Count;
-            var readers = new Dictionary<string, int>(StringComparer.Ordinal);
             var producedAt = new Dictionary<string, int>(StringComparer.Ordinal) { [g.InputName] = -1 };
             for (int i = 0; i < count; i++)
-            {
-                foreach (var name in g.Nodes[i].Inputs)
-                    readers[name] = readers.GetValueOrDefault(name) + 1;
                 producedAt[g.Nodes[i].Output] = i;
-            }
             var epilogues = new ConvEpilogue?[count];
             var absorbed = new string?[count];
             bool Intermediate(string name, int reader) =>

@@ -587,7 +587,8 @@ internal sealed unsafe partial class CpuBackend : Backend
         }
     }
 
-    /// <summary>y[i] = fma(a, x[i], y[i]) for i in [0, count).</summary>
+    /// <summary>y[i] = fma(a, x[i], y[i]) for i in [0, count): one rounding per product, as the GEMM kernels' FMAs
+    /// (the batched MatMul's <c>Axpy</c> multiplies and adds separately, and so would not give the dense product's bits).</summary>
     private static void MultiplyAdd(float a, float* x, float* y, int count)
     {
         int i = 0;

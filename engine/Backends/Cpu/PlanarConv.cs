@@ -178,13 +178,7 @@ internal static unsafe class PlanarConv
                     float* next = sides + ((long)img * bands + band + 1) * 3 * rowFloats;
                     float* m = stackalloc float[CpuPooling.ValuesRowScratch(p.OW)];
                     new Span<float>(m, CpuPooling.ValuesRowScratch(p.OW)).Fill(float.NegativeInfinity);
-                    float* yImage = y + (long)(n0 + img) * s.K * p.OH * p.OW;
-                    for (int c = 0; c < s.K; c++)
-                    {
-                        long at = (long)c * s.OW;
-                        CpuPooling.ValuesRow(own + rowFloats + at, own + 2 * rowFloats + at, next + at, 3, p.W, p.PadLeft,
-                            p.OW, yImage + ((long)c * p.OH + oh) * p.OW, m);
-                    }
+                    PoolRow(own + rowFloats, own + 2 * rowFloats, next, 3, s, p, y + (long)(n0 + img) * s.K * p.OH * p.OW, oh, m);
                 });
             });
         }
@@ -223,15 +217,22 @@ internal static unsafe class PlanarConv
                 int ih0 = Math.Max(0, 2 * oh - p.PadTop), ih1 = Math.Min(s.OH, 2 * oh - p.PadTop + 3);
                 if (ih1 - 1 != r || ih1 > r1)
                     break;
-                float* ra = ring + (ih0 - r0) % 3 * rowFloats, rb = ring + (ih0 + 1 - r0) % 3 * rowFloats,
-                    rc = ring + (ih0 + 2 - r0) % 3 * rowFloats;
-                for (int c = 0; c < s.K; c++)
-                {
-                    long at = (long)c * s.OW;
-                    CpuPooling.ValuesRow(ra + at, rb + at, rc + at, ih1 - ih0, p.W, p.PadLeft, p.OW,
-                        yImage + ((long)c * p.OH + oh) * p.OW, m);
-                }
+                PoolRow(ring + (ih0 - r0) % 3 * rowFloats, ring + (ih0 + 1 - r0) % 3 * rowFloats,
+                    ring + (ih0 + 2 - r0) % 3 * rowFloats, ih1 - ih0, s, p, yImage, oh, m);
             }
+        }
+    }
+
+    /// <summary>Pool row <paramref name="oh"/> of every channel of one image from conv rows <paramref name="ra"/>,
+    /// <paramref name="rb"/>, <paramref name="rc"/> (each all channels, <c>OW</c> apart; the first <paramref name="rows"/>
+    /// of them in the window), with <see cref="CpuPooling.ValuesRow"/> and its scratch <paramref name="m"/>.</summary>
+    private static void PoolRow(float* ra, float* rb, float* rc, int rows, ConvShape s, PoolShape p, float* yImage, int oh,
+        float* m)
+    {
+        for (int c = 0; c < s.K; c++)
+        {
+            long at = (long)c * s.OW;
+            CpuPooling.ValuesRow(ra + at, rb + at, rc + at, rows, p.W, p.PadLeft, p.OW, yImage + ((long)c * p.OH + oh) * p.OW, m);
         }
     }
 
