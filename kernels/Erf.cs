@@ -37,3 +37,29 @@ internal readonly record struct Erf : IUnaryOp
     /// <inheritdoc/>
     public float Derivative3(float x) => (4f * x * x - 2f) * Derivative(x);
 }
+
+/// <summary>
+/// Exact GELU, <c>x Phi(x)</c> with <c>Phi(x) = (1 + erf(x / sqrt 2)) / 2</c> (torch's default GELU; the converter's
+/// fused form of ONNX's Div, Erf, Add, Mul, Mul chain). Smooth; with <c>phi(x) = exp(-x^2/2) / sqrt(2 pi)</c>:
+/// <code>f' = Phi + x phi   f'' = (2 - x^2) phi   f''' = x (x^2 - 4) phi</code>
+/// The value takes erf from <see cref="Erf.Value"/>, in the chain's order: <c>x (erf(x / sqrt 2) + 1) / 2</c>.
+/// </summary>
+internal readonly record struct Gelu : IUnaryOp
+{
+    private const float InvSqrt2 = 0.70710678118654752f;
+    private const float InvSqrt2Pi = 0.39894228040143268f;
+
+    /// <inheritdoc/>
+    public float Value(float x) => x * (new Erf().Value(x * InvSqrt2) + 1f) * 0.5f;
+
+    /// <inheritdoc/>
+    public float Derivative(float x) => 0.5f * (1f + new Erf().Value(x * InvSqrt2)) + x * Phi(x);
+
+    /// <inheritdoc/>
+    public float Derivative2(float x) => (2f - x * x) * Phi(x);
+
+    /// <inheritdoc/>
+    public float Derivative3(float x) => x * (x * x - 4f) * Phi(x);
+
+    private static float Phi(float x) => InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
+}

@@ -73,7 +73,7 @@ internal static class UnaryOps
     public static readonly IReadOnlyList<IUnaryOp> Instantiations =
     [
         new Sigmoid(), new HardSigmoid(1f / 6f, 0.5f), new HardSwish(), new LeakyRelu(0.01f), new Clip(0f, 6f),
-        new Erf(), new Pow(2f), new Sqrt(), new Tanh(),
+        new Erf(), new Gelu(), new Pow(2f), new Sqrt(), new Tanh(),
     ];
 }
 

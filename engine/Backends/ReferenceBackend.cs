@@ -394,6 +394,11 @@ internal sealed partial class ReferenceBackend : Backend
             Erf => (ErfDouble, x => 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x),
                     x => -2 * x * 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x),
                     x => (4 * x * x - 2) * 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x)),
+            // x Phi(x): Phi + x phi, then (2 - x^2) phi and x (x^2 - 4) phi, phi the standard normal density
+            Gelu => (x => x * (1 + ErfDouble(x / Math.Sqrt(2))) / 2,
+                     x => (1 + ErfDouble(x / Math.Sqrt(2))) / 2 + x * NormalDensity(x),
+                     x => (2 - x * x) * NormalDensity(x),
+                     x => x * (x * x - 4) * NormalDensity(x)),
             Pow p => (x => Math.Pow(x, p.P), x => p.P * Math.Pow(x, p.P - 1), x => p.P * (p.P - 1) * Math.Pow(x, p.P - 2),
                       x => p.P * (p.P - 1) * (p.P - 2) * Math.Pow(x, p.P - 3)),
             Sqrt => (Math.Sqrt, x => 0.5 / Math.Sqrt(x), x => -0.25 * Math.Pow(x, -1.5), x => 0.375 * Math.Pow(x, -2.5)),
@@ -402,6 +407,8 @@ internal sealed partial class ReferenceBackend : Backend
             _ => throw new NotSupportedException($"the reference backend has no definition of {typeof(TOp).Name}"),
         };
     }
+
+    private static double NormalDensity(double x) => Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI);
 
     /// <inheritdoc/>
     protected override void UnaryJetCore<TOp>(TOp op, Tensor x0, Tensor xs, Tensor ys)

@@ -159,6 +159,9 @@ internal static class Ops
     /// <summary>The error function (exact GELU's inner part).</summary>
     public const string Erf = "erf";
 
+    /// <summary>Exact GELU, x (1 + erf(x / sqrt 2)) / 2 (the converter's fusion of ONNX's Div, Erf, Add, Mul, Mul).</summary>
+    public const string Gelu = "gelu";
+
     /// <summary>Square root.</summary>
     public const string Sqrt = "sqrt";
 

@@ -34,6 +34,14 @@ public sealed class OnnxConvertOptions
     /// <summary>Name under which a mean image read from <see cref="PreprocessOnnx"/> is stored.</summary>
     public const string MeanImageTensorName = "preprocessing.mean_image";
 
+    /// <summary>
+    /// Whether the chains older opsets write for one operator become that operator (default true): LayerNorm's
+    /// ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (with its Mul and Add) becomes <c>layernorm</c>, exact GELU's
+    /// Div, Erf, Add, Mul, Mul becomes <c>gelu</c>. One pass over the tensor instead of five to nine; the values inside
+    /// a chain are then no longer layers. False keeps every ONNX node.
+    /// </summary>
+    public bool FuseDecomposedOperators { get; init; } = true;
+
     /// <summary>Class labels, one per model output, or null for none.</summary>
     public string[]? Labels { get; init; }
 }

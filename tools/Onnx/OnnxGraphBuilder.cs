@@ -91,6 +91,9 @@ internal sealed partial class OnnxGraphBuilder
         if (_layouts.TryGetValue(output, out var outLayout) && !IsDefault(outLayout))
             throw new UnsupportedModelException($"graph output '{g.Outputs[0].Name}' is {outLayout.Text}; the output must have the batch first");
 
+        if (_options.FuseDecomposedOperators)
+            FuseDecomposedChains(output);
+
         var used = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
         foreach (var node in _nodes)
         {

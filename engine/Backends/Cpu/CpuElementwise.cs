@@ -106,6 +106,19 @@ internal readonly struct ErfOp : IUnaryOp
     }
 }
 
+/// <summary>y = x (erf(x / sqrt 2) + 1) / 2, <see cref="Kernels.Gelu.Value"/>'s order with <see cref="ErfOp"/>'s erf;
+/// the scalar form is Gelu.Value itself.</summary>
+internal readonly struct GeluOp : IUnaryOp
+{
+    private const float InvSqrt2 = 0.70710678118654752f;
+
+    public float Apply(float x) => new Kernels.Gelu().Value(x);
+
+    public Vector256<float> Apply(Vector256<float> x) => x * (new ErfOp().Apply(x * InvSqrt2) + Vector256<float>.One) * 0.5f;
+
+    public Vector512<float> Apply(Vector512<float> x) => x * (new ErfOp().Apply(x * InvSqrt2) + Vector512<float>.One) * 0.5f;
+}
+
 /// <summary>y = x^P for P = 2, 3 or 4 by the same multiplications as <see cref="Kernels.Pow.Value"/> (exactly its values).</summary>
 internal readonly struct IntPowOp(int p) : IUnaryOp
 {

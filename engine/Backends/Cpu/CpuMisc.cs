@@ -28,7 +28,7 @@ internal static unsafe class CpuMisc
 
     public static void Unary<TOp>(float* x, float* y, int n, TOp op) where TOp : struct, Kernels.IUnaryOp
     {
-        // Clip (ReLU6), sigmoid (SiLU, squeeze-excitation gates), erf (GELU) and small integer powers at the vector
+        // Clip (ReLU6), sigmoid (SiLU, squeeze-excitation gates), erf and GELU, and small integer powers at the vector
         // width: the same values as the op's Value (clip and powers exactly; sigmoid and erf through CpuExp, within a
         // few ulp of MathF.Exp).
         var simd = CpuSimdDetect.Best;
@@ -47,6 +47,11 @@ internal static unsafe class CpuMisc
         {
             // GELU's erf: the same formulas per vector, with the vector exp.
             CpuElementwise.Map(x, y, n, new ErfOp(), simd);
+            return;
+        }
+        if (typeof(TOp) == typeof(Gelu) && simd != CpuSimd.Scalar)
+        {
+            CpuElementwise.Map(x, y, n, new GeluOp(), simd);
             return;
         }
         if (typeof(TOp) == typeof(Pow) && simd != CpuSimd.Scalar

@@ -12,7 +12,7 @@ internal static class OpRegistry
         new Add(), new Sub(), new Mul(), new Div(), new Sigmoid(), new HardSigmoid(), new HardSwish(), new LeakyRelu(),
         new Clip(), new BatchNorm(), new Concat(), new Pad(), new Reshape(), new Softmax(),
         new ReduceMean(), new ReduceSum(), new ReduceMax(), new Transpose(), new LayerNorm(), new Slice(), new MatMul(),
-        new Erf(), new Sqrt(), new Pow(), new Tanh(), new BatchMatMul());
+        new Erf(), new Gelu(), new Sqrt(), new Pow(), new Tanh(), new BatchMatMul());
 
     private static Dictionary<string, OpRule> Build(params OpRule[] rules)
     {

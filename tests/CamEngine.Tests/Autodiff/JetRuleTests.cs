@@ -95,6 +95,7 @@ internal sealed class JetRuleTests
             case LeakyRelu s: b.UnaryJet(s, x0, xs, ys); break;
             case Clip s: b.UnaryJet(s, x0, xs, ys); break;
             case Erf s: b.UnaryJet(s, x0, xs, ys); break;
+            case Gelu s: b.UnaryJet(s, x0, xs, ys); break;
             case Pow s: b.UnaryJet(s, x0, xs, ys); break;
             case Sqrt s: b.UnaryJet(s, x0, xs, ys); break;
             case Tanh s: b.UnaryJet(s, x0, xs, ys); break;

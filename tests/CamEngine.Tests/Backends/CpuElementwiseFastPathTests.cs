@@ -158,6 +158,32 @@ internal sealed class CpuElementwiseFastPathTests
         Assert.That(v[2], Is.EqualTo(-0.8427007929f).Within(2e-7f));
     }
 
+    [Test]
+    public void Gelu_vector_form_matches_the_scalar_formula_and_hand_values()
+    {
+        const int n = 2011;
+        var rng = new Random(13);
+        var data = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 16 - 8)).ToArray();
+        float[] special = [0f, -0f, 0.70710677f, -0.70710677f, 1f, -1f, 10f, -10f, 1e-8f, -30f];
+        special.CopyTo(data, 3);
+        using var x = _cpu.Upload(data, n);
+        using var y = _cpu.Allocate(n);
+        _cpu.Unary(new Gelu(), x, y);
+        var actual = _cpu.Download(y);
+        var gelu = new Gelu();
+        for (int i = 0; i < n; i++)
+            Assert.That(actual[i], Is.EqualTo(gelu.Value(data[i])).Within(3e-7f * Math.Max(1f, Math.Abs(data[i]))), $"gelu({data[i]}) at {i}");
+        // GELU(1) = Phi(1) = 0.841344746..., GELU(-1) = -(1 - Phi(1)) = -0.158655254..., GELU(2) = 2 Phi(2) = 1.954499736...
+        Assert.That(actual[7], Is.EqualTo(0.8413447461f).Within(3e-7f));
+        Assert.That(actual[8], Is.EqualTo(-0.1586552539f).Within(3e-7f));
+        using var x2 = _cpu.Upload(new float[] { 2f, -3f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f }, 17);
+        using var y2 = _cpu.Allocate(17);
+        _cpu.Unary(new Gelu(), x2, y2);
+        var v = _cpu.Download(y2);
+        Assert.That(v[0], Is.EqualTo(1.9544997361f).Within(5e-7f));
+        Assert.That(v[1], Is.EqualTo(-0.0040496985f).Within(5e-7f));
+    }
+
     [TestCase(2f)]
     [TestCase(3f)]
     [TestCase(4f)]

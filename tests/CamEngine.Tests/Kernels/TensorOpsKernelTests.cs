@@ -151,6 +151,7 @@ internal sealed class TensorOpsKernelTests(string device)
     public static IEnumerable<TestCaseData> SmoothCases()
     {
         yield return new TestCaseData(new Erf()).SetName("Smooth_erf");
+        yield return new TestCaseData(new Gelu()).SetName("Smooth_gelu");
         yield return new TestCaseData(new Pow(2f)).SetName("Smooth_square");
         yield return new TestCaseData(new Pow(3f)).SetName("Smooth_cube");
         yield return new TestCaseData(new Sqrt()).SetName("Smooth_sqrt");
@@ -163,6 +164,7 @@ internal sealed class TensorOpsKernelTests(string device)
         switch (op)
         {
             case Erf e: SmoothCheck(e); break;
+            case Gelu g: SmoothCheck(g); break;
             case Pow p: SmoothCheck(p); break;
             case Sqrt q: SmoothCheck(q); break;
             case Tanh t: SmoothCheck(t); break;
