@@ -143,14 +143,15 @@ public sealed class OnnxFusionTests
     public void Chains_whose_inner_values_are_read_elsewhere_or_that_differ_stay_as_exported()
     {
         // GELU whose erf is also added to the result; GELU by 1.5 instead of sqrt 2; LayerNorm over the second axis
-        // only; LayerNorm with a zero epsilon.
+        // only; LayerNorm with a zero epsilon; LayerNorm over the first and last axes (not adjacent).
         var (g1, g1Out) = GeluChain("g1_", "x", halfFirst: false);
         var (g2, g2Out) = GeluChain("g2_", "g1_sum_out", halfFirst: false);
         var (ln1, ln1Out) = LayerNormChain("l1_", g2Out, [2], "eps", null, null);
         var (ln2, ln2Out) = LayerNormChain("l2_", ln1Out, [-1], "zero", null, null);
+        var (ln3, ln3Out) = LayerNormChain("l3_", ln2Out, [1, 3], "eps", null, null);
         var nodes = g1.Append(N("Add", "g1_sum", [g1Out, "g1_erf_out"]))
             .Concat(g2.Select((n, i) => i == 0 ? N("Div", "g2_div", ["g1_sum_out", "onehalf"]) : n))
-            .Concat(ln1).Concat(ln2).Append(OnnxBuild.Node("Identity", "out", [ln2Out], ["y"])).ToList();
+            .Concat(ln1).Concat(ln2).Concat(ln3).Append(OnnxBuild.Node("Identity", "out", [ln3Out], ["y"])).ToList();
         var inits = Constants([6]).Append(Scalar("onehalf", 1.5f)).ToArray();
         var fused = Convert(nodes, inits);
         Assert.That(OpsOf(fused), Does.Not.Contain(ModelOps.Gelu).And.Not.Contain(ModelOps.LayerNorm));
