@@ -99,6 +99,32 @@ internal sealed class CpuElementwiseFastPathTests
     }
 
     [Test]
+    public void Fused_exp_of_non_positive_values_is_within_two_ulp_at_both_widths()
+    {
+        var rng = new Random(16);
+        var xs = Enumerable.Range(0, 20000).Select(_ => (float)(-rng.NextDouble() * 87)).ToList();
+        xs.AddRange([0f, -0f, -1e-8f, -0.34657359f, -0.6931472f, -1f, -10f, -86.9f, -87f]);
+        while (xs.Count % 16 != 0)
+            xs.Add(-0.5f);
+        var data = xs.ToArray();
+        for (int i = 0; i < data.Length; i += 16)
+        {
+            var v512 = new float[16];
+            var v256 = new float[16];
+            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512);
+            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(0, 8));
+            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(8, 8));
+            for (int l = 0; l < 16; l++)
+            {
+                double e = Math.Exp(data[i + l]);
+                double ulp = MathF.BitIncrement((float)e) - (float)e;
+                Assert.That(Math.Abs(v512[l] - e), Is.LessThanOrEqualTo(2 * ulp), $"512-bit exp({data[i + l]}) = {v512[l]}, double {e}");
+                Assert.That(Math.Abs(v256[l] - e), Is.LessThanOrEqualTo(2 * ulp), $"256-bit exp({data[i + l]}) = {v256[l]}, double {e}");
+            }
+        }
+    }
+
+    [Test]
     public void Float_exp_is_within_two_ulp_and_the_same_at_every_width()
     {
         var rng = new Random(15);
@@ -181,7 +207,23 @@ internal sealed class CpuElementwiseFastPathTests
         _cpu.Unary(new Gelu(), x2, y2);
         var v = _cpu.Download(y2);
         Assert.That(v[0], Is.EqualTo(1.9544997361f).Within(5e-7f));
-        Assert.That(v[1], Is.EqualTo(-0.0040496985f).Within(5e-7f));
+        Assert.That(v[1], Is.EqualTo(-0.0040496941f).Within(5e-7f));
+        // Past |x| = 10 sqrt 2 Phi is 0 or 1, as the scalar form's (GELU(-inf) = -inf * 0 is NaN there too), and NaN passes.
+        var edge = new float[] { float.PositiveInfinity, float.NegativeInfinity, float.NaN, -20f, 20f, 14.1f, -14.1f, -5f };
+        var wide = edge.Concat(Enumerable.Repeat(0f, 8)).ToArray();
+        using var x3 = _cpu.Upload(wide, 16);
+        using var y3 = _cpu.Allocate(16);
+        _cpu.Unary(new Gelu(), x3, y3);
+        var w = _cpu.Download(y3);
+        Assert.That(w[0], Is.EqualTo(float.PositiveInfinity));
+        Assert.That(float.IsNaN(w[1]) && float.IsNaN(gelu.Value(float.NegativeInfinity)), $"GELU(-inf) = {w[1]}");
+        Assert.That(float.IsNaN(w[2]), $"GELU(NaN) = {w[2]}");
+        Assert.That(w[3], Is.EqualTo(0f));
+        Assert.That(w[4], Is.EqualTo(20f));
+        Assert.That(w[5], Is.EqualTo(14.1f));
+        Assert.That(w[6], Is.EqualTo(0f).Within(1e-30f));
+        // GELU(-5) = -5 (1 - Phi(5)) = -1.4332579e-6; A&S 7.1.26 gives -1.4355e-6 (erfc's absolute error, 2.3e-9 here).
+        Assert.That(w[7], Is.EqualTo(-1.4332579e-6f).Within(3e-9f));
     }
 
     [TestCase(2f)]
