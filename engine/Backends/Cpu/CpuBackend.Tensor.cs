@@ -34,7 +34,7 @@ internal sealed unsafe partial class CpuBackend
 
     /// <inheritdoc/>
     protected override void LayerNormCore(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor stats, int rows, int cols, float eps) =>
-        CpuTensorOps.LayerNorm(In(x), In(gamma), In(beta), Over(y), Over(stats), rows, cols, eps);
+        CpuTensorOps.LayerNorm(In(x), In(gamma), In(beta), Over(y), Over(stats), rows, cols, eps, Simd);
 
     /// <inheritdoc/>
     protected override void LayerNormBackwardCore(Tensor x, Tensor gamma, Tensor stats, Tensor dy, Tensor dx, Tensor? dgamma, Tensor? dbeta, int rows, int cols) =>

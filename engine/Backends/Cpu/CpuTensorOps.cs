@@ -214,29 +214,94 @@ internal static unsafe class CpuTensorOps
             y[i] = x[argmax[i]];
     }
 
-    /// <summary>Layer norm per row with (mean, rstd) written to stats; two passes for the variance.</summary>
-    public static void LayerNorm(float* x, float* gamma, float* beta, float* y, float* stats, int rows, int cols, float eps)
+    /// <summary>
+    /// Layer norm per row with (mean, rstd) written to stats; two passes for the variance. The sums run in vector
+    /// lanes (two accumulators, then the lanes added) and the normalization a vector at a time, so a row of C costs
+    /// about 3C/16 vector operations instead of a serial chain of 2C additions.
+    /// </summary>
+    public static void LayerNorm(float* x, float* gamma, float* beta, float* y, float* stats, int rows, int cols, float eps,
+        CpuSimd simd)
     {
         For(rows, (long)rows * cols, r =>
         {
-            var row = new ReadOnlySpan<float>(x + (long)r * cols, cols);
-            float sum = 0f;
-            for (int j = 0; j < cols; j++)
-                sum += row[j];
-            float mean = sum / cols;
-            float sq = 0f;
-            for (int j = 0; j < cols; j++)
-            {
-                float d = row[j] - mean;
-                sq += d * d;
-            }
-            float rstd = 1f / MathF.Sqrt(sq / cols + eps);
+            float* row = x + (long)r * cols;
+            float mean = RowSum(row, cols, 0f, false, simd) / cols;
+            float rstd = 1f / MathF.Sqrt(RowSum(row, cols, mean, true, simd) / cols + eps);
             stats[2 * r] = mean;
             stats[2 * r + 1] = rstd;
             float* o = y + (long)r * cols;
-            for (int j = 0; j < cols; j++)
+            int j = 0;
+            if (simd == CpuSimd.Vector512)
+            {
+                Vector512<float> m = Vector512.Create(mean), s = Vector512.Create(rstd);
+                for (; j <= cols - 16; j += 16)
+                    (Vector512.Load(gamma + j) * ((Vector512.Load(row + j) - m) * s) + Vector512.Load(beta + j)).Store(o + j);
+            }
+            else if (simd == CpuSimd.Vector256)
+            {
+                Vector256<float> m = Vector256.Create(mean), s = Vector256.Create(rstd);
+                for (; j <= cols - 8; j += 8)
+                    (Vector256.Load(gamma + j) * ((Vector256.Load(row + j) - m) * s) + Vector256.Load(beta + j)).Store(o + j);
+            }
+            for (; j < cols; j++)
                 o[j] = gamma[j] * ((row[j] - mean) * rstd) + beta[j];
         });
+    }
+
+    /// <summary>sum_j row[j], or with <paramref name="squares"/> sum_j (row[j] - c)^2, in vector lanes.</summary>
+    private static float RowSum(float* row, int cols, float c, bool squares, CpuSimd simd)
+    {
+        int j = 0;
+        float sum = 0f;
+        if (simd == CpuSimd.Vector512 && cols >= 16)
+        {
+            Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, vc = Vector512.Create(c);
+            for (; j <= cols - 32; j += 32)
+            {
+                Vector512<float> v0 = Vector512.Load(row + j), v1 = Vector512.Load(row + j + 16);
+                if (squares)
+                {
+                    v0 -= vc;
+                    v1 -= vc;
+                    v0 *= v0;
+                    v1 *= v1;
+                }
+                a0 += v0;
+                a1 += v1;
+            }
+            for (; j <= cols - 16; j += 16)
+            {
+                var v = Vector512.Load(row + j);
+                if (squares)
+                {
+                    v -= vc;
+                    v *= v;
+                }
+                a0 += v;
+            }
+            sum = Vector512.Sum(a0 + a1);
+        }
+        else if (simd == CpuSimd.Vector256 && cols >= 8)
+        {
+            Vector256<float> a0 = Vector256<float>.Zero, vc = Vector256.Create(c);
+            for (; j <= cols - 8; j += 8)
+            {
+                var v = Vector256.Load(row + j);
+                if (squares)
+                {
+                    v -= vc;
+                    v *= v;
+                }
+                a0 += v;
+            }
+            sum = Vector256.Sum(a0);
+        }
+        for (; j < cols; j++)
+        {
+            float d = squares ? row[j] - c : row[j];
+            sum += squares ? d * d : d;
+        }
+        return sum;
     }
 
     /// <summary>Layer norm backward: dx per row (parallel), then dgamma, dbeta per column over the rows.</summary>

@@ -98,6 +98,40 @@ internal sealed class CpuElementwiseFastPathTests
         TensorAssert.Close(_cpu.Download(y), ReferenceBackend.DownloadDouble(yr), 1e-6, 1e-6, $"{op}");
     }
 
+    [TestCase(CpuSimd.Vector512, 5, 53)]
+    [TestCase(CpuSimd.Vector512, 3, 768)]
+    [TestCase(CpuSimd.Vector256, 5, 53)]
+    [TestCase(CpuSimd.Vector256, 3, 96)]
+    [TestCase(CpuSimd.Scalar, 4, 21)]
+    public void LayerNorm_at_each_width_matches_the_double_reference(CpuSimd simd, int rows, int cols)
+    {
+        if (simd == CpuSimd.Vector512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated
+            || simd == CpuSimd.Vector256 && !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+            Assert.Ignore($"{simd} is not accelerated here");
+        using var cpu = new CpuBackend(simd);
+        var reference = new ReferenceBackend();
+        var rng = new Random(rows * cols);
+        // An offset of 40 and a spread of 3: the mean is far from zero, as two-pass variance must handle.
+        float[] xs = Enumerable.Range(0, rows * cols).Select(_ => (float)(40 + rng.NextDouble() * 6 - 3)).ToArray();
+        float[] g = Enumerable.Range(0, cols).Select(_ => (float)(rng.NextDouble() + 0.5)).ToArray();
+        float[] b = Enumerable.Range(0, cols).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        float[] Run(Backend be, out float[] stats)
+        {
+            using var x = be.Upload(xs, rows, cols);
+            using var gt = be.Upload(g, cols);
+            using var bt = be.Upload(b, cols);
+            using var y = be.Allocate(rows, cols);
+            using var st = be.Allocate(rows, 2);
+            be.LayerNorm(x, gt, bt, y, st, cols, 1e-5f);
+            stats = be.Download(st);
+            return be.Download(y);
+        }
+        var actual = Run(cpu, out var s);
+        var expected = Run(reference, out var sr);
+        TensorAssert.Close(actual, expected, 2e-5, 2e-5, $"layernorm at {simd}");
+        TensorAssert.Close(s, sr, 2e-5, 2e-6, $"layernorm (mean, rstd) at {simd}");
+    }
+
     [Test]
     public void Fused_exp_of_non_positive_values_is_within_two_ulp_at_both_widths()
     {
