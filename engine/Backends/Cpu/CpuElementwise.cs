@@ -115,11 +115,15 @@ internal readonly struct ErfOp : IUnaryOp
 /// erf's absolute error times x / 2). Fused multiply-adds, <see cref="CpuExp.ExpNonPositive(Vector512{float})"/>, and
 /// with AVX-512 a reciprocal estimate refined by one Newton step instead of a division: about 2.5x fewer cycles than
 /// erf then four passes' arithmetic, within 3e-7 max(1, |x|) of <see cref="Kernels.Gelu.Value"/> (the scalar form, and
-/// this map's scalar tail). Beyond |x| = 10 sqrt 2, Phi is exactly 0 or 1 (so GELU(-inf) is NaN, as the scalar form).
+/// this map's scalar tail). Beyond |x| = 9 sqrt 2, Phi is exactly 0 or 1 (so GELU(-inf) is NaN, as the scalar form).
 /// </summary>
 internal readonly struct GeluOp : IUnaryOp
 {
     private const float InvSqrt2 = 0.70710678118654752f;
+
+    // Past a = 9 (|x| = 12.7) Phi is 0 or 1 to within 2e-37; the cut keeps exp's argument above -81 and every
+    // product out of the subnormals, which cost a microcode assist each (a +-21 spread ran 1.8x slower without it).
+    private const float Cutoff = 9f;
     private const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
 
     public float Apply(float x) => new Kernels.Gelu().Value(x);
@@ -127,21 +131,21 @@ internal readonly struct GeluOp : IUnaryOp
     public Vector256<float> Apply(Vector256<float> x)
     {
         static Vector256<float> C(float v) => Vector256.Create(v);
-        var a = Vector256.Min(Vector256.Abs(x) * InvSqrt2, C(10f));
+        var a = Vector256.Min(Vector256.Abs(x) * InvSqrt2, C(Cutoff));
         var t = Vector256<float>.One / Vector256.FusedMultiplyAdd(a, C(P), Vector256<float>.One);
         var poly = Vector256.FusedMultiplyAdd(C(A5), t, C(A4));
         poly = Vector256.FusedMultiplyAdd(poly, t, C(A3));
         poly = Vector256.FusedMultiplyAdd(poly, t, C(A2));
         poly = Vector256.FusedMultiplyAdd(poly, t, C(A1)) * t;
-        var half = poly * CpuExp.ExpNonPositive(Vector256.Max(-(a * a), C(-87f))) * 0.5f;
-        half = Vector256.ConditionalSelect(Vector256.LessThan(a, C(10f)), half, Vector256<float>.Zero);
+        var half = poly * CpuExp.ExpNonPositive(-(a * a)) * 0.5f;
+        half = Vector256.ConditionalSelect(Vector256.LessThan(a, C(Cutoff)), half, Vector256<float>.Zero);
         return x * Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), half, Vector256<float>.One - half);
     }
 
     public Vector512<float> Apply(Vector512<float> x)
     {
         static Vector512<float> C(float v) => Vector512.Create(v);
-        var a = Vector512.Min(Vector512.Abs(x) * InvSqrt2, C(10f));
+        var a = Vector512.Min(Vector512.Abs(x) * InvSqrt2, C(Cutoff));
         var d = Vector512.FusedMultiplyAdd(a, C(P), Vector512<float>.One);
         Vector512<float> t;
         if (Avx512F.IsSupported)
@@ -158,8 +162,8 @@ internal readonly struct GeluOp : IUnaryOp
         poly = Vector512.FusedMultiplyAdd(poly, t, C(A3));
         poly = Vector512.FusedMultiplyAdd(poly, t, C(A2));
         poly = Vector512.FusedMultiplyAdd(poly, t, C(A1)) * t;
-        var half = poly * CpuExp.ExpNonPositive(Vector512.Max(-(a * a), C(-87f))) * 0.5f;
-        half = Vector512.ConditionalSelect(Vector512.LessThan(a, C(10f)), half, Vector512<float>.Zero);
+        var half = poly * CpuExp.ExpNonPositive(-(a * a)) * 0.5f;
+        half = Vector512.ConditionalSelect(Vector512.LessThan(a, C(Cutoff)), half, Vector512<float>.Zero);
         return x * Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), half, Vector512<float>.One - half);
     }
 }

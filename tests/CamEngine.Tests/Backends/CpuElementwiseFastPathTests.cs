@@ -242,7 +242,7 @@ internal sealed class CpuElementwiseFastPathTests
         var v = _cpu.Download(y2);
         Assert.That(v[0], Is.EqualTo(1.9544997361f).Within(5e-7f));
         Assert.That(v[1], Is.EqualTo(-0.0040496941f).Within(5e-7f));
-        // Past |x| = 10 sqrt 2 Phi is 0 or 1, as the scalar form's (GELU(-inf) = -inf * 0 is NaN there too), and NaN passes.
+        // Past |x| = 9 sqrt 2 Phi is 0 or 1, as the scalar form's (GELU(-inf) = -inf * 0 is NaN there too), and NaN passes.
         var edge = new float[] { float.PositiveInfinity, float.NegativeInfinity, float.NaN, -20f, 20f, 14.1f, -14.1f, -5f };
         var wide = edge.Concat(Enumerable.Repeat(0f, 8)).ToArray();
         using var x3 = _cpu.Upload(wide, 16);
