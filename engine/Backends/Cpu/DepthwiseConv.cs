@@ -394,16 +394,44 @@ internal static unsafe class DepthwiseConv
                 float* bp = buf, ytp = yt;
                 CpuConv.For(s.OH, (long)ohw * c * taps, oh =>
                 {
+                    // Eight output pixels of a row at a time, each its own accumulator (the last group repeats the
+                    // row's last pixel where fewer are left, and stores only the real ones): eight independent FMA
+                    // chains share each weight load, where one pixel at a time waited out every FMA's latency.
+                    long step = (long)s.StrideW * cs;
                     for (int c0 = 0; c0 < c; c0 += 16)
                     {
                         var b = Vector512.Load(wtp + (long)taps * c + c0);
-                        for (int ow = 0; ow < s.OW; ow++)
+                        for (int ow = 0; ow < s.OW; ow += 8)
                         {
-                            float* px = bp + ((long)oh * s.StrideH * wp + (long)ow * s.StrideW) * cs + c0;
-                            var acc = Vector512<float>.Zero;
+                            int count = Math.Min(8, s.OW - ow);
+                            float* p0 = bp + ((long)oh * s.StrideH * wp + (long)ow * s.StrideW) * cs + c0;
+                            long d1 = Math.Min(1, count - 1) * step, d2 = Math.Min(2, count - 1) * step, d3 = Math.Min(3, count - 1) * step;
+                            long d4 = Math.Min(4, count - 1) * step, d5 = Math.Min(5, count - 1) * step, d6 = Math.Min(6, count - 1) * step;
+                            long d7 = Math.Min(7, count - 1) * step;
+                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                            Vector512<float> a4 = default, a5 = default, a6 = default, a7 = default;
                             for (int t = 0; t < taps; t++)
-                                acc = Vector512.FusedMultiplyAdd(Vector512.Load(px + offp[t]), Vector512.Load(wtp + (long)t * c + c0), acc);
-                            Activate(acc + b, act, lo, hi).Store(ytp + ((long)oh * s.OW + ow) * c + c0);
+                            {
+                                var wv = Vector512.Load(wtp + (long)t * c + c0);
+                                float* q = p0 + offp[t];
+                                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q), wv, a0);
+                                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d1), wv, a1);
+                                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d2), wv, a2);
+                                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d3), wv, a3);
+                                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d4), wv, a4);
+                                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d5), wv, a5);
+                                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d6), wv, a6);
+                                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(q + d7), wv, a7);
+                            }
+                            float* o = ytp + ((long)oh * s.OW + ow) * c + c0;
+                            Activate(a0 + b, act, lo, hi).Store(o);
+                            if (count > 1) Activate(a1 + b, act, lo, hi).Store(o + c);
+                            if (count > 2) Activate(a2 + b, act, lo, hi).Store(o + 2 * c);
+                            if (count > 3) Activate(a3 + b, act, lo, hi).Store(o + 3 * c);
+                            if (count > 4) Activate(a4 + b, act, lo, hi).Store(o + 4 * c);
+                            if (count > 5) Activate(a5 + b, act, lo, hi).Store(o + 5 * c);
+                            if (count > 6) Activate(a6 + b, act, lo, hi).Store(o + 6 * c);
+                            if (count > 7) Activate(a7 + b, act, lo, hi).Store(o + 7 * c);
                         }
                     }
                 });

@@ -70,6 +70,7 @@ internal sealed class DepthwiseConvTests
         (new ConvShape(1, 16, 15, 15, 16, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 16), "5x5 stride 2"),
         (new ConvShape(1, 80, 9, 11, 80, 3, 5, 1, 1, 2, 1, 2, 3, 2, 1, 80), "3x5, dilation (2,1), odd pads, 80 channels (two 64-channel transposes)"),
         (new ConvShape(1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16), "14x14, the largest channels-last plane"),
+        (new ConvShape(1, 32, 9, 9, 32, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 32), "7x7 kernel (ConvNeXt's), rows of 9: a group of eight and one"),
     ];
 
     public static IEnumerable<TestCaseData> ChannelsLastCases() =>
