@@ -99,7 +99,7 @@ internal static unsafe class DepthwiseConv
     public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
         EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f)
     {
-        if (Rows(s, simd))
+        if (Rows(s, simd) && !(ChannelsLastFirst(s) && ChannelsLast(s, simd, residual != null)))
         {
             ForwardRows(x, w, bias, residual, y, s, act, lo, hi);
             return;
@@ -155,6 +155,16 @@ internal static unsafe class DepthwiseConv
         long pixels = (long)s.OH * s.OW;
         return s.KH * s.KW <= 9 ? s.StrideW == 2 || pixels <= 28 * 28 : pixels is >= 128 and <= 400;
     }
+
+    /// <summary>
+    /// Where both could run, the channels-last form before the row form: kernels of more than 9 taps (5x5, 7x7) and
+    /// planes of at most 64 output pixels (7x7). Inside the forward (bench profile, PROFILE_LEAN=1, the two orders
+    /// alternating call by call, batch 1, ms channels-last / rows): ConvNeXt-T's 7x7 kernels at 14x14 0.141-0.156 /
+    /// 0.191-0.198; EfficientNet-B0's 5x5 at 14x14 0.133-0.193 / 0.174-0.238, its 7x7 planes 0.100-0.114 /
+    /// 0.129-0.133; MobileNetV2's 3x3 on 7x7 planes 0.083-0.104 / 0.109-0.124; but 3x3 kernels on 14x14 planes
+    /// 0.116-0.166 / 0.074-0.139, so those keep the row form.
+    /// </summary>
+    internal static bool ChannelsLastFirst(ConvShape s) => s.KH * s.KW > 9 || (long)s.OH * s.OW <= 64;
 
     /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>
     internal static bool RowsForm { get; set; } = true;
