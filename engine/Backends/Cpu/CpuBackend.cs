@@ -415,9 +415,10 @@ internal sealed unsafe partial class CpuBackend : Backend
         float* b, long brs, long bcs, float* c, bool accumulate, bool serial = false) =>
         Dense(m, n, k, a, ars, acs, alpha, new StridedPanels(b, brs, bcs, n), c, accumulate, serial);
 
-    /// <summary>C[m,n] (+)= alpha A B with A(i,kk) = a[i*ars + kk*acs] packed here, B from <paramref name="b"/>.</summary>
+    /// <summary>C[m,n] (+)= alpha A B (+ <paramref name="columnBias"/>[n]) with A(i,kk) = a[i*ars + kk*acs] packed here,
+    /// B from <paramref name="b"/>.</summary>
     private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate,
-        bool serial = false)
+        bool serial = false, float* columnBias = null)
         where TB : struct, IPanelSource
     {
         var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
@@ -425,7 +426,7 @@ internal sealed unsafe partial class CpuBackend : Backend
         {
             float* pa = Scratch.Aligned(packed);
             PackedGemm.PackA(a, ars, acs, m, k, alpha, pa);
-            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd, serial);
+            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd, serial, columnBias: columnBias);
         }
         finally
         {
@@ -442,12 +443,13 @@ internal sealed unsafe partial class CpuBackend : Backend
             return;
         }
         float* yp = Over(y);
-        if (b != null)
+        // The bias is added to each tile of y as its sums are final (beta b, scaled here when beta is not 1).
+        float[]? scaled = b != null && s.Beta != 1f ? new float[s.N] : null;
+        if (scaled != null)
         {
-            float* bp = In(b);
-            for (int m = 0; m < s.M; m++)
+            float* bp = In(b!);
             for (int j = 0; j < s.N; j++)
-                yp[(long)m * s.N + j] = s.Beta * bp[j];
+                scaled[j] = s.Beta * bp[j];
         }
         // op(W)(kk, j): W stored (N, K) when TransB, else (K, N). W is the layer's weight: its packed B panels are
         // cached per weight version, as the conv forms' packed weights are, instead of packed by every task of every call.
@@ -461,9 +463,11 @@ internal sealed unsafe partial class CpuBackend : Backend
             return packed;
         });
         fixed (float* pb = packedB)
+        fixed (float* sb = scaled)
         {
+            float* columnBias = b == null ? null : scaled != null ? sb : In(b);
             Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, new PrepackedPanels(pb, PackedGemm.RoundUp(s.N, PackedGemm.NR)), yp,
-                b != null);
+                false, columnBias: columnBias);
         }
     }
 

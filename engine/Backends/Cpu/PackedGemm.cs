@@ -169,7 +169,7 @@ internal readonly unsafe struct RowPanels(float* p, int rows) : IPanelSource
 
 /// <summary>
 /// What <see cref="PackedGemm"/>'s AVX-512 kernel applies to a full tile's final sums in registers, before its one
-/// store: the row bias, the residual (indexed like C) and the activation of a <see cref="StoreEpilogue"/>, in the
+/// store: the row or column bias, the residual (indexed like C) and the activation of a <see cref="StoreEpilogue"/>, in the
 /// order and with the operations of <see cref="StoreEpilogue.ApplyRange(float*, long, long, float)"/>, so the bits are
 /// the same as with the second pass over the stored tile.
 /// </summary>
@@ -181,6 +181,9 @@ internal readonly unsafe struct TileEnd
     /// <summary>The tile's first row's bias, or null.</summary>
     public readonly float* Bias;
 
+    /// <summary>The tile's first column's bias (a bias per column of C, as a linear layer's over its outputs), or null.</summary>
+    public readonly float* ColumnBias;
+
     /// <summary>The residual at the tile's first element, rows <c>ldc</c> apart, or null.</summary>
     public readonly float* Residual;
 
@@ -190,12 +193,14 @@ internal readonly unsafe struct TileEnd
     /// <summary>Whether rows on a 64-byte boundary are stored past the caches (<see cref="PackedGemm.StreamBytes"/>).</summary>
     public readonly bool Stream;
 
-    /// <summary>The end of the tile at C row <paramref name="i"/>, <paramref name="at"/> floats into C.</summary>
-    public TileEnd(StoreEpilogue epilogue, float* rowBias, int i, long at, bool stream)
+    /// <summary>The end of the tile at C row <paramref name="i"/> and column <paramref name="j"/>, <paramref name="at"/>
+    /// floats into C.</summary>
+    public TileEnd(StoreEpilogue epilogue, float* rowBias, float* columnBias, int i, int j, long at, bool stream)
     {
         Active = true;
         Stream = stream;
         Bias = rowBias == null ? null : rowBias + i;
+        ColumnBias = columnBias == null ? null : columnBias + j;
         Residual = epilogue.Residual == null ? null : epilogue.Residual + at;
         Epilogue = epilogue;
     }
@@ -209,6 +214,11 @@ internal readonly unsafe struct TileEnd
             var b = Vector512.Create(Bias[r]);
             v0 += b;
             v1 += b;
+        }
+        if (ColumnBias != null)
+        {
+            v0 += Vector512.Load(ColumnBias);
+            v1 += Vector512.Load(ColumnBias + 16);
         }
         if (Residual != null)
         {
@@ -315,16 +325,19 @@ internal static unsafe class PackedGemm
     /// <c>C = A B</c>, or <c>C += A B</c> when <paramref name="accumulate"/>; A packed by <see cref="PackA"/>,
     /// C(i, j) at <c>c[i*ldc + j]</c> (with <paramref name="colsPerImage"/>, the columns of several images' planes:
     /// <c>c[(j / colsPerImage)*cImageStride + i*ldc + j % colsPerImage]</c>, a tile that crosses into the next image
-    /// summed in a stack tile and stored in pieces), then <paramref name="rowBias"/>[i] added (when given) and the
+    /// summed in a stack tile and stored in pieces), then <paramref name="rowBias"/>[i] or <paramref name="columnBias"/>[j]
+    /// added (when given; not both, and no column bias with image columns) and the
     /// <paramref name="epilogue"/> (its residual indexed like C) applied on each tile as its last block of k is summed,
     /// while the tile is in L1. <paramref name="serial"/> keeps it on the calling thread (for callers that run many
     /// GEMMs in parallel themselves).
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
         bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false,
-        int colsPerImage = 0, long cImageStride = 0)
+        int colsPerImage = 0, long cImageStride = 0, float* columnBias = null)
         where TB : struct, IPanelSource
     {
+        if (columnBias != null && (rowBias != null || colsPerImage > 0))
+            throw new ArgumentException("a column bias goes with neither a row bias nor image columns");
         // Columns in images (a batch of 1x1 convs): C(i, j) at c[(j / colsPerImage)*cImageStride + i*ldc + j % colsPerImage].
         bool images = colsPerImage > 0;
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
@@ -375,7 +388,7 @@ internal static unsafe class PackedGemm
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
                 float* aBlock = packedA + (long)k0 * mpad;
-                bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null) && k0 + kc >= k;
+                bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null || columnBias != null) && k0 + kc >= k;
                 // B read in place is a weight operand (Winograd's U, transposed conv weights) that comes from memory
                 // on its first tile row; a B packed here is in L2.
                 bool bFromMemory = bp != panel && !inPlaceRows;
@@ -409,7 +422,7 @@ internal static unsafe class PackedGemm
                         // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
                         // stored tile.
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
-                        var end = inRegisters ? new TileEnd(epilogue, rowBias, i, at, streamOutput) : default;
+                        var end = inRegisters ? new TileEnd(epilogue, rowBias, columnBias, i, j, at, streamOutput) : default;
                         if (inPlaceRows && nv == NR && Unsafe.As<TB, InPlaceRows>(ref bSource).InPlace(j))
                         {
                             var rows = Unsafe.As<TB, InPlaceRows>(ref bSource);
@@ -428,6 +441,13 @@ internal static unsafe class PackedGemm
                             // The tile's sums are final: its epilogue while the tile is still in L1.
                             for (int r = 0; r < mv; r++)
                             {
+                                if (columnBias != null)
+                                {
+                                    // The column bias first, as the register path adds it before the epilogue.
+                                    float* cr = c + at + r * ldc, cb = columnBias + j;
+                                    for (int q = 0; q < nv; q++)
+                                        cr[q] += cb[q];
+                                }
                                 if (rowBias == null)
                                     epilogue.ApplyRange(c, at + r * ldc, nv);
                                 else

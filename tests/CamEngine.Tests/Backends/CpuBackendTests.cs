@@ -380,6 +380,9 @@ internal sealed class CpuBackendTests
     [TestCase(37, 300, 70, false, CpuSimd.Vector256)]
     [TestCase(40, 512, 330, true, CpuSimd.Vector512)] // 13.5 MFLOP: the parallel path
     [TestCase(9, 1000, 33, false, CpuSimd.Scalar)]
+    [TestCase(150, 300, 70, false, CpuSimd.Vector512)] // more rows than the few-row path takes: two blocks of k, edge tiles
+    [TestCase(203, 96, 384, true, CpuSimd.Vector512)] // full 32-column tiles, the bias added in registers
+    [TestCase(150, 300, 70, true, CpuSimd.Vector256)]
     public void Gemm_matches_reference(int m, int k, int n, bool transB, CpuSimd simd)
     {
         var s = new GemmShape(m, k, n, transB, 0.75f, 1.5f);
