@@ -37,8 +37,9 @@ public sealed class OnnxConvertOptions
     /// <summary>
     /// Whether the chains older opsets write for one operator become that operator (default true): LayerNorm's
     /// ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (with its Mul and Add) becomes <c>layernorm</c>, exact GELU's
-    /// Div, Erf, Add, Mul, Mul becomes <c>gelu</c>. One pass over the tensor instead of five to nine; the values inside
-    /// a chain are then no longer layers. False keeps every ONNX node.
+    /// Div, Erf, Add, Mul, Mul becomes <c>gelu</c>, and a linear layer's bias Add after a <c>matmul</c> joins it. One
+    /// pass over the tensor instead of two to nine; the values inside a chain are then no longer layers. False keeps
+    /// every ONNX node.
     /// </summary>
     public bool FuseDecomposedOperators { get; init; } = true;
 

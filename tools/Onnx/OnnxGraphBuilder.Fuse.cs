@@ -4,13 +4,14 @@ using CamEngine.Tensors;
 namespace CamEngine.Onnx;
 
 /// <summary>
-/// The chains older exporters write for one operator, fused into that operator once the graph is converted
+/// The chains exporters write for one operator, fused into that operator once the graph is converted
 /// (<see cref="OnnxConvertOptions.FuseDecomposedOperators"/>):
 /// <code>
 /// LayerNorm (opsets before 17):  m = ReduceMean(x)  d = x - m  v = ReduceMean(d^2)  n = d / Sqrt(v + eps)  [n * scale + bias]
 ///                                -> layernorm(x) over the reduced trailing axes, epsilon eps (scale 1 and bias 0 where absent)
 /// exact GELU:                    (x * (Erf(x / sqrt 2) + 1)) * 0.5, or (x * 0.5) * (Erf(x / sqrt 2) + 1)
 ///                                -> gelu(x)   (x * (1/sqrt 2) and a final / 2 are matched too)
+/// a linear layer's bias:         matmul(x) + b, b a constant of the output's last-axis shape -> matmul(x) with bias b
 /// </code>
 /// A chain is fused only where each value inside it feeds nothing but the chain and is not the graph's output; the
 /// fused node keeps the name and output of the chain's last node, so what reads the chain's result (and a user's
@@ -44,6 +45,7 @@ internal sealed partial class OnnxGraphBuilder
             {
                 Ops.ReduceMean => MatchLayerNorm(i, consumers, graphOutput),
                 Ops.Erf => MatchGelu(i, consumers, producer, graphOutput),
+                Ops.MatMul => MatchMatMulBias(i, consumers, graphOutput),
                 _ => null,
             };
             if (match is not { } m || m.Chain.Any(taken.Contains))
@@ -121,6 +123,21 @@ internal sealed partial class OnnxGraphBuilder
         if (!IsHalving(h) || h.Inputs[0] != x)
             return null;
         return ([ia, erf, ib, ih, im], Fused(m, Ops.Gelu, x, new(), new()));
+    }
+
+    /// <summary>A <c>matmul</c> whose only reader adds a constant of its output's last-axis shape: the bias of a
+    /// linear layer, folded into the matmul (one pass over the output instead of two).</summary>
+    private (int[] Chain, GraphNode Fused)? MatchMatMulBias(int im, Dictionary<string, List<int>> consumers, string graphOutput)
+    {
+        var m = _nodes[im];
+        if (m.Param("bias") != null)
+            return null;
+        int ia = Only(m.Output, consumers, graphOutput);
+        if (ia < 0 || _nodes[ia] is not { Op: Ops.Add, Inputs.Length: 1 } add || add.Param("constant") is not { } name
+            || !_weights.TryGetValue(name, out var t) || !t.Shape.SequenceEqual([m.Shape[^1]]))
+            return null;
+        var pars = new Dictionary<string, string>(m.Params, StringComparer.Ordinal) { ["bias"] = name };
+        return ([im, ia], Fused(add, Ops.MatMul, m.Inputs[0], pars, new Dictionary<string, double[]>(m.Attrs, StringComparer.Ordinal)));
     }
 
     private (int[] Chain, GraphNode Fused)? MatchLayerNorm(int mean, Dictionary<string, List<int>> consumers, string graphOutput)

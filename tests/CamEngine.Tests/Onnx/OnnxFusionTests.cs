@@ -159,6 +159,29 @@ public sealed class OnnxFusionTests
     }
 
     [Test]
+    public void A_bias_added_after_a_matmul_joins_it_unless_something_else_reads_the_product()
+    {
+        ProtoWriter[] inits =
+        [
+            OnnxBuild.Tensor("w", [6, 5], OnnxBuild.Values(30, 8)), OnnxBuild.Tensor("b", [5], OnnxBuild.Values(5, 9)),
+            OnnxBuild.Tensor("w2", [5, 5], OnnxBuild.Values(25, 10)), OnnxBuild.Tensor("b2", [5], OnnxBuild.Values(5, 11)),
+        ];
+        // x W + b (the bias first, as torch exports it), then (y W2) + b2 where y W2 is also read by a second Add.
+        var nodes = new List<ProtoWriter>
+        {
+            N("MatMul", "mm", ["x", "w"]), N("Add", "bias", ["b", "mm_out"]), N("MatMul", "mm2", ["bias_out", "w2"]),
+            N("Add", "bias2", ["mm2_out", "b2"]), N("Add", "both", ["bias2_out", "mm2_out"]),
+            OnnxBuild.Node("Identity", "out", ["both_out"], ["y"]),
+        };
+        var fused = Convert(nodes, inits);
+        Assert.That(OpsOf(fused), Is.EqualTo(new[] { ModelOps.MatMul, ModelOps.MatMul, ModelOps.Add, ModelOps.Add }));
+        Assert.That(fused.Graph.Nodes[0].Param("bias"), Is.EqualTo("b"));
+        Assert.That(fused.Graph.Nodes[0].Output, Is.EqualTo("bias_out"));
+        Assert.That(fused.Graph.Nodes[1].Param("bias"), Is.Null, "its product is read twice");
+        AssertSameValues(fused, Convert(nodes, inits, Unfused));
+    }
+
+    [Test]
     public void ConvNeXt_opset13_fuses_to_the_opset17_operators_and_keeps_its_values_and_gradient()
     {
         string dir = Path.Combine(FixturePaths.Root, "families");

@@ -273,6 +273,42 @@ internal sealed class NewOpsGraphTests
     }
 
     [Test]
+    public void MatMul_with_a_bias_matches_and_differentiates_in_the_bias_too()
+    {
+        // A linear layer's Add folded into the matmul by the converter.
+        var g = new OpGraph([3, 2, 4]);
+        g.Weight("w", [4, 5]);
+        g.Weight("b", [5]);
+        g.Add(ModelOps.MatMul, pars: P(("weight", "w"), ("bias", "b")));
+        var x = g.RandomInput();
+        var y = Forward(g, x);
+        float[] w = g.Weights["w"].Data, b = g.Weights["b"].Data;
+        for (int r = 0; r < x.Length / 4; r++)
+        for (int m = 0; m < 5; m++)
+        {
+            double s = b[m];
+            for (int k = 0; k < 4; k++)
+                s += x[r * 4 + k] * w[k * 5 + m];
+            Assert.That(y[r * 5 + m], Is.EqualTo(s).Within(1e-12));
+        }
+        g.CheckReverse();
+        g.CheckJets();
+    }
+
+    [Test]
+    public void Gelu_matches_its_definition_finite_differences_and_jets()
+    {
+        var g = new OpGraph([2, 3, 4]);
+        g.Add(ModelOps.Gelu);
+        var x = g.RandomInput().Select(v => 3 * v).ToArray();
+        var y = Forward(g, x);
+        for (int i = 0; i < x.Length; i++)
+            Assert.That(y[i], Is.EqualTo(x[i] * 0.5 * (1 + ReferenceBackend.ErfDouble(x[i] / Math.Sqrt(2)))).Within(1e-12));
+        g.CheckReverse(x);
+        g.CheckJets();
+    }
+
+    [Test]
     public void Exact_GELU_from_erf_matches_its_definition_finite_differences_and_jets()
     {
         // x * 0.5 * (1 + erf(x / sqrt 2)), as torch 1.13 exports nn.GELU().
