@@ -356,6 +356,30 @@ internal abstract partial class Backend : IDisposable
         GemmCore(x, w, b, y, s);
     }
 
+    /// <summary>
+    /// <c>y = GELU(alpha x op(W) + beta b)</c>: <see cref="Gemm"/> and then the exact GELU of every output
+    /// (<see cref="Kernels.Gelu"/>), as a linear layer and the GELU after it (the lean forward fuses the pair where
+    /// nothing else reads the product). A backend may apply the GELU as it stores the product; by default it is a
+    /// second pass over y.
+    /// </summary>
+    public void GemmGelu(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        s.Validate();
+        CheckLength(x, (long)s.M * s.K, nameof(x));
+        CheckLength(w, (long)s.K * s.N, nameof(w));
+        if (b != null)
+            CheckLength(b, s.N, nameof(b));
+        CheckLength(y, (long)s.M * s.N, nameof(y));
+        GemmGeluCore(x, w, b, y, s);
+    }
+
+    /// <summary>See <see cref="GemmGelu"/>: the product, then the GELU in place.</summary>
+    protected virtual void GemmGeluCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
+        GemmCore(x, w, b, y, s);
+        UnaryCore(new Gelu(), y, y);
+    }
+
     /// <summary>dx (M,K) from dy (M,N).</summary>
     public void GemmBackwardData(Tensor dy, Tensor w, Tensor dx, GemmShape s)
     {

@@ -163,6 +163,8 @@ internal sealed partial class DeviceModel : IDisposable
                         RunPooledConv(pass, node, g.Nodes[plan.Pooled[i]], plan.FusedRelu[i]);
                     else if (plan.Epilogues[i] is { } epilogue)
                         RunFusedConv(pass, node, epilogue);
+                    else if (plan.FusedGelu[i])
+                        RunMatMulGelu(pass, node);
                     else if (node.Op == Model.Ops.Clip && into >= 0)
                         RunClipInPlace(pass, node);
                     else
@@ -222,8 +224,10 @@ internal sealed partial class DeviceModel : IDisposable
     /// <param name="Pooled">Per node: for a conv whose output (after the ReLU it fuses, if any) only a max pool at or
     /// before <paramref name="Stop"/> reads, unkept, the index of that pool, which the conv computes
     /// (<see cref="Backend.Conv2dMaxPool"/>; the conv's and ReLU's values are never made); else -1.</param>
+    /// <param name="FusedGelu">Per node: a matmul that applies the GELU node after it as it stores
+    /// (<see cref="Backend.GemmGelu"/>); that node is then absorbed.</param>
     private sealed record LeanPlan(string[][] Release, int[] Into, int Stop, string[][] Unbind, bool[] FusedRelu,
-        ConvEpilogue?[] Epilogues, string?[] Absorbed, int[] Pooled)
+        ConvEpilogue?[] Epilogues, string?[] Absorbed, int[] Pooled, bool[] FusedGelu)
     {
         /// <summary>The plan that never frees nor overwrites the <paramref name="pinned"/> names (nor the storage
         /// they share).</summary>
@@ -272,7 +276,11 @@ internal sealed partial class DeviceModel : IDisposable
                 // that the conv can fuse the SiLU; unfused, the product is element-wise over same-shape operands.
                 bool siluMul = i > 1 && SiluChain(g, i - 2);
                 // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
-                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul;
+                // A GELU right after the matmul whose product it reads may write over that product, so that the
+                // matmul can apply it as it stores (FusedGelu).
+                bool geluAfterMatMul = node.Op == Model.Ops.Gelu && i > 0 && g.Nodes[i - 1].Op == Model.Ops.MatMul
+                                       && node.Inputs[0] == g.Nodes[i - 1].Output;
+                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul || geluAfterMatMul;
                 // An addition writes over the output of the conv just before it if it can, and a SiLU's multiplication
                 // over the conv's output, so that the conv may fuse them.
                 int first = i > 0 && node.Op == Model.Ops.Add && g.Nodes[i - 1].Op == Model.Ops.Conv
@@ -322,7 +330,32 @@ internal sealed partial class DeviceModel : IDisposable
             var readers = ReaderCounts(g);
             var (epilogues, absorbed) = ConvEpilogues(g, pinned, into, fused, readers);
             var pooled = PooledConvs(g, stop, fused, epilogues, absorbed, readers);
-            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed, pooled);
+            var gelu = MatMulGelus(g, pinned, into, readers, absorbed);
+            return new LeanPlan(release.Select(l => l.ToArray()).ToArray(), into, stop, unbind, fused, epilogues, absorbed, pooled,
+                gelu);
+        }
+
+        /// <summary>
+        /// The matmuls that apply the GELU after them as they store (<see cref="Backend.GemmGelu"/>): the next node is a
+        /// GELU of the product, which nothing else reads and nothing keeps (not a requested layer, not read by a reverse
+        /// pass, not the output), and the plan writes the GELU over the product in place; the GELU node then only
+        /// names the result (<see cref="LeanPlan.Absorbed"/>).
+        /// </summary>
+        private static bool[] MatMulGelus(ModelGraph g, HashSet<string> pinned, int[] into, Dictionary<string, int> readers,
+            string?[] absorbed)
+        {
+            var fused = new bool[g.Nodes.Count];
+            for (int i = 0; i + 1 < g.Nodes.Count; i++)
+            {
+                var (mm, next) = (g.Nodes[i], g.Nodes[i + 1]);
+                if (mm.Op != Model.Ops.MatMul || next.Op != Model.Ops.Gelu || next.Inputs[0] != mm.Output || absorbed[i] != null
+                    || absorbed[i + 1] != null || into[i + 1] != 0 || pinned.Contains(mm.Output) || mm.Output == g.OutputName
+                    || readers.GetValueOrDefault(mm.Output) != 1)
+                    continue;
+                fused[i] = true;
+                absorbed[i + 1] = mm.Output;
+            }
+            return fused;
         }
 
         /// <summary>How many node inputs name each value (a node reading a value twice counts twice).</summary>
@@ -475,6 +508,13 @@ internal sealed partial class DeviceModel : IDisposable
         return Graph.Nodes.Where((_, i) => plan.Epilogues[i] != null).Select(n => n.Name).ToList();
     }
 
+    /// <summary>The names of the matmuls that a forward pass runs with the GELU after them (as <see cref="FusedConvs"/>).</summary>
+    internal IReadOnlyList<string> FusedGelus(IReadOnlyList<string>? layers)
+    {
+        var plan = PlanFor(layers);
+        return Graph.Nodes.Where((_, i) => plan.FusedGelu[i]).Select(n => n.Name).ToList();
+    }
+
     /// <summary>The plan of <see cref="ForwardOutput"/> (<paramref name="layers"/> null) or of <see cref="ForwardFor"/>
     /// (made by running it once on a zero image), for the diagnostics.</summary>
     private LeanPlan PlanFor(IReadOnlyList<string>? layers)
@@ -509,6 +549,16 @@ internal sealed partial class DeviceModel : IDisposable
         var y = a.NewOutput();
         Backend.Conv2dFused(x, a.Param("weight"), a.OptionalParam("bias"), e.Residual == null ? null : pass[e.Residual], y, s,
             e.Activation, e.Lo, e.Hi);
+        pass.Set(node.Output, y);
+    }
+
+    private void RunMatMulGelu(ForwardPass pass, GraphNode node)
+    {
+        var a = new ForwardArgs(this, pass, node, null, false);
+        var x = a.Input(0);
+        var w = a.Param("weight");
+        var y = a.NewOutput();
+        Backend.GemmGelu(x, w, a.OptionalParam("bias"), y, Ops.MatMul.Geometry(x.Length / w.Shape[0], w.Shape));
         pass.Set(node.Output, y);
     }
 

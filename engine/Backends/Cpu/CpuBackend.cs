@@ -418,7 +418,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     /// <summary>C[m,n] (+)= alpha A B (+ <paramref name="columnBias"/>[n]) with A(i,kk) = a[i*ars + kk*acs] packed here,
     /// B from <paramref name="b"/>.</summary>
     private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate,
-        bool serial = false, float* columnBias = null)
+        bool serial = false, float* columnBias = null, bool gelu = false)
         where TB : struct, IPanelSource
     {
         var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
@@ -426,7 +426,7 @@ internal sealed unsafe partial class CpuBackend : Backend
         {
             float* pa = Scratch.Aligned(packed);
             PackedGemm.PackA(a, ars, acs, m, k, alpha, pa);
-            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd, serial, columnBias: columnBias);
+            PackedGemm.Run(m, n, k, pa, b, c, n, accumulate, _simd, serial, columnBias: columnBias, gelu: gelu);
         }
         finally
         {
@@ -435,11 +435,20 @@ internal sealed unsafe partial class CpuBackend : Backend
     }
 
     /// <inheritdoc/>
-    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    protected override void GemmCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s) => Gemm(x, w, b, y, s, false);
+
+    /// <inheritdoc/>
+    /// <remarks>Here the GELU is applied to each tile of y as its sums are final (with its bias), while the tile is in
+    /// L1 (<see cref="PackedGemm.Run"/>'s gelu), instead of a second pass over y.</remarks>
+    protected override void GemmGeluCore(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s) => Gemm(x, w, b, y, s, true);
+
+    private void Gemm(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s, bool gelu)
     {
         if (s.TransB && s.Alpha == 1f && s.M <= 4 * PackedGemm.NR)
         {
             GemmFewRows(x, w, b, y, s);
+            if (gelu)
+                CpuMisc.Unary(Over(y), Over(y), y.Length, new Gelu());
             return;
         }
         float* yp = Over(y);
@@ -467,7 +476,7 @@ internal sealed unsafe partial class CpuBackend : Backend
         {
             float* columnBias = b == null ? null : scaled != null ? sb : In(b);
             Dense(s.M, s.N, s.K, In(x), s.K, 1, s.Alpha, new PrepackedPanels(pb, PackedGemm.RoundUp(s.N, PackedGemm.NR)), yp,
-                false, columnBias: columnBias);
+                false, columnBias: columnBias, gelu: gelu);
         }
     }
 

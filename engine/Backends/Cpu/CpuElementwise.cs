@@ -128,6 +128,7 @@ internal readonly struct GeluOp : IUnaryOp
 
     public float Apply(float x) => new Kernels.Gelu().Value(x);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x)
     {
         static Vector256<float> C(float v) => Vector256.Create(v);
@@ -142,6 +143,7 @@ internal readonly struct GeluOp : IUnaryOp
         return x * Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), half, Vector256<float>.One - half);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<float> Apply(Vector512<float> x)
     {
         static Vector512<float> C(float v) => Vector512.Create(v);

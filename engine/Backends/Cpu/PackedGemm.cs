@@ -193,12 +193,18 @@ internal readonly unsafe struct TileEnd
     /// <summary>Whether rows on a 64-byte boundary are stored past the caches (<see cref="PackedGemm.StreamBytes"/>).</summary>
     public readonly bool Stream;
 
+    /// <summary>Whether the exact GELU (<see cref="GeluOp"/>) follows the epilogue: applied to the stored tile while it
+    /// is in L1 (<see cref="PackedGemm.GeluTile"/>), not in registers, where the accumulators would live across its
+    /// calls.</summary>
+    public readonly bool Gelu;
+
     /// <summary>The end of the tile at C row <paramref name="i"/> and column <paramref name="j"/>, <paramref name="at"/>
     /// floats into C.</summary>
-    public TileEnd(StoreEpilogue epilogue, float* rowBias, float* columnBias, int i, int j, long at, bool stream)
+    public TileEnd(StoreEpilogue epilogue, float* rowBias, float* columnBias, int i, int j, long at, bool stream, bool gelu)
     {
         Active = true;
         Stream = stream;
+        Gelu = gelu;
         Bias = rowBias == null ? null : rowBias + i;
         ColumnBias = columnBias == null ? null : columnBias + j;
         Residual = epilogue.Residual == null ? null : epilogue.Residual + at;
@@ -333,11 +339,13 @@ internal static unsafe class PackedGemm
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
         bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false,
-        int colsPerImage = 0, long cImageStride = 0, float* columnBias = null)
+        int colsPerImage = 0, long cImageStride = 0, float* columnBias = null, bool gelu = false)
         where TB : struct, IPanelSource
     {
         if (columnBias != null && (rowBias != null || colsPerImage > 0))
             throw new ArgumentException("a column bias goes with neither a row bias nor image columns");
+        if (gelu && colsPerImage > 0)
+            throw new ArgumentException("the GELU store does not take image columns");
         // Columns in images (a batch of 1x1 convs): C(i, j) at c[(j / colsPerImage)*cImageStride + i*ldc + j % colsPerImage].
         bool images = colsPerImage > 0;
         int mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR;
@@ -388,7 +396,7 @@ internal static unsafe class PackedGemm
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
                 float* aBlock = packedA + (long)k0 * mpad;
-                bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null || columnBias != null) && k0 + kc >= k;
+                bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null || columnBias != null || gelu) && k0 + kc >= k;
                 // B read in place is a weight operand (Winograd's U, transposed conv weights) that comes from memory
                 // on its first tile row; a B packed here is in L2.
                 bool bFromMemory = bp != panel && !inPlaceRows;
@@ -422,7 +430,7 @@ internal static unsafe class PackedGemm
                         // A full tile's epilogue in registers before its one store (AVX-512), else a pass over the
                         // stored tile.
                         bool inRegisters = last && FusedStores && simd == CpuSimd.Vector512 && mv == MR && nv == NR;
-                        var end = inRegisters ? new TileEnd(epilogue, rowBias, columnBias, i, j, at, streamOutput) : default;
+                        var end = inRegisters ? new TileEnd(epilogue, rowBias, columnBias, i, j, at, streamOutput, gelu) : default;
                         if (inPlaceRows && nv == NR && Unsafe.As<TB, InPlaceRows>(ref bSource).InPlace(j))
                         {
                             var rows = Unsafe.As<TB, InPlaceRows>(ref bSource);
@@ -452,6 +460,8 @@ internal static unsafe class PackedGemm
                                     epilogue.ApplyRange(c, at + r * ldc, nv);
                                 else
                                     epilogue.ApplyRange(c, at + r * ldc, nv, rowBias[i + r]);
+                                if (gelu)
+                                    GeluRange(c + at + r * ldc, nv, simd);
                             }
                         }
                     }
@@ -470,6 +480,45 @@ internal static unsafe class PackedGemm
         else
         {
             CpuParallel.For(total, Task);
+        }
+    }
+
+    /// <summary>GELU in place on a stored full tile (MR rows of 32 floats, <paramref name="ldc"/> apart), in L1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static void GeluTile(float* c, long ldc)
+    {
+        for (int r = 0; r < MR; r++, c += ldc)
+        {
+            new GeluOp().Apply(Vector512.Load(c)).Store(c);
+            new GeluOp().Apply(Vector512.Load(c + 16)).Store(c + 16);
+        }
+    }
+
+    /// <summary>GELU in place on <paramref name="count"/> floats of an edge tile's row, with the vector form at every
+    /// lane (a short run through a stack vector), so edge and full tiles give the same values for the same sums.</summary>
+    private static void GeluRange(float* p, int count, CpuSimd simd)
+    {
+        if (simd == CpuSimd.Scalar)
+        {
+            for (int q = 0; q < count; q++)
+                p[q] = new Kernels.Gelu().Value(p[q]);
+            return;
+        }
+        float* t = stackalloc float[16];
+        for (int q = 0; q < count; q += 16)
+        {
+            int len = Math.Min(16, count - q);
+            for (int l = 0; l < len; l++)
+                t[l] = p[q + l];
+            if (simd == CpuSimd.Vector512)
+                new GeluOp().Apply(Vector512.Load(t)).Store(t);
+            else
+            {
+                new GeluOp().Apply(Vector256.Load(t)).Store(t);
+                new GeluOp().Apply(Vector256.Load(t + 8)).Store(t + 8);
+            }
+            for (int l = 0; l < len; l++)
+                p[q + l] = t[l];
         }
     }
 
@@ -739,6 +788,8 @@ internal static unsafe class PackedGemm
             StoreEnd(c, ldc, c50, c51, acc, end, 5);
             StoreEnd(c, ldc, c60, c61, acc, end, 6);
             StoreEnd(c, ldc, c70, c71, acc, end, 7);
+            if (end.Gelu)
+                GeluTile(c, ldc);
             return;
         }
         Store512(c, c00, c01, acc);

@@ -19,7 +19,8 @@ internal sealed class MatMul : OpRule
     /// <inheritdoc/>
     public override string Name => Model.Ops.MatMul;
 
-    private static GemmShape Geometry(int rows, int[] w) => new(rows, w[0], w[1], false, 1f, 1f);
+    /// <summary>The GEMM of <paramref name="rows"/> rows by a (K, M) weight of shape <paramref name="w"/>.</summary>
+    internal static GemmShape Geometry(int rows, int[] w) => new(rows, w[0], w[1], false, 1f, 1f);
 
     /// <inheritdoc/>
     public override int[] InferShape(GraphNode node, int[][] inputs, IReadOnlyDictionary<string, HostTensor> weights)

@@ -33,7 +33,8 @@ internal abstract class UnaryMapRule<TOp> : OpRule where TOp : struct, IUnaryOp
     public override Tensor Forward(ForwardArgs a)
     {
         var x = a.Input(0);
-        var y = a.Pass.Own(a.Backend.Allocate(x.Shape));
+        // In place where the planner allows it (a GELU after the matmul it reads, when that matmul does not fuse it).
+        var y = a.Into ?? a.Pass.Own(a.Backend.Allocate(x.Shape));
         a.Backend.Unary(Operator(a.Node), x, y);
         return y;
     }

@@ -181,6 +181,40 @@ public sealed class OnnxFusionTests
         AssertSameValues(fused, Convert(nodes, inits, Unfused));
     }
 
+    /// <summary>A linear layer, its GELU, a second linear layer: the lean forward runs the first matmul with the GELU in
+    /// its store (full tiles in registers, edge rows and columns through the vector form too) and gives the values
+    /// of the forward that keeps every node; a requested layer at the product keeps the GELU apart.</summary>
+    [TestCase("cpu")]
+    [TestCase("reference")]
+    [TestCase("ilgpu")]
+    public void The_lean_forward_runs_a_matmul_and_its_GELU_as_one_and_gives_the_same_values(string device)
+    {
+        ProtoWriter[] inits =
+        [
+            OnnxBuild.Tensor("w", [6, 70], OnnxBuild.Values(420, 12).Select(v => 2 * v).ToArray()), OnnxBuild.Tensor("b", [70], OnnxBuild.Values(70, 13)),
+            OnnxBuild.Tensor("w2", [70, 6], OnnxBuild.Values(420, 14)), Scalar("sqrt2", 1.4142135f), Scalar("one", 1f), Scalar("half", 0.5f),
+        ];
+        var (gelu, geluOut) = GeluChain("g_", "lin_out", halfFirst: false);
+        var nodes = new List<ProtoWriter> { N("MatMul", "mm", ["x", "w"]), N("Add", "lin", ["mm_out", "b"]) }
+            .Concat(gelu).Append(N("MatMul", "mm2", [geluOut, "w2"])).Append(OnnxBuild.Node("Identity", "out", ["mm2_out"], ["y"]));
+        var file = Convert(nodes, inits);
+        Assert.That(OpsOf(file), Is.EqualTo(new[] { ModelOps.MatMul, ModelOps.Gelu, ModelOps.MatMul }));
+        Backend b = device == "reference" ? new ReferenceBackend() : TestDevice.Named(device);
+        using var model = DeviceModel.Load(file, b);
+        Assert.That(model.FusedGelus(null), Is.EqualTo(new[] { "lin" }));
+        Assert.That(model.FusedGelus(["lin_out"]), Is.Empty, "the product is a requested layer");
+        // Twelve rows (a full panel of eight and four), 70 columns (two full tiles of 32 and six).
+        var x = OnnxBuild.Values(3 * 4 * 6, 15).Select(v => 3 * v).ToArray();
+        using var input = b.Upload(x, 1, 3, 4, 6);
+        using var full = model.Forward(input);
+        using var lean = model.ForwardOutput(input);
+        using var kept = model.ForwardFor(input, ["lin_out"]);
+        var expected = b.Download(full.Output);
+        TensorAssert.Close(b.Download(lean.Output), expected, 1e-6, 1e-6, "lean (fused) against the full forward");
+        TensorAssert.Close(b.Download(kept.Output), expected, 1e-6, 1e-6, "with the product kept");
+        TensorAssert.Close(b.Download(kept["lin_out"]), b.Download(full["lin_out"]), 1e-6, 1e-6, "the kept product");
+    }
+
     [Test]
     public void ConvNeXt_opset13_fuses_to_the_opset17_operators_and_keeps_its_values_and_gradient()
     {
