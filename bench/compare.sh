@@ -18,8 +18,8 @@
 #   ORT 1.31 from NuGet, CPU provider, intra-op threads = cores, ORT_ENABLE_ALL), on the same .onnx files: ResNet-18
 #   and ResNet-50 (forward, batch 1 and 8; both also Grad-CAM = forward keeping layer4 + reverse to it, against ORT's
 #   forward alone; ResNet-18 also Score-CAM at batch 8: the engine's whole method on one image, per mask, against ORT's
-#   time per image of a batch-8 forward, 3 alternating calls of 512 masks each), MobileNetV2, EfficientNet-B0 and
-#   ConvNeXt-T (forward, batch 1 and 8). Models: torchvision,
+#   time per image of a batch-8 forward, 3 alternating calls of 512 masks each), MobileNetV2, EfficientNet-B0,
+#   ConvNeXt-T and ViT-B/16 (forward, batch 1 and 8). Models: torchvision,
 #   random seeded weights (bench/export_ort_models.py), converted with `cam convert`, made once into $ORT_MODELS
 #   (default ~/.cache/camengine/ort-models). Each cell: both outputs checked to agree, 10 warm-up calls of each side,
 #   then 30 (batch 1) or 8 (batch 8) calls alternating engine and ORT, each after a 100 ms sleep (ORT_GAP=MS; 0: back
@@ -38,7 +38,7 @@ if [[ "${1:-}" == --ort ]]; then
     shift
   fi
   names=("$@")
-  ((${#names[@]})) || names=(resnet18 resnet50 mobilenet_v2 efficientnet_b0 convnext_tiny)
+  ((${#names[@]})) || names=(resnet18 resnet50 mobilenet_v2 efficientnet_b0 convnext_tiny vit_b_16)
   models="${ORT_MODELS:-$HOME/.cache/camengine/ort-models}"
   mkdir -p "$models"
   dotnet build "$root/bench/CamEngine.Bench" -c Release -v:q -nologo >/dev/null
