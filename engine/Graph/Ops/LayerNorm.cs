@@ -101,8 +101,8 @@ internal sealed class LayerNorm : OpRule
         for (int k = 0; k <= order; k++)
             values[k] = x[k] == null ? new float[n] : b.Download(x[k]!);
         var outputs = Enumerable.Range(0, order + 1).Select(_ => new float[n]).ToArray();
-        var row = new Jet3[cols];
-        for (int r = 0; r < n / cols; r++)
+        // Rows are independent: in parallel, each worker with its own row of jets.
+        Parallel.For(0, n / cols, () => new Jet3[cols], (r, _, row) =>
         {
             // mean = sum x / cols; var = sum (x - mean)^2 / cols; y = gamma (x - mean) rstd + beta
             var mean = Jet3.Constant(0);
@@ -123,11 +123,17 @@ internal sealed class LayerNorm : OpRule
             for (int j = 0; j < cols; j++)
             {
                 var y = gamma[j] * (row[j] * rstd) + Jet3.Constant(beta[j]);
-                double[] c = [y.C0, y.C1, y.C2, y.C3];
-                for (int k = 0; k <= order; k++)
-                    outputs[k][r * cols + j] = (float)c[k];
+                int i = r * cols + j;
+                outputs[0][i] = (float)y.C0;
+                if (order >= 1)
+                    outputs[1][i] = (float)y.C1;
+                if (order >= 2)
+                    outputs[2][i] = (float)y.C2;
+                if (order >= 3)
+                    outputs[3][i] = (float)y.C3;
             }
-        }
+            return row;
+        }, _ => { });
         var result = new Tensor?[order + 1];
         for (int k = 0; k <= order; k++)
             result[k] = k > 0 && x.Skip(1).All(t => t == null) ? null : a.Own(b.Upload(outputs[k], shape));
