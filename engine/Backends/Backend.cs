@@ -347,13 +347,18 @@ internal abstract partial class Backend : IDisposable
     /// <summary><c>y = alpha x op(w) + beta b</c>. x: (M,K), w: (N,K) or (K,N), b: (N) or null, y: (M,N).</summary>
     public void Gemm(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
     {
+        CheckGemm(x, w, b, y, s);
+        GemmCore(x, w, b, y, s);
+    }
+
+    private void CheckGemm(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
+    {
         s.Validate();
         CheckLength(x, (long)s.M * s.K, nameof(x));
         CheckLength(w, (long)s.K * s.N, nameof(w));
         if (b != null)
             CheckLength(b, s.N, nameof(b));
         CheckLength(y, (long)s.M * s.N, nameof(y));
-        GemmCore(x, w, b, y, s);
     }
 
     /// <summary>
@@ -364,12 +369,7 @@ internal abstract partial class Backend : IDisposable
     /// </summary>
     public void GemmGelu(Tensor x, Tensor w, Tensor? b, Tensor y, GemmShape s)
     {
-        s.Validate();
-        CheckLength(x, (long)s.M * s.K, nameof(x));
-        CheckLength(w, (long)s.K * s.N, nameof(w));
-        if (b != null)
-            CheckLength(b, s.N, nameof(b));
-        CheckLength(y, (long)s.M * s.N, nameof(y));
+        CheckGemm(x, w, b, y, s);
         GemmGeluCore(x, w, b, y, s);
     }
 
