@@ -415,12 +415,22 @@ internal sealed unsafe partial class CpuBackend : Backend
         float* b, long brs, long bcs, float* c, bool accumulate, bool serial = false) =>
         Dense(m, n, k, a, ars, acs, alpha, new StridedPanels(b, brs, bcs, n), c, accumulate, serial);
 
-    /// <summary>C[m,n] (+)= alpha A B (+ <paramref name="columnBias"/>[n]) with A(i,kk) = a[i*ars + kk*acs] packed here,
-    /// B from <paramref name="b"/>.</summary>
+    /// <summary>Whether <see cref="Dense{TB}"/> reads a row-major A in place against prepacked weights (AVX-512,
+    /// alpha 1) instead of packing it. Tests and the bench switch it.</summary>
+    internal static bool ReadARows { get; set; } = true;
+
+    /// <summary>C[m,n] (+)= alpha A B (+ <paramref name="columnBias"/>[n]) with A(i,kk) = a[i*ars + kk*acs] packed here
+    /// (or read in place, <see cref="ReadARows"/>), B from <paramref name="b"/>.</summary>
     private void Dense<TB>(int m, int n, int k, float* a, long ars, long acs, float alpha, TB b, float* c, bool accumulate,
         bool serial = false, float* columnBias = null, bool gelu = false)
         where TB : struct, IPanelSource
     {
+        if (ReadARows && _simd == CpuSimd.Vector512 && acs == 1 && alpha == 1f && m >= PackedGemm.MR && typeof(TB) == typeof(PrepackedPanels))
+        {
+            // A row-major activation times prepacked weights (a linear layer): A's rows read in place, no packed copy.
+            PackedGemm.Run(m, n, k, a, b, c, n, accumulate, _simd, serial, columnBias: columnBias, gelu: gelu, lda: ars);
+            return;
+        }
         var packed = Scratch.Rent(PackedGemm.PackedALength(m, k));
         try
         {

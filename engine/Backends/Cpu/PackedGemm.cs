@@ -339,7 +339,7 @@ internal static unsafe class PackedGemm
     /// </summary>
     public static void Run<TB>(int m, int n, int k, float* packedA, TB b, float* c, long ldc, bool accumulate, CpuSimd simd,
         bool serial = false, StoreEpilogue epilogue = default, float* rowBias = null, bool streamOutput = false,
-        int colsPerImage = 0, long cImageStride = 0, float* columnBias = null, bool gelu = false)
+        int colsPerImage = 0, long cImageStride = 0, float* columnBias = null, bool gelu = false, long lda = 0)
         where TB : struct, IPanelSource
     {
         if (columnBias != null && (rowBias != null || colsPerImage > 0))
@@ -368,6 +368,11 @@ internal static unsafe class PackedGemm
         bool rowPanels = typeof(TB) == typeof(RowPanels) && simd == CpuSimd.Vector512;
         // B's rows read in place by the AVX-512 kernel: only panels that cross into the next image or end short are packed.
         bool inPlaceRows = typeof(TB) == typeof(InPlaceRows) && simd == CpuSimd.Vector512;
+        // A read in place from its rows (lda > 0: packedA is then the row-major A, alpha 1): full 8-row panels by the
+        // AVX-512 kernel straight from the rows, a last short panel packed per block of k.
+        bool rowsA = lda > 0;
+        if (rowsA && (simd != CpuSimd.Vector512 || rowPanels || inPlaceRows || images))
+            throw new ArgumentException("A read in place takes the AVX-512 kernel and a packed or prepacked B only");
 
         void Task(int t)
         {
@@ -375,6 +380,7 @@ internal static unsafe class PackedGemm
             int p0 = it * mcP, p1 = Math.Min(mPanels, p0 + mcP);
             int j0 = jt * ncP * NR, nc = Math.Min(n - j0, ncP * NR);
             float* panel = Scratch.Panel(KC * ncP * NR);
+            float* shortA = stackalloc float[rowsA ? MR * KC : 1];
             for (int k0 = 0; k0 < k; k0 += KC)
             {
                 int kc = Math.Min(KC, k - k0);
@@ -395,7 +401,7 @@ internal static unsafe class PackedGemm
                     bp = panel;
                     bSource.Pack(bp, k0, kc, j0, nc);
                 }
-                float* aBlock = packedA + (long)k0 * mpad;
+                float* aBlock = rowsA ? null : packedA + (long)k0 * mpad;
                 bool acc = accumulate || k0 > 0, last = (!epilogue.IsNone || rowBias != null || columnBias != null || gelu) && k0 + kc >= k;
                 // B read in place is a weight operand (Winograd's U, transposed conv weights) that comes from memory
                 // on its first tile row; a B packed here is in L2.
@@ -404,7 +410,10 @@ internal static unsafe class PackedGemm
                 for (int ip = p0; ip < p1; ip++)
                 {
                     int i = ip * MR, mv = Math.Min(MR, m - i);
-                    float* ap = aBlock + (long)ip * MR * kc;
+                    bool aInPlace = rowsA && mv == MR;
+                    float* ap = aInPlace ? packedA + (long)i * lda + k0
+                        : rowsA ? PackShortPanel(packedA + (long)i * lda + k0, lda, mv, kc, shortA)
+                        : aBlock + (long)ip * MR * kc;
                     for (int jp = 0; jp < nPanelsHere; jp++)
                     {
                         int j = j0 + jp * NR, nv = Math.Min(NR, n - j);
@@ -414,7 +423,7 @@ internal static unsafe class PackedGemm
                         // on the first tile of a row. Elsewhere the current panel (already in L1) is named.
                         float* pf = bFromMemory
                             ? ip == p0 && jp + 1 < nPanelsHere ? bj + (long)kc * NR : bj
-                            : jp == 0 ? ap + (long)MR * kc : bj;
+                            : jp == 0 && !rowsA ? ap + (long)MR * kc : bj;
                         if (!Prefetch)
                             pf = bj;
                         long at = images ? ImageOffset(i, j, ldc, colsPerImage, cImageStride) : i * ldc + j;
@@ -442,6 +451,8 @@ internal static unsafe class PackedGemm
                         }
                         else if (rowPanels)
                             RowPanelTile(ap, bj, kc, c + at, ldc, mv, nv, acc, ref bSource, k0, j, panel, pf, end);
+                        else if (aInPlace)
+                            RowsATile(ap, lda, bj, kc, c + at, ldc, nv, acc, pf, end);
                         else
                             Tile(simd, ap, bj, kc, c + at, ldc, mv, nv, acc, pf, end);
                         if (last && !inRegisters)
@@ -481,6 +492,36 @@ internal static unsafe class PackedGemm
         {
             CpuParallel.For(total, Task);
         }
+    }
+
+    /// <summary>A full 8-row tile with A read from its rows in place (<see cref="RowsA"/>); a tile short of 32 columns
+    /// goes through a stack tile.</summary>
+    private static void RowsATile(float* a, long lda, float* b, int kc, float* c, long ldc, int nv, bool acc, float* pf, TileEnd end)
+    {
+        if (nv == NR)
+        {
+            Kernel512<RowB, RowsA>(a, lda, b, NR, kc, c, ldc, acc, pf, end);
+            return;
+        }
+        float* t = stackalloc float[MR * NR];
+        Kernel512<RowB, RowsA>(a, lda, b, NR, kc, t, NR, false, pf, default);
+        StoreEdge(t, c, ldc, MR, nv, acc);
+    }
+
+    /// <summary>The last, short panel of an A read in place, packed as <see cref="PackA"/> packs one panel of one block
+    /// of k (rows past <paramref name="rows"/> zero) into <paramref name="dst"/>.</summary>
+    private static float* PackShortPanel(float* a, long lda, int rows, int kc, float* dst)
+    {
+        for (int kk = 0; kk < kc; kk++)
+        {
+            float* d = dst + kk * MR;
+            int r = 0;
+            for (; r < rows; r++)
+                d[r] = a[r * lda + kk];
+            for (; r < MR; r++)
+                d[r] = 0f;
+        }
+        return dst;
     }
 
     /// <summary>GELU in place on a stored full tile (MR rows of 32 floats, <paramref name="ldc"/> apart), in L1.</summary>
@@ -741,40 +782,74 @@ internal static unsafe class PackedGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512<TLoad>(float* a, float* b, long sub, int kc, float* c, long ldc, bool acc, float* pf,
         TileEnd end)
+        where TLoad : struct, IKernelB =>
+        Kernel512<TLoad, PackedA>(a, 0, b, sub, kc, c, ldc, acc, pf, end);
+
+    /// <summary>Where <see cref="Kernel512{TLoad, TA}"/> finds a tile row's A value for one k, and how far the next k's is.</summary>
+    private interface IKernelA
+    {
+        static abstract float At(float* a, long lda, int r);
+
+        static abstract long Step();
+    }
+
+    /// <summary>A packed by <see cref="PackA"/>: one k's MR values side by side.</summary>
+    private readonly struct PackedA : IKernelA
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float At(float* a, long lda, int r) => a[r];
+
+        public static long Step() => MR;
+    }
+
+    /// <summary>A read in place from its rows, <c>lda</c> floats apart, k contiguous in each (a row-major activation).</summary>
+    private readonly struct RowsA : IKernelA
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float At(float* a, long lda, int r) => a[r * lda];
+
+        public static long Step() => 1;
+    }
+
+    /// <summary>The kernel with A's values where <typeparamref name="TA"/> finds them (<paramref name="lda"/> passed on).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512<TLoad, TA>(float* a, long lda, float* b, long sub, int kc, float* c, long ldc, bool acc,
+        float* pf, TileEnd end)
         where TLoad : struct, IKernelB
+        where TA : struct, IKernelA
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int kk = 0; kk < kc; kk++, a += MR, b += TLoad.Step(sub), pf += TLoad.PrefetchStep(sub))
+        for (int kk = 0; kk < kc; kk++, a += TA.Step(), b += TLoad.Step(sub), pf += TLoad.PrefetchStep(sub))
         {
             Sse.Prefetch1(pf);
             Sse.Prefetch1(pf + 16);
             var b0 = TLoad.Low(b, sub);
             var b1 = TLoad.High(b, sub);
-            var x = Vector512.Create(a[0]);
+            var x = Vector512.Create(TA.At(a, lda, 0));
             c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
             c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[1]);
+            x = Vector512.Create(TA.At(a, lda, 1));
             c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
             c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2]);
+            x = Vector512.Create(TA.At(a, lda, 2));
             c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
             c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3]);
+            x = Vector512.Create(TA.At(a, lda, 3));
             c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
             c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4]);
+            x = Vector512.Create(TA.At(a, lda, 4));
             c40 = Vector512.FusedMultiplyAdd(x, b0, c40);
             c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5]);
+            x = Vector512.Create(TA.At(a, lda, 5));
             c50 = Vector512.FusedMultiplyAdd(x, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
-            x = Vector512.Create(a[6]);
+            x = Vector512.Create(TA.At(a, lda, 6));
             c60 = Vector512.FusedMultiplyAdd(x, b0, c60);
             c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
-            x = Vector512.Create(a[7]);
+            x = Vector512.Create(TA.At(a, lda, 7));
             c70 = Vector512.FusedMultiplyAdd(x, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
         }

@@ -373,6 +373,53 @@ internal sealed class CpuBackendTests
         w.Dispose();
     }
 
+    /// <summary>Alpha 1 and AVX-512: A (row-major) is read from its rows in place, full 8-row panels by the kernel and a
+    /// last short panel packed; the same bits as the packed path, and the reference's values.</summary>
+    [TestCase(150, 300, 70, false)] // 18 full panels and one of 6 rows, two blocks of k, edge columns
+    [TestCase(203, 96, 384, true)] // 25 full panels and one of 3 rows, full 32-column tiles
+    [TestCase(13, 40, 33, false)] // one full panel and one of 5 rows
+    public void Gemm_with_A_read_in_place_matches_the_packed_path_and_the_reference(int m, int k, int n, bool transB)
+    {
+        Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
+        var s = new GemmShape(m, k, n, transB, 1f, 1f);
+        var f = Cpu(CpuSimd.Vector512);
+        var rng = new Random(12);
+        var (x, xr) = Pair(f, TensorAssert.Random(rng, m * k), m, k);
+        int[] ws = transB ? [n, k] : [k, n];
+        var (w, wr) = Pair(f, TensorAssert.Random(rng, k * n), ws);
+        var (b, br) = Pair(f, TensorAssert.Random(rng, n), n);
+        using var y = f.Allocate(m, n);
+        using var yp = f.Allocate(m, n);
+        using var yr = _ref.Allocate(m, n);
+        foreach (bool gelu in new[] { false, true })
+        {
+            Assert.That(CpuBackend.ReadARows, Is.True);
+            if (gelu)
+                f.GemmGelu(x, w, b, y, s);
+            else
+                f.Gemm(x, w, b, y, s);
+            CpuBackend.ReadARows = false;
+            try
+            {
+                if (gelu)
+                    f.GemmGelu(x, w, b, yp, s);
+                else
+                    f.Gemm(x, w, b, yp, s);
+            }
+            finally
+            {
+                CpuBackend.ReadARows = true;
+            }
+            Assert.That(f.Download(y), Is.EqualTo(f.Download(yp)), $"gelu {gelu}: the packed path's bits");
+            _ref.Gemm(xr, wr, br, yr, s);
+            if (gelu)
+                _ref.Unary(new CamEngine.Kernels.Gelu(), yr, yr);
+            Compare(y, yr, $"gemm (gelu {gelu}) against the reference", Atol * Math.Max(1, Math.Sqrt(k / 16.0)));
+        }
+        foreach (var t in new[] { x, xr, w, wr, b, br })
+            t.Dispose();
+    }
+
     [TestCase(3, 17, 5, true, CpuSimd.Vector512)]
     [TestCase(2, 8, 4, false, CpuSimd.Vector512)]
     [TestCase(1, 64, 10, true, CpuSimd.Scalar)]
