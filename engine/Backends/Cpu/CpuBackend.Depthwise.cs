@@ -12,8 +12,23 @@ internal sealed unsafe partial class CpuBackend
     {
         if (!DepthwiseConv.Supports(s))
             return false;
-        DepthwiseConv.Forward(In(x), In(w), InOrNull(b), InOrNull(residual), Over(y), s, _simd, activation, lo, hi);
+        DepthwiseForward(x, w, b, InOrNull(residual), y, s, activation, lo, hi);
         return true;
+    }
+
+    /// <summary>The depthwise forward, with the channels-last form's tap-major weights cached per weight version.</summary>
+    private void DepthwiseForward(Tensor x, Tensor w, Tensor? b, float* residual, Tensor y, ConvShape s,
+        EpilogueActivation activation, float lo, float hi)
+    {
+        float* wp = In(w);
+        if (!DepthwiseConv.TakesChannelsLast(s, _simd, residual != null))
+        {
+            DepthwiseConv.Forward(In(x), wp, InOrNull(b), residual, Over(y), s, _simd, activation, lo, hi);
+            return;
+        }
+        var wt = S(w).Derived(WeightKey("dwCL", s), () => DepthwiseConv.ChannelsLastWeights(wp, s));
+        fixed (float* pt = wt)
+            DepthwiseConv.Forward(In(x), wp, InOrNull(b), residual, Over(y), s, _simd, activation, lo, hi, pt);
     }
 
     /// <summary>Depthwise backward-data: the flipped-kernel forward at stride 1 (multiplier 1), else the per-tap

@@ -165,7 +165,7 @@ internal sealed unsafe partial class CpuBackend : Backend
     {
         if (DepthwiseConv.Supports(s))
         {
-            DepthwiseConv.Forward(In(x), In(w), InOrNull(b), epilogue.Residual, Over(y), s, _simd, epilogue.Activation, epilogue.Lo, epilogue.Hi);
+            DepthwiseForward(x, w, b, epilogue.Residual, y, s, epilogue.Activation, epilogue.Lo, epilogue.Hi);
             return;
         }
         float* wp = In(w);

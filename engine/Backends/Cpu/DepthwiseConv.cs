@@ -97,16 +97,16 @@ internal static unsafe class DepthwiseConv
     /// <see cref="Clip"/>, SiLU as <c>v * sigmoid(v)</c>).
     /// </summary>
     public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
-        EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f)
+        EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f, float* channelsLastWeights = null)
     {
-        if (Rows(s, simd) && !(ChannelsLastFirst(s) && ChannelsLast(s, simd, residual != null)))
+        if (TakesChannelsLast(s, simd, residual != null))
         {
-            ForwardRows(x, w, bias, residual, y, s, act, lo, hi);
+            ForwardChannelsLast(x, w, bias, y, s, act, lo, hi, channelsLastWeights);
             return;
         }
-        if (ChannelsLast(s, simd, residual != null))
+        if (Rows(s, simd))
         {
-            ForwardChannelsLast(x, w, bias, y, s, act, lo, hi);
+            ForwardRows(x, w, bias, residual, y, s, act, lo, hi);
             return;
         }
         var pl = new Plane(s);
@@ -165,6 +165,23 @@ internal static unsafe class DepthwiseConv
     /// 0.116-0.166 / 0.074-0.139, so those keep the row form.
     /// </summary>
     internal static bool ChannelsLastFirst(ConvShape s) => s.KH * s.KW > 9 || (long)s.OH * s.OW <= 64;
+
+    /// <summary>Whether <see cref="Forward"/> runs the layer channels-last (<see cref="ForwardChannelsLast"/>): where it
+    /// may, unless the row form may too and goes first.</summary>
+    internal static bool TakesChannelsLast(ConvShape s, CpuSimd simd, bool residual) =>
+        ChannelsLast(s, simd, residual) && (!Rows(s, simd) || ChannelsLastFirst(s));
+
+    /// <summary>The weights as the channels-last form reads them, tap-major: <c>wt[t*C + c] = w[c*taps + t]</c> (a
+    /// backend caches it per weight version; else the form builds it per call).</summary>
+    internal static float[] ChannelsLastWeights(float* w, ConvShape s)
+    {
+        int taps = s.KH * s.KW, c = s.C;
+        var wt = GC.AllocateUninitializedArray<float>(taps * c, pinned: true);
+        for (int ch = 0; ch < c; ch++)
+        for (int t = 0; t < taps; t++)
+            wt[t * c + ch] = w[(long)ch * taps + t];
+        return wt;
+    }
 
     /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>
     internal static bool RowsForm { get; set; } = true;
@@ -375,7 +392,7 @@ internal static unsafe class DepthwiseConv
     /// task on filling and storing a few dozen floats.
     /// </summary>
     private static void ForwardChannelsLast(float* x, float* w, float* bias, float* y, ConvShape s,
-        EpilogueActivation act, float lo, float hi)
+        EpilogueActivation act, float lo, float hi, float* cachedWeights)
     {
         int taps = s.KH * s.KW, c = s.C, cs = DirectConv.PixelStride(c), ohw = s.OH * s.OW;
         int hp = s.H + s.PadTop + s.PadBottom, wp = s.W + s.PadLeft + s.PadRight;
@@ -385,18 +402,23 @@ internal static unsafe class DepthwiseConv
         try
         {
             float* buf = Scratch.Aligned(bufArray), yt = Scratch.Aligned(outArray), wt = Scratch.Aligned(wArray);
-            // wt[t][c] = w[c][t]; the bias after the taps.
-            for (int ch = 0; ch < c; ch++)
+            // wt[t][c] = w[c][t] (cached by the backend, else made here); the bias (or zeros) after the taps.
+            if (cachedWeights == null)
             {
+                for (int ch = 0; ch < c; ch++)
                 for (int t = 0; t < taps; t++)
                     wt[(long)t * c + ch] = w[(long)ch * taps + t];
-                wt[(long)taps * c + ch] = bias == null ? 0f : bias[ch];
             }
+            float* biasRow = wt + (long)taps * c;
+            for (int ch = 0; ch < c; ch++)
+                biasRow[ch] = bias == null ? 0f : bias[ch];
+            if (cachedWeights != null)
+                wt = cachedWeights;
             int* off = stackalloc int[taps];
             for (int kh = 0; kh < s.KH; kh++)
             for (int kw = 0; kw < s.KW; kw++)
                 off[kh * s.KW + kw] = (kh * s.DilationH * wp + kw * s.DilationW) * cs;
-            float* wtp = wt;
+            float* wtp = wt, biasp = biasRow;
             int* offp = off;
             for (int n = 0; n < s.N; n++)
             {
@@ -410,7 +432,7 @@ internal static unsafe class DepthwiseConv
                     long step = (long)s.StrideW * cs;
                     for (int c0 = 0; c0 < c; c0 += 16)
                     {
-                        var b = Vector512.Load(wtp + (long)taps * c + c0);
+                        var b = Vector512.Load(biasp + c0);
                         for (int ow = 0; ow < s.OW; ow += 8)
                         {
                             int count = Math.Min(8, s.OW - ow);
