@@ -42,7 +42,7 @@ internal static class OpsCommand
         ("transpose", ["Transpose"], "of computed tensors, any permutation keeping the batch axis"),
         ("layernorm", ["LayerNormalization", "ReduceMean"], "opset 17; older opsets' ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (with Mul and Add) chain is fused into it"),
         ("slice", ["Slice", "Gather", "Split"], "of computed tensors; Gather with a scalar or consecutive constant indices (ViT's class token); Split: one slice per output, any axis"),
-        ("matmul", ["MatMul", "Add"], "a computed tensor times a constant 2-D weight over its last axis; the Add of a constant bias right after it is folded in"),
+        ("matmul", ["MatMul", "Add", "Mul"], "a computed tensor times a constant 2-D weight over its last axis; the Add of a constant bias right after it, and a Mul by one constant per output feature after that (through a transpose too: ConvNeXt's layer scale), are folded in"),
         ("batchmatmul", ["MatMul"], "of two computed tensors (attention's Q K^T and A V); the leading axes broadcast as numpy's"),
         ("erf", ["Erf"], ""),
         ("gelu", ["Erf"], "exact GELU's Div, Erf, Add, Mul, Mul chain, fused"),

@@ -37,7 +37,8 @@ public sealed class OnnxConvertOptions
     /// <summary>
     /// Whether the chains older opsets write for one operator become that operator (default true): LayerNorm's
     /// ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (with its Mul and Add) becomes <c>layernorm</c>, exact GELU's
-    /// Div, Erf, Add, Mul, Mul becomes <c>gelu</c>, and a linear layer's bias Add after a <c>matmul</c> joins it. One
+    /// Div, Erf, Add, Mul, Mul becomes <c>gelu</c>, and a linear layer's bias Add after a <c>matmul</c> joins it, as
+    /// does a per-feature scale after that (ConvNeXt's layer scale, folded into the weight and bias). One
     /// pass over the tensor instead of two to nine; the values inside a chain are then no longer layers. False keeps
     /// every ONNX node.
     /// </summary>

@@ -12,6 +12,8 @@ namespace CamEngine.Onnx;
 /// exact GELU:                    (x * (Erf(x / sqrt 2) + 1)) * 0.5, or (x * 0.5) * (Erf(x / sqrt 2) + 1)
 ///                                -> gelu(x)   (x * (1/sqrt 2) and a final / 2 are matched too)
 /// a linear layer's bias:         matmul(x) + b, b a constant of the output's last-axis shape -> matmul(x) with bias b
+/// a per-feature scale after it:  matmul(x) [then a transpose] * g, g one value per output feature -> the matmul with
+///                                W g and b g [then the transpose] (ConvNeXt's layer scale)
 /// </code>
 /// A chain is fused only where each value inside it feeds nothing but the chain and is not the graph's output; the
 /// fused node keeps the name and output of the chain's last node, so what reads the chain's result (and a user's
@@ -22,6 +24,15 @@ internal sealed partial class OnnxGraphBuilder
     private const float Sqrt2 = 1.41421356237309505f;
 
     private void FuseDecomposedChains(string graphOutput)
+    {
+        // A fusion can open another (a bias folded into a matmul, then the scale after it): to a fixed point.
+        for (int round = 0; round < 4 && FuseOnce(graphOutput); round++)
+        {
+        }
+    }
+
+    /// <summary>One pass over the nodes; whether anything was fused.</summary>
+    private bool FuseOnce(string graphOutput)
     {
         var consumers = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         for (int i = 0; i < _nodes.Count; i++)
@@ -41,6 +52,17 @@ internal sealed partial class OnnxGraphBuilder
         var replace = new Dictionary<int, GraphNode>();
         for (int i = 0; i < _nodes.Count; i++)
         {
+            if (_nodes[i].Op == Ops.MatMul && MatchMatMulScale(i, consumers, graphOutput) is { } scaled
+                && !scaled.Keys.Any(taken.Contains))
+            {
+                taken.UnionWith(scaled.Keys);
+                foreach (var (at, node) in scaled)
+                {
+                    if (node != null)
+                        replace[at] = node;
+                }
+                continue;
+            }
             var match = _nodes[i].Op switch
             {
                 Ops.ReduceMean => MatchLayerNorm(i, consumers, graphOutput),
@@ -54,7 +76,7 @@ internal sealed partial class OnnxGraphBuilder
             replace[m.Chain.Max()] = m.Fused;
         }
         if (taken.Count == 0)
-            return;
+            return false;
         var kept = new List<GraphNode>(_nodes.Count - taken.Count + replace.Count);
         for (int i = 0; i < _nodes.Count; i++)
         {
@@ -65,6 +87,7 @@ internal sealed partial class OnnxGraphBuilder
         }
         _nodes.Clear();
         _nodes.AddRange(kept);
+        return true;
     }
 
     /// <summary>The one node reading <paramref name="value"/>, or -1 (none, several, or the graph's output).</summary>
@@ -138,6 +161,72 @@ internal sealed partial class OnnxGraphBuilder
             return null;
         var pars = new Dictionary<string, string>(m.Params, StringComparer.Ordinal) { ["bias"] = name };
         return ([im, ia], Fused(add, Ops.MatMul, m.Inputs[0], pars, new Dictionary<string, double[]>(m.Attrs, StringComparer.Ordinal)));
+    }
+
+    /// <summary>
+    /// A <c>matmul</c> whose product (directly, or through one transpose that nothing else reads) only a Mul by a
+    /// constant reads, the constant one value per output feature of the matmul (or one value) and 1 along every other
+    /// axis: a per-channel scale after a linear layer (ConvNeXt's layer scale), folded into the matmul's weight and
+    /// bias, <c>W'[k, c] = W[k, c] g[c]</c>, <c>b'[c] = b[c] g[c]</c>. Returns the new nodes by index (null: removed):
+    /// the matmul with the new weights, the transpose (if any) writing the Mul's output, and no Mul.
+    /// </summary>
+    private Dictionary<int, GraphNode?>? MatchMatMulScale(int im, Dictionary<string, List<int>> consumers, string graphOutput)
+    {
+        var m = _nodes[im];
+        int next = Only(m.Output, consumers, graphOutput);
+        if (next < 0)
+            return null;
+        int rank = m.Shape.Length + 1, axis = rank - 1, itr = -1;
+        if (_nodes[next] is { Op: Ops.Transpose } tr)
+        {
+            int[] perm = tr.Ints("perm", []);
+            axis = Array.IndexOf(perm, rank - 1);
+            itr = next;
+            next = Only(tr.Output, consumers, graphOutput);
+            if (axis < 1 || next < 0)
+                return null;
+        }
+        if (_nodes[next] is not { Op: Ops.Mul, Inputs.Length: 1 } mul || mul.Param("constant") is not { } gname
+            || !_weights.TryGetValue(gname, out var g) || g.Shape.Length > rank - 1)
+            return null;
+        int c = m.Shape[^1];
+        // g right-aligned against (N, ...) without the batch: c (or 1) at the matmul's feature axis, 1 elsewhere.
+        int pad = rank - 1 - g.Shape.Length;
+        for (int a = 1; a < rank; a++)
+        {
+            int d = a - 1 - pad < 0 ? 1 : g.Shape[a - 1 - pad];
+            if (d != 1 && (a != axis || d != c))
+                return null;
+        }
+        var w = _weights[m.Param("weight")!];
+        int k = w.Shape[0];
+        float G(int j) => g.Length == 1 ? g.Data[0] : g.Data[j];
+        var w2 = new float[k * c];
+        for (int kk = 0; kk < k; kk++)
+        for (int j = 0; j < c; j++)
+            w2[kk * c + j] = w.Data[kk * c + j] * G(j);
+        var pars = new Dictionary<string, string>(m.Params, StringComparer.Ordinal)
+        {
+            ["weight"] = NewWeight(m.Name + ".scaled_weight", new HostTensor([k, c], w2)),
+        };
+        if (m.Param("bias") is { } bname)
+        {
+            var b = _weights[bname];
+            pars["bias"] = NewWeight(m.Name + ".scaled_bias", new HostTensor([c], Enumerable.Range(0, c).Select(j => b.Data[j] * G(j)).ToArray()));
+        }
+        var result = new Dictionary<int, GraphNode?>();
+        if (itr < 0)
+        {
+            result[im] = Fused(mul, Ops.MatMul, m.Inputs[0], pars, new Dictionary<string, double[]>(m.Attrs, StringComparer.Ordinal));
+        }
+        else
+        {
+            result[im] = new GraphNode { Name = m.Name, Op = Ops.MatMul, Inputs = m.Inputs, Output = m.Output, Params = pars, Attrs = m.Attrs, Shape = m.Shape };
+            var t = _nodes[itr];
+            result[itr] = new GraphNode { Name = t.Name, Op = t.Op, Inputs = t.Inputs, Output = mul.Output, Params = t.Params, Attrs = t.Attrs, Shape = mul.Shape };
+        }
+        result[next] = null;
+        return result;
     }
 
     private (int[] Chain, GraphNode Fused)? MatchLayerNorm(int mean, Dictionary<string, List<int>> consumers, string graphOutput)

@@ -181,6 +181,35 @@ public sealed class OnnxFusionTests
         AssertSameValues(fused, Convert(nodes, inits, Unfused));
     }
 
+    /// <summary>ConvNeXt's layer scale: a linear layer on (N, H, W, C), a transpose to (N, C, H, W) and a Mul by a (C, 1, 1)
+    /// constant fold into the layer's weight and bias; a scale straight after a layer by a (C) constant too; one
+    /// broadcast along another axis than the layer's features stays.</summary>
+    [Test]
+    public void A_per_feature_scale_after_a_linear_layer_folds_into_its_weights()
+    {
+        ProtoWriter[] inits =
+        [
+            OnnxBuild.Tensor("w", [6, 6], OnnxBuild.Values(36, 16)), OnnxBuild.Tensor("b", [6], OnnxBuild.Values(6, 17)),
+            OnnxBuild.Tensor("g", [6, 1, 1], OnnxBuild.Values(6, 18)), OnnxBuild.Tensor("w2", [4, 5], OnnxBuild.Values(20, 19)),
+            OnnxBuild.Tensor("g2", [5], OnnxBuild.Values(5, 20)), OnnxBuild.Tensor("g3", [3, 1], OnnxBuild.Values(3, 21)),
+        ];
+        // x (N, 3, 4, 6) read as (N, H, W, C): the layer over C, to (N, C, H, W), times g; then a second layer over the
+        // last axis (4 -> 5) times g2 (folds), and a Mul by g3, (3, 1) against (N, 6, 3, 5): not the features' axis.
+        var nodes = new List<ProtoWriter>
+        {
+            N("MatMul", "mm", ["x", "w"]), N("Add", "bias", ["mm_out", "b"]),
+            OnnxBuild.Node("Transpose", "tr", ["bias_out"], ["tr_out"], OnnxBuild.AttrInts("perm", [0, 3, 1, 2])),
+            N("Mul", "scale", ["g", "tr_out"]), N("MatMul", "mm2", ["scale_out", "w2"]), N("Mul", "scale2", ["mm2_out", "g2"]),
+            N("Mul", "scale3", ["scale2_out", "g3"]), OnnxBuild.Node("Identity", "out", ["scale3_out"], ["y"]),
+        };
+        var fused = Convert(nodes, inits);
+        Assert.That(OpsOf(fused), Is.EqualTo(new[] { ModelOps.MatMul, ModelOps.Transpose, ModelOps.MatMul, ModelOps.Mul }));
+        Assert.That(fused.Graph.Nodes[1].Output, Is.EqualTo("scale_out"), "the transpose writes the scale's value");
+        Assert.That(fused.Graph.Nodes[2].Output, Is.EqualTo("scale2_out"));
+        Assert.That(fused.Weights.Keys, Does.Not.Contain("g").And.Not.Contain("g2").And.Contain("g3"));
+        AssertSameValues(fused, Convert(nodes, inits, Unfused));
+    }
+
     /// <summary>A linear layer, its GELU, a second linear layer: the lean forward runs the first matmul with the GELU in
     /// its store (full tiles in registers, edge rows and columns through the vector form too) and gives the values
     /// of the forward that keeps every node; a requested layer at the product keeps the GELU apart.</summary>
