@@ -278,9 +278,7 @@ internal sealed partial class DeviceModel : IDisposable
                 // A clip runs in place here too (the executor applies it itself, RunClipInPlace), so a conv can fuse it.
                 // A GELU right after the matmul whose product it reads may write over that product, so that the
                 // matmul can apply it as it stores (FusedGelu).
-                bool geluAfterMatMul = node.Op == Model.Ops.Gelu && i > 0 && g.Nodes[i - 1].Op == Model.Ops.MatMul
-                                       && node.Inputs[0] == g.Nodes[i - 1].Output;
-                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul || geluAfterMatMul;
+                bool candidates = rule.CanRunInPlace(node) || node.Op == Model.Ops.Clip || siluMul || (i > 0 && GeluAfter(g, i - 1));
                 // An addition writes over the output of the conv just before it if it can, and a SiLU's multiplication
                 // over the conv's output, so that the conv may fuse them.
                 int first = i > 0 && node.Op == Model.Ops.Add && g.Nodes[i - 1].Op == Model.Ops.Conv
@@ -347,16 +345,20 @@ internal sealed partial class DeviceModel : IDisposable
             var fused = new bool[g.Nodes.Count];
             for (int i = 0; i + 1 < g.Nodes.Count; i++)
             {
-                var (mm, next) = (g.Nodes[i], g.Nodes[i + 1]);
-                if (mm.Op != Model.Ops.MatMul || next.Op != Model.Ops.Gelu || next.Inputs[0] != mm.Output || absorbed[i] != null
-                    || absorbed[i + 1] != null || into[i + 1] != 0 || pinned.Contains(mm.Output) || mm.Output == g.OutputName
-                    || readers.GetValueOrDefault(mm.Output) != 1)
+                var mm = g.Nodes[i];
+                if (!GeluAfter(g, i) || absorbed[i] != null || absorbed[i + 1] != null || into[i + 1] != 0
+                    || pinned.Contains(mm.Output) || mm.Output == g.OutputName || readers.GetValueOrDefault(mm.Output) != 1)
                     continue;
                 fused[i] = true;
                 absorbed[i + 1] = mm.Output;
             }
             return fused;
         }
+
+        /// <summary>Whether node <paramref name="mm"/> is a matmul and the next node a GELU of its product.</summary>
+        private static bool GeluAfter(ModelGraph g, int mm) =>
+            mm + 1 < g.Nodes.Count && g.Nodes[mm].Op == Model.Ops.MatMul && g.Nodes[mm + 1].Op == Model.Ops.Gelu
+            && g.Nodes[mm + 1].Inputs[0] == g.Nodes[mm].Output;
 
         /// <summary>How many node inputs name each value (a node reading a value twice counts twice).</summary>
         private static Dictionary<string, int> ReaderCounts(ModelGraph g)

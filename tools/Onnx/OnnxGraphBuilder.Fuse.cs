@@ -214,14 +214,12 @@ internal sealed partial class OnnxGraphBuilder
             var b = _weights[bname];
             pars["bias"] = NewWeight(m.Name + ".scaled_bias", new HostTensor([c], Enumerable.Range(0, c).Select(j => b.Data[j] * G(j)).ToArray()));
         }
+        var attrs = new Dictionary<string, double[]>(m.Attrs, StringComparer.Ordinal);
         var result = new Dictionary<int, GraphNode?>();
-        if (itr < 0)
+        // Without a transpose the matmul writes the Mul's value; with one it keeps its own and the transpose writes it.
+        result[im] = Fused(itr < 0 ? mul : m, Ops.MatMul, m.Inputs[0], pars, attrs);
+        if (itr >= 0)
         {
-            result[im] = Fused(mul, Ops.MatMul, m.Inputs[0], pars, new Dictionary<string, double[]>(m.Attrs, StringComparer.Ordinal));
-        }
-        else
-        {
-            result[im] = new GraphNode { Name = m.Name, Op = Ops.MatMul, Inputs = m.Inputs, Output = m.Output, Params = pars, Attrs = m.Attrs, Shape = m.Shape };
             var t = _nodes[itr];
             result[itr] = new GraphNode { Name = t.Name, Op = t.Op, Inputs = t.Inputs, Output = mul.Output, Params = t.Params, Attrs = t.Attrs, Shape = mul.Shape };
         }

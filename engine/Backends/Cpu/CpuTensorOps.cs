@@ -113,7 +113,7 @@ internal static unsafe class CpuTensorOps
                 float* xo = x + o * perOuter;
                 if (s.Inner == 1)
                 {
-                    yo[0] = scale * RowSum(xo, s.Len);
+                    yo[0] = scale * RowSum(xo, s.Len, CpuSimdDetect.Best);
                     continue;
                 }
                 new Span<float>(yo, s.Inner).Clear();
@@ -123,30 +123,6 @@ internal static unsafe class CpuTensorOps
                     yo[j] *= scale;
             }
         });
-    }
-
-    /// <summary>The sum of <paramref name="n"/> contiguous floats: lane-wise partial sums, then across the lanes.</summary>
-    private static float RowSum(float* x, int n)
-    {
-        int i = 0;
-        float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var acc = Vector512<float>.Zero;
-            for (; i + 16 <= n; i += 16)
-                acc += Vector512.Load(x + i);
-            sum = Vector512.Sum(acc);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; i + 8 <= n; i += 8)
-                acc += Vector256.Load(x + i);
-            sum = Vector256.Sum(acc);
-        }
-        for (; i < n; i++)
-            sum += x[i];
-        return sum;
     }
 
     /// <summary>acc[j] += row[j] for j &lt; n.</summary>
@@ -216,7 +192,7 @@ internal static unsafe class CpuTensorOps
 
     /// <summary>
     /// Layer norm per row with (mean, rstd) written to stats; two passes for the variance. The sums run in vector
-    /// lanes (two accumulators, then the lanes added) and the normalization a vector at a time, so a row of C costs
+    /// lanes (<see cref="RowSum"/>, as ReduceSum's) and the normalization a vector at a time, so a row of C costs
     /// about 3C/16 vector operations instead of a serial chain of 2C additions.
     /// </summary>
     public static void LayerNorm(float* x, float* gamma, float* beta, float* y, float* stats, int rows, int cols, float eps,
@@ -225,8 +201,8 @@ internal static unsafe class CpuTensorOps
         For(rows, (long)rows * cols, r =>
         {
             float* row = x + (long)r * cols;
-            float mean = RowSum(row, cols, 0f, false, simd) / cols;
-            float rstd = 1f / MathF.Sqrt(RowSum(row, cols, mean, true, simd) / cols + eps);
+            float mean = RowSum(row, cols, simd) / cols;
+            float rstd = 1f / MathF.Sqrt(RowSum(row, cols, simd, mean, squares: true) / cols + eps);
             stats[2 * r] = mean;
             stats[2 * r + 1] = rstd;
             float* o = y + (long)r * cols;
@@ -248,58 +224,46 @@ internal static unsafe class CpuTensorOps
         });
     }
 
-    /// <summary>sum_j row[j], or with <paramref name="squares"/> sum_j (row[j] - c)^2, in vector lanes.</summary>
-    private static float RowSum(float* row, int cols, float c, bool squares, CpuSimd simd)
+    /// <summary>The sum of <paramref name="n"/> contiguous floats, or with <paramref name="squares"/> of their squared
+    /// distances to <paramref name="center"/>: lane-wise partial sums at the given width, then across the lanes.</summary>
+    private static float RowSum(float* x, int n, CpuSimd simd, float center = 0f, bool squares = false)
     {
-        int j = 0;
+        int i = 0;
         float sum = 0f;
-        if (simd == CpuSimd.Vector512 && cols >= 16)
+        if (simd == CpuSimd.Vector512 && n >= 16)
         {
-            Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, vc = Vector512.Create(c);
-            for (; j <= cols - 32; j += 32)
+            Vector512<float> acc = Vector512<float>.Zero, c = Vector512.Create(center);
+            for (; i + 16 <= n; i += 16)
             {
-                Vector512<float> v0 = Vector512.Load(row + j), v1 = Vector512.Load(row + j + 16);
+                var v = Vector512.Load(x + i);
                 if (squares)
                 {
-                    v0 -= vc;
-                    v1 -= vc;
-                    v0 *= v0;
-                    v1 *= v1;
-                }
-                a0 += v0;
-                a1 += v1;
-            }
-            for (; j <= cols - 16; j += 16)
-            {
-                var v = Vector512.Load(row + j);
-                if (squares)
-                {
-                    v -= vc;
+                    v -= c;
                     v *= v;
                 }
-                a0 += v;
+                acc += v;
             }
-            sum = Vector512.Sum(a0 + a1);
+            sum = Vector512.Sum(acc);
         }
-        else if (simd == CpuSimd.Vector256 && cols >= 8)
+        else if (simd == CpuSimd.Vector256 && n >= 8)
         {
-            Vector256<float> a0 = Vector256<float>.Zero, vc = Vector256.Create(c);
-            for (; j <= cols - 8; j += 8)
+            Vector256<float> acc = Vector256<float>.Zero, c = Vector256.Create(center);
+            for (; i + 8 <= n; i += 8)
             {
-                var v = Vector256.Load(row + j);
+                var v = Vector256.Load(x + i);
                 if (squares)
                 {
-                    v -= vc;
+                    v -= c;
                     v *= v;
                 }
-                a0 += v;
+                acc += v;
             }
-            sum = Vector256.Sum(a0);
+            sum = Vector256.Sum(acc);
         }
-        for (; j < cols; j++)
+        for (; i < n; i++)
         {
-            float d = squares ? row[j] - c : row[j];
-            sum += squares ? d * d : d;
+            float v = squares ? x[i] - center : x[i];
+            sum += squares ? v * v : v;
         }
         return sum;
     }

@@ -175,12 +175,19 @@ internal static unsafe class DepthwiseConv
     /// backend caches it per weight version; else the form builds it per call).</summary>
     internal static float[] ChannelsLastWeights(float* w, ConvShape s)
     {
+        var wt = GC.AllocateUninitializedArray<float>(s.KH * s.KW * s.C, pinned: true);
+        fixed (float* p = wt)
+            TapMajor(w, s, p);
+        return wt;
+    }
+
+    /// <summary><c>dst[t*C + c] = w[c*taps + t]</c>.</summary>
+    private static void TapMajor(float* w, ConvShape s, float* dst)
+    {
         int taps = s.KH * s.KW, c = s.C;
-        var wt = GC.AllocateUninitializedArray<float>(taps * c, pinned: true);
         for (int ch = 0; ch < c; ch++)
         for (int t = 0; t < taps; t++)
-            wt[t * c + ch] = w[(long)ch * taps + t];
-        return wt;
+            dst[(long)t * c + ch] = w[(long)ch * taps + t];
     }
 
     /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>
@@ -404,11 +411,7 @@ internal static unsafe class DepthwiseConv
             float* buf = Scratch.Aligned(bufArray), yt = Scratch.Aligned(outArray), wt = Scratch.Aligned(wArray);
             // wt[t][c] = w[c][t] (cached by the backend, else made here); the bias (or zeros) after the taps.
             if (cachedWeights == null)
-            {
-                for (int ch = 0; ch < c; ch++)
-                for (int t = 0; t < taps; t++)
-                    wt[(long)t * c + ch] = w[(long)ch * taps + t];
-            }
+                TapMajor(w, s, wt);
             float* biasRow = wt + (long)taps * c;
             for (int ch = 0; ch < c; ch++)
                 biasRow[ch] = bias == null ? 0f : bias[ch];
