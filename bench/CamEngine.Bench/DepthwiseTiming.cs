@@ -5,28 +5,31 @@ using CamEngine.Kernels;
 namespace CamEngine.Bench;
 
 /// <summary>
-/// The CPU depthwise forward's row form against the forms before it (per-plane, channels-last on small planes) on
-/// MobileNetV2's 3x3 shapes at batch 1, in cache: the same x, w and y, the two settings of
-/// <see cref="DepthwiseConv.RowsForm"/> alternating call by call, 40 warm-up calls then the median of 180 each, with
-/// the clip MobileNetV2 fuses. Prints <c>dw CxHxW sS: rows R us, old O us</c>.
+/// The CPU depthwise forward's row form (or with DW_FLAT=1 its flat form) against the forms before it on
+/// MobileNetV2's 3x3 shapes and EfficientNet-B0's and ConvNeXt-T's larger kernels at batch 1, in cache: the same x,
+/// w and y, the two settings of <see cref="DepthwiseConv.RowsForm"/> (or <see cref="DepthwiseConv.FlatForm"/>)
+/// alternating call by call, 40 warm-up calls then the median of 180 each, with the clip MobileNetV2 fuses. Prints
+/// <c>dw CxHxW kK sS: rows R us, old O us</c>.
 /// Run: dotnet CamEngine.Bench.dll depthwise
 /// </summary>
 internal static unsafe class DepthwiseTiming
 {
     public static void Run()
     {
-        (int C, int H, int S)[] shapes =
+        (int C, int H, int S, int K)[] shapes =
         [
-            (32, 112, 1), (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (192, 28, 2), (384, 14, 1), (576, 14, 1),
-            (576, 14, 2), (960, 7, 1),
+            (32, 112, 1, 3), (96, 112, 2, 3), (144, 56, 1, 3), (144, 56, 2, 3), (192, 28, 1, 3), (192, 28, 2, 3), (384, 14, 1, 3),
+            (576, 14, 1, 3), (576, 14, 2, 3), (960, 7, 1, 3), (672, 14, 1, 5), (1152, 7, 1, 5), (384, 14, 1, 7), (768, 7, 1, 7),
         ];
-        foreach (var (c, h, st) in shapes)
+        bool flatSwitch = Environment.GetEnvironmentVariable("DW_FLAT") == "1";
+        foreach (var (c, h, st, kk) in shapes)
         {
-            var s = new ConvShape(1, c, h, h, c, 3, 3, st, st, 1, 1, 1, 1, 1, 1, c);
+            int pad = kk / 2;
+            var s = new ConvShape(1, c, h, h, c, kk, kk, st, st, pad, pad, pad, pad, 1, 1, c);
             var rng = new Random(1);
             var x = GC.AllocateUninitializedArray<float>(c * h * h + 64, pinned: true);
             var y = GC.AllocateUninitializedArray<float>(c * s.OH * s.OW + 64, pinned: true);
-            var w = new float[c * 9];
+            var w = new float[c * kk * kk];
             var b = new float[c];
             for (int i = 0; i < x.Length; i++)
                 x[i] = (float)rng.NextDouble();
@@ -39,7 +42,10 @@ internal static unsafe class DepthwiseTiming
                 for (int r = 0; r < 400; r++)
                 {
                     int k = r & 1;
-                    DepthwiseConv.RowsForm = k == 0;
+                    if (flatSwitch)
+                        DepthwiseConv.FlatForm = k == 0;
+                    else
+                        DepthwiseConv.RowsForm = k == 0;
                     long t0 = Stopwatch.GetTimestamp();
                     DepthwiseConv.Forward(X, W, B, null, Y, s, CpuSimd.Vector512, EpilogueActivation.Clip, 0f, 6f);
                     if (r >= 40)
@@ -47,7 +53,8 @@ internal static unsafe class DepthwiseTiming
                 }
             }
             DepthwiseConv.RowsForm = true;
-            Console.WriteLine($"dw {c}x{h}x{h} s{st}: rows {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
+            DepthwiseConv.FlatForm = true;
+            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
         }
     }
 

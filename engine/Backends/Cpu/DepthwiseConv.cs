@@ -99,6 +99,11 @@ internal static unsafe class DepthwiseConv
     public static void Forward(float* x, float* w, float* bias, float* residual, float* y, ConvShape s, CpuSimd simd,
         EpilogueActivation act = EpilogueActivation.None, float lo = 0f, float hi = 0f, float* channelsLastWeights = null)
     {
+        if (Flat(s, simd))
+        {
+            ForwardFlat(x, w, bias, residual, y, s, act, lo, hi);
+            return;
+        }
         if (TakesChannelsLast(s, simd, residual != null))
         {
             ForwardChannelsLast(x, w, bias, y, s, act, lo, hi, channelsLastWeights);
@@ -167,9 +172,9 @@ internal static unsafe class DepthwiseConv
     internal static bool ChannelsLastFirst(ConvShape s) => s.KH * s.KW > 9 || (long)s.OH * s.OW <= 64;
 
     /// <summary>Whether <see cref="Forward"/> runs the layer channels-last (<see cref="ForwardChannelsLast"/>): where it
-    /// may, unless the row form may too and goes first.</summary>
+    /// may, unless the flat form takes it, or the row form may too and goes first.</summary>
     internal static bool TakesChannelsLast(ConvShape s, CpuSimd simd, bool residual) =>
-        ChannelsLast(s, simd, residual) && (!Rows(s, simd) || ChannelsLastFirst(s));
+        !Flat(s, simd) && ChannelsLast(s, simd, residual) && (!Rows(s, simd) || ChannelsLastFirst(s));
 
     /// <summary>The weights as the channels-last form reads them, tap-major: <c>wt[t*C + c] = w[c*taps + t]</c> (a
     /// backend caches it per weight version; else the form builds it per call).</summary>
@@ -188,6 +193,202 @@ internal static unsafe class DepthwiseConv
         for (int ch = 0; ch < c; ch++)
         for (int t = 0; t < taps; t++)
             dst[(long)t * c + ch] = w[(long)ch * taps + t];
+    }
+
+    /// <summary>Whether the flat form runs where <see cref="Flat"/> allows it.</summary>
+    internal static bool FlatForm { get; set; } = true;
+
+    /// <summary>Planes of at most this many output pixels may take the flat form.</summary>
+    internal const int FlatMaxPixels = 256;
+
+    /// <summary>Most (tap, vector) masks of the flat form's table (32 KB).</summary>
+    private const int FlatMaxMasks = 512;
+
+    /// <summary>Vectors of one plane that one group of <see cref="ForwardFlat"/> computes: eight where a plane has
+    /// eight or more, else four (and two planes a group).</summary>
+    private static int FlatVectors(ConvShape s) => (s.OH * s.OW + VL - 1) / VL >= 8 ? 8 : 4;
+
+    /// <summary>
+    /// Whether <see cref="ForwardFlat"/> runs the layer: AVX-512, multiplier 1, stride 1, "same" padding (the output
+    /// plane is the input plane's size, so output pixel p and its taps lie at p + a fixed offset in x's plane), an
+    /// output plane of at most <see cref="FlatMaxPixels"/> (of at most 64 for kernels of more than 9 taps), and a mask
+    /// table of at most <see cref="FlatMaxMasks"/>. Measured in cache (bench `depthwise`, DW_FLAT=1, alternating call
+    /// by call, medians of 180, us flat / before, 2026-12-07, 2 threads): 3x3 on 384x14x14 43 / 53-61 (rows), on
+    /// 576x14x14 58 / 77-88, on 960x7x7 25-39 / 68-170 (channels-last); one thread 67 / 101-108, 97 / 151-163, 39 / 67;
+    /// 5x5 on 1152x7x7 52 / 107, 7x7 on 768x7x7 63 / 168; but 5x5 and 7x7 kernels on 14x14 planes 139 / 134 and 161 /
+    /// 125 (the channels-last form keeps those), and 3x3 on 28x28 planes 75 / 88 against the per-plane path's 68, so
+    /// larger planes keep their forms. Inside the forward (bench profile, PROFILE_LEAN=1 PROFILE_DW_FLAT=1,
+    /// alternating, batch 1, sums of node medians): MobileNetV2 0.946-0.973 of the time before (its 7x7 layers 0.037-0.042
+    /// ms against 0.097-0.115), EfficientNet-B0 0.931-0.972, ConvNeXt-T 0.992-1.021.
+    /// </summary>
+    internal static bool Flat(ConvShape s, CpuSimd simd)
+    {
+        if (!FlatForm || simd != CpuSimd.Vector512 || !Avx512F.IsSupported || s.KPerGroup != 1 || s.StrideH != 1
+            || s.StrideW != 1 || s.OH != s.H || s.OW != s.W || (long)s.OH * s.OW > FlatMaxPixels
+            || s.KH * s.KW > 9 && (long)s.OH * s.OW > 64)
+            return false;
+        int q = FlatVectors(s), vpad = ((s.OH * s.OW + VL - 1) / VL + q - 1) / q * q;
+        return (long)vpad * s.KH * s.KW <= FlatMaxMasks;
+    }
+
+    /// <summary>
+    /// The forward of a small "same"-padded stride-1 layer with no copy of x: each plane is one run of OH*OW pixels,
+    /// V = ceil(OH*OW / 16) vectors (a 7x7 plane is 4, a 14x14 one 13, where rows would fill 7 or 14 of 16 lanes),
+    /// and tap (kh, kw) of vector v is one load of x's plane from <c>16v + dh*W + dw</c> under the mask of the lanes
+    /// whose tap lies inside the plane (the others load zeros: the padding; no lane reads across a row's end), then
+    /// one FMA. A group is eight vectors of one plane, or four of two planes, eight independent FMA chains that
+    /// share each tap's masks or weight; vectors past V have all-zero masks (nothing loaded, nothing stored).
+    /// Taps are summed in the per-plane order, from zero, then the bias, the residual and the activation: the same
+    /// bits as the other forms.
+    /// <code>masks: [tap][vector &lt; Vpad][16 lanes]   group: (planes p0, p0+1 if four vectors; vectors v0..v0+7 or +3)</code>
+    /// </summary>
+    private static void ForwardFlat(float* x, float* w, float* bias, float* residual, float* y, ConvShape s,
+        EpilogueActivation act, float lo, float hi)
+    {
+        int ohw = s.OH * s.OW, vectors = (ohw + VL - 1) / VL, taps = s.KH * s.KW, q = FlatVectors(s);
+        int chunks = (vectors + q - 1) / q, vpad = chunks * q, perGroup = 8 / q;
+        var maskArray = Scratch.Rent((long)vpad * taps * VL + VL);
+        try
+        {
+            float* masks = Scratch.Aligned(maskArray);
+            int* off = stackalloc int[taps];
+            for (int kh = 0; kh < s.KH; kh++)
+            for (int kw = 0; kw < s.KW; kw++)
+            {
+                int dh = kh * s.DilationH - s.PadTop, dw = kw * s.DilationW - s.PadLeft, t = kh * s.KW + kw;
+                off[t] = dh * s.W + dw;
+                for (int v = 0; v < vpad; v++)
+                for (int lane = 0; lane < VL; lane++)
+                {
+                    int p = v * VL + lane, oh = p / s.OW, ow = p - oh * s.OW;
+                    bool inside = p < ohw && (uint)(oh + dh) < (uint)s.H && (uint)(ow + dw) < (uint)s.W;
+                    masks[((long)t * vpad + v) * VL + lane] = inside ? BitConverter.Int32BitsToSingle(-1) : 0f;
+                }
+            }
+            // Multiplier 1: plane i of y (image i / K, channel i % K) reads plane i of x.
+            long planes = (long)s.N * s.K, planeGroups = (planes + perGroup - 1) / perGroup, groups = planeGroups * chunks;
+            // Groups per task: about 32k pixel-taps each, as the row form's tasks.
+            long per = Math.Max(1, 32768 / (8L * VL * taps));
+            int tasks = (int)((groups + per - 1) / per);
+            var mp = (Vector512<float>*)masks;
+            int* op = off;
+            int k = s.K;
+            CpuConv.For(tasks, groups * 8 * VL * taps, t =>
+            {
+                var acc = stackalloc Vector512<float>[8];
+                long g = t * per, g1 = Math.Min(groups, g + per);
+                long pg = g / chunks;
+                int c = (int)(g - pg * chunks);
+                for (; g < g1; g++)
+                {
+                    long p0 = pg * perGroup;
+                    bool second = perGroup == 2 && p0 + 1 < planes;
+                    float* xa = x + p0 * ohw + c * q * VL, wa = w + p0 % k * taps;
+                    float* xb = second ? xa + ohw : xa, wb = second ? w + (p0 + 1) % k * taps : wa;
+                    if (q == 8)
+                        FlatGroup<Flat8>(xa, xb, wa, wb, mp + c * q, vpad, op, taps, acc);
+                    else
+                        FlatGroup<Flat4>(xa, xb, wa, wb, mp + c * q, vpad, op, taps, acc);
+                    for (int i = 0; i < perGroup && p0 + i < planes; i++)
+                    {
+                        long plane = p0 + i;
+                        float b = bias == null ? 0f : bias[plane % k];
+                        var end = new StoreEpilogue(residual == null ? null : residual + plane * ohw, act, lo, hi);
+                        for (int j = 0; j < q && c * q + j < vectors; j++)
+                            FlatStore(acc[i * q + j], y + plane * ohw, end, b, (c * q + j) * VL, ohw);
+                    }
+                    if (++c == chunks)
+                    {
+                        c = 0;
+                        pg++;
+                    }
+                }
+            });
+        }
+        finally
+        {
+            Scratch.Return(maskArray);
+        }
+    }
+
+    /// <summary>How many consecutive vectors of a plane one <see cref="FlatGroup{TQ}"/> computes (8, or 4 of each of
+    /// two planes).</summary>
+    private interface IFlatWidth
+    {
+        static abstract int Q { get; }
+    }
+
+    private struct Flat8 : IFlatWidth
+    {
+        public static int Q => 8;
+    }
+
+    private struct Flat4 : IFlatWidth
+    {
+        public static int Q => 4;
+    }
+
+    /// <summary>The tap sums of one group of <see cref="ForwardFlat"/> into <paramref name="acc"/>: eight vectors
+    /// from <paramref name="xa"/> (kernel <paramref name="wa"/>), or four from each of <paramref name="xa"/> and
+    /// <paramref name="xb"/> (kernels <paramref name="wa"/>, <paramref name="wb"/>); <paramref name="m"/> is the
+    /// group's first vector's mask of tap 0, tap t's <c>t * vpad</c> further.</summary>
+    private static void FlatGroup<TQ>(float* xa, float* xb, float* wa, float* wb, Vector512<float>* m, int vpad, int* off,
+        int taps, Vector512<float>* acc)
+        where TQ : struct, IFlatWidth
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> a4 = default, a5 = default, a6 = default, a7 = default;
+        var zero = Vector512<float>.Zero;
+        for (int t = 0; t < taps; t++, m += vpad)
+        {
+            int o = off[t];
+            float* pa = xa + o;
+            var va = Vector512.Create(wa[t]);
+            a0 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa, m[0], zero), va, a0);
+            a1 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + VL, m[1], zero), va, a1);
+            a2 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 2 * VL, m[2], zero), va, a2);
+            a3 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 3 * VL, m[3], zero), va, a3);
+            if (TQ.Q == 8)
+            {
+                a4 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 4 * VL, m[4], zero), va, a4);
+                a5 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 5 * VL, m[5], zero), va, a5);
+                a6 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 6 * VL, m[6], zero), va, a6);
+                a7 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pa + 7 * VL, m[7], zero), va, a7);
+            }
+            else
+            {
+                float* pb = xb + o;
+                var vb = Vector512.Create(wb[t]);
+                a4 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pb, m[0], zero), vb, a4);
+                a5 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pb + VL, m[1], zero), vb, a5);
+                a6 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pb + 2 * VL, m[2], zero), vb, a6);
+                a7 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(pb + 3 * VL, m[3], zero), vb, a7);
+            }
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        acc[4] = a4;
+        acc[5] = a5;
+        acc[6] = a6;
+        acc[7] = a7;
+    }
+
+    /// <summary>One vector's sums plus the bias, then the epilogue, stored at <paramref name="at"/> of its plane under
+    /// the mask of the lanes that are output pixels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FlatStore(Vector512<float> acc, float* yp, in StoreEpilogue end, float b, int at, int ohw)
+    {
+        var sum = acc + Vector512.Create(b);
+        int lanes = ohw - at;
+        if (lanes >= VL)
+        {
+            end.Apply(sum, at).Store(yp + at);
+            return;
+        }
+        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
+        Avx512F.MaskStore(yp + at, mask, end.ApplyMasked(sum, at, mask));
     }
 
     /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>

@@ -83,7 +83,8 @@ internal sealed class DepthwiseConvTests
     public void Channels_last_form_matches_reference_and_the_per_plane_path(ConvShape s)
     {
         Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
-        DepthwiseConv.RowsForm = false; // the row form would take these planes first
+        DepthwiseConv.RowsForm = false; // the row and flat forms would take these planes first
+        DepthwiseConv.FlatForm = false;
         try
         {
             ChannelsLastAgainstPerPlane(s);
@@ -91,6 +92,7 @@ internal sealed class DepthwiseConvTests
         finally
         {
             DepthwiseConv.RowsForm = true;
+            DepthwiseConv.FlatForm = true;
         }
     }
 
@@ -119,9 +121,10 @@ internal sealed class DepthwiseConvTests
         {
             cpu.Conv2dFused(x, w, withBias ? b : null, withResidual ? r : null, y, s, act, -0.25f, 0.5f);
             var now = cpu.Download(y);
-            bool rows = DepthwiseConv.RowsForm;
+            bool rows = DepthwiseConv.RowsForm, flat = DepthwiseConv.FlatForm;
             int max = DepthwiseConv.ChannelsLastMaxPixels;
             DepthwiseConv.RowsForm = false;
+            DepthwiseConv.FlatForm = false;
             DepthwiseConv.ChannelsLastMaxPixels = 0;
             try
             {
@@ -130,6 +133,7 @@ internal sealed class DepthwiseConvTests
             finally
             {
                 DepthwiseConv.RowsForm = rows;
+                DepthwiseConv.FlatForm = flat;
                 DepthwiseConv.ChannelsLastMaxPixels = max;
             }
             Assert.That(now, Is.EqualTo(cpu.Download(y)), $"{act}, bias {withBias}, residual {withResidual}: the per-plane path's bits");
@@ -162,28 +166,89 @@ internal sealed class DepthwiseConvTests
         Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
         var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.True, "the case must take the row form");
-        BackendComparison.Conv(cpu, _ref, s);
-        AssertPerPlaneBits(s, new Random(29), residuals: true);
+        DepthwiseConv.FlatForm = false; // it would take the small "same" planes first
+        try
+        {
+            BackendComparison.Conv(cpu, _ref, s);
+            AssertPerPlaneBits(s, new Random(29), residuals: true);
+        }
+        finally
+        {
+            DepthwiseConv.FlatForm = true;
+        }
     }
 
-    /// <summary>The per-plane path at 512 bits on every shape, with the row form (which takes most of them) off.</summary>
+    private static readonly (ConvShape S, string Name)[] FlatShapes =
+    [
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        (new ConvShape(1, 32, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), "7x7 planes: four vectors, two planes a group"),
+        (new ConvShape(2, 5, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5), "14x14, batch 2, odd channels: 13 vectors, groups of eight"),
+        (new ConvShape(1, 3, 16, 16, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), "16x16: 256 pixels, whole vectors"),
+        (new ConvShape(1, 7, 7, 7, 7, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 7), "7x7 kernel on 7x7 planes, odd planes: a group's second plane absent"),
+        (new ConvShape(3, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16), "8x8, batch 3: groups across images"),
+        (new ConvShape(1, 3, 7, 9, 3, 5, 5, 1, 1, 4, 4, 4, 4, 2, 2, 3), "5x5 dilation 2, 7x9"),
+        (new ConvShape(1, 3, 6, 6, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1, 1, 3), "2x2 kernel, padded bottom and right only"),
+        (new ConvShape(1, 5, 8, 8, 5, 3, 5, 1, 1, 1, 2, 1, 2, 1, 1, 5), "3x5 kernel, 8x8"),
+        (new ConvShape(1, 6, 12, 10, 6, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 6), "3x1 kernel, 12x10"),
+        (new ConvShape(2, 4, 1, 1, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), "1x1 planes: one lane of one vector"),
+        (new ConvShape(1, 3, 5, 5, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3), "1x1 kernel"),
+    ];
+
+    public static IEnumerable<TestCaseData> FlatCases() =>
+        FlatShapes.Select(c => new TestCaseData(c.S).SetName($"Flat depthwise: {c.Name}"));
+
+    /// <summary>The flat form (small "same"-padded stride-1 planes, AVX-512, no copy of the input) against the double
+    /// reference (forward, backward-data through the flipped forward, backward-weights), and bit for bit against the
+    /// per-plane path with every fused activation, with and without a bias and a residual.</summary>
+    [TestCaseSource(nameof(FlatCases))]
+    public void Flat_form_matches_reference_and_the_per_plane_path(ConvShape s)
+    {
+        Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
+        var cpu = _cpu[CpuSimd.Vector512];
+        Assert.That(DepthwiseConv.Flat(s, CpuSimd.Vector512), Is.True, "the case must take the flat form");
+        BackendComparison.Conv(cpu, _ref, s);
+        AssertPerPlaneBits(s, new Random(31), residuals: true);
+    }
+
+    [Test]
+    public void Flat_form_takes_only_small_same_padded_stride_one_planes_of_one_channel_a_group()
+    {
+        // N, C, H, W, K, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G
+        var flat = new ConvShape(1, 8, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8);
+        Assert.Multiple(() =>
+        {
+            Assert.That(DepthwiseConv.Flat(flat, CpuSimd.Vector512), Is.EqualTo(System.Runtime.Intrinsics.X86.Avx512F.IsSupported));
+            Assert.That(DepthwiseConv.Flat(flat, CpuSimd.Vector256), Is.False, "256-bit");
+            Assert.That(DepthwiseConv.Flat(new ConvShape(1, 8, 14, 14, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8), CpuSimd.Vector512), Is.False, "stride 2");
+            Assert.That(DepthwiseConv.Flat(new ConvShape(1, 4, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), CpuSimd.Vector512), Is.False, "multiplier 2");
+            Assert.That(DepthwiseConv.Flat(new ConvShape(1, 8, 14, 14, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 8), CpuSimd.Vector512), Is.False, "no padding: a smaller output plane");
+            Assert.That(DepthwiseConv.Flat(new ConvShape(1, 8, 17, 17, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8), CpuSimd.Vector512), Is.False, "289 pixels");
+            Assert.That(DepthwiseConv.Flat(new ConvShape(1, 8, 14, 14, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 8), CpuSimd.Vector512), Is.False, "5x5 on 14x14");
+        });
+    }
+
+    /// <summary>The per-plane path at 512 bits on every shape, with the row and flat forms (which take most of them) off.</summary>
     [TestCaseSource(nameof(PerPlaneCases))]
-    public void Per_plane_path_matches_reference_with_the_row_form_off(ConvShape s)
+    public void Per_plane_path_matches_reference_with_the_row_and_flat_forms_off(ConvShape s)
     {
         DepthwiseConv.RowsForm = false;
+        DepthwiseConv.FlatForm = false;
         try
         {
             Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.False);
+            Assert.That(DepthwiseConv.Flat(s, CpuSimd.Vector512), Is.False);
             BackendComparison.Conv(_cpu[CpuSimd.Vector512], _ref, s);
         }
         finally
         {
             DepthwiseConv.RowsForm = true;
+            DepthwiseConv.FlatForm = true;
         }
     }
 
     public static IEnumerable<TestCaseData> PerPlaneCases() =>
-        Shapes.Concat(RowShapes).Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row form off): {c.Name}"));
+        Shapes.Concat(RowShapes).Concat(FlatShapes)
+            .Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row and flat forms off): {c.Name}"));
 
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Clip)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Relu)]
