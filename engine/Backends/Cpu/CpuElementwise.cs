@@ -56,15 +56,50 @@ internal readonly struct ClipOp(float lo, float hi) : IUnaryOp
     }
 }
 
-/// <summary>y = 1 / (1 + exp(-x)), <see cref="Kernels.Sigmoid.Value"/> with <see cref="CpuExp"/> (the same bits at
-/// every width and in the scalar tail).</summary>
+/// <summary>
+/// y = 1 / (1 + exp(-x)) (<see cref="Kernels.Sigmoid.Value"/>'s function) as e = exp(-|x|) from
+/// <see cref="CpuExp.ExpNonPositive(Vector512{float})"/> (zero below ln 2^-126, where it would not be a normal float),
+/// then 1 / (1 + e) for x &gt;= 0 and e / (1 + e) below: e never overflows, so no clamps or selects for it, and the
+/// quotient is within a few ulp of the double sigmoid. The same operations in the same order at every width and in
+/// the scalar tail (the same bits), which SiLU's fused conv stores share. Measured in L1, one thread, 16 floats a
+/// step (SiLU, 2026-12-07, the 2-vCPU EPYC VM): 12.0 ns before (the general <see cref="CpuExp.Exp(Vector512{float})"/>
+/// of -x, with its overflow, underflow and NaN selects, then the division); EfficientNet-B0's 6.2 million SiLU
+/// outputs a batch-1 forward took 2.3 ms of its two cores' time that way. Its lean forward at batch 1 (bench
+/// profile, PROFILE_LEAN=1, 100 ms sleep and a 64 MB sweep, sums of node medians, processes of the two builds
+/// alternating): 12.47, 12.42, 11.16 ms before, 10.18, 10.06, 10.25 after (its 16->96 1x1 with SiLU at 112x112 0.73-0.79
+/// ms to 0.56-0.58).
+/// </summary>
 internal readonly struct SigmoidOp : IUnaryOp
 {
-    public float Apply(float x) => 1f / (1f + CpuExp.Exp(-x));
+    /// <summary>ln 2^-126: below it e^x is taken as zero.</summary>
+    private const float ExpFloor = -87.33654f;
 
-    public Vector256<float> Apply(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + CpuExp.Exp(-x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Apply(float x)
+    {
+        float a = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(x) | int.MinValue); // -|x|, NaN kept
+        float e = a < ExpFloor ? 0f : CpuExp.ExpNonPositive(a);
+        float q = 1f / (1f + e);
+        return x >= 0f ? q : e * q;
+    }
 
-    public Vector512<float> Apply(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + CpuExp.Exp(-x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Apply(Vector256<float> x)
+    {
+        var a = x | Vector256.Create(-0f);
+        var e = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(ExpFloor)), Vector256<float>.Zero, CpuExp.ExpNonPositive(a));
+        var q = Vector256<float>.One / (Vector256<float>.One + e);
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), q, e * q);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Apply(Vector512<float> x)
+    {
+        var a = x | Vector512.Create(-0f);
+        var e = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(ExpFloor)), Vector512<float>.Zero, CpuExp.ExpNonPositive(a));
+        var q = Vector512<float>.One / (Vector512<float>.One + e);
+        return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, Vector512<float>.Zero), q, e * q);
+    }
 }
 
 /// <summary>

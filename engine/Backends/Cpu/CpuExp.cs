@@ -78,6 +78,22 @@ internal static class CpuExp
         return y * Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
     }
 
+    /// <summary>e^x for x in [-87, 0], one lane: the operations of the vector forms in the same order, so the same
+    /// bits as each of their lanes.</summary>
+    public static float ExpNonPositive(float x)
+    {
+        float n = MathF.Round(x * Log2E, MidpointRounding.ToEven);
+        float r = MathF.FusedMultiplyAdd(n, -Ln2Hi, x);
+        r = MathF.FusedMultiplyAdd(n, -Ln2Lo, r);
+        float y = MathF.FusedMultiplyAdd(P0, r, P1);
+        y = MathF.FusedMultiplyAdd(y, r, P2);
+        y = MathF.FusedMultiplyAdd(y, r, P3);
+        y = MathF.FusedMultiplyAdd(y, r, P4);
+        y = MathF.FusedMultiplyAdd(y, r, P5);
+        y = MathF.FusedMultiplyAdd(y, r * r, r + 1f);
+        return y * BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
+    }
+
     /// <summary>e^x for x in [-87, 0], eight lanes (see the sixteen-lane form).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> ExpNonPositive(Vector256<float> x)

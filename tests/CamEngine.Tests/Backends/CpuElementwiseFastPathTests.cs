@@ -133,6 +133,50 @@ internal sealed class CpuElementwiseFastPathTests
     }
 
     [Test]
+    public void Sigmoid_is_the_same_bits_at_every_width_and_within_four_ulp_of_the_double_sigmoid()
+    {
+        var rng = new Random(17);
+        var xs = Enumerable.Range(0, 20000).Select(_ => (float)(rng.NextDouble() * 60 - 30)).ToList();
+        xs.AddRange(Enumerable.Range(0, 2000).Select(_ => (float)(rng.NextDouble() * 2 - 1)));
+        xs.AddRange([0f, -0f, 1e-8f, -1e-8f, 1f, -1f, 16.6f, -16.6f, 87.3f, -87.3f, 87.33654f, -87.33654f, 87.34f, -87.34f,
+            -100f, 100f, -1e30f, 1e30f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN]);
+        while (xs.Count % 16 != 0)
+            xs.Add(0.5f);
+        var data = xs.ToArray();
+        var op = new SigmoidOp();
+        for (int i = 0; i < data.Length; i += 16)
+        {
+            var v512 = new float[16];
+            var v256 = new float[16];
+            op.Apply(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512);
+            op.Apply(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(0, 8));
+            op.Apply(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(8, 8));
+            for (int l = 0; l < 16; l++)
+            {
+                float x = data[i + l], scalar = op.Apply(x);
+                Assert.That(BitConverter.SingleToInt32Bits(v512[l]), Is.EqualTo(BitConverter.SingleToInt32Bits(scalar)), $"512-bit sigmoid({x})");
+                Assert.That(BitConverter.SingleToInt32Bits(v256[l]), Is.EqualTo(BitConverter.SingleToInt32Bits(scalar)), $"256-bit sigmoid({x})");
+                if (float.IsNaN(x))
+                {
+                    Assert.That(scalar, Is.NaN, "sigmoid(NaN)");
+                    continue;
+                }
+                double e = 1 / (1 + Math.Exp(-(double)x));
+                // Below ln 2^-126 the exponential is taken as zero: sigmoid(x) < 1.2e-38 there.
+                double ulp = Math.Max(MathF.BitIncrement((float)e) - (float)e, e < 1.2e-38 ? 1.2e-38 : 0);
+                Assert.That(Math.Abs(scalar - e), Is.LessThanOrEqualTo(4 * ulp), $"sigmoid({x}) = {scalar}, double {e}");
+            }
+        }
+        Assert.Multiple(() =>
+        {
+            Assert.That(op.Apply(0f), Is.EqualTo(0.5f));
+            Assert.That(op.Apply(float.PositiveInfinity), Is.EqualTo(1f));
+            Assert.That(op.Apply(float.NegativeInfinity), Is.EqualTo(0f));
+            Assert.That(op.Apply(-100f), Is.EqualTo(0f), "e^-100 is below the smallest normal float");
+        });
+    }
+
+    [Test]
     public void Fused_exp_of_non_positive_values_is_within_two_ulp_at_both_widths()
     {
         var rng = new Random(16);
@@ -152,6 +196,8 @@ internal sealed class CpuElementwiseFastPathTests
             {
                 double e = Math.Exp(data[i + l]);
                 double ulp = MathF.BitIncrement((float)e) - (float)e;
+                Assert.That(BitConverter.SingleToInt32Bits(CpuExp.ExpNonPositive(data[i + l])), Is.EqualTo(BitConverter.SingleToInt32Bits(v512[l])),
+                    $"one-lane exp({data[i + l]}): the vector form's bits");
                 Assert.That(Math.Abs(v512[l] - e), Is.LessThanOrEqualTo(2 * ulp), $"512-bit exp({data[i + l]}) = {v512[l]}, double {e}");
                 Assert.That(Math.Abs(v256[l] - e), Is.LessThanOrEqualTo(2 * ulp), $"256-bit exp({data[i + l]}) = {v256[l]}, double {e}");
             }

@@ -49,8 +49,8 @@ internal static class FusedEpilogueCheck
                 {
                     EpilogueActivation.Relu => MathF.Max(v, 0f),
                     EpilogueActivation.Clip => v < lo ? lo : v > hi ? hi : v,
-                    // The backend's sigmoid pass (CpuExp, the same bits at every width), then the multiplication.
-                    EpilogueActivation.Silu => v * (1f / (1f + CpuExp.Exp(-v))),
+                    // The backend's sigmoid pass (SigmoidOp, the same bits at every width), then the multiplication.
+                    EpilogueActivation.Silu => v * new SigmoidOp().Apply(v),
                     _ => v,
                 };
             }
