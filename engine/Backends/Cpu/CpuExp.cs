@@ -78,6 +78,23 @@ internal static class CpuExp
         return y * Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
     }
 
+    /// <summary>ln 2^-126: below it <see cref="ExpNonPositive(Vector512{float})"/> would not give a normal float.</summary>
+    private const float NormalFloor = -87.33654f;
+
+    /// <summary>e^x for any x &lt;= 0 (-infinity included): <see cref="ExpNonPositive(Vector512{float})"/>, zero below
+    /// ln 2^-126; NaN stays NaN. For a sigmoid's e^-|x| and a softmax's e^(x - max).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpNonPositiveOrZero(Vector512<float> x) =>
+        Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(NormalFloor)), Vector512<float>.Zero, ExpNonPositive(x));
+
+    /// <summary>e^x for any x &lt;= 0, eight lanes (see the sixteen-lane form).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ExpNonPositiveOrZero(Vector256<float> x) =>
+        Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(NormalFloor)), Vector256<float>.Zero, ExpNonPositive(x));
+
+    /// <summary>e^x for any x &lt;= 0, one lane: the same bits as each lane of the vector forms.</summary>
+    public static float ExpNonPositiveOrZero(float x) => x < NormalFloor ? 0f : ExpNonPositive(x);
+
     /// <summary>e^x for x in [-87, 0], one lane: the operations of the vector forms in the same order, so the same
     /// bits as each of their lanes.</summary>
     public static float ExpNonPositive(float x)
