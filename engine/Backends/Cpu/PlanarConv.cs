@@ -62,7 +62,20 @@ internal static unsafe class PlanarConv
     public static bool Pays(ConvShape s) =>
         Chosen && (s.C <= 4 && s.OW >= VL
                    || s.IsUnpaddedPointwise && s.OH * s.OW >= 128
-                      && (s.OH * s.OW < 784 && s.K >= 2 * s.C || NarrowPointwise && s.OH * s.OW < 3136 && Math.Min(s.C, s.K) <= 64));
+                      && (s.OH * s.OW < 784 && s.K >= 2 * s.C || NarrowPointwise && s.OH * s.OW < 3136 && Math.Min(s.C, s.K) <= 64
+                          || ReducingPointwise && s.N == 1 && s.OH * s.OW < 784 && s.K < s.C && s.K <= 192));
+
+    /// <summary>
+    /// Whether 1x1 layers of one image on 14x14 planes (128-783 pixels) that reduce the channels to at most 192 outputs
+    /// take the form (the projections of MobileNetV2's and EfficientNet-B0's inverted residual blocks; ResNet-50's
+    /// 1024->256 ones, faster direct, do not). In cache (PROFILE_FORMS=1, batch 1, ms planar / chosen before,
+    /// 2026-12-07): 240->80 0.043 / 0.097, 480->80 0.083 / 0.125, 480->112 0.115 / 0.151, 384->96 0.075 / 0.101.
+    /// Inside the forward after a 100 ms sleep and a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR_REDUCING=1,
+    /// alternating): EfficientNet-B0's 480->80 layers 0.089-0.125 / 0.151-0.163, MobileNetV2's 384->96 0.114 / 0.133,
+    /// the node sums 0.982-0.989 (EfficientNet-B0) and 0.989-1.020 (MobileNetV2); at batch 8 the 480->80 layers lost
+    /// (0.75-0.76 / 0.69-0.71 ms), so batches keep the forms before (the bench switches it).
+    /// </summary>
+    internal static bool ReducingPointwise { get; set; } = true;
 
     /// <summary>Whether 1x1 layers with 64 or fewer input or output channels on planes of 128-3135 pixels (14x14 and
     /// 28x28) take the form (the bench switches it, PROFILE_PLANAR_NARROW=1).</summary>

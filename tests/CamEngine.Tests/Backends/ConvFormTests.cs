@@ -358,6 +358,12 @@ internal sealed class ConvFormTests
             Is.EqualTo(planar ? ConvForm.Planar : ConvForm.Column), "narrow pointwise (32 outputs) on a 28x28 plane");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 384, 14, 14, 64, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
             Is.EqualTo(planar ? ConvForm.Planar : direct ? ConvForm.Direct : ConvForm.Column), "narrow pointwise (64 outputs) on a 14x14 plane");
+        var reducing = new ConvShape(1, 480, 14, 14, 80, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+        Assert.That(CpuConv.ChooseForm(reducing, simd),
+            Is.EqualTo(planar ? ConvForm.Planar : direct ? ConvForm.Direct : ConvForm.Column), "480->80 on a 14x14 plane, one image");
+        Assert.That(CpuConv.ChooseForm(reducing with { N = 8 }, simd), Is.Not.EqualTo(ConvForm.Planar), "480->80 on a 14x14 plane, batch 8");
+        Assert.That(CpuConv.ChooseForm(new ConvShape(1, 1024, 14, 14, 320, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
+            Is.Not.EqualTo(ConvForm.Planar), "a reduction to more than 192 outputs on a 14x14 plane");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 512, 28, 28, 128, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
             Is.EqualTo(ConvForm.Column), "pointwise of 128 or more channels each way on a 28x28 plane");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 144, 56, 56, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
