@@ -132,6 +132,19 @@ internal sealed class CpuElementwiseFastPathTests
         TensorAssert.Close(s, sr, 2e-5, 2e-6, $"layernorm (mean, rstd) at {simd}");
     }
 
+    /// <summary>data[i..i+16) through a 512-bit form once and a 256-bit form twice: the sixteen results of each.</summary>
+    private static (float[] V512, float[] V256) SixteenLanes(float[] data, int i,
+        Func<System.Runtime.Intrinsics.Vector512<float>, System.Runtime.Intrinsics.Vector512<float>> f512,
+        Func<System.Runtime.Intrinsics.Vector256<float>, System.Runtime.Intrinsics.Vector256<float>> f256)
+    {
+        var v512 = new float[16];
+        var v256 = new float[16];
+        f512(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512);
+        f256(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(0, 8));
+        f256(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(8, 8));
+        return (v512, v256);
+    }
+
     [Test]
     public void Sigmoid_is_the_same_bits_at_every_width_and_within_four_ulp_of_the_double_sigmoid()
     {
@@ -146,11 +159,7 @@ internal sealed class CpuElementwiseFastPathTests
         var op = new SigmoidOp();
         for (int i = 0; i < data.Length; i += 16)
         {
-            var v512 = new float[16];
-            var v256 = new float[16];
-            op.Apply(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512);
-            op.Apply(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(0, 8));
-            op.Apply(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(8, 8));
+            var (v512, v256) = SixteenLanes(data, i, op.Apply, op.Apply);
             for (int l = 0; l < 16; l++)
             {
                 float x = data[i + l], scalar = op.Apply(x);
@@ -187,11 +196,7 @@ internal sealed class CpuElementwiseFastPathTests
         var data = xs.ToArray();
         for (int i = 0; i < data.Length; i += 16)
         {
-            var v512 = new float[16];
-            var v256 = new float[16];
-            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector512.Create(data.AsSpan(i, 16))).CopyTo(v512);
-            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i, 8))).CopyTo(v256.AsSpan(0, 8));
-            CpuExp.ExpNonPositive(System.Runtime.Intrinsics.Vector256.Create(data.AsSpan(i + 8, 8))).CopyTo(v256.AsSpan(8, 8));
+            var (v512, v256) = SixteenLanes(data, i, CpuExp.ExpNonPositive, CpuExp.ExpNonPositive);
             for (int l = 0; l < 16; l++)
             {
                 double e = Math.Exp(data[i + l]);

@@ -164,18 +164,25 @@ internal sealed class DepthwiseConvTests
     public void Row_form_matches_reference_and_the_per_plane_path(ConvShape s)
     {
         Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
-        var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.Rows(s, CpuSimd.Vector512), Is.True, "the case must take the row form");
         DepthwiseConv.FlatForm = false; // it would take the small "same" planes first
         try
         {
-            BackendComparison.Conv(cpu, _ref, s);
-            AssertPerPlaneBits(s, new Random(29), residuals: true);
+            AssertReferenceAndPerPlaneBits(s, 29);
         }
         finally
         {
             DepthwiseConv.FlatForm = true;
         }
+    }
+
+    /// <summary>The 512-bit form the backend takes now against the double reference (forward, backward-data through
+    /// the flipped forward, backward-weights) and against the per-plane path's bits (<see cref="AssertPerPlaneBits"/>,
+    /// residuals included).</summary>
+    private void AssertReferenceAndPerPlaneBits(ConvShape s, int seed)
+    {
+        BackendComparison.Conv(_cpu[CpuSimd.Vector512], _ref, s);
+        AssertPerPlaneBits(s, new Random(seed), residuals: true);
     }
 
     private static readonly (ConvShape S, string Name)[] FlatShapes =
@@ -204,10 +211,8 @@ internal sealed class DepthwiseConvTests
     public void Flat_form_matches_reference_and_the_per_plane_path(ConvShape s)
     {
         Assume.That(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, "needs AVX-512");
-        var cpu = _cpu[CpuSimd.Vector512];
         Assert.That(DepthwiseConv.Flat(s, CpuSimd.Vector512), Is.True, "the case must take the flat form");
-        BackendComparison.Conv(cpu, _ref, s);
-        AssertPerPlaneBits(s, new Random(31), residuals: true);
+        AssertReferenceAndPerPlaneBits(s, 31);
     }
 
     [Test]
