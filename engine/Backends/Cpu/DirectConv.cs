@@ -676,25 +676,27 @@ internal static unsafe class DirectConv
         for (int r = 0; r < rows; r++)
             dst[r] = OutputOffset(g, n0, pix0 + r) + k0 * g.OutChannel;
         // Offsets rise with the pixel index, so a span of exactly rows - 1 means consecutive floats: eight go out as
-        // one vector, fewer (a 7-pixel tile on a 7x7 or 14x14 plane, a last tile) as one masked vector (AVX-512VL).
-        bool run = dst[rows - 1] - dst[0] == rows - 1 && (rows == MR || (MaskedStores && Avx512F.VL.IsSupported));
-        var lanes = Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f);
-        var mask = rows == MR ? Vector256<float>.AllBitsSet : Vector256.LessThan(lanes, Vector256.Create((float)rows));
-        // Otherwise (a tile across two images of a batch, or strided outputs), the runs of consecutive offsets: each goes
-        // out as one masked vector whose lane r lands at dst[r] (its base shifted back by its first lane).
-        int segments = 0;
-        int* segStart = stackalloc int[MR + 1];
-        if (!run && MaskedStores && Avx512F.VL.IsSupported)
+        // one vector. Otherwise (a short tile on a 7x7 or 14x14 plane, a last tile, a tile across two images of a batch,
+        // strided outputs) each run of consecutive offsets goes out as one masked vector (AVX-512VL) whose lane r lands
+        // at dst[r] (its base shifted back by its first lane); without masked stores, element by element.
+        bool full = rows == MR && dst[rows - 1] - dst[0] == rows - 1;
+        int runs = 0;
+        int* runStart = stackalloc int[MR + 1];
+        var runMask = stackalloc Vector256<float>[MR];
+        if (!full && MaskedStores && Avx512F.VL.IsSupported)
         {
             for (int r = 0; r < rows; r++)
             {
                 if (r == 0 || dst[r] != dst[r - 1] + 1)
-                    segStart[segments++] = r;
+                    runStart[runs++] = r;
             }
-            segStart[segments] = rows;
+            runStart[runs] = rows;
+            var lanes = Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f);
+            for (int q = 0; q < runs; q++)
+                runMask[q] = Vector256.GreaterThanOrEqual(lanes, Vector256.Create((float)runStart[q]))
+                             & Vector256.LessThan(lanes, Vector256.Create((float)runStart[q + 1]));
         }
-        // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as one
-        // vector when the eight pixels are consecutive in one image.
+        // Eight channels at a time: an 8x8 transpose turns eight pixel rows into eight channel rows, stored as vectors.
         float* t8 = stackalloc float[MR * MR];
         int l = 0;
         for (; l <= kn - 8; l += 8)
@@ -705,26 +707,20 @@ internal static unsafe class DirectConv
                 float b = bias == null ? 0f : bias[k0 + l + j];
                 float* v = t8 + j * MR;
                 long ch = (l + j) * g.OutChannel;
-                if (run)
+                if (full)
                 {
                     var sum = Vector256.Load(v) + Vector256.Create(b);
                     long at = dst[0] + ch;
-                    if (rows == MR)
-                        (plain ? sum : epilogue.Apply(sum, at)).Store(y + at);
-                    else
-                        Avx512F.VL.MaskStore(y + at, mask, plain ? sum : epilogue.ApplyMasked(sum, at, mask));
+                    (plain ? sum : epilogue.Apply(sum, at)).Store(y + at);
                     continue;
                 }
-                if (segments > 0)
+                if (runs > 0)
                 {
                     var sum = Vector256.Load(v) + Vector256.Create(b);
-                    for (int q = 0; q < segments; q++)
+                    for (int q = 0; q < runs; q++)
                     {
-                        int r0 = segStart[q], r1 = segStart[q + 1];
-                        var m = Vector256.GreaterThanOrEqual(lanes, Vector256.Create((float)r0))
-                                & Vector256.LessThan(lanes, Vector256.Create((float)r1));
-                        long at = dst[r0] + ch - r0;
-                        Avx512F.VL.MaskStore(y + at, m, plain ? sum : epilogue.ApplyMasked(sum, at, m));
+                        long at = dst[runStart[q]] + ch - runStart[q];
+                        Avx512F.VL.MaskStore(y + at, runMask[q], plain ? sum : epilogue.ApplyMasked(sum, at, runMask[q]));
                     }
                     continue;
                 }
