@@ -22,6 +22,7 @@ internal static unsafe class DepthwiseTiming
             (576, 14, 1, 3), (576, 14, 2, 3), (960, 7, 1, 3), (672, 14, 1, 5), (1152, 7, 1, 5), (384, 14, 1, 7), (768, 7, 1, 7), (144, 56, 2, 5), (240, 28, 1, 5), (240, 28, 2, 3), (672, 14, 2, 5),
         ];
         bool flatSwitch = Environment.GetEnvironmentVariable("DW_FLAT") == "1";
+        bool gatherSwitch = Environment.GetEnvironmentVariable("DW_GATHER") == "1";
         foreach (var (c, h, st, kk) in shapes)
         {
             int pad = kk / 2;
@@ -42,7 +43,9 @@ internal static unsafe class DepthwiseTiming
                 for (int r = 0; r < 400; r++)
                 {
                     int k = r & 1;
-                    if (flatSwitch)
+                    if (gatherSwitch)
+                        DepthwiseConv.MaskedGatherTail = k == 0;
+                    else if (flatSwitch)
                         DepthwiseConv.FlatForm = k == 0;
                     else
                         DepthwiseConv.RowsForm = k == 0;
@@ -54,7 +57,8 @@ internal static unsafe class DepthwiseTiming
             }
             DepthwiseConv.RowsForm = true;
             DepthwiseConv.FlatForm = true;
-            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
+            DepthwiseConv.MaskedGatherTail = true;
+            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(gatherSwitch ? "masked gather tail" : flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
         }
     }
 

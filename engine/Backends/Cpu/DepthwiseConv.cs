@@ -731,6 +731,10 @@ internal static unsafe class DepthwiseConv
         }
     }
 
+    /// <summary>Whether <see cref="Gather"/> deinterleaves the last outputs of a stride-2 row under masks (AVX-512)
+    /// rather than one by one. Tests and the bench switch it.</summary>
+    internal static bool MaskedGatherTail { get; set; } = true;
+
     /// <summary>dst[i] = src[i*step] for i &lt; count, never reading src[avail] or beyond; step 2 deinterleaves 32
     /// floats into 16 with one permute (AVX-512) or 16 into 8 (AVX2).</summary>
     internal static void Gather(float* src, int step, float* dst, int count, int avail, CpuSimd simd)
@@ -743,6 +747,17 @@ internal static unsafe class DepthwiseConv
                 var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
                 for (; i + 16 <= count && 2 * i + 32 <= avail; i += 16)
                     Avx512F.PermuteVar16x32x2(Vector512.Load(src + 2 * i), even, Vector512.Load(src + 2 * i + 16)).Store(dst + i);
+                // The rest (fewer than 16 outputs, or the row's end closer than 32 floats) under masks: lanes past
+                // the last float it may read load as zeros, lanes past count are not stored.
+                for (; MaskedGatherTail && i < count; i += 16)
+                {
+                    int outputs = Math.Min(16, count - i), reads = Math.Min(2 * outputs - 1, avail - 2 * i);
+                    var lanes = Vector512<int>.Indices;
+                    var low = Avx512F.MaskLoad(src + 2 * i, Vector512.LessThan(lanes, Vector512.Create(reads)).AsSingle(), Vector512<float>.Zero);
+                    var high = Avx512F.MaskLoad(src + 2 * i + 16, Vector512.LessThan(lanes, Vector512.Create(reads - 16)).AsSingle(), Vector512<float>.Zero);
+                    Avx512F.MaskStore(dst + i, Vector512.LessThan(lanes, Vector512.Create(outputs)).AsSingle(),
+                        Avx512F.PermuteVar16x32x2(low, even, high));
+                }
             }
             else if (simd == CpuSimd.Vector256 && Avx2.IsSupported)
             {

@@ -251,6 +251,42 @@ internal sealed class DepthwiseConvTests
         }
     }
 
+    /// <summary>
+    /// The stride-2 gather that deinterleaves rows (the per-plane path's phase copy, the strided 1x1 convs' subsample):
+    /// every count from 1 to 50 with the row's end right after the last float read, one further and far away, with the
+    /// masked tail on and off, against element-by-element copies; nothing written past the count.
+    /// </summary>
+    [Test]
+    public unsafe void Stride_two_gather_copies_every_other_float_and_writes_nothing_past_the_count()
+    {
+        var src = new float[128];
+        for (int i = 0; i < src.Length; i++)
+            src[i] = i + 0.5f;
+        var dst = new float[64];
+        try
+        {
+            foreach (bool masked in new[] { true, false })
+            {
+                DepthwiseConv.MaskedGatherTail = masked;
+                for (int count = 1; count <= 50; count++)
+                {
+                    foreach (int avail in new[] { 2 * count - 1, 2 * count, 100 })
+                    {
+                        Array.Fill(dst, -1f);
+                        fixed (float* ps = src, pd = dst)
+                            DepthwiseConv.Gather(ps + 3, 2, pd, count, avail, CpuSimd.Vector512);
+                        for (int i = 0; i < dst.Length; i++)
+                            Assert.That(dst[i], Is.EqualTo(i < count ? src[3 + 2 * i] : -1f), $"masked {masked}, count {count}, avail {avail}, element {i}");
+                    }
+                }
+            }
+        }
+        finally
+        {
+            DepthwiseConv.MaskedGatherTail = true;
+        }
+    }
+
     public static IEnumerable<TestCaseData> PerPlaneCases() =>
         Shapes.Concat(RowShapes).Concat(FlatShapes)
             .Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row and flat forms off): {c.Name}"));
