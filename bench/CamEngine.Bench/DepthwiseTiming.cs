@@ -22,7 +22,9 @@ internal static unsafe class DepthwiseTiming
             (576, 14, 1, 3), (576, 14, 2, 3), (960, 7, 1, 3), (672, 14, 1, 5), (1152, 7, 1, 5), (384, 14, 1, 7), (768, 7, 1, 7), (144, 56, 2, 5), (240, 28, 1, 5), (240, 28, 2, 3), (672, 14, 2, 5),
         ];
         bool flatSwitch = Environment.GetEnvironmentVariable("DW_FLAT") == "1";
+        var sweep = Environment.GetEnvironmentVariable("DW_COLD") == "1" ? new float[16 << 20] : null;
         bool gatherSwitch = Environment.GetEnvironmentVariable("DW_GATHER") == "1";
+        bool prefetchSwitch = Environment.GetEnvironmentVariable("DW_PREFETCH") == "1";
         foreach (var (c, h, st, kk) in shapes)
         {
             int pad = kk / 2;
@@ -33,9 +35,9 @@ internal static unsafe class DepthwiseTiming
             var w = new float[c * kk * kk];
             var b = new float[c];
             for (int i = 0; i < x.Length; i++)
-                x[i] = (float)rng.NextDouble();
+                x[i] = (float)(Environment.GetEnvironmentVariable("DW_SIGNED") == "1" ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
             for (int i = 0; i < w.Length; i++)
-                w[i] = (float)rng.NextDouble();
+                w[i] = (float)(Environment.GetEnvironmentVariable("DW_SIGNED") == "1" ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
             var t = new[] { new List<double>(), new List<double>() };
             fixed (float* px = x, py = y, pw = w, pb = b)
             {
@@ -43,14 +45,19 @@ internal static unsafe class DepthwiseTiming
                 for (int r = 0; r < 400; r++)
                 {
                     int k = r & 1;
-                    if (gatherSwitch)
+                    if (prefetchSwitch)
+                        DepthwiseConv.PrefetchPlanes = k == 0;
+                    else if (gatherSwitch)
                         DepthwiseConv.MaskedGatherTail = k == 0;
                     else if (flatSwitch)
                         DepthwiseConv.FlatForm = k == 0;
                     else
                         DepthwiseConv.RowsForm = k == 0;
+                    if (sweep != null)
+                        for (int q = 0; q < sweep.Length; q += 16)
+                            sweep[q] += 1f;
                     long t0 = Stopwatch.GetTimestamp();
-                    DepthwiseConv.Forward(X, W, B, null, Y, s, CpuSimd.Vector512, EpilogueActivation.Clip, 0f, 6f);
+                    DepthwiseConv.Forward(X, W, B, null, Y, s, CpuSimd.Vector512, Environment.GetEnvironmentVariable("DW_SILU") == "1" ? EpilogueActivation.Silu : EpilogueActivation.Clip, 0f, 6f);
                     if (r >= 40)
                         t[k].Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
                 }
@@ -58,7 +65,8 @@ internal static unsafe class DepthwiseTiming
             DepthwiseConv.RowsForm = true;
             DepthwiseConv.FlatForm = true;
             DepthwiseConv.MaskedGatherTail = true;
-            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(gatherSwitch ? "masked gather tail" : flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
+            DepthwiseConv.PrefetchPlanes = true;
+            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(prefetchSwitch ? "planes prefetched" : gatherSwitch ? "masked gather tail" : flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
         }
     }
 

@@ -321,6 +321,10 @@ internal static class Profile
             yield return new("GEMM output tiles prefetched", "not prefetched", on => CamEngine.Backends.Cpu.PackedGemm.PrefetchOutput = on);
         if (Environment.GetEnvironmentVariable("PROFILE_PLANAR_REDUCING") == "1")
             yield return new("planar reducing 14x14 1x1s", "the forms before", on => CamEngine.Backends.Cpu.PlanarConv.ReducingPointwise = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_DW_PREFETCH") == "1")
+            yield return new("depthwise planes prefetched", "not prefetched", on => CamEngine.Backends.Cpu.DepthwiseConv.PrefetchPlanes = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_DW_TAIL") == "1")
+            yield return new("depthwise row tails masked", "8, 4 and 1 at a time", on => CamEngine.Backends.Cpu.DepthwiseConv.MaskedRowTail = on);
         if (Environment.GetEnvironmentVariable("PROFILE_DW_FLAT") == "1")
             yield return new("depthwise flat form", "the forms before it", on => CamEngine.Backends.Cpu.DepthwiseConv.FlatForm = on);
         if (Environment.GetEnvironmentVariable("PROFILE_STREAM") == "1")

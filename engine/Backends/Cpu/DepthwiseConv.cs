@@ -117,18 +117,25 @@ internal static unsafe class DepthwiseConv
         var pl = new Plane(s);
         int m = s.KPerGroup, ohw = s.OH * s.OW;
         long hw = (long)s.H * s.W;
+        bool prefetch = PrefetchPlanes && 4L * s.N * s.C * hw >= PrefetchInputBytes && Sse.IsSupported;
         void Run(int n, int g)
         {
             float* buf = Buffer(ref t_buf, pl.Length);
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
             int* off = stackalloc int[pl.Taps];
             pl.Offsets(s, off);
-            Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
+            long index = (long)n * s.C + g;
+            Fill(x + index * hw, buf, s, pl, simd);
             for (int j = 0; j < m; j++)
             {
                 int k = g * m + j;
                 long plane = ((long)n * s.K + k) * ohw;
-                Taps(buf, off, w + (long)k * pl.Taps, pl.Taps, wide, pl.Wide, simd);
+                // Under the taps: this plane's output (and residual) lines, then the next input plane's, once.
+                var ahead = prefetch
+                    ? new LinePrefetch(y + plane, ohw, residual == null ? null : residual + plane,
+                        j == m - 1 && index + 1 < (long)s.N * s.C ? x + (index + 1) * hw : null, hw, (pl.Wide + 63) / 64)
+                    : default;
+                Taps(buf, off, w + (long)k * pl.Taps, pl.Taps, wide, pl.Wide, simd, ref ahead);
                 Store(wide, pl.Wq, bias == null ? 0f : bias[k], residual == null ? null : residual + plane, y + plane,
                     s.OH, s.OW, simd, act, lo, hi);
             }
@@ -389,6 +396,85 @@ internal static unsafe class DepthwiseConv
         }
         var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(lanes)).AsSingle();
         Avx512F.MaskStore(yp + at, mask, end.ApplyMasked(sum, at, mask));
+    }
+
+    /// <summary>Whether the per-plane path stores the last outputs of a row (fewer than 16) as one masked vector
+    /// (AVX-512) rather than eight, four and one at a time. Tests and the bench switch it.</summary>
+    internal static bool MaskedRowTail { get; set; } = true;
+
+    /// <summary>Whether the per-plane path asks for the lines of the plane it will store and of the next input plane
+    /// while it computes (<see cref="LinePrefetch"/>), on inputs of at least <see cref="PrefetchInputBytes"/>. Tests
+    /// and the bench switch it.</summary>
+    internal static bool PrefetchPlanes { get; set; } = true;
+
+    /// <summary>
+    /// The smallest input (all images) whose planes the per-plane path prefetches: 8 MB, more than the two cores' L2
+    /// and a fair share of the L3 hold, so the planes come from memory. Below it the input is still in cache from the
+    /// 1x1 that wrote it, and the prefetches only cost: inside the forward (bench profile, PROFILE_LEAN=1
+    /// PROFILE_DW_PREFETCH=1, 100 ms sleep and a 64 MB sweep, alternating, node medians, ms prefetched / not; 2-vCPU
+    /// EPYC VM, 2026-12-07) EfficientNet-B0 at batch 1 (inputs up to 1.6 MB) 0.308-0.313 / 0.282-0.284 on its
+    /// 32x112x112 layer and node sums 0.997-1.046, while MobileNetV2 at batch 8 (inputs 12.8-38 MB) took 1.76 / 2.14 on
+    /// its 32x112x112 layer, 2.43 / 2.77 on 144x56x56 and 1.90 / 2.43 on 144x56x56 stride 2 (node sums 0.960).
+    /// </summary>
+    internal const long PrefetchInputBytes = 8L << 20;
+
+    /// <summary>
+    /// The cache lines a plane task of the per-plane path will touch next, asked for into L2 a few at a time under its
+    /// FMAs (<see cref="Step"/> once per group of vectors): the output plane it is about to store (and its residual),
+    /// then the next input plane. Its tasks read a plane, then compute, then store, so where the planes come from
+    /// memory the misses of each phase wait with nothing overlapping them: in the bench `depthwise` after a 64 MB sweep
+    /// (DW_COLD=1 DW_PREFETCH=1, one thread, us prefetched / not) 32x112x112 3x3 565 / 585, 144x56x56 3x3 722 / 782,
+    /// 144x56x56 5x5 stride 2 459 / 562, but 240x28x28 5x5 545 / 514. The row form, which reads its rows as it goes,
+    /// lost 5-15% with it and does not take it. Lines past the end are never asked for; a default value asks for none.
+    /// </summary>
+    private struct LinePrefetch
+    {
+        private float* _a, _b, _c;
+        private readonly float* _aEnd, _bEnd, _cEnd;
+        private readonly int _perStep;
+
+        /// <summary>The output's <paramref name="outFloats"/> floats (and the residual's) and the next input plane's
+        /// <paramref name="nextFloats"/>, spread over <paramref name="steps"/> steps; null pointers are skipped.</summary>
+        public LinePrefetch(float* output, long outFloats, float* residual, float* next, long nextFloats, int steps)
+        {
+            bool on = PrefetchPlanes && Sse.IsSupported;
+            _a = output;
+            _aEnd = on && output != null ? output + outFloats : output;
+            _b = residual;
+            _bEnd = on && residual != null ? residual + outFloats : residual;
+            _c = next;
+            _cEnd = on && next != null ? next + nextFloats : next;
+            long lines = (_aEnd - _a + _bEnd - _b + _cEnd - _c) / 16 + 3;
+            _perStep = (int)Math.Min(64, lines / Math.Max(1, steps) + 1);
+        }
+
+        /// <summary>Asks for the next few lines.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Step()
+        {
+            for (int i = 0; i < _perStep; i++)
+            {
+                if (_a < _aEnd)
+                {
+                    Sse.Prefetch1(_a);
+                    _a += 16;
+                }
+                else if (_b < _bEnd)
+                {
+                    Sse.Prefetch1(_b);
+                    _b += 16;
+                }
+                else if (_c < _cEnd)
+                {
+                    Sse.Prefetch1(_c);
+                    _c += 16;
+                }
+                else
+                {
+                    return;
+                }
+            }
+        }
     }
 
     /// <summary>Whether the row form runs where <see cref="Rows"/> allows it.</summary>
@@ -775,12 +861,13 @@ internal static unsafe class DepthwiseConv
 
     /// <summary>wide[q] = sum_t w[t] buf[q + off[t]] for q in [0, count) (vector paths run to whole vectors past
     /// count, into the slack).</summary>
-    private static void Taps(float* buf, int* off, float* w, int taps, float* wide, int count, CpuSimd simd)
+    private static void Taps(float* buf, int* off, float* w, int taps, float* wide, int count, CpuSimd simd, ref LinePrefetch ahead)
     {
         if (simd == CpuSimd.Vector512)
         {
             for (int q = 0; q < count; q += 64)
             {
+                ahead.Step();
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 for (int t = 0; t < taps; t++)
                 {
@@ -802,6 +889,7 @@ internal static unsafe class DepthwiseConv
         {
             for (int q = 0; q < count; q += 32)
             {
+                ahead.Step();
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 for (int t = 0; t < taps; t++)
                 {
@@ -845,6 +933,19 @@ internal static unsafe class DepthwiseConv
                     if (res != null)
                         v += Vector512.Load(res + i);
                     Activate(v, act, lo, hi).Store(y + i);
+                }
+                if (i < ow && MaskedRowTail && Avx512F.IsSupported)
+                {
+                    // The row's last outputs as one vector under a mask (wide has slack past every row; the residual
+                    // is read and y written only in the row): a 28-wide row's last 12 SiLUs one by one took more than
+                    // the rest of the store (EfficientNet-B0's 240x28x28 5x5 layer with SiLU fused 0.81 ms against
+                    // 0.56 unfused, one thread).
+                    var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(ow - i)).AsSingle();
+                    var v = Vector512.Load(wide + i) + bv;
+                    if (res != null)
+                        v += Avx512F.MaskLoad(res + i, mask, Vector512<float>.Zero);
+                    Avx512F.MaskStore(y + i, mask, Activate(v, act, lo, hi));
+                    i = ow;
                 }
             }
             if (simd != CpuSimd.Scalar)

@@ -291,6 +291,64 @@ internal sealed class DepthwiseConvTests
         Shapes.Concat(RowShapes).Concat(FlatShapes)
             .Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row and flat forms off): {c.Name}"));
 
+    /// <summary>
+    /// The per-plane path's store of a row's last outputs as one masked vector, on rows ending 1, 3, 7 and 12 past a
+    /// multiple of 16 (7, 19, 28 and 33 wide; the 7-wide rows all tail), with bias, residual and each activation, against
+    /// the reference and bit for bit against the unmasked store (8, 4 and 1 at a time).
+    /// </summary>
+    [TestCase(EpilogueActivation.Silu)]
+    [TestCase(EpilogueActivation.Clip)]
+    [TestCase(EpilogueActivation.Relu)]
+    [TestCase(EpilogueActivation.None)]
+    public void Per_plane_masked_row_tails_match_reference_and_the_unmasked_store(EpilogueActivation act)
+    {
+        var cpu = _cpu[CpuSimd.Vector512];
+        const float lo = -0.5f, hi = 0.75f;
+        DepthwiseConv.RowsForm = false;
+        DepthwiseConv.FlatForm = false;
+        try
+        {
+            foreach (int width in new[] { 7, 19, 28, 33 })
+            {
+                var s = new ConvShape(2, 5, 6, width, 5, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 5);
+                var rng = new Random(width);
+                float[] xd = TensorAssert.Random(rng, s.N * s.C * s.H * s.W), wd = TensorAssert.Random(rng, (int)s.WeightLength);
+                float[] bd = TensorAssert.Random(rng, s.K), rd = TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW);
+                int[] ys = [s.N, s.K, s.OH, s.OW];
+                using var x = cpu.Upload(xd, s.N, s.C, s.H, s.W);
+                using var w = cpu.Upload(wd, s.K, 1, s.KH, s.KW);
+                using var b = cpu.Upload(bd, s.K);
+                using var r = cpu.Upload(rd, ys);
+                using var xr = _ref.Upload(xd, s.N, s.C, s.H, s.W);
+                using var wr = _ref.Upload(wd, s.K, 1, s.KH, s.KW);
+                using var br = _ref.Upload(bd, s.K);
+                using var rr = _ref.Upload(rd, ys);
+                using var yr = _ref.Allocate(ys);
+                _ref.Conv2dFused(xr, wr, br, rr, yr, s, act, lo, hi);
+                var expected = ReferenceBackend.DownloadDouble(yr);
+                float[]? unmasked = null;
+                foreach (bool masked in new[] { false, true })
+                {
+                    DepthwiseConv.MaskedRowTail = masked;
+                    using var y = cpu.Upload(Enumerable.Repeat(float.NaN, s.N * s.K * s.OH * s.OW).ToArray(), ys); // unwritten outputs show
+                    cpu.Conv2dFused(x, w, b, r, y, s, act, lo, hi);
+                    var actual = cpu.Download(y);
+                    TensorAssert.Close(actual, expected, BackendComparison.Atol, BackendComparison.Rtol, $"{width} wide, {act}, masked {masked}");
+                    if (unmasked == null)
+                        unmasked = actual;
+                    else
+                        Assert.That(actual, Is.EqualTo(unmasked), $"{width} wide, {act}: the masked tail's bits");
+                }
+            }
+        }
+        finally
+        {
+            DepthwiseConv.RowsForm = true;
+            DepthwiseConv.FlatForm = true;
+            DepthwiseConv.MaskedRowTail = true;
+        }
+    }
+
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Clip)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Relu)]
     [TestCase(CpuSimd.Vector512, EpilogueActivation.Silu)]
