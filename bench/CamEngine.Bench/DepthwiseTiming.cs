@@ -25,6 +25,7 @@ internal static unsafe class DepthwiseTiming
         var sweep = Environment.GetEnvironmentVariable("DW_COLD") == "1" ? new float[16 << 20] : null;
         bool gatherSwitch = Environment.GetEnvironmentVariable("DW_GATHER") == "1";
         bool prefetchSwitch = Environment.GetEnvironmentVariable("DW_PREFETCH") == "1";
+        bool zerosSwitch = Environment.GetEnvironmentVariable("DW_ZEROS") == "1";
         foreach (var (c, h, st, kk) in shapes)
         {
             int pad = kk / 2;
@@ -45,7 +46,9 @@ internal static unsafe class DepthwiseTiming
                 for (int r = 0; r < 400; r++)
                 {
                     int k = r & 1;
-                    if (prefetchSwitch)
+                    if (zerosSwitch)
+                        DepthwiseConv.KeepZeros = k == 0;
+                    else if (prefetchSwitch)
                         DepthwiseConv.PrefetchPlanes = k == 0;
                     else if (gatherSwitch)
                         DepthwiseConv.MaskedGatherTail = k == 0;
@@ -66,7 +69,8 @@ internal static unsafe class DepthwiseTiming
             DepthwiseConv.FlatForm = true;
             DepthwiseConv.MaskedGatherTail = true;
             DepthwiseConv.PrefetchPlanes = true;
-            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(prefetchSwitch ? "planes prefetched" : gatherSwitch ? "masked gather tail" : flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
+            DepthwiseConv.KeepZeros = true;
+            Console.WriteLine($"dw {c}x{h}x{h} k{kk} s{st}: {(zerosSwitch ? "zeros kept" : prefetchSwitch ? "planes prefetched" : gatherSwitch ? "masked gather tail" : flatSwitch ? "flat" : "rows")} {Median(t[0]):F1} us, old {Median(t[1]):F1} us");
         }
     }
 

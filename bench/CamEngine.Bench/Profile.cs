@@ -325,6 +325,8 @@ internal static class Profile
             yield return new("depthwise planes prefetched", "not prefetched", on => CamEngine.Backends.Cpu.DepthwiseConv.PrefetchPlanes = on);
         if (Environment.GetEnvironmentVariable("PROFILE_DW_TAIL") == "1")
             yield return new("depthwise row tails masked", "8, 4 and 1 at a time", on => CamEngine.Backends.Cpu.DepthwiseConv.MaskedRowTail = on);
+        if (Environment.GetEnvironmentVariable("PROFILE_DW_ZEROS") == "1")
+            yield return new("depthwise plane buffers' zeros kept", "cleared per plane", on => CamEngine.Backends.Cpu.DepthwiseConv.KeepZeros = on);
         if (Environment.GetEnvironmentVariable("PROFILE_DW_FLAT") == "1")
             yield return new("depthwise flat form", "the forms before it", on => CamEngine.Backends.Cpu.DepthwiseConv.FlatForm = on);
         if (Environment.GetEnvironmentVariable("PROFILE_STREAM") == "1")

@@ -35,6 +35,34 @@ internal static unsafe class DepthwiseConv
     [ThreadStatic]
     private static float[]? t_buf;
 
+    /// <summary>The geometry whose padding zeros <see cref="t_buf"/> holds (with <see cref="t_filledArray"/>, the array
+    /// they were written in): <see cref="Fill"/> writes the same data positions for the same geometry and no reader
+    /// writes the buffer, so a thread's next plane of the same layer needs no clearing.</summary>
+    [ThreadStatic]
+    private static FillGeometry t_filled;
+
+    [ThreadStatic]
+    private static float[]? t_filledArray;
+
+    /// <summary>What decides which floats of a plane buffer <see cref="Fill"/> writes.</summary>
+    private readonly record struct FillGeometry(int H, int W, int StrideH, int StrideW, int PadTop, int PadLeft, int Wq, int Hq, long P, long Length);
+
+    /// <summary>The buffer of one plane for <see cref="Fill"/>, and whether its padding already holds zeros (the
+    /// thread's last plane had the same geometry in the same array).</summary>
+    private static float* FillBuffer(ConvShape s, Plane pl, out bool zeroed)
+    {
+        float* buf = Buffer(ref t_buf, pl.Length);
+        var key = new FillGeometry(s.H, s.W, s.StrideH, s.StrideW, s.PadTop, s.PadLeft, pl.Wq, pl.Hq, pl.P, pl.Length);
+        zeroed = KeepZeros && ReferenceEquals(t_filledArray, t_buf) && t_filled == key;
+        t_filled = key;
+        t_filledArray = t_buf;
+        return buf;
+    }
+
+    /// <summary>Whether <see cref="Fill"/> skips clearing a buffer whose padding already holds zeros. Tests and the bench
+    /// switch it.</summary>
+    internal static bool KeepZeros { get; set; } = true;
+
     [ThreadStatic]
     private static float[]? t_wide;
 
@@ -120,12 +148,12 @@ internal static unsafe class DepthwiseConv
         bool prefetch = PrefetchPlanes && 4L * s.N * s.C * hw >= PrefetchInputBytes && Sse.IsSupported;
         void Run(int n, int g)
         {
-            float* buf = Buffer(ref t_buf, pl.Length);
+            float* buf = FillBuffer(s, pl, out bool zeroed);
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
             int* off = stackalloc int[pl.Taps];
             pl.Offsets(s, off);
             long index = (long)n * s.C + g;
-            Fill(x + index * hw, buf, s, pl, simd);
+            Fill(x + index * hw, buf, s, pl, simd, zeroed);
             for (int j = 0; j < m; j++)
             {
                 int k = g * m + j;
@@ -776,10 +804,11 @@ internal static unsafe class DepthwiseConv
 
     /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane: every float of the buffer written once,
     /// phase row by phase row (zeros left of the data, the data, zeros right of it; rows outside x all zero).</summary>
-    private static void Fill(float* src, float* buf, ConvShape s, Plane pl, CpuSimd simd)
+    private static void Fill(float* src, float* buf, ConvShape s, Plane pl, CpuSimd simd, bool zeroed)
     {
         int sh = s.StrideH, sw = s.StrideW, wq = pl.Wq;
-        if (pl.Length <= 4096)
+        bool clear = !zeroed;
+        if (clear && pl.Length <= 4096)
             new Span<float>(buf, (int)pl.Length).Clear(); // small planes: one clear beats many short ones
         for (int a = 0; a < sh; a++)
         for (int b = 0; b < sw; b++)
@@ -794,26 +823,45 @@ internal static unsafe class DepthwiseConv
                 int ih = r * sh + a - s.PadTop;
                 if (ih < 0 || ih >= s.H || count == 0)
                 {
-                    if (pl.Length > 4096)
+                    if (clear && pl.Length > 4096)
                         new Span<float>(row, wq).Clear();
                     continue;
                 }
-                if (pl.Length > 4096)
+                if (clear && pl.Length > 4096)
                 {
                     new Span<float>(row, c0).Clear();
                     new Span<float>(row + c0 + count, wq - c0 - count).Clear();
                 }
                 float* from = src + (long)ih * s.W + iw0;
                 if (sw == 1)
-                    new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(row + c0, count));
+                    CopyRow(from, row + c0, count, simd);
                 else
                     Gather(from, sw, row + c0, count, s.W - iw0, simd);
             }
         }
-        if (pl.Length > 4096)
+        if (clear && pl.Length > 4096)
         {
             long used = pl.Phases * pl.P;
             new Span<float>(buf + used, (int)(pl.Length - used)).Clear();
+        }
+    }
+
+    /// <summary>dst[i] = src[i] for i &lt; count: sixteen at a time and the rest under a mask (AVX-512; a row of 56
+    /// floats through <see cref="Span{T}.CopyTo"/> cost a call per row), else as a span copy.</summary>
+    private static void CopyRow(float* src, float* dst, int count, CpuSimd simd)
+    {
+        if (simd != CpuSimd.Vector512 || !Avx512F.IsSupported)
+        {
+            new ReadOnlySpan<float>(src, count).CopyTo(new Span<float>(dst, count));
+            return;
+        }
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+            Vector512.Load(src + i).Store(dst + i);
+        if (i < count)
+        {
+            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - i)).AsSingle();
+            Avx512F.MaskStore(dst + i, mask, Avx512F.MaskLoad(src + i, mask, Vector512<float>.Zero));
         }
     }
 
@@ -1038,6 +1086,7 @@ internal static unsafe class DepthwiseConv
         void Run(int n, int g)
         {
             float* buf = Buffer(ref t_buf, pl.Length);
+            t_filledArray = null; // scattered into everywhere: its padding is no longer known to be zero
             float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
             int* off = stackalloc int[pl.Taps];
             pl.Offsets(s, off);
@@ -1135,11 +1184,11 @@ internal static unsafe class DepthwiseConv
             double* pp = part;
             void Run(int n, int g)
             {
-                float* buf = Buffer(ref t_buf, pl.Length);
+                float* buf = FillBuffer(s, pl, out bool zeroed);
                 float* wide = Buffer(ref t_wide, pl.WideRounded + 64);
                 int* off = stackalloc int[taps];
                 pl.Offsets(s, off);
-                Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd);
+                Fill(x + ((long)n * s.C + g) * hw, buf, s, pl, simd, zeroed);
                 for (int j = 0; j < m; j++)
                 {
                     int k = g * m + j;

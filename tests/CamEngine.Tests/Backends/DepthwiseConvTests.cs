@@ -292,6 +292,63 @@ internal sealed class DepthwiseConvTests
             .Select(c => new TestCaseData(c.S).SetName($"Per-plane depthwise (Vector512, row and flat forms off): {c.Name}"));
 
     /// <summary>
+    /// The per-plane path keeps a thread's plane buffer's padding zeros from one plane to the next of the same geometry
+    /// (<see cref="DepthwiseConv.KeepZeros"/>); the strided backward-data scatters into that buffer, so a forward after
+    /// it must clear again. Forward, backward-data, forward on one thread (a small layer): both forwards equal the
+    /// reference, and each other bit for bit; and a layer of the same padded size with its pads moved, in between.
+    /// </summary>
+    [Test]
+    public void Per_plane_forward_after_a_strided_backward_data_and_a_layer_of_other_padding_matches_reference()
+    {
+        var cpu = _cpu[CpuSimd.Vector512];
+        DepthwiseConv.RowsForm = false;
+        DepthwiseConv.FlatForm = false;
+        try
+        {
+            var s = new ConvShape(1, 3, 9, 11, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3);
+            var rng = new Random(5);
+            float[] xd = TensorAssert.Random(rng, s.N * s.C * s.H * s.W), wd = TensorAssert.Random(rng, (int)s.WeightLength);
+            float[] dyd = TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW);
+            using var x = cpu.Upload(xd, s.N, s.C, s.H, s.W);
+            using var w = cpu.Upload(wd, s.K, 1, s.KH, s.KW);
+            using var dy = cpu.Upload(dyd, s.N, s.K, s.OH, s.OW);
+            using var dx = cpu.Allocate(s.N, s.C, s.H, s.W);
+            using var xr = _ref.Upload(xd, s.N, s.C, s.H, s.W);
+            using var wr = _ref.Upload(wd, s.K, 1, s.KH, s.KW);
+            using var yr = _ref.Allocate(s.N, s.K, s.OH, s.OW);
+            _ref.Conv2d(xr, wr, null, yr, s);
+            var expected = ReferenceBackend.DownloadDouble(yr);
+            float[] Forward()
+            {
+                using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+                cpu.Conv2d(x, w, null, y, s);
+                return cpu.Download(y);
+            }
+            var first = Forward();
+            cpu.Conv2dBackwardData(dy, w, dx, s);
+            Assert.That(cpu.Download(dx).Any(v => v != 0f), "the scatter wrote the buffer");
+            var second = Forward();
+            TensorAssert.Close(first, expected, BackendComparison.Atol, BackendComparison.Rtol, "forward");
+            Assert.That(second, Is.EqualTo(first), "the forward after the backward-data");
+
+            // The same padded size with the pads moved to the bottom and right (the data at other places of a buffer of
+            // the same size), then the first layer again.
+            var u = s with { PadTop = 0, PadLeft = 0, PadBottom = 2, PadRight = 2 };
+            using var yu = cpu.Allocate(u.N, u.K, u.OH, u.OW);
+            using var yur = _ref.Allocate(u.N, u.K, u.OH, u.OW);
+            cpu.Conv2d(x, w, null, yu, u);
+            _ref.Conv2d(xr, wr, null, yur, u);
+            TensorAssert.Close(cpu.Download(yu), ReferenceBackend.DownloadDouble(yur), BackendComparison.Atol, BackendComparison.Rtol, "pads moved");
+            Assert.That(Forward(), Is.EqualTo(first), "the first layer after the one with its pads moved");
+        }
+        finally
+        {
+            DepthwiseConv.RowsForm = true;
+            DepthwiseConv.FlatForm = true;
+        }
+    }
+
+    /// <summary>
     /// The per-plane path's store of a row's last outputs as one masked vector, on rows ending 1, 3, 7 and 12 past a
     /// multiple of 16 (7, 19, 28 and 33 wide; the 7-wide rows all tail), with bias, residual and each activation, against
     /// the reference and bit for bit against the unmasked store (8, 4 and 1 at a time).
