@@ -8,8 +8,11 @@ namespace CamEngine.Bench;
 /// The CPU depthwise forward's row form (or with DW_FLAT=1 its flat form) against the forms before it on
 /// MobileNetV2's 3x3 shapes and EfficientNet-B0's and ConvNeXt-T's larger kernels at batch 1, in cache: the same x,
 /// w and y, the two settings of <see cref="DepthwiseConv.RowsForm"/> (or <see cref="DepthwiseConv.FlatForm"/>)
-/// alternating call by call, 40 warm-up calls then the median of 180 each, with the clip MobileNetV2 fuses. Prints
-/// <c>dw CxHxW kK sS: rows R us, old O us</c>.
+/// alternating call by call, 40 warm-up calls then the median of 180 each, with the clip MobileNetV2 fuses. Instead of
+/// the row form, DW_GATHER=1 switches <see cref="DepthwiseConv.MaskedGatherTail"/>, DW_PREFETCH=1
+/// <see cref="DepthwiseConv.PrefetchPlanes"/> and DW_ZEROS=1 <see cref="DepthwiseConv.KeepZeros"/>; DW_COLD=1 writes
+/// 64 MB before each call (the data comes from memory), DW_SILU=1 fuses SiLU instead of the clip and DW_SIGNED=1 draws
+/// x and w from [-1, 1) instead of [0, 1). Prints <c>dw CxHxW kK sS: rows R us, old O us</c> (the first setting's name).
 /// Run: dotnet CamEngine.Bench.dll depthwise
 /// </summary>
 internal static unsafe class DepthwiseTiming

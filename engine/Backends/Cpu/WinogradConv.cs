@@ -197,6 +197,11 @@ internal static unsafe class WinogradConv
     /// <summary>Forces <see cref="InBlocks"/> (tests); null: chosen by the lanes it wastes.</summary>
     internal static bool? InBlocksOverride { get; set; }
 
+    /// <summary>Whether the output transform stores the end of a row shorter than 32 outputs (all of a 28- or 14-wide
+    /// plane's rows, the last 24 of a 56-wide one) as vectors with the last one masked (AVX-512VL), rather than one
+    /// output and one epilogue at a time. Tests and the bench switch it.</summary>
+    internal static bool MaskedRowEnds { get; set; } = true;
+
     /// <summary>
     /// Whether the layer's tile-column GEMMs run in blocks of whole tile rows (<see cref="ForwardBlocks"/>): each row
     /// takes <c>TW</c> rounded up to 8 lanes, so it pays where that wastes at most a fifth (planes of 28x28 and
@@ -599,6 +604,25 @@ internal static unsafe class WinogradConv
                     Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
                     for (int q = 0; q < 4; q++)
                         (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
+                    continue;
+                }
+                if (MaskedRowEnds && Avx512F.VL.IsSupported)
+                {
+                    // A row's last run (planes of 28 or 14 columns are nothing else): the same 32 outputs in order,
+                    // whole vectors, then the last under a mask, the epilogue read and applied at the vector width.
+                    Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
+                    int left = s.OW - x0;
+                    for (int q = 0; q * L < left; q++)
+                    {
+                        int here = left - q * L;
+                        if (here >= L)
+                        {
+                            (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
+                            continue;
+                        }
+                        var mask = Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)here));
+                        Avx512F.VL.MaskStore(row + q * L, mask, plain ? col[q] : epilogue.ApplyMasked(col[q], at + q * L, mask));
+                    }
                     continue;
                 }
                 for (int j = 0; j < 4; j++)

@@ -84,6 +84,37 @@ internal sealed class WinogradTests
         }
     }
 
+    /// <summary>
+    /// The output transform's row ends (<see cref="WinogradConv.MaskedRowEnds"/>: rows shorter than 32 outputs, or a
+    /// 32-output run's rest, stored as vectors with the last one masked) and the one-by-one store they replace, with
+    /// every fused epilogue, on rows of 5, 12, 28 (one run of 7 tiles), 37 (a run of 32 and 5) and 70 columns:
+    /// each against the reference and bit for bit against its own unfused steps.
+    /// </summary>
+    [Test]
+    public void Row_ends_as_masked_vectors_and_one_by_one_match_reference()
+    {
+        CpuConv.FormOverride = ConvForm.Winograd;
+        try
+        {
+            foreach (bool masked in new[] { true, false })
+            {
+                WinogradConv.MaskedRowEnds = masked;
+                foreach (var s in new[] { Conv3(2, 4, 3, 3, 6, 2, 2, 2, 2), Conv3(1, 17, 13, 11, 19, 2, 1, 0, 2), Conv3(1, 9, 28, 28, 10, 1, 1, 1, 1),
+                             Conv3(3, 33, 10, 37, 40, 1, 1, 1, 1), Conv3(1, 8, 4, 70, 8, 1, 0, 2, 1) })
+                {
+                    Compare(_cpu[CpuSimd.Vector512], _ref, s);
+                    FusedEpilogueCheck.Run(_cpu[CpuSimd.Vector512], _ref, s,
+                        (actual, expected, scale, what) => TensorAssert.Close(actual, expected, Rel * scale, 1e-4, $"masked {masked}, {s.OW} columns: {what}"));
+                }
+            }
+        }
+        finally
+        {
+            WinogradConv.MaskedRowEnds = true;
+            CpuConv.FormOverride = null;
+        }
+    }
+
     [Test]
     public void Chunks_of_tile_rows_that_end_inside_an_image_match_reference()
     {
