@@ -199,7 +199,8 @@ internal static unsafe class WinogradConv
 
     /// <summary>Whether the output transform stores the end of a row shorter than 32 outputs (all of a 28- or 14-wide
     /// plane's rows, the last 24 of a 56-wide one) as vectors with the last one masked (AVX-512VL), rather than one
-    /// output and one epilogue at a time. Tests and the bench switch it.</summary>
+    /// output and one epilogue at a time, and the input's split into column phases takes a row's last columns (fewer
+    /// than 32) by masked loads, permutes and masked stores rather than one at a time. Tests and the bench switch it.</summary>
     internal static bool MaskedRowEnds { get; set; } = true;
 
     /// <summary>
@@ -441,6 +442,25 @@ internal static unsafe class WinogradConv
                 p01.GetUpper().Store(d + j);
                 p23.GetLower().Store(d + 2 * j);
                 p23.GetUpper().Store(d + 3 * j);
+            }
+            if (q < end && MaskedRowEnds && Avx512F.VL.IsSupported)
+            {
+                // The last columns (all of a 28- or 14-wide row) the same way under masks: columns loaded only up to
+                // the row's end, and phase p's slots stored only for the columns it has.
+                int n = end - q;
+                var lanes = Vector512<int>.Indices;
+                var lo = Avx512F.MaskLoad(src + q - pl, Vector512.LessThan(lanes, Vector512.Create(n)).AsSingle(), Vector512<float>.Zero);
+                var hi = Avx512F.MaskLoad(src + q - pl + 16, Vector512.LessThan(lanes, Vector512.Create(n - 16)).AsSingle(), Vector512<float>.Zero);
+                var p01 = Avx512F.PermuteVar16x32x2(lo, even, hi);
+                var p23 = Avx512F.PermuteVar16x32x2(lo, odd, hi);
+                float* d = row + (q >> 2);
+                var slots = Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f);
+                // Phase p holds columns q + 4s + p for s < (n - p + 3) / 4.
+                Avx512F.VL.MaskStore(d, Vector256.LessThan(slots, Vector256.Create((float)((n + 3) >> 2))), p01.GetLower());
+                Avx512F.VL.MaskStore(d + j, Vector256.LessThan(slots, Vector256.Create((float)((n + 2) >> 2))), p01.GetUpper());
+                Avx512F.VL.MaskStore(d + 2 * j, Vector256.LessThan(slots, Vector256.Create((float)((n + 1) >> 2))), p23.GetLower());
+                Avx512F.VL.MaskStore(d + 3 * j, Vector256.LessThan(slots, Vector256.Create((float)(n >> 2))), p23.GetUpper());
+                q = end;
             }
         }
         for (; q < end; q++)
