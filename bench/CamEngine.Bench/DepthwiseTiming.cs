@@ -29,6 +29,8 @@ internal static unsafe class DepthwiseTiming
         bool gatherSwitch = Environment.GetEnvironmentVariable("DW_GATHER") == "1";
         bool prefetchSwitch = Environment.GetEnvironmentVariable("DW_PREFETCH") == "1";
         bool zerosSwitch = Environment.GetEnvironmentVariable("DW_ZEROS") == "1";
+        bool signed = Environment.GetEnvironmentVariable("DW_SIGNED") == "1";
+        var activation = Environment.GetEnvironmentVariable("DW_SILU") == "1" ? EpilogueActivation.Silu : EpilogueActivation.Clip;
         foreach (var (c, h, st, kk) in shapes)
         {
             int pad = kk / 2;
@@ -39,9 +41,9 @@ internal static unsafe class DepthwiseTiming
             var w = new float[c * kk * kk];
             var b = new float[c];
             for (int i = 0; i < x.Length; i++)
-                x[i] = (float)(Environment.GetEnvironmentVariable("DW_SIGNED") == "1" ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
+                x[i] = (float)(signed ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
             for (int i = 0; i < w.Length; i++)
-                w[i] = (float)(Environment.GetEnvironmentVariable("DW_SIGNED") == "1" ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
+                w[i] = (float)(signed ? 2 * rng.NextDouble() - 1 : rng.NextDouble());
             var t = new[] { new List<double>(), new List<double>() };
             fixed (float* px = x, py = y, pw = w, pb = b)
             {
@@ -63,7 +65,7 @@ internal static unsafe class DepthwiseTiming
                         for (int q = 0; q < sweep.Length; q += 16)
                             sweep[q] += 1f;
                     long t0 = Stopwatch.GetTimestamp();
-                    DepthwiseConv.Forward(X, W, B, null, Y, s, CpuSimd.Vector512, Environment.GetEnvironmentVariable("DW_SILU") == "1" ? EpilogueActivation.Silu : EpilogueActivation.Clip, 0f, 6f);
+                    DepthwiseConv.Forward(X, W, B, null, Y, s, CpuSimd.Vector512, activation, 0f, 6f);
                     if (r >= 40)
                         t[k].Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
                 }

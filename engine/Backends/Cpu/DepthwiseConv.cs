@@ -802,8 +802,9 @@ internal static unsafe class DepthwiseConv
         }
     }
 
-    /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane: every float of the buffer written once,
-    /// phase row by phase row (zeros left of the data, the data, zeros right of it; rows outside x all zero).</summary>
+    /// <summary>buf = the zero-padded, phase-split copy of one (H, W) plane, phase row by phase row (zeros left of the
+    /// data, the data, zeros right of it; rows outside x all zero); where <paramref name="zeroed"/> (the buffer's last
+    /// fill had this geometry, <see cref="FillBuffer"/>), only the data is written over the zeros already there.</summary>
     private static void Fill(float* src, float* buf, ConvShape s, Plane pl, CpuSimd simd, bool zeroed)
     {
         int sh = s.StrideH, sw = s.StrideW, wq = pl.Wq;

@@ -87,9 +87,8 @@ internal sealed class WinogradTests
     /// <summary>
     /// The row ends (<see cref="WinogradConv.MaskedRowEnds"/>: the input's split into column phases and the output
     /// transform's store of rows shorter than 32, or a 32-column run's rest, as vectors under masks) and the one-by-one
-    /// copies and stores they replace, with
-    /// every fused epilogue, on rows of 5, 12, 28 (one run of 7 tiles), 37 (a run of 32 and 5) and 70 columns:
-    /// each against the reference and bit for bit against its own unfused steps.
+    /// copies and stores they replace, with every fused epilogue, on rows of 5, 12, 28 (one run of 7 tiles), 37 (a run of
+    /// 32 and 5) and 70 columns: each against the reference and bit for bit against its own unfused steps.
     /// </summary>
     [Test]
     public void Row_ends_as_masked_vectors_and_one_by_one_match_reference()
