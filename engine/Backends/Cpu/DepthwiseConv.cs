@@ -35,26 +35,23 @@ internal static unsafe class DepthwiseConv
     [ThreadStatic]
     private static float[]? t_buf;
 
-    /// <summary>The geometry whose padding zeros <see cref="t_buf"/> holds (with <see cref="t_filledArray"/>, the array
-    /// they were written in): <see cref="Fill"/> writes the same data positions for the same geometry and no reader
+    /// <summary>The layer shape whose padding zeros <see cref="t_buf"/> holds (with <see cref="t_filledArray"/>, the
+    /// array they were written in): <see cref="Fill"/> writes the same data positions for the same shape and no reader
     /// writes the buffer, so a thread's next plane of the same layer needs no clearing.</summary>
     [ThreadStatic]
-    private static FillGeometry t_filled;
+    private static ConvShape t_filled;
 
     [ThreadStatic]
     private static float[]? t_filledArray;
 
-    /// <summary>What decides which floats of a plane buffer <see cref="Fill"/> writes.</summary>
-    private readonly record struct FillGeometry(int H, int W, int StrideH, int StrideW, int PadTop, int PadLeft, int Wq, int Hq, long P, long Length);
-
     /// <summary>The buffer of one plane for <see cref="Fill"/>, and whether its padding already holds zeros (the
-    /// thread's last plane had the same geometry in the same array).</summary>
+    /// thread's last plane was filled for the same layer shape, which decides every position Fill writes, in the same
+    /// array).</summary>
     private static float* FillBuffer(ConvShape s, Plane pl, out bool zeroed)
     {
         float* buf = Buffer(ref t_buf, pl.Length);
-        var key = new FillGeometry(s.H, s.W, s.StrideH, s.StrideW, s.PadTop, s.PadLeft, pl.Wq, pl.Hq, pl.P, pl.Length);
-        zeroed = KeepZeros && ReferenceEquals(t_filledArray, t_buf) && t_filled == key;
-        t_filled = key;
+        zeroed = KeepZeros && ReferenceEquals(t_filledArray, t_buf) && t_filled == s;
+        t_filled = s;
         t_filledArray = t_buf;
         return buf;
     }
@@ -462,16 +459,16 @@ internal static unsafe class DepthwiseConv
         private readonly int _perStep;
 
         /// <summary>The output's <paramref name="outFloats"/> floats (and the residual's) and the next input plane's
-        /// <paramref name="nextFloats"/>, spread over <paramref name="steps"/> steps; null pointers are skipped.</summary>
+        /// <paramref name="nextFloats"/>, spread over <paramref name="steps"/> steps; null pointers are skipped. The
+        /// caller has checked <see cref="PrefetchPlanes"/> and SSE.</summary>
         public LinePrefetch(float* output, long outFloats, float* residual, float* next, long nextFloats, int steps)
         {
-            bool on = PrefetchPlanes && Sse.IsSupported;
             _a = output;
-            _aEnd = on && output != null ? output + outFloats : output;
+            _aEnd = output != null ? output + outFloats : output;
             _b = residual;
-            _bEnd = on && residual != null ? residual + outFloats : residual;
+            _bEnd = residual != null ? residual + outFloats : residual;
             _c = next;
-            _cEnd = on && next != null ? next + nextFloats : next;
+            _cEnd = next != null ? next + nextFloats : next;
             long lines = (_aEnd - _a + _bEnd - _b + _cEnd - _c) / 16 + 3;
             _perStep = (int)Math.Min(64, lines / Math.Max(1, steps) + 1);
         }

@@ -619,19 +619,12 @@ internal static unsafe class WinogradConv
             {
                 float* row = dst + (long)i * s.OW + x0;
                 long at = row - y;
-                if (full)
+                if (full || MaskedRowEnds && Avx512F.VL.IsSupported)
                 {
+                    // The 32 outputs of eight tiles in order, whole vectors; a row's last run (planes of 28 or 14 columns
+                    // are nothing else) ends in a vector under a mask, the epilogue read and applied at the vector width.
                     Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
-                    for (int q = 0; q < 4; q++)
-                        (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
-                    continue;
-                }
-                if (MaskedRowEnds && Avx512F.VL.IsSupported)
-                {
-                    // A row's last run (planes of 28 or 14 columns are nothing else): the same 32 outputs in order,
-                    // whole vectors, then the last under a mask, the epilogue read and applied at the vector width.
-                    Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
-                    int left = s.OW - x0;
+                    int left = Math.Min(4 * L, s.OW - x0);
                     for (int q = 0; q * L < left; q++)
                     {
                         int here = left - q * L;
