@@ -105,6 +105,12 @@ internal readonly unsafe struct InPlaceRows(float* p, long ld, int columns, int 
         for (int jp = 0; jp < nc; jp += NR, dst += (long)kc * NR)
         {
             int valid = Math.Min(NR, Math.Min(nc, columns - j0) - jp);
+            int first = Math.Min(valid, perImage - (j0 + jp) % perImage);
+            if (PackedGemm.MaskedCrossings && Avx512F.IsSupported && valid - first <= perImage)
+            {
+                PackTwoRuns(dst, At(k0, j0 + jp), valid > first ? At(k0, j0 + jp + first) : null, kc, first, valid);
+                continue;
+            }
             for (int lane = 0; lane < NR;)
             {
                 if (lane >= valid)
@@ -121,6 +127,25 @@ internal readonly unsafe struct InPlaceRows(float* p, long ld, int columns, int 
                     new ReadOnlySpan<float>(src, len).CopyTo(new Span<float>(dst + kk * NR + lane, len));
                 lane += len;
             }
+        }
+    }
+
+    /// <summary>
+    /// One panel of <paramref name="kc"/> rows whose lanes [0, <paramref name="first"/>) are read from
+    /// <paramref name="run1"/> and lanes [first, <paramref name="valid"/>) from <paramref name="run2"/> (the next
+    /// image's first column; null when there is no second run), lanes past <paramref name="valid"/> zero: two 512-bit
+    /// vectors a row under lane masks (AVX-512).
+    /// </summary>
+    private void PackTwoRuns(float* dst, float* run1, float* run2, int kc, int first, int valid)
+    {
+        var (lo1, hi1, lo2, hi2) = PackedGemm.TwoRunMasks(first, valid);
+        // Lane l of the second run lies at run2 + (l - first): its vectors are addressed from run2 - first (the lanes
+        // below first masked off; a missing run has every lane masked off).
+        float* s2 = (run2 == null ? run1 : run2) - first;
+        for (int kk = 0; kk < kc; kk++, run1 += ld, s2 += ld, dst += PackedGemm.NR)
+        {
+            Avx512F.MaskLoad(s2, lo2, Avx512F.MaskLoad(run1, lo1, Vector512<float>.Zero)).Store(dst);
+            Avx512F.MaskLoad(s2 + 16, hi2, Avx512F.MaskLoad(run1 + 16, hi1, Vector512<float>.Zero)).Store(dst + 16);
         }
     }
 
@@ -645,6 +670,14 @@ internal static unsafe class PackedGemm
     {
         float* t = stackalloc float[MR * NR];
         Tile(simd, a, b, kc, t, NR, mv, NR, false, pf, default);
+        int first = colsPerImage - j % colsPerImage;
+        if (MaskedCrossings && simd == CpuSimd.Vector512 && nv - first <= colsPerImage)
+        {
+            SplitStore(t, c, ImageOffset(i, j, ldc, colsPerImage, cImageStride),
+                ImageOffset(i, j + first, ldc, colsPerImage, cImageStride), ldc, mv, first, nv, acc, last, epilogue,
+                rowBias == null ? null : rowBias + i);
+            return;
+        }
         for (int q = 0; q < nv;)
         {
             int jj = j + q, len = Math.Min(nv - q, colsPerImage - jj % colsPerImage);
@@ -662,6 +695,76 @@ internal static unsafe class PackedGemm
                     epilogue.ApplyRange(c, at + r * ldc, len, rowBias[i + r]);
             }
             q += len;
+        }
+    }
+
+    /// <summary>
+    /// Whether a tile whose columns cross from one image into the next (and a B panel that does) moves as whole vectors
+    /// under lane masks, each row's 32 sums going to the two images' rows at once (<see cref="SplitStore"/>,
+    /// <see cref="InPlaceRows.Pack"/>), rather than one image's run of columns at a time, one float at a time. A batch of
+    /// 14x14 planes (196 columns an image) has one such panel in seven. Tests and the bench switch it.
+    /// </summary>
+    internal static bool MaskedCrossings { get; set; } = true;
+
+    /// <summary>The lane masks of a 32-lane row split in two runs: lanes [0, <paramref name="first"/>) in the first
+    /// (low and high 16 lanes), lanes [first, <paramref name="count"/>) in the second.</summary>
+    internal static (Vector512<float> Lo1, Vector512<float> Hi1, Vector512<float> Lo2, Vector512<float> Hi2) TwoRunMasks(
+        int first, int count)
+    {
+        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var hiLanes = lanes + Vector512.Create(16);
+        var f = Vector512.Create(first);
+        var n = Vector512.Create(count);
+        return (Vector512.LessThan(lanes, f).AsSingle(), Vector512.LessThan(hiLanes, f).AsSingle(),
+            (Vector512.GreaterThanOrEqual(lanes, f) & Vector512.LessThan(lanes, n)).AsSingle(),
+            (Vector512.GreaterThanOrEqual(hiLanes, f) & Vector512.LessThan(hiLanes, n)).AsSingle());
+    }
+
+    /// <summary>
+    /// Lanes [0, <paramref name="first"/>) of each row of the stack tile <paramref name="t"/> to C at
+    /// <paramref name="at1"/> and lanes [first, <paramref name="nv"/>) to C at <paramref name="at2"/> (the next image's
+    /// first column), whole 512-bit vectors under lane masks (AVX-512): added to C's values when <paramref name="acc"/>,
+    /// then on the <paramref name="last"/> block of k the row bias, the residual (indexed like C) and the activation, in
+    /// the order and with the operations of <see cref="StoreEpilogue.ApplyRange(float*, long, long, float)"/>.
+    /// </summary>
+    private static void SplitStore(float* t, float* c, long at1, long at2, long ldc, int mv, int first, int nv, bool acc,
+        bool last, StoreEpilogue epilogue, float* rowBias)
+    {
+        var (lo1, hi1, lo2, hi2) = TwoRunMasks(first, nv);
+        // Lane l of the second run lies at at2 + (l - first): its vectors are addressed from at2 - first.
+        long shift = at2 - first;
+        float* residual = last ? epilogue.Residual : null;
+        for (int r = 0; r < mv; r++)
+        {
+            float* p1 = c + at1 + r * ldc, p2 = c + shift + r * ldc;
+            var v0 = Vector512.Load(t + r * NR);
+            var v1 = Vector512.Load(t + r * NR + 16);
+            if (acc)
+            {
+                v0 += Avx512F.MaskLoad(p2, lo2, Avx512F.MaskLoad(p1, lo1, Vector512<float>.Zero));
+                v1 += Avx512F.MaskLoad(p2 + 16, hi2, Avx512F.MaskLoad(p1 + 16, hi1, Vector512<float>.Zero));
+            }
+            if (last)
+            {
+                if (rowBias != null)
+                {
+                    var b = Vector512.Create(rowBias[r]);
+                    v0 += b;
+                    v1 += b;
+                }
+                if (residual != null)
+                {
+                    float* q1 = residual + at1 + r * ldc, q2 = residual + shift + r * ldc;
+                    v0 += Avx512F.MaskLoad(q2, lo2, Avx512F.MaskLoad(q1, lo1, Vector512<float>.Zero));
+                    v1 += Avx512F.MaskLoad(q2 + 16, hi2, Avx512F.MaskLoad(q1 + 16, hi1, Vector512<float>.Zero));
+                }
+                v0 = epilogue.Activate(v0);
+                v1 = epilogue.Activate(v1);
+            }
+            Avx512F.MaskStore(p1, lo1, v0);
+            Avx512F.MaskStore(p1 + 16, hi1, v1);
+            Avx512F.MaskStore(p2, lo2, v0);
+            Avx512F.MaskStore(p2 + 16, hi2, v1);
         }
     }
 
