@@ -455,6 +455,9 @@ internal static unsafe class PackedGemm
                         // The next tile's output lines on their way while this one computes (see PrefetchOutput).
                         if (k0 == 0 && PrefetchOutput && jp + 1 < nPanelsHere)
                             PrefetchTile(c + (images ? ImageOffset(i, j + NR, ldc, colsPerImage, cImageStride) : at + NR), ldc, mv);
+                        // And its residual's, on the block of k whose epilogue reads them (see PrefetchResidual).
+                        if (last && PrefetchResidual && epilogue.Residual != null && jp + 1 < nPanelsHere)
+                            PrefetchTile(epilogue.Residual + (images ? ImageOffset(i, j + NR, ldc, colsPerImage, cImageStride) : at + NR), ldc, mv);
                         if (images && j % colsPerImage + nv > colsPerImage)
                         {
                             CrossingTile(simd, ap, bj, kc, c, i, j, ldc, mv, nv, acc, pf, colsPerImage, cImageStride, last,
@@ -598,6 +601,17 @@ internal static unsafe class PackedGemm
     /// 17.01 ms, b8 105.0 / 105.9; ResNet-50 b1 41.3 / 41.8, b8 410.8 / 407.5 (within the noise).
     /// </summary>
     internal static bool PrefetchOutput { get; set; } = true;
+
+    /// <summary>
+    /// Whether each tile's last block of k prefetches the next tile's sixteen lines of the residual its epilogue adds
+    /// (<see cref="TileEnd"/>): the residual was written a block earlier, and at a batch it is out of L2 (ResNet-50's
+    /// 56x56 expansions at batch 8 add 25.7 MB); read first in the epilogue, after the tile's FMAs, its lines arrive with nothing
+    /// left to overlap. Lean forward after a 100 ms sleep and a 64 MB sweep (PROFILE_RESIDUAL_PREFETCH=1, alternating,
+    /// 2-vCPU EPYC Zen 4 VM, 2026-12-07 20:40 UTC), ResNet-50 batch 8: its 64->256 (56x56) and 128->512 (28x28)
+    /// expansions 6.3-6.4 / 5.1-5.3 ms against 6.7-6.8 / 5.6-5.8 without, node sums 0.987 and 0.988 of their time; batch
+    /// 1 within the noise (0.992, 0.995, 1.002).
+    /// </summary>
+    internal static bool PrefetchResidual { get; set; } = true;
 
     /// <summary>
     /// Outputs of at least this many bytes (the whole tensor, as the caller counts it) may be stored past the caches
