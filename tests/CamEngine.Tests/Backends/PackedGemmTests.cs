@@ -121,12 +121,12 @@ internal sealed unsafe class PackedGemmTests
     /// <summary>
     /// A GEMM over several images' planes (<see cref="PackedGemm.Run"/>'s colsPerImage, B's rows read in place as
     /// <see cref="InPlaceRows"/>, as a batch's 1x1 conv runs): the panels and tiles that cross from one image into the
-    /// next moved as masked vectors (<see cref="PackedGemm.MaskedCrossings"/>) give the bits of moving them one float at a
-    /// time, and both the double-precision product; planes of 37, 20, 50 and 196 pixels (crossings at every lane offset the
-    /// shapes reach, a last panel short of 32 columns, one that crosses and ends short), two blocks of depth (the crossing tile added into C), rows of
-    /// 13 and 24, every tile end (row bias, residual, activation). B's and C's planes lie apart with NaN between them (C's
-    /// of its own bits): a masked-off lane read would carry B's into the sums, a lane stored past its run would overwrite
-    /// C's.
+    /// next moved as masked vectors (<see cref="PackedGemm.MaskedCrossings"/>) give the bits of moving them one float at
+    /// a time, and both the double-precision product; planes of 37, 20, 50 and 196 pixels (crossings at every lane
+    /// offset the shapes reach, a last panel short of 32 columns, one that crosses and ends short), two blocks of depth
+    /// (the crossing tile added into C), rows of 13 and 24, every tile end (row bias, residual, activation). B's and C's
+    /// planes lie apart with NaN between them (C's of its own bits): a masked-off lane read would carry B's into the
+    /// sums, a lane stored past its run would overwrite C's.
     /// </summary>
     [TestCase(13, 37, 3, 40)]
     [TestCase(13, 20, 3, 40)]
