@@ -182,6 +182,61 @@ internal static unsafe class CpuConv
     internal static bool BatchedRows { get; set; } = true;
 
     /// <summary>
+    /// Whether a batch's 1x1 GEMM over every image's pixels (<see cref="BatchedRows"/>) whose channel rows do not start
+    /// on a 64-byte boundary (planes of a pixel count not a multiple of 16: 14x14, 17x17) packs all of x into aligned
+    /// 32-column panels once, in one parallel pass, and runs on those (<see cref="ForwardPrepacked"/>), instead of
+    /// reading x's rows in place: a 32-float row read there spans three cache lines. Lean forward after a 100 ms sleep
+    /// and a 64 MB sweep (PROFILE_PREPACK_ROWS=1, alternating, 2-vCPU EPYC Zen 4 VM, 2026-12-07 ~21:45 UTC), ResNet-50
+    /// batch 8: its 14x14 column-form layers (1024->256, 1024->512) 36.2 and 35.9 ms against 38.5 and 38.3 (0.94), node
+    /// sums 0.991, 0.992, 1.008, 1.000 (four processes; the rest of the call in a slow spell). Only layers of 256 or more
+    /// input and output channels: the pass costs in proportion to C x pixels against K x C x pixels of FMAs, and
+    /// MobileNetV2's 14x14 576->96 projections at batch 8 were 0.09-0.12 ms slower with it (96->576 0.07); and only up
+    /// to <see cref="PrepackMaxBytes"/> of packed x. Tests and the bench switch it.
+    /// </summary>
+    internal static bool PrepackOffLineRows { get; set; } = true;
+
+    /// <summary>The most bytes of x <see cref="PrepackOffLineRows"/> packs (beyond it x is read in place): 32 MB.</summary>
+    internal const long PrepackMaxBytes = 32L << 20;
+
+    /// <summary>Whether <see cref="ForwardRowsInPlace"/> runs a batch's GEMM on x packed first (<see cref="PrepackOffLineRows"/>).</summary>
+    private static bool PrepacksRows(ConvShape s) =>
+        PrepackOffLineRows && s.OH * s.OW % 16 != 0 && s.C >= 256 && s.K >= 256
+        && 4L * PackedGemm.RoundUp(s.N * s.OH * s.OW, PackedGemm.NR) * s.C <= PrepackMaxBytes;
+
+    /// <summary>
+    /// A batch's 1x1 GEMM (<see cref="ForwardRowsInPlace"/>) on x packed first, in one parallel pass over blocks of k
+    /// and groups of panels, into the layout <see cref="PrepackedPanels"/> reads (the panels that cross into the next
+    /// image packed as everywhere else); C and the epilogue as in place.
+    /// </summary>
+    private static void ForwardPrepacked(InPlaceRows rows, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd,
+        StoreEpilogue epilogue, bool stream)
+    {
+        int ohw = s.OH * s.OW, n = s.N * ohw, npad = PackedGemm.RoundUp(n, PackedGemm.NR), panels = npad / PackedGemm.NR;
+        var buf = Scratch.Rent((long)npad * s.C);
+        try
+        {
+            float* packed = Scratch.Aligned(buf);
+            int kBlocks = (s.C + PackedGemm.KC - 1) / PackedGemm.KC, groups = Math.Min(panels, 8);
+            int perGroup = (panels + groups - 1) / groups;
+            CpuParallel.For(kBlocks * groups, t =>
+            {
+                int k0 = t / groups * PackedGemm.KC, kc = Math.Min(PackedGemm.KC, s.C - k0);
+                int p0 = t % groups * perGroup, p1 = Math.Min(panels, p0 + perGroup);
+                if (p0 >= p1)
+                    return;
+                int j0 = p0 * PackedGemm.NR;
+                rows.Pack(packed + (long)k0 * npad + (long)j0 * kc, k0, kc, j0, Math.Min(n, p1 * PackedGemm.NR) - j0);
+            });
+            PackedGemm.Run(s.K, n, s.C, packedW, new PrepackedPanels(packed, npad), y, ohw, false, simd,
+                epilogue: epilogue, rowBias: bias, streamOutput: stream, colsPerImage: ohw, cImageStride: (long)s.K * ohw);
+        }
+        finally
+        {
+            Scratch.Return(buf);
+        }
+    }
+
+    /// <summary>
     /// A 1x1 stride-1 unpadded conv of one group (<see cref="ReadsRowsInPlace"/>) as GEMMs whose B rows are x's channel
     /// planes read where they lie (<see cref="InPlaceRows"/>) and whose C is y: one over the whole batch
     /// (<see cref="BatchedRows"/>), else one per image, the bias and the <paramref name="epilogue"/> applied per final tile.
@@ -192,6 +247,11 @@ internal static unsafe class CpuConv
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * ohw, yImage = (long)s.K * ohw;
         bool stream = StreamsOutput(s);
+        if (BatchedRows && s.N > 1 && PrepacksRows(s))
+        {
+            ForwardPrepacked(new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage), packedW, bias, y, s, simd, epilogue, stream);
+            return;
+        }
         if (BatchedRows && s.N > 1)
         {
             PackedGemm.Run(s.K, s.N * ohw, s.C, packedW, new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage), y, ohw, false, simd,

@@ -201,11 +201,12 @@ internal sealed class ConvFormTests
     /// <summary>
     /// The column form's 1x1 GEMMs that read x's channel planes in place as B's rows (<see cref="CpuConv.RowsInPlace"/>)
     /// give the bits of packing those rows per task, a batch's as one GEMM across the images' planes
-    /// (<see cref="CpuConv.BatchedRows"/>, panels crossing from one image into the next) those of the phase buffer's
-    /// batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
+    /// (<see cref="CpuConv.BatchedRows"/>, panels crossing from one image into the next; on planes whose rows are off
+    /// 64-byte boundaries also with x packed once first, <see cref="CpuConv.PrepackOffLineRows"/>) those of the phase
+    /// buffer's batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
-    /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256 and 210 pixels (a last column panel of 1, 8, 3,
-    /// 16, 0, 16, 0 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 140 outputs (a last row panel of 5 and 4), strides 2 and
+    /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256, 225 and 210 pixels (a last column panel of 1, 8, 3,
+    /// 16, 0, 16, 0, 2 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 260 outputs (a last row panel of 5 and 4), strides 2 and
     /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
@@ -227,6 +228,7 @@ internal sealed class ConvFormTests
                          new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(2, 300, 15, 15, 260, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 40, 28, 30, 37, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
                      })
@@ -249,12 +251,16 @@ internal sealed class ConvFormTests
                     return cpu.Download(y);
                 }
                 foreach (bool relu in new[] { false, true })
-                    Assert.That(Run(true, relu), Is.EqualTo(Run(false, relu)), $"{s}, relu {relu}");
+                foreach (bool prepack in new[] { true, false })
+                {
+                    CpuConv.PrepackOffLineRows = prepack;
+                    Assert.That(Run(true, relu), Is.EqualTo(Run(false, relu)), $"{s}, relu {relu}, prepacked {prepack}");
+                }
             }
         }
         finally
         {
-            CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
+            CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = CpuConv.PrepackOffLineRows = true;
             CpuConv.FormOverride = null;
         }
     }
