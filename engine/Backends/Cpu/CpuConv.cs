@@ -187,7 +187,7 @@ internal static unsafe class CpuConv
     /// 32-column panels once, in one parallel pass, and runs on those (<see cref="ForwardPrepacked"/>), instead of
     /// reading x's rows in place: a 32-float row read there spans three cache lines. Lean forward after a 100 ms sleep
     /// and a 64 MB sweep (PROFILE_PREPACK_ROWS=1, alternating, 2-vCPU EPYC Zen 4 VM, 2026-12-07 ~21:45 UTC), ResNet-50
-    /// batch 8: its 14x14 column-form layers (1024->256, 1024->512) 36.2 and 35.9 ms against 38.5 and 38.3 (0.94), node
+    /// batch 8: its 14x14 column-form layers (1024->256, 1024->512) 35.9-36.5 ms against 38.3-39.5 (0.924-0.942), node
     /// sums 0.991, 0.992, 1.008, 1.000 (four processes; the rest of the call in a slow spell). Only layers of 256 or more
     /// input and output channels: the pass costs in proportion to C x pixels against K x C x pixels of FMAs, and
     /// MobileNetV2's 14x14 576->96 projections at batch 8 were 0.09-0.12 ms slower with it (96->576 0.07); and only up
