@@ -191,7 +191,11 @@ internal static unsafe class CpuConv
     /// sums 0.991, 0.992, 1.008, 1.000 (four processes; the rest of the call in a slow spell). Only layers of 256 or more
     /// input and output channels: the pass costs in proportion to C x pixels against K x C x pixels of FMAs, and
     /// MobileNetV2's 14x14 576->96 projections at batch 8 were 0.09-0.12 ms slower with it (96->576 0.07); and only up
-    /// to <see cref="PrepackMaxBytes"/> of packed x. Tests and the bench switch it.
+    /// to <see cref="PrepackMaxBytes"/> of packed x. Such layers take the column form ahead of the planar form
+    /// (<see cref="DefaultForm"/>): ResNet-50's 256->1024 expansions at 14x14, batch 8, with their residual, ran 31.7 and
+    /// 34.2 ms (six layers) in it against 38.0 and 39.2 planar (PROFILE_PLANAR=1, two processes); with both, its 14x14
+    /// 1x1s 0.911 and 0.917 of their time, node sums 0.982 and 0.987 (PROFILE_PREPACK_ROWS=1, 22:12 UTC). Tests and the
+    /// bench switch it.
     /// </summary>
     internal static bool PrepackOffLineRows { get; set; } = true;
 
@@ -419,7 +423,8 @@ internal static unsafe class CpuConv
     }
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
-        PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
+        BatchedPointwise(s, simd) && PrepacksRows(s) ? ConvForm.Column
+        : PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
         : PointwiseOnLargePlane(s) || BatchedPointwise(s, simd) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
         : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
         : UseTransposed(s) ? ConvForm.PixelRow : ConvForm.Column;

@@ -46,7 +46,8 @@ internal static unsafe class PlanarConv
     /// ConvNeXt-T's 3->96 4x4/4 0.32 / 0.30 and 2.85 / 3.23 (taken: rows of 56 fill 3.5 vectors). Pointwise, inside
     /// the forward after a 64 MB sweep (PROFILE_LEAN=1 PROFILE_PLANAR=1, alternating; against the direct form):
     /// ResNet-50 batch 1 256->1024 at 14x14 with its residual 0.67-0.72 / 0.76-0.95, batch 8 4.6-5.5 / 4.8-7.0 in
-    /// two runs and 5.6-6.1 / 5.0-5.6 in a third (the 1024->256 ones lost 0.03-0.5 and stay direct); MobileNetV2's
+    /// two runs and 5.6-6.1 / 5.0-5.6 in a third (the 1024->256 ones lost 0.03-0.5 and stay direct; at a batch both now
+    /// take the column form with x packed once, <see cref="CpuConv.PrepackOffLineRows"/>); MobileNetV2's
     /// and EfficientNet-B0's 14x14 expansions at batch 1 0.14-0.32 / 0.19-0.84. Also 1x1 layers with 64 or fewer
     /// input or output channels on 14x14 and 28x28 planes (<see cref="NarrowPointwise"/>), where the GEMM forms spend
     /// most of their time packing: in cache (PROFILE_FORMS=1, MobileNetV2 batch 1, ms planar / chosen before) 144->32 at

@@ -265,6 +265,29 @@ internal sealed class ConvFormTests
         }
     }
 
+    /// <summary>A batch's 14x14 1x1 of 256 or more input and output channels takes the column form with x packed once
+    /// (<see cref="CpuConv.PrepackOffLineRows"/>), ahead of the planar form that expands the channels otherwise; a layer
+    /// of fewer channels, one image, or the setting off keep the planar form.</summary>
+    [Test]
+    public void Batched_wide_pointwise_on_off_line_planes_takes_the_column_form()
+    {
+        if (!PlanarConv.Supports(new ConvShape(1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), CpuSimd.Vector512))
+            Assert.Ignore("the planar and in-place forms need AVX-512");
+        static ConvShape Pointwise(int n, int c, int k) => new(n, c, 14, 14, k, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+        try
+        {
+            Assert.That(CpuConv.ChooseForm(Pointwise(8, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Column));
+            Assert.That(CpuConv.ChooseForm(Pointwise(8, 96, 576), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
+            Assert.That(CpuConv.ChooseForm(Pointwise(1, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
+            CpuConv.PrepackOffLineRows = false;
+            Assert.That(CpuConv.ChooseForm(Pointwise(8, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
+        }
+        finally
+        {
+            CpuConv.PrepackOffLineRows = true;
+        }
+    }
+
     [Test]
     public void Direct_form_with_small_blocks_and_one_image_chunks_matches_reference()
     {
@@ -328,13 +351,14 @@ internal sealed class ConvFormTests
     {
         if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
-            // A batch's 1x1 layers on 14x14 planes the planar form does not take: one GEMM over the batch, rows in place.
+            // A batch's 1x1 layers on 14x14 planes the planar form does not take (and, with 256 or more channels in and
+            // out, those it would): one GEMM over the batch.
             var v512 = CpuSimd.Vector512;
             var contracting = new ConvShape(8, 1024, 14, 14, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
             Assert.That(CpuConv.ChooseForm(contracting, v512), Is.EqualTo(ConvForm.Column), "1024->256 at 14x14, batch 8");
             Assert.That(CpuConv.ChooseForm(contracting with { N = 1 }, v512), Is.EqualTo(ConvForm.Direct), "1024->256 at 14x14, batch 1");
             Assert.That(CpuConv.ChooseForm(new ConvShape(8, 256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), v512),
-                Is.EqualTo(ConvForm.Planar), "256->1024 at 14x14, batch 8");
+                Is.EqualTo(ConvForm.Column), "256->1024 at 14x14, batch 8 (x packed once)");
             Assert.That(CpuConv.ChooseForm(new ConvShape(8, 2048, 7, 7, 512, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), v512),
                 Is.EqualTo(ConvForm.Direct), "2048->512 at 7x7, batch 8");
         }
