@@ -208,31 +208,21 @@ internal static unsafe class CpuConv
         && 4L * PackedGemm.RoundUp(s.N * s.OH * s.OW, PackedGemm.NR) * s.C <= PrepackMaxBytes;
 
     /// <summary>
-    /// A batch's 1x1 GEMM (<see cref="ForwardRowsInPlace"/>) on x packed first, in one parallel pass over blocks of k
-    /// and groups of panels, into the layout <see cref="PrepackedPanels"/> reads (the panels that cross into the next
-    /// image packed as everywhere else); C and the epilogue as in place.
+    /// A batch's 1x1 GEMM (<see cref="ForwardRowsInPlace"/>) on x packed first (<see cref="PackedGemm.PackB"/>, one
+    /// parallel pass) into the layout <see cref="PrepackedPanels"/> reads; C and the epilogue as in place.
     /// </summary>
     private static void ForwardPrepacked(InPlaceRows rows, float* packedW, float* bias, float* y, ConvShape s, CpuSimd simd,
         StoreEpilogue epilogue, bool stream)
     {
-        int ohw = s.OH * s.OW, n = s.N * ohw, npad = PackedGemm.RoundUp(n, PackedGemm.NR), panels = npad / PackedGemm.NR;
-        var buf = Scratch.Rent((long)npad * s.C);
+        int ohw = s.OH * s.OW, n = s.N * ohw;
+        var buf = Scratch.Rent(PackedGemm.PackedBLength(s.C, n));
         try
         {
             float* packed = Scratch.Aligned(buf);
-            int kBlocks = (s.C + PackedGemm.KC - 1) / PackedGemm.KC, groups = Math.Min(panels, 8);
-            int perGroup = (panels + groups - 1) / groups;
-            CpuParallel.For(kBlocks * groups, t =>
-            {
-                int k0 = t / groups * PackedGemm.KC, kc = Math.Min(PackedGemm.KC, s.C - k0);
-                int p0 = t % groups * perGroup, p1 = Math.Min(panels, p0 + perGroup);
-                if (p0 >= p1)
-                    return;
-                int j0 = p0 * PackedGemm.NR;
-                rows.Pack(packed + (long)k0 * npad + (long)j0 * kc, k0, kc, j0, Math.Min(n, p1 * PackedGemm.NR) - j0);
-            });
-            PackedGemm.Run(s.K, n, s.C, packedW, new PrepackedPanels(packed, npad), y, ohw, false, simd,
-                epilogue: epilogue, rowBias: bias, streamOutput: stream, colsPerImage: ohw, cImageStride: (long)s.K * ohw);
+            PackedGemm.PackB(rows, s.C, n, packed);
+            PackedGemm.Run(s.K, n, s.C, packedW, new PrepackedPanels(packed, PackedGemm.RoundUp(n, PackedGemm.NR)), y, ohw,
+                false, simd, epilogue: epilogue, rowBias: bias, streamOutput: stream, colsPerImage: ohw,
+                cImageStride: (long)s.K * ohw);
         }
         finally
         {
@@ -251,14 +241,15 @@ internal static unsafe class CpuConv
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * ohw, yImage = (long)s.K * ohw;
         bool stream = StreamsOutput(s);
-        if (BatchedRows && s.N > 1 && PrepacksRows(s))
-        {
-            ForwardPrepacked(new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage), packedW, bias, y, s, simd, epilogue, stream);
-            return;
-        }
         if (BatchedRows && s.N > 1)
         {
-            PackedGemm.Run(s.K, s.N * ohw, s.C, packedW, new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage), y, ohw, false, simd,
+            var rows = new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage);
+            if (PrepacksRows(s))
+            {
+                ForwardPrepacked(rows, packedW, bias, y, s, simd, epilogue, stream);
+                return;
+            }
+            PackedGemm.Run(s.K, s.N * ohw, s.C, packedW, rows, y, ohw, false, simd,
                 epilogue: epilogue, rowBias: bias, streamOutput: stream, colsPerImage: ohw, cImageStride: yImage);
             return;
         }

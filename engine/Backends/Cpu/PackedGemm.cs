@@ -641,12 +641,29 @@ internal static unsafe class PackedGemm
     /// <summary>Floats in B packed by <see cref="PackB"/>.</summary>
     public static long PackedBLength(int k, int n) => (long)RoundUp(n, NR) * k;
 
-    /// <summary>Packs all of B (k x n) once, in the layout <see cref="PrepackedPanels"/> reads.</summary>
+    /// <summary>Packs all of B (k x n) once, in the layout <see cref="PrepackedPanels"/> reads: block by block of k, a
+    /// large B (as <see cref="PackA"/> decides) in parallel over (block of k, group of panels).</summary>
     public static void PackB<TB>(TB b, int k, int n, float* dst) where TB : struct, IPanelSource
     {
-        int npad = RoundUp(n, NR);
-        for (int k0 = 0; k0 < k; k0 += KC)
-            b.Pack(dst + (long)k0 * npad, k0, Math.Min(KC, k - k0), 0, n);
+        int npad = RoundUp(n, NR), panels = npad / NR, kBlocks = Ceil(k, KC);
+        int groups = (long)k * n < 1 << 18 ? 1 : Math.Min(panels, 8), perGroup = Ceil(panels, groups);
+        void Part(int t)
+        {
+            int k0 = t / groups * KC, p0 = t % groups * perGroup, p1 = Math.Min(panels, p0 + perGroup);
+            if (p0 >= p1)
+                return;
+            int kc = Math.Min(KC, k - k0), j0 = p0 * NR;
+            b.Pack(dst + (long)k0 * npad + (long)j0 * kc, k0, kc, j0, Math.Min(n, p1 * NR) - j0);
+        }
+        if (groups == 1)
+        {
+            for (int t = 0; t < kBlocks; t++)
+                Part(t);
+        }
+        else
+        {
+            CpuParallel.For(kBlocks * groups, Part);
+        }
     }
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
@@ -725,7 +742,7 @@ internal static unsafe class PackedGemm
     internal static (Vector512<float> Lo1, Vector512<float> Hi1, Vector512<float> Lo2, Vector512<float> Hi2) TwoRunMasks(
         int first, int count)
     {
-        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var lanes = Vector512<int>.Indices;
         var hiLanes = lanes + Vector512.Create(16);
         var f = Vector512.Create(first);
         var n = Vector512.Create(count);

@@ -206,7 +206,7 @@ internal sealed class ConvFormTests
     /// buffer's batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
     /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256, 225 and 210 pixels (a last column panel of 1, 8, 3,
-    /// 16, 0, 16, 0, 2 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 260 outputs (a last row panel of 5 and 4), strides 2 and
+    /// 16, 0, 16, 0, 4 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 260 outputs (a last row panel of 5 and 4), strides 2 and
     /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
@@ -228,7 +228,7 @@ internal sealed class ConvFormTests
                          new ConvShape(1, 40, 60, 47, 37, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
-                         new ConvShape(2, 300, 15, 15, 260, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(4, 300, 15, 15, 260, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 40, 28, 30, 37, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
                      })
