@@ -151,7 +151,8 @@ internal static unsafe class CpuConv
     /// an output not streamed.</summary>
     public static bool ReadsRowsInPlace(ConvShape s, CpuSimd simd) =>
         RowsInPlace && simd == CpuSimd.Vector512 && s.IsUnpaddedPointwise && s.Groups == 1 && !StreamsOutput(s)
-        && (s.OH * s.OW >= RowsInPlaceMinPixels || BatchedRows && s.N > 1 && s.OH * s.OW >= BatchedMinPixels);
+        && (s.OH * s.OW >= RowsInPlaceMinPixels || BatchedRows && s.N > 1 && s.OH * s.OW >= BatchedMinPixels
+            || PrepacksOneImage(s));
 
     /// <summary>The smallest plane whose 1x1 GEMM reads x's rows in place when a batch runs as one GEMM
     /// (<see cref="BatchedRows"/>): 14x14.</summary>
@@ -170,6 +171,22 @@ internal static unsafe class CpuConv
     /// </summary>
     public static bool BatchedPointwise(ConvShape s, CpuSimd simd) =>
         BatchedRows && s.N > 1 && s.OH * s.OW < 784 && ReadsRowsInPlace(s, simd);
+
+    /// <summary>
+    /// Whether one image's expanding 1x1 layer (more outputs than inputs, 256 or more of each) on a plane of 196 to 255
+    /// pixels whose rows are off 64-byte boundaries (<see cref="PrepacksRows"/>: 14x14, 15x15) packs x once and takes
+    /// the column form on it, as a batch's does (<see cref="ForwardPrepacked"/>), instead of the planar form. Lean
+    /// forward after a 100 ms sleep and a 64 MB sweep (PROFILE_PREPACK_ONE=1, alternating call by call, ResNet-50
+    /// batch 1, 2-vCPU EPYC Zen 5 VM, 2026-12-08 ~00:15 UTC): its six 256->1024 expansions with their residual 2.55 and
+    /// 2.62 ms against 3.15 and 3.07 planar (two processes; in cache, PROFILE_FORMS=1, 0.30 against 0.41 each). The
+    /// reducing 1024->256 and 1024->512 layers lost this way (0.48 against 0.35 and 0.81 against 0.67 direct) and keep
+    /// the direct form. Tests and the bench switch it.
+    /// </summary>
+    internal static bool PrepackOne { get; set; } = true;
+
+    private static bool PrepacksOneImage(ConvShape s) =>
+        PrepackOne && s.N == 1 && s.K > s.C && s.IsUnpaddedPointwise && s.Groups == 1
+        && s.OH * s.OW >= BatchedMinPixels && s.OH * s.OW < RowsInPlaceMinPixels && PrepacksRows(s);
 
     /// <summary>
     /// Whether a batch's 1x1 layer that reads x's rows in place runs as one GEMM over every image's pixels
@@ -241,7 +258,7 @@ internal static unsafe class CpuConv
         int ohw = s.OH * s.OW;
         long xImage = (long)s.C * ohw, yImage = (long)s.K * ohw;
         bool stream = StreamsOutput(s);
-        if (BatchedRows && s.N > 1)
+        if (BatchedRows && s.N > 1 || PrepacksOneImage(s))
         {
             var rows = new InPlaceRows(x, ohw, s.N * ohw, ohw, xImage);
             if (PrepacksRows(s))
@@ -393,6 +410,10 @@ internal static unsafe class CpuConv
     /// null: choose per layer.</summary>
     internal static ConvForm? FormOverride { get; set; }
 
+    /// <summary>Forces a form per layer for benchmarks (null from it: choose as usual); after <see cref="FormOverride"/>,
+    /// with the same fallbacks.</summary>
+    internal static Func<ConvShape, ConvForm?>? FormRule { get; set; }
+
     /// <summary>The forward form for a layer: <see cref="WinogradConv"/> for 3x3 stride-1 layers where its cost model
     /// says it pays (<see cref="WinogradConv.Pays"/>), else <see cref="PlanarConv"/> for few input channels,
     /// expanding 1x1 layers on 14x14 planes and narrow ones on 14x14 and 28x28 planes (<see cref="PlanarConv.Pays"/>),
@@ -402,7 +423,7 @@ internal static unsafe class CpuConv
     /// form that wastes less (<see cref="UseTransposed"/>). A forced form a layer cannot take falls back to this choice.</summary>
     public static ConvForm ChooseForm(ConvShape s, CpuSimd simd)
     {
-        var form = FormOverride
+        var form = FormOverride ?? FormRule?.Invoke(s)
                    ?? (WinogradConv.Supports(s, simd) && WinogradConv.Pays(s) ? ConvForm.Winograd : DefaultForm(s, simd));
         if (form == ConvForm.Winograd && !WinogradConv.Supports(s, simd) || form == ConvForm.Planar && !PlanarConv.Supports(s, simd))
             form = DefaultForm(s, simd);
@@ -414,7 +435,7 @@ internal static unsafe class CpuConv
     }
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
-        BatchedPointwise(s, simd) && PrepacksRows(s) ? ConvForm.Column
+        (BatchedPointwise(s, simd) || PrepacksOneImage(s) && ReadsRowsInPlace(s, simd)) && PrepacksRows(s) ? ConvForm.Column
         : PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
         : PointwiseOnLargePlane(s) || BatchedPointwise(s, simd) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
         : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct

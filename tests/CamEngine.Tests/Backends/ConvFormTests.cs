@@ -206,7 +206,7 @@ internal sealed class ConvFormTests
     /// buffer's batched GEMM and its scatter, and strided ones that copy the kept pixels to a dense plane first
     /// (<see cref="CpuConv.SubsampleCopy"/>) those of gathering them per task: the same kernel sums the same products in
     /// the same order. Planes of 289, 840, 323, 784, 480, 272, 256, 225 and 210 pixels (a last column panel of 1, 8, 3,
-    /// 16, 0, 16, 0, 4 and 18; the strided 210-pixel one of three images), 16 to 300 channels (two blocks of depth), 24 to 260 outputs (a last row panel of 5 and 4), strides 2 and
+    /// 16, 0, 16, 0, 4 and 18; the strided 210-pixel one of three images; the 225-pixel one also as one expanding image, packed once, <see cref="CpuConv.PrepackOne"/>), 16 to 300 channels (two blocks of depth), 24 to 260 outputs (a last row panel of 5 and 4), strides 2 and
     /// (3,2), with the bias and the fused ReLU, one image, two and three. The values against the reference: <see cref="Forced_form_matches_reference"/>,
     /// whose column cases take these paths.
     /// </summary>
@@ -229,11 +229,12 @@ internal sealed class ConvFormTests
                          new ConvShape(3, 72, 16, 17, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(2, 300, 16, 16, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(4, 300, 15, 15, 260, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+                         new ConvShape(1, 256, 15, 15, 264, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 150, 14, 15, 70, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),
                          new ConvShape(3, 40, 28, 30, 37, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),
                      })
             {
-                CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = true;
+                CpuConv.RowsInPlace = CpuConv.SubsampleCopy = CpuConv.BatchedRows = CpuConv.PrepackOffLineRows = true;
                 Assert.That(s.IsUnpaddedPointwise ? CpuConv.ReadsRowsInPlace(s, CpuSimd.Vector512) : CpuConv.SubsampleFirst(s, CpuSimd.Vector512),
                     Is.True, $"{s} takes the in-place path");
                 var rng = new Random(11);
@@ -266,8 +267,9 @@ internal sealed class ConvFormTests
     }
 
     /// <summary>A batch's 14x14 1x1 of 256 or more input and output channels takes the column form with x packed once
-    /// (<see cref="CpuConv.PrepackOffLineRows"/>), ahead of the planar form that expands the channels otherwise; a layer
-    /// of fewer channels, one image, or the setting off keep the planar form.</summary>
+    /// (<see cref="CpuConv.PrepackOffLineRows"/>), ahead of the planar form that expands the channels otherwise, and so
+    /// does one image's expanding one (<see cref="CpuConv.PrepackOne"/>; its reducing ones and strided ones stay direct);
+    /// a layer of fewer channels, or the settings off, keep the planar form.</summary>
     [Test]
     public void Batched_wide_pointwise_on_off_line_planes_takes_the_column_form()
     {
@@ -278,13 +280,18 @@ internal sealed class ConvFormTests
         {
             Assert.That(CpuConv.ChooseForm(Pointwise(8, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Column));
             Assert.That(CpuConv.ChooseForm(Pointwise(8, 96, 576), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
+            Assert.That(CpuConv.ChooseForm(Pointwise(1, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Column));
+            Assert.That(CpuConv.ChooseForm(Pointwise(1, 1024, 256), CpuSimd.Vector512), Is.EqualTo(ConvForm.Direct));
+            Assert.That(CpuConv.ChooseForm(new ConvShape(1, 512, 28, 28, 1024, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1), CpuSimd.Vector512),
+                Is.EqualTo(ConvForm.Direct), "a strided 1x1 onto 14x14 is no expansion in place");
+            CpuConv.PrepackOne = false;
             Assert.That(CpuConv.ChooseForm(Pointwise(1, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
             CpuConv.PrepackOffLineRows = false;
             Assert.That(CpuConv.ChooseForm(Pointwise(8, 256, 1024), CpuSimd.Vector512), Is.EqualTo(ConvForm.Planar));
         }
         finally
         {
-            CpuConv.PrepackOffLineRows = true;
+            CpuConv.PrepackOffLineRows = CpuConv.PrepackOne = true;
         }
     }
 
@@ -378,10 +385,10 @@ internal sealed class ConvFormTests
             "the stem (3 channels): output rows as vectors where AVX-512 runs, else the im2col form");
         Assert.That(CpuConv.ChooseForm(stem, CpuSimd.Vector256), Is.EqualTo(ConvForm.Column), "the stem at 256 bits");
         bool planar = PlanarConv.Supports(stem, simd);
-        var e14 = new ConvShape(1, 256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+        var e14 = new ConvShape(1, 160, 14, 14, 640, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
         Assert.That(CpuConv.ChooseForm(e14, simd),
             Is.EqualTo(planar ? ConvForm.Planar : direct ? ConvForm.Direct : CpuConv.UseTransposed(e14) ? ConvForm.PixelRow : ConvForm.Column),
-            "expanding pointwise on a 14x14 plane");
+            "expanding pointwise on a 14x14 plane (fewer than 256 inputs: with more, the column form packs x once)");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 256, 7, 7, 1024, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),
             Is.Not.EqualTo(ConvForm.Planar), "expanding pointwise on a 7x7 plane (3 of 4 vectors' lanes)");
         Assert.That(CpuConv.ChooseForm(new ConvShape(1, 192, 28, 28, 32, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), simd),

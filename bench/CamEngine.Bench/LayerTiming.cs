@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Globalization;
+using CamEngine.Backends;
+using CamEngine.Backends.Cpu;
+using CamEngine.Kernels;
+
+namespace CamEngine.Bench;
+
+/// <summary>
+/// `layer`: one conv layer on the CPU backend, in each form asked for, four ways: hot (the same call again), cold
+/// (after writing a 64 MB sweep, as a forward finds a layer whose weights it last read a pass ago) and with only the
+/// weights cold (the sweep, then x and y read back into cache, as a forward finds a layer whose input the layer
+/// before just wrote), and after a 100 ms sleep (the workers parked, as at the start of a call). Medians of 40 rounds, the forms interleaved round by round. With DOTNET_PROCESSOR_COUNT=1 it
+/// runs on one thread.
+/// Run: dotnet CamEngine.Bench.dll layer N C K H KH STRIDE [FORM,FORM...] (square planes, pad KH/2; forms from
+/// <see cref="ConvForm"/>, the layer's own choice always first)
+/// </summary>
+internal static unsafe class LayerTiming
+{
+    public static void Run(string[] args)
+    {
+        if (args.Length < 7)
+            throw new ArgumentException("usage: layer N C K H KH STRIDE [FORM,FORM...]");
+        int[] v = args[1..7].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+        int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
+        var s = new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
+        var forms = new List<ConvForm?> { null };
+        if (args.Length > 7)
+            forms.AddRange(args[7].Split(',').Select(f => (ConvForm?)Enum.Parse<ConvForm>(f)));
+        using var backend = Devices.Open("cpu");
+        var rng = new Random(5);
+        float[] Random(long count) => Enumerable.Range(0, checked((int)count)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        using var x = backend.Upload(Random((long)n * c * h * h), n, c, h, h);
+        using var w = backend.Upload(Random((long)k * c * kh * kh), k, c, kh, kh);
+        using var b = backend.Upload(Random(k), k);
+        using var y = backend.Allocate(n, k, s.OH, s.OW);
+        var sweep = new float[16 << 20];
+        var xm = backend.HostMemory(x)!.Value;
+        var ym = backend.HostMemory(y)!.Value;
+        float Touch(Memory<float> m)
+        {
+            var span = m.Span;
+            float acc = 0;
+            for (int j = 0; j < span.Length; j += 16)
+                acc += span[j];
+            return acc;
+        }
+        float sink = 0;
+        double flops = 2.0 * n * k * s.OH * s.OW * c * kh * kh;
+        Console.WriteLine($"layer {c}->{k} {kh}x{kh}/{stride} {h}->{s.OH} batch {n}, {backend.DeviceDescription}; "
+                          + $"chosen form {CpuConv.ChooseForm(s, CpuSimd.Vector512)}; ms hot / cold / weights cold / after a 100 ms sleep, medians of 40");
+        void Sweep()
+        {
+            for (int j = 0; j < sweep.Length; j += 16)
+                sweep[j] += 1f;
+        }
+        var hot = forms.Select(_ => new List<double>()).ToArray();
+        var cold = forms.Select(_ => new List<double>()).ToArray();
+        var wcold = forms.Select(_ => new List<double>()).ToArray();
+        var slept = forms.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < 42; round++)
+        for (int o = 0; o < forms.Count; o++)
+        {
+            int i = (round + o) % forms.Count;
+            CpuConv.FormOverride = forms[i];
+            try
+            {
+                backend.Conv2d(x, w, b, y, s);
+                long t0 = Stopwatch.GetTimestamp();
+                backend.Conv2d(x, w, b, y, s);
+                double th = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                Sweep();
+                t0 = Stopwatch.GetTimestamp();
+                backend.Conv2d(x, w, b, y, s);
+                double tc = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                Sweep();
+                // x and y back into cache: read through the backend's own copies.
+                sink += Touch(xm) + Touch(ym);
+                t0 = Stopwatch.GetTimestamp();
+                backend.Conv2d(x, w, b, y, s);
+                double tw = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                Thread.Sleep(100);
+                t0 = Stopwatch.GetTimestamp();
+                backend.Conv2d(x, w, b, y, s);
+                double ts = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                if (round >= 2)
+                {
+                    slept[i].Add(ts);
+                    hot[i].Add(th);
+                    cold[i].Add(tc);
+                    wcold[i].Add(tw);
+                }
+            }
+            finally
+            {
+                CpuConv.FormOverride = null;
+            }
+        }
+        GC.KeepAlive(sink);
+        static double M(List<double> l) => l.Order().ElementAt(l.Count / 2);
+        for (int i = 0; i < forms.Count; i++)
+        {
+            Console.WriteLine(FormattableString.Invariant(
+                $"  {(forms[i]?.ToString() ?? "chosen"),-9} {M(hot[i]),7:F3} {M(cold[i]),7:F3} {M(wcold[i]),7:F3} {M(slept[i]),7:F3}   GFLOP/s {flops / M(hot[i]) / 1e6:F0} / {flops / M(cold[i]) / 1e6:F0} / {flops / M(wcold[i]) / 1e6:F0}"));
+        }
+    }
+}
