@@ -12,7 +12,8 @@ namespace CamEngine.Bench;
 /// weights cold (the sweep, then x and y read back into cache, as a forward finds a layer whose input the layer
 /// before just wrote), and after a 100 ms sleep (the workers parked, as at the start of a call). Medians of 40 rounds, the forms interleaved round by round. With DOTNET_PROCESSOR_COUNT=1 it
 /// runs on one thread.
-/// Run: dotnet CamEngine.Bench.dll layer N C K H KH STRIDE [FORM,FORM...] (square planes, pad KH/2; forms from
+/// Run: dotnet CamEngine.Bench.dll layer N C K H KH STRIDE [FORM,FORM...] [--pool] (square planes, pad KH/2; --pool: with
+/// the ReLU and a 3x3/2 max pool in the same call, as a ResNet stem; forms from
 /// <see cref="ConvForm"/>, the layer's own choice always first)
 /// </summary>
 internal static unsafe class LayerTiming
@@ -25,15 +26,19 @@ internal static unsafe class LayerTiming
         int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
         var s = new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
         var forms = new List<ConvForm?> { null };
-        if (args.Length > 7)
-            forms.AddRange(args[7].Split(',').Select(f => (ConvForm?)Enum.Parse<ConvForm>(f)));
+        bool pooled = args.Skip(7).Contains("--pool");
+        var formArgs = args.Skip(7).Where(a => a != "--pool").ToArray();
+        if (formArgs.Length > 0)
+            forms.AddRange(formArgs[0].Split(',').Select(f => (ConvForm?)Enum.Parse<ConvForm>(f)));
+        // With --pool: the conv, ReLU and a 3x3/2 max pool (pad 1) in one call, as a ResNet stem runs.
+        var p = new PoolShape(n, k, s.OH, s.OW, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, false);
         using var backend = Devices.Open("cpu");
         var rng = new Random(5);
         float[] Random(long count) => Enumerable.Range(0, checked((int)count)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         using var x = backend.Upload(Random((long)n * c * h * h), n, c, h, h);
         using var w = backend.Upload(Random((long)k * c * kh * kh), k, c, kh, kh);
         using var b = backend.Upload(Random(k), k);
-        using var y = backend.Allocate(n, k, s.OH, s.OW);
+        using var y = pooled ? backend.Allocate(n, k, (s.OH - 1) / 2 + 1, (s.OW - 1) / 2 + 1) : backend.Allocate(n, k, s.OH, s.OW);
         var sweep = new float[16 << 20];
         var xm = backend.HostMemory(x)!.Value;
         var ym = backend.HostMemory(y)!.Value;
@@ -47,7 +52,14 @@ internal static unsafe class LayerTiming
         }
         float sink = 0;
         double flops = 2.0 * n * k * s.OH * s.OW * c * kh * kh;
-        Console.WriteLine($"layer {c}->{k} {kh}x{kh}/{stride} {h}->{s.OH} batch {n}, {backend.DeviceDescription}; "
+        void Run()
+        {
+            if (pooled)
+                backend.Conv2dMaxPool(x, w, b, y, s, EpilogueActivation.Relu, 0f, 0f, p);
+            else
+                backend.Conv2d(x, w, b, y, s);
+        }
+        Console.WriteLine($"layer {c}->{k} {kh}x{kh}/{stride} {h}->{s.OH}{(pooled ? " + ReLU + max pool 3x3/2" : "")} batch {n}, {backend.DeviceDescription}; "
                           + $"chosen form {CpuConv.ChooseForm(s, CpuSimd.Vector512)}; ms hot / cold / weights cold / after a 100 ms sleep, medians of 40");
         void Sweep()
         {
@@ -65,23 +77,23 @@ internal static unsafe class LayerTiming
             CpuConv.FormOverride = forms[i];
             try
             {
-                backend.Conv2d(x, w, b, y, s);
+                Run();
                 long t0 = Stopwatch.GetTimestamp();
-                backend.Conv2d(x, w, b, y, s);
+                Run();
                 double th = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 Sweep();
                 t0 = Stopwatch.GetTimestamp();
-                backend.Conv2d(x, w, b, y, s);
+                Run();
                 double tc = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 Sweep();
                 // x and y back into cache: read through the backend's own copies.
                 sink += Touch(xm) + Touch(ym);
                 t0 = Stopwatch.GetTimestamp();
-                backend.Conv2d(x, w, b, y, s);
+                Run();
                 double tw = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 Thread.Sleep(100);
                 t0 = Stopwatch.GetTimestamp();
-                backend.Conv2d(x, w, b, y, s);
+                Run();
                 double ts = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 if (round >= 2)
                 {
