@@ -21,6 +21,11 @@ internal static class Program
             LayoutTiming.Run(args);
             return;
         }
+        if (args.Length > 0 && args[0] == "parallel")
+        {
+            ParallelTiming.Run(args);
+            return;
+        }
         if (args.Length > 0 && args[0] == "layer")
         {
             LayerTiming.Run(args);
