@@ -64,6 +64,8 @@ if [[ "${1:-}" == --ort ]]; then
   done
   echo
   echo "engine / ONNX Runtime ($(nproc) cores; median of alternating calls; <= 1: the engine is as fast or faster)"
+  # The machine, so a table can be told from one made on another VM (the same VM name has meant different CPUs).
+  echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(date -u '+%Y-%m-%d %H:%M UTC')"
   printf '%-34s %10s %10s %8s\n' "" "engine ms" "ORT ms" "ratio"
   sed -nE 's/^ort ([a-z0-9_]+) batch ([0-9]+) ([a-z]+): engine ([0-9.]+) ms, ORT ([0-9.]+) ms, engine\/ORT ([0-9.]+)$/\1 \2 \3 \4 \5 \6/p' "$out" |
     while read -r n b what e o r; do
