@@ -21,7 +21,7 @@ internal static unsafe class LayerTiming
     public static void Run(string[] args)
     {
         if (args.Length < 7)
-            throw new ArgumentException("usage: layer N C K H KH STRIDE [FORM,FORM...]");
+            throw new ArgumentException("usage: layer N C K H KH STRIDE [FORM,FORM...] [--pool]");
         int[] v = args[1..7].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
         int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
         var s = new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
@@ -66,10 +66,14 @@ internal static unsafe class LayerTiming
             for (int j = 0; j < sweep.Length; j += 16)
                 sweep[j] += 1f;
         }
-        var hot = forms.Select(_ => new List<double>()).ToArray();
-        var cold = forms.Select(_ => new List<double>()).ToArray();
-        var wcold = forms.Select(_ => new List<double>()).ToArray();
-        var slept = forms.Select(_ => new List<double>()).ToArray();
+        // Per form: hot, cold, weights cold, after a sleep.
+        var times = forms.Select(_ => Enumerable.Range(0, 4).Select(_ => new List<double>()).ToArray()).ToArray();
+        double Timed()
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Run();
+            return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
         for (int round = 0; round < 42; round++)
         for (int o = 0; o < forms.Count; o++)
         {
@@ -78,29 +82,21 @@ internal static unsafe class LayerTiming
             try
             {
                 Run();
-                long t0 = Stopwatch.GetTimestamp();
-                Run();
-                double th = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                double th = Timed();
                 Sweep();
-                t0 = Stopwatch.GetTimestamp();
-                Run();
-                double tc = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                double tc = Timed();
                 Sweep();
-                // x and y back into cache: read through the backend's own copies.
+                // x and y back into cache: read where they lie.
                 sink += Touch(xm) + Touch(ym);
-                t0 = Stopwatch.GetTimestamp();
-                Run();
-                double tw = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                double tw = Timed();
                 Thread.Sleep(100);
-                t0 = Stopwatch.GetTimestamp();
-                Run();
-                double ts = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                double ts = Timed();
                 if (round >= 2)
                 {
-                    slept[i].Add(ts);
-                    hot[i].Add(th);
-                    cold[i].Add(tc);
-                    wcold[i].Add(tw);
+                    times[i][0].Add(th);
+                    times[i][1].Add(tc);
+                    times[i][2].Add(tw);
+                    times[i][3].Add(ts);
                 }
             }
             finally
@@ -112,8 +108,9 @@ internal static unsafe class LayerTiming
         static double M(List<double> l) => l.Order().ElementAt(l.Count / 2);
         for (int i = 0; i < forms.Count; i++)
         {
+            var m = times[i].Select(M).ToArray();
             Console.WriteLine(FormattableString.Invariant(
-                $"  {(forms[i]?.ToString() ?? "chosen"),-9} {M(hot[i]),7:F3} {M(cold[i]),7:F3} {M(wcold[i]),7:F3} {M(slept[i]),7:F3}   GFLOP/s {flops / M(hot[i]) / 1e6:F0} / {flops / M(cold[i]) / 1e6:F0} / {flops / M(wcold[i]) / 1e6:F0}"));
+                $"  {(forms[i]?.ToString() ?? "chosen"),-9} {m[0],7:F3} {m[1],7:F3} {m[2],7:F3} {m[3],7:F3}   GFLOP/s {flops / m[0] / 1e6:F0} / {flops / m[1] / 1e6:F0} / {flops / m[2] / 1e6:F0}"));
         }
     }
 }

@@ -4,61 +4,28 @@ namespace CamEngine.Bench;
 
 internal static class Program
 {
+    /// <summary>The bench tool's own modes, by their first argument (each gets all the arguments); anything else goes to
+    /// BenchmarkDotNet.</summary>
+    private static readonly Dictionary<string, Action<string[]>> Modes = new(StringComparer.Ordinal)
+    {
+        ["nhwc-copy"] = _ => NhwcCopyTiming.Run(),
+        ["gemm"] = GemmTiming.Run,
+        ["layout"] = LayoutTiming.Run,
+        ["parallel"] = ParallelTiming.Run,
+        ["layer"] = LayerTiming.Run,
+        ["profile"] = Profile.Run,
+        ["resnet18"] = TorchLike.Run,
+        ["ort"] = OrtComparison.Run,
+        ["fidelity"] = Fidelity.Run,
+        ["depthwise"] = _ => DepthwiseTiming.Run(),
+        ["model"] = ModelTiming.Run,
+    };
+
     private static void Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "nhwc-copy")
+        if (args.Length > 0 && Modes.TryGetValue(args[0], out var mode))
         {
-            NhwcCopyTiming.Run();
-            return;
-        }
-        if (args.Length > 0 && args[0] == "gemm")
-        {
-            GemmTiming.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "layout")
-        {
-            LayoutTiming.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "parallel")
-        {
-            ParallelTiming.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "layer")
-        {
-            LayerTiming.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "profile")
-        {
-            Profile.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "resnet18")
-        {
-            TorchLike.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "ort")
-        {
-            OrtComparison.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "fidelity")
-        {
-            Fidelity.Run(args);
-            return;
-        }
-        if (args.Length > 0 && args[0] == "depthwise")
-        {
-            DepthwiseTiming.Run();
-            return;
-        }
-        if (args.Length > 0 && args[0] == "model")
-        {
-            ModelTiming.Run(args);
+            mode(args);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

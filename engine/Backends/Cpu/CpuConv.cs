@@ -435,7 +435,7 @@ internal static unsafe class CpuConv
     }
 
     private static ConvForm DefaultForm(ConvShape s, CpuSimd simd) =>
-        (BatchedPointwise(s, simd) || PrepacksOneImage(s) && ReadsRowsInPlace(s, simd)) && PrepacksRows(s) ? ConvForm.Column
+        BatchedPointwise(s, simd) && PrepacksRows(s) || PrepacksOneImage(s) && ReadsRowsInPlace(s, simd) ? ConvForm.Column
         : PlanarConv.Supports(s, simd) && PlanarConv.Pays(s) ? ConvForm.Planar
         : PointwiseOnLargePlane(s) || BatchedPointwise(s, simd) || Subsampled(s) && SubsampledPays(s) ? ConvForm.Column
         : DirectConv.Supports(s, simd) && s.C >= 16 ? ConvForm.Direct
