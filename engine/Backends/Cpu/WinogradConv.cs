@@ -264,6 +264,8 @@ internal static unsafe class WinogradConv
                 var o = stackalloc Vector256<float>[6];
                 for (int c = 0; c < s.C; c++)
                 {
+                    if (Prefetch && c + PrefetchAhead < s.C)
+                        PrefetchInputRows(x, geo, c + PrefetchAhead, r0, rows);
                     int k0 = c / PackedGemm.KC * PackedGemm.KC, kc = Math.Min(PackedGemm.KC, s.C - k0);
                     float* dst = v + (long)k0 * lanes + (c - k0) * PackedGemm.NR;
                     long panelStride = (long)kc * PackedGemm.NR;
@@ -295,6 +297,8 @@ internal static unsafe class WinogradConv
                 var spill = stackalloc float[4 * L];
                 for (int k = 0; k < s.K; k++)
                 {
+                    if (Prefetch && k + PrefetchAhead < s.K)
+                        PrefetchOutputRows(y, epilogue.Residual, geo, k + PrefetchAhead, r0, rows);
                     var b = Vector256.Create(bias == null ? 0f : bias[k]);
                     for (int rr = 0; rr < rows; rr++)
                     {
@@ -309,6 +313,68 @@ internal static unsafe class WinogradConv
                 Scratch.Return(mArray);
             }
         });
+    }
+
+    /// <summary>
+    /// Whether <see cref="ForwardBlocks"/> prefetches the input rows of the channel it transforms
+    /// <see cref="PrefetchAhead"/> channels later, and the output (and residual) rows of the output channel it stores
+    /// that many later: each channel's rows are a plane apart, where no hardware prefetcher follows, so without it
+    /// every row splitting and output store waits on L2 or L3 (bench/perf-breakdown.sh on ResNet-18 batch 8: SplitRow
+    /// 11.5% and OutputRow 13.9% of the samples without it, 5.9% and 10.2% with it). Measured with the bench's profile
+    /// (PROFILE_LEAN=1 PROFILE_WINOGRAD_PREFETCH=1, 100 ms sleep and 64 MB sweep, the two alternating call by call, sums
+    /// of node medians with / without, Zen 5 VM, 2026-12-08): ResNet-18 batch 8 0.870, 0.877, 0.883 (its 56x56 and 28x28
+    /// 3x3 layers 0.59-0.75), batch 1 0.952, 0.953, 0.960; ResNet-50 batch 1 and 8 0.979 and 0.980 (its 56x56 3x3s
+    /// 0.80-0.86). Two channels ahead: one gave the same (0.877, 0.960), four less (0.910, 0.980).
+    /// </summary>
+    internal static bool Prefetch { get; set; } = true;
+
+    /// <summary>Channels ahead that <see cref="Prefetch"/> asks for.</summary>
+    internal static int PrefetchAhead { get; set; } = 2;
+
+    /// <summary>Prefetches (into L1) the rows of channel <paramref name="c"/> under tile rows r0..r0+rows (image-major).</summary>
+    private static void PrefetchInputRows(float* x, Geometry geo, int c, int r0, int rows)
+    {
+        var s = geo.S;
+        for (int gr = r0; gr < r0 + rows; gr++)
+        {
+            int img = gr / geo.TH, ih0 = 4 * (gr - img * geo.TH) - s.PadTop;
+            // The patch rows this tile row shares with the next tile row of the same image are asked for once.
+            int last = gr + 1 < r0 + rows && (gr + 1) / geo.TH == img ? 4 : 6;
+            float* plane = x + ((long)img * s.C + c) * s.H * s.W;
+            for (int i = 0; i < last; i++)
+            {
+                int ih = ih0 + i;
+                if (ih >= 0 && ih < s.H)
+                    PrefetchLine(plane + (long)ih * s.W, s.W);
+            }
+        }
+    }
+
+    /// <summary>Prefetches the output rows (and the residual's) of output channel <paramref name="k"/> under tile rows
+    /// r0..r0+rows.</summary>
+    private static void PrefetchOutputRows(float* y, float* residual, Geometry geo, int k, int r0, int rows)
+    {
+        var s = geo.S;
+        for (int gr = r0; gr < r0 + rows; gr++)
+        {
+            int img = gr / geo.TH, ty = gr - img * geo.TH, outRows = Math.Min(4, s.OH - 4 * ty);
+            long at = ((long)img * s.K + k) * s.OH * s.OW + 4L * ty * s.OW;
+            for (int i = 0; i < outRows; i++, at += s.OW)
+            {
+                PrefetchLine(y + at, s.OW);
+                if (residual != null)
+                    PrefetchLine(residual + at, s.OW);
+            }
+        }
+    }
+
+    /// <summary>One prefetch per cache line of <paramref name="floats"/> floats from <paramref name="p"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchLine(float* p, int floats)
+    {
+        for (int o = 0; o < floats; o += 16)
+            Sse.Prefetch0(p + o);
+        Sse.Prefetch0(p + floats - 1);
     }
 
     /// <summary>
