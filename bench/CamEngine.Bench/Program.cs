@@ -13,6 +13,7 @@ internal static class Program
         ["layout"] = LayoutTiming.Run,
         ["parallel"] = ParallelTiming.Run,
         ["layer"] = LayerTiming.Run,
+        ["loop"] = LoopTiming.Run,
         ["profile"] = Profile.Run,
         ["resnet18"] = TorchLike.Run,
         ["ort"] = OrtComparison.Run,
