@@ -21,6 +21,9 @@ namespace CamEngine.Bench;
 /// ORT's forward alone; with --scorecam too, at batch sizes above 1, Score-CAM's time per mask against ORT's per-image
 /// forward at that batch size (<see cref="ScoreCamCell"/>). --smoke: 2 warm-ups and 3 timed calls, to check the plumbing.
 /// --parallel-for: the engine's CPU loops on Parallel.For instead of its spinning workers (<c>CpuParallel</c>).
+/// With one of the profile mode's kernel switches set in the environment (PROFILE_WINOGRAD_PREFETCH=1, ...: see
+/// <see cref="Profile"/>), the forward cell runs again with three sides alternating, the engine with the switch on, with
+/// it off, and ORT, and prints both ratios.
 /// --ort-profile DIR: then ORT's per-node profile of the same calls, alternating with the engine's forward timed node
 /// by node (<see cref="OrtNodeProfile"/>).
 /// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for] [--scorecam]
@@ -136,6 +139,21 @@ internal static class OrtComparison
                 $"ort {name} batch {batch}: CPU time in the 250 ms after a call returns: engine {CpuAfter(Engine):F1} ms, ORT {CpuAfter(Ort):F1} ms"));
             var (te, to) = Alternate(warm, reps, Engine, Ort, gap);
             Print(name, batch, "forward", te, to);
+            if (Profile.Switches().FirstOrDefault() is { } sw)
+            {
+                // A kernel switch of the profile mode set in the environment: both of its settings against ORT, the
+                // three sides alternating call by call, so one run says what the change does to the ratio.
+                try
+                {
+                    var (tOn, tOff, tOrt) = Alternate3(warm, reps, () => { sw.Set(true); Engine(); }, () => { sw.Set(false); Engine(); }, Ort, gap);
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"ort {name} batch {batch} forward A/B: engine {tOn:F2} ms with {sw.OnName}, {tOff:F2} ms with {sw.OffName}; ORT {tOrt:F2} ms; engine/ORT {tOn / tOrt:F3} / {tOff / tOrt:F3}"));
+                }
+                finally
+                {
+                    sw.Set(true);
+                }
+            }
             if (layer != null)
             {
                 var (tg, to2) = Alternate(warm, reps, GradCam, Ort, gap);
@@ -330,6 +348,31 @@ internal static class OrtComparison
         Array.Sort(ta);
         Array.Sort(tb);
         return (ta[reps / 2], tb[reps / 2]);
+    }
+
+    /// <summary><see cref="Alternate"/> with three sides, their order rotating call by call.</summary>
+    private static (double A, double B, double C) Alternate3(int warmup, int reps, Action a, Action b, Action c, int gapMs)
+    {
+        Action[] sides = [a, b, c];
+        for (int i = 0; i < warmup; i++)
+        {
+            foreach (var f in sides)
+                f();
+        }
+        var t = new double[3][];
+        for (int j = 0; j < 3; j++)
+            t[j] = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            for (int j = 0; j < 3; j++)
+            {
+                int side = (i + j) % 3;
+                t[side][i] = Time(sides[side], gapMs);
+            }
+        }
+        foreach (var row in t)
+            Array.Sort(row);
+        return (t[0][reps / 2], t[1][reps / 2], t[2][reps / 2]);
     }
 
     private static double Time(Action f, int gapMs)

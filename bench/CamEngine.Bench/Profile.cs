@@ -287,10 +287,10 @@ internal static class Profile
     /// time per node, and their sum against the whole call.
     /// </summary>
     /// <summary>A kernel switch the A/B modes flip: its two settings' names and how to set it.</summary>
-    private sealed record Switch(string OnName, string OffName, Action<bool> Set);
+    internal sealed record Switch(string OnName, string OffName, Action<bool> Set);
 
     /// <summary>The switches named by PROFILE_SPIN, PROFILE_COPY_SPLIT, PROFILE_AFFINE, PROFILE_POOL, PROFILE_MASKED, PROFILE_FUSION, PROFILE_PIXEL_PAD, PROFILE_DW_CHANNELS_LAST, PROFILE_DW_ROWS, PROFILE_DW_FLAT, PROFILE_DW_TAIL, PROFILE_DW_ZEROS, PROFILE_DW_PREFETCH, PROFILE_WINOGRAD_ENDS, PROFILE_PREFETCH, PROFILE_PREFETCH_OUTPUT, PROFILE_STREAM, PROFILE_MERGE, PROFILE_COMPACT, PROFILE_GEMM_STORE, PROFILE_SUBSAMPLED, PROFILE_PLANAR, PROFILE_PLANAR_NARROW, PROFILE_PLANAR_REDUCING, PROFILE_ROWS_IN_PLACE, PROFILE_SUBSAMPLE_COPY, PROFILE_BATCHED_ROWS, PROFILE_CROSSINGS, PROFILE_RESIDUAL_PREFETCH, PROFILE_PREPACK_ROWS, PROFILE_PLANAR_PREFETCH, PROFILE_PACKED_MATMUL, PROFILE_WINOGRAD_BLOCKS, PROFILE_WINOGRAD_PREFETCH, PROFILE_PREPACK_ONE and PROFILE_FORM_RULE.</summary>
-    private static IEnumerable<Switch> Switches()
+    internal static IEnumerable<Switch> Switches()
     {
         if (Environment.GetEnvironmentVariable("PROFILE_FORM_RULE") is { Length: > 0 } ruleText)
         {
