@@ -20,7 +20,8 @@ namespace CamEngine.Backends.Cpu;
 /// </code>
 /// The input is copied once into a zero-padded buffer with each row split by column mod 4, so the patches of eight
 /// horizontally adjacent tiles are eight consecutive floats: the input transform (per channel) and the output
-/// transform (per output channel) run on 8-tile vectors, and the output transform writes NCHW rows directly with
+/// transform (per output channel) run on 8-tile vectors (16-tile ones for rows of 9 to 16 tiles in blocks, with AVX-512:
+/// <see cref="WideRows"/>), and the output transform writes NCHW rows directly with
 /// the bias (and the residual and activation, when fused). Transforms: points 0, +-1, +-2 (Lavin and Gray 2015); the weight transform
 /// is computed in double.
 /// </summary>
@@ -248,6 +249,8 @@ internal static unsafe class WinogradConv
     {
         var s = geo.S;
         int rowLanes = geo.J - 1, blockRows = BlockRows(rowLanes), lanes = blockRows * rowLanes;
+        // Rows of 9 to 16 tiles (56x56 planes) in 16-lane vectors where AVX-512 runs them.
+        bool wide = WideRows && rowLanes == 2 * L && simd == CpuSimd.Vector512 && Avx512F.IsSupported;
         int totalRows = s.N * geo.TH, blocks = (totalRows + blockRows - 1) / blockRows;
         long perU = PackedGemm.PackedALength(s.K, s.C);
         long vStride = XiStride(s.C, lanes), mStride = XiStride(s.K, lanes);
@@ -262,6 +265,8 @@ internal static unsafe class WinogradConv
                 int r0 = block * blockRows, rows = Math.Min(blockRows, totalRows - r0);
                 var t = stackalloc Vector256<float>[Xi];
                 var o = stackalloc Vector256<float>[6];
+                var t16 = stackalloc Vector512<float>[Xi];
+                var o16 = stackalloc Vector512<float>[16];
                 for (int c = 0; c < s.C; c++)
                 {
                     if (Prefetch && c + PrefetchAhead < s.C)
@@ -274,7 +279,10 @@ internal static unsafe class WinogradConv
                         if (rr < rows)
                         {
                             PatchRows(x, phases, geo, c, r0 + rr);
-                            InputRow(phases, dst, vStride, panelStride, rr * rowLanes, geo, t, o);
+                            if (wide)
+                                InputRow16(phases, dst, vStride, panelStride, rr * rowLanes, geo, t16, o16);
+                            else
+                                InputRow(phases, dst, vStride, panelStride, rr * rowLanes, geo, t, o);
                             continue;
                         }
                         // Past the last tile row: zero lanes, so the GEMM reads no stale floats.
@@ -295,6 +303,7 @@ internal static unsafe class WinogradConv
                 var oo = stackalloc Vector256<float>[16];
                 var col = stackalloc Vector256<float>[4];
                 var spill = stackalloc float[4 * L];
+                var col16 = stackalloc Vector512<float>[4];
                 for (int k = 0; k < s.K; k++)
                 {
                     if (Prefetch && k + PrefetchAhead < s.K)
@@ -302,6 +311,12 @@ internal static unsafe class WinogradConv
                     var b = Vector256.Create(bias == null ? 0f : bias[k]);
                     for (int rr = 0; rr < rows; rr++)
                     {
+                        if (wide)
+                        {
+                            OutputRow16(m + (long)k * lanes + rr * rowLanes, mStride, b, y, geo, k, r0 + rr, epilogue,
+                                t16, o16, col16, oo, col, spill);
+                            continue;
+                        }
                         OutputRow(m + (long)k * lanes + rr * rowLanes, mStride, b, y, geo, k, r0 + rr, epilogue,
                             tt, oo, col, spill);
                     }
@@ -327,6 +342,13 @@ internal static unsafe class WinogradConv
     /// 0.80-0.86). Two channels ahead: one gave the same (0.877, 0.960), four less (0.910, 0.980).
     /// </summary>
     internal static bool Prefetch { get; set; } = true;
+
+    /// <summary>Whether <see cref="ForwardBlocks"/> transforms rows of 9 to 16 tiles (56x56 planes) in 16-lane vectors
+    /// (<see cref="InputRow16"/>, <see cref="OutputRow16"/>) with AVX-512; tests and the bench switch it. Bench profile
+    /// (PROFILE_LEAN=1 PROFILE_WINOGRAD_WIDE=1, 100 ms sleep and 64 MB sweep, alternating call by call, Zen 5 VM,
+    /// 2026-12-08): ResNet-18's 64x56x56 layers 0.88-0.95 of the 8-lane transforms' time, its forward 0.969 (batch 8)
+    /// and 0.974 (batch 1), ResNet-50's 0.985 and 0.989.</summary>
+    internal static bool WideRows { get; set; } = true;
 
     /// <summary>Channels ahead that <see cref="Prefetch"/> asks for.</summary>
     internal static int PrefetchAhead { get; set; } = 2;
@@ -599,6 +621,96 @@ internal static unsafe class WinogradConv
         }
     }
 
+    /// <summary>
+    /// <see cref="InputRow"/> for a tile row of 9 to 16 tiles (a 56x56 plane's 14) with AVX-512: all its tiles in one
+    /// 16-lane vector, so each transform is half the instructions of two 8-lane ones; the lanes go to
+    /// <c>laneBase..laneBase+16</c>, which must lie in one 32-wide panel (<paramref name="laneBase"/> a multiple of 16).
+    /// The phase rows hold 17 floats (<see cref="Geometry.J"/>), so the shifted loads stay inside them.
+    /// </summary>
+    private static void InputRow16(float* src, float* dst, long xiStride, long panelStride, int laneBase, Geometry geo,
+        Vector512<float>* t, Vector512<float>* o)
+    {
+        int j = geo.J;
+        for (int i = 0; i < 6; i++)
+        {
+            float* p = src + i * geo.RowLength;
+            BT(Vector512.Load(p), Vector512.Load(p + j), Vector512.Load(p + 2 * j), Vector512.Load(p + 3 * j),
+                Vector512.Load(p + 1), Vector512.Load(p + j + 1), t + i * 6);
+        }
+        float* at = dst + (laneBase >> 5) * panelStride + (laneBase & 31);
+        for (int b = 0; b < 6; b++)
+        {
+            BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+            for (int a = 0; a < 6; a++)
+                Vector512.Store(o[a], at + (a * 6 + b) * xiStride);
+        }
+    }
+
+    /// <summary>o = B^T d for F(4x4, 3x3), sixteen tiles a vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BT(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3,
+        Vector512<float> d4, Vector512<float> d5, Vector512<float>* o)
+    {
+        var d42 = d4 - d2;
+        var d31 = d3 - d1;
+        o[0] = Vector512.Create(4f) * d0 - Vector512.Create(5f) * d2 + d4;
+        o[1] = d3 + d4 - Vector512.Create(4f) * (d1 + d2);
+        o[2] = d4 - d3 + Vector512.Create(4f) * (d1 - d2);
+        o[3] = d42 + Vector512.Create(2f) * d31;
+        o[4] = d42 - Vector512.Create(2f) * d31;
+        o[5] = Vector512.Create(4f) * d1 - Vector512.Create(5f) * d3 + d5;
+    }
+
+    /// <summary>o = A^T m for F(4x4, 3x3), sixteen tiles a vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AT(Vector512<float> m0, Vector512<float> m1, Vector512<float> m2, Vector512<float> m3,
+        Vector512<float> m4, Vector512<float> m5, Vector512<float>* o)
+    {
+        var s12 = m1 + m2;
+        var d12 = m1 - m2;
+        var s34 = m3 + m4;
+        var d34 = m3 - m4;
+        o[0] = m0 + s12 + s34;
+        o[1] = d12 + Vector512.Create(2f) * d34;
+        o[2] = s12 + Vector512.Create(4f) * s34;
+        o[3] = d12 + Vector512.Create(8f) * d34 + m5;
+    }
+
+    /// <summary>
+    /// <see cref="OutputRow"/> for a tile row of 9 to 16 tiles with AVX-512: the transform of all its tiles in 16-lane
+    /// vectors (half the instructions), then each half's eight tiles stored as <see cref="OutputRow"/> stores them.
+    /// t, o, col16 and half are scratch (24, 16, 4 and 16 vectors), col and lanes as for <see cref="OutputRow"/>.
+    /// </summary>
+    private static void OutputRow16(float* src, long xiStride, Vector256<float> b, float* y, Geometry geo, int k, int gr,
+        StoreEpilogue epilogue, Vector512<float>* t, Vector512<float>* o, Vector512<float>* col16, Vector256<float>* half,
+        Vector256<float>* col, float* lanes)
+    {
+        var s = geo.S;
+        int img = gr / geo.TH, ty = gr - img * geo.TH;
+        float* dst = y + ((long)img * s.K + k) * s.OH * s.OW + 4L * ty * s.OW;
+        int outRows = Math.Min(4, s.OH - 4 * ty);
+        for (int a = 0; a < 6; a++)
+        {
+            float* p = src + a * 6 * xiStride;
+            AT(Vector512.Load(p), Vector512.Load(p + xiStride), Vector512.Load(p + 2 * xiStride),
+                Vector512.Load(p + 3 * xiStride), Vector512.Load(p + 4 * xiStride), Vector512.Load(p + 5 * xiStride),
+                t + a * 4);
+        }
+        var b16 = Vector512.Create(b, b);
+        for (int j = 0; j < 4; j++)
+        {
+            AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col16);
+            for (int i = 0; i < 4; i++)
+                o[i * 4 + j] = col16[i] + b16;
+        }
+        for (int q = 0; q < 16; q++)
+            half[q] = o[q].GetLower();
+        StoreTiles(half, y, dst, outRows, 0, s.OW, epilogue, col, lanes);
+        for (int q = 0; q < 16; q++)
+            half[q] = o[q].GetUpper();
+        StoreTiles(half, y, dst, outRows, 4 * L, s.OW, epilogue, col, lanes);
+    }
+
     /// <summary>o = B^T d for F(4x4, 3x3).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void BT(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
@@ -658,7 +770,6 @@ internal static unsafe class WinogradConv
         StoreEpilogue epilogue, Vector256<float>* t, Vector256<float>* o, Vector256<float>* col, float* lanes)
     {
         var s = geo.S;
-        bool plain = epilogue.IsNone;
         int img = gr / geo.TH, ty = gr - img * geo.TH;
         float* dst = y + ((long)img * s.K + k) * s.OH * s.OW + 4L * ty * s.OW;
         int outRows = Math.Min(4, s.OH - 4 * ty);
@@ -679,39 +790,48 @@ internal static unsafe class WinogradConv
                 for (int i = 0; i < 4; i++)
                     o[i * 4 + j] = col[i] + b;
             }
-            int x0 = 4 * t0;
-            bool full = x0 + 4 * L <= s.OW;
-            for (int i = 0; i < outRows; i++)
+            StoreTiles(o, y, dst, outRows, 4 * t0, s.OW, epilogue, col, lanes);
+        }
+    }
+
+    /// <summary>The outputs of eight tiles of a tile row, o[i*4 + j] holding row i and column j of each tile, stored from
+    /// column <paramref name="x0"/> of the <paramref name="outRows"/> output rows at <paramref name="dst"/> (rows
+    /// <paramref name="ow"/> apart) with the epilogue; col and lanes are scratch (4 vectors, 32 floats).</summary>
+    private static void StoreTiles(Vector256<float>* o, float* y, float* dst, int outRows, int x0, int ow,
+        StoreEpilogue epilogue, Vector256<float>* col, float* lanes)
+    {
+        bool plain = epilogue.IsNone;
+        bool full = x0 + 4 * L <= ow;
+        for (int i = 0; i < outRows; i++)
+        {
+            float* row = dst + (long)i * ow + x0;
+            long at = row - y;
+            if (full || MaskedRowEnds && Avx512F.VL.IsSupported)
             {
-                float* row = dst + (long)i * s.OW + x0;
-                long at = row - y;
-                if (full || MaskedRowEnds && Avx512F.VL.IsSupported)
+                // The 32 outputs of eight tiles in order, whole vectors; a row's last run (planes of 28 or 14 columns
+                // are nothing else) ends in a vector under a mask, the epilogue read and applied at the vector width.
+                Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
+                int left = Math.Min(4 * L, ow - x0);
+                for (int q = 0; q * L < left; q++)
                 {
-                    // The 32 outputs of eight tiles in order, whole vectors; a row's last run (planes of 28 or 14 columns
-                    // are nothing else) ends in a vector under a mask, the epilogue read and applied at the vector width.
-                    Interleave(o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3], col);
-                    int left = Math.Min(4 * L, s.OW - x0);
-                    for (int q = 0; q * L < left; q++)
+                    int here = left - q * L;
+                    if (here >= L)
                     {
-                        int here = left - q * L;
-                        if (here >= L)
-                        {
-                            (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
-                            continue;
-                        }
-                        var mask = Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)here));
-                        Avx512F.VL.MaskStore(row + q * L, mask, plain ? col[q] : epilogue.ApplyMasked(col[q], at + q * L, mask));
+                        (plain ? col[q] : epilogue.Apply(col[q], at + q * L)).Store(row + q * L);
+                        continue;
                     }
-                    continue;
+                    var mask = Vector256.LessThan(Vector256.Create(0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f), Vector256.Create((float)here));
+                    Avx512F.VL.MaskStore(row + q * L, mask, plain ? col[q] : epilogue.ApplyMasked(col[q], at + q * L, mask));
                 }
-                for (int j = 0; j < 4; j++)
-                    Vector256.Store(o[i * 4 + j], lanes + j * L);
-                int n = s.OW - x0;
-                for (int q = 0; q < n; q++)
-                {
-                    float v = lanes[(q & 3) * L + (q >> 2)];
-                    row[q] = plain ? v : epilogue.Apply(v, at + q);
-                }
+                continue;
+            }
+            for (int j = 0; j < 4; j++)
+                Vector256.Store(o[i * 4 + j], lanes + j * L);
+            int n = ow - x0;
+            for (int q = 0; q < n; q++)
+            {
+                float v = lanes[(q & 3) * L + (q >> 2)];
+                row[q] = plain ? v : epilogue.Apply(v, at + q);
             }
         }
     }

@@ -115,6 +115,61 @@ internal sealed class WinogradTests
         }
     }
 
+    /// <summary>
+    /// Tile rows of 9 to 16 tiles in 16-lane transforms (<see cref="WinogradConv.WideRows"/>, blocks of tile rows,
+    /// AVX-512) give the bits of the 8-lane transforms (each lane sums the same products in the same order) and match
+    /// the reference: rows of 33 (9 tiles: the upper half one tile), 37, 56 (ResNet's 14 tiles), 62 and 64 columns, a
+    /// batch of two whose blocks cross the image boundary, and residual + ReLU fused.
+    /// </summary>
+    [Test]
+    public void Wide_tile_rows_give_the_bits_of_eight_lane_rows_and_match_reference()
+    {
+        var cpu = _cpu[CpuSimd.Vector512];
+        var shapes = new[]
+        {
+            Conv3(1, 5, 9, 33, 7, 1, 1, 1, 1), Conv3(2, 12, 10, 37, 9, 1, 0, 2, 1), Conv3(1, 16, 13, 56, 16, 1, 1, 1, 1),
+            Conv3(2, 3, 6, 62, 4, 0, 2, 1, 0), Conv3(1, 8, 8, 64, 8, 1, 1, 1, 1),
+        };
+        Assume.That(WinogradConv.Supports(shapes[0], CpuSimd.Vector512) && System.Runtime.Intrinsics.X86.Avx512F.IsSupported,
+            "needs AVX-512");
+        CpuConv.FormOverride = ConvForm.Winograd;
+        WinogradConv.InBlocksOverride = true;
+        int below = WinogradConv.TilesAsRowsBelow;
+        WinogradConv.TilesAsRowsBelow = 0;
+        try
+        {
+            foreach (var s in shapes)
+            {
+                var rng = new Random(s.W);
+                using var x = cpu.Upload(TensorAssert.Random(rng, s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+                using var w = cpu.Upload(TensorAssert.Random(rng, (int)s.WeightLength), s.K, s.C, 3, 3);
+                using var b = cpu.Upload(TensorAssert.Random(rng, s.K), s.K);
+                using var r = cpu.Upload(TensorAssert.Random(rng, s.N * s.K * s.OH * s.OW), s.N, s.K, s.OH, s.OW);
+                float[] Run(bool wide, bool fused)
+                {
+                    WinogradConv.WideRows = wide;
+                    using var y = cpu.Allocate(s.N, s.K, s.OH, s.OW);
+                    if (fused)
+                        cpu.Conv2dFused(x, w, b, r, y, s, EpilogueActivation.Relu, 0f, 0f);
+                    else
+                        cpu.Conv2d(x, w, b, y, s);
+                    return cpu.Download(y);
+                }
+                foreach (bool fused in new[] { false, true })
+                    Assert.That(Run(true, fused), Is.EqualTo(Run(false, fused)), $"{s.OW} columns, batch {s.N}, fused {fused}");
+                WinogradConv.WideRows = true;
+                Compare(cpu, _ref, s);
+            }
+        }
+        finally
+        {
+            WinogradConv.WideRows = true;
+            WinogradConv.InBlocksOverride = null;
+            WinogradConv.TilesAsRowsBelow = below;
+            CpuConv.FormOverride = null;
+        }
+    }
+
     [Test]
     public void Chunks_of_tile_rows_that_end_inside_an_image_match_reference()
     {
