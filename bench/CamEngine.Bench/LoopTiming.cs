@@ -73,13 +73,7 @@ internal static class LoopTiming
 
     private static void Ort(string onnx, int batch, double seconds)
     {
-        using var options = new SessionOptions
-        {
-            IntraOpNumThreads = Environment.ProcessorCount,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
+        using var options = OrtComparison.Options();
         using var session = new InferenceSession(onnx, options);
         var (name, meta) = session.InputMetadata.First();
         int[] shape = meta.Dimensions.ToArray();

@@ -67,13 +67,7 @@ internal static class OrtComparison
 
         using var backend = Devices.Open("cpu");
         using var model = DeviceModel.Load(ModelFile.Load(st), backend);
-        using var options = new SessionOptions
-        {
-            IntraOpNumThreads = Environment.ProcessorCount,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
+        using var options = Options();
         using var session = new InferenceSession(onnx, options);
         string inputName = session.InputMetadata.Keys.First();
         var inShape = model.Graph.InputShape;
@@ -349,6 +343,16 @@ internal static class OrtComparison
         Array.Sort(tb);
         return (ta[reps / 2], tb[reps / 2]);
     }
+
+    /// <summary>ORT as every comparison here runs it: intra-op threads = cores, one inter-op thread, sequential, all
+    /// graph optimizations.</summary>
+    internal static SessionOptions Options() => new()
+    {
+        IntraOpNumThreads = Environment.ProcessorCount,
+        InterOpNumThreads = 1,
+        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+    };
 
     /// <summary><see cref="Alternate"/> with three sides, their order rotating call by call.</summary>
     private static (double A, double B, double C) Alternate3(int warmup, int reps, Action a, Action b, Action c, int gapMs)

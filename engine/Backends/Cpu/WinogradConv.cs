@@ -346,8 +346,9 @@ internal static unsafe class WinogradConv
     /// <summary>Whether <see cref="ForwardBlocks"/> transforms rows of 9 to 16 tiles (56x56 planes) in 16-lane vectors
     /// (<see cref="InputRow16"/>, <see cref="OutputRow16"/>) with AVX-512; tests and the bench switch it. Bench profile
     /// (PROFILE_LEAN=1 PROFILE_WINOGRAD_WIDE=1, 100 ms sleep and 64 MB sweep, alternating call by call, Zen 5 VM,
-    /// 2026-12-08): ResNet-18's 64x56x56 layers 0.88-0.95 of the 8-lane transforms' time, its forward 0.969 (batch 8)
-    /// and 0.974 (batch 1), ResNet-50's 0.985 and 0.989.</summary>
+    /// 2026-12-08, two runs): ResNet-18's 64x56x56 layers 0.82-0.98 of the 8-lane transforms' time every time, its
+    /// forward 0.969 and 1.009 (batch 8), 0.974 and 0.952 (batch 1), ResNet-50's 0.985 and 0.989; the `ort` mode's
+    /// three-way A/B saw ResNet-18's ratio move within its noise (batch 1 1.203 / 1.151, 1.087 / 1.106, 1.058 / 1.014).</summary>
     internal static bool WideRows { get; set; } = true;
 
     /// <summary>Channels ahead that <see cref="Prefetch"/> asks for.</summary>
@@ -606,7 +607,7 @@ internal static unsafe class WinogradConv
             {
                 float* p = src + i * geo.RowLength + t0;
                 int j = geo.J;
-                BT(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
+                BT<Lanes8, Vector256<float>>(Vector256.Load(p), Vector256.Load(p + j), Vector256.Load(p + 2 * j), Vector256.Load(p + 3 * j),
                     Vector256.Load(p + 1), Vector256.Load(p + j + 1), t + i * 6);
             }
             int lane = laneBase + t0;
@@ -614,7 +615,7 @@ internal static unsafe class WinogradConv
             // Columns: V[a][b] = (B^T t)[a][b].
             for (int b = 0; b < 6; b++)
             {
-                BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+                BT<Lanes8, Vector256<float>>(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
                 for (int a = 0; a < 6; a++)
                     Vector256.Store(o[a], at + (a * 6 + b) * xiStride);
             }
@@ -634,46 +635,16 @@ internal static unsafe class WinogradConv
         for (int i = 0; i < 6; i++)
         {
             float* p = src + i * geo.RowLength;
-            BT(Vector512.Load(p), Vector512.Load(p + j), Vector512.Load(p + 2 * j), Vector512.Load(p + 3 * j),
+            BT<Lanes16, Vector512<float>>(Vector512.Load(p), Vector512.Load(p + j), Vector512.Load(p + 2 * j), Vector512.Load(p + 3 * j),
                 Vector512.Load(p + 1), Vector512.Load(p + j + 1), t + i * 6);
         }
         float* at = dst + (laneBase >> 5) * panelStride + (laneBase & 31);
         for (int b = 0; b < 6; b++)
         {
-            BT(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
+            BT<Lanes16, Vector512<float>>(t[b], t[6 + b], t[12 + b], t[18 + b], t[24 + b], t[30 + b], o);
             for (int a = 0; a < 6; a++)
                 Vector512.Store(o[a], at + (a * 6 + b) * xiStride);
         }
-    }
-
-    /// <summary>o = B^T d for F(4x4, 3x3), sixteen tiles a vector.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BT(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3,
-        Vector512<float> d4, Vector512<float> d5, Vector512<float>* o)
-    {
-        var d42 = d4 - d2;
-        var d31 = d3 - d1;
-        o[0] = Vector512.Create(4f) * d0 - Vector512.Create(5f) * d2 + d4;
-        o[1] = d3 + d4 - Vector512.Create(4f) * (d1 + d2);
-        o[2] = d4 - d3 + Vector512.Create(4f) * (d1 - d2);
-        o[3] = d42 + Vector512.Create(2f) * d31;
-        o[4] = d42 - Vector512.Create(2f) * d31;
-        o[5] = Vector512.Create(4f) * d1 - Vector512.Create(5f) * d3 + d5;
-    }
-
-    /// <summary>o = A^T m for F(4x4, 3x3), sixteen tiles a vector.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AT(Vector512<float> m0, Vector512<float> m1, Vector512<float> m2, Vector512<float> m3,
-        Vector512<float> m4, Vector512<float> m5, Vector512<float>* o)
-    {
-        var s12 = m1 + m2;
-        var d12 = m1 - m2;
-        var s34 = m3 + m4;
-        var d34 = m3 - m4;
-        o[0] = m0 + s12 + s34;
-        o[1] = d12 + Vector512.Create(2f) * d34;
-        o[2] = s12 + Vector512.Create(4f) * s34;
-        o[3] = d12 + Vector512.Create(8f) * d34 + m5;
     }
 
     /// <summary>
@@ -692,14 +663,14 @@ internal static unsafe class WinogradConv
         for (int a = 0; a < 6; a++)
         {
             float* p = src + a * 6 * xiStride;
-            AT(Vector512.Load(p), Vector512.Load(p + xiStride), Vector512.Load(p + 2 * xiStride),
+            AT<Lanes16, Vector512<float>>(Vector512.Load(p), Vector512.Load(p + xiStride), Vector512.Load(p + 2 * xiStride),
                 Vector512.Load(p + 3 * xiStride), Vector512.Load(p + 4 * xiStride), Vector512.Load(p + 5 * xiStride),
                 t + a * 4);
         }
         var b16 = Vector512.Create(b, b);
         for (int j = 0; j < 4; j++)
         {
-            AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col16);
+            AT<Lanes16, Vector512<float>>(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col16);
             for (int i = 0; i < 4; i++)
                 o[i * 4 + j] = col16[i] + b16;
         }
@@ -711,37 +682,75 @@ internal static unsafe class WinogradConv
         StoreTiles(half, y, dst, outRows, 4 * L, s.OW, epilogue, col, lanes);
     }
 
-    /// <summary>o = B^T d for F(4x4, 3x3).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BT(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
-        Vector256<float> d4, Vector256<float> d5, Vector256<float>* o)
+    /// <summary>The vector arithmetic of the transforms at one width; the JIT specializes <see cref="BT{TL, TV}"/> and
+    /// <see cref="AT{TL, TV}"/> per width and inlines these.</summary>
+    private interface ILanes<TV>
+        where TV : unmanaged
     {
-        var four = Vector256.Create(4f);
-        var five = Vector256.Create(5f);
-        var two = Vector256.Create(2f);
-        var d42 = d4 - d2;
-        var d31 = d3 - d1;
-        o[0] = four * d0 - five * d2 + d4;
-        o[1] = d3 + d4 - four * (d1 + d2);
-        o[2] = d4 - d3 + four * (d1 - d2);
-        o[3] = d42 + two * d31;
-        o[4] = d42 - two * d31;
-        o[5] = four * d1 - five * d3 + d5;
+        static abstract TV Add(TV a, TV b);
+
+        static abstract TV Sub(TV a, TV b);
+
+        static abstract TV Scale(float k, TV a);
     }
 
-    /// <summary>o = A^T m for F(4x4, 3x3).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AT(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3,
-        Vector256<float> m4, Vector256<float> m5, Vector256<float>* o)
+    /// <summary>Eight tiles a vector (AVX).</summary>
+    private readonly struct Lanes8 : ILanes<Vector256<float>>
     {
-        var s12 = m1 + m2;
-        var d12 = m1 - m2;
-        var s34 = m3 + m4;
-        var d34 = m3 - m4;
-        o[0] = m0 + s12 + s34;
-        o[1] = d12 + Vector256.Create(2f) * d34;
-        o[2] = s12 + Vector256.Create(4f) * s34;
-        o[3] = d12 + Vector256.Create(8f) * d34 + m5;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Scale(float k, Vector256<float> a) => Vector256.Create(k) * a;
+    }
+
+    /// <summary>Sixteen tiles a vector (AVX-512).</summary>
+    private readonly struct Lanes16 : ILanes<Vector512<float>>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Scale(float k, Vector512<float> a) => Vector512.Create(k) * a;
+    }
+
+    /// <summary>o = B^T d for F(4x4, 3x3): rows 4 0 -5 0 1 0, 0 -4 -4 1 1 0, 0 4 -4 -1 1 0, 0 -2 -1 2 1 0,
+    /// 0 2 -1 -2 1 0, 0 4 0 -5 0 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BT<TL, TV>(TV d0, TV d1, TV d2, TV d3, TV d4, TV d5, TV* o)
+        where TL : struct, ILanes<TV>
+        where TV : unmanaged
+    {
+        var d42 = TL.Sub(d4, d2);
+        var d31 = TL.Sub(d3, d1);
+        o[0] = TL.Add(TL.Sub(TL.Scale(4f, d0), TL.Scale(5f, d2)), d4);
+        o[1] = TL.Sub(TL.Add(d3, d4), TL.Scale(4f, TL.Add(d1, d2)));
+        o[2] = TL.Add(TL.Sub(d4, d3), TL.Scale(4f, TL.Sub(d1, d2)));
+        o[3] = TL.Add(d42, TL.Scale(2f, d31));
+        o[4] = TL.Sub(d42, TL.Scale(2f, d31));
+        o[5] = TL.Add(TL.Sub(TL.Scale(4f, d1), TL.Scale(5f, d3)), d5);
+    }
+
+    /// <summary>o = A^T m for F(4x4, 3x3): rows 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AT<TL, TV>(TV m0, TV m1, TV m2, TV m3, TV m4, TV m5, TV* o)
+        where TL : struct, ILanes<TV>
+        where TV : unmanaged
+    {
+        var s12 = TL.Add(m1, m2);
+        var d12 = TL.Sub(m1, m2);
+        var s34 = TL.Add(m3, m4);
+        var d34 = TL.Sub(m3, m4);
+        o[0] = TL.Add(TL.Add(m0, s12), s34);
+        o[1] = TL.Add(d12, TL.Scale(2f, d34));
+        o[2] = TL.Add(s12, TL.Scale(4f, s34));
+        o[3] = TL.Add(TL.Add(d12, TL.Scale(8f, d34)), m5);
     }
 
     /// <summary>y[img, k, 4ty + i, 4tx + j] = (A^T M[k, t] A)[i, j] + b[k], then the epilogue (residual at the same
@@ -779,14 +788,14 @@ internal static unsafe class WinogradConv
             for (int a = 0; a < 6; a++)
             {
                 float* p = src + a * 6 * xiStride + t0;
-                AT(Vector256.Load(p), Vector256.Load(p + xiStride), Vector256.Load(p + 2 * xiStride),
+                AT<Lanes8, Vector256<float>>(Vector256.Load(p), Vector256.Load(p + xiStride), Vector256.Load(p + 2 * xiStride),
                     Vector256.Load(p + 3 * xiStride), Vector256.Load(p + 4 * xiStride), Vector256.Load(p + 5 * xiStride),
                     t + a * 4);
             }
             // Columns: o[i][j] = (A^T t)[i][j].
             for (int j = 0; j < 4; j++)
             {
-                AT(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
+                AT<Lanes8, Vector256<float>>(t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j], col);
                 for (int i = 0; i < 4; i++)
                     o[i * 4 + j] = col[i] + b;
             }
