@@ -3,7 +3,8 @@
 # back) under Linux perf (cpu-clock sampling: a VM exposes no hardware counters), with the .NET JIT's perf map so
 # that the engine's kernels have names, and prints the share of samples of each category below, over all threads.
 # For ONNX Runtime (`ort`), whose native library is stripped, it prints the share of each 64 KB region of
-# libonnxruntime.so instead (its MLAS kernels sit in one or two of them; addresses relative to the library) and of every other library.
+# libonnxruntime.so instead (addresses relative to the library; on the Zen 5 VM 86-93% of ORT's samples fell in two
+# adjacent regions, presumably its MLAS kernels) and of every other library.
 #
 # usage: bench/perf-breakdown.sh model MODEL.safetensors BATCH [SECONDS]
 #        bench/perf-breakdown.sh ort MODEL.onnx BATCH [SECONDS]
@@ -22,7 +23,7 @@
 #   other                   everything else (JIT, graph bookkeeping, ...)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage() { sed -n '7,10p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2; }
+usage() { sed -n '9,11p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 kind=$1; shift
 case "$kind" in
@@ -37,8 +38,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # W^X off: with it on, the JIT's code runs from a second mapping perf cannot match to the perf map.
 DOTNET_TieredCompilation=0 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 \
-  perf record -q -F 2000 -o "$work/perf.data" dotnet "$dll" loop "$kind" "${args[@]}" 2>"$work/record.err" | tee "$work/loop.txt"
-grep -q '^loop ' "$work/loop.txt" || { cat "$work/record.err" >&2; exit 1; }
+  perf record -q -F 2000 -o "$work/perf.data" dotnet "$dll" loop "$kind" "${args[@]}" >"$work/loop.txt" 2>"$work/record.err" || true
+cat "$work/loop.txt"
+grep -q '^loop ' "$work/loop.txt" || { grep -v '^\[ perf record' "$work/record.err" | head -5 >&2; exit 1; }
 perf script -i "$work/perf.data" -F ip,sym,dso 2>/dev/null > "$work/samples.txt" || true
 pid="$(perf script -i "$work/perf.data" -F pid 2>/dev/null | head -1 | tr -d ' ' || true)"
 [ -z "$pid" ] || rm -f "/tmp/perf-$pid.map" "/tmp/perfinfo-$pid.map"

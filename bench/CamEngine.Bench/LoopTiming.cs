@@ -96,7 +96,9 @@ internal static class LoopTiming
         using var w = backend.Upload(Random((long)k * c * kh * kh), k, c, kh, kh);
         using var b = backend.Upload(Random(k), k);
         using var y = backend.Allocate(n, k, s.OH, s.OW);
-        var chosen = form == "auto" ? (ConvForm?)null : Enum.Parse<ConvForm>(form);
+        ConvForm? chosen = form == "auto" ? null
+            : Enum.TryParse<ConvForm>(form, out var f) && Enum.IsDefined(f) ? f
+            : throw new ArgumentException($"FORM must be auto or one of {string.Join(", ", Enum.GetNames<ConvForm>())}, got '{form}'");
         CpuConv.FormOverride = chosen;
         try
         {
