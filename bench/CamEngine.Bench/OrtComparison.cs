@@ -23,7 +23,8 @@ namespace CamEngine.Bench;
 /// --parallel-for: the engine's CPU loops on Parallel.For instead of its spinning workers (<c>CpuParallel</c>).
 /// With one of the profile mode's kernel switches set in the environment (PROFILE_WINOGRAD_PREFETCH=1, ...: see
 /// <see cref="Profile"/>), the forward cell runs again with three sides alternating, the engine with the switch on, with
-/// it off, and ORT, and prints both ratios.
+/// it off, and ORT, and prints both ratios; the switch is left on after it, as the profile mode leaves it, so the cells
+/// after it run with it on.
 /// --ort-profile DIR: then ORT's per-node profile of the same calls, alternating with the engine's forward timed node
 /// by node (<see cref="OrtNodeProfile"/>).
 /// Run: dotnet CamEngine.Bench.dll ort NAME MODEL.onnx MODEL.safetensors [LAYER] [--batches 1,8] [--gap MS] [--smoke] [--ort-profile DIR] [--parallel-for] [--scorecam]
