@@ -18,26 +18,47 @@ namespace CamEngine.Bench;
 /// </summary>
 internal static unsafe class LayerTiming
 {
+    /// <summary>The layer of `layer` and `loop conv` from its six numbers N C K H KH STRIDE: square planes, pad KH/2.</summary>
+    internal static ConvShape Shape(string[] six)
+    {
+        int[] v = six.Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+        int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
+        return new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
+    }
+
+    /// <summary>x, w and b of the layer, uniform in [-1, 1) from <paramref name="rng"/> in that order.</summary>
+    internal static (Tensor X, Tensor W, Tensor B) Operands(Backend backend, ConvShape s, Random rng)
+    {
+        float[] Random(long count) => Enumerable.Range(0, checked((int)count)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var x = backend.Upload(Random((long)s.N * s.C * s.H * s.W), s.N, s.C, s.H, s.W);
+        var w = backend.Upload(Random((long)s.K * s.C * s.KH * s.KW), s.K, s.C, s.KH, s.KW);
+        var b = backend.Upload(Random(s.K), s.K);
+        return (x, w, b);
+    }
+
+    /// <summary>A conv form by its name (<see cref="ConvForm"/>), with the names it takes in the error.</summary>
+    internal static ConvForm ParseForm(string name) =>
+        Enum.TryParse<ConvForm>(name, out var f) && Enum.IsDefined(f) ? f
+        : throw new ArgumentException($"a form is one of {string.Join(", ", Enum.GetNames<ConvForm>())}, got '{name}'");
+
     public static void Run(string[] args)
     {
         if (args.Length < 7)
             throw new ArgumentException("usage: layer N C K H KH STRIDE [FORM,FORM...] [--pool]");
-        int[] v = args[1..7].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
-        int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
-        var s = new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
+        var s = Shape(args[1..7]);
+        int n = s.N, c = s.C, k = s.K, kh = s.KH;
         var forms = new List<ConvForm?> { null };
         bool pooled = args.Skip(7).Contains("--pool");
         var formArgs = args.Skip(7).Where(a => a != "--pool").ToArray();
         if (formArgs.Length > 0)
-            forms.AddRange(formArgs[0].Split(',').Select(f => (ConvForm?)Enum.Parse<ConvForm>(f)));
+            forms.AddRange(formArgs[0].Split(',').Select(f => (ConvForm?)ParseForm(f)));
         // With --pool: the conv, ReLU and a 3x3/2 max pool (pad 1) in one call, as a ResNet stem runs.
         var p = new PoolShape(n, k, s.OH, s.OW, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, false);
         using var backend = Devices.Open("cpu");
-        var rng = new Random(5);
-        float[] Random(long count) => Enumerable.Range(0, checked((int)count)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        using var x = backend.Upload(Random((long)n * c * h * h), n, c, h, h);
-        using var w = backend.Upload(Random((long)k * c * kh * kh), k, c, kh, kh);
-        using var b = backend.Upload(Random(k), k);
+        var (x, w, b) = Operands(backend, s, new Random(5));
+        using var xd = x;
+        using var wd = w;
+        using var bd = b;
         using var y = pooled ? backend.Allocate(n, k, (s.OH - 1) / 2 + 1, (s.OW - 1) / 2 + 1) : backend.Allocate(n, k, s.OH, s.OW);
         var sweep = new float[16 << 20];
         var xm = backend.HostMemory(x)!.Value;
@@ -59,7 +80,7 @@ internal static unsafe class LayerTiming
             else
                 backend.Conv2d(x, w, b, y, s);
         }
-        Console.WriteLine($"layer {c}->{k} {kh}x{kh}/{stride} {h}->{s.OH}{(pooled ? " + ReLU + max pool 3x3/2" : "")} batch {n}, {backend.DeviceDescription}; "
+        Console.WriteLine($"layer {c}->{k} {kh}x{kh}/{s.StrideH} {s.H}->{s.OH}{(pooled ? " + ReLU + max pool 3x3/2" : "")} batch {n}, {backend.DeviceDescription}; "
                           + $"chosen form {CpuConv.ChooseForm(s, CpuSimd.Vector512)}; ms hot / cold / weights cold / after a 100 ms sleep, medians of 40");
         void Sweep()
         {

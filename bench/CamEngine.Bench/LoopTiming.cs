@@ -38,7 +38,7 @@ internal static class LoopTiming
                 Ort(args[2], Int(args[3]), Seconds(args[4]));
                 break;
             case "conv" when args.Length == 10:
-                Conv(args[2..8].Select(Int).ToArray(), args[8], Seconds(args[9]));
+                Conv(LayerTiming.Shape(args[2..8]), args[8], Seconds(args[9]));
                 break;
             default:
                 throw new ArgumentException(Usage);
@@ -87,22 +87,19 @@ internal static class LoopTiming
         });
     }
 
-    private static void Conv(int[] v, string form, double seconds)
+    private static void Conv(ConvShape s, string form, double seconds)
     {
-        int n = v[0], c = v[1], k = v[2], h = v[3], kh = v[4], stride = v[5], pad = kh / 2;
-        var s = new ConvShape(n, c, h, h, k, kh, kh, stride, stride, pad, pad, pad, pad, 1, 1, 1);
         using var backend = Devices.Open("cpu");
-        using var x = backend.Upload(Random((long)n * c * h * h), n, c, h, h);
-        using var w = backend.Upload(Random((long)k * c * kh * kh), k, c, kh, kh);
-        using var b = backend.Upload(Random(k), k);
-        using var y = backend.Allocate(n, k, s.OH, s.OW);
-        ConvForm? chosen = form == "auto" ? null
-            : Enum.TryParse<ConvForm>(form, out var f) && Enum.IsDefined(f) ? f
-            : throw new ArgumentException($"FORM must be auto or one of {string.Join(", ", Enum.GetNames<ConvForm>())}, got '{form}'");
+        var (x, w, b) = LayerTiming.Operands(backend, s, new Random(3));
+        using var xd = x;
+        using var wd = w;
+        using var bd = b;
+        using var y = backend.Allocate(s.N, s.K, s.OH, s.OW);
+        ConvForm? chosen = form == "auto" ? null : LayerTiming.ParseForm(form);
         CpuConv.FormOverride = chosen;
         try
         {
-            Loop($"conv {c}->{k} {kh}x{kh}/{stride} {h}->{s.OH} batch {n}, form {chosen?.ToString() ?? CpuConv.ChooseForm(s, CpuSimd.Vector512) + " (chosen)"}, "
+            Loop($"conv {s.C}->{s.K} {s.KH}x{s.KW}/{s.StrideH} {s.H}->{s.OH} batch {s.N}, form {chosen?.ToString() ?? CpuConv.ChooseForm(s, CpuSimd.Vector512) + " (chosen)"}, "
                  + backend.DeviceDescription, seconds, () =>
             {
                 backend.Conv2d(x, w, b, y, s);
